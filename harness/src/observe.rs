@@ -1,0 +1,1 @@
+//! The kernel's view of sockets (to be written).

@@ -1,0 +1,1 @@
+//! Privileges and namespaces (to be written).

@@ -1,0 +1,1 @@
+//! TCP states by the names the kernel and `ss` use (to be written).
