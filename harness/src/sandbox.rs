@@ -1,1 +1,0 @@
-//! Privileges and namespaces (to be written).
