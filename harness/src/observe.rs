@@ -728,6 +728,27 @@ mod tests {
     }
 
     #[test]
+    fn an_orphaned_fin_wait2_is_listed_with_inode_0() {
+        in_fresh_netns(|| {
+            let listener = listen(V4);
+            let (client, server) = connect(&listener);
+            let (client_side, server_side) = (tuple(&client), tuple(&server));
+            let mut diag = SockDiag::open().unwrap();
+            drop(client);
+            assert_eq!(
+                wait_for(&mut diag, client_side, TcpState::FinWait2),
+                TcpState::FinWait2
+            );
+            assert_eq!(
+                diag.lookup(server_side.0, server_side.1).unwrap(),
+                TcpState::CloseWait
+            );
+            let orphan = diag.find(client_side.0, client_side.1).unwrap().unwrap();
+            assert_eq!(orphan.inode, 0, "kept as a time-wait socket in FIN_WAIT2");
+        });
+    }
+
+    #[test]
     fn an_abort_leaves_no_socket_but_the_peer_fd_says_close() {
         in_fresh_netns(|| {
             let listener = listen(V4);
