@@ -33,6 +33,17 @@
 //!   itself, which still answers CLOSE. "Gone from the kernel's table" is
 //!   therefore not "released by the program".
 //!
+//! - **Cost.** [`SockDiag::find`] and [`SockDiag::lookup`] ask for one
+//!   socket (an exact request): a few microseconds, whatever the table
+//!   holds. A dump ([`SockDiag::tcp_sockets`]) walks the namespace's TCP
+//!   hash table, and a new namespace shares the host's, sized by RAM
+//!   (262144 buckets here): ~450 µs for both families. A namespace created
+//!   from one where `net.ipv4.tcp_child_ehash_entries` is set (e.g. 128)
+//!   gets a private table of that size, and the same dump takes ~30 µs.
+//!   That sysctl belongs to the *parent* namespace and is read at
+//!   `unshare`/`clone` time, so set it in an intermediate namespace, not on
+//!   the host.
+//!
 //! Addresses are reported as the kernel gives them for the socket's family:
 //! an IPv6 socket talking to an IPv4 peer shows `[::ffff:127.0.0.1]:port`.
 //! Lookups compare addresses in their canonical form, so a plain IPv4
@@ -154,9 +165,10 @@ pub struct SocketSnapshot {
 #[derive(Debug)]
 pub struct SockDiag {
     socket: Socket,
-    /// The dump request for `AF_INET` then `AF_INET6`; only the sequence
-    /// number changes between calls.
-    requests: [Vec<u8>; 2],
+    /// The dump requests for `AF_INET` and `AF_INET6` (only their sequence
+    /// number changes between calls), then the request for one socket,
+    /// rewritten by each [`SockDiag::find`].
+    requests: [Vec<u8>; 3],
     buffer: Vec<u8>,
     sequence: u32,
 }
@@ -175,7 +187,11 @@ impl SockDiag {
         socket.connect(&NetlinkAddr::new(0, 0)).map_err(open)?;
         Ok(SockDiag {
             socket,
-            requests: [dump_request(AF_INET), dump_request(AF_INET6)],
+            requests: [
+                request(AF_INET, NLM_F_DUMP, SocketId::new_v4()),
+                request(AF_INET6, NLM_F_DUMP, SocketId::new_v6()),
+                request(AF_INET, 0, SocketId::new_v4()),
+            ],
             buffer: vec![0; RECV_BUFFER_LEN],
             sequence: 0,
         })
@@ -185,8 +201,8 @@ impl SockDiag {
     /// the [module docs](self) for what the kernel lists).
     pub fn tcp_sockets(&mut self) -> Result<Vec<SocketSnapshot>, ObserveError> {
         let mut sockets = Vec::new();
-        for family in [AF_INET, AF_INET6] {
-            self.dump(family, |snapshot| sockets.push(snapshot))?;
+        for query in [Query::DumpV4, Query::DumpV6] {
+            self.exchange(query, |snapshot| sockets.push(snapshot))?;
         }
         Ok(sockets)
     }
@@ -194,42 +210,50 @@ impl SockDiag {
     /// The socket whose local and remote addresses are `local` and `remote`,
     /// or `None` if the kernel lists none.
     ///
-    /// Addresses compare in canonical form (an IPv4 address matches the
-    /// IPv4-mapped address of a dual-stack socket); an IPv6 scope id is not
-    /// compared. A listener is found with the unspecified address and port 0
-    /// as `remote`.
+    /// This asks the kernel for that one socket (an exact sock_diag request,
+    /// not a dump), so it costs the same however many sockets exist.
+    /// Addresses compare in canonical form (an IPv4 address also finds the
+    /// IPv4-mapped address of a dual-stack socket, reported as the kernel
+    /// gives it). A listener is found with its own address and the
+    /// unspecified address and port 0 as `remote`; a wildcard listener is
+    /// not found through a specific local address. An IPv6 link-local
+    /// address needs its scope id, taken from `local` (or else `remote`).
     pub fn find(
         &mut self,
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Result<Option<SocketSnapshot>, ObserveError> {
-        let mut found = None;
-        // Only an AF_INET6 socket can hold a pair of non-mapped IPv6
-        // addresses; an IPv4 pair may sit on either family.
-        let v6_only = [local, remote]
-            .iter()
-            .all(|a| matches!(a.ip().to_canonical(), IpAddr::V6(_)));
-        let families: &[u8] = if v6_only {
-            &[AF_INET6]
-        } else {
-            &[AF_INET, AF_INET6]
+        let (family, source_address, destination_address, interface_id) =
+            match (local.ip().to_canonical(), remote.ip().to_canonical()) {
+                (local @ IpAddr::V4(_), remote @ IpAddr::V4(_)) => (AF_INET, local, remote, 0),
+                (local_ip @ IpAddr::V6(_), remote_ip @ IpAddr::V6(_)) => (
+                    AF_INET6,
+                    local_ip,
+                    remote_ip,
+                    scope_id(local).max(scope_id(remote)),
+                ),
+                // No socket holds an IPv4 and an IPv6 end.
+                _ => return Ok(None),
+            };
+        let socket_id = SocketId {
+            source_port: local.port(),
+            destination_port: remote.port(),
+            source_address,
+            destination_address,
+            interface_id,
+            // INET_DIAG_NOCOOKIE: match by address, not by socket cookie.
+            cookie: [0xff; 8],
         };
-        for &family in families {
-            // The whole dump is read even after a match: a dump left half
-            // read would make the next request fail with EBUSY.
-            self.dump(family, |snapshot| {
-                if found.is_none()
-                    && same_endpoint(snapshot.local, local)
-                    && same_endpoint(snapshot.remote, remote)
-                {
-                    found = Some(snapshot);
-                }
-            })?;
-            if found.is_some() {
-                break;
-            }
-        }
-        Ok(found)
+        let message = request_message(family, 0, socket_id);
+        message.serialize(&mut self.requests[Query::Exact as usize]);
+
+        let mut found = None;
+        self.exchange(Query::Exact, |snapshot| found = Some(snapshot))?;
+        // The kernel's lookup falls back from connections to listeners, so
+        // a listener may answer for a 4-tuple that has no socket.
+        Ok(found.filter(|snapshot| {
+            same_endpoint(snapshot.local, local) && same_endpoint(snapshot.remote, remote)
+        }))
     }
 
     /// The state of the socket with this 4-tuple, or [`TcpState::Gone`] if
@@ -244,15 +268,16 @@ impl SockDiag {
             .map_or(TcpState::Gone, |snapshot| snapshot.state))
     }
 
-    /// Dumps the TCP sockets of one family, calling `each` for every one.
-    fn dump(
+    /// Sends one of the prepared requests and calls `each` for every socket
+    /// of the reply, reading until the reply is complete.
+    fn exchange(
         &mut self,
-        family: u8,
+        query: Query,
         mut each: impl FnMut(SocketSnapshot),
     ) -> Result<(), ObserveError> {
         self.sequence = self.sequence.wrapping_add(1);
         let sequence = self.sequence;
-        let request = &mut self.requests[usize::from(family == AF_INET6)];
+        let request = &mut self.requests[query as usize];
         NetlinkBuffer::new(&mut request[..]).set_sequence_number(sequence);
         retry_eintr(|| self.socket.send(request, 0)).map_err(|source| ObserveError::Io {
             doing: "sending the request",
@@ -275,19 +300,36 @@ impl SockDiag {
             if received == 0 {
                 return Err(ObserveError::malformed("the kernel sent an empty datagram"));
             }
-            if parse_datagram(&buffer[..received], sequence, &mut each)? {
+            if parse_datagram(
+                &buffer[..received],
+                sequence,
+                query == Query::Exact,
+                &mut each,
+            )? {
                 return Ok(());
             }
         }
     }
 }
 
-/// Parses one datagram of a dump reply; `Ok(true)` once `NLMSG_DONE` came.
-/// Messages of another sequence number (left over from an earlier,
-/// interrupted dump) are skipped.
+/// Which prepared request [`SockDiag::exchange`] sends; the value is its
+/// index in `SockDiag::requests`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Query {
+    DumpV4 = 0,
+    DumpV6 = 1,
+    Exact = 2,
+}
+
+/// Parses one datagram of a reply; `Ok(true)` once the reply is complete:
+/// `NLMSG_DONE` for a dump, the one socket or an `NLMSG_ERROR` for an exact
+/// request (whose ENOENT means "no such socket"). Messages of another
+/// sequence number (left over from an earlier, interrupted exchange) are
+/// skipped.
 fn parse_datagram(
     mut data: &[u8],
     sequence: u32,
+    exact: bool,
     each: &mut impl FnMut(SocketSnapshot),
 ) -> Result<bool, ObserveError> {
     while !data.is_empty() {
@@ -297,7 +339,12 @@ fn parse_datagram(
         let payload = message.payload();
         if message.sequence_number() == sequence {
             match message.message_type() {
-                SOCK_DIAG_BY_FAMILY => each(snapshot(payload)?),
+                SOCK_DIAG_BY_FAMILY => {
+                    each(snapshot(payload)?);
+                    if exact {
+                        return Ok(true);
+                    }
+                }
                 NLMSG_DONE => {
                     // A dump that failed midway carries its negative errno
                     // in NLMSG_DONE.
@@ -307,11 +354,20 @@ fn parse_datagram(
                     return Ok(true);
                 }
                 // An acknowledgement (code 0) is harmless; an error ends the
-                // dump.
-                NLMSG_ERROR => match payload.get(..4) {
-                    Some(code) => kernel_errno(code)?,
-                    None => return Err(ObserveError::malformed("truncated NLMSG_ERROR")),
-                },
+                // exchange.
+                NLMSG_ERROR => {
+                    let code = payload
+                        .get(..4)
+                        .ok_or_else(|| ObserveError::malformed("truncated NLMSG_ERROR"))?;
+                    match kernel_errno(code) {
+                        Ok(()) if exact => return Ok(true),
+                        Ok(()) => {}
+                        Err(ObserveError::Kernel {
+                            errno: Errno::ENOENT,
+                        }) if exact => return Ok(true),
+                        Err(e) => return Err(e),
+                    }
+                }
                 NLMSG_NOOP => {}
                 NLMSG_OVERRUN => {
                     return Err(ObserveError::malformed("the kernel reported NLMSG_OVERRUN"));
@@ -384,6 +440,13 @@ fn socket_addr(ip: IpAddr, port: u16, interface: u32) -> SocketAddr {
     }
 }
 
+fn scope_id(address: SocketAddr) -> u32 {
+    match address {
+        SocketAddr::V4(_) => 0,
+        SocketAddr::V6(address) => address.scope_id(),
+    }
+}
+
 fn same_endpoint(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
 }
@@ -397,15 +460,11 @@ fn retry_eintr<T>(mut call: impl FnMut() -> std::io::Result<T>) -> std::io::Resu
     }
 }
 
-/// The serialized dump request for every TCP socket of one family.
-fn dump_request(family: u8) -> Vec<u8> {
+/// A request for the TCP sockets of `family` matching `socket_id`, in every
+/// state; `flags` is `NLM_F_DUMP` for all of them, 0 for one socket.
+fn request_message(family: u8, flags: u16, socket_id: SocketId) -> NetlinkMessage<SockDiagMessage> {
     let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    let socket_id = if family == AF_INET6 {
-        SocketId::new_v6()
-    } else {
-        SocketId::new_v4()
-    };
+    header.flags = NLM_F_REQUEST | flags;
     let mut message = NetlinkMessage::new(
         header,
         SockDiagMessage::InetRequest(InetRequest {
@@ -420,6 +479,12 @@ fn dump_request(family: u8) -> Vec<u8> {
         .into(),
     );
     message.finalize();
+    message
+}
+
+/// [`request_message`], serialized.
+fn request(family: u8, flags: u16, socket_id: SocketId) -> Vec<u8> {
+    let message = request_message(family, flags, socket_id);
     let mut bytes = vec![0; message.buffer_len()];
     message.serialize(&mut bytes);
     bytes
@@ -663,6 +728,27 @@ mod tests {
     }
 
     #[test]
+    fn an_orphaned_fin_wait2_is_listed_with_inode_0() {
+        in_fresh_netns(|| {
+            let listener = listen(V4);
+            let (client, server) = connect(&listener);
+            let (client_side, server_side) = (tuple(&client), tuple(&server));
+            let mut diag = SockDiag::open().unwrap();
+            drop(client);
+            assert_eq!(
+                wait_for(&mut diag, client_side, TcpState::FinWait2),
+                TcpState::FinWait2
+            );
+            assert_eq!(
+                diag.lookup(server_side.0, server_side.1).unwrap(),
+                TcpState::CloseWait
+            );
+            let orphan = diag.find(client_side.0, client_side.1).unwrap().unwrap();
+            assert_eq!(orphan.inode, 0, "kept as a time-wait socket in FIN_WAIT2");
+        });
+    }
+
+    #[test]
     fn an_abort_leaves_no_socket_but_the_peer_fd_says_close() {
         in_fresh_netns(|| {
             let listener = listen(V4);
@@ -818,6 +904,75 @@ mod tests {
     }
 
     #[test]
+    fn find_agrees_with_the_dump_in_every_state() {
+        in_fresh_netns(|| {
+            let listener = listen(V4);
+            let v6_listener = listen(V6);
+            let (_established, _established_server) = connect(&listener);
+            let (half_closed, _close_wait) = connect(&v6_listener);
+            half_closed.shutdown(Shutdown::Write).unwrap();
+            let (closed_first, mut server) = connect(&listener);
+            drop(closed_first);
+            assert_eq!(server.read(&mut [0; 1]).unwrap(), 0);
+            drop(server);
+            let mut diag = SockDiag::open().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(1);
+            let states = |diag: &mut SockDiag| {
+                let mut states: Vec<_> = diag
+                    .tcp_sockets()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.state)
+                    .collect();
+                states.sort_by_key(|s| *s as u8);
+                states
+            };
+            use TcpState::*;
+            let want = [
+                Established,
+                Established,
+                FinWait2,
+                TimeWait,
+                CloseWait,
+                Listen,
+                Listen,
+            ];
+            while states(&mut diag) != want {
+                assert!(
+                    Instant::now() < deadline,
+                    "states stayed {:?}",
+                    states(&mut diag)
+                );
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            for listed in diag.tcp_sockets().unwrap() {
+                let found = diag.find(listed.local, listed.remote).unwrap();
+                assert_eq!(found.as_ref(), Some(&listed));
+            }
+        });
+    }
+
+    #[test]
+    fn a_listener_does_not_answer_for_other_tuples() {
+        in_fresh_netns(|| {
+            let listener = listen(V4);
+            let local = listener.local_addr().unwrap();
+            let wildcard = listen("0.0.0.0");
+            let wildcard_port = wildcard.local_addr().unwrap().port();
+            let mut diag = SockDiag::open().unwrap();
+            let nobody = SocketAddr::from(([127, 0, 0, 1], 1));
+            assert_eq!(diag.lookup(local, nobody).unwrap(), TcpState::Gone);
+            let specific = SocketAddr::from(([127, 0, 0, 1], wildcard_port));
+            let any = unspecified(local.ip());
+            assert_eq!(diag.lookup(specific, any).unwrap(), TcpState::Gone);
+            let wildcard_local = SocketAddr::from(([0, 0, 0, 0], wildcard_port));
+            assert_eq!(diag.lookup(wildcard_local, any).unwrap(), TcpState::Listen);
+            let v6_remote = SocketAddr::from((Ipv6Addr::LOCALHOST, 1));
+            assert_eq!(diag.find(local, v6_remote).unwrap(), None, "mixed families");
+        });
+    }
+
+    #[test]
     fn tcp_info_on_a_non_tcp_fd_is_an_error() {
         let (read, _write) = nix::unistd::pipe().unwrap();
         let err = tcp_info_state(read.as_fd()).unwrap_err();
@@ -845,20 +1000,20 @@ mod tests {
         error[4..6].copy_from_slice(&NLMSG_ERROR.to_ne_bytes());
         error[8..12].copy_from_slice(&7u32.to_ne_bytes());
         error[16..20].copy_from_slice(&(-libc::EINVAL).to_ne_bytes());
-        let err = parse_datagram(&error, 7, &mut |s| seen.push(s)).unwrap_err();
+        let err = parse_datagram(&error, 7, false, &mut |s| seen.push(s)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "sock_diag dump failed: kernel answered errno EINVAL (Invalid argument)"
         );
         // Another sequence number is a leftover and skipped.
-        assert!(!parse_datagram(&error, 8, &mut |s| seen.push(s)).unwrap());
+        assert!(!parse_datagram(&error, 8, false, &mut |s| seen.push(s)).unwrap());
         // NLMSG_DONE with 0 ends the dump.
         let mut done = error.clone();
         done[4..6].copy_from_slice(&NLMSG_DONE.to_ne_bytes());
         done[16..20].copy_from_slice(&0i32.to_ne_bytes());
-        assert!(parse_datagram(&done, 7, &mut |s| seen.push(s)).unwrap());
+        assert!(parse_datagram(&done, 7, false, &mut |s| seen.push(s)).unwrap());
         // A truncated header or entry is malformed.
-        let err = parse_datagram(&done[..10], 7, &mut |s| seen.push(s)).unwrap_err();
+        let err = parse_datagram(&done[..10], 7, false, &mut |s| seen.push(s)).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with("malformed sock_diag reply: bad netlink header"),
@@ -866,10 +1021,24 @@ mod tests {
         );
         let mut short = done.clone();
         short[4..6].copy_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-        let err = parse_datagram(&short, 7, &mut |s| seen.push(s)).unwrap_err();
+        let err = parse_datagram(&short, 7, false, &mut |s| seen.push(s)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "malformed sock_diag reply: an inet_diag_msg of 4 bytes, expected at least 72"
+        );
+        // An exact request's ENOENT is "no such socket"; a dump's is an error.
+        let mut enoent = error.clone();
+        enoent[16..20].copy_from_slice(&(-libc::ENOENT).to_ne_bytes());
+        assert!(parse_datagram(&enoent, 7, true, &mut |s| seen.push(s)).unwrap());
+        let err = parse_datagram(&enoent, 7, false, &mut |s| seen.push(s)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ObserveError::Kernel {
+                    errno: Errno::ENOENT
+                }
+            ),
+            "{err:?}"
         );
         assert!(seen.is_empty());
     }
@@ -886,23 +1055,32 @@ mod tests {
         );
     }
 
-    /// How long one dump of a namespace with three sockets takes, against
-    /// spawning `ss -tan`. Run with
+    /// How long one dump and one lookup take in a namespace with three
+    /// sockets, against spawning `ss -tan`, in a namespace sharing the host's
+    /// TCP hash table (the default) and in one with a private 128-bucket
+    /// table (`net.ipv4.tcp_child_ehash_entries` set in an intermediate
+    /// namespace). Run with
     /// `cargo test --release -p hangup --lib -- --ignored --nocapture dump_timing`.
     #[test]
     #[ignore = "a measurement, not a test"]
     fn dump_timing() {
-        in_fresh_netns(|| {
+        fn measure(label: &str) {
             let listener = listen(V4);
-            let _pair = connect(&listener);
+            let (client, _server) = connect(&listener);
+            let (local, remote) = tuple(&client);
             let mut diag = SockDiag::open().unwrap();
             assert_eq!(diag.tcp_sockets().unwrap().len(), 3);
-            let rounds = 20_000;
+            let rounds = 5_000;
             let start = Instant::now();
             for _ in 0..rounds {
                 std::hint::black_box(diag.tcp_sockets().unwrap());
             }
             let dump = start.elapsed() / rounds;
+            let start = Instant::now();
+            for _ in 0..rounds {
+                std::hint::black_box(diag.lookup(local, remote).unwrap());
+            }
+            let lookup = start.elapsed() / rounds;
             let spawns = 50;
             let start = Instant::now();
             for _ in 0..spawns {
@@ -914,10 +1092,19 @@ mod tests {
             }
             let ss = start.elapsed() / spawns;
             println!(
-                "tcp_sockets() with 3 sockets: {dump:?} per call (mean of {rounds}); \
-                 `ss -tan` spawn: {ss:?} (mean of {spawns}); ratio {:.0}x",
+                "{label}: tcp_sockets() {dump:?}, lookup() {lookup:?} (means of {rounds}); \
+                 `ss -tan` {ss:?} (mean of {spawns}); ss/tcp_sockets {:.0}x",
                 ss.as_secs_f64() / dump.as_secs_f64()
             );
-        });
+        }
+        in_fresh_netns(|| measure("shared hash table"));
+        std::thread::spawn(|| {
+            unshare(CloneFlags::CLONE_NEWNET).unwrap();
+            std::fs::write("/proc/sys/net/ipv4/tcp_child_ehash_entries", "128").unwrap();
+            enter_fresh_netns();
+            measure("private 128-bucket hash table");
+        })
+        .join()
+        .unwrap();
     }
 }
