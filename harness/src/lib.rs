@@ -2,6 +2,15 @@
 //!
 //! (crate docs come with the runner)
 
-pub mod sandbox;
-pub mod tcp_state;
+pub mod bench;
+pub mod cli;
+pub mod errno;
 pub mod observe;
+pub mod peer;
+pub mod report;
+pub mod runner;
+pub mod sandbox;
+pub mod side;
+pub mod suite;
+pub mod tcp_state;
+pub mod verdict;

@@ -1,1 +1,5 @@
-fn main(){}
+//! The `hangup` command line; everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    hangup::cli::main()
+}

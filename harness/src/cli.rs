@@ -1,0 +1,204 @@
+//! The `hangup` command: `run`, `check`, `schema`, `bench`.
+//!
+//! Flags are parsed by clap into [`Cli`], then each command turns them into
+//! the library's own types; `main.rs` only calls [`main`]. Exit codes: 0 when
+//! every case passed (or every suite is valid), 1 when a case failed, 2 when
+//! a suite is invalid or the harness could not run at all.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::report::{self, CaseReport, CaseStatus};
+use crate::runner::{self, RunOptions};
+
+/// Integration tests for what a server does when a client hangs up.
+#[derive(Debug, Parser)]
+#[command(name = "hangup", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run suites (files, or folders searched for *.toml).
+    Run {
+        /// Suite files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Write JUnit XML here (atomically).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+        /// Write every case's report as JSON here (atomically).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Run only cases whose `<suite>::<case>` name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Cases run at once (each on its own thread and namespace).
+        #[arg(long, short = 'j', default_value_t = default_jobs())]
+        jobs: usize,
+        /// Keep every case's artifact folder, not only failing ones.
+        #[arg(long)]
+        keep_artifacts: bool,
+        /// Where artifact folders go (default: the system temp dir).
+        #[arg(long, value_name = "DIR")]
+        artifacts: Option<PathBuf>,
+        /// Also run cases marked `ignore`.
+        #[arg(long)]
+        include_ignored: bool,
+    },
+    /// Validate suites without running them.
+    Check {
+        /// Suite files or folders.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
+    /// Print the JSON Schema of the suite format.
+    Schema,
+    /// Measure the harness's overhead (see the README for the figures).
+    Bench {
+        /// How many no-wait cases the throughput run takes.
+        #[arg(long, default_value_t = 1000)]
+        cases: usize,
+    },
+}
+
+/// Cases spend most of their time waiting on timers, so twice the cores.
+fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+}
+
+/// Runs the command line; the whole of `hangup`'s `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Before any thread exists: the runner and tokio start threads later.
+    if matches!(cli.command, Command::Run { .. } | Command::Bench { .. }) {
+        if let Err(err) = crate::sandbox::enter_user_namespace() {
+            eprintln!("hangup: {err}");
+            return ExitCode::from(2);
+        }
+    }
+    match cli.command {
+        Command::Run {
+            paths,
+            junit,
+            json,
+            filter,
+            jobs,
+            keep_artifacts,
+            artifacts,
+            include_ignored,
+        } => {
+            let options = RunOptions {
+                keep_artifacts,
+                artifact_root: artifacts,
+            };
+            run(
+                &paths,
+                junit,
+                json,
+                filter.as_deref(),
+                jobs,
+                include_ignored,
+                &options,
+            )
+        }
+        Command::Check { paths } => check(&paths),
+        Command::Schema => {
+            println!("{}", crate::suite::schema::json_schema());
+            ExitCode::SUCCESS
+        }
+        Command::Bench { cases } => crate::bench::run(cases),
+    }
+}
+
+fn run(
+    paths: &[PathBuf],
+    junit: Option<PathBuf>,
+    json: Option<PathBuf>,
+    filter: Option<&str>,
+    jobs: usize,
+    include_ignored: bool,
+    options: &RunOptions,
+) -> ExitCode {
+    let (mut suites, errors) = runner::load_suites(paths);
+    if !errors.is_empty() {
+        for err in &errors {
+            eprintln!("{err}");
+        }
+        eprintln!("hangup: {} suite(s) invalid; nothing was run", errors.len());
+        return ExitCode::from(2);
+    }
+    if let Some(filter) = filter {
+        for suite in &mut suites {
+            let name = suite.name.clone();
+            suite
+                .cases
+                .retain(|case| format!("{name}::{}", case.name).contains(filter));
+        }
+    }
+    let total: usize = suites.iter().map(|s| s.cases.len()).sum();
+    println!("running {total} cases");
+    let print = |report: &CaseReport| {
+        let word = match report.status {
+            CaseStatus::Passed => "ok",
+            CaseStatus::Failed(_) => "FAILED",
+            CaseStatus::Ignored { .. } => "ignored",
+        };
+        println!(
+            "case {} ... {word} ({})",
+            report.name,
+            crate::verdict::millis(report.duration)
+        );
+    };
+    let reports = runner::run_all(&suites, options, jobs, include_ignored, &print);
+    let failed: Vec<&CaseReport> = reports.iter().filter(|r| r.failure().is_some()).collect();
+    if !failed.is_empty() {
+        println!("\nfailures:\n");
+        for report in &failed {
+            println!("{}", report.render_failure());
+        }
+    }
+    let mut code = if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    for (path, write) in [
+        (
+            junit,
+            report::write_junit as fn(&std::path::Path, &[CaseReport]) -> std::io::Result<()>,
+        ),
+        (json, report::write_json),
+    ] {
+        if let Some(path) = path {
+            if let Err(err) = write(&path, &reports) {
+                eprintln!("hangup: failed to write {}: {err}", path.display());
+                code = ExitCode::from(2);
+            }
+        }
+    }
+    println!("\n{}", report::summary_line(&reports));
+    code
+}
+
+fn check(paths: &[PathBuf]) -> ExitCode {
+    let (suites, errors) = runner::load_suites(paths);
+    for err in &errors {
+        eprintln!("{err}");
+    }
+    let cases: usize = suites.iter().map(|s| s.cases.len()).sum();
+    println!(
+        "{} suite(s) valid with {cases} case(s), {} invalid",
+        suites.len(),
+        errors.len()
+    );
+    if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
+}

@@ -1,0 +1,423 @@
+//! Scripted TCP peers: the harness's own client and server.
+//!
+//! A [`Peer`] is one side's sockets (a listener, one connection) and the
+//! calls a script makes on them. Every call returns a [`CallResult`]: the
+//! outcome as the kernel gave it (bytes, EOF, or the errno by name) and the
+//! bytes moved; the runner stamps it with start and end times.
+//!
+//! Peers run on tokio, on the current-thread runtime of their case's own OS
+//! thread, so every socket is created inside the case's network namespace.
+//! Timeouts are tokio timers around one call, reported with the errno the
+//! kernel gives for the matching socket option: EAGAIN for a read or write
+//! under `SO_RCVTIMEO`/`SO_SNDTIMEO`, EINPROGRESS for a connect under
+//! `SO_SNDTIMEO`. Nothing else is synthesized: EPIPE, ECONNRESET, EOF and
+//! ECONNREFUSED come from the syscalls themselves.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::time::Duration;
+
+use nix::sys::socket::{self as sock, sockopt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+use crate::errno::Errno;
+use crate::side::Side;
+use crate::suite::{Action, How, Outcome, Payload, SocketOptions, Until};
+
+/// How one call ended and how many bytes it moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CallResult {
+    /// Ok, EOF, or the errno.
+    pub outcome: Outcome,
+    /// Bytes written or read by this call (for `recv_until`, in total).
+    pub bytes: u64,
+}
+
+impl CallResult {
+    fn ok(bytes: u64) -> CallResult {
+        CallResult {
+            outcome: Outcome::Ok,
+            bytes,
+        }
+    }
+
+    fn errno(errno: Errno, bytes: u64) -> CallResult {
+        CallResult {
+            outcome: Outcome::Errno(errno),
+            bytes,
+        }
+    }
+
+    fn from_io(err: &io::Error, bytes: u64) -> CallResult {
+        // An error without a socket errno would be a harness bug; EINVAL says so
+        // without inventing a network event.
+        CallResult::errno(
+            Errno::from_io(err).unwrap_or_else(|| errno(nix::libc::EINVAL)),
+            bytes,
+        )
+    }
+}
+
+fn errno(raw: i32) -> Errno {
+    Errno::from_raw(raw).unwrap_or_else(|| unreachable!("errno {raw} is in the known set"))
+}
+
+/// One side's sockets and the options waiting for the next one.
+#[derive(Debug)]
+pub struct Peer {
+    side: Side,
+    listener: Option<TcpListener>,
+    conn: Option<TcpStream>,
+    /// Options set before a socket exists; applied to the next one made.
+    pending: SocketOptions,
+    /// The connection's (local, remote) addresses, kept after close: a
+    /// closed socket in TIME_WAIT or FIN_WAIT2 is still the side's socket.
+    tuple: Option<(SocketAddr, SocketAddr)>,
+}
+
+impl Peer {
+    /// A side with no sockets yet.
+    pub fn new(side: Side) -> Peer {
+        Peer {
+            side,
+            listener: None,
+            conn: None,
+            pending: SocketOptions::default(),
+            tuple: None,
+        }
+    }
+
+    /// Which side this is.
+    pub fn side(&self) -> Side {
+        self.side
+    }
+
+    /// The connection's (local, remote) addresses, once there was one.
+    pub fn tuple(&self) -> Option<(SocketAddr, SocketAddr)> {
+        self.tuple
+    }
+
+    /// The connection's fd while this side still holds it.
+    pub fn conn_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.conn.as_ref().map(AsFd::as_fd)
+    }
+
+    /// The listener's address while it is open.
+    pub fn listener_addr(&self) -> Option<SocketAddr> {
+        self.listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
+    /// Performs a socket action. Actions that are not socket calls
+    /// (`sleep`, `mark`, `wait`, `state`) are the runner's, not a peer's.
+    pub async fn perform(&mut self, action: &Action) -> CallResult {
+        match action {
+            Action::Listen { addr, backlog } => self.listen(*addr, *backlog),
+            Action::Accept { timeout } => self.accept(*timeout).await,
+            Action::Connect {
+                addr,
+                timeout,
+                from,
+            } => self.connect(*addr, *timeout, *from).await,
+            Action::Send { payload, timeout } => self.send(payload, *timeout).await,
+            Action::Recv { max, timeout } => self.recv(*max, *timeout).await,
+            Action::RecvUntil { until, timeout } => self.recv_until(until, *timeout).await,
+            Action::Shutdown(how) => self.shutdown(*how),
+            Action::Close => self.close(false).await,
+            Action::Abort => self.close(true).await,
+            Action::Set(options) => self.set(options),
+            Action::Sleep(_) | Action::Mark(_) | Action::Wait { .. } | Action::State { .. } => {
+                unreachable!("the runner performs `{}` itself", action.keyword())
+            }
+        }
+    }
+
+    fn new_socket(&mut self, addr: SocketAddr) -> io::Result<TcpSocket> {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        apply_options(&socket, &std::mem::take(&mut self.pending))?;
+        Ok(socket)
+    }
+
+    fn listen(&mut self, addr: SocketAddr, backlog: u32) -> CallResult {
+        let result = self.new_socket(addr).and_then(|socket| {
+            socket.set_reuseaddr(true)?;
+            socket.bind(addr)?;
+            socket.listen(backlog)
+        });
+        match result {
+            Ok(listener) => {
+                self.listener = Some(listener);
+                CallResult::ok(0)
+            }
+            Err(err) => CallResult::from_io(&err, 0),
+        }
+    }
+
+    async fn accept(&mut self, timeout: Option<Duration>) -> CallResult {
+        let Some(listener) = &self.listener else {
+            return CallResult::errno(errno(nix::libc::EINVAL), 0);
+        };
+        match with_timeout(timeout, listener.accept()).await {
+            None => CallResult::errno(errno(nix::libc::EAGAIN), 0),
+            Some(Err(err)) => CallResult::from_io(&err, 0),
+            Some(Ok((stream, remote))) => {
+                self.tuple = stream.local_addr().ok().map(|local| (local, remote));
+                self.conn = Some(stream);
+                CallResult::ok(0)
+            }
+        }
+    }
+
+    async fn connect(
+        &mut self,
+        addr: SocketAddr,
+        timeout: Option<Duration>,
+        from: Option<u16>,
+    ) -> CallResult {
+        let socket = match self.new_socket(addr) {
+            Ok(socket) => socket,
+            Err(err) => return CallResult::from_io(&err, 0),
+        };
+        // Learn the local port before the SYN leaves, so a connect that never
+        // completes (SYN_SENT) can still be found in the kernel's table.
+        let local = SocketAddr::new(addr.ip(), from.unwrap_or(0));
+        if let Err(err) = socket.bind(local) {
+            return CallResult::from_io(&err, 0);
+        }
+        if let Ok(local) = socket.local_addr() {
+            self.tuple = Some((local, addr));
+        }
+        match with_timeout(timeout, socket.connect(addr)).await {
+            None => CallResult::errno(errno(nix::libc::EINPROGRESS), 0),
+            Some(Err(err)) => CallResult::from_io(&err, 0),
+            Some(Ok(stream)) => {
+                self.tuple = stream.local_addr().ok().map(|local| (local, addr));
+                self.conn = Some(stream);
+                CallResult::ok(0)
+            }
+        }
+    }
+
+    async fn send(&mut self, payload: &Payload, timeout: Option<Duration>) -> CallResult {
+        let Some(conn) = &mut self.conn else {
+            return not_connected(self.tuple.is_some());
+        };
+        let bytes = payload_bytes(payload);
+        let mut written = 0usize;
+        let write_all = async {
+            while written < bytes.len() {
+                match conn.write(&bytes[written..]).await {
+                    Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                    Ok(n) => written += n,
+                    Err(err) => return Err(err),
+                }
+            }
+            Ok(())
+        };
+        match with_timeout(timeout, write_all).await {
+            None => CallResult::errno(errno(nix::libc::EAGAIN), written as u64),
+            Some(Err(err)) => CallResult::from_io(&err, written as u64),
+            Some(Ok(())) => CallResult::ok(written as u64),
+        }
+    }
+
+    async fn recv(&mut self, max: usize, timeout: Option<Duration>) -> CallResult {
+        let Some(conn) = &mut self.conn else {
+            return not_connected(self.tuple.is_some());
+        };
+        let mut buf = vec![0u8; max];
+        match with_timeout(timeout, conn.read(&mut buf)).await {
+            None => CallResult::errno(errno(nix::libc::EAGAIN), 0),
+            Some(Err(err)) => CallResult::from_io(&err, 0),
+            Some(Ok(0)) => CallResult {
+                outcome: Outcome::Eof,
+                bytes: 0,
+            },
+            Some(Ok(n)) => CallResult::ok(n as u64),
+        }
+    }
+
+    async fn recv_until(&mut self, until: &Until, timeout: Option<Duration>) -> CallResult {
+        let Some(conn) = &mut self.conn else {
+            return not_connected(self.tuple.is_some());
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        // Only the tail that could hold a pattern split across reads is kept.
+        let mut tail: Vec<u8> = Vec::new();
+        loop {
+            match with_timeout(timeout, conn.read(&mut buf)).await {
+                None => return CallResult::errno(errno(nix::libc::EAGAIN), total),
+                Some(Err(err)) => return CallResult::from_io(&err, total),
+                Some(Ok(0)) => {
+                    return CallResult {
+                        outcome: Outcome::Eof,
+                        bytes: total,
+                    };
+                }
+                Some(Ok(n)) => {
+                    total += n as u64;
+                    match until {
+                        Until::Bytes(want) if total >= *want => return CallResult::ok(total),
+                        Until::Pattern(pattern) => {
+                            tail.extend_from_slice(&buf[..n]);
+                            let needle = pattern.as_bytes();
+                            if tail.windows(needle.len()).any(|w| w == needle) {
+                                return CallResult::ok(total);
+                            }
+                            let keep = needle.len().saturating_sub(1);
+                            let drop = tail.len().saturating_sub(keep);
+                            tail.drain(..drop);
+                        }
+                        Until::Bytes(_) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    fn shutdown(&mut self, how: How) -> CallResult {
+        let Some(conn) = &self.conn else {
+            return not_connected(self.tuple.is_some());
+        };
+        let how = match how {
+            How::Read => sock::Shutdown::Read,
+            How::Write => sock::Shutdown::Write,
+            How::Both => sock::Shutdown::Both,
+        };
+        match sock::shutdown(std::os::fd::AsRawFd::as_raw_fd(conn), how) {
+            Ok(()) => CallResult::ok(0),
+            Err(err) => CallResult::errno(
+                Errno::from_raw(err as i32).unwrap_or_else(|| errno(nix::libc::EINVAL)),
+                0,
+            ),
+        }
+    }
+
+    /// `close(2)` of the connection (and the listener, which no step needs
+    /// after the side closes). With `abort`, `SO_LINGER {on, 0}` first.
+    async fn close(&mut self, abort: bool) -> CallResult {
+        self.listener = None;
+        let Some(conn) = self.conn.take() else {
+            return not_connected(self.tuple.is_some());
+        };
+        if abort {
+            let zero = nix::libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            if let Err(err) = sock::setsockopt(&conn, sockopt::Linger, &zero) {
+                self.conn = Some(conn);
+                return CallResult::errno(
+                    Errno::from_raw(err as i32).unwrap_or_else(|| errno(nix::libc::EINVAL)),
+                    0,
+                );
+            }
+        }
+        let lingering = sock::getsockopt(&conn, sockopt::Linger)
+            .is_ok_and(|l| l.l_onoff != 0 && l.l_linger > 0);
+        match conn.into_std() {
+            // A lingering close blocks in the kernel until the data is
+            // acknowledged or the time runs out, even on a non-blocking socket:
+            // run it off the runtime so the other side's script goes on.
+            Ok(std) if lingering => match tokio::task::spawn_blocking(move || drop(std)).await {
+                Ok(()) => CallResult::ok(0),
+                Err(_) => CallResult::errno(errno(nix::libc::EINTR), 0),
+            },
+            Ok(std) => {
+                drop(std);
+                CallResult::ok(0)
+            }
+            Err(err) => CallResult::from_io(&err, 0),
+        }
+    }
+
+    fn set(&mut self, options: &SocketOptions) -> CallResult {
+        let result = match (&self.conn, &self.listener) {
+            (Some(conn), _) => apply_options(conn, options),
+            (None, Some(listener)) => apply_options(listener, options),
+            (None, None) => {
+                merge_options(&mut self.pending, options);
+                Ok(())
+            }
+        };
+        match result {
+            Ok(()) => CallResult::ok(0),
+            Err(err) => CallResult::from_io(&err, 0),
+        }
+    }
+}
+
+/// ENOTCONN before a connection exists; EBADF once this side closed it.
+fn not_connected(had_one: bool) -> CallResult {
+    CallResult::errno(
+        errno(if had_one {
+            nix::libc::EBADF
+        } else {
+            nix::libc::ENOTCONN
+        }),
+        0,
+    )
+}
+
+async fn with_timeout<F: std::future::Future>(
+    timeout: Option<Duration>,
+    fut: F,
+) -> Option<F::Output> {
+    match timeout {
+        Some(limit) => tokio::time::timeout(limit, fut).await.ok(),
+        None => Some(fut.await),
+    }
+}
+
+/// A payload's bytes; filler is a repeating alphabet so captures stay legible.
+fn payload_bytes(payload: &Payload) -> Vec<u8> {
+    match payload {
+        Payload::Text { text, repeat } => text.repeat(*repeat).into_bytes(),
+        Payload::Size(n) => (0..*n).map(|i| b'a' + (i % 26) as u8).collect(),
+    }
+}
+
+fn merge_options(into: &mut SocketOptions, from: &SocketOptions) {
+    into.linger = from.linger.or(into.linger);
+    into.nodelay = from.nodelay.or(into.nodelay);
+    into.keepalive = from.keepalive.or(into.keepalive);
+    into.rcvbuf = from.rcvbuf.or(into.rcvbuf);
+    into.sndbuf = from.sndbuf.or(into.sndbuf);
+}
+
+fn apply_options(fd: &impl AsFd, options: &SocketOptions) -> io::Result<()> {
+    let fd = fd.as_fd();
+    let to_io = |err: nix::errno::Errno| io::Error::from_raw_os_error(err as i32);
+    if let Some(linger) = options.linger {
+        let value = match linger {
+            None => nix::libc::linger {
+                l_onoff: 0,
+                l_linger: 0,
+            },
+            Some(d) => nix::libc::linger {
+                l_onoff: 1,
+                l_linger: i32::try_from(d.as_secs()).unwrap_or(i32::MAX),
+            },
+        };
+        sock::setsockopt(&fd, sockopt::Linger, &value).map_err(to_io)?;
+    }
+    if let Some(on) = options.nodelay {
+        sock::setsockopt(&fd, sockopt::TcpNoDelay, &on).map_err(to_io)?;
+    }
+    if let Some(on) = options.keepalive {
+        sock::setsockopt(&fd, sockopt::KeepAlive, &on).map_err(to_io)?;
+    }
+    if let Some(size) = options.rcvbuf {
+        sock::setsockopt(&fd, sockopt::RcvBuf, &size).map_err(to_io)?;
+    }
+    if let Some(size) = options.sndbuf {
+        sock::setsockopt(&fd, sockopt::SndBuf, &size).map_err(to_io)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,115 @@
+//! The timeline of one case: calls and kernel states on both sides, in
+//! time order, rendered as two columns (client left, server right).
+
+use std::time::Duration;
+
+use crate::peer::CallResult;
+use crate::side::Side;
+use crate::suite::Outcome;
+use crate::tcp_state::TcpState;
+use crate::verdict::millis;
+
+/// Everything that happened in a case, in the order it was recorded.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Timeline {
+    /// The events, oldest first.
+    pub events: Vec<Event>,
+}
+
+/// One thing that happened, and when (from the start of the case).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Event {
+    /// Time since the case's scripts started.
+    pub at: Duration,
+    /// Whose event; `None` for the case as a whole.
+    pub side: Option<Side>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum EventKind {
+    /// A socket call a script made, with its result.
+    Call {
+        /// 1-based step number in the side's script.
+        step: usize,
+        /// The call, e.g. `send 1000 bytes`.
+        action: String,
+        /// How long the call took.
+        took: Duration,
+        /// How it ended.
+        result: CallResult,
+    },
+    /// A kernel state read for the side's connection.
+    State {
+        /// The state.
+        state: TcpState,
+        /// Where it came from: `sock_diag`, or `TCP_INFO` on a socket the
+        /// kernel no longer lists but the side still holds.
+        source: String,
+    },
+    /// Anything else worth a line (setup, sleeps, marks, the deadline).
+    Note {
+        /// The text.
+        text: String,
+    },
+}
+
+impl Timeline {
+    /// Adds an event.
+    pub fn push(&mut self, at: Duration, side: Option<Side>, kind: EventKind) {
+        self.events.push(Event { at, side, kind });
+    }
+
+    /// Renders the timeline in two columns, client left, server right.
+    pub fn render(&self) -> String {
+        const WIDTH: usize = 46;
+        let mut out = format!("{:>9}  {:<WIDTH$}  {}\n", "ms", "client", "server");
+        for event in &self.events {
+            let text = event.kind.describe();
+            let ms = format!("{:.1}", event.at.as_secs_f64() * 1000.0);
+            let line = match event.side {
+                Some(Side::Client) => format!("{ms:>9}  {text}"),
+                Some(Side::Server) => format!("{ms:>9}  {:<WIDTH$}  {text}", ""),
+                None => format!("{ms:>9}  -- {text}"),
+            };
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl EventKind {
+    /// One line for the timeline.
+    pub fn describe(&self) -> String {
+        match self {
+            EventKind::Call {
+                step,
+                action,
+                took,
+                result,
+            } => {
+                let outcome = match result.outcome {
+                    Outcome::Ok if result.bytes > 0 => format!("{} B", result.bytes),
+                    Outcome::Ok => "ok".to_string(),
+                    Outcome::Eof if result.bytes > 0 => format!("EOF after {} B", result.bytes),
+                    Outcome::Eof => "EOF".to_string(),
+                    Outcome::Errno(errno) if result.bytes > 0 => {
+                        format!("{} after {} B", errno.name(), result.bytes)
+                    }
+                    Outcome::Errno(errno) => errno.name().to_string(),
+                };
+                format!("#{step} {action} -> {outcome} ({})", millis(*took))
+            }
+            EventKind::State { state, source } if source == "sock_diag" => {
+                format!("[{}]", state.name())
+            }
+            EventKind::State { state, source } => format!("[{}] via {source}", state.name()),
+            EventKind::Note { text } => text.clone(),
+        }
+    }
+}

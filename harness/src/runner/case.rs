@@ -1,0 +1,346 @@
+//! Running one case on its own thread: namespace, scripts, verdicts.
+//!
+//! Everything here runs on the case's fresh OS thread, inside the network
+//! namespace that thread created, on a current-thread tokio runtime: both
+//! sides' scripts are futures on that one runtime, so they share state
+//! through `RefCell`s without locks, and every socket they make is in the
+//! case's namespace. A script stops at its first failed expectation, which
+//! stops the case.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+
+use crate::observe::{self, SockDiag};
+use crate::peer::{CallResult, Peer};
+use crate::report::{CaseStatus, EventKind, Failure, StepRef, Timeline};
+use crate::sandbox::CaseNamespace;
+use crate::side::Side;
+use crate::suite::{Action, Case, Script, Step};
+use crate::tcp_state::TcpState;
+use crate::verdict::{self, Mismatch};
+
+/// How often a `within` state check samples the kernel. Short enough to
+/// catch a 1 ms FIN_WAIT1, cheap because a sock_diag dump of a fresh
+/// namespace costs microseconds.
+const POLL_INTERVAL: Duration = Duration::from_millis(2);
+
+/// What one side has made public for the other side's state checks.
+#[derive(Debug, Clone, Copy, Default)]
+struct Published {
+    tuple: Option<(SocketAddr, SocketAddr)>,
+    /// The connection's fd while the side holds it, for `TCP_INFO`.
+    fd: Option<RawFd>,
+}
+
+struct Ctx<'a> {
+    case: &'a Case,
+    start: Instant,
+    timeline: RefCell<Timeline>,
+    diag: RefCell<SockDiag>,
+    published: RefCell<[Published; 2]>,
+    marks: RefCell<HashSet<String>>,
+    marked: Notify,
+    /// The step each side is on, for the deadline message.
+    progress: [Cell<Option<usize>>; 2],
+}
+
+fn slot(side: Side) -> usize {
+    match side {
+        Side::Client => 0,
+        Side::Server => 1,
+    }
+}
+
+/// Runs the case to its end or its deadline; returns how it ended and the
+/// timeline. Call on the case's own fresh thread, inside a current-thread
+/// runtime.
+pub(crate) async fn execute(case: &Case) -> (CaseStatus, Timeline) {
+    let start = Instant::now();
+    let setup = async {
+        let namespace = CaseNamespace::create().await.map_err(|e| e.to_string())?;
+        for (key, value) in &case.sysctls {
+            namespace
+                .set_sysctl(key, value)
+                .map_err(|e| e.to_string())?;
+        }
+        let diag = SockDiag::open().map_err(|e| e.to_string())?;
+        Ok::<_, String>((namespace, diag))
+    };
+    let (_namespace, diag) = match setup.await {
+        Ok(parts) => parts,
+        Err(why) => {
+            let failure = Failure {
+                summary: format!("failed to set up the case: {why}"),
+                step: None,
+                mismatch: None,
+                at: start.elapsed(),
+            };
+            return (CaseStatus::Failed(failure), Timeline::default());
+        }
+    };
+    let ctx = Ctx {
+        case,
+        start: Instant::now(),
+        timeline: RefCell::new(Timeline::default()),
+        diag: RefCell::new(diag),
+        published: RefCell::new([Published::default(); 2]),
+        marks: RefCell::new(HashSet::new()),
+        marked: Notify::new(),
+        progress: [Cell::new(None), Cell::new(None)],
+    };
+    let scripts = async {
+        match case.scripts.as_slice() {
+            [one] => run_script(&ctx, one).await,
+            [a, b] => tokio::try_join!(run_script(&ctx, a), run_script(&ctx, b)).map(|_| ()),
+            _ => Ok(()),
+        }
+    };
+    let status = match tokio::time::timeout(case.deadline, scripts).await {
+        Ok(Ok(())) => CaseStatus::Passed,
+        Ok(Err(failure)) => CaseStatus::Failed(failure),
+        Err(_) => CaseStatus::Failed(overrun(&ctx)),
+    };
+    let mut timeline = ctx.timeline.into_inner();
+    // Calls are recorded when they end but stamped when they began.
+    timeline.events.sort_by_key(|e| e.at);
+    (status, timeline)
+}
+
+/// The deadline failure: what each side was doing when time ran out.
+fn overrun(ctx: &Ctx<'_>) -> Failure {
+    let mut waiting = Vec::new();
+    for script in &ctx.case.scripts {
+        match ctx.progress[slot(script.side)].get() {
+            Some(i) => waiting.push(format!(
+                "{} was at step {} `{}` ({})",
+                script.side,
+                i + 1,
+                script.steps[i].source,
+                script.steps[i].location
+            )),
+            None => waiting.push(format!("{} had finished its script", script.side)),
+        }
+    }
+    let at = ctx.start.elapsed();
+    ctx.timeline.borrow_mut().push(
+        at,
+        None,
+        EventKind::Note {
+            text: "case deadline passed".into(),
+        },
+    );
+    Failure {
+        summary: format!(
+            "the case overran its deadline of {}: {}",
+            verdict::millis(ctx.case.deadline),
+            waiting.join("; ")
+        ),
+        step: None,
+        mismatch: None,
+        at,
+    }
+}
+
+async fn run_script(ctx: &Ctx<'_>, script: &Script) -> Result<(), Failure> {
+    let side = script.side;
+    let mut peer = Peer::new(side);
+    for (index, step) in script.steps.iter().enumerate() {
+        ctx.progress[slot(side)].set(Some(index));
+        let fail = |mismatch: Option<Mismatch>, what: String| {
+            let at = ctx.start.elapsed();
+            let summary = format!(
+                "{side} step {} `{}` at {}: {what}",
+                index + 1,
+                step.source,
+                step.location
+            );
+            let step = StepRef {
+                side,
+                index: index + 1,
+                location: step.location.to_string(),
+                source: step.source.clone(),
+            };
+            Failure {
+                summary,
+                step: Some(step),
+                mismatch,
+                at,
+            }
+        };
+        match &step.action {
+            Action::Sleep(d) => tokio::time::sleep(*d).await,
+            Action::Mark(label) => {
+                ctx.marks.borrow_mut().insert(label.clone());
+                ctx.marked.notify_waiters();
+                note(ctx, side, format!("mark {label:?}"));
+            }
+            Action::Wait { label, timeout } => {
+                if !wait_for_mark(ctx, label, *timeout).await {
+                    return Err(fail(
+                        None,
+                        format!("the other side never reached `mark = {label:?}`"),
+                    ));
+                }
+            }
+            Action::State { expected, within } => {
+                check_states(ctx, expected, *within).await.map_err(|m| {
+                    let what = m.to_string();
+                    fail(Some(m), what)
+                })?;
+            }
+            action => {
+                if matches!(action, Action::Close | Action::Abort) {
+                    // The fd is about to go: no state check may borrow it now.
+                    ctx.published.borrow_mut()[slot(side)].fd = None;
+                }
+                let began = ctx.start.elapsed();
+                let result = peer.perform(action).await;
+                let took = ctx.start.elapsed() - began;
+                publish(ctx, &peer);
+                ctx.timeline.borrow_mut().push(
+                    began,
+                    Some(side),
+                    EventKind::Call {
+                        step: index + 1,
+                        action: action.to_string(),
+                        took,
+                        result,
+                    },
+                );
+                judge(step, &result, took, ctx).map_err(|m| {
+                    let what = m.to_string();
+                    fail(Some(m), what)
+                })?;
+            }
+        }
+    }
+    ctx.progress[slot(side)].set(None);
+    Ok(())
+}
+
+fn judge(step: &Step, result: &CallResult, took: Duration, ctx: &Ctx<'_>) -> Result<(), Mismatch> {
+    let expect = step
+        .expect
+        .clone()
+        .unwrap_or_else(|| step.action.default_expectation());
+    verdict::judge_call(&expect, result, took, ctx.case.tolerance)
+}
+
+fn publish(ctx: &Ctx<'_>, peer: &Peer) {
+    let published = Published {
+        tuple: peer.tuple(),
+        fd: peer.conn_fd().map(|fd| fd.as_raw_fd()),
+    };
+    ctx.published.borrow_mut()[slot(peer.side())] = published;
+}
+
+fn note(ctx: &Ctx<'_>, side: Side, text: String) {
+    ctx.timeline
+        .borrow_mut()
+        .push(ctx.start.elapsed(), Some(side), EventKind::Note { text });
+}
+
+async fn wait_for_mark(ctx: &Ctx<'_>, label: &str, timeout: Option<Duration>) -> bool {
+    let wait = async {
+        loop {
+            // Register before checking, so a mark set in between still wakes us.
+            let notified = ctx.marked.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if ctx.marks.borrow().contains(label) {
+                return;
+            }
+            notified.await;
+        }
+    };
+    match timeout {
+        Some(limit) => tokio::time::timeout(limit, wait).await.is_ok(),
+        None => {
+            wait.await;
+            true
+        }
+    }
+}
+
+/// Samples the kernel until every expected state holds, or `within` passes
+/// (one sample when `within` is not given). The last sample goes on the
+/// timeline either way: it is the evidence.
+async fn check_states(
+    ctx: &Ctx<'_>,
+    expected: &[(Side, TcpState)],
+    within: Option<Duration>,
+) -> Result<(), Mismatch> {
+    let deadline = Instant::now() + within.unwrap_or_default();
+    loop {
+        let observed: Vec<(Side, TcpState, &'static str)> = expected
+            .iter()
+            .map(|(side, _)| observe_side(ctx, *side))
+            .collect::<Result<_, _>>()?;
+        let states: Vec<(Side, TcpState)> = observed
+            .iter()
+            .map(|(side, state, _)| (*side, *state))
+            .collect();
+        let verdict = verdict::judge_states(expected, &states);
+        if verdict.is_ok() || Instant::now() >= deadline {
+            let at = ctx.start.elapsed();
+            for (side, state, source) in observed {
+                ctx.timeline.borrow_mut().push(
+                    at,
+                    Some(side),
+                    EventKind::State {
+                        state,
+                        source: source.to_string(),
+                    },
+                );
+            }
+            return verdict.map_err(|m| match within {
+                Some(d) => Mismatch {
+                    expected: format!("{} within {}", m.expected, verdict::millis(d)),
+                    observed: m.observed,
+                },
+                None => m,
+            });
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+/// The kernel's state of `side`'s connection: sock_diag by 4-tuple, else
+/// `TCP_INFO` on the fd the side still holds (a socket reset into CLOSE is
+/// no longer listed), else gone.
+fn observe_side(ctx: &Ctx<'_>, side: Side) -> Result<(Side, TcpState, &'static str), Mismatch> {
+    let published = ctx.published.borrow()[slot(side)];
+    let Some((local, remote)) = published.tuple else {
+        return Ok((side, TcpState::Gone, "no connection yet"));
+    };
+    let listed = ctx
+        .diag
+        .borrow_mut()
+        .lookup(local, remote)
+        .map_err(|e| Mismatch {
+            expected: "a sock_diag answer".into(),
+            observed: e.to_string(),
+        })?;
+    if listed != TcpState::Gone {
+        return Ok((side, listed, "sock_diag"));
+    }
+    match published.fd {
+        Some(raw) => {
+            // SAFETY: `raw` is the connection fd the side's Peer still owns:
+            // sides run on this one thread, and a side withdraws its fd from
+            // `published` before any call that closes it, so the fd is open
+            // and not reused for the length of this synchronous call.
+            let fd = unsafe { BorrowedFd::borrow_raw(raw) };
+            match observe::tcp_info_state(fd) {
+                Ok(state) => Ok((side, state, "TCP_INFO")),
+                Err(_) => Ok((side, TcpState::Gone, "sock_diag")),
+            }
+        }
+        None => Ok((side, TcpState::Gone, "sock_diag")),
+    }
+}

@@ -1,0 +1,231 @@
+//! Scheduling cases: one fresh OS thread per case, a deadline each, in
+//! parallel; as libtest-mimic trials under `cargo test`, or for the CLI.
+//!
+//! # The threading invariant
+//!
+//! Network namespaces belong to threads. Every case runs on a thread made
+//! for it alone ([`run_case`]), which unshares its own network namespace,
+//! drives a current-thread tokio runtime for both sides' scripts, and exits
+//! when the case ends, taking the namespace (and any TIME_WAIT leftovers)
+//! with it. The thread a trial is called on (libtest-mimic's worker, or the
+//! main thread with `--test-threads=1`) is never moved into a namespace.
+//! When not root, the whole process entered a user namespace in `main`
+//! before any thread existed (see [`crate::sandbox`]).
+
+mod case;
+mod trials;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub use trials::{test_main, test_main_with};
+
+use crate::report::{CaseReport, CaseStatus, Failure, Timeline};
+use crate::suite::{Case, Suite};
+
+/// Choices that apply to every case of a run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Keep every case's artifact folder, not only failing ones
+    /// (`--keep-artifacts`, or `HANGUP_KEEP_ARTIFACTS=1`).
+    pub keep_artifacts: bool,
+    /// Where artifact folders go (`HANGUP_ARTIFACTS`); the system temp dir
+    /// by default.
+    pub artifact_root: Option<PathBuf>,
+}
+
+impl RunOptions {
+    /// Options from the environment, for runs under `cargo test`.
+    pub fn from_env() -> RunOptions {
+        RunOptions {
+            keep_artifacts: std::env::var("HANGUP_KEEP_ARTIFACTS")
+                .is_ok_and(|v| !v.is_empty() && v != "0"),
+            artifact_root: std::env::var_os("HANGUP_ARTIFACTS").map(PathBuf::from),
+        }
+    }
+}
+
+/// How long past its deadline a case thread may take to hand back its
+/// report before the runner gives up on it (a harness bug, never a SUT's).
+const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Runs one case on a fresh thread in a fresh network namespace and reports
+/// how it went. Never panics on what the suite or the kernel does; a case
+/// thread that dies or hangs becomes a failed case.
+pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport {
+    let started = Instant::now();
+    let name = case.test_name(suite);
+    let (status, timeline) = run_on_fresh_thread(case);
+    let mut report = CaseReport {
+        name,
+        suite: suite.name.clone(),
+        case: case.name.clone(),
+        location: case.location.to_string(),
+        status,
+        duration: started.elapsed(),
+        timeline,
+        artifacts: None,
+    };
+    report.artifacts = keep_artifacts(&report, options);
+    report
+}
+
+fn run_on_fresh_thread(case: &Case) -> (CaseStatus, Timeline) {
+    let (tx, rx) = mpsc::sync_channel(1);
+    let owned = case.clone();
+    let spawned = std::thread::Builder::new()
+        .name(format!("case {}", case.name))
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            let outcome = match runtime {
+                Ok(runtime) => runtime.block_on(case::execute(&owned)),
+                Err(err) => (
+                    setup_failure(format!("failed to start the case's runtime: {err}")),
+                    Timeline::default(),
+                ),
+            };
+            // The receiver may have given up; nothing is lost but this report.
+            let _ = tx.send(outcome);
+        });
+    if let Err(err) = spawned {
+        return (
+            setup_failure(format!("failed to start the case's thread: {err}")),
+            Timeline::default(),
+        );
+    }
+    match rx.recv_timeout(case.deadline + TEARDOWN_GRACE) {
+        Ok(outcome) => outcome,
+        Err(mpsc::RecvTimeoutError::Timeout) => (
+            setup_failure(format!(
+                "the case thread did not finish within its deadline of {} plus {} of teardown",
+                crate::verdict::millis(case.deadline),
+                crate::verdict::millis(TEARDOWN_GRACE)
+            )),
+            Timeline::default(),
+        ),
+        Err(mpsc::RecvTimeoutError::Disconnected) => (
+            setup_failure("the case thread panicked; this is a hangup bug".into()),
+            Timeline::default(),
+        ),
+    }
+}
+
+fn setup_failure(summary: String) -> CaseStatus {
+    CaseStatus::Failed(Failure {
+        summary,
+        step: None,
+        mismatch: None,
+        at: Duration::ZERO,
+    })
+}
+
+/// Writes the case's log and timeline into a fresh artifact folder, kept
+/// when the case failed or when asked, removed otherwise.
+fn keep_artifacts(report: &CaseReport, options: &RunOptions) -> Option<PathBuf> {
+    let keep = options.keep_artifacts || !report.passed();
+    if !keep {
+        return None;
+    }
+    let root = options
+        .artifact_root
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
+    let prefix = format!("hangup-{}-{}-", report.suite, report.case);
+    let write = || -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(&root)?;
+        let dir = tempfile::Builder::new().prefix(&prefix).tempdir_in(&root)?;
+        std::fs::write(dir.path().join("timeline.txt"), report.timeline.render())?;
+        let log = match report.failure() {
+            Some(_) => report.render_failure(),
+            None => format!("{} passed\n", report.name),
+        };
+        std::fs::write(dir.path().join("case.log"), log)?;
+        std::fs::write(
+            dir.path().join("report.json"),
+            serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?,
+        )?;
+        Ok(dir.keep())
+    };
+    write().ok()
+}
+
+/// Runs every case of `suites` on `jobs` worker threads (each case on its
+/// own fresh thread); ignored cases are reported as skipped unless
+/// `include_ignored`. `on_done` sees each report as it finishes.
+pub fn run_all(
+    suites: &[Suite],
+    options: &RunOptions,
+    jobs: usize,
+    include_ignored: bool,
+    on_done: &(dyn Fn(&CaseReport) + Sync),
+) -> Vec<CaseReport> {
+    let cases: Vec<(&Suite, &Case)> = suites
+        .iter()
+        .flat_map(|s| s.cases.iter().map(move |c| (s, c)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<Option<CaseReport>>> = Mutex::new(vec![None; cases.len()]);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.max(1).min(cases.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((suite, case)) = cases.get(i) else {
+                        break;
+                    };
+                    let report = match (&case.ignore, include_ignored) {
+                        (Some(reason), false) => ignored(suite, case, reason),
+                        _ => run_case(suite, case, options),
+                    };
+                    on_done(&report);
+                    if let Ok(mut done) = done.lock() {
+                        done[i] = Some(report);
+                    }
+                }
+            });
+        }
+    });
+    done.into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+fn ignored(suite: &Suite, case: &Case, reason: &str) -> CaseReport {
+    CaseReport {
+        name: case.test_name(suite),
+        suite: suite.name.clone(),
+        case: case.name.clone(),
+        location: case.location.to_string(),
+        status: CaseStatus::Ignored {
+            reason: reason.to_string(),
+        },
+        duration: Duration::ZERO,
+        timeline: Timeline::default(),
+        artifacts: None,
+    }
+}
+
+/// Loads every suite under `paths`; returns the suites that are valid and
+/// the errors of the rest, each already rendered with file:line:col.
+pub fn load_suites(paths: &[PathBuf]) -> (Vec<Suite>, Vec<crate::suite::SuiteError>) {
+    let files = match crate::suite::discover(paths) {
+        Ok(files) => files,
+        Err(err) => return (Vec::new(), vec![err]),
+    };
+    let mut suites = Vec::new();
+    let mut errors = Vec::new();
+    for file in files {
+        match crate::suite::load(Path::new(&file)) {
+            Ok(suite) => suites.push(suite),
+            Err(err) => errors.push(err),
+        }
+    }
+    (suites, errors)
+}

@@ -1,0 +1,106 @@
+//! `cargo test` integration through libtest-mimic: one trial per case.
+//!
+//! A downstream repository adds to its `Cargo.toml`
+//!
+//! ```toml
+//! [[test]]
+//! name = "hangup"
+//! harness = false
+//! ```
+//!
+//! and `tests/hangup.rs`:
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     hangup::runner::test_main("suites")
+//! }
+//! ```
+//!
+//! Then `cargo test` lists every case as `<suite>::<case>`, and filters,
+//! `--list`, `--exact`, `--ignored` and cargo-nextest (which runs one process
+//! per test) work as for any test. The folder is resolved against the
+//! working directory at run time (cargo runs tests from the package root);
+//! `HANGUP_SUITES` overrides it. `HANGUP_JUNIT=path` also writes JUnit XML.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+use super::{RunOptions, load_suites, run_case};
+use crate::report::{CaseReport, write_junit};
+
+/// The whole `main` of a suites test binary: runs the suites in `folder`.
+pub fn test_main(folder: &str) -> ExitCode {
+    let folder =
+        std::env::var_os("HANGUP_SUITES").map_or_else(|| PathBuf::from(folder), PathBuf::from);
+    test_main_with(&[folder], RunOptions::from_env())
+}
+
+/// Like [`test_main`], with explicit suite paths and options.
+pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
+    let args = Arguments::from_args();
+    // Before any thread exists: libtest-mimic starts its workers in `run`.
+    if !args.list {
+        if let Err(err) = crate::sandbox::enter_user_namespace() {
+            eprintln!("hangup: {err}");
+            return ExitCode::from(2);
+        }
+    }
+    let (suites, errors) = load_suites(paths);
+    let collected: Arc<Mutex<Vec<CaseReport>>> = Arc::default();
+    let mut trials = Vec::new();
+    for err in errors {
+        // An invalid suite is a failing test, so `cargo test` shows its errors.
+        let name = match &err {
+            crate::suite::SuiteError::Invalid { path, .. }
+            | crate::suite::SuiteError::Read { path, .. } => {
+                format!(
+                    "{}::invalid_suite",
+                    path.file_stem().unwrap_or_default().to_string_lossy()
+                )
+            }
+        };
+        let message = err.to_string();
+        trials.push(Trial::test(name, move || Err(Failed::from(message))));
+    }
+    let options = Arc::new(options);
+    for suite in suites.into_iter().map(Arc::new) {
+        for index in 0..suite.cases.len() {
+            let case = &suite.cases[index];
+            let name = case.test_name(&suite);
+            let ignored = case.ignore.is_some();
+            let (suite, options, collected) = (
+                Arc::clone(&suite),
+                Arc::clone(&options),
+                Arc::clone(&collected),
+            );
+            let trial = Trial::test(name, move || {
+                let report = run_case(&suite, &suite.cases[index], &options);
+                let outcome = if report.passed() {
+                    Ok(())
+                } else {
+                    Err(Failed::from(report.render_failure()))
+                };
+                if let Ok(mut all) = collected.lock() {
+                    all.push(report);
+                }
+                outcome
+            });
+            trials.push(trial.with_ignored_flag(ignored));
+        }
+    }
+    let conclusion = libtest_mimic::run(&args, trials);
+    if let Some(path) = std::env::var_os("HANGUP_JUNIT").filter(|_| !args.list) {
+        let reports = collected.lock().map(|r| r.clone()).unwrap_or_default();
+        if let Err(err) = write_junit(PathBuf::from(&path).as_path(), &reports) {
+            eprintln!(
+                "hangup: failed to write JUnit to {}: {err}",
+                PathBuf::from(path).display()
+            );
+            return ExitCode::from(2);
+        }
+    }
+    conclusion.exit_code()
+}

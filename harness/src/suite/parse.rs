@@ -1,0 +1,976 @@
+//! Reading a suite file: TOML in, a validated [`Suite`] or every error out.
+//!
+//! The file is parsed with `toml`'s span-keeping document parser, then
+//! walked by hand one case and one step at a time, each step deserialized on
+//! its own through serde. That split is what lets one run report every
+//! error in the file (a typo in step 3 does not hide a bad duration in step
+//! 9), each with its own span: the first serde error would otherwise end the
+//! whole document. Raw step types below avoid `serde(untagged)` and
+//! `serde(flatten)`, which would turn precise messages into "data did not
+//! match any variant".
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use super::{
+    Action, Case, DEFAULT_DEADLINE, Expect, How, Location, Outcome, Payload, Script, SocketOptions,
+    Step, Suite, Tolerance, Until,
+};
+use crate::errno::Errno;
+use crate::side::Side;
+use crate::tcp_state::TcpState;
+
+/// What went wrong reading a suite.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    /// The file or folder could not be read at all.
+    #[error("failed to read suite {}: {source}", path.display())]
+    Read {
+        /// What was being read.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid suite; every problem is listed.
+    #[error("{rendered}")]
+    Invalid {
+        /// The suite file.
+        path: PathBuf,
+        /// One entry per problem, in file order.
+        diagnostics: Vec<Diagnostic>,
+        /// The problems rendered with source excerpts, file:line:col first.
+        rendered: String,
+    },
+}
+
+/// One problem in a suite file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Where it is.
+    pub location: Location,
+    /// What was expected and what was found.
+    pub message: String,
+    span: Range<usize>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Parses and validates suite `bytes` read from `path`.
+pub fn parse_suite(path: &Path, bytes: &[u8]) -> Result<Suite, SuiteError> {
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(err) => {
+            // Report against the valid prefix so line:col point at the byte.
+            let valid = std::str::from_utf8(&bytes[..err.valid_up_to()]).unwrap_or_default();
+            let bad = bytes[err.valid_up_to()];
+            let location = Location::of_offset(path, valid, valid.len());
+            let message =
+                format!("expected UTF-8 text, found the byte 0x{bad:02x} that is not valid UTF-8");
+            let rendered = format!("error: {message}\n  --> {location}\n");
+            let diagnostics = vec![Diagnostic {
+                location,
+                message,
+                span: valid.len()..valid.len(),
+            }];
+            return Err(SuiteError::Invalid {
+                path: path.to_path_buf(),
+                diagnostics,
+                rendered,
+            });
+        }
+    };
+    let mut reader = Reader {
+        path,
+        text,
+        problems: Vec::new(),
+    };
+    let suite = reader.suite();
+    if reader.problems.is_empty() {
+        Ok(suite)
+    } else {
+        Err(reader.into_error())
+    }
+}
+
+struct Reader<'a> {
+    path: &'a Path,
+    text: &'a str,
+    problems: Vec<(Range<usize>, String)>,
+}
+
+impl<'a> Reader<'a> {
+    fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.problems.push((span, message.into()));
+    }
+
+    fn toml_problem(&mut self, err: toml::de::Error, fallback: Range<usize>) {
+        let span = err.span().unwrap_or(fallback);
+        self.problem(span, err.message().trim_end().to_string());
+    }
+
+    /// Deserializes one value on its own, so its error does not stop the rest.
+    fn value<T: de::DeserializeOwned>(&mut self, value: &Spanned<DeValue<'a>>) -> Option<T> {
+        match T::deserialize(ValueDeserializer::from(value.clone())) {
+            Ok(v) => Some(v),
+            Err(err) => {
+                self.toml_problem(err, value.span());
+                None
+            }
+        }
+    }
+
+    fn suite(&mut self) -> Suite {
+        let name = self
+            .path
+            .file_stem()
+            .map_or_else(|| "suite".to_string(), |s| s.to_string_lossy().into_owned());
+        let mut suite = Suite {
+            name,
+            path: self.path.to_path_buf(),
+            description: None,
+            cases: Vec::new(),
+        };
+        let (root, errors) = DeTable::parse_recoverable(self.text);
+        if !errors.is_empty() {
+            for err in errors {
+                self.toml_problem(err, 0..0);
+            }
+            return suite;
+        }
+        let mut defaults = Defaults {
+            deadline: DEFAULT_DEADLINE,
+            tolerance: Tolerance::DEFAULT,
+        };
+        let mut cases = None;
+        for (key, value) in root.get_ref() {
+            match key.get_ref().as_ref() {
+                "description" => suite.description = self.value(value),
+                "deadline" => {
+                    if let Some(d) = self.value::<DurationValue>(value) {
+                        defaults.deadline = d.0;
+                    }
+                }
+                "tolerance" => {
+                    if let Some(t) = self.value::<RawTolerance>(value) {
+                        defaults.tolerance = t.apply(Tolerance::DEFAULT);
+                    }
+                }
+                "case" => cases = Some(value),
+                other => self.problem(
+                    key.span(),
+                    format!("unknown key `{other}` at the top of a suite, expected one of `description`, `deadline`, `tolerance`, `case`"),
+                ),
+            }
+        }
+        let Some(cases) = cases else {
+            self.problem(0..0, "expected at least one `[[case]]` table, found none");
+            return suite;
+        };
+        let Some(array) = cases.get_ref().as_array() else {
+            self.problem(
+                cases.span(),
+                format!(
+                    "expected `case` to be an array of tables (`[[case]]`), found {}",
+                    cases.get_ref().type_str()
+                ),
+            );
+            return suite;
+        };
+        let mut names = BTreeSet::new();
+        for item in array.iter() {
+            if let Some(case) = self.case(item, defaults) {
+                if !names.insert(case.name.clone()) {
+                    self.problem(
+                        item.span(),
+                        format!(
+                            "duplicate case name `{}`: test names must be unique",
+                            case.name
+                        ),
+                    );
+                }
+                suite.cases.push(case);
+            }
+        }
+        suite
+    }
+
+    fn case(&mut self, item: &Spanned<DeValue<'a>>, defaults: Defaults) -> Option<Case> {
+        let Some(table) = item.get_ref().as_table() else {
+            self.problem(
+                item.span(),
+                format!("expected a case table, found {}", item.get_ref().type_str()),
+            );
+            return None;
+        };
+        let before = self.problems.len();
+        let location = Location::of_offset(self.path, self.text, item.span().start);
+        let mut case = Case {
+            name: String::new(),
+            description: None,
+            location,
+            ignore: None,
+            deadline: defaults.deadline,
+            sysctls: Vec::new(),
+            tolerance: defaults.tolerance,
+            scripts: Vec::new(),
+        };
+        let mut name = None;
+        for (key, value) in table {
+            match key.get_ref().as_ref() {
+                "name" => name = self.value::<Spanned<String>>(value),
+                "description" => case.description = self.value(value),
+                "ignore" => case.ignore = self.value(value),
+                "deadline" => {
+                    if let Some(d) = self.value::<DurationValue>(value) {
+                        case.deadline = d.0;
+                    }
+                }
+                "tolerance" => {
+                    if let Some(t) = self.value::<RawTolerance>(value) {
+                        case.tolerance = t.apply(defaults.tolerance);
+                    }
+                }
+                "sysctl" => case.sysctls = self.sysctls(value),
+                "client" => case.scripts.push(Script { side: Side::Client, steps: self.steps(Side::Client, value) }),
+                "server" => case.scripts.push(Script { side: Side::Server, steps: self.steps(Side::Server, value) }),
+                other => self.problem(
+                    key.span(),
+                    format!("unknown key `{other}` in a case, expected one of `name`, `description`, `ignore`, `deadline`, `tolerance`, `sysctl`, `client`, `server`"),
+                ),
+            }
+        }
+        case.scripts.sort_by_key(|s| s.side);
+        match name {
+            Some(name) if valid_case_name(name.get_ref()) => case.name = name.into_inner(),
+            Some(name) => self.problem(
+                name.span(),
+                format!(
+                    "expected a case name of letters, digits, `_` and `-`, found `{}`",
+                    name.get_ref()
+                ),
+            ),
+            None => self.problem(
+                item.span().start..item.span().start,
+                "expected a `name` for this case, found none",
+            ),
+        }
+        if case.scripts.is_empty() {
+            self.problem(
+                item.span().start..item.span().start,
+                "expected a `client` or `server` script in this case, found neither",
+            );
+        }
+        (self.problems.len() == before).then_some(case)
+    }
+
+    fn sysctls(&mut self, value: &Spanned<DeValue<'a>>) -> Vec<(String, String)> {
+        let Some(table) = value.get_ref().as_table() else {
+            self.problem(value.span(), format!("expected a table of sysctls like `{{ \"net.ipv4.tcp_fin_timeout\" = 5 }}`, found {}", value.get_ref().type_str()));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (key, v) in table {
+            let name = key.get_ref().to_string();
+            if let Err(why) = crate::sandbox::validate_sysctl_key(&name) {
+                self.problem(key.span(), why);
+                continue;
+            }
+            if let Some(SysctlValue(v)) = self.value(v) {
+                out.push((name, v));
+            }
+        }
+        out
+    }
+
+    fn steps(&mut self, side: Side, value: &Spanned<DeValue<'a>>) -> Vec<Step> {
+        let Some(array) = value.get_ref().as_array() else {
+            self.problem(
+                value.span(),
+                format!(
+                    "expected `{side}` to be an array of steps, found {}",
+                    value.get_ref().type_str()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut steps = Vec::new();
+        for item in array.iter() {
+            let Some(raw) = self.value::<RawStep>(item) else {
+                continue;
+            };
+            if let Some(action_step) = self.step(side, raw, item.span()) {
+                steps.push(action_step);
+            }
+        }
+        steps
+    }
+
+    fn step(&mut self, side: Side, raw: RawStep, span: Range<usize>) -> Option<Step> {
+        let raw = raw.0;
+        let before = self.problems.len();
+        let mut chosen: Vec<(&'static str, Range<usize>)> = Vec::new();
+        let mut action = None;
+        macro_rules! take {
+            ($field:ident, $name:literal, |$v:ident| $make:expr) => {
+                if let Some(spanned) = raw.$field {
+                    chosen.push(($name, spanned.span()));
+                    let $v = spanned.into_inner();
+                    action = Some($make);
+                }
+            };
+        }
+        take!(listen, "listen", |v| Action::Listen {
+            addr: v.0,
+            backlog: 128
+        });
+        take!(accept, "accept", |_v| Action::Accept { timeout: None });
+        take!(connect, "connect", |v| Action::Connect {
+            addr: v.0,
+            timeout: None,
+            from: None
+        });
+        take!(send, "send", |v| match v {
+            RawPayload::Text(text) => Action::Send {
+                payload: Payload::Text { text, repeat: 1 },
+                timeout: None
+            },
+            RawPayload::Size(n) => Action::Send {
+                payload: Payload::Size(n),
+                timeout: None
+            },
+        });
+        take!(recv, "recv", |_v| Action::Recv {
+            max: 65536,
+            timeout: None
+        });
+        take!(recv_until, "recv_until", |v| Action::RecvUntil {
+            until: v,
+            timeout: None
+        });
+        take!(shutdown, "shutdown", |v| Action::Shutdown(v.0));
+        take!(close, "close", |_v| Action::Close);
+        take!(abort, "abort", |_v| Action::Abort);
+        take!(sleep, "sleep", |v| Action::Sleep(v.0));
+        take!(set, "set", |v| Action::Set(v.into_options()));
+        take!(mark, "mark", |v| Action::Mark(v));
+        take!(wait, "wait", |v| Action::Wait {
+            label: v,
+            timeout: None
+        });
+        take!(state, "state", |v| Action::State {
+            expected: v.into_expected(),
+            within: None
+        });
+        let mut action = match (action, chosen.len()) {
+            (Some(action), 1) => action,
+            (_, 0) => {
+                self.problem(
+                    span,
+                    format!(
+                        "expected one action in this step, found none; actions are {}",
+                        ACTIONS.join(", ")
+                    ),
+                );
+                return None;
+            }
+            (_, _) => {
+                let names: Vec<_> = chosen.iter().map(|(n, _)| format!("`{n}`")).collect();
+                self.problem(
+                    chosen[1].1.clone(),
+                    format!(
+                        "expected one action per step, found {}",
+                        names.join(" and ")
+                    ),
+                );
+                return None;
+            }
+        };
+        let keyword = action.keyword();
+        let misplaced =
+            |name: &str, at: Range<usize>, problems: &mut Vec<(Range<usize>, String)>| {
+                problems.push((at, format!("`{name}` does not apply to `{keyword}`")));
+            };
+        // Modifiers: each applies to some actions only.
+        if let Some(timeout) = raw.timeout {
+            match &mut action {
+                Action::Accept { timeout: t }
+                | Action::Connect { timeout: t, .. }
+                | Action::Send { timeout: t, .. }
+                | Action::Recv { timeout: t, .. }
+                | Action::RecvUntil { timeout: t, .. }
+                | Action::Wait { timeout: t, .. } => *t = Some(timeout.get_ref().0),
+                _ => misplaced("timeout", timeout.span(), &mut self.problems),
+            }
+        }
+        if let Some(within) = raw.within {
+            match &mut action {
+                Action::State { within: w, .. } => *w = Some(within.get_ref().0),
+                _ => misplaced("within", within.span(), &mut self.problems),
+            }
+        }
+        if let Some(repeat) = raw.repeat {
+            match &mut action {
+                Action::Send {
+                    payload: Payload::Text { repeat: r, .. },
+                    ..
+                } => *r = *repeat.get_ref(),
+                _ => misplaced("repeat", repeat.span(), &mut self.problems),
+            }
+        }
+        if let Some(max) = raw.max {
+            match &mut action {
+                Action::Recv { max: m, .. } if *max.get_ref() > 0 => *m = *max.get_ref(),
+                Action::Recv { .. } => {
+                    self.problem(max.span(), "expected `max` of at least 1 byte, found 0")
+                }
+                _ => misplaced("max", max.span(), &mut self.problems),
+            }
+        }
+        if let Some(from) = raw.from {
+            match &mut action {
+                Action::Connect { from: f, .. } if *from.get_ref() > 0 => {
+                    *f = Some(*from.get_ref())
+                }
+                Action::Connect { .. } => self.problem(
+                    from.span(),
+                    "expected a local port from 1 to 65535, found 0",
+                ),
+                _ => misplaced("from", from.span(), &mut self.problems),
+            }
+        }
+        if let Some(backlog) = raw.backlog {
+            match &mut action {
+                Action::Listen { backlog: b, .. } => *b = *backlog.get_ref(),
+                _ => misplaced("backlog", backlog.span(), &mut self.problems),
+            }
+        }
+        // Where a side may do a thing: the server listens, the client connects.
+        match (&action, side) {
+            (Action::Listen { .. } | Action::Accept { .. }, Side::Client)
+            | (Action::Connect { .. }, Side::Server) => {
+                let span = chosen[0].1.clone();
+                self.problem(
+                    span,
+                    format!(
+                        "`{keyword}` is for the {} side, found it in the {side} script",
+                        side.peer()
+                    ),
+                );
+            }
+            (Action::State { expected, .. }, _) if expected.is_empty() => {
+                self.problem(
+                    chosen[0].1.clone(),
+                    "expected a state for `client`, `server` or both, found neither",
+                );
+            }
+            _ => {}
+        }
+        let expect = self.expectation(&action, raw.expect, raw.bytes, raw.after, raw.longer_than);
+        (self.problems.len() == before).then(|| Step {
+            action,
+            expect,
+            location: Location::of_offset(self.path, self.text, span.start),
+            source: self.text[span].to_string(),
+        })
+    }
+
+    fn expectation(
+        &mut self,
+        action: &Action,
+        expect: Option<Spanned<RawExpect>>,
+        bytes: Option<Spanned<u64>>,
+        after: Option<Spanned<DurationValue>>,
+        longer_than: Option<Spanned<DurationValue>>,
+    ) -> Option<Expect> {
+        let judged = !matches!(
+            action,
+            Action::Sleep(_) | Action::Set(_) | Action::Mark(_) | Action::State { .. }
+        );
+        let keyword = action.keyword();
+        if !judged {
+            for (name, span) in [
+                ("expect", expect.as_ref().map(Spanned::span)),
+                ("bytes", bytes.as_ref().map(Spanned::span)),
+                ("after", after.as_ref().map(Spanned::span)),
+                ("longer_than", longer_than.as_ref().map(Spanned::span)),
+            ] {
+                if let Some(span) = span {
+                    self.problem(
+                        span,
+                        format!(
+                            "`{name}` does not apply to `{keyword}`: it has no result to judge"
+                        ),
+                    );
+                }
+            }
+            return None;
+        }
+        if expect.is_none() && bytes.is_none() && after.is_none() && longer_than.is_none() {
+            return None;
+        }
+        let mut out = action.default_expectation();
+        if let Some(expect) = expect {
+            out.result = expect.into_inner().0;
+        }
+        out.bytes = bytes.map(Spanned::into_inner);
+        out.after = after.map(|a| a.into_inner().0);
+        out.longer_than = longer_than.map(|a| a.into_inner().0);
+        Some(out)
+    }
+
+    fn into_error(self) -> SuiteError {
+        let mut problems = self.problems;
+        problems.sort_by_key(|(span, _)| span.start);
+        problems.dedup();
+        let renderer = Renderer::plain();
+        let path = self.path.display().to_string();
+        let mut rendered = String::new();
+        let mut diagnostics = Vec::new();
+        for (span, message) in problems {
+            let location = Location::of_offset(self.path, self.text, span.start);
+            let report = &[Level::ERROR.primary_title(&message).element(
+                Snippet::source(self.text)
+                    .path(&path)
+                    .annotation(AnnotationKind::Primary.span(span.clone())),
+            )];
+            rendered.push_str(&renderer.render(report));
+            rendered.push('\n');
+            diagnostics.push(Diagnostic {
+                location,
+                message,
+                span,
+            });
+        }
+        SuiteError::Invalid {
+            path: self.path.to_path_buf(),
+            diagnostics,
+            rendered,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Defaults {
+    deadline: Duration,
+    tolerance: Tolerance,
+}
+
+const ACTIONS: &[&str] = &[
+    "listen",
+    "accept",
+    "connect",
+    "send",
+    "recv",
+    "recv_until",
+    "shutdown",
+    "close",
+    "abort",
+    "sleep",
+    "set",
+    "mark",
+    "wait",
+    "state",
+];
+
+fn valid_case_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// A step as written: one action key plus modifiers. A bare string
+/// (`"close"`) is an action without arguments.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawStepTable {
+    listen: Option<Spanned<Endpoint>>,
+    accept: Option<Spanned<Flag>>,
+    connect: Option<Spanned<Endpoint>>,
+    send: Option<Spanned<RawPayload>>,
+    recv: Option<Spanned<Flag>>,
+    recv_until: Option<Spanned<Until>>,
+    shutdown: Option<Spanned<HowValue>>,
+    close: Option<Spanned<Flag>>,
+    abort: Option<Spanned<Flag>>,
+    sleep: Option<Spanned<DurationValue>>,
+    set: Option<Spanned<RawOptions>>,
+    mark: Option<Spanned<String>>,
+    wait: Option<Spanned<String>>,
+    state: Option<Spanned<RawStates>>,
+    timeout: Option<Spanned<DurationValue>>,
+    within: Option<Spanned<DurationValue>>,
+    repeat: Option<Spanned<usize>>,
+    max: Option<Spanned<usize>>,
+    backlog: Option<Spanned<u32>>,
+    from: Option<Spanned<u16>>,
+    expect: Option<Spanned<RawExpect>>,
+    bytes: Option<Spanned<u64>>,
+    after: Option<Spanned<DurationValue>>,
+    longer_than: Option<Spanned<DurationValue>>,
+}
+
+/// Accepts `"close"` as well as `{ close = true }`.
+struct StepVisitor;
+
+impl<'de> Visitor<'de> for StepVisitor {
+    type Value = RawStepTable;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a step: a table like `{ connect = 8080 }`, or the name of an action without arguments (\"accept\", \"recv\", \"close\", \"abort\")")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        let flag = || Some(Spanned::new(0..0, Flag));
+        let mut step = RawStepTable::default();
+        match v {
+            "accept" => step.accept = flag(),
+            "recv" => step.recv = flag(),
+            "close" => step.close = flag(),
+            "abort" => step.abort = flag(),
+            other => {
+                return Err(E::custom(format!(
+                    "expected \"accept\", \"recv\", \"close\" or \"abort\" as a bare step, found \"{other}\"{}",
+                    if ACTIONS.contains(&other) {
+                        " (it takes an argument: write it as a table)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+        }
+        Ok(step)
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        RawStepTable::deserialize(de::value::MapAccessDeserializer::new(map))
+    }
+}
+
+/// A step, deserialized through [`StepVisitor`] so a bare string works too.
+struct RawStep(RawStepTable);
+
+impl<'de> Deserialize<'de> for RawStep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StepVisitor).map(RawStep)
+    }
+}
+
+/// `true`, for actions that take no argument.
+struct Flag;
+
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match bool::deserialize(d)? {
+            true => Ok(Flag),
+            false => Err(de::Error::custom(
+                "expected `true` (or drop the step), found `false`",
+            )),
+        }
+    }
+}
+
+/// A loopback address: a bare port means 127.0.0.1.
+struct Endpoint(SocketAddr);
+
+impl<'de> Deserialize<'de> for Endpoint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Endpoint;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a port number or a loopback address like \"127.0.0.1:8080\" or \"[::1]:8080\"",
+                )
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Endpoint, E> {
+                match u16::try_from(v) {
+                    Ok(port) if port > 0 => Ok(Endpoint(SocketAddr::new(
+                        IpAddr::V4(Ipv4Addr::LOCALHOST),
+                        port,
+                    ))),
+                    _ => Err(E::custom(format!(
+                        "expected a port from 1 to 65535, found {v}"
+                    ))),
+                }
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Endpoint, E> {
+                let addr: SocketAddr = v.parse().map_err(|_| {
+                    E::custom(format!(
+                        "expected a port or an address like \"127.0.0.1:8080\", found \"{v}\""
+                    ))
+                })?;
+                // The network rule: traffic stays on loopback inside the case's namespace.
+                if !addr.ip().is_loopback() {
+                    return Err(E::custom(format!(
+                        "expected a loopback address (127.0.0.0/8 or ::1), found \"{v}\": hangup sends traffic only inside its own namespaces"
+                    )));
+                }
+                Ok(Endpoint(addr))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+enum RawPayload {
+    Text(String),
+    Size(usize),
+}
+
+impl<'de> Deserialize<'de> for RawPayload {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = RawPayload;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("text to send, or a number of filler bytes")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawPayload, E> {
+                usize::try_from(v)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(RawPayload::Size)
+                    .ok_or_else(|| {
+                        E::custom(format!("expected a positive number of bytes, found {v}"))
+                    })
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawPayload, E> {
+                Ok(RawPayload::Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Until {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Until;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a byte count to read, or text to read up to")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Until, E> {
+                u64::try_from(v)
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(Until::Bytes)
+                    .ok_or_else(|| E::custom(format!("expected a positive byte count, found {v}")))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Until, E> {
+                if v.is_empty() {
+                    return Err(E::custom(
+                        "expected text to read up to, found an empty string",
+                    ));
+                }
+                Ok(Until::Pattern(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+struct HowValue(How);
+
+impl<'de> Deserialize<'de> for HowValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "read" => Ok(HowValue(How::Read)),
+            "write" => Ok(HowValue(How::Write)),
+            "both" => Ok(HowValue(How::Both)),
+            other => Err(de::Error::custom(format!(
+                "expected \"read\", \"write\" or \"both\", found \"{other}\""
+            ))),
+        }
+    }
+}
+
+/// A duration written like "200ms", "1.5s" or "2m".
+struct DurationValue(Duration);
+
+impl<'de> Deserialize<'de> for DurationValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = DurationValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration like \"200ms\", \"1.5s\" or \"2m\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<DurationValue, E> {
+                parse_duration(v).map(DurationValue).map_err(E::custom)
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// "200ms", "1s 500ms" (humantime), plus decimal seconds like "1.5s".
+fn parse_duration(v: &str) -> Result<Duration, String> {
+    let bad = || format!("expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"{v}\"");
+    if let Some(secs) = v.strip_suffix('s').filter(|s| s.contains('.')) {
+        let secs: f64 = secs.trim().parse().map_err(|_| bad())?;
+        return Duration::try_from_secs_f64(secs).map_err(|_| bad());
+    }
+    humantime::parse_duration(v).map_err(|_| bad())
+}
+
+struct SysctlValue(String);
+
+impl<'de> Deserialize<'de> for SysctlValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = SysctlValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a sysctl value: a number or a string")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SysctlValue, E> {
+                Ok(SysctlValue(v.to_string()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SysctlValue, E> {
+                Ok(SysctlValue(v.to_string()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTolerance {
+    floor: Option<DurationValue>,
+    percent: Option<u32>,
+}
+
+impl RawTolerance {
+    fn apply(self, base: Tolerance) -> Tolerance {
+        Tolerance {
+            floor: self.floor.map_or(base.floor, |f| f.0),
+            percent: self.percent.unwrap_or(base.percent),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOptions {
+    linger: Option<LingerValue>,
+    nodelay: Option<bool>,
+    keepalive: Option<bool>,
+    rcvbuf: Option<usize>,
+    sndbuf: Option<usize>,
+}
+
+impl RawOptions {
+    fn into_options(self) -> SocketOptions {
+        SocketOptions {
+            linger: self.linger.map(|l| l.0),
+            nodelay: self.nodelay,
+            keepalive: self.keepalive,
+            rcvbuf: self.rcvbuf,
+            sndbuf: self.sndbuf,
+        }
+    }
+}
+
+/// `"off"`, or how long a close may linger ("0s" for an abortive close).
+struct LingerValue(Option<Duration>);
+
+impl<'de> Deserialize<'de> for LingerValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s == "off" {
+            return Ok(LingerValue(None));
+        }
+        let d = parse_duration(&s).map_err(|_| {
+            de::Error::custom(format!(
+                "expected \"off\" or a linger time like \"0s\" or \"5s\", found \"{s}\""
+            ))
+        })?;
+        Ok(LingerValue(Some(d)))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStates {
+    client: Option<StateName>,
+    server: Option<StateName>,
+}
+
+impl RawStates {
+    fn into_expected(self) -> Vec<(Side, TcpState)> {
+        [(Side::Client, self.client), (Side::Server, self.server)]
+            .into_iter()
+            .filter_map(|(side, state)| state.map(|s| (side, s.0)))
+            .collect()
+    }
+}
+
+struct StateName(TcpState);
+
+impl<'de> Deserialize<'de> for StateName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map(StateName).map_err(de::Error::custom)
+    }
+}
+
+/// `"EPIPE"`, `"ok"`, `"EOF"`, or a list of them (any one passes).
+struct RawExpect(Vec<Outcome>);
+
+impl<'de> Deserialize<'de> for RawExpect {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawExpect;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"ok\", \"EOF\", an errno name like \"EPIPE\", or a list of them")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawExpect, E> {
+                parse_outcome(v)
+                    .map(|o| RawExpect(vec![o]))
+                    .map_err(E::custom)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawExpect, A::Error> {
+                let mut out = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    out.push(parse_outcome(&name).map_err(de::Error::custom)?);
+                }
+                if out.is_empty() {
+                    return Err(de::Error::custom(
+                        "expected at least one outcome, found an empty list",
+                    ));
+                }
+                Ok(RawExpect(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+fn parse_outcome(name: &str) -> Result<Outcome, String> {
+    match name.to_ascii_lowercase().as_str() {
+        "ok" => Ok(Outcome::Ok),
+        "eof" => Ok(Outcome::Eof),
+        _ => name.parse::<Errno>().map(Outcome::Errno).map_err(|e| {
+            format!("expected \"ok\", \"EOF\" or an errno name, found \"{name}\" ({e})")
+        }),
+    }
+}

@@ -1,0 +1,208 @@
+//! Expectations against observations.
+//!
+//! Each function compares one expectation with what was seen and, on a
+//! mismatch, says both in words a person reads without the suite open:
+//! "expected EAGAIN (Resource temporarily unavailable) after 200 ms ±50 ms,
+//! observed ok, 1000 bytes after 3 ms". The runner decides when to judge;
+//! this module only judges.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::peer::CallResult;
+use crate::side::Side;
+use crate::suite::{Expect, Outcome, Tolerance};
+use crate::tcp_state::TcpState;
+
+/// What was expected and what was seen instead.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Mismatch {
+    /// The expectation, in words.
+    pub expected: String,
+    /// The observation, in words.
+    pub observed: String,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "expected {}, observed {}", self.expected, self.observed)
+    }
+}
+
+/// Judges one call's result and duration against its expectation.
+pub fn judge_call(
+    expect: &Expect,
+    result: &CallResult,
+    took: Duration,
+    tolerance: Tolerance,
+) -> Result<(), Mismatch> {
+    let outcome_ok = expect.result.contains(&result.outcome);
+    let bytes_ok = expect.bytes.is_none_or(|want| want == result.bytes);
+    let timing_ok = expect
+        .after
+        .is_none_or(|want| took.abs_diff(want) <= tolerance.slack(want));
+    let lower_ok = expect.longer_than.is_none_or(|bound| took > bound);
+    if outcome_ok && bytes_ok && timing_ok && lower_ok {
+        return Ok(());
+    }
+    Err(Mismatch {
+        expected: describe_expect(expect, tolerance),
+        observed: describe_result(result, took),
+    })
+}
+
+/// The expectation in words, e.g. "EPIPE (Broken pipe) after 200 ms ±50 ms".
+pub fn describe_expect(expect: &Expect, tolerance: Tolerance) -> String {
+    let mut out = expect
+        .result
+        .iter()
+        .map(Outcome::to_string)
+        .collect::<Vec<_>>()
+        .join(" or ");
+    if let Some(bytes) = expect.bytes {
+        out.push_str(&format!(", {bytes} bytes"));
+    }
+    if let Some(after) = expect.after {
+        out.push_str(&format!(
+            " after {} ±{}",
+            millis(after),
+            millis(tolerance.slack(after))
+        ));
+    }
+    if let Some(bound) = expect.longer_than {
+        out.push_str(&format!(", taking longer than {}", millis(bound)));
+    }
+    out
+}
+
+/// A call's result in words, e.g. "ok, 1000 bytes after 3 ms".
+pub fn describe_result(result: &CallResult, took: Duration) -> String {
+    format!(
+        "{}, {} bytes after {}",
+        result.outcome,
+        result.bytes,
+        millis(took)
+    )
+}
+
+/// Judges kernel states: every expected side must be in its state.
+pub fn judge_states(
+    expected: &[(Side, TcpState)],
+    observed: &[(Side, TcpState)],
+) -> Result<(), Mismatch> {
+    let holds = expected.iter().all(|want| observed.contains(want));
+    if holds {
+        return Ok(());
+    }
+    let words = |pairs: &[(Side, TcpState)]| {
+        pairs
+            .iter()
+            .map(|(side, state)| format!("{side} {}", state.name()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(Mismatch {
+        expected: words(expected),
+        observed: words(observed),
+    })
+}
+
+/// A duration as people read timelines: "200 ms", "1.5 s".
+pub fn millis(d: Duration) -> String {
+    if d >= Duration::from_secs(10) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{} ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::errno::Errno;
+
+    fn expect(result: Vec<Outcome>, bytes: Option<u64>, after: Option<u64>) -> Expect {
+        Expect {
+            result,
+            bytes,
+            after: after.map(Duration::from_millis),
+            longer_than: None,
+        }
+    }
+
+    fn eagain() -> Outcome {
+        Outcome::Errno("EAGAIN".parse::<Errno>().expect("known"))
+    }
+
+    #[test]
+    fn an_errno_that_matches_passes_and_one_that_does_not_says_both() {
+        let result = CallResult {
+            outcome: Outcome::Ok,
+            bytes: 1000,
+        };
+        let want = expect(vec![eagain()], None, Some(200));
+        let err =
+            judge_call(&want, &result, Duration::from_millis(3), Tolerance::DEFAULT).unwrap_err();
+        assert_eq!(
+            err.expected,
+            "EAGAIN (Resource temporarily unavailable) after 200 ms ±50 ms"
+        );
+        assert_eq!(err.observed, "ok, 1000 bytes after 3 ms");
+        let seen = CallResult {
+            outcome: eagain(),
+            bytes: 0,
+        };
+        assert_eq!(
+            judge_call(&want, &seen, Duration::from_millis(230), Tolerance::DEFAULT),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn timing_uses_the_larger_of_floor_and_percent() {
+        let tol = Tolerance {
+            floor: Duration::from_millis(50),
+            percent: 25,
+        };
+        assert_eq!(
+            tol.slack(Duration::from_millis(100)),
+            Duration::from_millis(50)
+        );
+        assert_eq!(
+            tol.slack(Duration::from_secs(2)),
+            Duration::from_millis(500)
+        );
+        let want = expect(vec![Outcome::Ok], None, Some(2000));
+        let ok = CallResult {
+            outcome: Outcome::Ok,
+            bytes: 0,
+        };
+        assert!(judge_call(&want, &ok, Duration::from_millis(2450), tol).is_ok());
+        assert!(judge_call(&want, &ok, Duration::from_millis(2550), tol).is_err());
+        assert!(judge_call(&want, &ok, Duration::from_millis(1450), tol).is_err());
+    }
+
+    #[test]
+    fn bytes_and_eof_are_judged() {
+        let want = expect(vec![Outcome::Ok], Some(5), None);
+        let short = CallResult {
+            outcome: Outcome::Ok,
+            bytes: 4,
+        };
+        assert!(judge_call(&want, &short, Duration::ZERO, Tolerance::DEFAULT).is_err());
+        let eof = CallResult {
+            outcome: Outcome::Eof,
+            bytes: 0,
+        };
+        let err = judge_call(
+            &expect(vec![Outcome::Ok], None, None),
+            &eof,
+            Duration::ZERO,
+            Tolerance::DEFAULT,
+        );
+        assert_eq!(
+            err.unwrap_err().observed,
+            "EOF (read returned 0), 0 bytes after 0 ms"
+        );
+    }
+}

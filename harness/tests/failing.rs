@@ -1,0 +1,167 @@
+//! Every kind of assertion, shown failing on a case built to fail, with a
+//! readable report: expected, observed, the step, and the timeline.
+//!
+//! Each broken suite in `tests/broken/` runs through the real `hangup`
+//! binary (so this also works unprivileged: the binary enters its own user
+//! namespace), which must exit 1 and write a JSON report whose failure says
+//! what was expected and what was seen.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use rstest::rstest;
+
+fn hangup() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_hangup"))
+}
+
+/// Runs one broken suite and returns (exit code, stdout, parsed JSON report,
+/// the temp dir holding artifacts, which lives as long as the caller keeps it).
+fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("report.json");
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/broken")
+        .join(file);
+    let out = hangup()
+        .arg("run")
+        .arg(&suite)
+        .arg("--json")
+        .arg(&json)
+        .arg("--artifacts")
+        .arg(dir.path())
+        .output()
+        .expect("run hangup");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let report =
+        std::fs::read(&json).unwrap_or_else(|e| panic!("no JSON report ({e}); stdout:\n{stdout}"));
+    (
+        out.status.code(),
+        stdout,
+        serde_json::from_slice(&report).expect("valid JSON"),
+        dir,
+    )
+}
+
+#[rstest]
+#[case::errno(
+    "errno.toml",
+    "expected EPIPE (Broken pipe)",
+    "observed ECONNRESET (Connection reset by peer)"
+)]
+#[case::state_now("state_now.toml", "expected client TIME_WAIT", "observed client gone")]
+#[case::state_within(
+    "state_within.toml",
+    "expected server gone within 300 ms",
+    "observed server CLOSE_WAIT"
+)]
+#[case::timing(
+    "timing.toml",
+    "EAGAIN (Resource temporarily unavailable) after 50 ms ±50 ms",
+    "observed EAGAIN"
+)]
+#[case::eof("eof.toml", "expected EOF (read returned 0)", "observed ok, 5 bytes")]
+#[case::bytes("bytes.toml", "expected ok, 999 bytes", "observed ok, 1000 bytes")]
+#[case::longer_than(
+    "longer_than.toml",
+    "taking longer than 1000 ms",
+    "observed ok, 5 bytes"
+)]
+#[case::default_expectation(
+    "default_expectation.toml",
+    "expected ok or EOF (read returned 0)",
+    "observed EBADF"
+)]
+fn an_assertion_that_does_not_hold_fails_readably(
+    #[case] file: &str,
+    #[case] expected: &str,
+    #[case] observed: &str,
+) {
+    let (code, stdout, report, _dir) = run_broken(file);
+    assert_eq!(code, Some(1), "a failing case exits 1; stdout:\n{stdout}");
+    assert!(
+        stdout.contains(expected),
+        "stdout lacks {expected:?}:\n{stdout}"
+    );
+    assert!(
+        stdout.contains(observed),
+        "stdout lacks {observed:?}:\n{stdout}"
+    );
+    for part in [
+        "  step:     ",
+        "  expected: ",
+        "  observed: ",
+        "timeline:",
+        "0 passed, 1 failed",
+    ] {
+        assert!(stdout.contains(part), "stdout lacks {part:?}:\n{stdout}");
+    }
+    let case = &report[0];
+    assert_eq!(case["status"], "failed");
+    assert!(
+        case["summary"]
+            .as_str()
+            .is_some_and(|s| s.contains(expected)),
+        "{case}"
+    );
+    assert!(
+        case["timeline"]["events"]
+            .as_array()
+            .is_some_and(|e| !e.is_empty()),
+        "{case}"
+    );
+    let artifacts = PathBuf::from(
+        case["artifacts"]
+            .as_str()
+            .expect("failing cases keep artifacts"),
+    );
+    let log = std::fs::read_to_string(artifacts.join("case.log")).expect("case.log");
+    assert!(log.contains(observed), "{log}");
+}
+
+#[test]
+fn an_overrun_says_what_each_side_was_waiting_for() {
+    let (code, stdout, _, _dir) = run_broken("deadline.toml");
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("overran its deadline of 300 ms"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("client was at step 3 `\"recv\"`"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("server was at step 4 `{ wait = \"never\" }`"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_reference_suites_pass_through_the_cli_with_junit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let junit = dir.path().join("junit.xml");
+    let suites = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites");
+    let out = hangup()
+        .arg("run")
+        .arg(&suites)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .expect("run hangup");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.ends_with(" passed, 0 failed"), "{last}");
+    let xml = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(
+        xml.contains("<testsuite name=\"s02_read_timeout_mid_stream\""),
+        "{xml}"
+    );
+    assert!(xml.contains("classname=\"s07_abortive_close\""), "{xml}");
+}
