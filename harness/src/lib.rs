@@ -1,6 +1,35 @@
 //! hangup: what does my server do when a client hangs up?
 //!
-//! (crate docs come with the runner)
+//! A client times out mid-response, resets with `SO_LINGER 0`, half-closes,
+//! or vanishes; the server should see the right errno (EPIPE, ECONNRESET),
+//! release its socket (no CLOSE_WAIT leak), and keep serving. hangup turns
+//! those questions into declarative suites that run under `cargo test` on
+//! real kernel sockets, one fresh network namespace per case, asserting the
+//! errno each call returned and the TCP state the kernel holds on each side.
+//!
+//! # Where things are
+//!
+//! Data flows one way: [`suite`] (TOML in, validated model out) →
+//! [`runner`] (a fresh thread and network namespace per case, from
+//! [`sandbox`]) → [`peer`] (scripted client and server calls) → [`observe`]
+//! (sock_diag and `TCP_INFO`) → [`verdict`] (expected against observed) →
+//! [`report`] (timeline, JUnit, JSON). [`errno`], [`tcp_state`] and [`side`]
+//! are the words all of them share. [`cli`] is the `hangup` command and
+//! [`bench`] its benchmark.
+//!
+//! # The one invariant
+//!
+//! When not root, the process enters a user namespace in `main` before any
+//! thread exists; every case then runs on a thread of its own that unshares
+//! its own network namespace. The thread a test trial is called on never
+//! changes namespace. [`sandbox`] explains why and enforces it.
+//!
+//! # Using it from another crate
+//!
+//! A `[[test]]` with `harness = false` whose `main` is
+//! `hangup::runner::test_main("suites")`; see [`runner`].
+
+#![warn(missing_docs)]
 
 pub mod bench;
 pub mod cli;

@@ -37,9 +37,6 @@
 //! The two-host veth topology (198.18.0.0/15) will be added to this module
 //! when a suite needs it.
 
-// The crate root should carry this; until it does, this module checks itself.
-#![warn(missing_docs)]
-
 use std::io;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
