@@ -160,8 +160,54 @@ fn the_reference_suites_pass_through_the_cli_with_junit() {
     assert!(last.ends_with(" passed, 0 failed"), "{last}");
     let xml = std::fs::read_to_string(&junit).expect("junit written");
     assert!(
-        xml.contains("<testsuite name=\"s02_read_timeout_mid_stream\""),
+        xml.contains(" name=\"s02_read_timeout_mid_stream\""),
         "{xml}"
     );
     assert!(xml.contains("classname=\"s07_abortive_close\""), "{xml}");
+    validate_junit(&junit);
+}
+
+#[test]
+fn failing_cases_write_junit_that_validates_too() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let junit = dir.path().join("junit.xml");
+    let broken = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken");
+    let out = hangup()
+        .arg("run")
+        .arg(&broken)
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let xml = std::fs::read_to_string(&junit).expect("junit written");
+    assert!(
+        xml.contains("<failure type=\"hangup::expectation\""),
+        "{xml}"
+    );
+    assert!(xml.contains("expected EPIPE (Broken pipe)"), "{xml}");
+    validate_junit(&junit);
+}
+
+/// Validates against the Jenkins xUnit schema with xmllint; CI installs it
+/// (and sets CI=true, which makes a missing xmllint an error here).
+fn validate_junit(path: &Path) {
+    let schema = Path::new(env!("CARGO_MANIFEST_DIR")).join("../schemas/junit-10.xsd");
+    match Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(&schema)
+        .arg(path)
+        .output()
+    {
+        Ok(out) => assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(_) if std::env::var_os("CI").is_none() => {
+            eprintln!("xmllint not found: JUnit schema check skipped")
+        }
+        Err(err) => panic!("xmllint is needed in CI: {err}"),
+    }
 }
