@@ -49,6 +49,10 @@ enum Command {
         /// Also run cases marked `ignore`.
         #[arg(long)]
         include_ignored: bool,
+        /// Run everything this many times, stopping at the first round with
+        /// a failure: the soak test for flakiness (reports are the last round's).
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        repeat: usize,
     },
     /// Validate suites without running them.
     Check {
@@ -91,20 +95,19 @@ pub fn main() -> ExitCode {
             keep_artifacts,
             artifacts,
             include_ignored,
+            repeat,
         } => {
             let options = RunOptions {
                 keep_artifacts,
                 artifact_root: artifacts,
             };
-            run(
-                &paths,
-                junit,
-                json,
-                filter.as_deref(),
+            let plan = Plan {
+                filter: filter.as_deref(),
                 jobs,
                 include_ignored,
-                &options,
-            )
+                repeat: repeat.max(1),
+            };
+            run(&paths, junit, json, &plan, &options)
         }
         Command::Check { paths } => check(&paths),
         Command::Schema => {
@@ -115,13 +118,19 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Which cases `run` runs, how many at once, and how often.
+struct Plan<'a> {
+    filter: Option<&'a str>,
+    jobs: usize,
+    include_ignored: bool,
+    repeat: usize,
+}
+
 fn run(
     paths: &[PathBuf],
     junit: Option<PathBuf>,
     json: Option<PathBuf>,
-    filter: Option<&str>,
-    jobs: usize,
-    include_ignored: bool,
+    plan: &Plan<'_>,
     options: &RunOptions,
 ) -> ExitCode {
     let (mut suites, errors) = runner::load_suites(paths);
@@ -132,7 +141,7 @@ fn run(
         eprintln!("hangup: {} suite(s) invalid; nothing was run", errors.len());
         return ExitCode::from(2);
     }
-    if let Some(filter) = filter {
+    if let Some(filter) = plan.filter {
         for suite in &mut suites {
             let name = suite.name.clone();
             suite
@@ -154,7 +163,16 @@ fn run(
             crate::verdict::millis(report.duration)
         );
     };
-    let reports = runner::run_all(&suites, options, jobs, include_ignored, &print);
+    let mut reports = Vec::new();
+    for round in 1..=plan.repeat {
+        if plan.repeat > 1 {
+            println!("round {round} of {}", plan.repeat);
+        }
+        reports = runner::run_all(&suites, options, plan.jobs, plan.include_ignored, &print);
+        if reports.iter().any(|r| r.failure().is_some()) {
+            break;
+        }
+    }
     let failed: Vec<&CaseReport> = reports.iter().filter(|r| r.failure().is_some()).collect();
     if !failed.is_empty() {
         println!("\nfailures:\n");
