@@ -1,6 +1,436 @@
-//! `hangup bench` (to be written).
-use std::process::ExitCode;
-/// Runs the benchmark.
-pub fn run(_cases: usize) -> ExitCode {
-    ExitCode::SUCCESS
+//! `hangup bench`: what the harness costs, measured on this machine.
+//!
+//! A benchmark run by hand (`cargo run --release -p hangup -- bench`),
+//! never a timed test: it prints numbers and judges them against targets,
+//! but exits 0 whether or not a target is met. It exits 1 only when a
+//! measurement itself failed (a case that should pass did not, a netlink
+//! call failed), because then the numbers mean nothing.
+//!
+//! Three figures, each as the median and p90 of many repetitions
+//! (nearest-rank percentiles, see [`percentile`]):
+//!
+//! 1. **Per-case overhead.** A case that waits for nothing (a client
+//!    connects to a closed port, gets ECONNREFUSED at once, and checks its
+//!    state through sock_diag) run through the real [`runner::run_case`],
+//!    beside [`sandbox::bare_namespace_cost`]: thread, runtime, unshare, `lo`
+//!    up. The two are measured alternately so that both see the same kernel
+//!    (namespaces are freed asynchronously, and a backlog of them slows
+//!    later `unshare`s). Target: the case ≤ 4× the bare namespace.
+//! 2. **A state read.** One [`SockDiag::lookup`] of a connected pair and one
+//!    full [`SockDiag::tcp_sockets`] dump, beside spawning `ss -tan` in the
+//!    same namespace with its output captured. Target: a state read ≥ 50×
+//!    faster than `ss`. A dump walks the TCP hash table a new namespace
+//!    shares with the host, so it costs what the host's table size makes it
+//!    cost; both are reported.
+//! 3. **Throughput.** `--cases` no-wait cases through [`runner::run_all`]
+//!    with the CLI's default job count: wall time and cases per second.
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::observe::SockDiag;
+use crate::runner::{self, RunOptions};
+use crate::sandbox::{self, CaseNamespace, Privileges};
+use crate::suite::{Case, Suite};
+use crate::tcp_state::TcpState;
+
+/// The no-wait case: connect to a port nothing listens on (the kernel
+/// answers the SYN with RST on loopback at once), then one state check,
+/// which asks sock_diag for the client's 4-tuple.
+const NO_WAIT_SUITE: &str = r#"
+description = "hangup bench: a case that waits for nothing"
+
+[[case]]
+name = "refused_connect"
+client = [
+  { connect = 8080, expect = "ECONNREFUSED" },
+  { state = { client = "gone" } },
+]
+"#;
+
+/// Overhead samples, each one case and one bare namespace: ~1.5 ms a pair.
+const OVERHEAD_SAMPLES: usize = 1000;
+/// Runs of each kind thrown away first (page faults, lazy statics).
+const WARMUP: usize = 20;
+const LOOKUP_SAMPLES: usize = 10_000;
+const DUMP_SAMPLES: usize = 1000;
+/// `ss` costs milliseconds per spawn.
+const SS_SAMPLES: usize = 200;
+
+/// Target: a no-wait case costs at most this many bare namespaces.
+const OVERHEAD_TARGET: f64 = 4.0;
+/// Target: a state read is at least this many times faster than `ss`.
+const STATE_READ_TARGET: f64 = 50.0;
+
+/// Median and p90 of a set of samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stats {
+    /// How many samples.
+    pub n: usize,
+    /// 50th percentile.
+    pub median: Duration,
+    /// 90th percentile.
+    pub p90: Duration,
+}
+
+impl Stats {
+    /// Stats of `samples` (sorted here); `None` when there are none.
+    pub fn of(mut samples: Vec<Duration>) -> Option<Stats> {
+        samples.sort_unstable();
+        Some(Stats {
+            n: samples.len(),
+            median: percentile(&samples, 50.0)?,
+            p90: percentile(&samples, 90.0)?,
+        })
+    }
+}
+
+/// The nearest-rank `p`th percentile (0 < p ≤ 100) of `sorted`: the
+/// smallest sample with at least p % of the samples at or below it. No
+/// interpolation, so the answer is always a measured value.
+pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
+    if sorted.is_empty() || !(p > 0.0 && p <= 100.0) {
+        return None;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted.get(rank.clamp(1, sorted.len()) - 1).copied()
+}
+
+/// Runs the benchmark and prints its table; see the [module docs](self).
+pub fn run(cases: usize, privileges: Privileges) -> ExitCode {
+    match measure_and_print(cases, privileges) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(why) => {
+            eprintln!("hangup bench: a measurement failed: {why}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String> {
+    let jobs = crate::cli::default_jobs();
+    let suite = no_wait_suite()?;
+    let case = suite.cases[0].clone();
+
+    println!("hangup bench");
+    println!(
+        "machine: {} CPUs (nproc), Linux {}, {} build, {}",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        kernel_release(),
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        match privileges {
+            Privileges::Root => "running as root".to_string(),
+            Privileges::UserNamespace { uid, gid } =>
+                format!("rootless: in a user namespace (uid {uid}, gid {gid} outside)"),
+        },
+    );
+    println!();
+
+    eprintln!("measuring per-case overhead ({OVERHEAD_SAMPLES} samples)...");
+    let (overhead, bare) = overhead(&suite, &case)?;
+    eprintln!("measuring state reads...");
+    let reads = state_reads()?;
+    eprintln!("running {cases} no-wait cases with {jobs} jobs...");
+    let throughput = throughput(&suite, &case, cases, jobs)?;
+
+    println!(
+        "{:<46} {:>6} {:>11} {:>11}",
+        "measurement", "n", "median", "p90"
+    );
+    row("no-wait case via run_case (setup+observe+end)", overhead);
+    row("bare netns: thread+runtime+unshare+lo up", bare);
+    ratio_line(
+        "case / bare netns",
+        ratio(overhead.median, bare.median),
+        ratio(overhead.p90, bare.p90),
+        format!("target ≤ {OVERHEAD_TARGET}×"),
+        ratio(overhead.median, bare.median) <= OVERHEAD_TARGET,
+    );
+    println!(
+        "  {:<44} {:>6} {:>11} {:>11}",
+        "harness's own share (case − bare)",
+        "",
+        fmt_duration(overhead.median.saturating_sub(bare.median)),
+        fmt_duration(overhead.p90.saturating_sub(bare.p90)),
+    );
+    row("sock_diag lookup (one socket)", reads.lookup);
+    row("sock_diag dump (tcp_sockets, v4+v6)", reads.dump);
+    match reads.ss {
+        Some(ss) => {
+            row("spawn `ss -tan`, output captured", ss);
+            for (name, read) in [("ss / lookup", reads.lookup), ("ss / dump", reads.dump)] {
+                let median = ratio(ss.median, read.median);
+                ratio_line(
+                    name,
+                    median,
+                    ratio(ss.p90, read.p90),
+                    format!("target ≥ {STATE_READ_TARGET}×"),
+                    median >= STATE_READ_TARGET,
+                );
+            }
+        }
+        None => println!("{:<46} skipped: `ss` is not installed", "spawn `ss -tan`"),
+    }
+    println!(
+        "  (a dump walks the TCP hash table the namespace shares with the host, sized by RAM; \
+         state checks use lookups)"
+    );
+    println!(
+        "{:<46} {:>6} {:>11} {:>8.0} cases/s",
+        format!("{cases} no-wait cases via run_all, {jobs} jobs"),
+        cases,
+        fmt_duration(throughput),
+        cases as f64 / throughput.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn row(name: &str, stats: Stats) {
+    println!(
+        "{name:<46} {:>6} {:>11} {:>11}",
+        stats.n,
+        fmt_duration(stats.median),
+        fmt_duration(stats.p90)
+    );
+}
+
+fn ratio_line(name: &str, median: f64, p90: f64, target: String, pass: bool) {
+    println!(
+        "  {name:<44} {:>6} {:>10.1}× {:>10.1}×  {target} (median): {}",
+        "",
+        median,
+        p90,
+        if pass { "PASS" } else { "FAIL" }
+    );
+}
+
+fn ratio(a: Duration, b: Duration) -> f64 {
+    a.as_secs_f64() / b.as_secs_f64().max(f64::MIN_POSITIVE)
+}
+
+/// Microseconds below 1 ms, milliseconds below 1 s, seconds above.
+fn fmt_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 1e-3 {
+        format!("{:.1} µs", secs * 1e6)
+    } else if secs < 1.0 {
+        format!("{:.3} ms", secs * 1e3)
+    } else {
+        format!("{secs:.3} s")
+    }
+}
+
+/// The kernel release, as `uname -r` prints it.
+fn kernel_release() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or_else(|_| "(unknown)".into(), |s| s.trim().to_string())
+}
+
+fn no_wait_suite() -> Result<Suite, String> {
+    crate::suite::parse_suite(Path::new("bench.toml"), NO_WAIT_SUITE.as_bytes())
+        .map_err(|e| format!("the embedded no-wait suite is invalid: {e}"))
+}
+
+/// One run of the no-wait case; an error unless it passed.
+fn timed_case(suite: &Suite, case: &Case, options: &RunOptions) -> Result<Duration, String> {
+    let started = Instant::now();
+    let report = runner::run_case(suite, case, options);
+    let took = started.elapsed();
+    if report.passed() {
+        Ok(took)
+    } else {
+        Err(format!(
+            "the no-wait case did not pass:\n{}",
+            report.render_failure()
+        ))
+    }
+}
+
+fn bare() -> Result<Duration, String> {
+    sandbox::bare_namespace_cost().map_err(|e| e.to_string())
+}
+
+/// The no-wait case and the bare namespace, measured alternately.
+fn overhead(suite: &Suite, case: &Case) -> Result<(Stats, Stats), String> {
+    let options = RunOptions::default();
+    for _ in 0..WARMUP {
+        timed_case(suite, case, &options)?;
+        bare()?;
+    }
+    let mut cases = Vec::with_capacity(OVERHEAD_SAMPLES);
+    let mut bares = Vec::with_capacity(OVERHEAD_SAMPLES);
+    for _ in 0..OVERHEAD_SAMPLES {
+        cases.push(timed_case(suite, case, &options)?);
+        bares.push(bare()?);
+    }
+    Ok((
+        Stats::of(cases).ok_or("no samples")?,
+        Stats::of(bares).ok_or("no samples")?,
+    ))
+}
+
+struct StateReads {
+    lookup: Stats,
+    dump: Stats,
+    /// `None` when `ss` is not installed.
+    ss: Option<Stats>,
+}
+
+/// Times state reads on a thread of its own in a fresh namespace holding
+/// one connected pair (and its listener).
+fn state_reads() -> Result<StateReads, String> {
+    std::thread::Builder::new()
+        .name("hangup-bench-state-reads".into())
+        .spawn(state_reads_here)
+        .map_err(|e| format!("failed to spawn a thread: {e}"))?
+        .join()
+        .map_err(|_| "the state-read thread panicked".to_string())?
+}
+
+fn state_reads_here() -> Result<StateReads, String> {
+    let _namespace = CaseNamespace::create_blocking().map_err(|e| e.to_string())?;
+    let io = |what: &'static str| move |e: std::io::Error| format!("failed to {what}: {e}");
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io("listen"))?;
+    let port = listener.local_addr().map_err(io("read the port"))?.port();
+    let client = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).map_err(io("connect"))?;
+    let (_server, _) = listener.accept().map_err(io("accept"))?;
+    let local = client.local_addr().map_err(io("read the address"))?;
+    let remote = client.peer_addr().map_err(io("read the address"))?;
+    let mut diag = SockDiag::open().map_err(|e| e.to_string())?;
+
+    let state = diag.lookup(local, remote).map_err(|e| e.to_string())?;
+    if state != TcpState::Established {
+        return Err(format!(
+            "sock_diag saw the connected client as {state}, not ESTABLISHED"
+        ));
+    }
+    let listed = diag.tcp_sockets().map_err(|e| e.to_string())?;
+    // The listener and both ends of the connection.
+    if listed.len() != 3 {
+        return Err(format!(
+            "a dump listed {} sockets, expected 3: {listed:?}",
+            listed.len()
+        ));
+    }
+
+    let lookup = sample(LOOKUP_SAMPLES, || {
+        diag.lookup(local, remote)
+            .map(drop)
+            .map_err(|e| e.to_string())
+    })?;
+    let dump = sample(DUMP_SAMPLES, || {
+        diag.tcp_sockets().map(drop).map_err(|e| e.to_string())
+    })?;
+    let needle = format!("127.0.0.1:{port}");
+    let ss_once = || -> Result<Option<()>, String> {
+        match Command::new("ss").arg("-tan").stdin(Stdio::null()).output() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!("failed to spawn `ss -tan`: {e}")),
+            Ok(out) if !out.status.success() => Err(format!(
+                "`ss -tan` failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )),
+            // Proves it ran in the case's namespace and saw our pair.
+            Ok(out) if !String::from_utf8_lossy(&out.stdout).contains(&needle) => Err(format!(
+                "`ss -tan` did not list {needle}: it ran outside the namespace?"
+            )),
+            Ok(_) => Ok(Some(())),
+        }
+    };
+    let ss = match ss_once()? {
+        None => None,
+        Some(()) => Some(sample(SS_SAMPLES, || ss_once().map(drop))?),
+    };
+    Ok(StateReads { lookup, dump, ss })
+}
+
+/// Times `n` calls of `f` one by one, after a tenth as many unmeasured.
+fn sample(n: usize, mut f: impl FnMut() -> Result<(), String>) -> Result<Stats, String> {
+    for _ in 0..n / 10 {
+        f()?;
+    }
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        f()?;
+        samples.push(started.elapsed());
+    }
+    Stats::of(samples).ok_or_else(|| "no samples".into())
+}
+
+/// `cases` copies of the no-wait case through `run_all`; the wall time.
+fn throughput(suite: &Suite, case: &Case, cases: usize, jobs: usize) -> Result<Duration, String> {
+    let mut many = suite.clone();
+    many.cases = (0..cases)
+        .map(|i| {
+            let mut copy = case.clone();
+            copy.name = format!("{}_{i}", case.name);
+            copy
+        })
+        .collect();
+    let started = Instant::now();
+    let reports = runner::run_all(&[many], &RunOptions::default(), jobs, false, &|_| {});
+    let took = started.elapsed();
+    let failed: Vec<_> = reports.iter().filter(|r| !r.passed()).collect();
+    if let Some(first) = failed.first() {
+        return Err(format!(
+            "{} of {cases} no-wait cases did not pass; the first:\n{}",
+            failed.len(),
+            first.render_failure()
+        ));
+    }
+    if reports.len() != cases {
+        return Err(format!("{cases} cases run, {} reported", reports.len()));
+    }
+    Ok(took)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    fn ms(values: &[u64]) -> Vec<Duration> {
+        values.iter().map(|&v| Duration::from_millis(v)).collect()
+    }
+
+    #[rstest]
+    #[case::one(&[7], 50.0, Some(7))]
+    #[case::one_p90(&[7], 90.0, Some(7))]
+    #[case::even_median_is_lower_middle(&[1, 2, 3, 4], 50.0, Some(2))]
+    #[case::odd_median(&[1, 2, 3, 4, 5], 50.0, Some(3))]
+    #[case::p90_of_ten(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 90.0, Some(9))]
+    #[case::p90_of_eleven(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 90.0, Some(10))]
+    #[case::p100_is_max(&[1, 2, 3], 100.0, Some(3))]
+    #[case::empty(&[], 50.0, None)]
+    #[case::zero_p(&[1, 2], 0.0, None)]
+    #[case::above_100(&[1, 2], 101.0, None)]
+    fn nearest_rank(#[case] sorted: &[u64], #[case] p: f64, #[case] expected: Option<u64>) {
+        assert_eq!(
+            percentile(&ms(sorted), p),
+            expected.map(Duration::from_millis)
+        );
+    }
+
+    #[rstest]
+    fn stats_sort_their_samples() {
+        let stats = Stats::of(ms(&[9, 1, 5, 3, 7, 2, 8, 4, 6, 10])).unwrap();
+        assert_eq!(stats.n, 10);
+        assert_eq!(stats.median, Duration::from_millis(5));
+        assert_eq!(stats.p90, Duration::from_millis(9));
+    }
+
+    #[rstest]
+    fn the_embedded_suite_parses() {
+        let suite = no_wait_suite().unwrap();
+        assert_eq!(suite.cases.len(), 1);
+        assert!(suite.cases[0].ignore.is_none());
+    }
 }

@@ -62,7 +62,8 @@ enum Command {
     },
     /// Print the JSON Schema of the suite format.
     Schema,
-    /// Measure the harness's overhead (see the README for the figures).
+    /// Measure the harness's overhead against a bare namespace, sock_diag
+    /// against `ss`, and cases per second (a benchmark, run by hand).
     Bench {
         /// How many no-wait cases the throughput run takes.
         #[arg(long, default_value_t = 1000)]
@@ -71,7 +72,7 @@ enum Command {
 }
 
 /// Cases spend most of their time waiting on timers, so twice the cores.
-fn default_jobs() -> usize {
+pub(crate) fn default_jobs() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
 }
 
@@ -79,10 +80,14 @@ fn default_jobs() -> usize {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // Before any thread exists: the runner and tokio start threads later.
+    let mut privileges = crate::sandbox::Privileges::Root;
     if matches!(cli.command, Command::Run { .. } | Command::Bench { .. }) {
-        if let Err(err) = crate::sandbox::enter_user_namespace() {
-            eprintln!("hangup: {err}");
-            return ExitCode::from(2);
+        match crate::sandbox::enter_user_namespace() {
+            Ok(entered) => privileges = entered,
+            Err(err) => {
+                eprintln!("hangup: {err}");
+                return ExitCode::from(2);
+            }
         }
     }
     match cli.command {
@@ -114,7 +119,7 @@ pub fn main() -> ExitCode {
             println!("{}", crate::suite::schema::json_schema());
             ExitCode::SUCCESS
         }
-        Command::Bench { cases } => crate::bench::run(cases),
+        Command::Bench { cases } => crate::bench::run(cases, privileges),
     }
 }
 
