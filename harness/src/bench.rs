@@ -164,16 +164,23 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
     match reads.ss {
         Some(ss) => {
             row("spawn `ss -tan`, output captured", ss);
-            for (name, read) in [("ss / lookup", reads.lookup), ("ss / dump", reads.dump)] {
-                let median = ratio(ss.median, read.median);
-                ratio_line(
-                    name,
-                    median,
-                    ratio(ss.p90, read.p90),
-                    format!("target ≥ {STATE_READ_TARGET}×"),
-                    median >= STATE_READ_TARGET,
-                );
-            }
+            // A state read is what a `state` step does: one lookup by 4-tuple.
+            let median = ratio(ss.median, reads.lookup.median);
+            ratio_line(
+                "ss / state read (lookup)",
+                median,
+                ratio(ss.p90, reads.lookup.p90),
+                format!("target ≥ {STATE_READ_TARGET}×"),
+                median >= STATE_READ_TARGET,
+            );
+            // The whole-table dump is no state read; shown for what it costs.
+            println!(
+                "  {:<44} {:>6} {:>10.1}× {:>10.1}×  (no target: not used by state checks)",
+                "ss / dump",
+                "",
+                ratio(ss.median, reads.dump.median),
+                ratio(ss.p90, reads.dump.p90),
+            );
         }
         None => println!("{:<46} skipped: `ss` is not installed", "spawn `ss -tan`"),
     }
