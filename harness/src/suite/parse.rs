@@ -974,3 +974,309 @@ fn parse_outcome(name: &str) -> Result<Outcome, String> {
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use rstest::rstest;
+
+    use super::*;
+
+    const PATH: &str = "suites/t.toml";
+
+    /// Each problem as `(line, column, message)`, in the order reported.
+    fn problems(bytes: &[u8]) -> Vec<(usize, usize, String)> {
+        match parse_suite(Path::new(PATH), bytes) {
+            Ok(_) => panic!("expected the suite to be invalid, it parsed"),
+            Err(SuiteError::Invalid { diagnostics, .. }) => diagnostics
+                .into_iter()
+                .map(|d| (d.location.line, d.location.column, d.message))
+                .collect(),
+            Err(other) => panic!("expected SuiteError::Invalid, found {other:?}"),
+        }
+    }
+
+    /// The one problem of a suite that has exactly one.
+    fn problem(text: &str) -> (usize, usize, String) {
+        let mut all = problems(text.as_bytes());
+        assert_eq!(all.len(), 1, "expected one problem, found {all:#?}");
+        all.remove(0)
+    }
+
+    fn rendered(text: &[u8]) -> String {
+        match parse_suite(Path::new(PATH), text) {
+            Err(SuiteError::Invalid { rendered, .. }) => rendered,
+            other => panic!("expected SuiteError::Invalid, found {other:?}"),
+        }
+    }
+
+    /// A case named `a` with this client script.
+    fn client(steps: &str) -> String {
+        format!("[[case]]\nname = \"a\"\nclient = [\n{steps}\n]\n")
+    }
+
+    #[rstest]
+    #[case::unknown_action(
+        client("  { conect = 8080 },"),
+        4,
+        5,
+        "unknown field `conect`, expected one of `listen`, `accept`, `connect`,"
+    )]
+    #[case::unknown_bare_action(
+        client("  \"closee\","),
+        4,
+        3,
+        "expected \"accept\", \"recv\", \"close\" or \"abort\" as a bare step, found \"closee\""
+    )]
+    #[case::bare_action_needing_an_argument(
+        client("  \"connect\","),
+        4,
+        3,
+        "expected \"accept\", \"recv\", \"close\" or \"abort\" as a bare step, found \"connect\" (it takes an argument: write it as a table)"
+    )]
+    #[case::unknown_errno(
+        client("  { connect = 8080, expect = \"ECONRESET\" },"),
+        4,
+        30,
+        "expected \"ok\", \"EOF\" or an errno name, found \"ECONRESET\" (unknown errno `ECONRESET`, expected one of EPIPE, ECONNRESET,"
+    )]
+    #[case::unknown_state(
+        client("  { state = { client = \"ESTABLISHD\" } },"),
+        4,
+        24,
+        "unknown TCP state `ESTABLISHD`, expected one of ESTABLISHED, SYN_SENT,"
+    )]
+    #[case::unknown_state_side(
+        client("  { state = { client = \"CLOSE\", serve = \"CLOSE\" } },"),
+        4,
+        33,
+        "unknown field `serve`, expected `client` or `server`"
+    )]
+    #[case::bad_duration(
+        client("  { sleep = \"fast\" },"),
+        4,
+        13,
+        "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"fast\""
+    )]
+    #[case::bad_timeout(
+        client("  { connect = 8080, timeout = \"1 fortnight\" },"),
+        4,
+        31,
+        "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"1 fortnight\""
+    )]
+    #[case::bad_address(
+        client("  { connect = \"x\" },"),
+        4,
+        15,
+        "expected a port or an address like \"127.0.0.1:8080\", found \"x\""
+    )]
+    #[case::port_zero(
+        client("  { connect = 0 },"),
+        4,
+        15,
+        "expected a port from 1 to 65535, found 0"
+    )]
+    #[case::non_loopback(
+        client("  { connect = \"10.0.0.1:80\" },"),
+        4,
+        15,
+        "expected a loopback address (127.0.0.0/8 or ::1), found \"10.0.0.1:80\": hangup sends traffic only inside its own namespaces"
+    )]
+    #[case::flag_false(
+        client("  { close = false },"),
+        4,
+        13,
+        "expected `true` (or drop the step), found `false`"
+    )]
+    #[case::two_actions(
+        client("  { connect = 8080, close = true },"),
+        4,
+        29,
+        "expected one action per step, found `connect` and `close`"
+    )]
+    #[case::no_action(
+        client("  { timeout = \"1s\" },"),
+        4,
+        3,
+        "expected one action in this step, found none; actions are listen, accept,"
+    )]
+    #[case::within_on_recv(
+        client("  { recv = true, within = \"1s\" },"),
+        4,
+        27,
+        "`within` does not apply to `recv`"
+    )]
+    #[case::timeout_on_close(
+        client("  { close = true, timeout = \"1s\" },"),
+        4,
+        29,
+        "`timeout` does not apply to `close`"
+    )]
+    #[case::expect_on_sleep(
+        client("  { sleep = \"1s\", expect = \"EPIPE\" },"),
+        4,
+        28,
+        "`expect` does not apply to `sleep`: it has no result to judge"
+    )]
+    #[case::listen_in_client(
+        client("  { listen = 8080 },"),
+        4,
+        14,
+        "`listen` is for the server side, found it in the client script"
+    )]
+    #[case::max_zero(
+        client("  { recv = true, max = 0 },"),
+        4,
+        24,
+        "expected `max` of at least 1 byte, found 0"
+    )]
+    #[case::bad_linger(
+        client("  { set = { linger = \"x\" } },"),
+        4,
+        22,
+        "expected \"off\" or a linger time like \"0s\" or \"5s\", found \"x\""
+    )]
+    #[case::unknown_option(
+        client("  { set = { lingr = \"0s\" } },"),
+        4,
+        13,
+        "unknown field `lingr`, expected one of `linger`, `nodelay`, `keepalive`, `rcvbuf`, `sndbuf`"
+    )]
+    #[case::empty_state(
+        client("  { state = {} },"),
+        4,
+        13,
+        "expected a state for `client`, `server` or both, found neither"
+    )]
+    #[case::missing_name("[[case]]\nclient = [\"close\"]\n".into(), 1, 1, "expected a `name` for this case, found none")]
+    #[case::bad_name("[[case]]\nname = \"a b\"\nclient = [\"close\"]\n".into(), 2, 8, "expected a case name of letters, digits, `_` and `-`, found `a b`")]
+    #[case::no_script("[[case]]\nname = \"a\"\n".into(), 1, 1, "expected a `client` or `server` script in this case, found neither")]
+    #[case::script_not_an_array("[[case]]\nname = \"a\"\nclient = \"close\"\n".into(), 3, 10, "expected `client` to be an array of steps, found string")]
+    #[case::unknown_case_key("[[case]]\nname = \"a\"\nclient = [\"close\"]\nsevrer = []\n".into(), 4, 1, "unknown key `sevrer` in a case, expected one of `name`, `description`,")]
+    #[case::unknown_top_key("descripton = \"x\"\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 1, "unknown key `descripton` at the top of a suite, expected one of `description`,")]
+    #[case::sysctl_outside_net("[[case]]\nname = \"a\"\nsysctl = { \"kernel.pid_max\" = 5 }\nclient = [\"close\"]\n".into(), 3, 12, "only per-network-namespace sysctls (under `net.`) may be set, and `kernel.pid_max` is host-wide")]
+    #[case::sysctls_not_a_table("[[case]]\nname = \"a\"\nsysctl = 5\nclient = [\"close\"]\n".into(), 3, 10, "expected a table of sysctls like")]
+    #[case::bad_top_deadline("deadline = \"soon\"\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 12, "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"soon\"")]
+    #[case::bad_tolerance_floor("[[case]]\nname = \"a\"\ntolerance = { floor = \"x\" }\nclient = [\"close\"]\n".into(), 3, 23, "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"x\"")]
+    #[case::toml_syntax("[[case]]\nname = \"a\nclient = [\"close\"]\n".into(), 2, 10, "invalid basic string, expected `\"`")]
+    #[case::empty_file(
+        String::new(),
+        1,
+        1,
+        "expected at least one `[[case]]` table, found none"
+    )]
+    #[case::case_not_an_array("case = 5\n".into(), 1, 8, "expected `case` to be an array of tables (`[[case]]`), found integer")]
+    #[case::case_a_single_table("[case]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 1, "expected `case` to be an array of tables (`[[case]]`), found table")]
+    #[case::case_not_tables("case = [1]\n".into(), 1, 9, "expected a case table, found integer")]
+    fn one_problem(
+        #[case] text: String,
+        #[case] line: usize,
+        #[case] column: usize,
+        #[case] message: &str,
+    ) {
+        let (l, c, m) = problem(&text);
+        assert!(
+            m.starts_with(message),
+            "expected a message starting with {message:?}, found {m:?}"
+        );
+        assert_eq!((l, c), (line, column), "for {m:?}");
+    }
+
+    #[test]
+    fn unknown_action_lists_every_action_and_modifier() {
+        let (_, _, message) = problem(&client("  { conect = 8080 },"));
+        for name in ACTIONS
+            .iter()
+            .chain(&["timeout", "within", "expect", "longer_than"])
+        {
+            assert!(
+                message.contains(&format!("`{name}`")),
+                "{name} missing from {message:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unknown_errno_lists_the_known_names() {
+        let (_, _, message) = problem(&client("  { connect = 8080, expect = \"ECONRESET\" },"));
+        for name in crate::errno::Errno::known_names() {
+            assert!(message.contains(name), "{name} missing from {message:?}");
+        }
+    }
+
+    #[rstest]
+    #[case("200ms", 200)]
+    #[case("200 ms", 200)]
+    #[case("1.5s", 1500)]
+    #[case("1s 500ms", 1500)]
+    #[case("2m", 120_000)]
+    fn durations(#[case] written: &str, #[case] millis: u64) {
+        let text = client(&format!("  {{ sleep = \"{written}\" }},"));
+        let suite = parse_suite(Path::new(PATH), text.as_bytes()).unwrap();
+        let action = &suite.cases[0].scripts[0].steps[0].action;
+        assert_eq!(action, &Action::Sleep(Duration::from_millis(millis)));
+    }
+
+    #[test]
+    fn not_utf8_points_at_the_bad_byte() {
+        let text = b"[[case]]\nname = \"a\xff\"\nclient = [\"close\"]\n";
+        let (line, column, message) = problems(text).remove(0);
+        assert_eq!((line, column), (2, 10));
+        assert_eq!(
+            message,
+            "expected UTF-8 text, found the byte 0xff that is not valid UTF-8"
+        );
+    }
+
+    #[test]
+    fn a_case_with_errors_does_not_stop_later_cases_being_checked() {
+        let text = "\
+[[case]]
+name = \"first\"
+client = [{ conect = 1 }]
+
+[[case]]
+name = \"second\"
+client = [{ sleep = \"fast\" }]
+";
+        let all = problems(text.as_bytes());
+        let at: Vec<_> = all.iter().map(|(l, c, _)| (*l, *c)).collect();
+        assert_eq!(at, [(3, 13), (7, 21)], "{all:#?}");
+    }
+
+    #[test]
+    fn rendered_has_path_line_col_and_the_source_line() {
+        let text = client("  { sleep = \"fast\" },");
+        let rendered = rendered(text.as_bytes());
+        assert!(rendered.contains("suites/t.toml:4:13"), "{rendered}");
+        assert!(
+            rendered.contains("4 |   { sleep = \"fast\" },"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("error: expected a duration like"),
+            "{rendered}"
+        );
+    }
+
+    #[test]
+    fn every_reference_suite_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites");
+        let files = crate::suite::discover(&[dir]).unwrap();
+        assert!(!files.is_empty());
+        for file in files {
+            let suite = crate::suite::load(&file).unwrap_or_else(|err| panic!("{err}"));
+            assert!(!suite.cases.is_empty(), "{} has no cases", file.display());
+        }
+    }
+
+    #[test]
+    fn never_panics_on_truncated_input() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites");
+        let text = std::fs::read(dir.join("s07_abortive_close.toml")).unwrap();
+        for end in 0..text.len() {
+            let _ = parse_suite(Path::new(PATH), &text[..end]);
+        }
+    }
+}
