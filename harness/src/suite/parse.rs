@@ -327,7 +327,9 @@ impl<'a> Reader<'a> {
         macro_rules! take {
             ($field:ident, $name:literal, |$v:ident| $make:expr) => {
                 if let Some(spanned) = raw.$field {
-                    chosen.push(($name, spanned.span()));
+                    // A bare step ("accept") has no span of its own: use the step's.
+                    let at = Some(spanned.span()).filter(|s| !s.is_empty());
+                    chosen.push(($name, at.unwrap_or_else(|| span.clone())));
                     let $v = spanned.into_inner();
                     action = Some($make);
                 }
@@ -635,6 +637,7 @@ impl<'de> Visitor<'de> for StepVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        // An empty span: `Reader::step` reports against the whole step.
         let flag = || Some(Spanned::new(0..0, Flag));
         let mut step = RawStepTable::default();
         match v {
@@ -1118,6 +1121,12 @@ mod tests {
         4,
         28,
         "`expect` does not apply to `sleep`: it has no result to judge"
+    )]
+    #[case::bare_accept_in_client(
+        client("  \"accept\","),
+        4,
+        3,
+        "`accept` is for the server side, found it in the client script"
     )]
     #[case::listen_in_client(
         client("  { listen = 8080 },"),
