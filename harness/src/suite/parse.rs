@@ -119,7 +119,7 @@ impl<'a> Reader<'a> {
 
     fn toml_problem(&mut self, err: toml::de::Error, fallback: Range<usize>) {
         let span = err.span().unwrap_or(fallback);
-        self.problem(span, err.message().trim_end().to_string());
+        self.problem(span, expected_first(err.message().trim_end()));
     }
 
     /// Deserializes one value on its own, so its error does not stop the rest.
@@ -587,6 +587,21 @@ const ACTIONS: &[&str] = &[
     "wait",
     "state",
 ];
+
+/// serde words a type mismatch "invalid type: integer `5`, expected a
+/// string"; every other message here reads "expected ..., found ...", so
+/// turn serde's around to match.
+fn expected_first(message: &str) -> String {
+    let found = ["invalid type: ", "invalid value: "]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix));
+    // The expected half is ours (a visitor's `expecting`), so split at the
+    // last ", expected ": the found half may quote the user's text.
+    match found.and_then(|rest| rest.rsplit_once(", expected ")) {
+        Some((found, expected)) => format!("expected {expected}, found {found}"),
+        None => message.to_string(),
+    }
+}
 
 fn valid_case_name(name: &str) -> bool {
     !name.is_empty()
@@ -1068,6 +1083,44 @@ mod tests {
         31,
         "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"1 fortnight\""
     )]
+    #[case::send_a_bool(
+        client("  { send = true },"),
+        4,
+        12,
+        "expected text to send, or a number of filler bytes, found boolean `true`"
+    )]
+    #[case::listen_a_bool("[[case]]\nname = \"a\"\nserver = [{ listen = true }]\n".into(), 3, 22, "expected a port number or a loopback address like \"127.0.0.1:8080\" or \"[::1]:8080\", found boolean `true`")]
+    #[case::listen_not_an_address("[[case]]\nname = \"a\"\nserver = [{ listen = \"x\" }]\n".into(), 3, 22, "expected a port or an address like \"127.0.0.1:8080\", found \"x\"")]
+    #[case::sleep_a_number(
+        client("  { sleep = 200 },"),
+        4,
+        13,
+        "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found integer `200`"
+    )]
+    #[case::close_a_string(
+        client("  { close = \"yes\" },"),
+        4,
+        13,
+        "expected a boolean, found string \"yes\""
+    )]
+    #[case::port_out_of_range(
+        client("  { connect = 8080, from = 70000 },"),
+        4,
+        28,
+        "expected u16, found integer `70000`"
+    )]
+    #[case::step_a_number(
+        client("  5,"),
+        4,
+        3,
+        "expected a step: a table like `{ connect = 8080 }`, or the name of an action without arguments"
+    )]
+    #[case::expect_a_number(
+        client("  { connect = 8080, expect = 5 },"),
+        4,
+        30,
+        "expected \"ok\", \"EOF\", an errno name like \"EPIPE\", or a list of them, found integer `5`"
+    )]
     #[case::bad_address(
         client("  { connect = \"x\" },"),
         4,
@@ -1190,6 +1243,20 @@ mod tests {
             "expected a message starting with {message:?}, found {m:?}"
         );
         assert_eq!((l, c), (line, column), "for {m:?}");
+    }
+
+    #[rstest]
+    #[case(
+        "invalid type: integer `5`, expected a string",
+        "expected a string, found integer `5`"
+    )]
+    #[case(
+        "invalid value: string \"a, expected b\", expected u16",
+        "expected u16, found string \"a, expected b\""
+    )]
+    #[case("unknown field `x`, expected `y`", "unknown field `x`, expected `y`")]
+    fn serde_wording_is_turned_around(#[case] serde: &str, #[case] ours: &str) {
+        assert_eq!(expected_first(serde), ours);
     }
 
     #[test]
