@@ -9,7 +9,7 @@
 //! `serde(flatten)`, which would turn precise messages into "data did not
 //! match any variant".
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
@@ -190,25 +190,23 @@ impl<'a> Reader<'a> {
             );
             return suite;
         };
-        let mut names = BTreeSet::new();
+        let mut names = BTreeMap::new();
         for item in array.iter() {
-            if let Some(case) = self.case(item, defaults) {
-                if !names.insert(case.name.clone()) {
-                    self.problem(
-                        item.span(),
-                        format!(
-                            "duplicate case name `{}`: test names must be unique",
-                            case.name
-                        ),
-                    );
-                }
+            if let Some(case) = self.case(item, defaults, &mut names) {
                 suite.cases.push(case);
             }
         }
         suite
     }
 
-    fn case(&mut self, item: &Spanned<DeValue<'a>>, defaults: Defaults) -> Option<Case> {
+    /// `names` maps the case names seen so far to where each was written,
+    /// so a duplicate is found even when either case has other errors.
+    fn case(
+        &mut self,
+        item: &Spanned<DeValue<'a>>,
+        defaults: Defaults,
+        names: &mut BTreeMap<String, Location>,
+    ) -> Option<Case> {
         let Some(table) = item.get_ref().as_table() else {
             self.problem(
                 item.span(),
@@ -228,10 +226,11 @@ impl<'a> Reader<'a> {
             tolerance: defaults.tolerance,
             scripts: Vec::new(),
         };
+        // `Some(None)`: a `name` is there but is not a string (already reported).
         let mut name = None;
         for (key, value) in table {
             match key.get_ref().as_ref() {
-                "name" => name = self.value::<Spanned<String>>(value),
+                "name" => name = Some(self.value::<Spanned<String>>(value)),
                 "description" => case.description = self.value(value),
                 "ignore" => case.ignore = self.value(value),
                 "deadline" => {
@@ -255,8 +254,25 @@ impl<'a> Reader<'a> {
         }
         case.scripts.sort_by_key(|s| s.side);
         match name {
-            Some(name) if valid_case_name(name.get_ref()) => case.name = name.into_inner(),
-            Some(name) => self.problem(
+            Some(Some(name)) if valid_case_name(name.get_ref()) => {
+                let at = Location::of_offset(self.path, self.text, name.span().start);
+                if let Some(first) = names.get(name.get_ref()) {
+                    self.problem(
+                        name.span(),
+                        format!(
+                            "expected a case name unique in this suite, found `{}` again (first at line {}, column {}): test names must be unique",
+                            name.get_ref(),
+                            first.line,
+                            first.column
+                        ),
+                    );
+                } else {
+                    names.insert(name.get_ref().clone(), at);
+                }
+                case.name = name.into_inner();
+            }
+            Some(None) => {}
+            Some(Some(name)) => self.problem(
                 name.span(),
                 format!(
                     "expected a case name of letters, digits, `_` and `-`, found `{}`",
@@ -1212,6 +1228,8 @@ mod tests {
         "expected a state for `client`, `server` or both, found neither"
     )]
     #[case::missing_name("[[case]]\nclient = [\"close\"]\n".into(), 1, 1, "expected a `name` for this case, found none")]
+    #[case::name_not_a_string("[[case]]\nname = 5\nclient = [\"close\"]\n".into(), 2, 8, "expected a string, found integer `5`")]
+    #[case::duplicate_name("[[case]]\nname = \"a\"\nclient = [\"close\"]\n\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n".into(), 6, 8, "expected a case name unique in this suite, found `a` again (first at line 2, column 8): test names must be unique")]
     #[case::bad_name("[[case]]\nname = \"a b\"\nclient = [\"close\"]\n".into(), 2, 8, "expected a case name of letters, digits, `_` and `-`, found `a b`")]
     #[case::no_script("[[case]]\nname = \"a\"\n".into(), 1, 1, "expected a `client` or `server` script in this case, found neither")]
     #[case::script_not_an_array("[[case]]\nname = \"a\"\nclient = \"close\"\n".into(), 3, 10, "expected `client` to be an array of steps, found string")]
@@ -1319,6 +1337,23 @@ client = [{ sleep = \"fast\" }]
         let all = problems(text.as_bytes());
         let at: Vec<_> = all.iter().map(|(l, c, _)| (*l, *c)).collect();
         assert_eq!(at, [(3, 13), (7, 21)], "{all:#?}");
+    }
+
+    #[test]
+    fn a_duplicate_name_is_found_even_when_both_cases_have_other_errors() {
+        let text = "\
+[[case]]
+name = \"a\"
+client = [{ conect = 1 }]
+
+[[case]]
+name = \"a\"
+client = [{ sleep = \"fast\" }]
+";
+        let all = problems(text.as_bytes());
+        let at: Vec<_> = all.iter().map(|(l, c, _)| (*l, *c)).collect();
+        assert_eq!(at, [(3, 13), (6, 8), (7, 21)], "{all:#?}");
+        assert!(all[1].2.contains("found `a` again"), "{all:#?}");
     }
 
     #[test]
