@@ -542,12 +542,29 @@ impl<'a> Reader<'a> {
         }
         let mut out = action.default_expectation();
         if let Some(expect) = expect {
-            out.result = expect.into_inner().0;
+            out.result = self.outcomes(expect);
         }
         out.bytes = bytes.map(Spanned::into_inner);
         out.after = after.map(|a| a.into_inner().0);
         out.longer_than = longer_than.map(|a| a.into_inner().0);
         Some(out)
+    }
+
+    /// The outcomes an `expect` names, each unknown name reported at itself.
+    fn outcomes(&mut self, expect: Spanned<RawExpect>) -> Vec<Outcome> {
+        let span = expect.span();
+        let names = match expect.into_inner() {
+            RawExpect::One(name) => vec![Spanned::new(span, name)],
+            RawExpect::Any(names) => names,
+        };
+        let mut out = Vec::new();
+        for name in names {
+            match parse_outcome(name.get_ref()) {
+                Ok(outcome) => out.push(outcome),
+                Err(why) => self.problem(name.span(), why),
+            }
+        }
+        out
     }
 
     fn into_error(self) -> SuiteError {
@@ -966,8 +983,13 @@ impl<'de> Deserialize<'de> for StateName {
     }
 }
 
-/// `"EPIPE"`, `"ok"`, `"EOF"`, or a list of them (any one passes).
-struct RawExpect(Vec<Outcome>);
+/// `"EPIPE"`, `"ok"`, `"EOF"`, or a list of them (any one passes). The
+/// names are checked by [`Reader::outcomes`], not here, so that an unknown
+/// name in a list is reported at the name rather than at the whole list.
+enum RawExpect {
+    One(String),
+    Any(Vec<Spanned<String>>),
+}
 
 impl<'de> Deserialize<'de> for RawExpect {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -978,21 +1000,19 @@ impl<'de> Deserialize<'de> for RawExpect {
                 f.write_str("\"ok\", \"EOF\", an errno name like \"EPIPE\", or a list of them")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawExpect, E> {
-                parse_outcome(v)
-                    .map(|o| RawExpect(vec![o]))
-                    .map_err(E::custom)
+                Ok(RawExpect::One(v.to_string()))
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawExpect, A::Error> {
                 let mut out = Vec::new();
-                while let Some(name) = seq.next_element::<String>()? {
-                    out.push(parse_outcome(&name).map_err(de::Error::custom)?);
+                while let Some(name) = seq.next_element()? {
+                    out.push(name);
                 }
                 if out.is_empty() {
                     return Err(de::Error::custom(
                         "expected at least one outcome, found an empty list",
                     ));
                 }
-                Ok(RawExpect(out))
+                Ok(RawExpect::Any(out))
             }
         }
         d.deserialize_any(V)
@@ -1074,6 +1094,24 @@ mod tests {
         4,
         30,
         "expected \"ok\", \"EOF\" or an errno name, found \"ECONRESET\" (unknown errno `ECONRESET`, expected one of EPIPE, ECONNRESET,"
+    )]
+    #[case::unknown_errno_in_a_list(
+        client("  { connect = 8080, expect = [\"EPIPE\", \"EFOO\"] },"),
+        4,
+        40,
+        "expected \"ok\", \"EOF\" or an errno name, found \"EFOO\" (unknown errno `EFOO`, expected one of EPIPE,"
+    )]
+    #[case::empty_expect_list(
+        client("  { connect = 8080, expect = [] },"),
+        4,
+        30,
+        "expected at least one outcome, found an empty list"
+    )]
+    #[case::number_in_expect_list(
+        client("  { connect = 8080, expect = [\"EPIPE\", 5] },"),
+        4,
+        40,
+        "expected a string, found integer `5`"
     )]
     #[case::unknown_state(
         client("  { state = { client = \"ESTABLISHD\" } },"),
@@ -1289,6 +1327,25 @@ mod tests {
                 "{name} missing from {message:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_unknown_errno_in_a_list_is_reported_at_itself() {
+        let text = client("  { connect = 8080, expect = [\"EFOO\", \"ok\", \"EBAR\"] },");
+        let all = problems(text.as_bytes());
+        let at: Vec<_> = all.iter().map(|(l, c, _)| (*l, *c)).collect();
+        assert_eq!(at, [(4, 31), (4, 45)], "{all:#?}");
+    }
+
+    #[test]
+    fn expect_lists_parse() {
+        let text = client("  { connect = 8080, expect = [\"ECONNREFUSED\", \"ok\"] },");
+        let suite = parse_suite(Path::new(PATH), text.as_bytes()).unwrap();
+        let expect = suite.cases[0].scripts[0].steps[0].expect.clone().unwrap();
+        assert_eq!(
+            expect.result,
+            [Outcome::Errno("ECONNREFUSED".parse().unwrap()), Outcome::Ok]
+        );
     }
 
     #[test]
