@@ -325,7 +325,7 @@ impl<'a> Reader<'a> {
         };
         let mut steps = Vec::new();
         for item in array.iter() {
-            let Some(raw) = self.value::<RawStep>(item) else {
+            let Some(raw) = self.raw_step(item) else {
                 continue;
             };
             if let Some(action_step) = self.step(side, raw, item.span()) {
@@ -335,8 +335,31 @@ impl<'a> Reader<'a> {
         steps
     }
 
-    fn step(&mut self, side: Side, raw: RawStep, span: Range<usize>) -> Option<Step> {
-        let raw = raw.0;
+    /// Deserializes a step table one key at a time, so that a typo in one
+    /// key does not hide a bad value in the next (serde stops a table at
+    /// its first error). When some keys fail but the action parsed, the
+    /// keys that did parse are still returned to be checked against it;
+    /// without the action there is nothing to check them against.
+    fn raw_step(&mut self, item: &Spanned<DeValue<'a>>) -> Option<RawStepTable> {
+        let Some(table) = item.get_ref().as_table() else {
+            return self.value::<RawStep>(item).map(|step| step.0);
+        };
+        let before = self.problems.len();
+        let mut step = RawStepTable::default();
+        let mut has_action = false;
+        for (key, value) in table {
+            let mut one = DeTable::new();
+            one.insert(key.clone(), value.clone());
+            let one = Spanned::new(item.span(), DeValue::Table(one));
+            if let Some(RawStep(part)) = self.value::<RawStep>(&one) {
+                has_action |= ACTIONS.contains(&key.get_ref().as_ref());
+                step.merge(part);
+            }
+        }
+        (self.problems.len() == before || has_action).then_some(step)
+    }
+
+    fn step(&mut self, side: Side, raw: RawStepTable, span: Range<usize>) -> Option<Step> {
         let before = self.problems.len();
         let mut chosen: Vec<(&'static str, Range<usize>)> = Vec::new();
         let mut action = None;
@@ -672,6 +695,47 @@ struct RawStepTable {
     bytes: Option<Spanned<u64>>,
     after: Option<Spanned<DurationValue>>,
     longer_than: Option<Spanned<DurationValue>>,
+}
+
+impl RawStepTable {
+    /// Takes every key `part` has (the parts of a step have one key each).
+    fn merge(&mut self, part: RawStepTable) {
+        macro_rules! merge {
+            ($($field:ident),*) => {
+                // No `..`: a new field that is not merged does not compile.
+                let RawStepTable { $($field),* } = part;
+                $(if $field.is_some() {
+                    self.$field = $field;
+                })*
+            };
+        }
+        merge!(
+            listen,
+            accept,
+            connect,
+            send,
+            recv,
+            recv_until,
+            shutdown,
+            close,
+            abort,
+            sleep,
+            set,
+            mark,
+            wait,
+            state,
+            timeout,
+            within,
+            repeat,
+            max,
+            backlog,
+            from,
+            expect,
+            bytes,
+            after,
+            longer_than
+        );
+    }
 }
 
 /// Accepts `"close"` as well as `{ close = true }`.
@@ -1378,6 +1442,37 @@ mod tests {
             message,
             "expected UTF-8 text, found the byte 0xff that is not valid UTF-8"
         );
+    }
+
+    #[test]
+    fn every_error_in_one_step_is_reported() {
+        let text = client(
+            "  { connect = 8080, expect = \"ECONRESET\", timeout = \"fast\", within = \"1s\", bakclog = 1 },",
+        );
+        let all = problems(text.as_bytes());
+        let found: Vec<_> = all
+            .iter()
+            .map(|(l, c, m)| (*l, *c, m.split(',').next().unwrap()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (4, 30, "expected \"ok\""),
+                (4, 53, "expected a duration like \"200ms\""),
+                (4, 70, "`within` does not apply to `connect`"),
+                (4, 76, "unknown field `bakclog`"),
+            ],
+            "{all:#?}"
+        );
+    }
+
+    #[test]
+    fn a_step_whose_action_failed_reports_only_the_failure() {
+        // Nothing to check `timeout` against: no "no action" error, no guess.
+        let text = client("  { conect = 8080, timeout = \"1s\" },");
+        let (line, column, message) = problem(&text);
+        assert_eq!((line, column), (4, 5));
+        assert!(message.starts_with("unknown field `conect`"), "{message}");
     }
 
     #[test]
