@@ -456,9 +456,18 @@ impl<'a> Reader<'a> {
             }
         };
         let keyword = action.keyword();
+        let takes: Vec<String> = modifiers(&action)
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect();
+        let hint = if takes.is_empty() {
+            ", which takes no other key".to_string()
+        } else {
+            format!(", expected one of {}", takes.join(", "))
+        };
         let misplaced =
             |name: &str, at: Range<usize>, problems: &mut Vec<(Range<usize>, String)>| {
-                problems.push((at, format!("`{name}` does not apply to `{keyword}`")));
+                problems.push((at, format!("`{name}` does not apply to `{keyword}`{hint}")));
             };
         // Modifiers: each applies to some actions only.
         if let Some(timeout) = raw.timeout {
@@ -658,6 +667,36 @@ const ACTIONS: &[&str] = &[
     "wait",
     "state",
 ];
+
+/// The keys a step with this action takes besides the action itself, for
+/// "expected one of" when a modifier does not apply.
+fn modifiers(action: &Action) -> Vec<&'static str> {
+    let own: &[&str] = match action {
+        Action::Listen { .. } => &["backlog"],
+        Action::Accept { .. } | Action::RecvUntil { .. } | Action::Wait { .. } => &["timeout"],
+        Action::Connect { .. } => &["timeout", "from"],
+        Action::Send {
+            payload: Payload::Text { .. },
+            ..
+        } => &["timeout", "repeat"],
+        Action::Send { .. } => &["timeout"],
+        Action::Recv { .. } => &["timeout", "max"],
+        Action::State { .. } => &["within"],
+        Action::Shutdown(_) | Action::Close | Action::Abort => &[],
+        Action::Sleep(_) | Action::Set(_) | Action::Mark(_) => &[],
+    };
+    // What `Reader::expectation` accepts: every action with a result.
+    let judged = !matches!(
+        action,
+        Action::Sleep(_) | Action::Set(_) | Action::Mark(_) | Action::State { .. }
+    );
+    let judge: &[&str] = if judged {
+        &["expect", "bytes", "after", "longer_than"]
+    } else {
+        &[]
+    };
+    own.iter().chain(judge).copied().collect()
+}
 
 /// serde words a type mismatch "invalid type: integer `5`, expected a
 /// string"; every other message here reads "expected ..., found ...", so
@@ -1298,13 +1337,25 @@ mod tests {
         client("  { recv = true, within = \"1s\" },"),
         4,
         27,
-        "`within` does not apply to `recv`"
+        "`within` does not apply to `recv`, expected one of `timeout`, `max`, `expect`, `bytes`, `after`, `longer_than`"
     )]
     #[case::timeout_on_close(
         client("  { close = true, timeout = \"1s\" },"),
         4,
         29,
-        "`timeout` does not apply to `close`"
+        "`timeout` does not apply to `close`, expected one of `expect`, `bytes`, `after`, `longer_than`"
+    )]
+    #[case::timeout_on_sleep(
+        client("  { sleep = \"1s\", timeout = \"1s\" },"),
+        4,
+        29,
+        "`timeout` does not apply to `sleep`, which takes no other key"
+    )]
+    #[case::timeout_on_state(
+        client("  { state = { client = \"CLOSE\" }, timeout = \"1s\" },"),
+        4,
+        45,
+        "`timeout` does not apply to `state`, expected one of `within`"
     )]
     #[case::expect_on_sleep(
         client("  { sleep = \"1s\", expect = \"EPIPE\" },"),
