@@ -1549,6 +1549,62 @@ mod tests {
     }
 
     #[test]
+    fn every_error_in_the_file_is_reported_in_file_order() {
+        let text = r#"deadline = "soon"
+
+[[case]]
+name = "one"
+client = [
+  { conect = 8080 },
+  "closee",
+  { sleep = "fast" },
+]
+server = [
+  { listen = "10.0.0.1:80" },
+  { recv = true, within = "1s" },
+]
+
+[[case]]
+sysctl = { "kernel.pid_max" = 5 }
+client = [
+  { connect = 8080, expect = "ECONRESET" },
+  { state = { client = "ESTABLISHD" } },
+  { send = true },
+  { listen = 8080 },
+]
+
+[[case]]
+name = "one"
+server = [{ connect = 8080, close = true }]
+"#;
+        let all = problems(text.as_bytes());
+        let found: Vec<_> = all
+            .iter()
+            .map(|(l, c, m)| (*l, *c, m.split([',', '(']).next().unwrap().trim_end()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (1, 12, "expected a duration like \"200ms\""),
+                (6, 5, "unknown field `conect`"),
+                (7, 3, "expected \"accept\""),
+                (8, 13, "expected a duration like \"200ms\""),
+                (11, 14, "expected a loopback address"),
+                (12, 27, "`within` does not apply to `recv`"),
+                (15, 1, "expected a `name` for this case"),
+                (16, 12, "only per-network-namespace sysctls"),
+                (18, 30, "expected \"ok\""),
+                (19, 24, "unknown TCP state `ESTABLISHD`"),
+                (20, 12, "expected text to send"),
+                (21, 14, "`listen` is for the server side"),
+                (25, 8, "expected a case name unique in this suite"),
+                (26, 37, "expected one action per step"),
+            ],
+            "{all:#?}"
+        );
+    }
+
+    #[test]
     fn a_case_with_errors_does_not_stop_later_cases_being_checked() {
         let text = "\
 [[case]]
