@@ -9,7 +9,7 @@
 //! `serde(flatten)`, which would turn precise messages into "data did not
 //! match any variant".
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::Range;
@@ -70,33 +70,48 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Parses and validates suite `bytes` read from `path`.
+///
+/// Bytes that are not UTF-8 are each reported where they are, and the rest
+/// of the file is still checked: it is read as if each bad sequence were
+/// U+FFFD, which also keeps line:col right (one column per bad sequence)
+/// and lets the report show the line.
 pub fn parse_suite(path: &Path, bytes: &[u8]) -> Result<Suite, SuiteError> {
+    let mut problems = Vec::new();
+    let lossy;
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
-        Err(err) => {
-            // Report against the valid prefix so line:col point at the byte.
-            let valid = std::str::from_utf8(&bytes[..err.valid_up_to()]).unwrap_or_default();
-            let bad = bytes[err.valid_up_to()];
-            let location = Location::of_offset(path, valid, valid.len());
-            let message =
-                format!("expected UTF-8 text, found the byte 0x{bad:02x} that is not valid UTF-8");
-            let rendered = format!("error: {message}\n  --> {location}\n");
-            let diagnostics = vec![Diagnostic {
-                location,
-                message,
-                span: valid.len()..valid.len(),
-            }];
-            return Err(SuiteError::Invalid {
-                path: path.to_path_buf(),
-                diagnostics,
-                rendered,
-            });
+        Err(_) => {
+            let mut text = String::with_capacity(bytes.len());
+            for chunk in bytes.utf8_chunks() {
+                text.push_str(chunk.valid());
+                let bad = chunk.invalid();
+                if bad.is_empty() {
+                    continue;
+                }
+                let at = text.len();
+                text.push(char::REPLACEMENT_CHARACTER);
+                let shown: Vec<String> = bad.iter().map(|b| format!("0x{b:02x}")).collect();
+                let (noun, verb) = if bad.len() == 1 {
+                    ("byte", "is")
+                } else {
+                    ("bytes", "are")
+                };
+                problems.push((
+                    at..text.len(),
+                    format!(
+                        "expected UTF-8 text, found the {noun} {} that {verb} not valid UTF-8",
+                        shown.join(" ")
+                    ),
+                ));
+            }
+            lossy = text;
+            &lossy
         }
     };
     let mut reader = Reader {
         path,
         text,
-        problems: Vec::new(),
+        problems,
     };
     let suite = reader.suite();
     if reader.problems.is_empty() {
@@ -119,7 +134,7 @@ impl<'a> Reader<'a> {
 
     fn toml_problem(&mut self, err: toml::de::Error, fallback: Range<usize>) {
         let span = err.span().unwrap_or(fallback);
-        self.problem(span, err.message().trim_end().to_string());
+        self.problem(span, expected_first(err.message().trim_end()));
     }
 
     /// Deserializes one value on its own, so its error does not stop the rest.
@@ -190,25 +205,23 @@ impl<'a> Reader<'a> {
             );
             return suite;
         };
-        let mut names = BTreeSet::new();
+        let mut names = BTreeMap::new();
         for item in array.iter() {
-            if let Some(case) = self.case(item, defaults) {
-                if !names.insert(case.name.clone()) {
-                    self.problem(
-                        item.span(),
-                        format!(
-                            "duplicate case name `{}`: test names must be unique",
-                            case.name
-                        ),
-                    );
-                }
+            if let Some(case) = self.case(item, defaults, &mut names) {
                 suite.cases.push(case);
             }
         }
         suite
     }
 
-    fn case(&mut self, item: &Spanned<DeValue<'a>>, defaults: Defaults) -> Option<Case> {
+    /// `names` maps the case names seen so far to where each was written,
+    /// so a duplicate is found even when either case has other errors.
+    fn case(
+        &mut self,
+        item: &Spanned<DeValue<'a>>,
+        defaults: Defaults,
+        names: &mut BTreeMap<String, Location>,
+    ) -> Option<Case> {
         let Some(table) = item.get_ref().as_table() else {
             self.problem(
                 item.span(),
@@ -228,10 +241,11 @@ impl<'a> Reader<'a> {
             tolerance: defaults.tolerance,
             scripts: Vec::new(),
         };
+        // `Some(None)`: a `name` is there but is not a string (already reported).
         let mut name = None;
         for (key, value) in table {
             match key.get_ref().as_ref() {
-                "name" => name = self.value::<Spanned<String>>(value),
+                "name" => name = Some(self.value::<Spanned<String>>(value)),
                 "description" => case.description = self.value(value),
                 "ignore" => case.ignore = self.value(value),
                 "deadline" => {
@@ -255,8 +269,25 @@ impl<'a> Reader<'a> {
         }
         case.scripts.sort_by_key(|s| s.side);
         match name {
-            Some(name) if valid_case_name(name.get_ref()) => case.name = name.into_inner(),
-            Some(name) => self.problem(
+            Some(Some(name)) if valid_case_name(name.get_ref()) => {
+                let at = Location::of_offset(self.path, self.text, name.span().start);
+                if let Some(first) = names.get(name.get_ref()) {
+                    self.problem(
+                        name.span(),
+                        format!(
+                            "expected a case name unique in this suite, found `{}` again (first at line {}, column {}): test names must be unique",
+                            name.get_ref(),
+                            first.line,
+                            first.column
+                        ),
+                    );
+                } else {
+                    names.insert(name.get_ref().clone(), at);
+                }
+                case.name = name.into_inner();
+            }
+            Some(None) => {}
+            Some(Some(name)) => self.problem(
                 name.span(),
                 format!(
                     "expected a case name of letters, digits, `_` and `-`, found `{}`",
@@ -309,7 +340,7 @@ impl<'a> Reader<'a> {
         };
         let mut steps = Vec::new();
         for item in array.iter() {
-            let Some(raw) = self.value::<RawStep>(item) else {
+            let Some(raw) = self.raw_step(item) else {
                 continue;
             };
             if let Some(action_step) = self.step(side, raw, item.span()) {
@@ -319,15 +350,40 @@ impl<'a> Reader<'a> {
         steps
     }
 
-    fn step(&mut self, side: Side, raw: RawStep, span: Range<usize>) -> Option<Step> {
-        let raw = raw.0;
+    /// Deserializes a step table one key at a time, so that a typo in one
+    /// key does not hide a bad value in the next (serde stops a table at
+    /// its first error). When some keys fail but the action parsed, the
+    /// keys that did parse are still returned to be checked against it;
+    /// without the action there is nothing to check them against.
+    fn raw_step(&mut self, item: &Spanned<DeValue<'a>>) -> Option<RawStepTable> {
+        let Some(table) = item.get_ref().as_table() else {
+            return self.value::<RawStep>(item).map(|step| step.0);
+        };
+        let before = self.problems.len();
+        let mut step = RawStepTable::default();
+        let mut has_action = false;
+        for (key, value) in table {
+            let mut one = DeTable::new();
+            one.insert(key.clone(), value.clone());
+            let one = Spanned::new(item.span(), DeValue::Table(one));
+            if let Some(RawStep(part)) = self.value::<RawStep>(&one) {
+                has_action |= ACTIONS.contains(&key.get_ref().as_ref());
+                step.merge(part);
+            }
+        }
+        (self.problems.len() == before || has_action).then_some(step)
+    }
+
+    fn step(&mut self, side: Side, raw: RawStepTable, span: Range<usize>) -> Option<Step> {
         let before = self.problems.len();
         let mut chosen: Vec<(&'static str, Range<usize>)> = Vec::new();
         let mut action = None;
         macro_rules! take {
             ($field:ident, $name:literal, |$v:ident| $make:expr) => {
                 if let Some(spanned) = raw.$field {
-                    chosen.push(($name, spanned.span()));
+                    // A bare step ("accept") has no span of its own: use the step's.
+                    let at = Some(spanned.span()).filter(|s| !s.is_empty());
+                    chosen.push(($name, at.unwrap_or_else(|| span.clone())));
                     let $v = spanned.into_inner();
                     action = Some($make);
                 }
@@ -400,9 +456,18 @@ impl<'a> Reader<'a> {
             }
         };
         let keyword = action.keyword();
+        let takes: Vec<String> = modifiers(&action)
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect();
+        let hint = if takes.is_empty() {
+            ", which takes no other key".to_string()
+        } else {
+            format!(", expected one of {}", takes.join(", "))
+        };
         let misplaced =
             |name: &str, at: Range<usize>, problems: &mut Vec<(Range<usize>, String)>| {
-                problems.push((at, format!("`{name}` does not apply to `{keyword}`")));
+                problems.push((at, format!("`{name}` does not apply to `{keyword}`{hint}")));
             };
         // Modifiers: each applies to some actions only.
         if let Some(timeout) = raw.timeout {
@@ -524,12 +589,29 @@ impl<'a> Reader<'a> {
         }
         let mut out = action.default_expectation();
         if let Some(expect) = expect {
-            out.result = expect.into_inner().0;
+            out.result = self.outcomes(expect);
         }
         out.bytes = bytes.map(Spanned::into_inner);
         out.after = after.map(|a| a.into_inner().0);
         out.longer_than = longer_than.map(|a| a.into_inner().0);
         Some(out)
+    }
+
+    /// The outcomes an `expect` names, each unknown name reported at itself.
+    fn outcomes(&mut self, expect: Spanned<RawExpect>) -> Vec<Outcome> {
+        let span = expect.span();
+        let names = match expect.into_inner() {
+            RawExpect::One(name) => vec![Spanned::new(span, name)],
+            RawExpect::Any(names) => names,
+        };
+        let mut out = Vec::new();
+        for name in names {
+            match parse_outcome(name.get_ref()) {
+                Ok(outcome) => out.push(outcome),
+                Err(why) => self.problem(name.span(), why),
+            }
+        }
+        out
     }
 
     fn into_error(self) -> SuiteError {
@@ -586,6 +668,51 @@ const ACTIONS: &[&str] = &[
     "state",
 ];
 
+/// The keys a step with this action takes besides the action itself, for
+/// "expected one of" when a modifier does not apply.
+fn modifiers(action: &Action) -> Vec<&'static str> {
+    let own: &[&str] = match action {
+        Action::Listen { .. } => &["backlog"],
+        Action::Accept { .. } | Action::RecvUntil { .. } | Action::Wait { .. } => &["timeout"],
+        Action::Connect { .. } => &["timeout", "from"],
+        Action::Send {
+            payload: Payload::Text { .. },
+            ..
+        } => &["timeout", "repeat"],
+        Action::Send { .. } => &["timeout"],
+        Action::Recv { .. } => &["timeout", "max"],
+        Action::State { .. } => &["within"],
+        Action::Shutdown(_) | Action::Close | Action::Abort => &[],
+        Action::Sleep(_) | Action::Set(_) | Action::Mark(_) => &[],
+    };
+    // What `Reader::expectation` accepts: every action with a result.
+    let judged = !matches!(
+        action,
+        Action::Sleep(_) | Action::Set(_) | Action::Mark(_) | Action::State { .. }
+    );
+    let judge: &[&str] = if judged {
+        &["expect", "bytes", "after", "longer_than"]
+    } else {
+        &[]
+    };
+    own.iter().chain(judge).copied().collect()
+}
+
+/// serde words a type mismatch "invalid type: integer `5`, expected a
+/// string"; every other message here reads "expected ..., found ...", so
+/// turn serde's around to match.
+fn expected_first(message: &str) -> String {
+    let found = ["invalid type: ", "invalid value: "]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix));
+    // The expected half is ours (a visitor's `expecting`), so split at the
+    // last ", expected ": the found half may quote the user's text.
+    match found.and_then(|rest| rest.rsplit_once(", expected ")) {
+        Some((found, expected)) => format!("expected {expected}, found {found}"),
+        None => message.to_string(),
+    }
+}
+
 fn valid_case_name(name: &str) -> bool {
     !name.is_empty()
         && name
@@ -624,6 +751,47 @@ struct RawStepTable {
     longer_than: Option<Spanned<DurationValue>>,
 }
 
+impl RawStepTable {
+    /// Takes every key `part` has (the parts of a step have one key each).
+    fn merge(&mut self, part: RawStepTable) {
+        macro_rules! merge {
+            ($($field:ident),*) => {
+                // No `..`: a new field that is not merged does not compile.
+                let RawStepTable { $($field),* } = part;
+                $(if $field.is_some() {
+                    self.$field = $field;
+                })*
+            };
+        }
+        merge!(
+            listen,
+            accept,
+            connect,
+            send,
+            recv,
+            recv_until,
+            shutdown,
+            close,
+            abort,
+            sleep,
+            set,
+            mark,
+            wait,
+            state,
+            timeout,
+            within,
+            repeat,
+            max,
+            backlog,
+            from,
+            expect,
+            bytes,
+            after,
+            longer_than
+        );
+    }
+}
+
 /// Accepts `"close"` as well as `{ close = true }`.
 struct StepVisitor;
 
@@ -635,6 +803,7 @@ impl<'de> Visitor<'de> for StepVisitor {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        // An empty span: `Reader::step` reports against the whole step.
         let flag = || Some(Spanned::new(0..0, Flag));
         let mut step = RawStepTable::default();
         match v {
@@ -932,8 +1101,13 @@ impl<'de> Deserialize<'de> for StateName {
     }
 }
 
-/// `"EPIPE"`, `"ok"`, `"EOF"`, or a list of them (any one passes).
-struct RawExpect(Vec<Outcome>);
+/// `"EPIPE"`, `"ok"`, `"EOF"`, or a list of them (any one passes). The
+/// names are checked by [`Reader::outcomes`], not here, so that an unknown
+/// name in a list is reported at the name rather than at the whole list.
+enum RawExpect {
+    One(String),
+    Any(Vec<Spanned<String>>),
+}
 
 impl<'de> Deserialize<'de> for RawExpect {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -944,21 +1118,19 @@ impl<'de> Deserialize<'de> for RawExpect {
                 f.write_str("\"ok\", \"EOF\", an errno name like \"EPIPE\", or a list of them")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawExpect, E> {
-                parse_outcome(v)
-                    .map(|o| RawExpect(vec![o]))
-                    .map_err(E::custom)
+                Ok(RawExpect::One(v.to_string()))
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawExpect, A::Error> {
                 let mut out = Vec::new();
-                while let Some(name) = seq.next_element::<String>()? {
-                    out.push(parse_outcome(&name).map_err(de::Error::custom)?);
+                while let Some(name) = seq.next_element()? {
+                    out.push(name);
                 }
                 if out.is_empty() {
                     return Err(de::Error::custom(
                         "expected at least one outcome, found an empty list",
                     ));
                 }
-                Ok(RawExpect(out))
+                Ok(RawExpect::Any(out))
             }
         }
         d.deserialize_any(V)
@@ -972,5 +1144,540 @@ fn parse_outcome(name: &str) -> Result<Outcome, String> {
         _ => name.parse::<Errno>().map(Outcome::Errno).map_err(|e| {
             format!("expected \"ok\", \"EOF\" or an errno name, found \"{name}\" ({e})")
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use rstest::rstest;
+
+    use super::*;
+
+    const PATH: &str = "suites/t.toml";
+
+    /// Each problem as `(line, column, message)`, in the order reported.
+    fn problems(bytes: &[u8]) -> Vec<(usize, usize, String)> {
+        match parse_suite(Path::new(PATH), bytes) {
+            Ok(_) => panic!("expected the suite to be invalid, it parsed"),
+            Err(SuiteError::Invalid { diagnostics, .. }) => diagnostics
+                .into_iter()
+                .map(|d| (d.location.line, d.location.column, d.message))
+                .collect(),
+            Err(other) => panic!("expected SuiteError::Invalid, found {other:?}"),
+        }
+    }
+
+    /// The one problem of a suite that has exactly one.
+    fn problem(text: &str) -> (usize, usize, String) {
+        problem_in(text.as_bytes())
+    }
+
+    fn problem_in(bytes: &[u8]) -> (usize, usize, String) {
+        let mut all = problems(bytes);
+        assert_eq!(all.len(), 1, "expected one problem, found {all:#?}");
+        all.remove(0)
+    }
+
+    fn rendered(text: &[u8]) -> String {
+        match parse_suite(Path::new(PATH), text) {
+            Err(SuiteError::Invalid { rendered, .. }) => rendered,
+            other => panic!("expected SuiteError::Invalid, found {other:?}"),
+        }
+    }
+
+    /// A case named `a` with this client script.
+    fn client(steps: &str) -> String {
+        format!("[[case]]\nname = \"a\"\nclient = [\n{steps}\n]\n")
+    }
+
+    #[rstest]
+    #[case::unknown_action(
+        client("  { conect = 8080 },"),
+        4,
+        5,
+        "unknown field `conect`, expected one of `listen`, `accept`, `connect`,"
+    )]
+    #[case::unknown_bare_action(
+        client("  \"closee\","),
+        4,
+        3,
+        "expected \"accept\", \"recv\", \"close\" or \"abort\" as a bare step, found \"closee\""
+    )]
+    #[case::bare_action_needing_an_argument(
+        client("  \"connect\","),
+        4,
+        3,
+        "expected \"accept\", \"recv\", \"close\" or \"abort\" as a bare step, found \"connect\" (it takes an argument: write it as a table)"
+    )]
+    #[case::unknown_errno(
+        client("  { connect = 8080, expect = \"ECONRESET\" },"),
+        4,
+        30,
+        "expected \"ok\", \"EOF\" or an errno name, found \"ECONRESET\" (unknown errno `ECONRESET`, expected one of EPIPE, ECONNRESET,"
+    )]
+    #[case::unknown_errno_in_a_list(
+        client("  { connect = 8080, expect = [\"EPIPE\", \"EFOO\"] },"),
+        4,
+        40,
+        "expected \"ok\", \"EOF\" or an errno name, found \"EFOO\" (unknown errno `EFOO`, expected one of EPIPE,"
+    )]
+    #[case::empty_expect_list(
+        client("  { connect = 8080, expect = [] },"),
+        4,
+        30,
+        "expected at least one outcome, found an empty list"
+    )]
+    #[case::number_in_expect_list(
+        client("  { connect = 8080, expect = [\"EPIPE\", 5] },"),
+        4,
+        40,
+        "expected a string, found integer `5`"
+    )]
+    #[case::unknown_state(
+        client("  { state = { client = \"ESTABLISHD\" } },"),
+        4,
+        24,
+        "unknown TCP state `ESTABLISHD`, expected one of ESTABLISHED, SYN_SENT,"
+    )]
+    #[case::unknown_state_side(
+        client("  { state = { client = \"CLOSE\", serve = \"CLOSE\" } },"),
+        4,
+        33,
+        "unknown field `serve`, expected `client` or `server`"
+    )]
+    #[case::bad_duration(
+        client("  { sleep = \"fast\" },"),
+        4,
+        13,
+        "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"fast\""
+    )]
+    #[case::bad_timeout(
+        client("  { connect = 8080, timeout = \"1 fortnight\" },"),
+        4,
+        31,
+        "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"1 fortnight\""
+    )]
+    #[case::send_a_bool(
+        client("  { send = true },"),
+        4,
+        12,
+        "expected text to send, or a number of filler bytes, found boolean `true`"
+    )]
+    #[case::listen_a_bool("[[case]]\nname = \"a\"\nserver = [{ listen = true }]\n".into(), 3, 22, "expected a port number or a loopback address like \"127.0.0.1:8080\" or \"[::1]:8080\", found boolean `true`")]
+    #[case::listen_not_an_address("[[case]]\nname = \"a\"\nserver = [{ listen = \"x\" }]\n".into(), 3, 22, "expected a port or an address like \"127.0.0.1:8080\", found \"x\"")]
+    #[case::sleep_a_number(
+        client("  { sleep = 200 },"),
+        4,
+        13,
+        "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found integer `200`"
+    )]
+    #[case::close_a_string(
+        client("  { close = \"yes\" },"),
+        4,
+        13,
+        "expected a boolean, found string \"yes\""
+    )]
+    #[case::port_out_of_range(
+        client("  { connect = 8080, from = 70000 },"),
+        4,
+        28,
+        "expected u16, found integer `70000`"
+    )]
+    #[case::step_a_number(
+        client("  5,"),
+        4,
+        3,
+        "expected a step: a table like `{ connect = 8080 }`, or the name of an action without arguments"
+    )]
+    #[case::expect_a_number(
+        client("  { connect = 8080, expect = 5 },"),
+        4,
+        30,
+        "expected \"ok\", \"EOF\", an errno name like \"EPIPE\", or a list of them, found integer `5`"
+    )]
+    #[case::bad_address(
+        client("  { connect = \"x\" },"),
+        4,
+        15,
+        "expected a port or an address like \"127.0.0.1:8080\", found \"x\""
+    )]
+    #[case::port_zero(
+        client("  { connect = 0 },"),
+        4,
+        15,
+        "expected a port from 1 to 65535, found 0"
+    )]
+    #[case::non_loopback(
+        client("  { connect = \"10.0.0.1:80\" },"),
+        4,
+        15,
+        "expected a loopback address (127.0.0.0/8 or ::1), found \"10.0.0.1:80\": hangup sends traffic only inside its own namespaces"
+    )]
+    #[case::flag_false(
+        client("  { close = false },"),
+        4,
+        13,
+        "expected `true` (or drop the step), found `false`"
+    )]
+    #[case::two_actions(
+        client("  { connect = 8080, close = true },"),
+        4,
+        29,
+        "expected one action per step, found `connect` and `close`"
+    )]
+    #[case::no_action(
+        client("  { timeout = \"1s\" },"),
+        4,
+        3,
+        "expected one action in this step, found none; actions are listen, accept,"
+    )]
+    #[case::within_on_recv(
+        client("  { recv = true, within = \"1s\" },"),
+        4,
+        27,
+        "`within` does not apply to `recv`, expected one of `timeout`, `max`, `expect`, `bytes`, `after`, `longer_than`"
+    )]
+    #[case::timeout_on_close(
+        client("  { close = true, timeout = \"1s\" },"),
+        4,
+        29,
+        "`timeout` does not apply to `close`, expected one of `expect`, `bytes`, `after`, `longer_than`"
+    )]
+    #[case::timeout_on_sleep(
+        client("  { sleep = \"1s\", timeout = \"1s\" },"),
+        4,
+        29,
+        "`timeout` does not apply to `sleep`, which takes no other key"
+    )]
+    #[case::timeout_on_state(
+        client("  { state = { client = \"CLOSE\" }, timeout = \"1s\" },"),
+        4,
+        45,
+        "`timeout` does not apply to `state`, expected one of `within`"
+    )]
+    #[case::expect_on_sleep(
+        client("  { sleep = \"1s\", expect = \"EPIPE\" },"),
+        4,
+        28,
+        "`expect` does not apply to `sleep`: it has no result to judge"
+    )]
+    #[case::bare_accept_in_client(
+        client("  \"accept\","),
+        4,
+        3,
+        "`accept` is for the server side, found it in the client script"
+    )]
+    #[case::listen_in_client(
+        client("  { listen = 8080 },"),
+        4,
+        14,
+        "`listen` is for the server side, found it in the client script"
+    )]
+    #[case::max_zero(
+        client("  { recv = true, max = 0 },"),
+        4,
+        24,
+        "expected `max` of at least 1 byte, found 0"
+    )]
+    #[case::bad_linger(
+        client("  { set = { linger = \"x\" } },"),
+        4,
+        22,
+        "expected \"off\" or a linger time like \"0s\" or \"5s\", found \"x\""
+    )]
+    #[case::unknown_option(
+        client("  { set = { lingr = \"0s\" } },"),
+        4,
+        13,
+        "unknown field `lingr`, expected one of `linger`, `nodelay`, `keepalive`, `rcvbuf`, `sndbuf`"
+    )]
+    #[case::empty_state(
+        client("  { state = {} },"),
+        4,
+        13,
+        "expected a state for `client`, `server` or both, found neither"
+    )]
+    #[case::missing_name("[[case]]\nclient = [\"close\"]\n".into(), 1, 1, "expected a `name` for this case, found none")]
+    #[case::name_not_a_string("[[case]]\nname = 5\nclient = [\"close\"]\n".into(), 2, 8, "expected a string, found integer `5`")]
+    #[case::duplicate_name("[[case]]\nname = \"a\"\nclient = [\"close\"]\n\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n".into(), 6, 8, "expected a case name unique in this suite, found `a` again (first at line 2, column 8): test names must be unique")]
+    #[case::bad_name("[[case]]\nname = \"a b\"\nclient = [\"close\"]\n".into(), 2, 8, "expected a case name of letters, digits, `_` and `-`, found `a b`")]
+    #[case::no_script("[[case]]\nname = \"a\"\n".into(), 1, 1, "expected a `client` or `server` script in this case, found neither")]
+    #[case::script_not_an_array("[[case]]\nname = \"a\"\nclient = \"close\"\n".into(), 3, 10, "expected `client` to be an array of steps, found string")]
+    #[case::unknown_case_key("[[case]]\nname = \"a\"\nclient = [\"close\"]\nsevrer = []\n".into(), 4, 1, "unknown key `sevrer` in a case, expected one of `name`, `description`,")]
+    #[case::unknown_top_key("descripton = \"x\"\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 1, "unknown key `descripton` at the top of a suite, expected one of `description`,")]
+    #[case::sysctl_outside_net("[[case]]\nname = \"a\"\nsysctl = { \"kernel.pid_max\" = 5 }\nclient = [\"close\"]\n".into(), 3, 12, "only per-network-namespace sysctls (under `net.`) may be set, and `kernel.pid_max` is host-wide")]
+    #[case::sysctls_not_a_table("[[case]]\nname = \"a\"\nsysctl = 5\nclient = [\"close\"]\n".into(), 3, 10, "expected a table of sysctls like")]
+    #[case::bad_top_deadline("deadline = \"soon\"\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 12, "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"soon\"")]
+    #[case::bad_tolerance_floor("[[case]]\nname = \"a\"\ntolerance = { floor = \"x\" }\nclient = [\"close\"]\n".into(), 3, 23, "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"x\"")]
+    #[case::toml_syntax("[[case]]\nname = \"a\nclient = [\"close\"]\n".into(), 2, 10, "invalid basic string, expected `\"`")]
+    #[case::empty_file(
+        String::new(),
+        1,
+        1,
+        "expected at least one `[[case]]` table, found none"
+    )]
+    #[case::case_not_an_array("case = 5\n".into(), 1, 8, "expected `case` to be an array of tables (`[[case]]`), found integer")]
+    #[case::case_a_single_table("[case]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 1, "expected `case` to be an array of tables (`[[case]]`), found table")]
+    #[case::case_not_tables("case = [1]\n".into(), 1, 9, "expected a case table, found integer")]
+    fn one_problem(
+        #[case] text: String,
+        #[case] line: usize,
+        #[case] column: usize,
+        #[case] message: &str,
+    ) {
+        let (l, c, m) = problem(&text);
+        assert!(
+            m.starts_with(message),
+            "expected a message starting with {message:?}, found {m:?}"
+        );
+        assert_eq!((l, c), (line, column), "for {m:?}");
+    }
+
+    #[rstest]
+    #[case(
+        "invalid type: integer `5`, expected a string",
+        "expected a string, found integer `5`"
+    )]
+    #[case(
+        "invalid value: string \"a, expected b\", expected u16",
+        "expected u16, found string \"a, expected b\""
+    )]
+    #[case("unknown field `x`, expected `y`", "unknown field `x`, expected `y`")]
+    fn serde_wording_is_turned_around(#[case] serde: &str, #[case] ours: &str) {
+        assert_eq!(expected_first(serde), ours);
+    }
+
+    #[test]
+    fn unknown_action_lists_every_action_and_modifier() {
+        let (_, _, message) = problem(&client("  { conect = 8080 },"));
+        for name in ACTIONS
+            .iter()
+            .chain(&["timeout", "within", "expect", "longer_than"])
+        {
+            assert!(
+                message.contains(&format!("`{name}`")),
+                "{name} missing from {message:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_unknown_errno_in_a_list_is_reported_at_itself() {
+        let text = client("  { connect = 8080, expect = [\"EFOO\", \"ok\", \"EBAR\"] },");
+        let all = problems(text.as_bytes());
+        let at: Vec<_> = all.iter().map(|(l, c, _)| (*l, *c)).collect();
+        assert_eq!(at, [(4, 31), (4, 45)], "{all:#?}");
+    }
+
+    #[test]
+    fn expect_lists_parse() {
+        let text = client("  { connect = 8080, expect = [\"ECONNREFUSED\", \"ok\"] },");
+        let suite = parse_suite(Path::new(PATH), text.as_bytes()).unwrap();
+        let expect = suite.cases[0].scripts[0].steps[0].expect.clone().unwrap();
+        assert_eq!(
+            expect.result,
+            [Outcome::Errno("ECONNREFUSED".parse().unwrap()), Outcome::Ok]
+        );
+    }
+
+    #[test]
+    fn unknown_errno_lists_the_known_names() {
+        let (_, _, message) = problem(&client("  { connect = 8080, expect = \"ECONRESET\" },"));
+        for name in crate::errno::Errno::known_names() {
+            assert!(message.contains(name), "{name} missing from {message:?}");
+        }
+    }
+
+    #[rstest]
+    #[case("200ms", 200)]
+    #[case("200 ms", 200)]
+    #[case("1.5s", 1500)]
+    #[case("1s 500ms", 1500)]
+    #[case("2m", 120_000)]
+    fn durations(#[case] written: &str, #[case] millis: u64) {
+        let text = client(&format!("  {{ sleep = \"{written}\" }},"));
+        let suite = parse_suite(Path::new(PATH), text.as_bytes()).unwrap();
+        let action = &suite.cases[0].scripts[0].steps[0].action;
+        assert_eq!(action, &Action::Sleep(Duration::from_millis(millis)));
+    }
+
+    #[test]
+    fn not_utf8_points_at_the_bad_byte() {
+        let text = b"# caf\xe9\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n";
+        let (line, column, message) = problem_in(text);
+        assert_eq!((line, column), (1, 6));
+        assert_eq!(
+            message,
+            "expected UTF-8 text, found the byte 0xe9 that is not valid UTF-8"
+        );
+    }
+
+    #[test]
+    fn not_utf8_reports_every_bad_sequence_and_the_rest_of_the_file() {
+        // A lone byte, a truncated 3-byte sequence, and an ordinary error after them.
+        let text = b"# \xff caf\xe2\x82\n[[case]]\nname = \"a\"\nclient = [{ sleep = \"fast\" }]\n";
+        let all = problems(text);
+        let found: Vec<_> = all.iter().map(|(l, c, m)| (*l, *c, m.as_str())).collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    1,
+                    3,
+                    "expected UTF-8 text, found the byte 0xff that is not valid UTF-8"
+                ),
+                (
+                    1,
+                    8,
+                    "expected UTF-8 text, found the bytes 0xe2 0x82 that are not valid UTF-8"
+                ),
+                (
+                    4,
+                    21,
+                    "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"fast\""
+                ),
+            ]
+        );
+        let rendered = rendered(text);
+        assert!(rendered.contains("suites/t.toml:1:3"), "{rendered}");
+        assert!(
+            rendered.contains("1 | # \u{fffd} caf\u{fffd}"),
+            "{rendered}"
+        );
+    }
+
+    #[test]
+    fn every_error_in_the_file_is_reported_in_file_order() {
+        let text = r#"deadline = "soon"
+
+[[case]]
+name = "one"
+client = [
+  { conect = 8080 },
+  "closee",
+  { sleep = "fast" },
+]
+server = [
+  { listen = "10.0.0.1:80" },
+  { recv = true, within = "1s" },
+]
+
+[[case]]
+sysctl = { "kernel.pid_max" = 5 }
+client = [
+  { connect = 8080, expect = "ECONRESET" },
+  { state = { client = "ESTABLISHD" } },
+  { send = true },
+  { listen = 8080 },
+]
+
+[[case]]
+name = "one"
+server = [{ connect = 8080, close = true }]
+"#;
+        let all = problems(text.as_bytes());
+        let found: Vec<_> = all
+            .iter()
+            .map(|(l, c, m)| (*l, *c, m.split([',', '(']).next().unwrap().trim_end()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (1, 12, "expected a duration like \"200ms\""),
+                (6, 5, "unknown field `conect`"),
+                (7, 3, "expected \"accept\""),
+                (8, 13, "expected a duration like \"200ms\""),
+                (11, 14, "expected a loopback address"),
+                (12, 27, "`within` does not apply to `recv`"),
+                (15, 1, "expected a `name` for this case"),
+                (16, 12, "only per-network-namespace sysctls"),
+                (18, 30, "expected \"ok\""),
+                (19, 24, "unknown TCP state `ESTABLISHD`"),
+                (20, 12, "expected text to send"),
+                (21, 14, "`listen` is for the server side"),
+                (25, 8, "expected a case name unique in this suite"),
+                (26, 37, "expected one action per step"),
+            ],
+            "{all:#?}"
+        );
+    }
+
+    #[test]
+    fn a_case_with_errors_does_not_stop_later_cases_being_checked() {
+        let text = "\
+[[case]]
+name = \"first\"
+client = [{ conect = 1 }]
+
+[[case]]
+name = \"second\"
+client = [{ sleep = \"fast\" }]
+";
+        let all = problems(text.as_bytes());
+        let at: Vec<_> = all.iter().map(|(l, c, _)| (*l, *c)).collect();
+        assert_eq!(at, [(3, 13), (7, 21)], "{all:#?}");
+    }
+
+    #[test]
+    fn a_duplicate_name_is_found_even_when_both_cases_have_other_errors() {
+        let text = "\
+[[case]]
+name = \"a\"
+client = [{ conect = 1 }]
+
+[[case]]
+name = \"a\"
+client = [{ sleep = \"fast\" }]
+";
+        let all = problems(text.as_bytes());
+        let at: Vec<_> = all.iter().map(|(l, c, _)| (*l, *c)).collect();
+        assert_eq!(at, [(3, 13), (6, 8), (7, 21)], "{all:#?}");
+        assert!(all[1].2.contains("found `a` again"), "{all:#?}");
+    }
+
+    #[test]
+    fn rendered_has_path_line_col_and_the_source_line() {
+        let text = client("  { sleep = \"fast\" },");
+        let rendered = rendered(text.as_bytes());
+        assert!(rendered.contains("suites/t.toml:4:13"), "{rendered}");
+        assert!(
+            rendered.contains("4 |   { sleep = \"fast\" },"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("error: expected a duration like"),
+            "{rendered}"
+        );
+    }
+
+    #[test]
+    fn every_reference_suite_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites");
+        let files = crate::suite::discover(&[dir]).unwrap();
+        assert!(!files.is_empty());
+        for file in files {
+            let suite = crate::suite::load(&file).unwrap_or_else(|err| panic!("{err}"));
+            assert!(!suite.cases.is_empty(), "{} has no cases", file.display());
+        }
+    }
+
+    #[test]
+    fn never_panics_on_truncated_or_corrupted_input() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites");
+        let text = std::fs::read(dir.join("s07_abortive_close.toml")).unwrap();
+        for end in 0..text.len() {
+            let _ = parse_suite(Path::new(PATH), &text[..end]);
+        }
+        // Every other byte replaced in turn by bytes that break strings,
+        // arrays and UTF-8 (the lead byte of a 2-byte sequence).
+        for at in (0..text.len()).step_by(2) {
+            for byte in [b'"', b']', 0xc3] {
+                let mut broken = text.clone();
+                broken[at] = byte;
+                let _ = parse_suite(Path::new(PATH), &broken);
+            }
+        }
     }
 }

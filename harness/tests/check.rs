@@ -1,0 +1,164 @@
+//! `hangup check` through the real binary: a malformed suite is reported
+//! with file:line:col for every error and exit code 2, valid suites are
+//! counted, and `hangup run` refuses to start on an invalid suite.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Three errors in two cases and three steps, written to a temp dir.
+const MALFORMED: &str = r#"description = "broken on purpose"
+
+[[case]]
+name = "first"
+client = [
+  { conect = 8080 },
+  { sleep = "fast" },
+]
+
+[[case]]
+name = "second"
+server = [
+  { listen = 8080 },
+  "accept",
+  { recv = true, expect = "ECONRESET" },
+]
+"#;
+
+/// `(line, column)` of each error in [`MALFORMED`], in file order.
+const MALFORMED_AT: [(usize, usize); 3] = [(6, 5), (7, 13), (15, 27)];
+
+fn hangup(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hangup"))
+        .args(args)
+        .output()
+        .expect("run hangup")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn reference_suites() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites")
+}
+
+fn malformed() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("malformed.toml");
+    std::fs::write(&path, MALFORMED).expect("write suite");
+    (dir, path)
+}
+
+#[test]
+fn check_reports_every_error_with_file_line_col() {
+    let (_dir, path) = malformed();
+    let out = hangup(&["check".as_ref(), path.as_os_str()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    let mut last = 0;
+    for (line, column) in MALFORMED_AT {
+        let at = format!("{}:{line}:{column}", path.display());
+        let found = stderr
+            .find(&at)
+            .unwrap_or_else(|| panic!("expected {at} in stderr, found:\n{stderr}"));
+        assert!(found > last, "{at} out of file order in:\n{stderr}");
+        last = found;
+    }
+    for message in [
+        "unknown field `conect`",
+        "found \"fast\"",
+        "found \"ECONRESET\"",
+    ] {
+        assert!(stderr.contains(message), "{message:?} missing:\n{stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        text(&out.stdout).contains("0 suite(s) valid with 0 case(s), 1 invalid"),
+        "stdout:\n{}",
+        text(&out.stdout)
+    );
+}
+
+#[test]
+fn check_counts_the_valid_reference_suites() {
+    let dir = reference_suites();
+    let files = hangup::suite::discover(std::slice::from_ref(&dir)).expect("suites");
+    let cases: usize = files
+        .iter()
+        .map(|f| hangup::suite::load(f).expect("valid").cases.len())
+        .sum();
+    let out = hangup(&["check".as_ref(), dir.as_os_str()]);
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        text(&out.stderr)
+    );
+    let summary = format!(
+        "{} suite(s) valid with {cases} case(s), 0 invalid",
+        files.len()
+    );
+    assert!(
+        stdout.contains(&summary),
+        "expected {summary:?}, found:\n{stdout}"
+    );
+}
+
+#[test]
+fn check_of_valid_and_invalid_together_exits_2_and_counts_both() {
+    let (_dir, bad) = malformed();
+    let good = reference_suites().join("s07_abortive_close.toml");
+    let out = hangup(&["check".as_ref(), good.as_os_str(), bad.as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("1 suite(s) valid with 3 case(s), 1 invalid"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn run_refuses_an_invalid_suite_and_runs_nothing() {
+    let (_dir, path) = malformed();
+    let out = hangup(&["run".as_ref(), path.as_os_str()]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "stderr:\n{stderr}");
+    let at = format!("{}:6:5", path.display());
+    assert!(stderr.contains(&at), "expected {at} in:\n{stderr}");
+    assert!(stderr.contains("nothing was run"), "{stderr}");
+    assert!(!stdout.contains("running"), "something ran:\n{stdout}");
+    assert!(!stdout.contains("case "), "something ran:\n{stdout}");
+}
+
+#[test]
+fn a_missing_path_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let missing = dir.path().join("no-such-suite.toml");
+    for command in ["check", "run"] {
+        let out = hangup(&[command.as_ref(), missing.as_os_str()]);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!("failed to read suite {}", missing.display())),
+            "{command}: {stderr}"
+        );
+        assert!(stderr.contains("No such file or directory"), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn check_reports_a_file_that_is_not_utf8() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("latin1.toml");
+    std::fs::write(&path, b"description = \"caf\xe9\"\n").expect("write");
+    let out = hangup(&["check".as_ref(), path.as_os_str()]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:1:19", path.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("not valid UTF-8"), "{stderr}");
+}
