@@ -79,17 +79,6 @@ pub(crate) fn default_jobs() -> usize {
 /// Runs the command line; the whole of `hangup`'s `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Before any thread exists: the runner and tokio start threads later.
-    let mut privileges = crate::sandbox::Privileges::Root;
-    if matches!(cli.command, Command::Run { .. } | Command::Bench { .. }) {
-        match crate::sandbox::enter_user_namespace() {
-            Ok(entered) => privileges = entered,
-            Err(err) => {
-                eprintln!("hangup: {err}");
-                return ExitCode::from(2);
-            }
-        }
-    }
     match cli.command {
         Command::Run {
             paths,
@@ -112,15 +101,49 @@ pub fn main() -> ExitCode {
                 include_ignored,
                 repeat: repeat.max(1),
             };
-            run(&paths, junit, json, &plan, &options)
+            // Suites are read first (no threads needed), so an invalid one is
+            // reported as such even where namespaces cannot be had.
+            let suites = match load_valid(&paths) {
+                Ok(suites) => suites,
+                Err(code) => return code,
+            };
+            if let Err(code) = enter_user_namespace() {
+                return code;
+            }
+            run(suites, junit, json, &plan, &options)
         }
         Command::Check { paths } => check(&paths),
         Command::Schema => {
             println!("{}", crate::suite::schema::json_schema());
             ExitCode::SUCCESS
         }
-        Command::Bench { cases } => crate::bench::run(cases, privileges),
+        Command::Bench { cases } => match enter_user_namespace() {
+            Ok(privileges) => crate::bench::run(cases, privileges),
+            Err(code) => code,
+        },
     }
+}
+
+/// Enters a user namespace when not root; must run before any thread
+/// exists (the runner and tokio start threads later).
+fn enter_user_namespace() -> Result<crate::sandbox::Privileges, ExitCode> {
+    crate::sandbox::enter_user_namespace().map_err(|err| {
+        eprintln!("hangup: {err}");
+        ExitCode::from(2)
+    })
+}
+
+/// Every suite under `paths`, or exit code 2 after printing every error.
+fn load_valid(paths: &[PathBuf]) -> Result<Vec<crate::suite::Suite>, ExitCode> {
+    let (suites, errors) = runner::load_suites(paths);
+    if errors.is_empty() {
+        return Ok(suites);
+    }
+    for err in &errors {
+        eprintln!("{err}");
+    }
+    eprintln!("hangup: {} suite(s) invalid; nothing was run", errors.len());
+    Err(ExitCode::from(2))
 }
 
 /// Which cases `run` runs, how many at once, and how often.
@@ -132,20 +155,12 @@ struct Plan<'a> {
 }
 
 fn run(
-    paths: &[PathBuf],
+    mut suites: Vec<crate::suite::Suite>,
     junit: Option<PathBuf>,
     json: Option<PathBuf>,
     plan: &Plan<'_>,
     options: &RunOptions,
 ) -> ExitCode {
-    let (mut suites, errors) = runner::load_suites(paths);
-    if !errors.is_empty() {
-        for err in &errors {
-            eprintln!("{err}");
-        }
-        eprintln!("hangup: {} suite(s) invalid; nothing was run", errors.len());
-        return ExitCode::from(2);
-    }
     if let Some(filter) = plan.filter {
         for suite in &mut suites {
             let name = suite.name.clone();
