@@ -1,5 +1,640 @@
-//! The JSON Schema of the suite format (to be written).
-/// The schema as a JSON string.
+//! The JSON Schema of the suite format, for editors.
+//!
+//! taplo (and so VS Code's Even Better TOML) validates a TOML file against
+//! a JSON Schema named by a `#:schema <path or url>` comment on its first
+//! line, completes keys and shows each property's `description` on hover.
+//! [`json_schema`] describes what [`parse_suite`](super::parse_suite)
+//! accepts; `hangup schema` prints it, and the repository commits it as
+//! `schema/hangup-suite.schema.json`, which every reference suite names.
+//!
+//! The schema is written with `serde_json::json!` rather than derived with
+//! schemars: the parser reads hand-written raw types with custom
+//! `Deserialize` impls (bare-string steps, ports or addresses, durations),
+//! which a derive cannot see. The lists that already exist in code (errno
+//! names, TCP states) are taken from there.
+//!
+//! What a schema can say and the parser checks, the schema says too: exactly
+//! one action per step, which modifiers apply to which action, which side
+//! may listen, accept or connect, `repeat` only with a text payload, and the
+//! grammar of durations. Where the two still differ the schema is the
+//! stricter one, so an editor may flag a file that `hangup check` accepts
+//! but never the reverse, except for the checks a schema cannot make
+//! (unique case names):
+//!
+//! - errno names, `ok`/`EOF` and TCP states are listed in their canonical
+//!   spelling (`EPIPE`, `TIME_WAIT`); the parser ignores case and also takes
+//!   `EWOULDBLOCK` for `EAGAIN`.
+//! - durations: a fraction has at most as many digits as its unit can hold
+//!   exactly (humantime rejects `1.0001h`, which is not a whole second);
+//!   `M` (months) takes no fraction; digits are not split by spaces (humantime
+//!   reads `1 0s` as ten seconds).
+//! - an IPv6 loopback address is `::1` in its usual spellings, without a
+//!   zone and without an embedded IPv4 tail.
+
+use serde_json::{Map, Value, json};
+
+use crate::errno::Errno;
+use crate::tcp_state::TcpState;
+
+/// The JSON Schema (draft 2020-12) of a suite file, pretty-printed.
 pub fn json_schema() -> String {
-    "{}".into()
+    serde_json::to_string_pretty(&schema()).expect("a json! value always serializes")
+}
+
+/// The keys of a step table that name what it does, and the modifiers each
+/// one takes; any other key in the step is an error. Mirrors the modifier
+/// checks of `Reader::step` and `Reader::expectation` in `parse.rs`.
+const ACTIONS: &[(&str, &[&str])] = &[
+    (
+        "listen",
+        &["backlog", "expect", "bytes", "after", "longer_than"],
+    ),
+    (
+        "accept",
+        &["timeout", "expect", "bytes", "after", "longer_than"],
+    ),
+    (
+        "connect",
+        &["timeout", "from", "expect", "bytes", "after", "longer_than"],
+    ),
+    (
+        "send",
+        &[
+            "timeout",
+            "repeat",
+            "expect",
+            "bytes",
+            "after",
+            "longer_than",
+        ],
+    ),
+    (
+        "recv",
+        &["timeout", "max", "expect", "bytes", "after", "longer_than"],
+    ),
+    (
+        "recv_until",
+        &["timeout", "expect", "bytes", "after", "longer_than"],
+    ),
+    ("shutdown", &["expect", "bytes", "after", "longer_than"]),
+    ("close", &["expect", "bytes", "after", "longer_than"]),
+    ("abort", &["expect", "bytes", "after", "longer_than"]),
+    ("sleep", &[]),
+    ("set", &[]),
+    ("mark", &[]),
+    (
+        "wait",
+        &["timeout", "expect", "bytes", "after", "longer_than"],
+    ),
+    ("state", &["within"]),
+];
+
+/// The actions that may be written as a bare string step (`"close"`).
+const BARE_ACTIONS: &[&str] = &["accept", "recv", "close", "abort"];
+
+fn schema() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "hangup suite",
+        "description": "A hangup suite: cases that script a TCP client and server, abort connections in every way TCP allows, and assert the errno each side saw and the TCP state of each side's socket. Every case runs in a fresh network namespace.",
+        "type": "object",
+        "properties": {
+            "description": {
+                "type": "string",
+                "description": "What the suite is about; shown in reports.",
+            },
+            "deadline": {
+                "$ref": "#/$defs/duration",
+                "description": "The default deadline of every case (30s unless set): a case that overruns it fails and says what each side was waiting for.",
+            },
+            "tolerance": {
+                "$ref": "#/$defs/tolerance",
+                "description": "The default timing tolerance of every case (floor 50ms, 25 percent unless set).",
+            },
+            "case": {
+                "type": "array",
+                "description": "The cases (`[[case]]` tables), in the order they are listed; each is one test named `<suite file stem>::<case name>`.",
+                "items": { "$ref": "#/$defs/case" },
+            },
+        },
+        "required": ["case"],
+        "additionalProperties": false,
+        "$defs": defs(),
+    })
+}
+
+fn defs() -> Value {
+    let states: Vec<&str> = TcpState::ALL.iter().map(|s| s.name()).collect();
+    let mut outcomes = vec!["ok", "EOF"];
+    outcomes.extend(Errno::known_names());
+    json!({
+        "case": {
+            "type": "object",
+            "description": "One scenario: settings for its network namespace and a script per side. The two scripts run at the same time, each in order.",
+            "properties": {
+                "name": {
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9_-]+$",
+                    "description": "The case name, unique within the suite: letters, digits, `_` and `-`. The test is listed as `<suite>::<name>`.",
+                },
+                "description": {
+                    "type": "string",
+                    "description": "What the case shows; shown in reports.",
+                },
+                "ignore": {
+                    "type": "string",
+                    "description": "Skip the case unless `--ignored` asks for it, and say why.",
+                },
+                "deadline": {
+                    "$ref": "#/$defs/duration",
+                    "description": "The whole case must finish within this (the suite's `deadline` by default); an overrun fails the case and says what each side was waiting for.",
+                },
+                "tolerance": {
+                    "$ref": "#/$defs/tolerance",
+                    "description": "How far a measured duration (`after`) may be from the expected one in this case; unset fields keep the suite's.",
+                },
+                "sysctl": {
+                    "type": "object",
+                    "description": "Per-namespace sysctls, applied before any socket exists, so slow kernel timers (FIN_WAIT2 timeout, SYN retries) are shortened instead of waited out. Only keys under `net.`: the namespace is the case's own.",
+                    "propertyNames": {
+                        "pattern": "^net(\\.[A-Za-z0-9_-]+)+$",
+                        "description": "A sysctl key under `net.`, e.g. `net.ipv4.tcp_fin_timeout`.",
+                    },
+                    "additionalProperties": {
+                        "type": ["integer", "string"],
+                        "description": "The value written to /proc/sys: a number or a string.",
+                    },
+                },
+                "client": {
+                    "type": "array",
+                    "description": "The client's script: its steps, in order. The client connects; it may not listen or accept.",
+                    "items": {
+                        "$ref": "#/$defs/step",
+                        "not": {
+                            "anyOf": [
+                                { "const": "accept" },
+                                { "type": "object", "required": ["listen"] },
+                                { "type": "object", "required": ["accept"] },
+                            ],
+                        },
+                    },
+                },
+                "server": {
+                    "type": "array",
+                    "description": "The server's script: its steps, in order. The server listens and accepts; it may not connect.",
+                    "items": {
+                        "$ref": "#/$defs/step",
+                        "not": { "type": "object", "required": ["connect"] },
+                    },
+                },
+            },
+            "required": ["name"],
+            "anyOf": [
+                { "required": ["client"] },
+                { "required": ["server"] },
+            ],
+            "additionalProperties": false,
+        },
+        "step": step(),
+        "duration": {
+            "type": "string",
+            "pattern": duration_pattern(),
+            "description": "A duration like \"200ms\", \"1.5s\", \"2m\" or \"1s 500ms\": numbers with units ns, us, ms, s, m (or min), h, d, w, M (months), y, and their longer spellings (sec, secs, msec, hours, ...).",
+        },
+        "tolerance": {
+            "type": "object",
+            "description": "How far a measured duration may be from the expected one: max(floor, percent of the expected duration), either way. Widened, never narrowed, by HANGUP_TOLERANCE_FLOOR and HANGUP_TOLERANCE_PERCENT.",
+            "properties": {
+                "floor": {
+                    "$ref": "#/$defs/duration",
+                    "description": "The least slack, whatever the interval (50ms by default).",
+                },
+                "percent": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": u32::MAX,
+                    "description": "Slack as a share of the expected interval, in percent (25 by default).",
+                },
+            },
+            "additionalProperties": false,
+        },
+        "endpoint": {
+            "description": "A port on 127.0.0.1, or a loopback address with a port like \"127.0.0.1:8080\" or \"[::1]:8080\": traffic stays inside the case's namespace.",
+            "oneOf": [
+                { "type": "integer", "minimum": 1, "maximum": 65535 },
+                { "type": "string", "pattern": loopback_pattern() },
+            ],
+        },
+        "flag": {
+            "const": true,
+            "description": "`true`: the action takes no argument (the bare string step means the same).",
+        },
+        "outcome": {
+            "enum": outcomes,
+            "description": "\"ok\" (the call succeeded; for reads, with data), \"EOF\" (a read returned 0: the peer's FIN), or the errno the call failed with.",
+        },
+        "state": {
+            "enum": states,
+            "description": "A TCP state by the name `ss` prints, or \"gone\": the kernel holds no socket for the connection any more.",
+        },
+        "options": {
+            "type": "object",
+            "description": "Socket options, set on the current socket or on the next one made; options not named are left alone.",
+            "properties": {
+                "linger": {
+                    "description": "SO_LINGER: \"off\", or how long close may linger (\"0s\" makes close abortive: RST, no TIME_WAIT).",
+                    "anyOf": [
+                        { "const": "off" },
+                        { "$ref": "#/$defs/duration" },
+                    ],
+                },
+                "nodelay": {
+                    "type": "boolean",
+                    "description": "TCP_NODELAY: send small writes at once instead of coalescing them (Nagle).",
+                },
+                "keepalive": {
+                    "type": "boolean",
+                    "description": "SO_KEEPALIVE: probe an idle connection so a vanished peer is noticed.",
+                },
+                "rcvbuf": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "SO_RCVBUF in bytes (the kernel doubles it); small buffers make transfers slow enough to observe.",
+                },
+                "sndbuf": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "SO_SNDBUF in bytes (the kernel doubles it).",
+                },
+            },
+            "additionalProperties": false,
+        },
+    })
+}
+
+/// A step: a bare action name, or a table with exactly one action key plus
+/// the modifiers that action takes.
+///
+/// The table lists every key once under `properties` (so editors complete
+/// and describe all of them), and `oneOf` has one branch per action that
+/// requires that action and forbids (`false`) every other action and every
+/// modifier it does not take: no action, two actions, or a stray modifier
+/// then match no branch.
+fn step() -> Value {
+    let mut properties = Map::new();
+    for (key, schema) in step_properties() {
+        properties.insert(key.to_string(), schema);
+    }
+    let branches: Vec<Value> = ACTIONS
+        .iter()
+        .map(|(action, modifiers)| {
+            let forbidden: Map<String, Value> = properties
+                .keys()
+                .filter(|key| key != action && !modifiers.contains(&key.as_str()))
+                .map(|key| (key.clone(), Value::Bool(false)))
+                .collect();
+            let mut branch = json!({
+                "title": action,
+                "required": [action],
+                "properties": forbidden,
+            });
+            if *action == "send" {
+                // `repeat` copies text; a filler size has nothing to repeat.
+                branch["dependentSchemas"] = json!({
+                    "repeat": {
+                        "properties": {
+                            "send": {
+                                "type": "string",
+                                "description": "With `repeat`, the payload is text to copy.",
+                            },
+                        },
+                    },
+                });
+            }
+            branch
+        })
+        .collect();
+    json!({
+        "description": "One step of a side's script: what to do and, optionally, what must come of it. A table with exactly one action key, like `{ connect = 8080 }`, or the name of an action without arguments: \"accept\", \"recv\", \"close\", \"abort\".",
+        "oneOf": [
+            {
+                "enum": BARE_ACTIONS,
+                "description": "An action without arguments: \"accept\" one connection, one \"recv\" call, \"close\" (FIN, or RST when unread data is pending), or \"abort\" (close with SO_LINGER 0: RST, no TIME_WAIT).",
+            },
+            {
+                "type": "object",
+                "properties": properties,
+                "additionalProperties": false,
+                "oneOf": branches,
+            },
+        ],
+    })
+}
+
+/// Every key a step table may hold, actions first, with its schema.
+fn step_properties() -> Vec<(&'static str, Value)> {
+    let duration =
+        |description: &str| json!({ "$ref": "#/$defs/duration", "description": description });
+    let flag = |description: &str| json!({ "$ref": "#/$defs/flag", "description": description });
+    vec![
+        (
+            "listen",
+            json!({
+                "$ref": "#/$defs/endpoint",
+                "description": "Bind and listen (server only): a port on 127.0.0.1 or a loopback address. Modifier: `backlog`.",
+            }),
+        ),
+        (
+            "accept",
+            flag("Accept one connection from the listener (server only). Modifier: `timeout`."),
+        ),
+        (
+            "connect",
+            json!({
+                "$ref": "#/$defs/endpoint",
+                "description": "Connect to a port on 127.0.0.1 or a loopback address (client only). Modifiers: `timeout`, `from`.",
+            }),
+        ),
+        (
+            "send",
+            json!({
+                "description": "Write a payload in full: text, or a number of filler bytes (a repeating alphabet, so captures are legible). Modifiers: `timeout`, `repeat` (text only).",
+                "oneOf": [
+                    { "type": "string" },
+                    { "type": "integer", "minimum": 1 },
+                ],
+            }),
+        ),
+        ("recv", flag("One read call. Modifiers: `max`, `timeout`.")),
+        (
+            "recv_until",
+            json!({
+                "description": "Read until this many bytes in total, or until this text, has arrived; without `expect`, passes only if it got there. Modifier: `timeout` (per read).",
+                "oneOf": [
+                    { "type": "integer", "minimum": 1 },
+                    { "type": "string", "minLength": 1 },
+                ],
+            }),
+        ),
+        (
+            "shutdown",
+            json!({
+                "enum": ["read", "write", "both"],
+                "description": "shutdown(2): \"read\" (SHUT_RD), \"write\" (SHUT_WR: sends FIN, keeps reading) or \"both\" (SHUT_RDWR).",
+            }),
+        ),
+        (
+            "close",
+            flag("close(2): FIN, or RST when unread data is pending."),
+        ),
+        (
+            "abort",
+            flag("Close with SO_LINGER {on, 0}: RST, no TIME_WAIT."),
+        ),
+        ("sleep", duration("Do nothing for this long.")),
+        (
+            "set",
+            json!({
+                "$ref": "#/$defs/options",
+                "description": "Set socket options, on the current socket or the next one made.",
+            }),
+        ),
+        (
+            "mark",
+            json!({
+                "type": "string",
+                "description": "Let the other side's `wait` for this label go on.",
+            }),
+        ),
+        (
+            "wait",
+            json!({
+                "type": "string",
+                "description": "Wait until the other side reaches `mark` with this label. Modifier: `timeout`.",
+            }),
+        ),
+        (
+            "state",
+            json!({
+                "type": "object",
+                "description": "Assert the kernel's TCP state of the client's socket, the server's, or both: now, or `within` a deadline (polling).",
+                "properties": {
+                    "client": { "$ref": "#/$defs/state", "description": "The state the client's socket must be in." },
+                    "server": { "$ref": "#/$defs/state", "description": "The state the server's socket must be in." },
+                },
+                "minProperties": 1,
+                "additionalProperties": false,
+            }),
+        ),
+        (
+            "timeout",
+            duration(
+                "Give up after this long (accept, connect, send, recv, recv_until per read, wait): reported as EAGAIN as SO_RCVTIMEO/SO_SNDTIMEO do, or EINPROGRESS for connect, whose SYN keeps going.",
+            ),
+        ),
+        (
+            "within",
+            duration(
+                "For `state`: poll until the states hold, failing after this long; without it the states are sampled once.",
+            ),
+        ),
+        (
+            "repeat",
+            json!({
+                "type": "integer",
+                "minimum": 0,
+                "description": "For `send` with text: send this many copies (1 by default).",
+            }),
+        ),
+        (
+            "max",
+            json!({
+                "type": "integer",
+                "minimum": 1,
+                "description": "For `recv`: read at most this many bytes (65536 by default).",
+            }),
+        ),
+        (
+            "backlog",
+            json!({
+                "type": "integer",
+                "minimum": 0,
+                "maximum": u32::MAX,
+                "description": "For `listen`: the accept queue length (128 by default).",
+            }),
+        ),
+        (
+            "from",
+            json!({
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 65535,
+                "description": "For `connect`: bind this local port first (to show a 4-tuple in TIME_WAIT cannot be reused); an ephemeral port otherwise.",
+            }),
+        ),
+        (
+            "expect",
+            json!({
+                "description": "What the call's result must be; any one of a list passes. Unset: no errno (EOF is fine), and for `recv_until`, that the target was reached.",
+                "oneOf": [
+                    { "$ref": "#/$defs/outcome" },
+                    { "type": "array", "items": { "$ref": "#/$defs/outcome" }, "minItems": 1 },
+                ],
+            }),
+        ),
+        (
+            "bytes",
+            json!({
+                "type": "integer",
+                "minimum": 0,
+                "description": "The number of bytes the call must have moved.",
+            }),
+        ),
+        (
+            "after",
+            duration("How long the call must have taken, within the case's tolerance."),
+        ),
+        (
+            "longer_than",
+            duration(
+                "A lower bound on how long the call took. No tolerance applies: a loaded machine only makes calls slower.",
+            ),
+        ),
+    ]
+}
+
+/// humantime's unit names by unit, each with the most fraction digits it
+/// converts exactly (humantime rejects a fraction that is not a whole
+/// nanosecond, or a whole second from hours up).
+const UNITS: &[(&[&str], usize)] = &[
+    (&["nanos", "nsec", "ns"], 0),
+    (&["usec", "us", "µs"], 3),
+    (&["millis", "msec", "ms"], 6),
+    (&["seconds", "second", "secs", "sec", "s"], 9),
+    (&["minutes", "minute", "mins", "min", "m"], 10),
+    (&["hours", "hour", "hrs", "hr", "h"], 2),
+    (&["days", "day", "d"], 2),
+    (&["weeks", "week", "wks", "wk", "w"], 2),
+    // 2_630_016 s a month: no number of fraction digits is always whole.
+    (&["months", "month", "M"], 0),
+    (&["years", "year", "yrs", "yr", "y"], 2),
+];
+
+/// What `parse_duration` in `parse.rs` accepts: a string that ends in `s`
+/// and contains a `.` is read as decimal seconds (`f64`); anything else
+/// goes to `humantime::parse_duration` (spans like `1h 30m`, fractions
+/// allowed, `"0"` alone).
+fn duration_pattern() -> String {
+    let span = |names: Vec<&str>, digits: usize| {
+        let fraction = match digits {
+            0 => String::new(),
+            n => format!("(?:\\.[0-9]{{1,{n}}})?"),
+        };
+        format!("[0-9]+{fraction}\\s*(?:{})", names.join("|"))
+    };
+    let any_span = UNITS
+        .iter()
+        .map(|(names, digits)| span(names.to_vec(), *digits))
+        .collect::<Vec<_>>()
+        .join("|");
+    let all_names: Vec<&str> = UNITS.iter().flat_map(|(names, _)| names.to_vec()).collect();
+    let whole_span = span(all_names, 0);
+    // A span whose unit does not end in `s`, so the string does not either.
+    let not_s_span = UNITS
+        .iter()
+        .map(|(names, digits)| {
+            let names = names
+                .iter()
+                .copied()
+                .filter(|n| !n.ends_with('s'))
+                .collect();
+            span(names, *digits)
+        })
+        .collect::<Vec<_>>()
+        .join("|");
+    // Whole numbers only: the decimal-seconds reading never applies.
+    let whole = format!("\\s*{whole_span}(?:\\s*{whole_span})*\\s*");
+    // Fractions, not ending in `s`: the last span ends in whitespace or in a
+    // unit without a trailing `s`.
+    let fractional =
+        format!("\\s*(?:(?:{any_span})\\s*)*(?:(?:{any_span})\\s+|(?:{not_s_span})\\s*)");
+    let decimal_seconds = "\\s*\\+?(?:[0-9]+\\.[0-9]*|\\.[0-9]+)(?:[eE][+-]?[0-9]+)?\\s*s";
+    format!("^(?:0|{decimal_seconds}|{whole}|{fractional})$")
+}
+
+/// A loopback socket address as `SocketAddr` parses it: 127.0.0.0/8, or
+/// `::1` (a zero group is 1-4 zeros, `::` anywhere), then a port.
+fn loopback_pattern() -> String {
+    let octet = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
+    let zero = "0{1,4}";
+    let one = "0{0,3}1";
+    let v6 =
+        format!("(?:(?:{zero}:){{7}}{one}|(?:{zero}(?::{zero}){{0,5}})?::(?:{zero}:){{0,5}}{one})");
+    let port = "0*(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0)";
+    format!("^(?:127(?:\\.{octet}){{3}}|\\[{v6}\\]):{port}$")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed copy editors read; regenerate it when the format changes.
+    #[test]
+    fn committed_schema_is_current() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../schema/hangup-suite.schema.json"
+        );
+        let committed = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            committed == format!("{}\n", json_schema()),
+            "schema/hangup-suite.schema.json is out of date with suite::schema::json_schema(); \
+             run `cargo run -p hangup -- schema > schema/hangup-suite.schema.json` from the \
+             repository root and commit the result"
+        );
+    }
+
+    #[test]
+    fn every_action_has_a_property_and_every_modifier_exists() {
+        let keys: Vec<&str> = step_properties().into_iter().map(|(k, _)| k).collect();
+        for (action, modifiers) in ACTIONS {
+            assert!(keys.contains(action), "{action}");
+            for modifier in *modifiers {
+                assert!(keys.contains(modifier), "{modifier} of {action}");
+                assert!(
+                    !ACTIONS.iter().any(|(a, _)| a == modifier),
+                    "{modifier} is an action"
+                );
+            }
+        }
+        assert_eq!(keys.len(), 24);
+    }
+
+    #[test]
+    fn every_property_has_a_description() {
+        fn walk(value: &Value, path: &str, missing: &mut Vec<String>) {
+            let Value::Object(map) = value else { return };
+            if let Some(Value::Object(props)) = map.get("properties") {
+                for (key, prop) in props {
+                    let is_forbidden = prop == &Value::Bool(false);
+                    if !is_forbidden && prop.get("description").is_none() {
+                        missing.push(format!("{path}/{key}"));
+                    }
+                }
+            }
+            for (key, child) in map {
+                match child {
+                    Value::Array(items) => {
+                        for (i, item) in items.iter().enumerate() {
+                            walk(item, &format!("{path}/{key}/{i}"), missing);
+                        }
+                    }
+                    _ => walk(child, &format!("{path}/{key}"), missing),
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&schema(), "", &mut missing);
+        assert!(missing.is_empty(), "no description: {missing:?}");
+    }
 }
