@@ -222,13 +222,14 @@ const AGREED: &[(&str, &str, bool)] = &[
     ("client", "{ accept = true }", false),
     ("client", r#""accept""#, false),
     ("server", "{ connect = 8080 }", false),
-    // Durations: humantime spans and decimal seconds.
+    // Durations: humantime spans, fractions on any unit.
     ("client", r#"{ sleep = "0" }"#, true),
     ("client", r#"{ sleep = "1s 500ms" }"#, true),
     ("client", r#"{ sleep = "1s500ms" }"#, true),
     ("client", r#"{ sleep = "1.5s" }"#, true),
     ("client", r#"{ sleep = "1.5 s" }"#, true),
-    ("client", r#"{ sleep = ".5s" }"#, true),
+    ("client", r#"{ sleep = "0.5s" }"#, true),
+    ("client", r#"{ sleep = ".5s" }"#, false),
     ("client", r#"{ sleep = "2m" }"#, true),
     ("client", r#"{ sleep = "1.5m" }"#, true),
     ("client", r#"{ sleep = "1.5h" }"#, true),
@@ -239,20 +240,24 @@ const AGREED: &[(&str, &str, bool)] = &[
     ("client", r#"{ sleep = "1.5sec" }"#, true),
     ("client", r#"{ sleep = "" }"#, false),
     ("client", r#"{ sleep = "s" }"#, false),
-    ("client", r#"{ sleep = "1.s" }"#, true),
+    ("client", r#"{ sleep = "1.s" }"#, false),
+    ("client", r#"{ sleep = "1.5e3s" }"#, false),
     ("client", r#"{ sleep = "1." }"#, false),
     ("client", r#"{ sleep = "1.5ns" }"#, false),
     ("client", r#"{ sleep = "1ms." }"#, false),
     ("client", r#"{ sleep = "1S" }"#, false),
     ("client", r#"{ sleep = "1 s x" }"#, false),
-    // `parse_duration` reads a string ending in `s` with a `.` as decimal
-    // seconds only, so these fractions are rejected (see the report of
-    // this branch); the schema follows.
-    ("client", r#"{ sleep = "1.5ms" }"#, false),
-    ("client", r#"{ sleep = "1.5secs" }"#, false),
-    ("client", r#"{ sleep = "1.5s 200ms" }"#, false),
-    ("client", r#"{ sleep = "1s 0.5ms" }"#, false),
-    ("client", r#"{ sleep = "0.5ms " }"#, true),
+    ("client", r#"{ sleep = "1.5ms" }"#, true),
+    ("client", r#"{ sleep = "1.5secs" }"#, true),
+    ("client", r#"{ sleep = "1.5s 200ms" }"#, true),
+    ("client", r#"{ sleep = "1s 0.5ms" }"#, true),
+    ("client", r#"{ sleep = "1.99999999m" }"#, true),
+    ("client", r#"{ sleep = "1.999999999m" }"#, false),
+    // No spaces around the value, whether or not it has a unit.
+    ("client", r#"{ sleep = "0.5ms " }"#, false),
+    ("client", r#"{ sleep = " 1s" }"#, false),
+    ("client", r#"{ sleep = " 0" }"#, false),
+    ("client", r#"{ sleep = "0 " }"#, false),
     // Sysctls: checked as a whole case below.
 ];
 
@@ -285,6 +290,8 @@ fn schema_is_stricter_only_where_documented() {
         ("client", r#"{ recv = true, expect = "eof" }"#),
         ("client", r#"{ state = { client = "time_wait" } }"#),
         ("client", r#"{ sleep = "1 0s" }"#),
+        ("client", r#"{ sleep = "1. 5s" }"#),
+        ("client", r#"{ sleep = "1.5000000000s" }"#),
     ] {
         assert_eq!(
             verdicts(&validator, side, step),

@@ -989,14 +989,20 @@ impl<'de> Deserialize<'de> for DurationValue {
     }
 }
 
-/// "200ms", "1s 500ms" (humantime), plus decimal seconds like "1.5s".
+/// "200ms", "1.5s", "1.5ms", "1s 500ms", "2m": humantime's grammar, which
+/// takes a fraction on any unit (when it is a whole number of nanoseconds).
+///
+/// Spaces around the whole value are refused: humantime skips them around
+/// a span ("1s ") but not around a bare "0" (" 0"), so refusing them is
+/// the one rule that reads the same for every value.
 fn parse_duration(v: &str) -> Result<Duration, String> {
-    let bad = || format!("expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"{v}\"");
-    if let Some(secs) = v.strip_suffix('s').filter(|s| s.contains('.')) {
-        let secs: f64 = secs.trim().parse().map_err(|_| bad())?;
-        return Duration::try_from_secs_f64(secs).map_err(|_| bad());
+    const EXPECTED: &str = "expected a duration like \"200ms\", \"1.5s\" or \"2m\"";
+    if v.trim() != v {
+        return Err(format!(
+            "{EXPECTED} without spaces around it, found \"{v}\""
+        ));
     }
-    humantime::parse_duration(v).map_err(|_| bad())
+    humantime::parse_duration(v).map_err(|_| format!("{EXPECTED}, found \"{v}\""))
 }
 
 struct SysctlValue(String);
@@ -1491,16 +1497,49 @@ mod tests {
     }
 
     #[rstest]
-    #[case("200ms", 200)]
-    #[case("200 ms", 200)]
-    #[case("1.5s", 1500)]
-    #[case("1s 500ms", 1500)]
-    #[case("2m", 120_000)]
-    fn durations(#[case] written: &str, #[case] millis: u64) {
+    #[case("0", 0)]
+    #[case("200ms", 200_000)]
+    #[case("200 ms", 200_000)]
+    #[case("1.5s", 1_500_000)]
+    #[case("0.5s", 500_000)]
+    #[case("1.5 s", 1_500_000)]
+    #[case("1s 500ms", 1_500_000)]
+    #[case("2m", 120_000_000)]
+    // Fractions on any unit, not only on a trailing `s`.
+    #[case("1.5ms", 1_500)]
+    #[case("1.5secs", 1_500_000)]
+    #[case("1.5m", 90_000_000)]
+    #[case("1s 0.5ms", 1_000_500)]
+    #[case("1.5s 200ms", 1_700_000)]
+    fn durations(#[case] written: &str, #[case] micros: u64) {
         let text = client(&format!("  {{ sleep = \"{written}\" }},"));
         let suite = parse_suite(Path::new(PATH), text.as_bytes()).unwrap();
         let action = &suite.cases[0].scripts[0].steps[0].action;
-        assert_eq!(action, &Action::Sleep(Duration::from_millis(millis)));
+        assert_eq!(action, &Action::Sleep(Duration::from_micros(micros)));
+    }
+
+    #[rstest]
+    // humantime wants a digit before and after the point.
+    #[case(".5s", "")]
+    #[case("1.s", "")]
+    #[case("1.5e3s", "")]
+    #[case("+1.5s", "")]
+    // Finer than a nanosecond.
+    #[case("1.5ns", "")]
+    // Spaces around the value, with or without a unit.
+    #[case(" 1s", " without spaces around it")]
+    #[case("1s ", " without spaces around it")]
+    #[case("0.5ms ", " without spaces around it")]
+    #[case(" 0", " without spaces around it")]
+    #[case("0 ", " without spaces around it")]
+    fn rejected_durations(#[case] written: &str, #[case] hint: &str) {
+        let (_, _, message) = problem(&client(&format!("  {{ sleep = \"{written}\" }},")));
+        assert_eq!(
+            message,
+            format!(
+                "expected a duration like \"200ms\", \"1.5s\" or \"2m\"{hint}, found \"{written}\""
+            )
+        );
     }
 
     #[test]

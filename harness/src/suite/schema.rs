@@ -25,9 +25,10 @@
 //!   spelling (`EPIPE`, `TIME_WAIT`); the parser ignores case and also takes
 //!   `EWOULDBLOCK` for `EAGAIN`.
 //! - durations: a fraction has at most as many digits as its unit can hold
-//!   exactly (humantime rejects `1.0001h`, which is not a whole second);
-//!   `M` (months) takes no fraction; digits are not split by spaces (humantime
-//!   reads `1 0s` as ten seconds).
+//!   exactly and without overflow (humantime rejects `1.0001h`, which is not
+//!   a whole second, and `1.999999999m`, but takes `1.5000000000s`); `M`
+//!   (months) takes no fraction; digits are not split by spaces (humantime
+//!   reads `1 0s` as ten seconds and `1. 5s` as 1.5 seconds).
 //! - an IPv6 loopback address is `::1` in its usual spellings, without a
 //!   zone and without an embedded IPv4 tail.
 
@@ -199,7 +200,7 @@ fn defs() -> Value {
         "duration": {
             "type": "string",
             "pattern": duration_pattern(),
-            "description": "A duration like \"200ms\", \"1.5s\", \"2m\" or \"1s 500ms\": numbers with units ns, us, ms, s, m (or min), h, d, w, M (months), y, and their longer spellings (sec, secs, msec, hours, ...).",
+            "description": "A duration like \"200ms\", \"1.5s\", \"2m\" or \"1s 500ms\", with no spaces around it: numbers, with a fraction if wanted, and units ns, us, ms, s, m (or min), h, d, w, M (months), y, and their longer spellings (sec, secs, msec, hours, ...).",
         },
         "tolerance": {
             "type": "object",
@@ -504,14 +505,16 @@ fn step_properties() -> Vec<(&'static str, Value)> {
 }
 
 /// humantime's unit names by unit, each with the most fraction digits it
-/// converts exactly (humantime rejects a fraction that is not a whole
-/// nanosecond, or a whole second from hours up).
+/// converts exactly and without overflow (humantime rejects a fraction that
+/// is not a whole nanosecond, or a whole second from hours up).
 const UNITS: &[(&[&str], usize)] = &[
     (&["nanos", "nsec", "ns"], 0),
     (&["usec", "us", "µs"], 3),
     (&["millis", "msec", "ms"], 6),
     (&["seconds", "second", "secs", "sec", "s"], 9),
-    (&["minutes", "minute", "mins", "min", "m"], 10),
+    // 60e9 ns a minute holds 10 digits exactly, but humantime multiplies
+    // the fraction by it in a u64, which overflows past 8 digits.
+    (&["minutes", "minute", "mins", "min", "m"], 8),
     (&["hours", "hour", "hrs", "hr", "h"], 2),
     (&["days", "day", "d"], 2),
     (&["weeks", "week", "wks", "wk", "w"], 2),
@@ -520,46 +523,19 @@ const UNITS: &[(&[&str], usize)] = &[
     (&["years", "year", "yrs", "yr", "y"], 2),
 ];
 
-/// What `parse_duration` in `parse.rs` accepts: a string that ends in `s`
-/// and contains a `.` is read as decimal seconds (`f64`); anything else
-/// goes to `humantime::parse_duration` (spans like `1h 30m`, fractions
-/// allowed, `"0"` alone).
+/// What `parse_duration` in `parse.rs` accepts: `humantime::parse_duration`
+/// (spans like `1h 30m`, a fraction on any unit, `"0"` alone), with no
+/// whitespace around the value.
 fn duration_pattern() -> String {
-    let span = |names: Vec<&str>, digits: usize| {
+    let span = |(names, digits): &(&[&str], usize)| {
         let fraction = match digits {
             0 => String::new(),
             n => format!("(?:\\.[0-9]{{1,{n}}})?"),
         };
         format!("[0-9]+{fraction}\\s*(?:{})", names.join("|"))
     };
-    let any_span = UNITS
-        .iter()
-        .map(|(names, digits)| span(names.to_vec(), *digits))
-        .collect::<Vec<_>>()
-        .join("|");
-    let all_names: Vec<&str> = UNITS.iter().flat_map(|(names, _)| names.to_vec()).collect();
-    let whole_span = span(all_names, 0);
-    // A span whose unit does not end in `s`, so the string does not either.
-    let not_s_span = UNITS
-        .iter()
-        .map(|(names, digits)| {
-            let names = names
-                .iter()
-                .copied()
-                .filter(|n| !n.ends_with('s'))
-                .collect();
-            span(names, *digits)
-        })
-        .collect::<Vec<_>>()
-        .join("|");
-    // Whole numbers only: the decimal-seconds reading never applies.
-    let whole = format!("\\s*{whole_span}(?:\\s*{whole_span})*\\s*");
-    // Fractions, not ending in `s`: the last span ends in whitespace or in a
-    // unit without a trailing `s`.
-    let fractional =
-        format!("\\s*(?:(?:{any_span})\\s*)*(?:(?:{any_span})\\s+|(?:{not_s_span})\\s*)");
-    let decimal_seconds = "\\s*\\+?(?:[0-9]+\\.[0-9]*|\\.[0-9]+)(?:[eE][+-]?[0-9]+)?\\s*s";
-    format!("^(?:0|{decimal_seconds}|{whole}|{fractional})$")
+    let any_span = UNITS.iter().map(span).collect::<Vec<_>>().join("|");
+    format!("^(?:0|(?:{any_span})(?:\\s*(?:{any_span}))*)$")
 }
 
 /// A loopback socket address as `SocketAddr` parses it: 127.0.0.0/8, or
