@@ -889,6 +889,13 @@ impl<'de> Deserialize<'de> for Endpoint {
                         "expected a loopback address (127.0.0.0/8 or ::1), found \"{v}\": hangup sends traffic only inside its own namespaces"
                     )));
                 }
+                // As for a bare port: 0 would listen on, or dial, whatever
+                // port the kernel picks, which the other side cannot know.
+                if addr.port() == 0 {
+                    return Err(E::custom(format!(
+                        "expected a port from 1 to 65535, found 0 in \"{v}\""
+                    )));
+                }
                 Ok(Endpoint(addr))
             }
         }
@@ -1315,6 +1322,19 @@ mod tests {
         15,
         "expected a port from 1 to 65535, found 0"
     )]
+    #[case::port_zero_in_an_address(
+        client("  { connect = \"127.0.0.1:0\" },"),
+        4,
+        15,
+        "expected a port from 1 to 65535, found 0 in \"127.0.0.1:0\""
+    )]
+    #[case::port_zero_in_a_v6_address(
+        client("  { connect = \"[::1]:00\" },"),
+        4,
+        15,
+        "expected a port from 1 to 65535, found 0 in \"[::1]:00\""
+    )]
+    #[case::listen_port_zero_in_an_address("[[case]]\nname = \"a\"\nserver = [{ listen = \"127.0.0.1:0\" }]\n".into(), 3, 22, "expected a port from 1 to 65535, found 0 in \"127.0.0.1:0\"")]
     #[case::non_loopback(
         client("  { connect = \"10.0.0.1:80\" },"),
         4,

@@ -220,7 +220,7 @@ fn defs() -> Value {
             "additionalProperties": false,
         },
         "endpoint": {
-            "description": "A port on 127.0.0.1, or a loopback address with a port like \"127.0.0.1:8080\" or \"[::1]:8080\": traffic stays inside the case's namespace.",
+            "description": "A port (1 to 65535) on 127.0.0.1, or a loopback address with a port like \"127.0.0.1:8080\" or \"[::1]:8080\": traffic stays inside the case's namespace.",
             "oneOf": [
                 { "type": "integer", "minimum": 1, "maximum": 65535 },
                 { "type": "string", "pattern": loopback_pattern() },
@@ -539,14 +539,15 @@ fn duration_pattern() -> String {
 }
 
 /// A loopback socket address as `SocketAddr` parses it: 127.0.0.0/8, or
-/// `::1` (a zero group is 1-4 zeros, `::` anywhere), then a port.
+/// `::1` (a zero group is 1-4 zeros, `::` anywhere), then a port from 1 to
+/// 65535 (leading zeros allowed, as `SocketAddr` allows them).
 fn loopback_pattern() -> String {
     let octet = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
     let zero = "0{1,4}";
     let one = "0{0,3}1";
     let v6 =
         format!("(?:(?:{zero}:){{7}}{one}|(?:{zero}(?::{zero}){{0,5}})?::(?:{zero}:){{0,5}}{one})");
-    let port = "0*(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0)";
+    let port = "0*(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})";
     format!("^(?:127(?:\\.{octet}){{3}}|\\[{v6}\\]):{port}$")
 }
 
