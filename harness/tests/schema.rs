@@ -336,6 +336,12 @@ fn schema_checks_case_and_suite_keys() {
         false,
     );
     check("description = \"no cases\"\n", false);
+    check("case = []\n", false);
+    check("[[case]]\nname = \"a\"\nclient = []\n", false);
+    check(
+        &format!("[[case]]\nname = \"a\"\n{steps}\nserver = []\n"),
+        false,
+    );
     check(
         &format!("[[case]]\nname = \"a\"\nsysctl = {{ \"kernel.pid_max\" = 5 }}\n{steps}\n"),
         false,

@@ -205,6 +205,13 @@ impl<'a> Reader<'a> {
             );
             return suite;
         };
+        if array.is_empty() {
+            self.problem(
+                cases.span(),
+                "expected at least one `[[case]]` table, found none",
+            );
+            return suite;
+        }
         let mut names = BTreeMap::new();
         for item in array.iter() {
             if let Some(case) = self.case(item, defaults, &mut names) {
@@ -338,6 +345,14 @@ impl<'a> Reader<'a> {
             );
             return Vec::new();
         };
+        // An empty script would pass the "a client or a server" check of
+        // `Reader::case` while doing nothing.
+        if array.is_empty() {
+            self.problem(
+                value.span(),
+                format!("expected at least one step in `{side}`, found none"),
+            );
+        }
         let mut steps = Vec::new();
         for item in array.iter() {
             let Some(raw) = self.raw_step(item) else {
@@ -1446,6 +1461,9 @@ mod tests {
     )]
     #[case::case_not_an_array("case = 5\n".into(), 1, 8, "expected `case` to be an array of tables (`[[case]]`), found integer")]
     #[case::case_a_single_table("[case]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 1, "expected `case` to be an array of tables (`[[case]]`), found table")]
+    #[case::no_cases("case = []\n".into(), 1, 8, "expected at least one `[[case]]` table, found none")]
+    #[case::empty_client("[[case]]\nname = \"a\"\nclient = []\n".into(), 3, 10, "expected at least one step in `client`, found none")]
+    #[case::empty_server_beside_a_client("[[case]]\nname = \"a\"\nclient = [\"close\"]\nserver = []\n".into(), 4, 10, "expected at least one step in `server`, found none")]
     #[case::case_not_tables("case = [1]\n".into(), 1, 9, "expected a case table, found integer")]
     fn one_problem(
         #[case] text: String,

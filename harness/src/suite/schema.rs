@@ -114,6 +114,7 @@ fn schema() -> Value {
             },
             "case": {
                 "type": "array",
+                "minItems": 1,
                 "description": "The cases (`[[case]]` tables), in the order they are listed; each is one test named `<suite file stem>::<case name>`.",
                 "items": { "$ref": "#/$defs/case" },
             },
@@ -168,6 +169,7 @@ fn defs() -> Value {
                 },
                 "client": {
                     "type": "array",
+                    "minItems": 1,
                     "description": "The client's script: its steps, in order. The client connects; it may not listen or accept.",
                     "items": {
                         "$ref": "#/$defs/step",
@@ -182,6 +184,7 @@ fn defs() -> Value {
                 },
                 "server": {
                     "type": "array",
+                    "minItems": 1,
                     "description": "The server's script: its steps, in order. The server listens and accepts; it may not connect.",
                     "items": {
                         "$ref": "#/$defs/step",
