@@ -158,6 +158,8 @@ const AGREED: &[(&str, &str, bool)] = &[
     ("client", r#"{ send = "hi", repeat = 3 }"#, true),
     ("client", "{ send = 100 }", true),
     ("client", "{ send = 0 }", false),
+    ("client", r#"{ send = "hi", repeat = 1 }"#, true),
+    ("client", r#"{ send = "hi", repeat = 0 }"#, false),
     ("client", "{ send = 100, repeat = 3 }", false),
     ("client", "{ recv = true, max = 1 }", true),
     ("client", "{ recv = true, max = 0 }", false),

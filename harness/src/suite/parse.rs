@@ -504,10 +504,18 @@ impl<'a> Reader<'a> {
         }
         if let Some(repeat) = raw.repeat {
             match &mut action {
+                // Like `send = 0`: a step that sends nothing is a mistake.
                 Action::Send {
                     payload: Payload::Text { repeat: r, .. },
                     ..
-                } => *r = *repeat.get_ref(),
+                } if *repeat.get_ref() > 0 => *r = *repeat.get_ref(),
+                Action::Send {
+                    payload: Payload::Text { .. },
+                    ..
+                } => self.problem(
+                    repeat.span(),
+                    "expected `repeat` of at least 1 copy, found 0",
+                ),
                 _ => misplaced("repeat", repeat.span(), &mut self.problems),
             }
         }
@@ -1421,6 +1429,18 @@ mod tests {
         4,
         24,
         "expected `max` of at least 1 byte, found 0"
+    )]
+    #[case::repeat_zero(
+        client("  { send = \"hi\", repeat = 0 },"),
+        4,
+        27,
+        "expected `repeat` of at least 1 copy, found 0"
+    )]
+    #[case::send_zero(
+        client("  { send = 0 },"),
+        4,
+        12,
+        "expected a positive number of bytes, found 0"
     )]
     #[case::bad_linger(
         client("  { set = { linger = \"x\" } },"),

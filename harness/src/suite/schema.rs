@@ -446,7 +446,7 @@ fn step_properties() -> Vec<(&'static str, Value)> {
             "repeat",
             json!({
                 "type": "integer",
-                "minimum": 0,
+                "minimum": 1,
                 "description": "For `send` with text: send this many copies (1 by default).",
             }),
         ),
