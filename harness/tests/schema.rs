@@ -184,6 +184,13 @@ const AGREED: &[(&str, &str, bool)] = &[
         true,
     ),
     ("client", r#"{ set = { linger = "on" } }"#, false),
+    ("client", r#"{ set = { linger = "5s" } }"#, true),
+    ("client", r#"{ set = { linger = "0" } }"#, true),
+    ("client", r#"{ set = { linger = "1m 30s" } }"#, true),
+    ("client", r#"{ set = { linger = "500ms" } }"#, false),
+    ("client", r#"{ set = { linger = "1.5s" } }"#, false),
+    ("client", r#"{ set = { linger = "1s 500ms" } }"#, false),
+    ("client", r#"{ set = { linger = " 5s" } }"#, false),
     ("client", "{ set = { rcvbuf = 8192, sndbuf = 8192 } }", true),
     ("client", "{ set = { keepalive = 1 } }", false),
     ("client", "{ set = { cork = true } }", false),
@@ -300,6 +307,8 @@ fn schema_is_stricter_only_where_documented() {
         ("client", r#"{ sleep = "1 0s" }"#),
         ("client", r#"{ sleep = "1. 5s" }"#),
         ("client", r#"{ sleep = "1.5000000000s" }"#),
+        ("client", r#"{ set = { linger = "1000ms" } }"#),
+        ("client", r#"{ set = { linger = "1.5m" } }"#),
     ] {
         assert_eq!(
             verdicts(&validator, side, step),

@@ -1094,7 +1094,9 @@ impl RawOptions {
     }
 }
 
-/// `"off"`, or how long a close may linger ("0s" for an abortive close).
+/// `"off"`, or how long a close may linger ("0s" for an abortive close), in
+/// whole seconds: SO_LINGER's `l_linger` counts seconds, so "500ms" could
+/// only be rounded to a linger the suite did not ask for.
 struct LingerValue(Option<Duration>);
 
 impl<'de> Deserialize<'de> for LingerValue {
@@ -1103,12 +1105,12 @@ impl<'de> Deserialize<'de> for LingerValue {
         if s == "off" {
             return Ok(LingerValue(None));
         }
-        let d = parse_duration(&s).map_err(|_| {
-            de::Error::custom(format!(
-                "expected \"off\" or a linger time like \"0s\" or \"5s\", found \"{s}\""
-            ))
-        })?;
-        Ok(LingerValue(Some(d)))
+        match parse_duration(&s) {
+            Ok(d) if d.subsec_nanos() == 0 => Ok(LingerValue(Some(d))),
+            _ => Err(de::Error::custom(format!(
+                "expected \"off\" or whole seconds like \"0s\" or \"5s\" (SO_LINGER counts seconds), found \"{s}\""
+            ))),
+        }
     }
 }
 
@@ -1446,7 +1448,19 @@ mod tests {
         client("  { set = { linger = \"x\" } },"),
         4,
         22,
-        "expected \"off\" or a linger time like \"0s\" or \"5s\", found \"x\""
+        "expected \"off\" or whole seconds like \"0s\" or \"5s\" (SO_LINGER counts seconds), found \"x\""
+    )]
+    #[case::linger_not_whole_seconds(
+        client("  { set = { linger = \"500ms\" } },"),
+        4,
+        22,
+        "expected \"off\" or whole seconds like \"0s\" or \"5s\" (SO_LINGER counts seconds), found \"500ms\""
+    )]
+    #[case::linger_a_fraction_of_a_second_over(
+        client("  { set = { linger = \"1.5s\" } },"),
+        4,
+        22,
+        "expected \"off\" or whole seconds like \"0s\" or \"5s\" (SO_LINGER counts seconds), found \"1.5s\""
     )]
     #[case::unknown_option(
         client("  { set = { lingr = \"0s\" } },"),
@@ -1598,6 +1612,26 @@ mod tests {
                 "expected a duration like \"200ms\", \"1.5s\" or \"2m\"{hint}, found \"{written}\""
             )
         );
+    }
+
+    #[rstest]
+    #[case("off", None)]
+    #[case("0s", Some(0))]
+    #[case("0", Some(0))]
+    #[case("5s", Some(5))]
+    // Whole seconds however written.
+    #[case("1000ms", Some(1))]
+    #[case("1.5m", Some(90))]
+    fn lingers(#[case] written: &str, #[case] secs: Option<u64>) {
+        let text = client(&format!("  {{ set = {{ linger = \"{written}\" }} }},"));
+        let suite = parse_suite(Path::new(PATH), text.as_bytes()).unwrap();
+        let Action::Set(options) = &suite.cases[0].scripts[0].steps[0].action else {
+            panic!("expected a `set` step");
+        };
+        assert_eq!(options.linger, Some(secs.map(Duration::from_secs)));
+        // What reports show is what the kernel is given.
+        let shown = secs.map_or("linger=off".to_string(), |s| format!("linger={s}s"));
+        assert_eq!(options.to_string(), shown);
     }
 
     #[test]

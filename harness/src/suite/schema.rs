@@ -29,6 +29,9 @@
 //!   a whole second, and `1.999999999m`, but takes `1.5000000000s`); `M`
 //!   (months) takes no fraction; digits are not split by spaces (humantime
 //!   reads `1 0s` as ten seconds and `1. 5s` as 1.5 seconds).
+//! - `linger` is written in whole numbers of seconds or longer units; the
+//!   parser takes any duration that adds up to whole seconds (`1000ms`,
+//!   `1.5m`).
 //! - an IPv6 loopback address is `::1` in its usual spellings, without a
 //!   zone and without an embedded IPv4 tail.
 
@@ -246,10 +249,10 @@ fn defs() -> Value {
             "description": "Socket options, set on the current socket or on the next one made; options not named are left alone.",
             "properties": {
                 "linger": {
-                    "description": "SO_LINGER: \"off\", or how long close may linger (\"0s\" makes close abortive: RST, no TIME_WAIT).",
+                    "description": "SO_LINGER: \"off\", or how long close may linger in whole seconds, which the kernel counts (\"0s\" makes close abortive: RST, no TIME_WAIT).",
                     "anyOf": [
                         { "const": "off" },
-                        { "$ref": "#/$defs/duration" },
+                        { "type": "string", "pattern": whole_seconds_pattern() },
                     ],
                 },
                 "nodelay": {
@@ -539,6 +542,19 @@ fn duration_pattern() -> String {
     };
     let any_span = UNITS.iter().map(span).collect::<Vec<_>>().join("|");
     format!("^(?:0|(?:{any_span})(?:\\s*(?:{any_span}))*)$")
+}
+
+/// What `LingerValue` in `parse.rs` accepts besides "off": a duration of
+/// whole seconds. The schema cannot add spans up, so it takes whole numbers
+/// of seconds and longer units only (and `"0"`).
+fn whole_seconds_pattern() -> String {
+    let names: Vec<&str> = UNITS
+        .iter()
+        .skip_while(|(names, _)| !names.contains(&"s"))
+        .flat_map(|(names, _)| names.iter().copied())
+        .collect();
+    let span = format!("[0-9]+\\s*(?:{})", names.join("|"));
+    format!("^(?:0|{span}(?:\\s*{span})*)$")
 }
 
 /// A loopback socket address as `SocketAddr` parses it: 127.0.0.0/8, or
