@@ -358,7 +358,7 @@ impl<'a> Reader<'a> {
             let Some(raw) = self.raw_step(item) else {
                 continue;
             };
-            if let Some(action_step) = self.step(side, raw, item.span()) {
+            if let Some(action_step) = self.step(side, raw, item) {
                 steps.push(action_step);
             }
         }
@@ -389,7 +389,8 @@ impl<'a> Reader<'a> {
         (self.problems.len() == before || has_action).then_some(step)
     }
 
-    fn step(&mut self, side: Side, raw: RawStepTable, span: Range<usize>) -> Option<Step> {
+    fn step(&mut self, side: Side, raw: RawStepTable, item: &Spanned<DeValue<'a>>) -> Option<Step> {
+        let span = item.span();
         let before = self.problems.len();
         let mut chosen: Vec<(&'static str, Range<usize>)> = Vec::new();
         let mut action = None;
@@ -459,9 +460,20 @@ impl<'a> Reader<'a> {
                 return None;
             }
             (_, _) => {
-                let names: Vec<_> = chosen.iter().map(|(n, _)| format!("`{n}`")).collect();
+                // Only a table holds two actions: name them in file order
+                // and point at the key of the second, the one to remove.
+                let table = item.get_ref().as_table();
+                let mut keys: Vec<(&str, Range<usize>)> = chosen
+                    .iter()
+                    .map(|(name, at)| {
+                        let key = table.and_then(|t| t.get_key_value(*name));
+                        (*name, key.map_or_else(|| at.clone(), |(k, _)| k.span()))
+                    })
+                    .collect();
+                keys.sort_by_key(|(_, at)| at.start);
+                let names: Vec<_> = keys.iter().map(|(n, _)| format!("`{n}`")).collect();
                 self.problem(
-                    chosen[1].1.clone(),
+                    keys[1].1.clone(),
                     format!(
                         "expected one action per step, found {}",
                         names.join(" and ")
@@ -1375,8 +1387,20 @@ mod tests {
     #[case::two_actions(
         client("  { connect = 8080, close = true },"),
         4,
-        29,
+        21,
         "expected one action per step, found `connect` and `close`"
+    )]
+    #[case::two_actions_in_file_order(
+        client("  { close = true, connect = 8080 },"),
+        4,
+        19,
+        "expected one action per step, found `close` and `connect`"
+    )]
+    #[case::two_actions_with_a_dotted_key(
+        client("  { connect = 8080, state.client = \"CLOSE\" },"),
+        4,
+        21,
+        "expected one action per step, found `connect` and `state`"
     )]
     #[case::no_action(
         client("  { timeout = \"1s\" },"),
@@ -1729,7 +1753,7 @@ server = [{ connect = 8080, close = true }]
                 (20, 12, "expected text to send"),
                 (21, 14, "`listen` is for the server side"),
                 (25, 8, "expected a case name unique in this suite"),
-                (26, 37, "expected one action per step"),
+                (26, 29, "expected one action per step"),
             ],
             "{all:#?}"
         );
