@@ -141,6 +141,12 @@ const AGREED: &[(&str, &str, bool)] = &[
     ("server", r#"{ listen = "localhost:8080" }"#, false),
     ("server", r#"{ listen = "127.0.0.1:65536" }"#, false),
     ("server", "{ listen = 0 }", false),
+    ("server", r#"{ listen = "127.0.0.1:0" }"#, false),
+    ("server", r#"{ listen = "[::1]:0" }"#, false),
+    ("server", r#"{ listen = "127.0.0.1:00" }"#, false),
+    ("server", r#"{ listen = "127.0.0.1:08080" }"#, true),
+    ("client", "{ connect = 0 }", false),
+    ("client", r#"{ connect = "127.0.0.1:0" }"#, false),
     ("server", "{ listen = 65536 }", false),
     ("server", "{ listen = 8080, backlog = 1 }", true),
     ("server", "{ listen = 8080, backlog = -1 }", false),
@@ -152,6 +158,8 @@ const AGREED: &[(&str, &str, bool)] = &[
     ("client", r#"{ send = "hi", repeat = 3 }"#, true),
     ("client", "{ send = 100 }", true),
     ("client", "{ send = 0 }", false),
+    ("client", r#"{ send = "hi", repeat = 1 }"#, true),
+    ("client", r#"{ send = "hi", repeat = 0 }"#, false),
     ("client", "{ send = 100, repeat = 3 }", false),
     ("client", "{ recv = true, max = 1 }", true),
     ("client", "{ recv = true, max = 0 }", false),
@@ -176,6 +184,13 @@ const AGREED: &[(&str, &str, bool)] = &[
         true,
     ),
     ("client", r#"{ set = { linger = "on" } }"#, false),
+    ("client", r#"{ set = { linger = "5s" } }"#, true),
+    ("client", r#"{ set = { linger = "0" } }"#, true),
+    ("client", r#"{ set = { linger = "1m 30s" } }"#, true),
+    ("client", r#"{ set = { linger = "500ms" } }"#, false),
+    ("client", r#"{ set = { linger = "1.5s" } }"#, false),
+    ("client", r#"{ set = { linger = "1s 500ms" } }"#, false),
+    ("client", r#"{ set = { linger = " 5s" } }"#, false),
     ("client", "{ set = { rcvbuf = 8192, sndbuf = 8192 } }", true),
     ("client", "{ set = { keepalive = 1 } }", false),
     ("client", "{ set = { cork = true } }", false),
@@ -222,13 +237,14 @@ const AGREED: &[(&str, &str, bool)] = &[
     ("client", "{ accept = true }", false),
     ("client", r#""accept""#, false),
     ("server", "{ connect = 8080 }", false),
-    // Durations: humantime spans and decimal seconds.
+    // Durations: humantime spans, fractions on any unit.
     ("client", r#"{ sleep = "0" }"#, true),
     ("client", r#"{ sleep = "1s 500ms" }"#, true),
     ("client", r#"{ sleep = "1s500ms" }"#, true),
     ("client", r#"{ sleep = "1.5s" }"#, true),
     ("client", r#"{ sleep = "1.5 s" }"#, true),
-    ("client", r#"{ sleep = ".5s" }"#, true),
+    ("client", r#"{ sleep = "0.5s" }"#, true),
+    ("client", r#"{ sleep = ".5s" }"#, false),
     ("client", r#"{ sleep = "2m" }"#, true),
     ("client", r#"{ sleep = "1.5m" }"#, true),
     ("client", r#"{ sleep = "1.5h" }"#, true),
@@ -239,20 +255,24 @@ const AGREED: &[(&str, &str, bool)] = &[
     ("client", r#"{ sleep = "1.5sec" }"#, true),
     ("client", r#"{ sleep = "" }"#, false),
     ("client", r#"{ sleep = "s" }"#, false),
-    ("client", r#"{ sleep = "1.s" }"#, true),
+    ("client", r#"{ sleep = "1.s" }"#, false),
+    ("client", r#"{ sleep = "1.5e3s" }"#, false),
     ("client", r#"{ sleep = "1." }"#, false),
     ("client", r#"{ sleep = "1.5ns" }"#, false),
     ("client", r#"{ sleep = "1ms." }"#, false),
     ("client", r#"{ sleep = "1S" }"#, false),
     ("client", r#"{ sleep = "1 s x" }"#, false),
-    // `parse_duration` reads a string ending in `s` with a `.` as decimal
-    // seconds only, so these fractions are rejected (see the report of
-    // this branch); the schema follows.
-    ("client", r#"{ sleep = "1.5ms" }"#, false),
-    ("client", r#"{ sleep = "1.5secs" }"#, false),
-    ("client", r#"{ sleep = "1.5s 200ms" }"#, false),
-    ("client", r#"{ sleep = "1s 0.5ms" }"#, false),
-    ("client", r#"{ sleep = "0.5ms " }"#, true),
+    ("client", r#"{ sleep = "1.5ms" }"#, true),
+    ("client", r#"{ sleep = "1.5secs" }"#, true),
+    ("client", r#"{ sleep = "1.5s 200ms" }"#, true),
+    ("client", r#"{ sleep = "1s 0.5ms" }"#, true),
+    ("client", r#"{ sleep = "1.99999999m" }"#, true),
+    ("client", r#"{ sleep = "1.999999999m" }"#, false),
+    // No spaces around the value, whether or not it has a unit.
+    ("client", r#"{ sleep = "0.5ms " }"#, false),
+    ("client", r#"{ sleep = " 1s" }"#, false),
+    ("client", r#"{ sleep = " 0" }"#, false),
+    ("client", r#"{ sleep = "0 " }"#, false),
     // Sysctls: checked as a whole case below.
 ];
 
@@ -285,6 +305,10 @@ fn schema_is_stricter_only_where_documented() {
         ("client", r#"{ recv = true, expect = "eof" }"#),
         ("client", r#"{ state = { client = "time_wait" } }"#),
         ("client", r#"{ sleep = "1 0s" }"#),
+        ("client", r#"{ sleep = "1. 5s" }"#),
+        ("client", r#"{ sleep = "1.5000000000s" }"#),
+        ("client", r#"{ set = { linger = "1000ms" } }"#),
+        ("client", r#"{ set = { linger = "1.5m" } }"#),
     ] {
         assert_eq!(
             verdicts(&validator, side, step),
@@ -323,6 +347,12 @@ fn schema_checks_case_and_suite_keys() {
         false,
     );
     check("description = \"no cases\"\n", false);
+    check("case = []\n", false);
+    check("[[case]]\nname = \"a\"\nclient = []\n", false);
+    check(
+        &format!("[[case]]\nname = \"a\"\n{steps}\nserver = []\n"),
+        false,
+    );
     check(
         &format!("[[case]]\nname = \"a\"\nsysctl = {{ \"kernel.pid_max\" = 5 }}\n{steps}\n"),
         false,

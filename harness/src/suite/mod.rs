@@ -289,7 +289,9 @@ pub enum How {
 /// Socket options a `set` step names; unnamed ones are left alone.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SocketOptions {
-    /// `SO_LINGER`: `Some(None)` turns it off, `Some(Some(d))` on with `d`.
+    /// `SO_LINGER`: `Some(None)` turns it off, `Some(Some(d))` on with `d`,
+    /// a whole number of seconds (the parser refuses any other: `l_linger`
+    /// counts seconds).
     pub linger: Option<Option<Duration>>,
     /// `TCP_NODELAY`.
     pub nodelay: Option<bool>,
@@ -307,6 +309,7 @@ impl fmt::Display for SocketOptions {
         let mut parts = Vec::new();
         match self.linger {
             Some(None) => parts.push("linger=off".to_string()),
+            // Whole seconds, as the parser allows and the kernel counts.
             Some(Some(d)) => parts.push(format!("linger={}s", d.as_secs())),
             None => {}
         }

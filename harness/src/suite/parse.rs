@@ -205,6 +205,13 @@ impl<'a> Reader<'a> {
             );
             return suite;
         };
+        if array.is_empty() {
+            self.problem(
+                cases.span(),
+                "expected at least one `[[case]]` table, found none",
+            );
+            return suite;
+        }
         let mut names = BTreeMap::new();
         for item in array.iter() {
             if let Some(case) = self.case(item, defaults, &mut names) {
@@ -338,12 +345,20 @@ impl<'a> Reader<'a> {
             );
             return Vec::new();
         };
+        // An empty script would pass the "a client or a server" check of
+        // `Reader::case` while doing nothing.
+        if array.is_empty() {
+            self.problem(
+                value.span(),
+                format!("expected at least one step in `{side}`, found none"),
+            );
+        }
         let mut steps = Vec::new();
         for item in array.iter() {
             let Some(raw) = self.raw_step(item) else {
                 continue;
             };
-            if let Some(action_step) = self.step(side, raw, item.span()) {
+            if let Some(action_step) = self.step(side, raw, item) {
                 steps.push(action_step);
             }
         }
@@ -374,7 +389,8 @@ impl<'a> Reader<'a> {
         (self.problems.len() == before || has_action).then_some(step)
     }
 
-    fn step(&mut self, side: Side, raw: RawStepTable, span: Range<usize>) -> Option<Step> {
+    fn step(&mut self, side: Side, raw: RawStepTable, item: &Spanned<DeValue<'a>>) -> Option<Step> {
+        let span = item.span();
         let before = self.problems.len();
         let mut chosen: Vec<(&'static str, Range<usize>)> = Vec::new();
         let mut action = None;
@@ -444,9 +460,20 @@ impl<'a> Reader<'a> {
                 return None;
             }
             (_, _) => {
-                let names: Vec<_> = chosen.iter().map(|(n, _)| format!("`{n}`")).collect();
+                // Only a table holds two actions: name them in file order
+                // and point at the key of the second, the one to remove.
+                let table = item.get_ref().as_table();
+                let mut keys: Vec<(&str, Range<usize>)> = chosen
+                    .iter()
+                    .map(|(name, at)| {
+                        let key = table.and_then(|t| t.get_key_value(*name));
+                        (*name, key.map_or_else(|| at.clone(), |(k, _)| k.span()))
+                    })
+                    .collect();
+                keys.sort_by_key(|(_, at)| at.start);
+                let names: Vec<_> = keys.iter().map(|(n, _)| format!("`{n}`")).collect();
                 self.problem(
-                    chosen[1].1.clone(),
+                    keys[1].1.clone(),
                     format!(
                         "expected one action per step, found {}",
                         names.join(" and ")
@@ -489,10 +516,18 @@ impl<'a> Reader<'a> {
         }
         if let Some(repeat) = raw.repeat {
             match &mut action {
+                // Like `send = 0`: a step that sends nothing is a mistake.
                 Action::Send {
                     payload: Payload::Text { repeat: r, .. },
                     ..
-                } => *r = *repeat.get_ref(),
+                } if *repeat.get_ref() > 0 => *r = *repeat.get_ref(),
+                Action::Send {
+                    payload: Payload::Text { .. },
+                    ..
+                } => self.problem(
+                    repeat.span(),
+                    "expected `repeat` of at least 1 copy, found 0",
+                ),
                 _ => misplaced("repeat", repeat.span(), &mut self.problems),
             }
         }
@@ -889,6 +924,13 @@ impl<'de> Deserialize<'de> for Endpoint {
                         "expected a loopback address (127.0.0.0/8 or ::1), found \"{v}\": hangup sends traffic only inside its own namespaces"
                     )));
                 }
+                // As for a bare port: 0 would listen on, or dial, whatever
+                // port the kernel picks, which the other side cannot know.
+                if addr.port() == 0 {
+                    return Err(E::custom(format!(
+                        "expected a port from 1 to 65535, found 0 in \"{v}\""
+                    )));
+                }
                 Ok(Endpoint(addr))
             }
         }
@@ -989,14 +1031,20 @@ impl<'de> Deserialize<'de> for DurationValue {
     }
 }
 
-/// "200ms", "1s 500ms" (humantime), plus decimal seconds like "1.5s".
+/// "200ms", "1.5s", "1.5ms", "1s 500ms", "2m": humantime's grammar, which
+/// takes a fraction on any unit (when it is a whole number of nanoseconds).
+///
+/// Spaces around the whole value are refused: humantime skips them around
+/// a span ("1s ") but not around a bare "0" (" 0"), so refusing them is
+/// the one rule that reads the same for every value.
 fn parse_duration(v: &str) -> Result<Duration, String> {
-    let bad = || format!("expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"{v}\"");
-    if let Some(secs) = v.strip_suffix('s').filter(|s| s.contains('.')) {
-        let secs: f64 = secs.trim().parse().map_err(|_| bad())?;
-        return Duration::try_from_secs_f64(secs).map_err(|_| bad());
+    const EXPECTED: &str = "expected a duration like \"200ms\", \"1.5s\" or \"2m\"";
+    if v.trim() != v {
+        return Err(format!(
+            "{EXPECTED} without spaces around it, found \"{v}\""
+        ));
     }
-    humantime::parse_duration(v).map_err(|_| bad())
+    humantime::parse_duration(v).map_err(|_| format!("{EXPECTED}, found \"{v}\""))
 }
 
 struct SysctlValue(String);
@@ -1058,7 +1106,9 @@ impl RawOptions {
     }
 }
 
-/// `"off"`, or how long a close may linger ("0s" for an abortive close).
+/// `"off"`, or how long a close may linger ("0s" for an abortive close), in
+/// whole seconds: SO_LINGER's `l_linger` counts seconds, so "500ms" could
+/// only be rounded to a linger the suite did not ask for.
 struct LingerValue(Option<Duration>);
 
 impl<'de> Deserialize<'de> for LingerValue {
@@ -1067,12 +1117,12 @@ impl<'de> Deserialize<'de> for LingerValue {
         if s == "off" {
             return Ok(LingerValue(None));
         }
-        let d = parse_duration(&s).map_err(|_| {
-            de::Error::custom(format!(
-                "expected \"off\" or a linger time like \"0s\" or \"5s\", found \"{s}\""
-            ))
-        })?;
-        Ok(LingerValue(Some(d)))
+        match parse_duration(&s) {
+            Ok(d) if d.subsec_nanos() == 0 => Ok(LingerValue(Some(d))),
+            _ => Err(de::Error::custom(format!(
+                "expected \"off\" or whole seconds like \"0s\" or \"5s\" (SO_LINGER counts seconds), found \"{s}\""
+            ))),
+        }
     }
 }
 
@@ -1309,6 +1359,19 @@ mod tests {
         15,
         "expected a port from 1 to 65535, found 0"
     )]
+    #[case::port_zero_in_an_address(
+        client("  { connect = \"127.0.0.1:0\" },"),
+        4,
+        15,
+        "expected a port from 1 to 65535, found 0 in \"127.0.0.1:0\""
+    )]
+    #[case::port_zero_in_a_v6_address(
+        client("  { connect = \"[::1]:00\" },"),
+        4,
+        15,
+        "expected a port from 1 to 65535, found 0 in \"[::1]:00\""
+    )]
+    #[case::listen_port_zero_in_an_address("[[case]]\nname = \"a\"\nserver = [{ listen = \"127.0.0.1:0\" }]\n".into(), 3, 22, "expected a port from 1 to 65535, found 0 in \"127.0.0.1:0\"")]
     #[case::non_loopback(
         client("  { connect = \"10.0.0.1:80\" },"),
         4,
@@ -1324,8 +1387,20 @@ mod tests {
     #[case::two_actions(
         client("  { connect = 8080, close = true },"),
         4,
-        29,
+        21,
         "expected one action per step, found `connect` and `close`"
+    )]
+    #[case::two_actions_in_file_order(
+        client("  { close = true, connect = 8080 },"),
+        4,
+        19,
+        "expected one action per step, found `close` and `connect`"
+    )]
+    #[case::two_actions_with_a_dotted_key(
+        client("  { connect = 8080, state.client = \"CLOSE\" },"),
+        4,
+        21,
+        "expected one action per step, found `connect` and `state`"
     )]
     #[case::no_action(
         client("  { timeout = \"1s\" },"),
@@ -1381,11 +1456,35 @@ mod tests {
         24,
         "expected `max` of at least 1 byte, found 0"
     )]
+    #[case::repeat_zero(
+        client("  { send = \"hi\", repeat = 0 },"),
+        4,
+        27,
+        "expected `repeat` of at least 1 copy, found 0"
+    )]
+    #[case::send_zero(
+        client("  { send = 0 },"),
+        4,
+        12,
+        "expected a positive number of bytes, found 0"
+    )]
     #[case::bad_linger(
         client("  { set = { linger = \"x\" } },"),
         4,
         22,
-        "expected \"off\" or a linger time like \"0s\" or \"5s\", found \"x\""
+        "expected \"off\" or whole seconds like \"0s\" or \"5s\" (SO_LINGER counts seconds), found \"x\""
+    )]
+    #[case::linger_not_whole_seconds(
+        client("  { set = { linger = \"500ms\" } },"),
+        4,
+        22,
+        "expected \"off\" or whole seconds like \"0s\" or \"5s\" (SO_LINGER counts seconds), found \"500ms\""
+    )]
+    #[case::linger_a_fraction_of_a_second_over(
+        client("  { set = { linger = \"1.5s\" } },"),
+        4,
+        22,
+        "expected \"off\" or whole seconds like \"0s\" or \"5s\" (SO_LINGER counts seconds), found \"1.5s\""
     )]
     #[case::unknown_option(
         client("  { set = { lingr = \"0s\" } },"),
@@ -1420,6 +1519,9 @@ mod tests {
     )]
     #[case::case_not_an_array("case = 5\n".into(), 1, 8, "expected `case` to be an array of tables (`[[case]]`), found integer")]
     #[case::case_a_single_table("[case]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 1, "expected `case` to be an array of tables (`[[case]]`), found table")]
+    #[case::no_cases("case = []\n".into(), 1, 8, "expected at least one `[[case]]` table, found none")]
+    #[case::empty_client("[[case]]\nname = \"a\"\nclient = []\n".into(), 3, 10, "expected at least one step in `client`, found none")]
+    #[case::empty_server_beside_a_client("[[case]]\nname = \"a\"\nclient = [\"close\"]\nserver = []\n".into(), 4, 10, "expected at least one step in `server`, found none")]
     #[case::case_not_tables("case = [1]\n".into(), 1, 9, "expected a case table, found integer")]
     fn one_problem(
         #[case] text: String,
@@ -1491,16 +1593,69 @@ mod tests {
     }
 
     #[rstest]
-    #[case("200ms", 200)]
-    #[case("200 ms", 200)]
-    #[case("1.5s", 1500)]
-    #[case("1s 500ms", 1500)]
-    #[case("2m", 120_000)]
-    fn durations(#[case] written: &str, #[case] millis: u64) {
+    #[case("0", 0)]
+    #[case("200ms", 200_000)]
+    #[case("200 ms", 200_000)]
+    #[case("1.5s", 1_500_000)]
+    #[case("0.5s", 500_000)]
+    #[case("1.5 s", 1_500_000)]
+    #[case("1s 500ms", 1_500_000)]
+    #[case("2m", 120_000_000)]
+    // Fractions on any unit, not only on a trailing `s`.
+    #[case("1.5ms", 1_500)]
+    #[case("1.5secs", 1_500_000)]
+    #[case("1.5m", 90_000_000)]
+    #[case("1s 0.5ms", 1_000_500)]
+    #[case("1.5s 200ms", 1_700_000)]
+    fn durations(#[case] written: &str, #[case] micros: u64) {
         let text = client(&format!("  {{ sleep = \"{written}\" }},"));
         let suite = parse_suite(Path::new(PATH), text.as_bytes()).unwrap();
         let action = &suite.cases[0].scripts[0].steps[0].action;
-        assert_eq!(action, &Action::Sleep(Duration::from_millis(millis)));
+        assert_eq!(action, &Action::Sleep(Duration::from_micros(micros)));
+    }
+
+    #[rstest]
+    // humantime wants a digit before and after the point.
+    #[case(".5s", "")]
+    #[case("1.s", "")]
+    #[case("1.5e3s", "")]
+    #[case("+1.5s", "")]
+    // Finer than a nanosecond.
+    #[case("1.5ns", "")]
+    // Spaces around the value, with or without a unit.
+    #[case(" 1s", " without spaces around it")]
+    #[case("1s ", " without spaces around it")]
+    #[case("0.5ms ", " without spaces around it")]
+    #[case(" 0", " without spaces around it")]
+    #[case("0 ", " without spaces around it")]
+    fn rejected_durations(#[case] written: &str, #[case] hint: &str) {
+        let (_, _, message) = problem(&client(&format!("  {{ sleep = \"{written}\" }},")));
+        assert_eq!(
+            message,
+            format!(
+                "expected a duration like \"200ms\", \"1.5s\" or \"2m\"{hint}, found \"{written}\""
+            )
+        );
+    }
+
+    #[rstest]
+    #[case("off", None)]
+    #[case("0s", Some(0))]
+    #[case("0", Some(0))]
+    #[case("5s", Some(5))]
+    // Whole seconds however written.
+    #[case("1000ms", Some(1))]
+    #[case("1.5m", Some(90))]
+    fn lingers(#[case] written: &str, #[case] secs: Option<u64>) {
+        let text = client(&format!("  {{ set = {{ linger = \"{written}\" }} }},"));
+        let suite = parse_suite(Path::new(PATH), text.as_bytes()).unwrap();
+        let Action::Set(options) = &suite.cases[0].scripts[0].steps[0].action else {
+            panic!("expected a `set` step");
+        };
+        assert_eq!(options.linger, Some(secs.map(Duration::from_secs)));
+        // What reports show is what the kernel is given.
+        let shown = secs.map_or("linger=off".to_string(), |s| format!("linger={s}s"));
+        assert_eq!(options.to_string(), shown);
     }
 
     #[test]
@@ -1598,7 +1753,7 @@ server = [{ connect = 8080, close = true }]
                 (20, 12, "expected text to send"),
                 (21, 14, "`listen` is for the server side"),
                 (25, 8, "expected a case name unique in this suite"),
-                (26, 37, "expected one action per step"),
+                (26, 29, "expected one action per step"),
             ],
             "{all:#?}"
         );

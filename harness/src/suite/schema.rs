@@ -25,9 +25,13 @@
 //!   spelling (`EPIPE`, `TIME_WAIT`); the parser ignores case and also takes
 //!   `EWOULDBLOCK` for `EAGAIN`.
 //! - durations: a fraction has at most as many digits as its unit can hold
-//!   exactly (humantime rejects `1.0001h`, which is not a whole second);
-//!   `M` (months) takes no fraction; digits are not split by spaces (humantime
-//!   reads `1 0s` as ten seconds).
+//!   exactly and without overflow (humantime rejects `1.0001h`, which is not
+//!   a whole second, and `1.999999999m`, but takes `1.5000000000s`); `M`
+//!   (months) takes no fraction; digits are not split by spaces (humantime
+//!   reads `1 0s` as ten seconds and `1. 5s` as 1.5 seconds).
+//! - `linger` is written in whole numbers of seconds or longer units; the
+//!   parser takes any duration that adds up to whole seconds (`1000ms`,
+//!   `1.5m`).
 //! - an IPv6 loopback address is `::1` in its usual spellings, without a
 //!   zone and without an embedded IPv4 tail.
 
@@ -113,6 +117,7 @@ fn schema() -> Value {
             },
             "case": {
                 "type": "array",
+                "minItems": 1,
                 "description": "The cases (`[[case]]` tables), in the order they are listed; each is one test named `<suite file stem>::<case name>`.",
                 "items": { "$ref": "#/$defs/case" },
             },
@@ -167,6 +172,7 @@ fn defs() -> Value {
                 },
                 "client": {
                     "type": "array",
+                    "minItems": 1,
                     "description": "The client's script: its steps, in order. The client connects; it may not listen or accept.",
                     "items": {
                         "$ref": "#/$defs/step",
@@ -181,6 +187,7 @@ fn defs() -> Value {
                 },
                 "server": {
                     "type": "array",
+                    "minItems": 1,
                     "description": "The server's script: its steps, in order. The server listens and accepts; it may not connect.",
                     "items": {
                         "$ref": "#/$defs/step",
@@ -199,7 +206,7 @@ fn defs() -> Value {
         "duration": {
             "type": "string",
             "pattern": duration_pattern(),
-            "description": "A duration like \"200ms\", \"1.5s\", \"2m\" or \"1s 500ms\": numbers with units ns, us, ms, s, m (or min), h, d, w, M (months), y, and their longer spellings (sec, secs, msec, hours, ...).",
+            "description": "A duration like \"200ms\", \"1.5s\", \"2m\" or \"1s 500ms\", with no spaces around it: numbers, with a fraction if wanted, and units ns, us, ms, s, m (or min), h, d, w, M (months), y, and their longer spellings (sec, secs, msec, hours, ...).",
         },
         "tolerance": {
             "type": "object",
@@ -219,7 +226,7 @@ fn defs() -> Value {
             "additionalProperties": false,
         },
         "endpoint": {
-            "description": "A port on 127.0.0.1, or a loopback address with a port like \"127.0.0.1:8080\" or \"[::1]:8080\": traffic stays inside the case's namespace.",
+            "description": "A port (1 to 65535) on 127.0.0.1, or a loopback address with a port like \"127.0.0.1:8080\" or \"[::1]:8080\": traffic stays inside the case's namespace.",
             "oneOf": [
                 { "type": "integer", "minimum": 1, "maximum": 65535 },
                 { "type": "string", "pattern": loopback_pattern() },
@@ -242,10 +249,10 @@ fn defs() -> Value {
             "description": "Socket options, set on the current socket or on the next one made; options not named are left alone.",
             "properties": {
                 "linger": {
-                    "description": "SO_LINGER: \"off\", or how long close may linger (\"0s\" makes close abortive: RST, no TIME_WAIT).",
+                    "description": "SO_LINGER: \"off\", or how long close may linger in whole seconds, which the kernel counts (\"0s\" makes close abortive: RST, no TIME_WAIT).",
                     "anyOf": [
                         { "const": "off" },
-                        { "$ref": "#/$defs/duration" },
+                        { "type": "string", "pattern": whole_seconds_pattern() },
                     ],
                 },
                 "nodelay": {
@@ -442,7 +449,7 @@ fn step_properties() -> Vec<(&'static str, Value)> {
             "repeat",
             json!({
                 "type": "integer",
-                "minimum": 0,
+                "minimum": 1,
                 "description": "For `send` with text: send this many copies (1 by default).",
             }),
         ),
@@ -504,14 +511,16 @@ fn step_properties() -> Vec<(&'static str, Value)> {
 }
 
 /// humantime's unit names by unit, each with the most fraction digits it
-/// converts exactly (humantime rejects a fraction that is not a whole
-/// nanosecond, or a whole second from hours up).
+/// converts exactly and without overflow (humantime rejects a fraction that
+/// is not a whole nanosecond, or a whole second from hours up).
 const UNITS: &[(&[&str], usize)] = &[
     (&["nanos", "nsec", "ns"], 0),
     (&["usec", "us", "µs"], 3),
     (&["millis", "msec", "ms"], 6),
     (&["seconds", "second", "secs", "sec", "s"], 9),
-    (&["minutes", "minute", "mins", "min", "m"], 10),
+    // 60e9 ns a minute holds 10 digits exactly, but humantime multiplies
+    // the fraction by it in a u64, which overflows past 8 digits.
+    (&["minutes", "minute", "mins", "min", "m"], 8),
     (&["hours", "hour", "hrs", "hr", "h"], 2),
     (&["days", "day", "d"], 2),
     (&["weeks", "week", "wks", "wk", "w"], 2),
@@ -520,57 +529,44 @@ const UNITS: &[(&[&str], usize)] = &[
     (&["years", "year", "yrs", "yr", "y"], 2),
 ];
 
-/// What `parse_duration` in `parse.rs` accepts: a string that ends in `s`
-/// and contains a `.` is read as decimal seconds (`f64`); anything else
-/// goes to `humantime::parse_duration` (spans like `1h 30m`, fractions
-/// allowed, `"0"` alone).
+/// What `parse_duration` in `parse.rs` accepts: `humantime::parse_duration`
+/// (spans like `1h 30m`, a fraction on any unit, `"0"` alone), with no
+/// whitespace around the value.
 fn duration_pattern() -> String {
-    let span = |names: Vec<&str>, digits: usize| {
+    let span = |(names, digits): &(&[&str], usize)| {
         let fraction = match digits {
             0 => String::new(),
             n => format!("(?:\\.[0-9]{{1,{n}}})?"),
         };
         format!("[0-9]+{fraction}\\s*(?:{})", names.join("|"))
     };
-    let any_span = UNITS
+    let any_span = UNITS.iter().map(span).collect::<Vec<_>>().join("|");
+    format!("^(?:0|(?:{any_span})(?:\\s*(?:{any_span}))*)$")
+}
+
+/// What `LingerValue` in `parse.rs` accepts besides "off": a duration of
+/// whole seconds. The schema cannot add spans up, so it takes whole numbers
+/// of seconds and longer units only (and `"0"`).
+fn whole_seconds_pattern() -> String {
+    let names: Vec<&str> = UNITS
         .iter()
-        .map(|(names, digits)| span(names.to_vec(), *digits))
-        .collect::<Vec<_>>()
-        .join("|");
-    let all_names: Vec<&str> = UNITS.iter().flat_map(|(names, _)| names.to_vec()).collect();
-    let whole_span = span(all_names, 0);
-    // A span whose unit does not end in `s`, so the string does not either.
-    let not_s_span = UNITS
-        .iter()
-        .map(|(names, digits)| {
-            let names = names
-                .iter()
-                .copied()
-                .filter(|n| !n.ends_with('s'))
-                .collect();
-            span(names, *digits)
-        })
-        .collect::<Vec<_>>()
-        .join("|");
-    // Whole numbers only: the decimal-seconds reading never applies.
-    let whole = format!("\\s*{whole_span}(?:\\s*{whole_span})*\\s*");
-    // Fractions, not ending in `s`: the last span ends in whitespace or in a
-    // unit without a trailing `s`.
-    let fractional =
-        format!("\\s*(?:(?:{any_span})\\s*)*(?:(?:{any_span})\\s+|(?:{not_s_span})\\s*)");
-    let decimal_seconds = "\\s*\\+?(?:[0-9]+\\.[0-9]*|\\.[0-9]+)(?:[eE][+-]?[0-9]+)?\\s*s";
-    format!("^(?:0|{decimal_seconds}|{whole}|{fractional})$")
+        .skip_while(|(names, _)| !names.contains(&"s"))
+        .flat_map(|(names, _)| names.iter().copied())
+        .collect();
+    let span = format!("[0-9]+\\s*(?:{})", names.join("|"));
+    format!("^(?:0|{span}(?:\\s*{span})*)$")
 }
 
 /// A loopback socket address as `SocketAddr` parses it: 127.0.0.0/8, or
-/// `::1` (a zero group is 1-4 zeros, `::` anywhere), then a port.
+/// `::1` (a zero group is 1-4 zeros, `::` anywhere), then a port from 1 to
+/// 65535 (leading zeros allowed, as `SocketAddr` allows them).
 fn loopback_pattern() -> String {
     let octet = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
     let zero = "0{1,4}";
     let one = "0{0,3}1";
     let v6 =
         format!("(?:(?:{zero}:){{7}}{one}|(?:{zero}(?::{zero}){{0,5}})?::(?:{zero}:){{0,5}}{one})");
-    let port = "0*(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3}|0)";
+    let port = "0*(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})";
     format!("^(?:127(?:\\.{octet}){{3}}|\\[{v6}\\]):{port}$")
 }
 
