@@ -299,12 +299,18 @@ impl Peer {
         }
     }
 
-    /// `close(2)` of the connection (and the listener, which no step needs
-    /// after the side closes). With `abort`, `SO_LINGER {on, 0}` first.
+    /// `close(2)` of the connection; with `abort`, `SO_LINGER {on, 0}`
+    /// first. A side without a connection closes its listener instead, so
+    /// a server can stop listening (new connects then see ECONNREFUSED).
     async fn close(&mut self, abort: bool) -> CallResult {
-        self.listener = None;
         let Some(conn) = self.conn.take() else {
-            return not_connected(self.tuple.is_some());
+            return match self.listener.take() {
+                Some(listener) => {
+                    drop(listener);
+                    CallResult::ok(0)
+                }
+                None => not_connected(self.tuple.is_some()),
+            };
         };
         if abort {
             let zero = nix::libc::linger {

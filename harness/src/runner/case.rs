@@ -93,10 +93,29 @@ pub(crate) async fn execute(case: &Case) -> (CaseStatus, Timeline) {
         marked: Notify::new(),
         progress: [Cell::new(None), Cell::new(None)],
     };
+    // Peers live until the case ends, not until their own script does: a
+    // side that finished its steps still holds its sockets (a server that
+    // never closes stays in CLOSE_WAIT) while the other side goes on.
+    let mut peers = [Peer::new(Side::Client), Peer::new(Side::Server)];
     let scripts = async {
-        match case.scripts.as_slice() {
-            [one] => run_script(&ctx, one).await,
-            [a, b] => tokio::try_join!(run_script(&ctx, a), run_script(&ctx, b)).map(|_| ()),
+        let [client, server] = &mut peers;
+        let (mut client, mut server) = (Some(client), Some(server));
+        // The parser allows one script per side, so each peer is taken once.
+        let runs: Vec<_> = case
+            .scripts
+            .iter()
+            .filter_map(|script| {
+                let peer = match script.side {
+                    Side::Client => client.take()?,
+                    Side::Server => server.take()?,
+                };
+                Some(run_script(&ctx, script, peer))
+            })
+            .collect();
+        let mut runs = runs.into_iter();
+        match (runs.next(), runs.next()) {
+            (Some(a), Some(b)) => tokio::try_join!(a, b).map(|_| ()),
+            (Some(one), None) => one.await,
             _ => Ok(()),
         }
     };
@@ -146,9 +165,8 @@ fn overrun(ctx: &Ctx<'_>) -> Failure {
     }
 }
 
-async fn run_script(ctx: &Ctx<'_>, script: &Script) -> Result<(), Failure> {
+async fn run_script(ctx: &Ctx<'_>, script: &Script, peer: &mut Peer) -> Result<(), Failure> {
     let side = script.side;
-    let mut peer = Peer::new(side);
     for (index, step) in script.steps.iter().enumerate() {
         ctx.progress[slot(side)].set(Some(index));
         let fail = |mismatch: Option<Mismatch>, what: String| {
