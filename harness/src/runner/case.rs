@@ -219,7 +219,7 @@ async fn run_script(ctx: &Ctx<'_>, script: &Script, peer: &mut Peer) -> Result<(
                 let began = ctx.start.elapsed();
                 let result = peer.perform(action).await;
                 let took = ctx.start.elapsed() - began;
-                publish(ctx, &peer);
+                publish(ctx, peer);
                 ctx.timeline.borrow_mut().push(
                     began,
                     Some(side),
