@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 use crate::errno::Errno;
-use crate::side::Side;
+use crate::side::{Link, Side};
 use crate::suite::{Action, How, Outcome, Payload, SocketOptions, Until};
 
 /// How one call ended and how many bytes it moved.
@@ -65,16 +65,22 @@ fn errno(raw: i32) -> Errno {
 }
 
 /// One side's sockets and the options waiting for the next one.
+///
+/// A side holds at most a listener, one accepted connection and one it
+/// made (the proxy holds both; the client and server one each), indexed
+/// by [`Link`].
 #[derive(Debug)]
 pub struct Peer {
     side: Side,
     listener: Option<TcpListener>,
-    conn: Option<TcpStream>,
+    conns: [Option<TcpStream>; 2],
+    /// The connection the current step acts on.
+    link: Link,
     /// Options set before a socket exists; applied to the next one made.
     pending: SocketOptions,
-    /// The connection's (local, remote) addresses, kept after close: a
+    /// Each connection's (local, remote) addresses, kept after close: a
     /// closed socket in TIME_WAIT or FIN_WAIT2 is still the side's socket.
-    tuple: Option<(SocketAddr, SocketAddr)>,
+    tuples: [Option<(SocketAddr, SocketAddr)>; 2],
 }
 
 impl Peer {
@@ -83,9 +89,10 @@ impl Peer {
         Peer {
             side,
             listener: None,
-            conn: None,
+            conns: [None, None],
+            link: Link::Accepted,
             pending: SocketOptions::default(),
-            tuple: None,
+            tuples: [None, None],
         }
     }
 
@@ -94,14 +101,14 @@ impl Peer {
         self.side
     }
 
-    /// The connection's (local, remote) addresses, once there was one.
-    pub fn tuple(&self) -> Option<(SocketAddr, SocketAddr)> {
-        self.tuple
+    /// A connection's (local, remote) addresses, once there was one.
+    pub fn tuple(&self, link: Link) -> Option<(SocketAddr, SocketAddr)> {
+        self.tuples[link as usize]
     }
 
-    /// The connection's fd while this side still holds it.
-    pub fn conn_fd(&self) -> Option<BorrowedFd<'_>> {
-        self.conn.as_ref().map(AsFd::as_fd)
+    /// A connection's fd while this side still holds it.
+    pub fn conn_fd(&self, link: Link) -> Option<BorrowedFd<'_>> {
+        self.conns[link as usize].as_ref().map(AsFd::as_fd)
     }
 
     /// The listener's address while it is open.
@@ -109,9 +116,11 @@ impl Peer {
         self.listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
-    /// Performs a socket action. Actions that are not socket calls
+    /// Performs a socket action on the connection `link` names (`accept`
+    /// and `connect` fill their own). Actions that are not socket calls
     /// (`sleep`, `mark`, `wait`, `state`) are the runner's, not a peer's.
-    pub async fn perform(&mut self, action: &Action) -> CallResult {
+    pub async fn perform(&mut self, action: &Action, link: Link) -> CallResult {
+        self.link = link;
         match action {
             Action::Listen { addr, backlog } => self.listen(*addr, *backlog),
             Action::Accept { timeout } => self.accept(*timeout).await,
@@ -166,8 +175,9 @@ impl Peer {
             None => CallResult::errno(errno(nix::libc::EAGAIN), 0),
             Some(Err(err)) => CallResult::from_io(&err, 0),
             Some(Ok((stream, remote))) => {
-                self.tuple = stream.local_addr().ok().map(|local| (local, remote));
-                self.conn = Some(stream);
+                self.tuples[Link::Accepted as usize] =
+                    stream.local_addr().ok().map(|local| (local, remote));
+                self.conns[Link::Accepted as usize] = Some(stream);
                 CallResult::ok(0)
             }
         }
@@ -190,22 +200,23 @@ impl Peer {
             return CallResult::from_io(&err, 0);
         }
         if let Ok(local) = socket.local_addr() {
-            self.tuple = Some((local, addr));
+            self.tuples[Link::Connected as usize] = Some((local, addr));
         }
         match with_timeout(timeout, socket.connect(addr)).await {
             None => CallResult::errno(errno(nix::libc::EINPROGRESS), 0),
             Some(Err(err)) => CallResult::from_io(&err, 0),
             Some(Ok(stream)) => {
-                self.tuple = stream.local_addr().ok().map(|local| (local, addr));
-                self.conn = Some(stream);
+                self.tuples[Link::Connected as usize] =
+                    stream.local_addr().ok().map(|local| (local, addr));
+                self.conns[Link::Connected as usize] = Some(stream);
                 CallResult::ok(0)
             }
         }
     }
 
     async fn send(&mut self, payload: &Payload, timeout: Option<Duration>) -> CallResult {
-        let Some(conn) = &mut self.conn else {
-            return not_connected(self.tuple.is_some());
+        let Some(conn) = &mut self.conns[self.link as usize] else {
+            return not_connected(self.tuples[self.link as usize].is_some());
         };
         let bytes = payload_bytes(payload);
         let mut written = 0usize;
@@ -227,8 +238,8 @@ impl Peer {
     }
 
     async fn recv(&mut self, max: usize, timeout: Option<Duration>) -> CallResult {
-        let Some(conn) = &mut self.conn else {
-            return not_connected(self.tuple.is_some());
+        let Some(conn) = &mut self.conns[self.link as usize] else {
+            return not_connected(self.tuples[self.link as usize].is_some());
         };
         let mut buf = vec![0u8; max];
         match with_timeout(timeout, conn.read(&mut buf)).await {
@@ -243,8 +254,8 @@ impl Peer {
     }
 
     async fn recv_until(&mut self, until: &Until, timeout: Option<Duration>) -> CallResult {
-        let Some(conn) = &mut self.conn else {
-            return not_connected(self.tuple.is_some());
+        let Some(conn) = &mut self.conns[self.link as usize] else {
+            return not_connected(self.tuples[self.link as usize].is_some());
         };
         let mut buf = vec![0u8; 64 * 1024];
         let mut total = 0u64;
@@ -282,8 +293,8 @@ impl Peer {
     }
 
     fn shutdown(&mut self, how: How) -> CallResult {
-        let Some(conn) = &self.conn else {
-            return not_connected(self.tuple.is_some());
+        let Some(conn) = &self.conns[self.link as usize] else {
+            return not_connected(self.tuples[self.link as usize].is_some());
         };
         let how = match how {
             How::Read => sock::Shutdown::Read,
@@ -303,13 +314,13 @@ impl Peer {
     /// first. A side without a connection closes its listener instead, so
     /// a server can stop listening (new connects then see ECONNREFUSED).
     async fn close(&mut self, abort: bool) -> CallResult {
-        let Some(conn) = self.conn.take() else {
+        let Some(conn) = self.conns[self.link as usize].take() else {
             return match self.listener.take() {
                 Some(listener) => {
                     drop(listener);
                     CallResult::ok(0)
                 }
-                None => not_connected(self.tuple.is_some()),
+                None => not_connected(self.tuples[self.link as usize].is_some()),
             };
         };
         if abort {
@@ -318,7 +329,7 @@ impl Peer {
                 l_linger: 0,
             };
             if let Err(err) = sock::setsockopt(&conn, sockopt::Linger, &zero) {
-                self.conn = Some(conn);
+                self.conns[self.link as usize] = Some(conn);
                 return CallResult::errno(
                     Errno::from_raw(err as i32).unwrap_or_else(|| errno(nix::libc::EINVAL)),
                     0,
@@ -344,7 +355,12 @@ impl Peer {
     }
 
     fn set(&mut self, options: &SocketOptions) -> CallResult {
-        let result = match (&self.conn, &self.listener) {
+        // Options on a listener are inherited by the connections it accepts.
+        let listener = self
+            .listener
+            .as_ref()
+            .filter(|_| self.link == Link::Accepted);
+        let result = match (&self.conns[self.link as usize], listener) {
             (Some(conn), _) => apply_options(conn, options),
             (None, Some(listener)) => apply_options(listener, options),
             (None, None) => {

@@ -10,7 +10,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::peer::CallResult;
-use crate::side::Side;
+use crate::side::Socket;
 use crate::suite::{Expect, Outcome, Tolerance};
 use crate::tcp_state::TcpState;
 
@@ -85,19 +85,19 @@ pub fn describe_result(result: &CallResult, took: Duration) -> String {
     )
 }
 
-/// Judges kernel states: every expected side must be in its state.
+/// Judges kernel states: every expected socket must be in its state.
 pub fn judge_states(
-    expected: &[(Side, TcpState)],
-    observed: &[(Side, TcpState)],
+    expected: &[(Socket, TcpState)],
+    observed: &[(Socket, TcpState)],
 ) -> Result<(), Mismatch> {
     let holds = expected.iter().all(|want| observed.contains(want));
     if holds {
         return Ok(());
     }
-    let words = |pairs: &[(Side, TcpState)]| {
+    let words = |pairs: &[(Socket, TcpState)]| {
         pairs
             .iter()
-            .map(|(side, state)| format!("{side} {}", state.name()))
+            .map(|(socket, state)| format!("{socket} {}", state.name()))
             .collect::<Vec<_>>()
             .join(", ")
     };

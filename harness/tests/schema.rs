@@ -202,6 +202,7 @@ const AGREED: &[(&str, &str, bool)] = &[
     ),
     ("client", "{ state = {} }", false),
     ("client", r#"{ state = { proxy = "CLOSE" } }"#, false),
+    ("client", r#"{ state = { proxy_client = "CLOSE" } }"#, true),
     // Expectations.
     ("client", r#"{ recv = true, expect = "EOF" }"#, true),
     (
@@ -237,6 +238,36 @@ const AGREED: &[(&str, &str, bool)] = &[
     ("client", "{ accept = true }", false),
     ("client", r#""accept""#, false),
     ("server", "{ connect = 8080 }", false),
+    // The proxy: both ends, and `on` to say which connection.
+    ("proxy", "{ listen = 8081 }", true),
+    ("proxy", r#""accept""#, true),
+    ("proxy", "{ connect = 8080 }", true),
+    ("proxy", r#"{ send = "x", on = "server" }"#, true),
+    (
+        "proxy",
+        r#"{ recv = true, on = "client", expect = "EOF" }"#,
+        true,
+    ),
+    ("proxy", r#"{ close = true, on = "client" }"#, true),
+    (
+        "proxy",
+        r#"{ set = { linger = "0s" }, on = "server" }"#,
+        true,
+    ),
+    ("proxy", r#"{ send = "x" }"#, false),
+    ("proxy", r#""close""#, false),
+    ("proxy", r#""recv""#, false),
+    ("proxy", r#"{ set = { nodelay = true } }"#, false),
+    ("proxy", r#"{ send = "x", on = "upstream" }"#, false),
+    ("proxy", r#"{ sleep = "1s", on = "client" }"#, false),
+    ("proxy", r#"{ connect = 8080, on = "server" }"#, false),
+    ("client", r#"{ send = "x", on = "server" }"#, false),
+    ("server", r#"{ close = true, on = "client" }"#, false),
+    (
+        "proxy",
+        r#"{ state = { proxy_client = "FIN_WAIT2", proxy_server = "gone" } }"#,
+        true,
+    ),
     // Durations: humantime spans, fractions on any unit.
     ("client", r#"{ sleep = "0" }"#, true),
     ("client", r#"{ sleep = "1s 500ms" }"#, true),

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::peer::CallResult;
-use crate::side::Side;
+use crate::side::{Side, Socket};
 use crate::suite::Outcome;
 use crate::tcp_state::TcpState;
 use crate::verdict::millis;
@@ -43,8 +43,10 @@ pub enum EventKind {
         /// How it ended.
         result: CallResult,
     },
-    /// A kernel state read for the side's connection.
+    /// A kernel state read for one of the side's connections.
     State {
+        /// Which socket (the proxy has two).
+        socket: Socket,
         /// The state.
         state: TcpState,
         /// Where it came from: `sock_diag`, or `TCP_INFO` on a socket the
@@ -65,15 +67,34 @@ impl Timeline {
     }
 
     /// Renders the timeline in two columns, client left, server right.
+    ///
+    /// A proxy, when the case has one, gets the middle column.
     pub fn render(&self) -> String {
         const WIDTH: usize = 46;
-        let mut out = format!("{:>9}  {:<WIDTH$}  {}\n", "ms", "client", "server");
+        let columns: Vec<Side> = [Side::Client, Side::Proxy, Side::Server]
+            .into_iter()
+            .filter(|side| {
+                *side != Side::Proxy || self.events.iter().any(|e| e.side == Some(Side::Proxy))
+            })
+            .collect();
+        let mut out = format!("{:>9}", "ms");
+        for side in &columns {
+            out.push_str(&format!("  {:<WIDTH$}", side.name()));
+        }
+        let mut out = out.trim_end().to_string();
+        out.push('\n');
         for event in &self.events {
             let text = event.kind.describe();
             let ms = format!("{:.1}", event.at.as_secs_f64() * 1000.0);
-            let line = match event.side {
-                Some(Side::Client) => format!("{ms:>9}  {text}"),
-                Some(Side::Server) => format!("{ms:>9}  {:<WIDTH$}  {text}", ""),
+            let line = match event
+                .side
+                .and_then(|side| columns.iter().position(|c| *c == side))
+            {
+                Some(column) => format!(
+                    "{ms:>9}  {:<indent$}{text}",
+                    "",
+                    indent = column * (WIDTH + 2)
+                ),
                 None => format!("{ms:>9}  -- {text}"),
             };
             out.push_str(line.trim_end());
@@ -105,10 +126,22 @@ impl EventKind {
                 };
                 format!("#{step} {action} -> {outcome} ({})", millis(*took))
             }
-            EventKind::State { state, source } if source == "sock_diag" => {
-                format!("[{}]", state.name())
+            EventKind::State {
+                socket,
+                state,
+                source,
+            } => {
+                // The proxy has two sockets: name which; the others have one.
+                let whose = match socket {
+                    Socket::ProxyClient => "to client ",
+                    Socket::ProxyServer => "to server ",
+                    Socket::Client | Socket::Server => "",
+                };
+                match source.as_str() {
+                    "sock_diag" => format!("[{whose}{}]", state.name()),
+                    _ => format!("[{whose}{}] via {source}", state.name()),
+                }
             }
-            EventKind::State { state, source } => format!("[{}] via {source}", state.name()),
             EventKind::Note { text } => text.clone(),
         }
     }

@@ -19,7 +19,7 @@ use crate::observe::{self, SockDiag};
 use crate::peer::{CallResult, Peer};
 use crate::report::{CaseStatus, EventKind, Failure, StepRef, Timeline};
 use crate::sandbox::CaseNamespace;
-use crate::side::Side;
+use crate::side::{Link, Side, Socket};
 use crate::suite::{Action, Case, Script, Step};
 use crate::tcp_state::TcpState;
 use crate::verdict::{self, Mismatch};
@@ -42,18 +42,16 @@ struct Ctx<'a> {
     start: Instant,
     timeline: RefCell<Timeline>,
     diag: RefCell<SockDiag>,
-    published: RefCell<[Published; 2]>,
+    /// Per socket, indexed by [`Socket::index`].
+    published: RefCell<[Published; 4]>,
     marks: RefCell<HashSet<String>>,
     marked: Notify,
     /// The step each side is on, for the deadline message.
-    progress: [Cell<Option<usize>>; 2],
+    progress: [Cell<Option<usize>>; 3],
 }
 
 fn slot(side: Side) -> usize {
-    match side {
-        Side::Client => 0,
-        Side::Server => 1,
-    }
+    side as usize
 }
 
 /// Runs the case to its end or its deadline; returns how it ended and the
@@ -88,34 +86,35 @@ pub(crate) async fn execute(case: &Case) -> (CaseStatus, Timeline) {
         start: Instant::now(),
         timeline: RefCell::new(Timeline::default()),
         diag: RefCell::new(diag),
-        published: RefCell::new([Published::default(); 2]),
+        published: RefCell::new([Published::default(); 4]),
         marks: RefCell::new(HashSet::new()),
         marked: Notify::new(),
-        progress: [Cell::new(None), Cell::new(None)],
+        progress: [Cell::new(None), Cell::new(None), Cell::new(None)],
     };
     // Peers live until the case ends, not until their own script does: a
     // side that finished its steps still holds its sockets (a server that
     // never closes stays in CLOSE_WAIT) while the other side goes on.
-    let mut peers = [Peer::new(Side::Client), Peer::new(Side::Server)];
+    let mut peers = [
+        Peer::new(Side::Client),
+        Peer::new(Side::Proxy),
+        Peer::new(Side::Server),
+    ];
     let scripts = async {
-        let [client, server] = &mut peers;
-        let (mut client, mut server) = (Some(client), Some(server));
+        let mut free: Vec<Option<&mut Peer>> = peers.iter_mut().map(Some).collect();
         // The parser allows one script per side, so each peer is taken once.
         let runs: Vec<_> = case
             .scripts
             .iter()
             .filter_map(|script| {
-                let peer = match script.side {
-                    Side::Client => client.take()?,
-                    Side::Server => server.take()?,
-                };
+                let peer = free[slot(script.side)].take()?;
                 Some(run_script(&ctx, script, peer))
             })
             .collect();
         let mut runs = runs.into_iter();
-        match (runs.next(), runs.next()) {
-            (Some(a), Some(b)) => tokio::try_join!(a, b).map(|_| ()),
-            (Some(one), None) => one.await,
+        match (runs.next(), runs.next(), runs.next()) {
+            (Some(a), Some(b), Some(c)) => tokio::try_join!(a, b, c).map(|_| ()),
+            (Some(a), Some(b), None) => tokio::try_join!(a, b).map(|_| ()),
+            (Some(one), None, None) => one.await,
             _ => Ok(()),
         }
     };
@@ -214,10 +213,12 @@ async fn run_script(ctx: &Ctx<'_>, script: &Script, peer: &mut Peer) -> Result<(
             action => {
                 if matches!(action, Action::Close | Action::Abort) {
                     // The fd is about to go: no state check may borrow it now.
-                    ctx.published.borrow_mut()[slot(side)].fd = None;
+                    if let Some(socket) = Socket::of(side, step.link) {
+                        ctx.published.borrow_mut()[socket.index()].fd = None;
+                    }
                 }
                 let began = ctx.start.elapsed();
-                let result = peer.perform(action).await;
+                let result = peer.perform(action, step.link).await;
                 let took = ctx.start.elapsed() - began;
                 publish(ctx, peer);
                 ctx.timeline.borrow_mut().push(
@@ -225,7 +226,25 @@ async fn run_script(ctx: &Ctx<'_>, script: &Script, peer: &mut Peer) -> Result<(
                     Some(side),
                     EventKind::Call {
                         step: index + 1,
-                        action: action.to_string(),
+                        action: match side {
+                            // The proxy's two connections: say which.
+                            Side::Proxy
+                                if !matches!(
+                                    action,
+                                    Action::Listen { .. }
+                                        | Action::Accept { .. }
+                                        | Action::Connect { .. }
+                                ) =>
+                            {
+                                let toward = if step.link == Link::Accepted {
+                                    "client"
+                                } else {
+                                    "server"
+                                };
+                                format!("{action} (on {toward})")
+                            }
+                            _ => action.to_string(),
+                        },
                         took,
                         result,
                     },
@@ -250,11 +269,14 @@ fn judge(step: &Step, result: &CallResult, took: Duration, ctx: &Ctx<'_>) -> Res
 }
 
 fn publish(ctx: &Ctx<'_>, peer: &Peer) {
-    let published = Published {
-        tuple: peer.tuple(),
-        fd: peer.conn_fd().map(|fd| fd.as_raw_fd()),
-    };
-    ctx.published.borrow_mut()[slot(peer.side())] = published;
+    for link in [Link::Accepted, Link::Connected] {
+        if let Some(socket) = Socket::of(peer.side(), link) {
+            ctx.published.borrow_mut()[socket.index()] = Published {
+                tuple: peer.tuple(link),
+                fd: peer.conn_fd(link).map(|fd| fd.as_raw_fd()),
+            };
+        }
+    }
 }
 
 fn note(ctx: &Ctx<'_>, side: Side, text: String) {
@@ -290,27 +312,28 @@ async fn wait_for_mark(ctx: &Ctx<'_>, label: &str, timeout: Option<Duration>) ->
 /// timeline either way: it is the evidence.
 async fn check_states(
     ctx: &Ctx<'_>,
-    expected: &[(Side, TcpState)],
+    expected: &[(Socket, TcpState)],
     within: Option<Duration>,
 ) -> Result<(), Mismatch> {
     let deadline = Instant::now() + within.unwrap_or_default();
     loop {
-        let observed: Vec<(Side, TcpState, &'static str)> = expected
+        let observed: Vec<(Socket, TcpState, &'static str)> = expected
             .iter()
-            .map(|(side, _)| observe_side(ctx, *side))
+            .map(|(socket, _)| observe_socket(ctx, *socket))
             .collect::<Result<_, _>>()?;
-        let states: Vec<(Side, TcpState)> = observed
+        let states: Vec<(Socket, TcpState)> = observed
             .iter()
-            .map(|(side, state, _)| (*side, *state))
+            .map(|(socket, state, _)| (*socket, *state))
             .collect();
         let verdict = verdict::judge_states(expected, &states);
         if verdict.is_ok() || Instant::now() >= deadline {
             let at = ctx.start.elapsed();
-            for (side, state, source) in observed {
+            for (socket, state, source) in observed {
                 ctx.timeline.borrow_mut().push(
                     at,
-                    Some(side),
+                    Some(socket.side()),
                     EventKind::State {
+                        socket,
                         state,
                         source: source.to_string(),
                     },
@@ -328,13 +351,16 @@ async fn check_states(
     }
 }
 
-/// The kernel's state of `side`'s connection: sock_diag by 4-tuple, else
-/// `TCP_INFO` on the fd the side still holds (a socket reset into CLOSE is
+/// The kernel's state of one socket: sock_diag by 4-tuple, else
+/// `TCP_INFO` on the fd its side still holds (a socket reset into CLOSE is
 /// no longer listed), else gone.
-fn observe_side(ctx: &Ctx<'_>, side: Side) -> Result<(Side, TcpState, &'static str), Mismatch> {
-    let published = ctx.published.borrow()[slot(side)];
+fn observe_socket(
+    ctx: &Ctx<'_>,
+    socket: Socket,
+) -> Result<(Socket, TcpState, &'static str), Mismatch> {
+    let published = ctx.published.borrow()[socket.index()];
     let Some((local, remote)) = published.tuple else {
-        return Ok((side, TcpState::Gone, "no connection yet"));
+        return Ok((socket, TcpState::Gone, "no connection yet"));
     };
     let listed = ctx
         .diag
@@ -345,7 +371,7 @@ fn observe_side(ctx: &Ctx<'_>, side: Side) -> Result<(Side, TcpState, &'static s
             observed: e.to_string(),
         })?;
     if listed != TcpState::Gone {
-        return Ok((side, listed, "sock_diag"));
+        return Ok((socket, listed, "sock_diag"));
     }
     match published.fd {
         Some(raw) => {
@@ -355,10 +381,10 @@ fn observe_side(ctx: &Ctx<'_>, side: Side) -> Result<(Side, TcpState, &'static s
             // and not reused for the length of this synchronous call.
             let fd = unsafe { BorrowedFd::borrow_raw(raw) };
             match observe::tcp_info_state(fd) {
-                Ok(state) => Ok((side, state, "TCP_INFO")),
-                Err(_) => Ok((side, TcpState::Gone, "sock_diag")),
+                Ok(state) => Ok((socket, state, "TCP_INFO")),
+                Err(_) => Ok((socket, TcpState::Gone, "sock_diag")),
             }
         }
-        None => Ok((side, TcpState::Gone, "sock_diag")),
+        None => Ok((socket, TcpState::Gone, "sock_diag")),
     }
 }

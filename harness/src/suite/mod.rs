@@ -1,7 +1,8 @@
 //! The declarative model: suites of cases, cases of steps by side.
 //!
 //! A suite is one TOML file; its cases are `[[case]]` tables; each case has
-//! a script per side (`client = [...]`, `server = [...]`), one step per line.
+//! a script per side (`client = [...]`, `server = [...]`, and for a middle
+//! peer `proxy = [...]`), one step per line.
 //! The two scripts run at the same time, each in order, which is how the
 //! seeds' timelines read: the server streams chunks on its own clock while
 //! the client reads with its own timeout. Expectations attach to the step
@@ -23,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::errno::Errno;
-use crate::side::Side;
+use crate::side::{Link, Side, Socket};
 use crate::tcp_state::TcpState;
 
 pub use parse::{Diagnostic, SuiteError, parse_suite};
@@ -123,6 +124,10 @@ pub struct Step {
     pub location: Location,
     /// The step as written, for reports.
     pub source: String,
+    /// Which of the side's connections the step acts on: the client's is
+    /// the one it made, the server's the one it accepted, and the proxy's
+    /// the one its `on` names.
+    pub link: Link,
 }
 
 /// What a side does in one step.
@@ -193,8 +198,8 @@ pub enum Action {
     },
     /// Assert kernel states: now, or `within` a deadline (polling).
     State {
-        /// The expected state per side.
-        expected: Vec<(Side, TcpState)>,
+        /// The expected state per socket.
+        expected: Vec<(Socket, TcpState)>,
         /// Poll until this passes; `None` samples once.
         within: Option<Duration>,
     },
@@ -506,7 +511,7 @@ impl fmt::Display for Action {
             Action::State { expected, within } => {
                 let states: Vec<String> = expected
                     .iter()
-                    .map(|(side, state)| format!("{side} {}", state.name()))
+                    .map(|(socket, state)| format!("{socket} {}", state.name()))
                     .collect();
                 write!(f, "state {}", states.join(", "))?;
                 match within {

@@ -27,7 +27,7 @@ use super::{
     Step, Suite, Tolerance, Until,
 };
 use crate::errno::Errno;
-use crate::side::Side;
+use crate::side::{Link, Side, Socket};
 use crate::tcp_state::TcpState;
 
 /// What went wrong reading a suite.
@@ -268,9 +268,10 @@ impl<'a> Reader<'a> {
                 "sysctl" => case.sysctls = self.sysctls(value),
                 "client" => case.scripts.push(Script { side: Side::Client, steps: self.steps(Side::Client, value) }),
                 "server" => case.scripts.push(Script { side: Side::Server, steps: self.steps(Side::Server, value) }),
+                "proxy" => case.scripts.push(Script { side: Side::Proxy, steps: self.steps(Side::Proxy, value) }),
                 other => self.problem(
                     key.span(),
-                    format!("unknown key `{other}` in a case, expected one of `name`, `description`, `ignore`, `deadline`, `tolerance`, `sysctl`, `client`, `server`"),
+                    format!("unknown key `{other}` in a case, expected one of `name`, `description`, `ignore`, `deadline`, `tolerance`, `sysctl`, `client`, `server`, `proxy`"),
                 ),
             }
         }
@@ -309,7 +310,7 @@ impl<'a> Reader<'a> {
         if case.scripts.is_empty() {
             self.problem(
                 item.span().start..item.span().start,
-                "expected a `client` or `server` script in this case, found neither",
+                "expected a `client`, `server` or `proxy` script in this case, found none",
             );
         }
         (self.problems.len() == before).then_some(case)
@@ -558,23 +559,28 @@ impl<'a> Reader<'a> {
                 _ => misplaced("backlog", backlog.span(), &mut self.problems),
             }
         }
-        // Where a side may do a thing: the server listens, the client connects.
+        let link = self.link(side, &action, raw.on, &chosen[0].1);
+        // Where a side may do a thing: the server listens, the client
+        // connects, the proxy does both.
         match (&action, side) {
-            (Action::Listen { .. } | Action::Accept { .. }, Side::Client)
-            | (Action::Connect { .. }, Side::Server) => {
-                let span = chosen[0].1.clone();
+            (Action::Listen { .. } | Action::Accept { .. }, Side::Client) => {
                 self.problem(
-                    span,
+                    chosen[0].1.clone(),
                     format!(
-                        "`{keyword}` is for the {} side, found it in the {side} script",
-                        side.peer()
+                        "`{keyword}` is for the server or proxy side, found it in the client script"
                     ),
+                );
+            }
+            (Action::Connect { .. }, Side::Server) => {
+                self.problem(
+                    chosen[0].1.clone(),
+                    "`connect` is for the client or proxy side, found it in the server script",
                 );
             }
             (Action::State { expected, .. }, _) if expected.is_empty() => {
                 self.problem(
                     chosen[0].1.clone(),
-                    "expected a state for `client`, `server` or both, found neither",
+                    "expected a state for `client`, `server`, `proxy_client` or `proxy_server`, found none",
                 );
             }
             _ => {}
@@ -585,7 +591,65 @@ impl<'a> Reader<'a> {
             expect,
             location: Location::of_offset(self.path, self.text, span.start),
             source: self.text[span].to_string(),
+            link,
         })
+    }
+
+    /// Which connection a step acts on. The client and server have one
+    /// each; the proxy has two, so its steps on a connection must say which
+    /// with `on = "client"` (the one it accepted) or `on = "server"`.
+    fn link(
+        &mut self,
+        side: Side,
+        action: &Action,
+        on: Option<Spanned<OnValue>>,
+        at: &Range<usize>,
+    ) -> Link {
+        let on_connection = matches!(
+            action,
+            Action::Send { .. }
+                | Action::Recv { .. }
+                | Action::RecvUntil { .. }
+                | Action::Shutdown(_)
+                | Action::Close
+                | Action::Abort
+                | Action::Set(_)
+        );
+        let keyword = action.keyword();
+        match (side, on) {
+            (Side::Client, None) => Link::Connected,
+            (Side::Server, None) => Link::Accepted,
+            (Side::Client | Side::Server, Some(on)) => {
+                self.problem(
+                    on.span(),
+                    format!("`on` is for the proxy's steps: the {side} has one connection"),
+                );
+                if side == Side::Client {
+                    Link::Connected
+                } else {
+                    Link::Accepted
+                }
+            }
+            (Side::Proxy, Some(on)) if on_connection => on.into_inner().0,
+            (Side::Proxy, Some(on)) => {
+                self.problem(
+                    on.span(),
+                    format!("`on` does not apply to `{keyword}`: it acts on no connection"),
+                );
+                Link::Accepted
+            }
+            (Side::Proxy, None) if on_connection => {
+                self.problem(
+                    at.clone(),
+                    format!("expected `on = \"client\"` or `on = \"server\"` with `{keyword}`: the proxy holds two connections"),
+                );
+                Link::Accepted
+            }
+            (Side::Proxy, None) => match action {
+                Action::Connect { .. } => Link::Connected,
+                _ => Link::Accepted,
+            },
+        }
     }
 
     fn expectation(
@@ -784,6 +848,7 @@ struct RawStepTable {
     bytes: Option<Spanned<u64>>,
     after: Option<Spanned<DurationValue>>,
     longer_than: Option<Spanned<DurationValue>>,
+    on: Option<Spanned<OnValue>>,
 }
 
 impl RawStepTable {
@@ -822,7 +887,8 @@ impl RawStepTable {
             expect,
             bytes,
             after,
-            longer_than
+            longer_than,
+            on
         );
     }
 }
@@ -1131,14 +1197,37 @@ impl<'de> Deserialize<'de> for LingerValue {
 struct RawStates {
     client: Option<StateName>,
     server: Option<StateName>,
+    proxy_client: Option<StateName>,
+    proxy_server: Option<StateName>,
 }
 
 impl RawStates {
-    fn into_expected(self) -> Vec<(Side, TcpState)> {
-        [(Side::Client, self.client), (Side::Server, self.server)]
-            .into_iter()
-            .filter_map(|(side, state)| state.map(|s| (side, s.0)))
-            .collect()
+    fn into_expected(self) -> Vec<(Socket, TcpState)> {
+        [
+            (Socket::Client, self.client),
+            (Socket::ProxyClient, self.proxy_client),
+            (Socket::ProxyServer, self.proxy_server),
+            (Socket::Server, self.server),
+        ]
+        .into_iter()
+        .filter_map(|(socket, state)| state.map(|s| (socket, s.0)))
+        .collect()
+    }
+}
+
+/// `on = "client"` or `on = "server"`: which of the proxy's connections.
+struct OnValue(Link);
+
+impl<'de> Deserialize<'de> for OnValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "client" => Ok(OnValue(Link::Accepted)),
+            "server" => Ok(OnValue(Link::Connected)),
+            other => Err(de::Error::custom(format!(
+                "expected \"client\" (the connection the proxy accepted) or \"server\" (the one it made), found \"{other}\""
+            ))),
+        }
     }
 }
 
@@ -1295,7 +1384,7 @@ mod tests {
         client("  { state = { client = \"CLOSE\", serve = \"CLOSE\" } },"),
         4,
         33,
-        "unknown field `serve`, expected `client` or `server`"
+        "unknown field `serve`, expected one of `client`, `server`, `proxy_client`, `proxy_server`"
     )]
     #[case::bad_duration(
         client("  { sleep = \"fast\" },"),
@@ -1442,13 +1531,13 @@ mod tests {
         client("  \"accept\","),
         4,
         3,
-        "`accept` is for the server side, found it in the client script"
+        "`accept` is for the server or proxy side, found it in the client script"
     )]
     #[case::listen_in_client(
         client("  { listen = 8080 },"),
         4,
         14,
-        "`listen` is for the server side, found it in the client script"
+        "`listen` is for the server or proxy side, found it in the client script"
     )]
     #[case::max_zero(
         client("  { recv = true, max = 0 },"),
@@ -1496,13 +1585,13 @@ mod tests {
         client("  { state = {} },"),
         4,
         13,
-        "expected a state for `client`, `server` or both, found neither"
+        "expected a state for `client`, `server`, `proxy_client` or `proxy_server`, found none"
     )]
     #[case::missing_name("[[case]]\nclient = [\"close\"]\n".into(), 1, 1, "expected a `name` for this case, found none")]
     #[case::name_not_a_string("[[case]]\nname = 5\nclient = [\"close\"]\n".into(), 2, 8, "expected a string, found integer `5`")]
     #[case::duplicate_name("[[case]]\nname = \"a\"\nclient = [\"close\"]\n\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n".into(), 6, 8, "expected a case name unique in this suite, found `a` again (first at line 2, column 8): test names must be unique")]
     #[case::bad_name("[[case]]\nname = \"a b\"\nclient = [\"close\"]\n".into(), 2, 8, "expected a case name of letters, digits, `_` and `-`, found `a b`")]
-    #[case::no_script("[[case]]\nname = \"a\"\n".into(), 1, 1, "expected a `client` or `server` script in this case, found neither")]
+    #[case::no_script("[[case]]\nname = \"a\"\n".into(), 1, 1, "expected a `client`, `server` or `proxy` script in this case, found none")]
     #[case::script_not_an_array("[[case]]\nname = \"a\"\nclient = \"close\"\n".into(), 3, 10, "expected `client` to be an array of steps, found string")]
     #[case::unknown_case_key("[[case]]\nname = \"a\"\nclient = [\"close\"]\nsevrer = []\n".into(), 4, 1, "unknown key `sevrer` in a case, expected one of `name`, `description`,")]
     #[case::unknown_top_key("descripton = \"x\"\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 1, "unknown key `descripton` at the top of a suite, expected one of `description`,")]
@@ -1751,7 +1840,7 @@ server = [{ connect = 8080, close = true }]
                 (18, 30, "expected \"ok\""),
                 (19, 24, "unknown TCP state `ESTABLISHD`"),
                 (20, 12, "expected text to send"),
-                (21, 14, "`listen` is for the server side"),
+                (21, 14, "`listen` is for the server or proxy side"),
                 (25, 8, "expected a case name unique in this suite"),
                 (26, 29, "expected one action per step"),
             ],

@@ -70,21 +70,33 @@ const ACTIONS: &[(&str, &[&str])] = &[
             "bytes",
             "after",
             "longer_than",
+            "on",
         ],
     ),
     (
         "recv",
-        &["timeout", "max", "expect", "bytes", "after", "longer_than"],
+        &[
+            "timeout",
+            "max",
+            "expect",
+            "bytes",
+            "after",
+            "longer_than",
+            "on",
+        ],
     ),
     (
         "recv_until",
-        &["timeout", "expect", "bytes", "after", "longer_than"],
+        &["timeout", "expect", "bytes", "after", "longer_than", "on"],
     ),
-    ("shutdown", &["expect", "bytes", "after", "longer_than"]),
-    ("close", &["expect", "bytes", "after", "longer_than"]),
-    ("abort", &["expect", "bytes", "after", "longer_than"]),
+    (
+        "shutdown",
+        &["expect", "bytes", "after", "longer_than", "on"],
+    ),
+    ("close", &["expect", "bytes", "after", "longer_than", "on"]),
+    ("abort", &["expect", "bytes", "after", "longer_than", "on"]),
     ("sleep", &[]),
-    ("set", &[]),
+    ("set", &["on"]),
     ("mark", &[]),
     (
         "wait",
@@ -96,11 +108,23 @@ const ACTIONS: &[(&str, &[&str])] = &[
 /// The actions that may be written as a bare string step (`"close"`).
 const BARE_ACTIONS: &[&str] = &["accept", "recv", "close", "abort"];
 
+/// The actions that act on a connection: in the proxy's script they must
+/// say which one with `on` (so their bare forms are refused there too).
+const ON_CONNECTION: &[&str] = &[
+    "send",
+    "recv",
+    "recv_until",
+    "shutdown",
+    "close",
+    "abort",
+    "set",
+];
+
 fn schema() -> Value {
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "hangup suite",
-        "description": "A hangup suite: cases that script a TCP client and server, abort connections in every way TCP allows, and assert the errno each side saw and the TCP state of each side's socket. Every case runs in a fresh network namespace.",
+        "description": "A hangup suite: cases that script a TCP client and server (and a proxy between them), abort connections in every way TCP allows, and assert the errno each side saw and the TCP state of each side's socket. Every case runs in a fresh network namespace.",
         "type": "object",
         "properties": {
             "description": {
@@ -181,6 +205,7 @@ fn defs() -> Value {
                                 { "const": "accept" },
                                 { "type": "object", "required": ["listen"] },
                                 { "type": "object", "required": ["accept"] },
+                                { "type": "object", "required": ["on"] },
                             ],
                         },
                     },
@@ -191,7 +216,30 @@ fn defs() -> Value {
                     "description": "The server's script: its steps, in order. The server listens and accepts; it may not connect.",
                     "items": {
                         "$ref": "#/$defs/step",
-                        "not": { "type": "object", "required": ["connect"] },
+                        "not": {
+                            "anyOf": [
+                                { "type": "object", "required": ["connect"] },
+                                { "type": "object", "required": ["on"] },
+                            ],
+                        },
+                    },
+                },
+                "proxy": {
+                    "type": "array",
+                    "minItems": 1,
+                    "description": "A middle peer's script (S12's proxy, or S15's server with an upstream): it accepts the client's connection and connects to the server, so its steps on a connection say which with `on`.",
+                    "items": {
+                        "$ref": "#/$defs/step",
+                        "not": {
+                            "anyOf": [
+                                { "enum": ["recv", "close", "abort"] },
+                                {
+                                    "type": "object",
+                                    "anyOf": ON_CONNECTION.iter().map(|a| json!({ "required": [a] })).collect::<Vec<_>>(),
+                                    "not": { "required": ["on"] },
+                                },
+                            ],
+                        },
                     },
                 },
             },
@@ -199,6 +247,7 @@ fn defs() -> Value {
             "anyOf": [
                 { "required": ["client"] },
                 { "required": ["server"] },
+                { "required": ["proxy"] },
             ],
             "additionalProperties": false,
         },
@@ -348,18 +397,18 @@ fn step_properties() -> Vec<(&'static str, Value)> {
             "listen",
             json!({
                 "$ref": "#/$defs/endpoint",
-                "description": "Bind and listen (server only): a port on 127.0.0.1 or a loopback address. Modifier: `backlog`.",
+                "description": "Bind and listen (server or proxy): a port on 127.0.0.1 or a loopback address. Modifier: `backlog`.",
             }),
         ),
         (
             "accept",
-            flag("Accept one connection from the listener (server only). Modifier: `timeout`."),
+            flag("Accept one connection from the listener (server or proxy). Modifier: `timeout`."),
         ),
         (
             "connect",
             json!({
                 "$ref": "#/$defs/endpoint",
-                "description": "Connect to a port on 127.0.0.1 or a loopback address (client only). Modifiers: `timeout`, `from`.",
+                "description": "Connect to a port on 127.0.0.1 or a loopback address (client or proxy). Modifiers: `timeout`, `from`.",
             }),
         ),
         (
@@ -424,10 +473,12 @@ fn step_properties() -> Vec<(&'static str, Value)> {
             "state",
             json!({
                 "type": "object",
-                "description": "Assert the kernel's TCP state of the client's socket, the server's, or both: now, or `within` a deadline (polling).",
+                "description": "Assert the kernel's TCP state of the client's socket, the server's, the proxy's two, or any of them: now, or `within` a deadline (polling).",
                 "properties": {
                     "client": { "$ref": "#/$defs/state", "description": "The state the client's socket must be in." },
                     "server": { "$ref": "#/$defs/state", "description": "The state the server's socket must be in." },
+                    "proxy_client": { "$ref": "#/$defs/state", "description": "The state the proxy's socket facing the client (the one it accepted) must be in." },
+                    "proxy_server": { "$ref": "#/$defs/state", "description": "The state the proxy's socket facing the server (the one it made) must be in." },
                 },
                 "minProperties": 1,
                 "additionalProperties": false,
@@ -477,6 +528,13 @@ fn step_properties() -> Vec<(&'static str, Value)> {
                 "minimum": 1,
                 "maximum": 65535,
                 "description": "For `connect`: bind this local port first (to show a 4-tuple in TIME_WAIT cannot be reused); an ephemeral port otherwise.",
+            }),
+        ),
+        (
+            "on",
+            json!({
+                "enum": ["client", "server"],
+                "description": "In the proxy's script: which of its two connections the step acts on, the one it accepted from the client or the one it made to the server. Required there for send, recv, recv_until, shutdown, close, abort and set; not allowed for the client or server, which have one connection each.",
             }),
         ),
         (
@@ -603,7 +661,8 @@ mod tests {
                 );
             }
         }
-        assert_eq!(keys.len(), 24);
+        // 14 actions and 11 modifiers.
+        assert_eq!(keys.len(), 25);
     }
 
     #[test]
