@@ -162,3 +162,20 @@ fn check_reports_a_file_that_is_not_utf8() {
     );
     assert!(stderr.contains("not valid UTF-8"), "{stderr}");
 }
+
+/// The README's annotated suite is a real one: it must parse, so the guide
+/// cannot drift from the format.
+#[test]
+fn the_readme_suite_example_parses() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md"))
+            .expect("README.md");
+    let start = readme
+        .find("```toml\n[[case]]")
+        .expect("a ```toml suite block in the README")
+        + "```toml\n".len();
+    let end = start + readme[start..].find("```").expect("the block ends");
+    let suite = hangup::suite::parse_suite(Path::new("README.md"), readme[start..end].as_bytes())
+        .unwrap_or_else(|err| panic!("the README's suite does not parse:\n{err}"));
+    assert_eq!(suite.cases.len(), 1);
+}
