@@ -175,7 +175,7 @@ fn the_readme_suite_example_parses() {
         .expect("a ```toml suite block in the README")
         + "```toml\n".len();
     let end = start + readme[start..].find("```").expect("the block ends");
-    let suite = hangup::suite::parse_suite(Path::new("README.md"), readme[start..end].as_bytes())
+    let suite = hangup::suite::parse_suite(Path::new("README.md"), &readme.as_bytes()[start..end])
         .unwrap_or_else(|err| panic!("the README's suite does not parse:\n{err}"));
     assert_eq!(suite.cases.len(), 1);
 }
