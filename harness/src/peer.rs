@@ -183,35 +183,61 @@ impl Peer {
         }
     }
 
+    /// A non-blocking `connect(2)`, then a wait for the outcome. A timeout
+    /// returns EINPROGRESS and keeps the socket, so its SYN goes on being
+    /// retried and a state check sees SYN_SENT, as a connect under
+    /// `SO_SNDTIMEO` behaves; a later call on it reports how it ended.
     async fn connect(
         &mut self,
         addr: SocketAddr,
         timeout: Option<Duration>,
         from: Option<u16>,
     ) -> CallResult {
-        let socket = match self.new_socket(addr) {
-            Ok(socket) => socket,
+        let slot = Link::Connected as usize;
+        let started = (|| -> io::Result<(std::net::TcpStream, bool)> {
+            let socket = socket2::Socket::new(
+                socket2::Domain::for_address(addr),
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )?;
+            socket.set_nonblocking(true)?;
+            apply_options(&socket, &std::mem::take(&mut self.pending))?;
+            // Bind first so the 4-tuple is known before the SYN leaves: a
+            // connect that never completes can still be found in SYN_SENT.
+            socket.bind(&SocketAddr::new(addr.ip(), from.unwrap_or(0)).into())?;
+            let local = socket.local_addr()?.as_socket();
+            self.tuples[slot] = local.map(|local| (local, addr));
+            let in_progress = match socket.connect(&addr.into()) {
+                Ok(()) => false,
+                Err(err) if err.raw_os_error() == Some(nix::libc::EINPROGRESS) => true,
+                Err(err) => return Err(err),
+            };
+            Ok((socket.into(), in_progress))
+        })();
+        let (stream, in_progress) = match started {
+            Ok((std, in_progress)) => match TcpStream::from_std(std) {
+                Ok(stream) => (stream, in_progress),
+                Err(err) => return CallResult::from_io(&err, 0),
+            },
             Err(err) => return CallResult::from_io(&err, 0),
         };
-        // Learn the local port before the SYN leaves, so a connect that never
-        // completes (SYN_SENT) can still be found in the kernel's table.
-        let local = SocketAddr::new(addr.ip(), from.unwrap_or(0));
-        if let Err(err) = socket.bind(local) {
-            return CallResult::from_io(&err, 0);
-        }
-        if let Ok(local) = socket.local_addr() {
-            self.tuples[Link::Connected as usize] = Some((local, addr));
-        }
-        match with_timeout(timeout, socket.connect(addr)).await {
-            None => CallResult::errno(errno(nix::libc::EINPROGRESS), 0),
-            Some(Err(err)) => CallResult::from_io(&err, 0),
-            Some(Ok(stream)) => {
-                self.tuples[Link::Connected as usize] =
-                    stream.local_addr().ok().map(|local| (local, addr));
-                self.conns[Link::Connected as usize] = Some(stream);
-                CallResult::ok(0)
+        if in_progress {
+            match with_timeout(timeout, stream.writable()).await {
+                None => {
+                    self.conns[slot] = Some(stream);
+                    return CallResult::errno(errno(nix::libc::EINPROGRESS), 0);
+                }
+                Some(Err(err)) => return CallResult::from_io(&err, 0),
+                Some(Ok(())) => {}
+            }
+            // Writable means the handshake ended; SO_ERROR says how.
+            match stream.take_error() {
+                Ok(None) => {}
+                Ok(Some(err)) | Err(err) => return CallResult::from_io(&err, 0),
             }
         }
+        self.conns[slot] = Some(stream);
+        CallResult::ok(0)
     }
 
     async fn send(&mut self, payload: &Payload, timeout: Option<Duration>) -> CallResult {
