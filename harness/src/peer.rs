@@ -427,7 +427,17 @@ async fn with_timeout<F: std::future::Future>(
 fn payload_bytes(payload: &Payload) -> Vec<u8> {
     match payload {
         Payload::Text { text, repeat } => text.repeat(*repeat).into_bytes(),
-        Payload::Size(n) => (0..*n).map(|i| b'a' + (i % 26) as u8).collect(),
+        Payload::Size(n) => {
+            // Doubling copies, not a loop per byte: this runs inside the
+            // timed call, and a per-byte loop over megabytes shows up as
+            // tens of milliseconds in a debug build.
+            let mut bytes = b"abcdefghijklmnopqrstuvwxyz".to_vec();
+            while bytes.len() < *n {
+                bytes.extend_from_within(..bytes.len().min(*n - bytes.len()));
+            }
+            bytes.truncate(*n);
+            bytes
+        }
     }
 }
 
@@ -468,4 +478,23 @@ fn apply_options(fd: &impl AsFd, options: &SocketOptions) -> io::Result<()> {
         sock::setsockopt(&fd, sockopt::SndBuf, &size).map_err(to_io)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filler_is_the_alphabet_repeated_to_the_exact_size() {
+        for n in [1, 25, 26, 27, 1000, 5_000_000] {
+            let bytes = payload_bytes(&Payload::Size(n));
+            assert_eq!(bytes.len(), n);
+            assert!(
+                bytes
+                    .iter()
+                    .enumerate()
+                    .all(|(i, b)| *b == b'a' + (i % 26) as u8)
+            );
+        }
+    }
 }
