@@ -226,25 +226,7 @@ async fn run_script(ctx: &Ctx<'_>, script: &Script, peer: &mut Peer) -> Result<(
                     Some(side),
                     EventKind::Call {
                         step: index + 1,
-                        action: match side {
-                            // The proxy's two connections: say which.
-                            Side::Proxy
-                                if !matches!(
-                                    action,
-                                    Action::Listen { .. }
-                                        | Action::Accept { .. }
-                                        | Action::Connect { .. }
-                                ) =>
-                            {
-                                let toward = if step.link == Link::Accepted {
-                                    "client"
-                                } else {
-                                    "server"
-                                };
-                                format!("{action} (on {toward})")
-                            }
-                            _ => action.to_string(),
-                        },
+                        action: describe_call(side, step),
                         took,
                         result,
                     },
@@ -258,6 +240,21 @@ async fn run_script(ctx: &Ctx<'_>, script: &Script, peer: &mut Peer) -> Result<(
     }
     ctx.progress[slot(side)].set(None);
     Ok(())
+}
+
+/// The call as the timeline shows it; the proxy's say which connection.
+fn describe_call(side: Side, step: &Step) -> String {
+    let action = &step.action;
+    let own_connection = matches!(
+        action,
+        Action::Listen { .. } | Action::Accept { .. } | Action::Connect { .. }
+    );
+    match (side, step.link) {
+        (Side::Proxy, _) if own_connection => action.to_string(),
+        (Side::Proxy, Link::Accepted) => format!("{action} (on client)"),
+        (Side::Proxy, Link::Connected) => format!("{action} (on server)"),
+        _ => action.to_string(),
+    }
 }
 
 fn judge(step: &Step, result: &CallResult, took: Duration, ctx: &Ctx<'_>) -> Result<(), Mismatch> {
