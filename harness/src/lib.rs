@@ -43,3 +43,17 @@ pub mod side;
 pub mod suite;
 pub mod tcp_state;
 pub mod verdict;
+
+/// The unit tests create network namespaces like cases do. libtest owns the
+/// test binary's `main`, so when not root the user namespace is entered in a
+/// constructor that runs before `main`, while the process has one thread.
+///
+/// `unsafe` because code before `main` must not rely on std's runtime being
+/// set up; this only reads `/proc`, makes syscalls and may print an error.
+#[cfg(test)]
+#[ctor::ctor(unsafe)]
+fn enter_user_namespace_for_unit_tests() {
+    if let Err(err) = sandbox::enter_user_namespace() {
+        eprintln!("hangup unit tests: {err}");
+    }
+}

@@ -482,7 +482,193 @@ fn apply_options(fd: &impl AsFd, options: &SocketOptions) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+
+    use rstest::rstest;
+
     use super::*;
+    use crate::sandbox::CaseNamespace;
+    use crate::tcp_state::TcpState;
+
+    /// Runs `body` the way a case runs: on a fresh thread, in a fresh
+    /// network namespace, on a current-thread runtime (tests run as root).
+    fn in_case<T, F>(body: impl FnOnce() -> F + Send + 'static) -> T
+    where
+        T: Send + 'static,
+        F: Future<Output = T>,
+    {
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                CaseNamespace::create().await.expect("a case namespace");
+                body().await
+            })
+        })
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    fn connect(port: u16, timeout: Option<Duration>) -> Action {
+        Action::Connect {
+            addr: addr(port),
+            timeout,
+            from: None,
+        }
+    }
+
+    fn name(result: CallResult) -> String {
+        match result.outcome {
+            Outcome::Ok => format!("ok {}", result.bytes),
+            Outcome::Eof => "EOF".into(),
+            Outcome::Errno(errno) => errno.name().into(),
+        }
+    }
+
+    /// A connected pair: (client, server).
+    async fn pair(port: u16) -> (Peer, Peer) {
+        let mut server = Peer::new(Side::Server);
+        let mut client = Peer::new(Side::Client);
+        let listen = Action::Listen {
+            addr: addr(port),
+            backlog: 8,
+        };
+        assert_eq!(name(server.perform(&listen, Link::Accepted).await), "ok 0");
+        assert_eq!(
+            name(client.perform(&connect(port, None), Link::Connected).await),
+            "ok 0"
+        );
+        let accept = Action::Accept { timeout: None };
+        assert_eq!(name(server.perform(&accept, Link::Accepted).await), "ok 0");
+        (client, server)
+    }
+
+    #[test]
+    fn a_closed_port_refuses_and_the_tuple_is_still_known() {
+        in_case(|| async {
+            let mut client = Peer::new(Side::Client);
+            let result = client.perform(&connect(8080, None), Link::Connected).await;
+            assert_eq!(name(result), "ECONNREFUSED");
+            let (local, remote) = client.tuple(Link::Connected).expect("bound before connect");
+            assert_eq!(remote, addr(8080));
+            assert_ne!(local.port(), 0);
+        });
+    }
+
+    #[test]
+    fn data_flows_and_an_abort_resets_the_peer() {
+        in_case(|| async {
+            let (mut client, mut server) = pair(8080).await;
+            let hello = Action::Send {
+                payload: Payload::Text {
+                    text: "hello\n".into(),
+                    repeat: 2,
+                },
+                timeout: None,
+            };
+            assert_eq!(name(client.perform(&hello, Link::Connected).await), "ok 12");
+            let until = Action::RecvUntil {
+                until: Until::Pattern("o\nh".into()),
+                timeout: None,
+            };
+            assert!(name(server.perform(&until, Link::Accepted).await).starts_with("ok"));
+            assert_eq!(
+                name(client.perform(&Action::Abort, Link::Connected).await),
+                "ok 0"
+            );
+            let recv = Action::Recv {
+                max: 1024,
+                timeout: Some(Duration::from_secs(1)),
+            };
+            // Whatever was still unread, the reset wins on Linux.
+            let mut seen = name(server.perform(&recv, Link::Accepted).await);
+            if seen.starts_with("ok") {
+                seen = name(server.perform(&recv, Link::Accepted).await);
+            }
+            assert_eq!(seen, "ECONNRESET");
+            let more = Action::Send {
+                payload: Payload::Size(10),
+                timeout: None,
+            };
+            assert_eq!(name(server.perform(&more, Link::Accepted).await), "EPIPE");
+        });
+    }
+
+    #[rstest]
+    #[case::before_any_connection(false, "ENOTCONN")]
+    #[case::after_close(true, "EBADF")]
+    fn calls_without_a_connection_say_why(#[case] closed: bool, #[case] errno: &str) {
+        let seen = in_case(move || async move {
+            let (mut client, _server) = pair(8080).await;
+            let mut fresh = Peer::new(Side::Client);
+            let peer = if closed {
+                client.perform(&Action::Close, Link::Connected).await;
+                &mut client
+            } else {
+                &mut fresh
+            };
+            let recv = Action::Recv {
+                max: 16,
+                timeout: None,
+            };
+            name(peer.perform(&recv, Link::Connected).await)
+        });
+        assert_eq!(seen, errno);
+    }
+
+    #[test]
+    fn a_connect_that_times_out_keeps_its_socket_in_syn_sent() {
+        in_case(|| async {
+            let mut server = Peer::new(Side::Server);
+            let listen = Action::Listen {
+                addr: addr(8080),
+                backlog: 0,
+            };
+            server.perform(&listen, Link::Accepted).await;
+            let mut first = Peer::new(Side::Client);
+            assert_eq!(
+                name(first.perform(&connect(8080, None), Link::Connected).await),
+                "ok 0"
+            );
+            let mut client = Peer::new(Side::Client);
+            let wait = Some(Duration::from_millis(100));
+            let result = client.perform(&connect(8080, wait), Link::Connected).await;
+            assert_eq!(name(result), "EINPROGRESS");
+            let fd = client.conn_fd(Link::Connected).expect("the socket is kept");
+            assert_eq!(
+                crate::observe::tcp_info_state(fd).ok(),
+                Some(TcpState::SynSent)
+            );
+        });
+    }
+
+    #[test]
+    fn options_set_before_a_socket_exists_apply_to_the_next_one() {
+        in_case(|| async {
+            let mut server = Peer::new(Side::Server);
+            let listen = Action::Listen {
+                addr: addr(8080),
+                backlog: 8,
+            };
+            server.perform(&listen, Link::Accepted).await;
+            let mut client = Peer::new(Side::Client);
+            let small = SocketOptions {
+                rcvbuf: Some(4096),
+                ..SocketOptions::default()
+            };
+            client.perform(&Action::Set(small), Link::Connected).await;
+            client.perform(&connect(8080, None), Link::Connected).await;
+            let fd = client.conn_fd(Link::Connected).expect("connected");
+            // The kernel doubles what was asked for.
+            assert_eq!(sock::getsockopt(&fd, sockopt::RcvBuf).ok(), Some(8192));
+        });
+    }
 
     #[test]
     fn filler_is_the_alphabet_repeated_to_the_exact_size() {

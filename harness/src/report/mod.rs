@@ -165,3 +165,140 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use rstest::rstest;
+
+    use super::*;
+    use crate::peer::CallResult;
+    use crate::side::Socket;
+    use crate::suite::Outcome;
+    use crate::tcp_state::TcpState;
+
+    fn report(status: CaseStatus) -> CaseReport {
+        CaseReport {
+            name: "s::c".into(),
+            suite: "s".into(),
+            case: "c".into(),
+            location: "s.toml:2:1".into(),
+            status,
+            duration: Duration::from_millis(3),
+            timeline: Timeline::default(),
+            artifacts: None,
+        }
+    }
+
+    fn failed() -> CaseStatus {
+        CaseStatus::Failed(Failure {
+            summary: "client step 1: expected EOF".into(),
+            step: None,
+            mismatch: Some(Mismatch {
+                expected: "EOF".into(),
+                observed: "ok, 5 bytes".into(),
+            }),
+            at: Duration::from_millis(2),
+        })
+    }
+
+    #[rstest]
+    #[case::all_passed(vec![CaseStatus::Passed, CaseStatus::Passed], "2 passed, 0 failed")]
+    #[case::one_failed(vec![CaseStatus::Passed, failed()], "1 passed, 1 failed")]
+    #[case::skipped(
+        vec![failed(), CaseStatus::Ignored { reason: "slow".into() }],
+        "0 passed, 1 failed, 1 skipped"
+    )]
+    fn the_summary_line_counts_like_cargo_test(
+        #[case] statuses: Vec<CaseStatus>,
+        #[case] line: &str,
+    ) {
+        let reports: Vec<CaseReport> = statuses.into_iter().map(report).collect();
+        assert_eq!(summary_line(&reports), line);
+    }
+
+    #[test]
+    fn a_failure_renders_expected_observed_and_timeline() {
+        let mut case = report(failed());
+        case.timeline.push(
+            Duration::from_millis(1),
+            Some(Side::Client),
+            EventKind::Call {
+                step: 1,
+                action: "recv".into(),
+                took: Duration::ZERO,
+                result: CallResult {
+                    outcome: Outcome::Ok,
+                    bytes: 5,
+                },
+            },
+        );
+        let text = case.render_failure();
+        for part in [
+            "s::c failed: client step 1",
+            "  expected: EOF",
+            "  observed: ok, 5 bytes",
+            "#1 recv -> 5 B",
+        ] {
+            assert!(text.contains(part), "{part:?} missing from:\n{text}");
+        }
+        assert_eq!(report(CaseStatus::Passed).render_failure(), "");
+    }
+
+    #[test]
+    fn the_proxy_gets_a_middle_column_only_when_it_has_events() {
+        let mut timeline = Timeline::default();
+        let state = |socket: Socket| EventKind::State {
+            socket,
+            state: TcpState::Established,
+            source: "sock_diag".into(),
+        };
+        timeline.push(Duration::ZERO, Some(Side::Server), state(Socket::Server));
+        assert!(
+            !timeline
+                .render()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .contains("proxy")
+        );
+        timeline.push(
+            Duration::ZERO,
+            Some(Side::Proxy),
+            state(Socket::ProxyServer),
+        );
+        let text = timeline.render();
+        let header = text.lines().next().unwrap_or_default();
+        assert!(
+            header.contains("client") && header.contains("proxy") && header.contains("server"),
+            "{header}"
+        );
+        let proxy_line = text
+            .lines()
+            .find(|l| l.contains("to server"))
+            .unwrap_or_default();
+        let server_line = text
+            .lines()
+            .find(|l| l.contains("[ESTABLISHED]"))
+            .unwrap_or_default();
+        // Server events sit right of the proxy's.
+        assert!(server_line.find('[') > proxy_line.find('['), "{text}");
+    }
+
+    #[test]
+    fn reports_are_written_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("out/report.json");
+        write_json(&path, &[report(CaseStatus::Passed)]).expect("first write");
+        write_json(&path, &[report(failed())]).expect("second write replaces");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("valid JSON");
+        assert_eq!(json[0]["status"], "failed");
+        // Only the report itself is left: no temporary files beside it.
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+            .expect("dir")
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("report.json")]);
+    }
+}

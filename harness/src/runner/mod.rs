@@ -229,3 +229,90 @@ pub fn load_suites(paths: &[PathBuf]) -> (Vec<Suite>, Vec<crate::suite::SuiteErr
     }
     (suites, errors)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::suite::parse_suite;
+
+    const SUITE: &str = r#"
+[[case]]
+name = "passes"
+client = [{ connect = 8080, expect = "ECONNREFUSED" }]
+
+[[case]]
+name = "fails"
+client = [{ connect = 8080, expect = "ok" }]
+
+[[case]]
+name = "skipped"
+ignore = "too slow for every run"
+client = [{ connect = 8080, expect = "ECONNREFUSED" }]
+"#;
+
+    fn suite() -> Suite {
+        parse_suite(Path::new("runner.toml"), SUITE.as_bytes()).expect("valid suite")
+    }
+
+    fn statuses(reports: &[CaseReport]) -> Vec<(String, &'static str)> {
+        reports
+            .iter()
+            .map(|r| {
+                let word = match r.status {
+                    CaseStatus::Passed => "passed",
+                    CaseStatus::Failed(_) => "failed",
+                    CaseStatus::Ignored { .. } => "ignored",
+                };
+                (r.case.clone(), word)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn run_all_keeps_file_order_and_skips_ignored_cases_unless_asked() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let options = RunOptions {
+            keep_artifacts: false,
+            artifact_root: Some(root.path().into()),
+        };
+        let seen = Mutex::new(0);
+        let count = |_: &CaseReport| *seen.lock().expect("lock") += 1;
+        let reports = run_all(&[suite()], &options, 2, false, &count);
+        assert_eq!(
+            statuses(&reports),
+            [
+                ("passes".into(), "passed"),
+                ("fails".into(), "failed"),
+                ("skipped".into(), "ignored")
+            ]
+        );
+        assert_eq!(*seen.lock().expect("lock"), 3);
+        let reports = run_all(&[suite()], &options, 2, true, &|_| {});
+        assert_eq!(statuses(&reports)[2], ("skipped".into(), "passed"));
+    }
+
+    #[test]
+    fn artifacts_are_kept_for_failures_or_when_asked() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let suite = suite();
+        let quiet = RunOptions {
+            keep_artifacts: false,
+            artifact_root: Some(root.path().into()),
+        };
+        assert_eq!(run_case(&suite, &suite.cases[0], &quiet).artifacts, None);
+        let failed = run_case(&suite, &suite.cases[1], &quiet);
+        let dir = failed.artifacts.expect("a failing case keeps its folder");
+        for file in ["case.log", "timeline.txt", "report.json"] {
+            assert!(dir.join(file).is_file(), "{file}");
+        }
+        let log = std::fs::read_to_string(dir.join("case.log")).expect("log");
+        assert!(log.contains("observed ECONNREFUSED"), "{log}");
+        let keep = RunOptions {
+            keep_artifacts: true,
+            ..quiet
+        };
+        assert!(run_case(&suite, &suite.cases[0], &keep).artifacts.is_some());
+    }
+}
