@@ -211,3 +211,15 @@ fn validate_junit(path: &Path) {
         Err(err) => panic!("xmllint is needed in CI: {err}"),
     }
 }
+
+#[test]
+fn a_wait_nobody_answers_fails_at_its_timeout() {
+    let (code, stdout, report, _dir) = run_broken("wait_timeout.toml");
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("no other side reached `mark = \"ready\"` in time"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("wait_timeout.toml:6:3"), "{stdout}");
+    assert_eq!(report[0]["status"], "failed");
+}

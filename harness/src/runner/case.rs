@@ -200,7 +200,7 @@ async fn run_script(ctx: &Ctx<'_>, script: &Script, peer: &mut Peer) -> Result<(
                 if !wait_for_mark(ctx, label, *timeout).await {
                     return Err(fail(
                         None,
-                        format!("the other side never reached `mark = {label:?}`"),
+                        format!("no other side reached `mark = {label:?}` in time"),
                     ));
                 }
             }

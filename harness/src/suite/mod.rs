@@ -187,9 +187,9 @@ pub enum Action {
     Sleep(Duration),
     /// Set socket options, on the current socket or the next one made.
     Set(SocketOptions),
-    /// Let the other side's `wait` for this label go on.
+    /// Let the other sides' `wait` for this label go on.
     Mark(String),
-    /// Wait until the other side reaches `mark` with this label.
+    /// Wait until another side reaches `mark` with this label.
     Wait {
         /// The label to wait for.
         label: String,

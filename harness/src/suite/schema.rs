@@ -459,14 +459,14 @@ fn step_properties() -> Vec<(&'static str, Value)> {
             "mark",
             json!({
                 "type": "string",
-                "description": "Let the other side's `wait` for this label go on.",
+                "description": "Let the other sides' `wait` for this label go on.",
             }),
         ),
         (
             "wait",
             json!({
                 "type": "string",
-                "description": "Wait until the other side reaches `mark` with this label. Modifier: `timeout`.",
+                "description": "Wait until another side reaches `mark` with this label. Modifier: `timeout`.",
             }),
         ),
         (
