@@ -91,9 +91,17 @@ pub fn main() -> ExitCode {
             include_ignored,
             repeat,
         } => {
+            let from_env = match RunOptions::from_env() {
+                Ok(options) => options,
+                Err(err) => {
+                    eprintln!("hangup: {err}");
+                    return ExitCode::from(2);
+                }
+            };
             let options = RunOptions {
-                keep_artifacts,
-                artifact_root: artifacts,
+                keep_artifacts: keep_artifacts || from_env.keep_artifacts,
+                artifact_root: artifacts.or(from_env.artifact_root),
+                ..from_env
             };
             let plan = Plan {
                 filter: filter.as_deref(),

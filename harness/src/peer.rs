@@ -111,11 +111,6 @@ impl Peer {
         self.conns[link as usize].as_ref().map(AsFd::as_fd)
     }
 
-    /// The listener's address while it is open.
-    pub fn listener_addr(&self) -> Option<SocketAddr> {
-        self.listener.as_ref().and_then(|l| l.local_addr().ok())
-    }
-
     /// Performs a socket action on the connection `link` names (`accept`
     /// and `connect` fill their own). Actions that are not socket calls
     /// (`sleep`, `mark`, `wait`, `state`) are the runner's, not a peer's.

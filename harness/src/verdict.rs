@@ -183,6 +183,22 @@ mod tests {
     }
 
     #[test]
+    fn the_run_may_widen_a_tolerance_but_never_narrow_it() {
+        let suite = Tolerance {
+            floor: Duration::from_millis(50),
+            percent: 25,
+        };
+        let wider = suite.widened(Some(Duration::from_millis(200)), Some(50));
+        assert_eq!(wider.floor, Duration::from_millis(200));
+        assert_eq!(wider.percent, 50);
+        assert_eq!(
+            suite.widened(Some(Duration::from_millis(10)), Some(5)),
+            suite
+        );
+        assert_eq!(suite.widened(None, None), suite);
+    }
+
+    #[test]
     fn bytes_and_eof_are_judged() {
         let want = expect(vec![Outcome::Ok], Some(5), None);
         let short = CallResult {

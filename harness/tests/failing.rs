@@ -223,3 +223,33 @@ fn a_wait_nobody_answers_fails_at_its_timeout() {
     assert!(stdout.contains("wait_timeout.toml:6:3"), "{stdout}");
     assert_eq!(report[0]["status"], "failed");
 }
+
+#[test]
+fn hangup_tolerance_floor_widens_every_timing_check() {
+    // timing.toml expects 50 ms where the read takes 200 ms: it fails at
+    // the default floor of 50 ms and passes with a 500 ms floor.
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken/timing.toml");
+    let run = |floor: &str| {
+        hangup()
+            .arg("run")
+            .arg(&suite)
+            .env("HANGUP_TOLERANCE_FLOOR", floor)
+            .output()
+            .expect("run hangup")
+    };
+    assert_eq!(run("50ms").status.code(), Some(1));
+    let widened = run("500ms");
+    assert_eq!(
+        widened.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&widened.stdout)
+    );
+    let bad = run("soon");
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("HANGUP_TOLERANCE_FLOOR: expected a duration"),
+        "{stderr}"
+    );
+}

@@ -35,16 +35,40 @@ pub struct RunOptions {
     /// Where artifact folders go (`HANGUP_ARTIFACTS`); the system temp dir
     /// by default.
     pub artifact_root: Option<PathBuf>,
+    /// The least timing tolerance floor for every case
+    /// (`HANGUP_TOLERANCE_FLOOR`, e.g. `200ms`), for slow CI machines.
+    pub tolerance_floor: Option<Duration>,
+    /// The least timing tolerance percentage for every case
+    /// (`HANGUP_TOLERANCE_PERCENT`).
+    pub tolerance_percent: Option<u32>,
 }
 
 impl RunOptions {
-    /// Options from the environment, for runs under `cargo test`.
-    pub fn from_env() -> RunOptions {
-        RunOptions {
-            keep_artifacts: std::env::var("HANGUP_KEEP_ARTIFACTS")
-                .is_ok_and(|v| !v.is_empty() && v != "0"),
+    /// Options from the environment (the only way to reach every test
+    /// binary under `cargo test`); a value that does not parse is an error
+    /// naming the variable, not silently ignored.
+    pub fn from_env() -> Result<RunOptions, String> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let tolerance_floor = match var("HANGUP_TOLERANCE_FLOOR") {
+            Some(v) => Some(humantime::parse_duration(&v).map_err(|_| {
+                format!("HANGUP_TOLERANCE_FLOOR: expected a duration like \"200ms\", found \"{v}\"")
+            })?),
+            None => None,
+        };
+        let tolerance_percent = match var("HANGUP_TOLERANCE_PERCENT") {
+            Some(v) => Some(v.parse::<u32>().map_err(|_| {
+                format!(
+                    "HANGUP_TOLERANCE_PERCENT: expected a whole number of percent, found \"{v}\""
+                )
+            })?),
+            None => None,
+        };
+        Ok(RunOptions {
+            keep_artifacts: var("HANGUP_KEEP_ARTIFACTS").is_some_and(|v| v != "0"),
             artifact_root: std::env::var_os("HANGUP_ARTIFACTS").map(PathBuf::from),
-        }
+            tolerance_floor,
+            tolerance_percent,
+        })
     }
 }
 
@@ -58,7 +82,13 @@ const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
 pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport {
     let started = Instant::now();
     let name = case.test_name(suite);
-    let (status, timeline) = run_on_fresh_thread(case);
+    // The case thread owns its copy; the tolerance is the suite's, widened
+    // where the run asks (HANGUP_TOLERANCE_*).
+    let mut owned = case.clone();
+    owned.tolerance = owned
+        .tolerance
+        .widened(options.tolerance_floor, options.tolerance_percent);
+    let (status, timeline) = run_on_fresh_thread(owned);
     let mut report = CaseReport {
         name,
         suite: suite.name.clone(),
@@ -73,11 +103,11 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
     report
 }
 
-fn run_on_fresh_thread(case: &Case) -> (CaseStatus, Timeline) {
+fn run_on_fresh_thread(owned: Case) -> (CaseStatus, Timeline) {
     let (tx, rx) = mpsc::sync_channel(1);
-    let owned = case.clone();
+    let deadline = owned.deadline;
     let spawned = std::thread::Builder::new()
-        .name(format!("case {}", case.name))
+        .name(format!("case {}", owned.name))
         .spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -98,12 +128,12 @@ fn run_on_fresh_thread(case: &Case) -> (CaseStatus, Timeline) {
             Timeline::default(),
         );
     }
-    match rx.recv_timeout(case.deadline + TEARDOWN_GRACE) {
+    match rx.recv_timeout(deadline + TEARDOWN_GRACE) {
         Ok(outcome) => outcome,
         Err(mpsc::RecvTimeoutError::Timeout) => (
             setup_failure(format!(
                 "the case thread did not finish within its deadline of {} plus {} of teardown",
-                crate::verdict::millis(case.deadline),
+                crate::verdict::millis(deadline),
                 crate::verdict::millis(TEARDOWN_GRACE)
             )),
             Timeline::default(),
@@ -274,8 +304,8 @@ client = [{ connect = 8080, expect = "ECONNREFUSED" }]
     fn run_all_keeps_file_order_and_skips_ignored_cases_unless_asked() {
         let root = tempfile::tempdir().expect("temp dir");
         let options = RunOptions {
-            keep_artifacts: false,
             artifact_root: Some(root.path().into()),
+            ..RunOptions::default()
         };
         let seen = Mutex::new(0);
         let count = |_: &CaseReport| *seen.lock().expect("lock") += 1;
@@ -298,8 +328,8 @@ client = [{ connect = 8080, expect = "ECONNREFUSED" }]
         let root = tempfile::tempdir().expect("temp dir");
         let suite = suite();
         let quiet = RunOptions {
-            keep_artifacts: false,
             artifact_root: Some(root.path().into()),
+            ..RunOptions::default()
         };
         assert_eq!(run_case(&suite, &suite.cases[0], &quiet).artifacts, None);
         let failed = run_case(&suite, &suite.cases[1], &quiet);

@@ -35,7 +35,13 @@ use crate::report::{CaseReport, write_junit};
 pub fn test_main(folder: &str) -> ExitCode {
     let folder =
         std::env::var_os("HANGUP_SUITES").map_or_else(|| PathBuf::from(folder), PathBuf::from);
-    test_main_with(&[folder], RunOptions::from_env())
+    match RunOptions::from_env() {
+        Ok(options) => test_main_with(&[folder], options),
+        Err(err) => {
+            eprintln!("hangup: {err}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Like [`test_main`], with explicit suite paths and options.

@@ -393,19 +393,13 @@ impl Tolerance {
         share.max(self.floor)
     }
 
-    /// This tolerance, widened by the `HANGUP_TOLERANCE_FLOOR` and
-    /// `HANGUP_TOLERANCE_PERCENT` environment variables where they ask for
-    /// more (slow CI machines), never narrowed by them.
-    pub fn widened_by_env(self) -> Tolerance {
-        let floor = std::env::var("HANGUP_TOLERANCE_FLOOR")
-            .ok()
-            .and_then(|s| humantime::parse_duration(&s).ok())
-            .map_or(self.floor, |f| f.max(self.floor));
-        let percent = std::env::var("HANGUP_TOLERANCE_PERCENT")
-            .ok()
-            .and_then(|s| s.parse::<u32>().ok())
-            .map_or(self.percent, |p| p.max(self.percent));
-        Tolerance { floor, percent }
+    /// This tolerance widened to at least `floor` and `percent` where they
+    /// are given (a slow CI machine asks for more), never narrowed.
+    pub fn widened(self, floor: Option<Duration>, percent: Option<u32>) -> Tolerance {
+        Tolerance {
+            floor: floor.map_or(self.floor, |f| f.max(self.floor)),
+            percent: percent.map_or(self.percent, |p| p.max(self.percent)),
+        }
     }
 }
 
