@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use junit::write_junit;
-pub use timeline::{Event, EventKind, Timeline};
+pub use timeline::{Event, EventKind, StateSource, Timeline};
 
 use crate::side::Side;
 use crate::verdict::{Mismatch, millis};
@@ -250,7 +250,7 @@ mod tests {
         let state = |socket: Socket| EventKind::State {
             socket,
             state: TcpState::Established,
-            source: "sock_diag".into(),
+            source: StateSource::SockDiag,
         };
         timeline.push(Duration::ZERO, Some(Side::Server), state(Socket::Server));
         assert!(

@@ -28,6 +28,20 @@ pub struct Event {
     pub kind: EventKind,
 }
 
+/// Where a state reading came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateSource {
+    /// The kernel's socket table, by 4-tuple (listed, or gone).
+    SockDiag,
+    /// `TCP_INFO` on a socket the kernel no longer lists but the side still
+    /// holds (reset into CLOSE).
+    TcpInfo,
+    /// The side had made no connection there yet, so there was nothing to
+    /// ask the kernel about.
+    NoConnectionYet,
+}
+
 /// What happened.
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
@@ -49,9 +63,8 @@ pub enum EventKind {
         socket: Socket,
         /// The state.
         state: TcpState,
-        /// Where it came from: `sock_diag`, or `TCP_INFO` on a socket the
-        /// kernel no longer lists but the side still holds.
-        source: String,
+        /// Where it came from.
+        source: StateSource,
     },
     /// Anything else worth a line (setup, sleeps, marks, the deadline).
     Note {
@@ -137,9 +150,12 @@ impl EventKind {
                     Socket::ProxyServer => "to server ",
                     Socket::Client | Socket::Server => "",
                 };
-                match source.as_str() {
-                    "sock_diag" => format!("[{whose}{}]", state.name()),
-                    _ => format!("[{whose}{}] via {source}", state.name()),
+                match source {
+                    StateSource::SockDiag => format!("[{whose}{}]", state.name()),
+                    StateSource::TcpInfo => format!("[{whose}{}] via TCP_INFO", state.name()),
+                    StateSource::NoConnectionYet => {
+                        format!("[{whose}{}]: no connection yet", state.name())
+                    }
                 }
             }
             EventKind::Note { text } => text.clone(),

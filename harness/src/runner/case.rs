@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 
 use crate::observe::{self, SockDiag};
 use crate::peer::{CallResult, Peer};
-use crate::report::{CaseStatus, EventKind, Failure, StepRef, Timeline};
+use crate::report::{CaseStatus, EventKind, Failure, StateSource, StepRef, Timeline};
 use crate::sandbox::CaseNamespace;
 use crate::side::{Link, Side, Socket};
 use crate::suite::{Action, Case, Script, Step};
@@ -314,7 +314,7 @@ async fn check_states(
 ) -> Result<(), Mismatch> {
     let deadline = Instant::now() + within.unwrap_or_default();
     loop {
-        let observed: Vec<(Socket, TcpState, &'static str)> = expected
+        let observed: Vec<(Socket, TcpState, StateSource)> = expected
             .iter()
             .map(|(socket, _)| observe_socket(ctx, *socket))
             .collect::<Result<_, _>>()?;
@@ -332,7 +332,7 @@ async fn check_states(
                     EventKind::State {
                         socket,
                         state,
-                        source: source.to_string(),
+                        source,
                     },
                 );
             }
@@ -354,10 +354,10 @@ async fn check_states(
 fn observe_socket(
     ctx: &Ctx<'_>,
     socket: Socket,
-) -> Result<(Socket, TcpState, &'static str), Mismatch> {
+) -> Result<(Socket, TcpState, StateSource), Mismatch> {
     let published = ctx.published.borrow()[socket.index()];
     let Some((local, remote)) = published.tuple else {
-        return Ok((socket, TcpState::Gone, "no connection yet"));
+        return Ok((socket, TcpState::Gone, StateSource::NoConnectionYet));
     };
     let listed = ctx
         .diag
@@ -368,7 +368,7 @@ fn observe_socket(
             observed: e.to_string(),
         })?;
     if listed != TcpState::Gone {
-        return Ok((socket, listed, "sock_diag"));
+        return Ok((socket, listed, StateSource::SockDiag));
     }
     match published.fd {
         Some(raw) => {
@@ -378,10 +378,10 @@ fn observe_socket(
             // and not reused for the length of this synchronous call.
             let fd = unsafe { BorrowedFd::borrow_raw(raw) };
             match observe::tcp_info_state(fd) {
-                Ok(state) => Ok((socket, state, "TCP_INFO")),
-                Err(_) => Ok((socket, TcpState::Gone, "sock_diag")),
+                Ok(state) => Ok((socket, state, StateSource::TcpInfo)),
+                Err(_) => Ok((socket, TcpState::Gone, StateSource::SockDiag)),
             }
         }
-        None => Ok((socket, TcpState::Gone, "sock_diag")),
+        None => Ok((socket, TcpState::Gone, StateSource::SockDiag)),
     }
 }

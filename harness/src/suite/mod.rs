@@ -226,6 +226,16 @@ impl Action {
         }
     }
 
+    /// Whether the step has a result to judge (`expect`, `bytes`, `after`,
+    /// `longer_than`): every socket call and `wait`, not `sleep`, `set`,
+    /// `mark` or `state`, which is judged by its own states.
+    pub fn is_judged(&self) -> bool {
+        !matches!(
+            self,
+            Action::Sleep(_) | Action::Set(_) | Action::Mark(_) | Action::State { .. }
+        )
+    }
+
     /// What an unstated expectation means: no errno (EOF is fine), and for
     /// `recv_until`, that the target was reached.
     pub fn default_expectation(&self) -> Expect {

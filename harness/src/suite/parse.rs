@@ -660,10 +660,7 @@ impl<'a> Reader<'a> {
         after: Option<Spanned<DurationValue>>,
         longer_than: Option<Spanned<DurationValue>>,
     ) -> Option<Expect> {
-        let judged = !matches!(
-            action,
-            Action::Sleep(_) | Action::Set(_) | Action::Mark(_) | Action::State { .. }
-        );
+        let judged = action.is_judged();
         let keyword = action.keyword();
         if !judged {
             for (name, span) in [
@@ -785,10 +782,7 @@ fn modifiers(action: &Action) -> Vec<&'static str> {
         Action::Sleep(_) | Action::Set(_) | Action::Mark(_) => &[],
     };
     // What `Reader::expectation` accepts: every action with a result.
-    let judged = !matches!(
-        action,
-        Action::Sleep(_) | Action::Set(_) | Action::Mark(_) | Action::State { .. }
-    );
+    let judged = action.is_judged();
     let judge: &[&str] = if judged {
         &["expect", "bytes", "after", "longer_than"]
     } else {
