@@ -6,18 +6,21 @@
 //! "Broken pipe" is EPIPE, "Connection reset by peer" is ECONNRESET, and a
 //! `SocketTimeoutException: Read timed out` is EAGAIN from `SO_RCVTIMEO`.
 //!
-//! Only errnos a TCP socket call can plausibly return are named here, so a
-//! typo in a suite (`ECONRESET`) is caught when the suite is read instead of
-//! silently never matching.
+//! A suite may name only errnos a TCP socket call can plausibly return, so a
+//! typo (`ECONRESET`) is caught when the suite is read instead of silently
+//! never matching. What a call *returned* is kept whatever it is: an errno
+//! outside that list is reported by its real name and number (`ENOENT`,
+//! `errno 531`), never folded into another.
 
 use std::fmt;
 use std::str::FromStr;
 
 use nix::errno::Errno as Raw;
 
-/// An errno a socket call returned, by name.
+/// An errno a socket call returned: any raw value, named where the C
+/// library names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Errno(Raw);
+pub struct Errno(i32);
 
 /// The errnos a suite may name, in the order error messages list them.
 const KNOWN: &[Raw] = &[
@@ -46,21 +49,37 @@ const KNOWN: &[Raw] = &[
 ];
 
 impl Errno {
-    /// The errno of a raw `errno` value, when it is one a suite can name.
-    pub fn from_raw(code: i32) -> Option<Errno> {
-        let raw = Raw::from_raw(code);
-        KNOWN.contains(&raw).then_some(Errno(raw))
+    /// The errno of a raw `errno` value, whatever it is.
+    pub fn from_raw(code: i32) -> Errno {
+        Errno(code)
     }
 
     /// The errno of an I/O error from a socket call, when it carries one.
     pub fn from_io(err: &std::io::Error) -> Option<Errno> {
-        err.raw_os_error().and_then(Errno::from_raw)
+        err.raw_os_error().map(Errno::from_raw)
     }
 
-    /// The symbolic name, e.g. `EPIPE`. `EWOULDBLOCK` is `EAGAIN` on Linux.
-    pub fn name(self) -> &'static str {
-        // nix's Debug output is exactly the C name.
-        match self.0 {
+    /// Whether a suite may name this errno (see [`Errno::known_names`]).
+    pub fn is_known(self) -> bool {
+        KNOWN.contains(&Raw::from_raw(self.0))
+    }
+
+    /// The symbolic name, e.g. `EPIPE`; `EWOULDBLOCK` is `EAGAIN` on Linux.
+    /// An errno the C library does not name reads `errno N`.
+    pub fn name(self) -> String {
+        match self.known_name() {
+            Some(name) => name.to_string(),
+            // nix's Debug output is exactly the C name, and
+            // `UnknownErrno` for a value it does not know.
+            None => match Raw::from_raw(self.0) {
+                Raw::UnknownErrno => format!("errno {}", self.0),
+                raw => format!("{raw:?}"),
+            },
+        }
+    }
+
+    fn known_name(self) -> Option<&'static str> {
+        Some(match Raw::from_raw(self.0) {
             Raw::EPIPE => "EPIPE",
             Raw::ECONNRESET => "ECONNRESET",
             Raw::EAGAIN => "EAGAIN",
@@ -83,8 +102,8 @@ impl Errno {
             Raw::EMFILE => "EMFILE",
             Raw::EPERM => "EPERM",
             Raw::EACCES => "EACCES",
-            _ => "E?",
-        }
+            _ => return None,
+        })
     }
 
     /// What the errno means, as the C library's `strerror` says it
@@ -99,19 +118,25 @@ impl Errno {
 
     /// The names a suite may use, for error messages.
     pub fn known_names() -> impl Iterator<Item = &'static str> {
-        KNOWN.iter().map(|raw| Errno(*raw).name())
+        KNOWN
+            .iter()
+            .filter_map(|raw| Errno(*raw as i32).known_name())
     }
 
     /// The raw value, for comparing with what a syscall returned.
     pub fn raw(self) -> i32 {
-        self.0 as i32
+        self.0
     }
 }
 
 /// `EPIPE (Broken pipe)`: name first, for grep; meaning for people.
 impl fmt::Display for Errno {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.name(), self.meaning())
+        match self.known_name() {
+            Some(_) => write!(f, "{} ({})", self.name(), self.meaning()),
+            // Not a socket errno: the number too, to look it up.
+            None => write!(f, "{} ({}, errno {})", self.name(), self.meaning(), self.0),
+        }
     }
 }
 
@@ -132,15 +157,15 @@ impl FromStr for Errno {
         };
         KNOWN
             .iter()
-            .map(|raw| Errno(*raw))
-            .find(|errno| errno.name() == wanted)
+            .map(|raw| Errno(*raw as i32))
+            .find(|errno| errno.known_name() == Some(wanted))
             .ok_or_else(|| UnknownErrno(s.to_string()))
     }
 }
 
 impl serde::Serialize for Errno {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.name())
+        serializer.serialize_str(&self.name())
     }
 }
 
@@ -161,8 +186,7 @@ mod tests {
     #[test]
     fn every_known_errno_round_trips_by_name() {
         for name in Errno::known_names() {
-            assert_ne!(name, "E?");
-            assert_eq!(name.parse::<Errno>().map(Errno::name), Ok(name));
+            assert_eq!(name.parse::<Errno>().map(Errno::name), Ok(name.to_string()));
         }
     }
 
@@ -176,11 +200,17 @@ mod tests {
     }
 
     #[test]
-    fn raw_values_outside_the_socket_set_are_not_named() {
+    fn raw_values_outside_the_socket_set_keep_their_real_name_and_number() {
+        assert_eq!(Errno::from_raw(nix::libc::EPIPE).name(), "EPIPE");
+        let enoent = Errno::from_raw(nix::libc::ENOENT);
+        assert!(!enoent.is_known());
+        assert_eq!(enoent.name(), "ENOENT");
         assert_eq!(
-            Errno::from_raw(nix::libc::EPIPE).map(Errno::name),
-            Some("EPIPE")
+            enoent.to_string(),
+            "ENOENT (No such file or directory, errno 2)"
         );
-        assert_eq!(Errno::from_raw(nix::libc::ENOENT), None);
+        assert_eq!(Errno::from_raw(4242).name(), "errno 4242");
+        // A suite still may not name it: a typo is caught, not never matched.
+        assert!("ENOENT".parse::<Errno>().is_err());
     }
 }

@@ -1,29 +1,46 @@
-//! Scripted TCP peers: the harness's own client and server.
+//! Scripted TCP peers: the harness's own client, server and proxy.
 //!
-//! A [`Peer`] is one side's sockets (a listener, one connection) and the
-//! calls a script makes on them. Every call returns a [`CallResult`]: the
-//! outcome as the kernel gave it (bytes, EOF, or the errno by name) and the
-//! bytes moved; the runner stamps it with start and end times.
+//! A [`Peer`] is one side's sockets (a listener, and a connection on each
+//! [`Link`]) and the calls its script makes on them. Each side runs on an
+//! OS thread of its own inside the case's network namespace, so a peer's
+//! calls are ordinary blocking syscalls, exactly as a program's would be:
+//! one side's stall never delays another's.
 //!
-//! Peers run on tokio, on the current-thread runtime of their case's own OS
-//! thread, so every socket is created inside the case's network namespace.
-//! Timeouts are tokio timers around one call, reported with the errno the
-//! kernel gives for the matching socket option: EAGAIN for a read or write
-//! under `SO_RCVTIMEO`/`SO_SNDTIMEO`, EINPROGRESS for a connect under
-//! `SO_SNDTIMEO`. Nothing else is synthesized: EPIPE, ECONNRESET, EOF and
-//! ECONNREFUSED come from the syscalls themselves.
+//! # Timeouts are the kernel's
+//!
+//! A step's `timeout` is set on the socket as `SO_RCVTIMEO` (reads,
+//! `accept`) or `SO_SNDTIMEO` (writes, `connect`) right before the call, and
+//! the errno the step reports is the one the syscall returned: EAGAIN for
+//! a read, a write or an accept, EINPROGRESS for a connect whose SYN keeps
+//! going. Data that reached the socket before the timeout is returned, as
+//! the kernel returns it. A `send` writes its whole payload in a loop of
+//! `send(2)` calls, each with what is left of the step's timeout; once that
+//! is spent after a partial write, one last `send(MSG_DONTWAIT)` asks the
+//! kernel whether there is room, and its EAGAIN ends the step.
+//!
+//! Nothing is made up: a step on a connection the side does not have is a
+//! script error ([`NoSocket`]), not an invented ENOTCONN or EBADF.
+//!
+//! # Observed from the moment they exist
+//!
+//! Every socket a side makes is entered in the case's [`Sockets`] table
+//! before the call that could block on it (a connect's socket before its
+//! SYN leaves), so a state check on another side's thread can read its
+//! state at any time: SYN_SENT during a blocking connect, the server's end
+//! of a connection still in the accept queue (found through the listener),
+//! CLOSE for a connect that failed.
 
-use std::io;
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use nix::sys::socket::{self as sock, sockopt};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use socket2::{Domain, Protocol, Socket as Sock, Type};
 
 use crate::errno::Errno;
-use crate::side::{Link, Side};
+use crate::side::{Link, Side, Socket};
 use crate::suite::{Action, How, Outcome, Payload, SocketOptions, Until};
 
 /// How one call ended and how many bytes it moved.
@@ -43,56 +60,175 @@ impl CallResult {
         }
     }
 
-    fn errno(errno: Errno, bytes: u64) -> CallResult {
+    fn eof(bytes: u64) -> CallResult {
+        CallResult {
+            outcome: Outcome::Eof,
+            bytes,
+        }
+    }
+
+    fn from_io(err: &io::Error, bytes: u64) -> CallResult {
+        // Every error here comes from a syscall, so it carries its errno; an
+        // error without one would be a bug in this module, and is said so by
+        // its real (absent) number rather than a plausible-looking errno.
+        let errno = Errno::from_raw(err.raw_os_error().unwrap_or(0));
         CallResult {
             outcome: Outcome::Errno(errno),
             bytes,
         }
     }
 
-    fn from_io(err: &io::Error, bytes: u64) -> CallResult {
-        // An error without a socket errno would be a harness bug; EINVAL says so
-        // without inventing a network event.
-        CallResult::errno(
-            Errno::from_io(err).unwrap_or_else(|| errno(nix::libc::EINVAL)),
-            bytes,
-        )
+    /// Whether the call was interrupted by a signal (EINTR): how the runner
+    /// stops a side blocked in a call when the case ends.
+    pub fn interrupted(&self) -> bool {
+        matches!(self.outcome, Outcome::Errno(e) if e.raw() == nix::libc::EINTR)
     }
 }
 
-fn errno(raw: i32) -> Errno {
-    Errno::from_raw(raw).unwrap_or_else(|| unreachable!("errno {raw} is in the known set"))
+/// One call a script made: its result, when the syscall began and how long
+/// it took. Setup (building a payload, setting a timeout) happens before
+/// `began`, so a timing check measures the kernel, not the harness.
+#[derive(Debug, Clone, Copy)]
+pub struct Call {
+    /// How it ended.
+    pub result: CallResult,
+    /// When the first syscall of the call was made.
+    pub began: Instant,
+    /// How long it took, to the return of its last syscall.
+    pub took: Duration,
+}
+
+/// A step that needs a socket the side does not have: a script error the
+/// kernel was never asked about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NoSocket {
+    /// There never was a connection on that link.
+    #[error("this side has no connection to act on (it has not connected or accepted one)")]
+    NeverConnected,
+    /// The side closed it in an earlier step.
+    #[error("this side already closed that connection")]
+    Closed,
+    /// `accept` without a listener.
+    #[error("this side has no listener to accept from")]
+    NoListener,
+}
+
+/// The sockets of every side of one case, shared by the sides' threads so
+/// that a state check on one side reads any side's socket.
+///
+/// A side enters a socket here before the call that might block on it and
+/// withdraws it before closing it. A reader only borrows a socket's fd
+/// while it holds the table's lock, so a side that withdrew its socket
+/// holds the last reference and its `close(2)` happens when the script
+/// says, never later.
+#[derive(Debug, Default)]
+pub struct Sockets {
+    table: Mutex<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    /// Per connection, indexed by [`Socket::index`].
+    conns: [Entry; 4],
+    /// Each side's listening address while it listens, indexed by [`Side`].
+    listeners: [Option<SocketAddr>; 3],
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    /// (local, remote), kept after close: a socket in TIME_WAIT or
+    /// FIN_WAIT2 that no fd refers to is still the side's socket.
+    tuple: Option<(SocketAddr, SocketAddr)>,
+    /// The socket while the side holds it.
+    socket: Option<Arc<Sock>>,
+}
+
+impl Sockets {
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        // A panic while holding the lock leaves nothing half-written (every
+        // update is a single assignment), so the table stays usable.
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The (local, remote) addresses of `socket` as the kernel knows them,
+    /// once they exist: its own connection's, or, for an accepting side
+    /// that has not accepted yet, the end of the peer's connection that
+    /// waits in its listener's accept queue.
+    pub fn locate(&self, socket: Socket) -> Option<(SocketAddr, SocketAddr)> {
+        let table = self.lock();
+        if let Some(tuple) = table.conns[socket.index()].tuple {
+            return Some(tuple);
+        }
+        if socket.link() != Link::Accepted {
+            return None;
+        }
+        let listening = table.listeners[socket.side() as usize]?;
+        Socket::ALL
+            .into_iter()
+            .filter(|s| s.link() == Link::Connected)
+            .filter_map(|s| table.conns[s.index()].tuple)
+            .find(|(_, remote)| *remote == listening)
+            .map(|(local, remote)| (remote, local))
+    }
+
+    /// Runs `f` on the fd of `socket` while its side holds it; `None` when
+    /// it does not. The fd stays open for the length of `f`.
+    pub fn with_fd<T>(&self, socket: Socket, f: impl FnOnce(BorrowedFd<'_>) -> T) -> Option<T> {
+        let table = self.lock();
+        table.conns[socket.index()]
+            .socket
+            .as_ref()
+            .map(|s| f(s.as_fd()))
+    }
+
+    fn enter(&self, socket: Socket, tuple: Option<(SocketAddr, SocketAddr)>, held: &Arc<Sock>) {
+        let mut table = self.lock();
+        table.conns[socket.index()] = Entry {
+            tuple,
+            socket: Some(Arc::clone(held)),
+        };
+    }
+
+    fn withdraw(&self, socket: Socket) {
+        self.lock().conns[socket.index()].socket = None;
+    }
+
+    fn set_listener(&self, side: Side, addr: Option<SocketAddr>) {
+        self.lock().listeners[side as usize] = addr;
+    }
 }
 
 /// One side's sockets and the options waiting for the next one.
 ///
-/// A side holds at most a listener, one accepted connection and one it
-/// made (the proxy holds both; the client and server one each), indexed
-/// by [`Link`].
+/// A side holds at most a listener and one connection per [`Link`] (the
+/// proxy has both links; the client and server one each). A connection
+/// replaced by a later `connect` is kept open, as a program's old socket
+/// would be, until the case ends.
 #[derive(Debug)]
 pub struct Peer {
     side: Side,
-    listener: Option<TcpListener>,
-    conns: [Option<TcpStream>; 2],
-    /// The connection the current step acts on.
-    link: Link,
+    sockets: Arc<Sockets>,
+    listener: Option<Sock>,
+    conns: [Option<Arc<Sock>>; 2],
+    /// Whether a connection on the link was closed by an earlier step.
+    closed: [bool; 2],
+    /// Connections a later `connect` on the same link replaced.
+    replaced: Vec<Arc<Sock>>,
     /// Options set before a socket exists; applied to the next one made.
     pending: SocketOptions,
-    /// Each connection's (local, remote) addresses, kept after close: a
-    /// closed socket in TIME_WAIT or FIN_WAIT2 is still the side's socket.
-    tuples: [Option<(SocketAddr, SocketAddr)>; 2],
 }
 
 impl Peer {
-    /// A side with no sockets yet.
-    pub fn new(side: Side) -> Peer {
+    /// A side with no sockets yet, entering the ones it makes in `sockets`.
+    pub fn new(side: Side, sockets: Arc<Sockets>) -> Peer {
         Peer {
             side,
+            sockets,
             listener: None,
             conns: [None, None],
-            link: Link::Accepted,
+            closed: [false, false],
+            replaced: Vec::new(),
             pending: SocketOptions::default(),
-            tuples: [None, None],
         }
     }
 
@@ -101,198 +237,337 @@ impl Peer {
         self.side
     }
 
-    /// A connection's (local, remote) addresses, once there was one.
-    pub fn tuple(&self, link: Link) -> Option<(SocketAddr, SocketAddr)> {
-        self.tuples[link as usize]
-    }
-
-    /// A connection's fd while this side still holds it.
-    pub fn conn_fd(&self, link: Link) -> Option<BorrowedFd<'_>> {
-        self.conns[link as usize].as_ref().map(AsFd::as_fd)
-    }
-
-    /// Performs a socket action on the connection `link` names (`accept`
-    /// and `connect` fill their own). Actions that are not socket calls
-    /// (`sleep`, `mark`, `wait`, `state`) are the runner's, not a peer's.
-    pub async fn perform(&mut self, action: &Action, link: Link) -> CallResult {
-        self.link = link;
+    /// Performs a socket action on the connection `link` names (`listen`,
+    /// `accept` and `connect` make their own). Actions that are not socket
+    /// calls (`sleep`, `mark`, `wait`, `state`) are the runner's.
+    pub fn perform(&mut self, action: &Action, link: Link) -> Result<Call, NoSocket> {
         match action {
-            Action::Listen { addr, backlog } => self.listen(*addr, *backlog),
-            Action::Accept { timeout } => self.accept(*timeout).await,
+            Action::Listen { addr, backlog } => Ok(self.listen(*addr, *backlog)),
+            Action::Accept { timeout } => self.accept(*timeout),
             Action::Connect {
                 addr,
                 timeout,
                 from,
-            } => self.connect(*addr, *timeout, *from).await,
-            Action::Send { payload, timeout } => self.send(payload, *timeout).await,
-            Action::Recv { max, timeout } => self.recv(*max, *timeout).await,
-            Action::RecvUntil { until, timeout } => self.recv_until(until, *timeout).await,
-            Action::Shutdown(how) => self.shutdown(*how),
-            Action::Close => self.close(false).await,
-            Action::Abort => self.close(true).await,
-            Action::Set(options) => self.set(options),
+            } => Ok(self.connect(link, *addr, *timeout, *from)),
+            Action::Send { payload, timeout } => {
+                let conn = self.conn(link)?;
+                Ok(send(&conn, payload, *timeout))
+            }
+            Action::Recv { max, timeout } => {
+                let conn = self.conn(link)?;
+                Ok(recv(&conn, *max, *timeout))
+            }
+            Action::RecvUntil { until, timeout } => {
+                let conn = self.conn(link)?;
+                Ok(recv_until(&conn, until, *timeout))
+            }
+            Action::Shutdown(how) => {
+                let conn = self.conn(link)?;
+                Ok(shutdown(&conn, *how))
+            }
+            Action::Close => self.close(link, false),
+            Action::Abort => self.close(link, true),
+            Action::Set(options) => Ok(self.set(link, options)),
             Action::Sleep(_) | Action::Mark(_) | Action::Wait { .. } | Action::State { .. } => {
                 unreachable!("the runner performs `{}` itself", action.keyword())
             }
         }
     }
 
-    fn new_socket(&mut self, addr: SocketAddr) -> io::Result<TcpSocket> {
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
+    /// The connection on `link`, or why there is none.
+    fn conn(&self, link: Link) -> Result<Arc<Sock>, NoSocket> {
+        match &self.conns[link as usize] {
+            Some(conn) => Ok(Arc::clone(conn)),
+            None if self.closed[link as usize] => Err(NoSocket::Closed),
+            None => Err(NoSocket::NeverConnected),
+        }
+    }
+
+    fn slot(&self, link: Link) -> Option<Socket> {
+        Socket::of(self.side, link)
+    }
+
+    fn new_socket(&mut self, addr: SocketAddr) -> io::Result<Sock> {
+        let socket = Sock::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         apply_options(&socket, &std::mem::take(&mut self.pending))?;
         Ok(socket)
     }
 
-    fn listen(&mut self, addr: SocketAddr, backlog: u32) -> CallResult {
+    fn listen(&mut self, addr: SocketAddr, backlog: u32) -> Call {
+        let began = Instant::now();
         let result = self.new_socket(addr).and_then(|socket| {
-            socket.set_reuseaddr(true)?;
-            socket.bind(addr)?;
-            socket.listen(backlog)
+            socket.set_reuse_address(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+            Ok(socket)
         });
-        match result {
+        let took = began.elapsed();
+        let result = match result {
             Ok(listener) => {
                 self.listener = Some(listener);
+                self.sockets.set_listener(self.side, Some(addr));
                 CallResult::ok(0)
             }
             Err(err) => CallResult::from_io(&err, 0),
+        };
+        Call {
+            result,
+            began,
+            took,
         }
     }
 
-    async fn accept(&mut self, timeout: Option<Duration>) -> CallResult {
-        let Some(listener) = &self.listener else {
-            return CallResult::errno(errno(nix::libc::EINVAL), 0);
-        };
-        match with_timeout(timeout, listener.accept()).await {
-            None => CallResult::errno(errno(nix::libc::EAGAIN), 0),
-            Some(Err(err)) => CallResult::from_io(&err, 0),
-            Some(Ok((stream, remote))) => {
-                self.tuples[Link::Accepted as usize] =
-                    stream.local_addr().ok().map(|local| (local, remote));
-                self.conns[Link::Accepted as usize] = Some(stream);
+    fn accept(&mut self, timeout: Option<Duration>) -> Result<Call, NoSocket> {
+        let listener = self.listener.as_ref().ok_or(NoSocket::NoListener)?;
+        if let Err(err) = listener.set_read_timeout(kernel_timeout(timeout)) {
+            return Ok(instant(CallResult::from_io(&err, 0)));
+        }
+        let began = Instant::now();
+        let accepted = listener.accept();
+        let took = began.elapsed();
+        let result = match accepted {
+            Ok((conn, remote)) => {
+                let tuple = conn
+                    .local_addr()
+                    .ok()
+                    .and_then(|l| l.as_socket())
+                    .zip(remote.as_socket());
+                let conn = Arc::new(conn);
+                if let Some(slot) = self.slot(Link::Accepted) {
+                    self.sockets.enter(slot, tuple, &conn);
+                }
+                self.hold(Link::Accepted, conn);
                 CallResult::ok(0)
             }
-        }
+            Err(err) => CallResult::from_io(&err, 0),
+        };
+        Ok(Call {
+            result,
+            began,
+            took,
+        })
     }
 
-    /// A non-blocking `connect(2)`, then a wait for the outcome. A timeout
-    /// returns EINPROGRESS and keeps the socket, so its SYN goes on being
-    /// retried and a state check sees SYN_SENT, as a connect under
-    /// `SO_SNDTIMEO` behaves; a later call on it reports how it ended.
-    async fn connect(
+    /// A blocking `connect(2)` under `SO_SNDTIMEO`. The socket is bound
+    /// first so its 4-tuple is known, and entered in the table, before the
+    /// SYN leaves: a state check sees it in SYN_SENT while the call blocks.
+    /// A failed connect keeps its socket (fd CLOSE), as a program's would.
+    fn connect(
         &mut self,
+        link: Link,
         addr: SocketAddr,
         timeout: Option<Duration>,
         from: Option<u16>,
-    ) -> CallResult {
-        let slot = Link::Connected as usize;
-        let started = (|| -> io::Result<(std::net::TcpStream, bool)> {
-            let socket = socket2::Socket::new(
-                socket2::Domain::for_address(addr),
-                socket2::Type::STREAM,
-                Some(socket2::Protocol::TCP),
-            )?;
-            socket.set_nonblocking(true)?;
-            apply_options(&socket, &std::mem::take(&mut self.pending))?;
-            // Bind first so the 4-tuple is known before the SYN leaves: a
-            // connect that never completes can still be found in SYN_SENT.
+    ) -> Call {
+        let prepared = self.new_socket(addr).and_then(|socket| {
             socket.bind(&SocketAddr::new(addr.ip(), from.unwrap_or(0)).into())?;
+            socket.set_write_timeout(kernel_timeout(timeout))?;
             let local = socket.local_addr()?.as_socket();
-            self.tuples[slot] = local.map(|local| (local, addr));
-            let in_progress = match socket.connect(&addr.into()) {
-                Ok(()) => false,
-                Err(err) if err.raw_os_error() == Some(nix::libc::EINPROGRESS) => true,
-                Err(err) => return Err(err),
-            };
-            Ok((socket.into(), in_progress))
-        })();
-        let (stream, in_progress) = match started {
-            Ok((std, in_progress)) => match TcpStream::from_std(std) {
-                Ok(stream) => (stream, in_progress),
-                Err(err) => return CallResult::from_io(&err, 0),
-            },
-            Err(err) => return CallResult::from_io(&err, 0),
+            Ok((socket, local))
+        });
+        let (socket, local) = match prepared {
+            Ok(prepared) => prepared,
+            Err(err) => return instant(CallResult::from_io(&err, 0)),
         };
-        if in_progress {
-            match with_timeout(timeout, stream.writable()).await {
-                None => {
-                    self.conns[slot] = Some(stream);
-                    return CallResult::errno(errno(nix::libc::EINPROGRESS), 0);
+        let socket = Arc::new(socket);
+        if let Some(slot) = self.slot(link) {
+            self.sockets.enter(slot, local.map(|l| (l, addr)), &socket);
+        }
+        let began = Instant::now();
+        let connected = socket.connect(&addr.into());
+        let took = began.elapsed();
+        self.hold(link, socket);
+        let result = match connected {
+            Ok(()) => CallResult::ok(0),
+            Err(err) => CallResult::from_io(&err, 0),
+        };
+        Call {
+            result,
+            began,
+            took,
+        }
+    }
+
+    /// Makes `conn` the side's connection on `link`; one it had there is
+    /// kept open but no longer acted on.
+    fn hold(&mut self, link: Link, conn: Arc<Sock>) {
+        if let Some(old) = self.conns[link as usize].replace(conn) {
+            self.replaced.push(old);
+        }
+        self.closed[link as usize] = false;
+    }
+
+    /// `close(2)` of the connection; with `abort`, `SO_LINGER {on, 0}`
+    /// first. A side without a connection closes its listener instead, so
+    /// a server can stop listening (new connects then see ECONNREFUSED).
+    /// A lingering close blocks in the kernel, as it would in a program.
+    fn close(&mut self, link: Link, abort: bool) -> Result<Call, NoSocket> {
+        let Some(conn) = self.conns[link as usize].take() else {
+            if let Some(listener) = self.listener.take() {
+                self.sockets.set_listener(self.side, None);
+                return Ok(timed(|| {
+                    drop(listener);
+                    CallResult::ok(0)
+                }));
+            }
+            return Err(if self.closed[link as usize] {
+                NoSocket::Closed
+            } else {
+                NoSocket::NeverConnected
+            });
+        };
+        if abort {
+            if let Err(err) = conn.set_linger(Some(Duration::ZERO)) {
+                self.conns[link as usize] = Some(conn);
+                return Ok(instant(CallResult::from_io(&err, 0)));
+            }
+        }
+        if let Some(slot) = self.slot(link) {
+            self.sockets.withdraw(slot);
+        }
+        self.closed[link as usize] = true;
+        // State checks only borrow the fd under the table's lock, so after
+        // the withdrawal this is the last reference and dropping it is the
+        // `close(2)`.
+        Ok(timed(move || {
+            drop(conn);
+            CallResult::ok(0)
+        }))
+    }
+
+    fn set(&mut self, link: Link, options: &SocketOptions) -> Call {
+        // Options on a listener are inherited by the connections it accepts.
+        let listener = self.listener.as_ref().filter(|_| link == Link::Accepted);
+        let result = match (&self.conns[link as usize], listener) {
+            (Some(conn), _) => apply_options(conn.as_ref(), options),
+            (None, Some(listener)) => apply_options(listener, options),
+            (None, None) => {
+                merge_options(&mut self.pending, options);
+                Ok(())
+            }
+        };
+        instant(match result {
+            Ok(()) => CallResult::ok(0),
+            Err(err) => CallResult::from_io(&err, 0),
+        })
+    }
+}
+
+/// `SO_RCVTIMEO`/`SO_SNDTIMEO` for a step's timeout: `None` blocks. A zero
+/// `timeval` would also mean "block", so the shortest timeout the kernel
+/// takes is one microsecond.
+fn kernel_timeout(timeout: Option<Duration>) -> Option<Duration> {
+    timeout.map(|t| t.max(Duration::from_micros(1)))
+}
+
+/// A call that made no blocking syscall: its setup failed or it only set
+/// options.
+fn instant(result: CallResult) -> Call {
+    Call {
+        result,
+        began: Instant::now(),
+        took: Duration::ZERO,
+    }
+}
+
+fn timed(f: impl FnOnce() -> CallResult) -> Call {
+    let began = Instant::now();
+    let result = f();
+    Call {
+        result,
+        began,
+        took: began.elapsed(),
+    }
+}
+
+/// Writes the whole payload (see the [module docs](self) for the timeout).
+fn send(conn: &Sock, payload: &Payload, timeout: Option<Duration>) -> Call {
+    // Built before the clock starts: a 200 MB filler is this side's work,
+    // not part of the call.
+    let bytes = payload_bytes(payload);
+    let mut written = 0usize;
+    let began = Instant::now();
+    let budget_end = timeout.map(|t| began + t);
+    let result = loop {
+        if written == bytes.len() {
+            break CallResult::ok(written as u64);
+        }
+        let flags = match budget_end {
+            None => {
+                if let Err(err) = conn.set_write_timeout(None) {
+                    break CallResult::from_io(&err, written as u64);
                 }
-                Some(Err(err)) => return CallResult::from_io(&err, 0),
-                Some(Ok(())) => {}
+                0
             }
-            // Writable means the handshake ended; SO_ERROR says how.
-            match stream.take_error() {
-                Ok(None) => {}
-                Ok(Some(err)) | Err(err) => return CallResult::from_io(&err, 0),
-            }
-        }
-        self.conns[slot] = Some(stream);
-        CallResult::ok(0)
-    }
-
-    async fn send(&mut self, payload: &Payload, timeout: Option<Duration>) -> CallResult {
-        let Some(conn) = &mut self.conns[self.link as usize] else {
-            return not_connected(self.tuples[self.link as usize].is_some());
-        };
-        let bytes = payload_bytes(payload);
-        let mut written = 0usize;
-        let write_all = async {
-            while written < bytes.len() {
-                match conn.write(&bytes[written..]).await {
-                    Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-                    Ok(n) => written += n,
-                    Err(err) => return Err(err),
+            Some(end) => {
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    // The step's time is spent after a partial write: the
+                    // kernel says whether there is room now.
+                    nix::libc::MSG_DONTWAIT
+                } else {
+                    if let Err(err) = conn.set_write_timeout(kernel_timeout(Some(left))) {
+                        break CallResult::from_io(&err, written as u64);
+                    }
+                    0
                 }
             }
-            Ok(())
         };
-        match with_timeout(timeout, write_all).await {
-            None => CallResult::errno(errno(nix::libc::EAGAIN), written as u64),
-            Some(Err(err)) => CallResult::from_io(&err, written as u64),
-            Some(Ok(())) => CallResult::ok(written as u64),
+        // MSG_NOSIGNAL: a write after the peer's RST returns EPIPE instead
+        // of raising SIGPIPE, as servers that ignore SIGPIPE see it.
+        match conn.send_with_flags(&bytes[written..], flags | nix::libc::MSG_NOSIGNAL) {
+            Ok(n) => {
+                written += n;
+                if flags & nix::libc::MSG_DONTWAIT != 0 && written < bytes.len() {
+                    // Room for some but not all: the kernel's next answer
+                    // decides, without blocking past the timeout.
+                    continue;
+                }
+            }
+            Err(err) => break CallResult::from_io(&err, written as u64),
         }
+    };
+    Call {
+        result,
+        began,
+        took: began.elapsed(),
     }
+}
 
-    async fn recv(&mut self, max: usize, timeout: Option<Duration>) -> CallResult {
-        let Some(conn) = &mut self.conns[self.link as usize] else {
-            return not_connected(self.tuples[self.link as usize].is_some());
-        };
-        let mut buf = vec![0u8; max];
-        match with_timeout(timeout, conn.read(&mut buf)).await {
-            None => CallResult::errno(errno(nix::libc::EAGAIN), 0),
-            Some(Err(err)) => CallResult::from_io(&err, 0),
-            Some(Ok(0)) => CallResult {
-                outcome: Outcome::Eof,
-                bytes: 0,
-            },
-            Some(Ok(n)) => CallResult::ok(n as u64),
-        }
+fn read_once(conn: &Sock, buf: &mut [u8]) -> io::Result<usize> {
+    let mut reader: &Sock = conn;
+    reader.read(buf)
+}
+
+/// One read under `SO_RCVTIMEO`.
+fn recv(conn: &Sock, max: usize, timeout: Option<Duration>) -> Call {
+    let mut buf = vec![0u8; max];
+    if let Err(err) = conn.set_read_timeout(kernel_timeout(timeout)) {
+        return instant(CallResult::from_io(&err, 0));
     }
+    timed(|| match read_once(conn, &mut buf) {
+        Ok(0) => CallResult::eof(0),
+        Ok(n) => CallResult::ok(n as u64),
+        Err(err) => CallResult::from_io(&err, 0),
+    })
+}
 
-    async fn recv_until(&mut self, until: &Until, timeout: Option<Duration>) -> CallResult {
-        let Some(conn) = &mut self.conns[self.link as usize] else {
-            return not_connected(self.tuples[self.link as usize].is_some());
-        };
-        let mut buf = vec![0u8; 64 * 1024];
+/// Reads until a byte count or a pattern; `timeout` is each read's
+/// `SO_RCVTIMEO`, the idle time a per-read socket timeout allows.
+fn recv_until(conn: &Sock, until: &Until, timeout: Option<Duration>) -> Call {
+    let mut buf = vec![0u8; 64 * 1024];
+    if let Err(err) = conn.set_read_timeout(kernel_timeout(timeout)) {
+        return instant(CallResult::from_io(&err, 0));
+    }
+    // Only the tail that could hold a pattern split across reads is kept.
+    let mut tail: Vec<u8> = Vec::new();
+    timed(|| {
         let mut total = 0u64;
-        // Only the tail that could hold a pattern split across reads is kept.
-        let mut tail: Vec<u8> = Vec::new();
         loop {
-            match with_timeout(timeout, conn.read(&mut buf)).await {
-                None => return CallResult::errno(errno(nix::libc::EAGAIN), total),
-                Some(Err(err)) => return CallResult::from_io(&err, total),
-                Some(Ok(0)) => {
-                    return CallResult {
-                        outcome: Outcome::Eof,
-                        bytes: total,
-                    };
-                }
-                Some(Ok(n)) => {
+            match read_once(conn, &mut buf) {
+                Err(err) => return CallResult::from_io(&err, total),
+                Ok(0) => return CallResult::eof(total),
+                Ok(n) => {
                     total += n as u64;
                     match until {
                         Until::Bytes(want) if total >= *want => return CallResult::ok(total),
@@ -311,111 +586,19 @@ impl Peer {
                 }
             }
         }
-    }
-
-    fn shutdown(&mut self, how: How) -> CallResult {
-        let Some(conn) = &self.conns[self.link as usize] else {
-            return not_connected(self.tuples[self.link as usize].is_some());
-        };
-        let how = match how {
-            How::Read => sock::Shutdown::Read,
-            How::Write => sock::Shutdown::Write,
-            How::Both => sock::Shutdown::Both,
-        };
-        match sock::shutdown(std::os::fd::AsRawFd::as_raw_fd(conn), how) {
-            Ok(()) => CallResult::ok(0),
-            Err(err) => CallResult::errno(
-                Errno::from_raw(err as i32).unwrap_or_else(|| errno(nix::libc::EINVAL)),
-                0,
-            ),
-        }
-    }
-
-    /// `close(2)` of the connection; with `abort`, `SO_LINGER {on, 0}`
-    /// first. A side without a connection closes its listener instead, so
-    /// a server can stop listening (new connects then see ECONNREFUSED).
-    async fn close(&mut self, abort: bool) -> CallResult {
-        let Some(conn) = self.conns[self.link as usize].take() else {
-            return match self.listener.take() {
-                Some(listener) => {
-                    drop(listener);
-                    CallResult::ok(0)
-                }
-                None => not_connected(self.tuples[self.link as usize].is_some()),
-            };
-        };
-        if abort {
-            let zero = nix::libc::linger {
-                l_onoff: 1,
-                l_linger: 0,
-            };
-            if let Err(err) = sock::setsockopt(&conn, sockopt::Linger, &zero) {
-                self.conns[self.link as usize] = Some(conn);
-                return CallResult::errno(
-                    Errno::from_raw(err as i32).unwrap_or_else(|| errno(nix::libc::EINVAL)),
-                    0,
-                );
-            }
-        }
-        let lingering = sock::getsockopt(&conn, sockopt::Linger)
-            .is_ok_and(|l| l.l_onoff != 0 && l.l_linger > 0);
-        match conn.into_std() {
-            // A lingering close blocks in the kernel until the data is
-            // acknowledged or the time runs out, even on a non-blocking socket:
-            // run it off the runtime so the other side's script goes on.
-            Ok(std) if lingering => match tokio::task::spawn_blocking(move || drop(std)).await {
-                Ok(()) => CallResult::ok(0),
-                Err(_) => CallResult::errno(errno(nix::libc::EINTR), 0),
-            },
-            Ok(std) => {
-                drop(std);
-                CallResult::ok(0)
-            }
-            Err(err) => CallResult::from_io(&err, 0),
-        }
-    }
-
-    fn set(&mut self, options: &SocketOptions) -> CallResult {
-        // Options on a listener are inherited by the connections it accepts.
-        let listener = self
-            .listener
-            .as_ref()
-            .filter(|_| self.link == Link::Accepted);
-        let result = match (&self.conns[self.link as usize], listener) {
-            (Some(conn), _) => apply_options(conn, options),
-            (None, Some(listener)) => apply_options(listener, options),
-            (None, None) => {
-                merge_options(&mut self.pending, options);
-                Ok(())
-            }
-        };
-        match result {
-            Ok(()) => CallResult::ok(0),
-            Err(err) => CallResult::from_io(&err, 0),
-        }
-    }
+    })
 }
 
-/// ENOTCONN before a connection exists; EBADF once this side closed it.
-fn not_connected(had_one: bool) -> CallResult {
-    CallResult::errno(
-        errno(if had_one {
-            nix::libc::EBADF
-        } else {
-            nix::libc::ENOTCONN
-        }),
-        0,
-    )
-}
-
-async fn with_timeout<F: std::future::Future>(
-    timeout: Option<Duration>,
-    fut: F,
-) -> Option<F::Output> {
-    match timeout {
-        Some(limit) => tokio::time::timeout(limit, fut).await.ok(),
-        None => Some(fut.await),
-    }
+fn shutdown(conn: &Sock, how: How) -> Call {
+    let how = match how {
+        How::Read => std::net::Shutdown::Read,
+        How::Write => std::net::Shutdown::Write,
+        How::Both => std::net::Shutdown::Both,
+    };
+    timed(|| match conn.shutdown(how) {
+        Ok(()) => CallResult::ok(0),
+        Err(err) => CallResult::from_io(&err, 0),
+    })
 }
 
 /// A payload's bytes; filler is a repeating alphabet so captures stay legible.
@@ -423,9 +606,8 @@ fn payload_bytes(payload: &Payload) -> Vec<u8> {
     match payload {
         Payload::Text { text, repeat } => text.repeat(*repeat).into_bytes(),
         Payload::Size(n) => {
-            // Doubling copies, not a loop per byte: this runs inside the
-            // timed call, and a per-byte loop over megabytes shows up as
-            // tens of milliseconds in a debug build.
+            // Doubling copies, not a loop per byte: megabytes of filler in a
+            // debug build would otherwise take tens of milliseconds.
             let mut bytes = b"abcdefghijklmnopqrstuvwxyz".to_vec();
             while bytes.len() < *n {
                 bytes.extend_from_within(..bytes.len().min(*n - bytes.len()));
@@ -477,8 +659,6 @@ fn apply_options(fd: &impl AsFd, options: &SocketOptions) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::future::Future;
-
     use rstest::rstest;
 
     use super::*;
@@ -486,21 +666,11 @@ mod tests {
     use crate::tcp_state::TcpState;
 
     /// Runs `body` the way a case runs: on a fresh thread, in a fresh
-    /// network namespace, on a current-thread runtime (tests run as root).
-    fn in_case<T, F>(body: impl FnOnce() -> F + Send + 'static) -> T
-    where
-        T: Send + 'static,
-        F: Future<Output = T>,
-    {
+    /// network namespace.
+    fn in_case<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async {
-                CaseNamespace::create().await.expect("a case namespace");
-                body().await
-            })
+            let _namespace = CaseNamespace::create_blocking().expect("a case namespace");
+            body()
         })
         .join()
         .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
@@ -518,48 +688,96 @@ mod tests {
         }
     }
 
-    fn name(result: CallResult) -> String {
-        match result.outcome {
-            Outcome::Ok => format!("ok {}", result.bytes),
-            Outcome::Eof => "EOF".into(),
-            Outcome::Errno(errno) => errno.name().into(),
+    fn listen(port: u16, backlog: u32) -> Action {
+        Action::Listen {
+            addr: addr(port),
+            backlog,
         }
     }
 
-    /// A connected pair: (client, server).
-    async fn pair(port: u16) -> (Peer, Peer) {
-        let mut server = Peer::new(Side::Server);
-        let mut client = Peer::new(Side::Client);
-        let listen = Action::Listen {
-            addr: addr(port),
-            backlog: 8,
-        };
-        assert_eq!(name(server.perform(&listen, Link::Accepted).await), "ok 0");
+    fn recv(timeout: Option<Duration>) -> Action {
+        Action::Recv { max: 1024, timeout }
+    }
+
+    fn name(call: Result<Call, NoSocket>) -> String {
+        let result = call.expect("a socket to act on").result;
+        match result.outcome {
+            Outcome::Ok => format!("ok {}", result.bytes),
+            Outcome::Eof => "EOF".into(),
+            Outcome::Errno(errno) => errno.name(),
+        }
+    }
+
+    /// A connected pair: (client, server), sharing one table.
+    fn pair(port: u16) -> (Peer, Peer, Arc<Sockets>) {
+        let sockets = Arc::new(Sockets::default());
+        let mut server = Peer::new(Side::Server, Arc::clone(&sockets));
+        let mut client = Peer::new(Side::Client, Arc::clone(&sockets));
         assert_eq!(
-            name(client.perform(&connect(port, None), Link::Connected).await),
+            name(server.perform(&listen(port, 8), Link::Accepted)),
+            "ok 0"
+        );
+        assert_eq!(
+            name(client.perform(&connect(port, None), Link::Connected)),
             "ok 0"
         );
         let accept = Action::Accept { timeout: None };
-        assert_eq!(name(server.perform(&accept, Link::Accepted).await), "ok 0");
-        (client, server)
+        assert_eq!(name(server.perform(&accept, Link::Accepted)), "ok 0");
+        (client, server, sockets)
+    }
+
+    fn state(sockets: &Sockets, socket: Socket) -> Option<TcpState> {
+        sockets
+            .with_fd(socket, |fd| crate::observe::tcp_info_state(fd).ok())
+            .flatten()
     }
 
     #[test]
-    fn a_closed_port_refuses_and_the_tuple_is_still_known() {
-        in_case(|| async {
-            let mut client = Peer::new(Side::Client);
-            let result = client.perform(&connect(8080, None), Link::Connected).await;
+    fn a_refused_connect_keeps_its_socket_in_close_and_a_send_on_it_is_the_kernel_s_epipe() {
+        in_case(|| {
+            let sockets = Arc::new(Sockets::default());
+            let mut client = Peer::new(Side::Client, Arc::clone(&sockets));
+            let result = client.perform(&connect(8080, None), Link::Connected);
             assert_eq!(name(result), "ECONNREFUSED");
-            let (local, remote) = client.tuple(Link::Connected).expect("bound before connect");
+            let (local, remote) = sockets
+                .locate(Socket::Client)
+                .expect("bound before connect");
             assert_eq!(remote, addr(8080));
             assert_ne!(local.port(), 0);
+            assert_eq!(state(&sockets, Socket::Client), Some(TcpState::Close));
+            let send = Action::Send {
+                payload: Payload::Size(10),
+                timeout: None,
+            };
+            assert_eq!(name(client.perform(&send, Link::Connected)), "EPIPE");
+        });
+    }
+
+    #[test]
+    fn a_refused_connect_never_acts_on_the_connection_the_side_already_had() {
+        in_case(|| {
+            let (mut client, mut server, sockets) = pair(8080);
+            let old = sockets.locate(Socket::Client).expect("connected");
+            assert_eq!(
+                name(client.perform(&connect(9090, None), Link::Connected)),
+                "ECONNREFUSED"
+            );
+            assert_ne!(sockets.locate(Socket::Client), Some(old));
+            let hello = Action::Send {
+                payload: Payload::Size(5),
+                timeout: None,
+            };
+            assert_eq!(name(client.perform(&hello, Link::Connected)), "EPIPE");
+            // The old connection is still open and got nothing.
+            let quick = recv(Some(Duration::from_millis(20)));
+            assert_eq!(name(server.perform(&quick, Link::Accepted)), "EAGAIN");
         });
     }
 
     #[test]
     fn data_flows_and_an_abort_resets_the_peer() {
-        in_case(|| async {
-            let (mut client, mut server) = pair(8080).await;
+        in_case(|| {
+            let (mut client, mut server, _) = pair(8080);
             let hello = Action::Send {
                 payload: Payload::Text {
                     text: "hello\n".into(),
@@ -567,101 +785,175 @@ mod tests {
                 },
                 timeout: None,
             };
-            assert_eq!(name(client.perform(&hello, Link::Connected).await), "ok 12");
+            assert_eq!(name(client.perform(&hello, Link::Connected)), "ok 12");
             let until = Action::RecvUntil {
                 until: Until::Pattern("o\nh".into()),
                 timeout: None,
             };
-            assert!(name(server.perform(&until, Link::Accepted).await).starts_with("ok"));
+            assert!(name(server.perform(&until, Link::Accepted)).starts_with("ok"));
             assert_eq!(
-                name(client.perform(&Action::Abort, Link::Connected).await),
+                name(client.perform(&Action::Abort, Link::Connected)),
                 "ok 0"
             );
-            let recv = Action::Recv {
-                max: 1024,
-                timeout: Some(Duration::from_secs(1)),
-            };
+            let read = recv(Some(Duration::from_secs(1)));
             // Whatever was still unread, the reset wins on Linux.
-            let mut seen = name(server.perform(&recv, Link::Accepted).await);
+            let mut seen = name(server.perform(&read, Link::Accepted));
             if seen.starts_with("ok") {
-                seen = name(server.perform(&recv, Link::Accepted).await);
+                seen = name(server.perform(&read, Link::Accepted));
             }
             assert_eq!(seen, "ECONNRESET");
             let more = Action::Send {
                 payload: Payload::Size(10),
                 timeout: None,
             };
-            assert_eq!(name(server.perform(&more, Link::Accepted).await), "EPIPE");
+            assert_eq!(name(server.perform(&more, Link::Accepted)), "EPIPE");
         });
     }
 
     #[rstest]
-    #[case::before_any_connection(false, "ENOTCONN")]
-    #[case::after_close(true, "EBADF")]
-    fn calls_without_a_connection_say_why(#[case] closed: bool, #[case] errno: &str) {
-        let seen = in_case(move || async move {
-            let (mut client, _server) = pair(8080).await;
-            let mut fresh = Peer::new(Side::Client);
+    #[case::before_any_connection(false, NoSocket::NeverConnected)]
+    #[case::after_close(true, NoSocket::Closed)]
+    fn a_call_without_a_connection_is_a_script_error_not_an_errno(
+        #[case] closed: bool,
+        #[case] why: NoSocket,
+    ) {
+        let seen = in_case(move || {
+            let (mut client, _server, sockets) = pair(8080);
+            let mut fresh = Peer::new(Side::Client, sockets);
             let peer = if closed {
-                client.perform(&Action::Close, Link::Connected).await;
+                name(client.perform(&Action::Close, Link::Connected));
                 &mut client
             } else {
                 &mut fresh
             };
-            let recv = Action::Recv {
-                max: 16,
-                timeout: None,
-            };
-            name(peer.perform(&recv, Link::Connected).await)
+            peer.perform(&recv(None), Link::Connected).unwrap_err()
         });
-        assert_eq!(seen, errno);
+        assert_eq!(seen, why);
     }
 
     #[test]
-    fn a_connect_that_times_out_keeps_its_socket_in_syn_sent() {
-        in_case(|| async {
-            let mut server = Peer::new(Side::Server);
-            let listen = Action::Listen {
-                addr: addr(8080),
-                backlog: 0,
-            };
-            server.perform(&listen, Link::Accepted).await;
-            let mut first = Peer::new(Side::Client);
+    fn a_read_timeout_is_the_kernel_s_eagain_and_data_that_arrived_is_returned() {
+        in_case(|| {
+            let (mut client, mut server, _) = pair(8080);
+            let read = recv(Some(Duration::from_millis(50)));
+            let call = server.perform(&read, Link::Accepted).expect("connected");
             assert_eq!(
-                name(first.perform(&connect(8080, None), Link::Connected).await),
+                call.result.outcome.to_string(),
+                "EAGAIN (Resource temporarily unavailable)"
+            );
+            assert!(call.took >= Duration::from_millis(49), "{:?}", call.took);
+            let hello = Action::Send {
+                payload: Payload::Size(3),
+                timeout: None,
+            };
+            client.perform(&hello, Link::Connected).expect("connected");
+            std::thread::sleep(Duration::from_millis(10));
+            // A 1 µs timeout: the bytes already queued still come back.
+            let quick = recv(Some(Duration::from_micros(1)));
+            assert_eq!(name(server.perform(&quick, Link::Accepted)), "ok 3");
+        });
+    }
+
+    #[test]
+    fn a_send_timeout_ends_with_the_kernel_s_eagain_after_the_bytes_that_fit() {
+        in_case(|| {
+            let (_client, mut server, _) = pair(8080);
+            let flood = Action::Send {
+                payload: Payload::Size(50_000_000),
+                timeout: Some(Duration::from_millis(100)),
+            };
+            let call = server.perform(&flood, Link::Accepted).expect("connected");
+            assert_eq!(
+                call.result.outcome.to_string(),
+                "EAGAIN (Resource temporarily unavailable)"
+            );
+            assert!(call.result.bytes > 0 && call.result.bytes < 50_000_000);
+            assert!(
+                call.took >= Duration::from_millis(99) && call.took < Duration::from_millis(400),
+                "{:?}",
+                call.took
+            );
+        });
+    }
+
+    #[test]
+    fn a_blocking_connect_is_observable_in_syn_sent_and_times_out_with_einprogress() {
+        in_case(|| {
+            let sockets = Arc::new(Sockets::default());
+            let mut server = Peer::new(Side::Server, Arc::clone(&sockets));
+            server
+                .perform(&listen(8080, 0), Link::Accepted)
+                .expect("listen");
+            let mut first = Peer::new(Side::Proxy, Arc::clone(&sockets));
+            assert_eq!(
+                name(first.perform(&connect(8080, None), Link::Connected)),
                 "ok 0"
             );
-            let mut client = Peer::new(Side::Client);
-            let wait = Some(Duration::from_millis(100));
-            let result = client.perform(&connect(8080, wait), Link::Connected).await;
-            assert_eq!(name(result), "EINPROGRESS");
-            let fd = client.conn_fd(Link::Connected).expect("the socket is kept");
-            assert_eq!(
-                crate::observe::tcp_info_state(fd).ok(),
-                Some(TcpState::SynSent)
+            let watcher = Arc::clone(&sockets);
+            let seen = std::thread::spawn(move || {
+                let until = Instant::now() + Duration::from_secs(1);
+                while Instant::now() < until {
+                    if state(&watcher, Socket::Client) == Some(TcpState::SynSent) {
+                        return true;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                false
+            });
+            let mut client = Peer::new(Side::Client, Arc::clone(&sockets));
+            let wait = Some(Duration::from_millis(300));
+            let call = client.perform(&connect(8080, wait), Link::Connected);
+            assert_eq!(name(call), "EINPROGRESS");
+            assert!(
+                seen.join().expect("watcher"),
+                "SYN_SENT seen during the call"
             );
+            assert_eq!(state(&sockets, Socket::Client), Some(TcpState::SynSent));
+        });
+    }
+
+    #[test]
+    fn a_connection_in_the_accept_queue_is_located_through_the_listener() {
+        in_case(|| {
+            let sockets = Arc::new(Sockets::default());
+            let mut server = Peer::new(Side::Server, Arc::clone(&sockets));
+            server
+                .perform(&listen(8080, 8), Link::Accepted)
+                .expect("listen");
+            assert_eq!(sockets.locate(Socket::Server), None);
+            let mut client = Peer::new(Side::Client, Arc::clone(&sockets));
+            client
+                .perform(&connect(8080, None), Link::Connected)
+                .expect("connect");
+            let (local, remote) = sockets.locate(Socket::Client).expect("client");
+            assert_eq!(sockets.locate(Socket::Server), Some((remote, local)));
         });
     }
 
     #[test]
     fn options_set_before_a_socket_exists_apply_to_the_next_one() {
-        in_case(|| async {
-            let mut server = Peer::new(Side::Server);
-            let listen = Action::Listen {
-                addr: addr(8080),
-                backlog: 8,
-            };
-            server.perform(&listen, Link::Accepted).await;
-            let mut client = Peer::new(Side::Client);
+        in_case(|| {
+            let sockets = Arc::new(Sockets::default());
+            let mut server = Peer::new(Side::Server, Arc::clone(&sockets));
+            server
+                .perform(&listen(8080, 8), Link::Accepted)
+                .expect("listen");
+            let mut client = Peer::new(Side::Client, Arc::clone(&sockets));
             let small = SocketOptions {
                 rcvbuf: Some(4096),
                 ..SocketOptions::default()
             };
-            client.perform(&Action::Set(small), Link::Connected).await;
-            client.perform(&connect(8080, None), Link::Connected).await;
-            let fd = client.conn_fd(Link::Connected).expect("connected");
+            client
+                .perform(&Action::Set(small), Link::Connected)
+                .expect("set");
+            client
+                .perform(&connect(8080, None), Link::Connected)
+                .expect("connect");
             // The kernel doubles what was asked for.
-            assert_eq!(sock::getsockopt(&fd, sockopt::RcvBuf).ok(), Some(8192));
+            let size = sockets.with_fd(Socket::Client, |fd| {
+                sock::getsockopt(&fd, sockopt::RcvBuf).ok()
+            });
+            assert_eq!(size.flatten(), Some(8192));
         });
     }
 

@@ -1,22 +1,28 @@
-//! Running one case on its own thread: namespace, scripts, verdicts.
+//! Running one case: its namespace, one thread per side, verdicts.
 //!
-//! Everything here runs on the case's fresh OS thread, inside the network
-//! namespace that thread created, on a current-thread tokio runtime: both
-//! sides' scripts are futures on that one runtime, so they share state
-//! through `RefCell`s without locks, and every socket they make is in the
-//! case's namespace. A script stops at its first failed expectation, which
-//! stops the case.
+//! The case's own fresh OS thread creates the network namespace, then
+//! starts one OS thread per side. Threads inherit the namespace of the
+//! thread that creates them, so every socket the sides make is in the
+//! case's namespace, and each side makes its blocking calls on its own
+//! clock, as a separate program would: a side that is busy or stalled never
+//! delays another side's call or decides its outcome.
+//!
+//! The sides share only what real peers share through the kernel, plus the
+//! case's coordination ([`Shared`]): `mark`/`wait` labels, the table of
+//! sockets a state check reads, the event record, and whether the case is
+//! stopping. A side stops at its first failed expectation, which stops the
+//! case: the case thread then wakes every side still blocked in a call
+//! ([`interrupt`](super::interrupt)) and records that call as in flight.
+//! The case's deadline does the same. Sockets live until the case ends, not
+//! until their side's script does.
 
-use std::cell::{Cell, RefCell};
 use std::collections::HashSet;
-use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
-
+use super::interrupt::{self, Waker};
 use crate::observe::{self, SockDiag};
-use crate::peer::{CallResult, Peer};
+use crate::peer::{Call, Peer, Sockets};
 use crate::report::{CaseStatus, EventKind, Failure, StateSource, StepRef, Timeline};
 use crate::sandbox::CaseNamespace;
 use crate::side::{Link, Side, Socket};
@@ -25,127 +31,256 @@ use crate::tcp_state::TcpState;
 use crate::verdict::{self, Mismatch};
 
 /// How often a `within` state check samples the kernel. Short enough to
-/// catch a 1 ms FIN_WAIT1, cheap because a sock_diag dump of a fresh
-/// namespace costs microseconds.
+/// catch a 1 ms FIN_WAIT1, cheap because one sock_diag lookup costs
+/// microseconds.
 const POLL_INTERVAL: Duration = Duration::from_millis(2);
 
-/// What one side has made public for the other side's state checks.
-#[derive(Debug, Clone, Copy, Default)]
-struct Published {
-    tuple: Option<(SocketAddr, SocketAddr)>,
-    /// The connection's fd while the side holds it, for `TCP_INFO`.
-    fd: Option<RawFd>,
-}
+/// How often the case thread repeats its wake-up signal to a side still
+/// blocked after the case ended (a signal sent just before the side
+/// entered its call is missed).
+const WAKE_INTERVAL: Duration = Duration::from_millis(5);
 
-struct Ctx<'a> {
-    case: &'a Case,
+/// How long the sides get to leave their calls after the case ended. Only a
+/// lingering close (`SO_LINGER` with seconds) can hold a side longer.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// What the sides of one case share.
+struct Shared {
+    case: Case,
+    /// The case's clock: every event is stamped against it.
     start: Instant,
-    timeline: RefCell<Timeline>,
-    diag: RefCell<SockDiag>,
-    /// Per socket, indexed by [`Socket::index`].
-    published: RefCell<[Published; 4]>,
-    marks: RefCell<HashSet<String>>,
-    marked: Notify,
-    /// The step each side is on, for the deadline message.
-    progress: [Cell<Option<usize>>; 3],
+    sockets: Arc<Sockets>,
+    timeline: Mutex<Timeline>,
+    control: Mutex<Control>,
+    /// Signalled on every change of `control`.
+    changed: Condvar,
 }
 
-fn slot(side: Side) -> usize {
-    side as usize
+/// The coordination state, behind one lock.
+#[derive(Default)]
+struct Control {
+    marks: HashSet<String>,
+    /// The first failure; the case stops at it.
+    failure: Option<Failure>,
+    /// Set once the case has a verdict (a failure or the deadline): sides
+    /// leave their scripts at the next step, or when their call is
+    /// interrupted.
+    stopping: bool,
+    /// Per side, indexed by [`Side`].
+    sides: [SideProgress; 3],
+    /// How late the harness's own timers (sleeps, polls) woke, at most.
+    lateness: Duration,
+}
+
+#[derive(Default, Clone, Copy)]
+struct SideProgress {
+    /// Whether the side has a script and is still running it.
+    running: bool,
+    waker: Option<Waker>,
+    /// The step it is on (0-based) and, for a call, when the call began.
+    step: Option<(usize, Option<Instant>)>,
+}
+
+impl Shared {
+    fn control(&self) -> MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, at: Duration, side: Option<Side>, kind: EventKind) {
+        self.timeline
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(at, side, kind);
+    }
+
+    fn at(&self, instant: Instant) -> Duration {
+        instant.saturating_duration_since(self.start)
+    }
+
+    fn stopping(&self) -> bool {
+        self.control().stopping
+    }
+
+    /// Records the case's first failure and stops it.
+    fn fail(&self, failure: Failure) {
+        let mut control = self.control();
+        if control.failure.is_none() {
+            control.failure = Some(failure);
+        }
+        control.stopping = true;
+        self.changed.notify_all();
+    }
+
+    /// Sleeps until `until`, or less if the case stops; returns whether it
+    /// slept the whole time. Measures how late it woke.
+    fn sleep_until(&self, until: Instant) -> bool {
+        let mut control = self.control();
+        loop {
+            if control.stopping {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= until {
+                let late = now - until;
+                control.lateness = control.lateness.max(late);
+                return true;
+            }
+            control = self
+                .changed
+                .wait_timeout(control, until - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    fn set_step(&self, side: Side, step: Option<(usize, Option<Instant>)>) {
+        self.control().sides[side as usize].step = step;
+    }
 }
 
 /// Runs the case to its end or its deadline; returns how it ended and the
-/// timeline. Call on the case's own fresh thread, inside a current-thread
-/// runtime.
-pub(crate) async fn execute(case: &Case) -> (CaseStatus, Timeline) {
-    let start = Instant::now();
-    let setup = async {
-        let namespace = CaseNamespace::create().await.map_err(|e| e.to_string())?;
+/// timeline. Call on the case's own fresh thread (see
+/// [`CaseNamespace`](crate::sandbox::CaseNamespace)).
+pub(crate) fn execute(case: &Case) -> (CaseStatus, Timeline) {
+    let setup_start = Instant::now();
+    let setup = || {
+        let namespace = CaseNamespace::create_blocking().map_err(|e| e.to_string())?;
         for (key, value) in &case.sysctls {
             namespace
                 .set_sysctl(key, value)
                 .map_err(|e| e.to_string())?;
         }
-        let diag = SockDiag::open().map_err(|e| e.to_string())?;
-        Ok::<_, String>((namespace, diag))
+        Ok::<_, String>(namespace)
     };
-    let (_namespace, diag) = match setup.await {
-        Ok(parts) => parts,
+    let _namespace = match setup() {
+        Ok(namespace) => namespace,
         Err(why) => {
             let failure = Failure {
                 summary: format!("failed to set up the case: {why}"),
                 step: None,
                 mismatch: None,
-                at: start.elapsed(),
+                at: setup_start.elapsed(),
             };
             return (CaseStatus::Failed(failure), Timeline::default());
         }
     };
-    let ctx = Ctx {
-        case,
+    interrupt::install();
+    let shared = Arc::new(Shared {
+        case: case.clone(),
         start: Instant::now(),
-        timeline: RefCell::new(Timeline::default()),
-        diag: RefCell::new(diag),
-        published: RefCell::new([Published::default(); 4]),
-        marks: RefCell::new(HashSet::new()),
-        marked: Notify::new(),
-        progress: [Cell::new(None), Cell::new(None), Cell::new(None)],
-    };
-    // Peers live until the case ends, not until their own script does: a
-    // side that finished its steps still holds its sockets (a server that
-    // never closes stays in CLOSE_WAIT) while the other side goes on.
-    let mut peers = [
-        Peer::new(Side::Client),
-        Peer::new(Side::Proxy),
-        Peer::new(Side::Server),
-    ];
-    let scripts = async {
-        let mut free: Vec<Option<&mut Peer>> = peers.iter_mut().map(Some).collect();
-        // The parser allows one script per side, so each peer is taken once.
-        let runs: Vec<_> = case
-            .scripts
-            .iter()
-            .filter_map(|script| {
-                let peer = free[slot(script.side)].take()?;
-                Some(run_script(&ctx, script, peer))
-            })
-            .collect();
-        let mut runs = runs.into_iter();
-        match (runs.next(), runs.next(), runs.next()) {
-            (Some(a), Some(b), Some(c)) => tokio::try_join!(a, b, c).map(|_| ()),
-            (Some(a), Some(b), None) => tokio::try_join!(a, b).map(|_| ()),
-            (Some(one), None, None) => one.await,
-            _ => Ok(()),
+        sockets: Arc::default(),
+        timeline: Mutex::default(),
+        control: Mutex::default(),
+        changed: Condvar::new(),
+    });
+    let mut threads = Vec::new();
+    for (index, script) in case.scripts.iter().enumerate() {
+        shared.control().sides[script.side as usize].running = true;
+        let shared_for_side = Arc::clone(&shared);
+        let spawned = std::thread::Builder::new()
+            .name(format!("{} {}", case.name, script.side))
+            .spawn(move || run_side(&shared_for_side, index));
+        match spawned {
+            Ok(handle) => threads.push(handle),
+            Err(err) => {
+                shared.control().sides[script.side as usize].running = false;
+                shared.fail(harness_failure(
+                    &shared,
+                    format!("failed to start the {} thread: {err}", script.side),
+                ));
+            }
         }
+    }
+    supervise(&shared);
+    // Sockets live until the case ends: the peers come back from their
+    // threads and are dropped together here, after every side is done.
+    let mut peers = Vec::new();
+    for thread in threads {
+        match thread.join() {
+            Ok(peer) => peers.push(peer),
+            Err(_) => shared.fail(harness_failure(
+                &shared,
+                "a side's thread panicked; this is a hangup bug".into(),
+            )),
+        }
+    }
+    drop(peers);
+    let status = match shared.control().failure.take() {
+        None => CaseStatus::Passed,
+        Some(failure) => CaseStatus::Failed(failure),
     };
-    let status = match tokio::time::timeout(case.deadline, scripts).await {
-        Ok(Ok(())) => CaseStatus::Passed,
-        Ok(Err(failure)) => CaseStatus::Failed(failure),
-        Err(_) => CaseStatus::Failed(overrun(&ctx)),
-    };
-    let mut timeline = ctx.timeline.into_inner();
+    let mut timeline =
+        std::mem::take(&mut *shared.timeline.lock().unwrap_or_else(|p| p.into_inner()));
     // Calls are recorded when they end but stamped when they began.
     timeline.events.sort_by_key(|e| e.at);
     (status, timeline)
 }
 
-/// The deadline failure: what each side was doing when time ran out.
-fn overrun(ctx: &Ctx<'_>) -> Failure {
-    let mut waiting = Vec::new();
-    for script in &ctx.case.scripts {
-        match ctx.progress[slot(script.side)].get() {
-            Some(i) => waiting.push(format!(
-                "{} was at step {} `{}` ({})",
-                script.side,
-                i + 1,
-                script.steps[i].source,
-                script.steps[i].location
-            )),
-            None => waiting.push(format!("{} had finished its script", script.side)),
+/// Waits until every side is done, a side failed, or the deadline passed;
+/// then wakes the sides still blocked until they are done.
+fn supervise(shared: &Shared) {
+    let deadline = shared.start + shared.case.deadline;
+    let mut control = shared.control();
+    while !control.stopping && control.sides.iter().any(|s| s.running) {
+        let now = Instant::now();
+        if now >= deadline {
+            let failure = overrun(shared, &control);
+            control.failure.get_or_insert(failure);
+            control.stopping = true;
+            shared.changed.notify_all();
+            break;
         }
+        control = shared
+            .changed
+            .wait_timeout(control, deadline - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
     }
-    let at = ctx.start.elapsed();
-    ctx.timeline.borrow_mut().push(
+    let give_up = Instant::now() + STOP_GRACE;
+    while control.sides.iter().any(|s| s.running) && Instant::now() < give_up {
+        for side in control.sides.iter().filter(|s| s.running) {
+            if let Some(waker) = side.waker {
+                waker.wake();
+            }
+        }
+        control = shared
+            .changed
+            .wait_timeout(control, WAKE_INTERVAL)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+}
+
+/// The deadline failure: what each side was doing when time ran out,
+/// including the calls still in flight.
+fn overrun(shared: &Shared, control: &Control) -> Failure {
+    let now = Instant::now();
+    let mut waiting = Vec::new();
+    for script in &shared.case.scripts {
+        let doing = match control.sides[script.side as usize].step {
+            Some((i, call)) => {
+                let in_flight = call
+                    .map(|began| {
+                        format!(
+                            ", a call in flight for {}",
+                            verdict::millis(now.saturating_duration_since(began))
+                        )
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "{} was at step {} `{}` ({}){in_flight}",
+                    script.side,
+                    i + 1,
+                    script.steps[i].source,
+                    script.steps[i].location
+                )
+            }
+            None => format!("{} had finished its script", script.side),
+        };
+        waiting.push(doing);
+    }
+    let at = shared.at(now);
+    shared.push(
         at,
         None,
         EventKind::Note {
@@ -155,7 +290,7 @@ fn overrun(ctx: &Ctx<'_>) -> Failure {
     Failure {
         summary: format!(
             "the case overran its deadline of {}: {}",
-            verdict::millis(ctx.case.deadline),
+            verdict::millis(shared.case.deadline),
             waiting.join("; ")
         ),
         step: None,
@@ -164,12 +299,52 @@ fn overrun(ctx: &Ctx<'_>) -> Failure {
     }
 }
 
-async fn run_script(ctx: &Ctx<'_>, script: &Script, peer: &mut Peer) -> Result<(), Failure> {
+fn harness_failure(shared: &Shared, summary: String) -> Failure {
+    Failure {
+        summary,
+        step: None,
+        mismatch: None,
+        at: shared.at(Instant::now()),
+    }
+}
+
+/// One side's thread: runs its script and hands its peer back, so its
+/// sockets outlive the script.
+fn run_side(shared: &Arc<Shared>, index: usize) -> Peer {
+    let script = &shared.case.scripts[index];
     let side = script.side;
+    let mut peer = Peer::new(side, Arc::clone(&shared.sockets));
+    shared.control().sides[side as usize].waker = Some(Waker::current());
+    if let Err(failure) = run_script(shared, script, &mut peer) {
+        shared.fail(*failure);
+    }
+    let mut control = shared.control();
+    control.sides[side as usize].running = false;
+    control.sides[side as usize].step = None;
+    shared.changed.notify_all();
+    drop(control);
+    peer
+}
+
+/// Why a side left its script early.
+enum Stop {
+    /// The case is ending for another reason (another side's failure, the
+    /// deadline); nothing to add.
+    CaseEnded,
+}
+
+fn run_script(shared: &Shared, script: &Script, peer: &mut Peer) -> Result<(), Box<Failure>> {
+    let side = script.side;
+    // Opened on this side's thread, so in the case's namespace; only sides
+    // that check states need one.
+    let mut diag = None;
     for (index, step) in script.steps.iter().enumerate() {
-        ctx.progress[slot(side)].set(Some(index));
+        if shared.stopping() {
+            return Ok(());
+        }
+        shared.set_step(side, Some((index, None)));
         let fail = |mismatch: Option<Mismatch>, what: String| {
-            let at = ctx.start.elapsed();
+            let at = shared.at(Instant::now());
             let summary = format!(
                 "{side} step {} `{}` at {}: {what}",
                 index + 1,
@@ -182,63 +357,93 @@ async fn run_script(ctx: &Ctx<'_>, script: &Script, peer: &mut Peer) -> Result<(
                 location: step.location.to_string(),
                 source: step.source.clone(),
             };
-            Failure {
+            Box::new(Failure {
                 summary,
                 step: Some(step),
                 mismatch,
                 at,
-            }
+            })
         };
         match &step.action {
-            Action::Sleep(d) => tokio::time::sleep(*d).await,
-            Action::Mark(label) => {
-                ctx.marks.borrow_mut().insert(label.clone());
-                ctx.marked.notify_waiters();
-                note(ctx, side, format!("mark {label:?}"));
+            Action::Sleep(d) => {
+                if !shared.sleep_until(Instant::now() + *d) {
+                    return Ok(());
+                }
             }
-            Action::Wait { label, timeout } => {
-                if !wait_for_mark(ctx, label, *timeout).await {
+            Action::Mark(label) => {
+                let mut control = shared.control();
+                control.marks.insert(label.clone());
+                shared.changed.notify_all();
+                drop(control);
+                note(shared, side, format!("mark {label:?}"));
+            }
+            Action::Wait { label, timeout } => match wait_for_mark(shared, label, *timeout) {
+                Ok(true) => {}
+                Ok(false) => {
                     return Err(fail(
                         None,
                         format!("no other side reached `mark = {label:?}` in time"),
                     ));
                 }
-            }
+                Err(Stop::CaseEnded) => return Ok(()),
+            },
             Action::State { expected, within } => {
-                check_states(ctx, expected, *within).await.map_err(|m| {
-                    let what = m.to_string();
-                    fail(Some(m), what)
-                })?;
+                let diag = match &mut diag {
+                    Some(diag) => diag,
+                    None => match SockDiag::open() {
+                        Ok(opened) => diag.insert(opened),
+                        Err(err) => {
+                            return Err(fail(None, format!("failed to open sock_diag: {err}")));
+                        }
+                    },
+                };
+                match check_states(shared, diag, expected, *within) {
+                    Ok(()) => {}
+                    Err(Some(m)) => {
+                        let what = m.to_string();
+                        return Err(fail(Some(m), what));
+                    }
+                    Err(None) => return Ok(()),
+                }
             }
             action => {
-                if matches!(action, Action::Close | Action::Abort) {
-                    // The fd is about to go: no state check may borrow it now.
-                    if let Some(socket) = Socket::of(side, step.link) {
-                        ctx.published.borrow_mut()[socket.index()].fd = None;
-                    }
+                // The call's start is public before the call, so a deadline
+                // that passes during it can say it is in flight.
+                shared.set_step(side, Some((index, Some(Instant::now()))));
+                let call = match peer.perform(action, step.link) {
+                    Ok(call) => call,
+                    Err(no_socket) => return Err(fail(None, no_socket.to_string())),
+                };
+                if call.result.interrupted() && shared.stopping() {
+                    note(
+                        shared,
+                        side,
+                        format!(
+                            "#{} {}: still in flight when the case ended ({})",
+                            index + 1,
+                            describe_call(side, step),
+                            verdict::millis(call.took)
+                        ),
+                    );
+                    return Ok(());
                 }
-                let began = ctx.start.elapsed();
-                let result = peer.perform(action, step.link).await;
-                let took = ctx.start.elapsed() - began;
-                publish(ctx, peer);
-                ctx.timeline.borrow_mut().push(
-                    began,
+                shared.push(
+                    shared.at(call.began),
                     Some(side),
                     EventKind::Call {
                         step: index + 1,
                         action: describe_call(side, step),
-                        took,
-                        result,
+                        took: call.took,
+                        result: call.result,
                     },
                 );
-                judge(step, &result, took, ctx).map_err(|m| {
+                judge(shared, step, &call).map_err(|m| {
                     let what = m.to_string();
                     fail(Some(m), what)
                 })?;
             }
         }
     }
-    ctx.progress[slot(side)].set(None);
     Ok(())
 }
 
@@ -257,76 +462,87 @@ fn describe_call(side: Side, step: &Step) -> String {
     }
 }
 
-fn judge(step: &Step, result: &CallResult, took: Duration, ctx: &Ctx<'_>) -> Result<(), Mismatch> {
+fn judge(shared: &Shared, step: &Step, call: &Call) -> Result<(), Mismatch> {
     let expect = step
         .expect
         .clone()
         .unwrap_or_else(|| step.action.default_expectation());
-    verdict::judge_call(&expect, result, took, ctx.case.tolerance)
+    let lateness = shared.control().lateness;
+    verdict::judge_call(
+        &expect,
+        &call.result,
+        call.took,
+        shared.case.tolerance,
+        lateness,
+    )
 }
 
-fn publish(ctx: &Ctx<'_>, peer: &Peer) {
-    for link in [Link::Accepted, Link::Connected] {
-        if let Some(socket) = Socket::of(peer.side(), link) {
-            ctx.published.borrow_mut()[socket.index()] = Published {
-                tuple: peer.tuple(link),
-                fd: peer.conn_fd(link).map(|fd| fd.as_raw_fd()),
-            };
+fn note(shared: &Shared, side: Side, text: String) {
+    shared.push(
+        shared.at(Instant::now()),
+        Some(side),
+        EventKind::Note { text },
+    );
+}
+
+/// Waits for another side's `mark`; `Ok(false)` when `timeout` passed
+/// first.
+fn wait_for_mark(shared: &Shared, label: &str, timeout: Option<Duration>) -> Result<bool, Stop> {
+    let until = timeout.map(|t| Instant::now() + t);
+    let mut control = shared.control();
+    loop {
+        if control.marks.contains(label) {
+            return Ok(true);
         }
-    }
-}
-
-fn note(ctx: &Ctx<'_>, side: Side, text: String) {
-    ctx.timeline
-        .borrow_mut()
-        .push(ctx.start.elapsed(), Some(side), EventKind::Note { text });
-}
-
-async fn wait_for_mark(ctx: &Ctx<'_>, label: &str, timeout: Option<Duration>) -> bool {
-    let wait = async {
-        loop {
-            // Register before checking, so a mark set in between still wakes us.
-            let notified = ctx.marked.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if ctx.marks.borrow().contains(label) {
-                return;
+        if control.stopping {
+            return Err(Stop::CaseEnded);
+        }
+        control = match until {
+            Some(until) => {
+                let now = Instant::now();
+                if now >= until {
+                    return Ok(false);
+                }
+                shared
+                    .changed
+                    .wait_timeout(control, until - now)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0
             }
-            notified.await;
-        }
-    };
-    match timeout {
-        Some(limit) => tokio::time::timeout(limit, wait).await.is_ok(),
-        None => {
-            wait.await;
-            true
-        }
+            None => shared
+                .changed
+                .wait(control)
+                .unwrap_or_else(|p| p.into_inner()),
+        };
     }
 }
 
 /// Samples the kernel until every expected state holds, or `within` passes
 /// (one sample when `within` is not given). The last sample goes on the
-/// timeline either way: it is the evidence.
-async fn check_states(
-    ctx: &Ctx<'_>,
+/// timeline either way: it is the evidence. `Err(None)`: the case ended
+/// while polling.
+fn check_states(
+    shared: &Shared,
+    diag: &mut SockDiag,
     expected: &[(Socket, TcpState)],
     within: Option<Duration>,
-) -> Result<(), Mismatch> {
+) -> Result<(), Option<Mismatch>> {
     let deadline = Instant::now() + within.unwrap_or_default();
     loop {
         let observed: Vec<(Socket, TcpState, StateSource)> = expected
             .iter()
-            .map(|(socket, _)| observe_socket(ctx, *socket))
-            .collect::<Result<_, _>>()?;
+            .map(|(socket, _)| observe_socket(shared, diag, *socket))
+            .collect::<Result<_, _>>()
+            .map_err(Some)?;
         let states: Vec<(Socket, TcpState)> = observed
             .iter()
             .map(|(socket, state, _)| (*socket, *state))
             .collect();
         let verdict = verdict::judge_states(expected, &states);
         if verdict.is_ok() || Instant::now() >= deadline {
-            let at = ctx.start.elapsed();
+            let at = shared.at(Instant::now());
             for (socket, state, source) in observed {
-                ctx.timeline.borrow_mut().push(
+                shared.push(
                     at,
                     Some(socket.side()),
                     EventKind::State {
@@ -336,52 +552,47 @@ async fn check_states(
                     },
                 );
             }
-            return verdict.map_err(|m| match within {
-                Some(d) => Mismatch {
-                    expected: format!("{} within {}", m.expected, verdict::millis(d)),
-                    observed: m.observed,
-                },
-                None => m,
+            return verdict.map_err(|m| {
+                Some(match within {
+                    Some(d) => Mismatch {
+                        expected: format!("{} within {}", m.expected, verdict::millis(d)),
+                        observed: m.observed,
+                    },
+                    None => m,
+                })
             });
         }
-        tokio::time::sleep(POLL_INTERVAL).await;
+        let next = (Instant::now() + POLL_INTERVAL).min(deadline);
+        if !shared.sleep_until(next) {
+            return Err(None);
+        }
     }
 }
 
-/// The kernel's state of one socket: sock_diag by 4-tuple, else
-/// `TCP_INFO` on the fd its side still holds (a socket reset into CLOSE is
-/// no longer listed), else gone.
+/// The kernel's state of one socket: sock_diag by 4-tuple, else `TCP_INFO`
+/// on the fd its side still holds (a socket reset into CLOSE, or a connect
+/// that failed, is no longer listed), else gone.
 fn observe_socket(
-    ctx: &Ctx<'_>,
+    shared: &Shared,
+    diag: &mut SockDiag,
     socket: Socket,
 ) -> Result<(Socket, TcpState, StateSource), Mismatch> {
-    let published = ctx.published.borrow()[socket.index()];
-    let Some((local, remote)) = published.tuple else {
+    let Some((local, remote)) = shared.sockets.locate(socket) else {
         return Ok((socket, TcpState::Gone, StateSource::NoConnectionYet));
     };
-    let listed = ctx
-        .diag
-        .borrow_mut()
-        .lookup(local, remote)
-        .map_err(|e| Mismatch {
-            expected: "a sock_diag answer".into(),
-            observed: e.to_string(),
-        })?;
+    let listed = diag.lookup(local, remote).map_err(|e| Mismatch {
+        expected: "a sock_diag answer".into(),
+        observed: e.to_string(),
+    })?;
     if listed != TcpState::Gone {
         return Ok((socket, listed, StateSource::SockDiag));
     }
-    match published.fd {
-        Some(raw) => {
-            // SAFETY: `raw` is the connection fd the side's Peer still owns:
-            // sides run on this one thread, and a side withdraws its fd from
-            // `published` before any call that closes it, so the fd is open
-            // and not reused for the length of this synchronous call.
-            let fd = unsafe { BorrowedFd::borrow_raw(raw) };
-            match observe::tcp_info_state(fd) {
-                Ok(state) => Ok((socket, state, StateSource::TcpInfo)),
-                Err(_) => Ok((socket, TcpState::Gone, StateSource::SockDiag)),
-            }
-        }
+    match shared
+        .sockets
+        .with_fd(socket, |fd| observe::tcp_info_state(fd).ok())
+        .flatten()
+    {
+        Some(state) => Ok((socket, state, StateSource::TcpInfo)),
         None => Ok((socket, TcpState::Gone, StateSource::SockDiag)),
     }
 }

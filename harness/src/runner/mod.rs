@@ -5,14 +5,15 @@
 //!
 //! Network namespaces belong to threads. Every case runs on a thread made
 //! for it alone ([`run_case`]), which unshares its own network namespace,
-//! drives a current-thread tokio runtime for both sides' scripts, and exits
-//! when the case ends, taking the namespace (and any TIME_WAIT leftovers)
-//! with it. The thread a trial is called on (libtest-mimic's worker, or the
+//! starts one thread per side (threads inherit the namespace of the thread
+//! that creates them), and exits when the case ends, taking the namespace
+//! (and any TIME_WAIT leftovers) with it. The thread a trial is called on (libtest-mimic's worker, or the
 //! main thread with `--test-threads=1`) is never moved into a namespace.
 //! When not root, the whole process entered a user namespace in `main`
 //! before any thread existed (see [`crate::sandbox`]).
 
 mod case;
+mod interrupt;
 mod trials;
 
 use std::path::{Path, PathBuf};
@@ -109,16 +110,7 @@ fn run_on_fresh_thread(owned: Case) -> (CaseStatus, Timeline) {
     let spawned = std::thread::Builder::new()
         .name(format!("case {}", owned.name))
         .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build();
-            let outcome = match runtime {
-                Ok(runtime) => runtime.block_on(case::execute(&owned)),
-                Err(err) => (
-                    setup_failure(format!("failed to start the case's runtime: {err}")),
-                    Timeline::default(),
-                ),
-            };
+            let outcome = case::execute(&owned);
             // The receiver may have given up; nothing is lost but this report.
             let _ = tx.send(outcome);
         });
@@ -321,6 +313,89 @@ client = [{ connect = 8080, expect = "ECONNREFUSED" }]
         assert_eq!(*seen.lock().expect("lock"), 3);
         let reports = run_all(&[suite()], &options, 2, true, &|_| {});
         assert_eq!(statuses(&reports)[2], ("skipped".into(), "passed"));
+    }
+
+    fn one_case(text: &str) -> CaseReport {
+        let suite = parse_suite(Path::new("sides.toml"), text.as_bytes()).expect("valid suite");
+        let root = tempfile::tempdir().expect("temp dir");
+        let options = RunOptions {
+            artifact_root: Some(root.path().into()),
+            ..RunOptions::default()
+        };
+        run_case(&suite, &suite.cases[0], &options)
+    }
+
+    /// A third side's synchronous work (building a 200 MB payload) once
+    /// delayed the other sides' calls, which shared its thread. Each side
+    /// now has its own: the server's byte at 10 ms reaches the client's
+    /// 50 ms read in time.
+    #[test]
+    fn a_third_side_s_busy_work_does_not_change_another_side_s_outcome() {
+        let report = one_case(
+            r#"
+[[case]]
+name = "stall"
+tolerance = { floor = "35ms", percent = 0 }
+server = [
+  { listen = 8080 },
+  { mark = "listening" },
+  "accept",
+  { sleep = "10ms" },
+  { send = "x" },
+  { wait = "read" },
+]
+client = [
+  { wait = "listening" },
+  { connect = 8080 },
+  { mark = "connected" },
+  { recv = true, timeout = "50ms", expect = "ok", bytes = 1, after = "10ms" },
+  { mark = "read" },
+]
+proxy = [
+  { wait = "connected" },
+  { listen = 9090 },
+  { connect = 9090 },
+  { send = 200_000_000, on = "server", timeout = "1ms", expect = ["ok", "EAGAIN"] },
+]
+"#,
+        );
+        assert!(report.passed(), "{}", report.render_failure());
+    }
+
+    /// When one side fails, a side blocked in a call nobody will answer is
+    /// woken at once, not at the deadline.
+    #[test]
+    fn a_failure_ends_the_case_without_waiting_for_blocked_sides() {
+        let report = one_case(
+            r#"
+[[case]]
+name = "fails_fast"
+deadline = "20s"
+server = [{ listen = 8080 }, { mark = "listening" }, "accept", "recv"]
+client = [
+  { wait = "listening" },
+  { connect = 8080 },
+  { sleep = "20ms" },
+  { connect = 9999, expect = "ok" },
+]
+"#,
+        );
+        let failure = report.failure().expect("the client's expectation fails");
+        assert!(
+            failure.summary.contains("ECONNREFUSED"),
+            "{}",
+            failure.summary
+        );
+        assert!(
+            report.duration < Duration::from_secs(2),
+            "{:?}",
+            report.duration
+        );
+        let timeline = report.timeline.render();
+        assert!(
+            timeline.contains("#4 recv: still in flight when the case ended"),
+            "{timeline}"
+        );
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //!    `unshare(CLONE_NEWUSER)` fails with EINVAL in a multi-threaded
 //!    process. (It may be skipped for `--list`; it does nothing as root.)
 //! 2. **Each case runs on a fresh OS thread that unshares its own network
-//!    namespace** ([`CaseNamespace::create`]) and drives a `current_thread`
-//!    tokio runtime. Network namespaces are per *thread*; sockets keep the
+//!    namespace** ([`CaseNamespace::create`]), then starts one thread per
+//!    side. Network namespaces are per *thread*; sockets keep the
 //!    namespace they were created in; threads and child processes inherit
 //!    the namespace of the thread that creates them.
 //! 3. **Never switch the namespace of a thread a trial is called on.**
