@@ -140,7 +140,7 @@ fn an_overrun_says_what_each_side_was_waiting_for() {
     );
     assert!(!stdout.contains("EINTR"), "{stdout}");
     assert!(
-        stdout.contains("server was at step 4 `{ wait = \"never\" }`"),
+        stdout.contains("server was at step 4 `{ wait = \"client_read\" }`"),
         "{stdout}"
     );
 }
@@ -228,7 +228,7 @@ fn a_wait_nobody_answers_fails_at_its_timeout() {
         stdout.contains("no other side reached `mark = \"ready\"` in time"),
         "{stdout}"
     );
-    assert!(stdout.contains("wait_timeout.toml:6:3"), "{stdout}");
+    assert!(stdout.contains("wait_timeout.toml:8:3"), "{stdout}");
     assert_eq!(report[0]["status"], "failed");
 }
 

@@ -122,6 +122,8 @@ pub struct Step {
     pub expect: Option<Expect>,
     /// Where the step is written.
     pub location: Location,
+    /// The step's bytes in the suite file, for errors found across steps.
+    pub span: std::ops::Range<usize>,
     /// The step as written, for reports.
     pub source: String,
     /// Which of the side's connections the step acts on: the client's is

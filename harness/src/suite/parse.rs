@@ -313,7 +313,52 @@ impl<'a> Reader<'a> {
                 "expected a `client`, `server` or `proxy` script in this case, found none",
             );
         }
+        self.across_scripts(&case.scripts);
         (self.problems.len() == before).then_some(case)
+    }
+
+    /// What no single step shows: a state check of a side that has no
+    /// script (it can never hold a socket, so "gone" would pass without
+    /// meaning anything), and a `wait` for a label no other side marks
+    /// (it could only ever time out).
+    fn across_scripts(&mut self, scripts: &[Script]) {
+        let has = |side: Side| scripts.iter().any(|s| s.side == side);
+        for script in scripts {
+            for step in &script.steps {
+                match &step.action {
+                    Action::State { expected, .. } => {
+                        for (socket, _) in expected {
+                            if !has(socket.side()) {
+                                self.problem(
+                                    step.span.clone(),
+                                    format!(
+                                        "expected a state check of a socket some side holds, found `{socket}`, which is the {}'s, and this case has no `{}` script",
+                                        socket.side(),
+                                        socket.side()
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                    Action::Wait { label, .. } => {
+                        let marked = scripts.iter().filter(|s| s.side != script.side).any(|s| {
+                            s.steps
+                                .iter()
+                                .any(|m| matches!(&m.action, Action::Mark(l) if l == label))
+                        });
+                        if !marked {
+                            self.problem(
+                                step.span.clone(),
+                                format!(
+                                    "expected a `wait` for a label another side marks, found `wait = {label:?}` and no `mark = {label:?}` in another script: it could only time out"
+                                ),
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 
     fn sysctls(&mut self, value: &Spanned<DeValue<'a>>) -> Vec<(String, String)> {
@@ -590,7 +635,8 @@ impl<'a> Reader<'a> {
             action,
             expect,
             location: Location::of_offset(self.path, self.text, span.start),
-            source: self.text[span].to_string(),
+            source: self.text[span.clone()].to_string(),
+            span,
             link,
         })
     }
@@ -1379,6 +1425,18 @@ mod tests {
         4,
         33,
         "unknown field `serve`, expected one of `client`, `server`, `proxy_client`, `proxy_server`"
+    )]
+    #[case::state_of_a_side_with_no_script(
+        client("  { state = { server = \"CLOSE_WAIT\" } },"),
+        4,
+        3,
+        "expected a state check of a socket some side holds, found `server`, which is the server's, and this case has no `server` script"
+    )]
+    #[case::wait_for_a_label_nobody_marks(
+        client("  { wait = \"ready\", timeout = \"1s\" },"),
+        4,
+        3,
+        "expected a `wait` for a label another side marks, found `wait = \"ready\"` and no `mark = \"ready\"` in another script"
     )]
     #[case::bad_duration(
         client("  { sleep = \"fast\" },"),
