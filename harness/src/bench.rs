@@ -30,11 +30,11 @@ use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::observe::SockDiag;
-use crate::runner::{self, RunOptions};
-use crate::sandbox::{self, CaseNamespace, Privileges};
-use crate::suite::{Case, Suite};
-use crate::tcp_state::TcpState;
+use hangup::model::TcpState;
+use hangup::observe::SockDiag;
+use hangup::runner::{self, RunOptions};
+use hangup::sandbox::{self, CaseNamespace, Privileges};
+use hangup::suite::{Case, Suite};
 
 /// The no-wait case: connect to a port nothing listens on (the kernel
 /// answers the SYN with RST on loopback at once), then one state check,
@@ -240,7 +240,7 @@ fn kernel_release() -> String {
 }
 
 fn no_wait_suite() -> Result<Suite, String> {
-    crate::suite::parse_suite(Path::new("bench.toml"), NO_WAIT_SUITE.as_bytes())
+    hangup::suite::parse_suite(Path::new("bench.toml"), NO_WAIT_SUITE.as_bytes())
         .map_err(|e| format!("the embedded no-wait suite is invalid: {e}"))
 }
 

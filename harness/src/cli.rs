@@ -10,8 +10,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::report::{self, CaseReport, CaseStatus};
-use crate::runner::{self, RunOptions};
+use hangup::report::{self, CaseReport, CaseStatus};
+use hangup::runner::{self, RunOptions};
 
 /// Integration tests for what a server does when a client hangs up.
 #[derive(Debug, Parser)]
@@ -122,7 +122,7 @@ pub fn main() -> ExitCode {
         }
         Command::Check { paths } => check(&paths),
         Command::Schema => {
-            println!("{}", crate::suite::schema::json_schema());
+            println!("{}", hangup::suite::schema::json_schema());
             ExitCode::SUCCESS
         }
         Command::Bench { cases } => match enter_user_namespace() {
@@ -134,15 +134,15 @@ pub fn main() -> ExitCode {
 
 /// Enters a user namespace when not root; must run before any thread
 /// exists (the runner and tokio start threads later).
-fn enter_user_namespace() -> Result<crate::sandbox::Privileges, ExitCode> {
-    crate::sandbox::enter_user_namespace().map_err(|err| {
+fn enter_user_namespace() -> Result<hangup::sandbox::Privileges, ExitCode> {
+    hangup::sandbox::enter_user_namespace().map_err(|err| {
         eprintln!("hangup: {err}");
         ExitCode::from(2)
     })
 }
 
 /// Every suite under `paths`, or exit code 2 after printing every error.
-fn load_valid(paths: &[PathBuf]) -> Result<Vec<crate::suite::Suite>, ExitCode> {
+fn load_valid(paths: &[PathBuf]) -> Result<Vec<hangup::suite::Suite>, ExitCode> {
     let (suites, errors) = runner::load_suites(paths);
     if errors.is_empty() {
         return Ok(suites);
@@ -163,7 +163,7 @@ struct Plan<'a> {
 }
 
 fn run(
-    mut suites: Vec<crate::suite::Suite>,
+    mut suites: Vec<hangup::suite::Suite>,
     junit: Option<PathBuf>,
     json: Option<PathBuf>,
     plan: &Plan<'_>,
@@ -188,7 +188,7 @@ fn run(
         println!(
             "case {} ... {word} ({})",
             report.name,
-            crate::verdict::millis(report.duration)
+            hangup::verdict::millis(report.duration)
         );
     };
     let mut reports = Vec::new();

@@ -13,9 +13,9 @@
 //! [`runner`] (a fresh thread and network namespace per case, from
 //! [`sandbox`]) → [`peer`] (scripted client and server calls) → [`observe`]
 //! (sock_diag and `TCP_INFO`) → [`verdict`] (expected against observed) →
-//! [`report`] (timeline, JUnit, JSON). [`errno`], [`tcp_state`] and [`side`]
-//! are the words all of them share. [`cli`] is the `hangup` command and
-//! [`bench`] its benchmark.
+//! [`report`] (timeline, JUnit, JSON). [`model`] holds the words all of them
+//! share (errno, TCP state, side, outcome). The `hangup` command and its
+//! benchmark are the binary's, not this library's API.
 //!
 //! # The one invariant
 //!
@@ -31,17 +31,13 @@
 
 #![warn(missing_docs)]
 
-pub mod bench;
-pub mod cli;
-pub mod errno;
+pub mod model;
 pub mod observe;
 pub mod peer;
 pub mod report;
 pub mod runner;
 pub mod sandbox;
-pub mod side;
 pub mod suite;
-pub mod tcp_state;
 pub mod verdict;
 
 /// The unit tests create network namespaces like cases do. libtest owns the

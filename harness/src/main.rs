@@ -1,5 +1,8 @@
-//! The `hangup` command line; everything lives in the library.
+//! The `hangup` command line and its benchmark, over the library.
+
+mod bench;
+mod cli;
 
 fn main() -> std::process::ExitCode {
-    hangup::cli::main()
+    cli::main()
 }

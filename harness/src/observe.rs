@@ -65,7 +65,7 @@ use netlink_sys::{Socket, SocketAddr as NetlinkAddr, protocols::NETLINK_SOCK_DIA
 use nix::errno::Errno;
 use nix::libc;
 
-use crate::tcp_state::TcpState;
+use crate::model::TcpState;
 
 /// States asked for in a dump: bits 1 (`TCP_ESTABLISHED`) to 12
 /// (`TCP_NEW_SYN_RECV`). Bit 13 (`TCP_BOUND_INACTIVE`, bound-only sockets)

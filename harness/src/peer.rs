@@ -39,51 +39,8 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{self as sock, sockopt};
 use socket2::{Domain, Protocol, Socket as Sock, Type};
 
-use crate::errno::Errno;
-use crate::side::{Link, Side, Socket};
-use crate::suite::{Action, How, Outcome, Payload, SocketOptions, Until};
-
-/// How one call ended and how many bytes it moved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct CallResult {
-    /// Ok, EOF, or the errno.
-    pub outcome: Outcome,
-    /// Bytes written or read by this call (for `recv_until`, in total).
-    pub bytes: u64,
-}
-
-impl CallResult {
-    fn ok(bytes: u64) -> CallResult {
-        CallResult {
-            outcome: Outcome::Ok,
-            bytes,
-        }
-    }
-
-    fn eof(bytes: u64) -> CallResult {
-        CallResult {
-            outcome: Outcome::Eof,
-            bytes,
-        }
-    }
-
-    fn from_io(err: &io::Error, bytes: u64) -> CallResult {
-        // Every error here comes from a syscall, so it carries its errno; an
-        // error without one would be a bug in this module, and is said so by
-        // its real (absent) number rather than a plausible-looking errno.
-        let errno = Errno::from_raw(err.raw_os_error().unwrap_or(0));
-        CallResult {
-            outcome: Outcome::Errno(errno),
-            bytes,
-        }
-    }
-
-    /// Whether the call was interrupted by a signal (EINTR): how the runner
-    /// stops a side blocked in a call when the case ends.
-    pub fn interrupted(&self) -> bool {
-        matches!(self.outcome, Outcome::Errno(e) if e.raw() == nix::libc::EINTR)
-    }
-}
+use crate::model::{CallResult, Link, Side, Socket};
+use crate::suite::{Action, How, Payload, SocketOptions, Until};
 
 /// One call a script made: its result, when the syscall began and how long
 /// it took. Setup (building a payload, setting a timeout) happens before
@@ -662,8 +619,8 @@ mod tests {
     use rstest::rstest;
 
     use super::*;
+    use crate::model::{Outcome, TcpState};
     use crate::sandbox::CaseNamespace;
-    use crate::tcp_state::TcpState;
 
     /// Runs `body` the way a case runs: on a fresh thread, in a fresh
     /// network namespace.

@@ -9,10 +9,11 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::peer::CallResult;
-use crate::side::Socket;
-use crate::suite::{Expect, Outcome, Tolerance};
-use crate::tcp_state::TcpState;
+use crate::model::CallResult;
+use crate::model::Outcome;
+use crate::model::Socket;
+use crate::model::TcpState;
+use crate::suite::{Expect, Tolerance};
 
 /// What was expected and what was seen instead.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -170,7 +171,7 @@ pub fn millis(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::errno::Errno;
+    use crate::model::Errno;
 
     fn expect(result: Vec<Outcome>, bytes: Option<u64>, after: Option<u64>) -> Expect {
         Expect {

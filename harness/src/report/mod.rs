@@ -16,7 +16,7 @@ use std::time::Duration;
 pub use junit::write_junit;
 pub use timeline::{Event, EventKind, StateSource, Timeline};
 
-use crate::side::Side;
+use crate::model::Side;
 use crate::verdict::{Mismatch, millis};
 
 /// How one case ended.
@@ -171,10 +171,10 @@ mod tests {
     use rstest::rstest;
 
     use super::*;
-    use crate::peer::CallResult;
-    use crate::side::Socket;
-    use crate::suite::Outcome;
-    use crate::tcp_state::TcpState;
+    use crate::model::CallResult;
+    use crate::model::Outcome;
+    use crate::model::Socket;
+    use crate::model::TcpState;
 
     fn report(status: CaseStatus) -> CaseReport {
         CaseReport {

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use crate::peer::CallResult;
-use crate::side::{Side, Socket};
-use crate::suite::Outcome;
-use crate::tcp_state::TcpState;
+use crate::model::CallResult;
+use crate::model::Outcome;
+use crate::model::TcpState;
+use crate::model::{Side, Socket};
 use crate::verdict::millis;
 
 /// Everything that happened in a case, in the order it was recorded.

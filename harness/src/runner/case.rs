@@ -21,13 +21,13 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::interrupt::{self, Waker};
+use crate::model::TcpState;
+use crate::model::{Link, Side, Socket};
 use crate::observe::{self, SockDiag};
 use crate::peer::{Call, Peer, Sockets};
 use crate::report::{CaseStatus, EventKind, Failure, StateSource, StepRef, Timeline};
 use crate::sandbox::CaseNamespace;
-use crate::side::{Link, Side, Socket};
 use crate::suite::{Action, Case, Script, Step};
-use crate::tcp_state::TcpState;
 use crate::verdict::{self, Mismatch};
 
 /// How often a `within` state check samples the kernel. Short enough to

@@ -23,9 +23,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::errno::Errno;
-use crate::side::{Link, Side, Socket};
-use crate::tcp_state::TcpState;
+use crate::model::{Link, Outcome, Side, Socket, TcpState};
 
 pub use parse::{Diagnostic, SuiteError, parse_suite};
 
@@ -358,27 +356,6 @@ pub struct Expect {
     /// A lower bound on how long the call took, when stated. No tolerance
     /// applies: a loaded machine only makes calls slower.
     pub longer_than: Option<Duration>,
-}
-
-/// How a socket call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub enum Outcome {
-    /// It succeeded (for reads: with data).
-    Ok,
-    /// A read returned 0: the peer's FIN.
-    Eof,
-    /// It failed with this errno.
-    Errno(Errno),
-}
-
-impl fmt::Display for Outcome {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Outcome::Ok => f.write_str("ok"),
-            Outcome::Eof => f.write_str("EOF (read returned 0)"),
-            Outcome::Errno(errno) => errno.fmt(f),
-        }
-    }
 }
 
 /// How far a measured duration may be from the expected one:

@@ -26,9 +26,9 @@ use super::{
     Action, Case, DEFAULT_DEADLINE, Expect, How, Location, Outcome, Payload, Script, SocketOptions,
     Step, Suite, Tolerance, Until,
 };
-use crate::errno::Errno;
-use crate::side::{Link, Side, Socket};
-use crate::tcp_state::TcpState;
+use crate::model::Errno;
+use crate::model::TcpState;
+use crate::model::{Link, Side, Socket};
 
 /// What went wrong reading a suite.
 #[derive(Debug, thiserror::Error)]
@@ -1728,7 +1728,7 @@ mod tests {
     #[test]
     fn unknown_errno_lists_the_known_names() {
         let (_, _, message) = problem(&client("  { connect = 8080, expect = \"ECONRESET\" },"));
-        for name in crate::errno::Errno::known_names() {
+        for name in crate::model::Errno::known_names() {
             assert!(message.contains(name), "{name} missing from {message:?}");
         }
     }

@@ -37,8 +37,8 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::errno::Errno;
-use crate::tcp_state::TcpState;
+use crate::model::Errno;
+use crate::model::TcpState;
 
 /// The JSON Schema (draft 2020-12) of a suite file, pretty-printed.
 pub fn json_schema() -> String {

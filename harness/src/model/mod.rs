@@ -1,0 +1,17 @@
+//! The shared vocabulary below everything else: errno, TCP state, the sides
+//! and their sockets, and how a call ended.
+//!
+//! Every other module speaks these words; this one imports none of them.
+//! The names are the ones the seeds and the kernel use (`EPIPE`,
+//! `CLOSE_WAIT`, `Side::Client`), so reports read the way the field's
+//! write-ups do.
+
+pub mod errno;
+mod outcome;
+pub mod side;
+pub mod tcp_state;
+
+pub use errno::Errno;
+pub use outcome::{CallResult, Outcome};
+pub use side::{Link, Side, Socket};
+pub use tcp_state::TcpState;
