@@ -39,8 +39,8 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{self as sock, sockopt};
 use socket2::{Domain, Protocol, Socket as Sock, Type};
 
-use crate::model::{CallResult, Link, Side, Socket};
-use crate::suite::{Action, How, Payload, SocketOptions, Until};
+use crate::model::{CallResult, Link, PollEvents, Side, Socket};
+use crate::suite::{How, Payload, SocketCall, SocketOptions, Until};
 
 /// One call a script made: its result, when the syscall began and how long
 /// it took. Setup (building a payload, setting a timeout) happens before
@@ -194,40 +194,60 @@ impl Peer {
         self.side
     }
 
-    /// Performs a socket action on the connection `link` names (`listen`,
-    /// `accept` and `connect` make their own). Actions that are not socket
-    /// calls (`sleep`, `mark`, `wait`, `state`) are the runner's.
-    pub fn perform(&mut self, action: &Action, link: Link) -> Result<Call, NoSocket> {
-        match action {
-            Action::Listen { addr, backlog } => Ok(self.listen(*addr, *backlog)),
-            Action::Accept { timeout } => self.accept(*timeout),
-            Action::Connect {
+    /// Makes a socket call on the connection `link` names (`listen`,
+    /// `accept` and `connect` make their own sockets).
+    pub fn perform(&mut self, call: &SocketCall, link: Link) -> Result<Call, NoSocket> {
+        match call {
+            SocketCall::Listen { addr, backlog } => Ok(self.listen(*addr, *backlog)),
+            SocketCall::Accept { timeout } => self.accept(*timeout),
+            SocketCall::Connect {
                 addr,
                 timeout,
                 from,
-            } => Ok(self.connect(link, *addr, *timeout, *from)),
-            Action::Send { payload, timeout } => {
+                nonblocking,
+                again: false,
+            } => Ok(self.connect(link, *addr, *timeout, *from, *nonblocking)),
+            SocketCall::Connect {
+                addr,
+                timeout,
+                nonblocking,
+                again: true,
+                ..
+            } => {
+                let conn = self.conn(link)?;
+                Ok(connect_again(&conn, *addr, *timeout, *nonblocking))
+            }
+            SocketCall::Send { payload, timeout } => {
                 let conn = self.conn(link)?;
                 Ok(send(&conn, payload, *timeout))
             }
-            Action::Recv { max, timeout } => {
+            SocketCall::Recv { max, timeout } => {
                 let conn = self.conn(link)?;
                 Ok(recv(&conn, *max, *timeout))
             }
-            Action::RecvUntil { until, timeout } => {
+            SocketCall::RecvUntil { until, timeout } => {
                 let conn = self.conn(link)?;
                 Ok(recv_until(&conn, until, *timeout))
             }
-            Action::Shutdown(how) => {
+            SocketCall::Shutdown(how) => {
                 let conn = self.conn(link)?;
                 Ok(shutdown(&conn, *how))
             }
-            Action::Close => self.close(link, false),
-            Action::Abort => self.close(link, true),
-            Action::Set(options) => Ok(self.set(link, options)),
-            Action::Sleep(_) | Action::Mark(_) | Action::Wait { .. } | Action::State { .. } => {
-                unreachable!("the runner performs `{}` itself", action.keyword())
+            SocketCall::Close => self.close(link, false),
+            SocketCall::Abort => self.close(link, true),
+            SocketCall::Set(options) => Ok(self.set(link, options)),
+            SocketCall::SoError => {
+                let conn = self.conn(link)?;
+                Ok(so_error(&conn))
             }
+            SocketCall::Poll { events, timeout } => match self.conn(link) {
+                Ok(conn) => Ok(poll(conn.as_fd(), *events, *timeout)),
+                // Like `close`, a side with no connection acts on its listener.
+                Err(no_socket) => match &self.listener {
+                    Some(listener) => Ok(poll(listener.as_fd(), *events, *timeout)),
+                    None => Err(no_socket),
+                },
+            },
         }
     }
 
@@ -315,10 +335,12 @@ impl Peer {
         addr: SocketAddr,
         timeout: Option<Duration>,
         from: Option<u16>,
+        nonblocking: bool,
     ) -> Call {
         let prepared = self.new_socket(addr).and_then(|socket| {
             socket.bind(&SocketAddr::new(addr.ip(), from.unwrap_or(0)).into())?;
             socket.set_write_timeout(kernel_timeout(timeout))?;
+            socket.set_nonblocking(nonblocking)?;
             let local = socket.local_addr()?.as_socket();
             Ok((socket, local))
         });
@@ -333,6 +355,11 @@ impl Peer {
         let began = Instant::now();
         let connected = socket.connect(&addr.into());
         let took = began.elapsed();
+        // Later calls on it block, as the steps that follow expect; the
+        // handshake goes on in the kernel either way.
+        if nonblocking {
+            let _ = socket.set_nonblocking(false);
+        }
         self.hold(link, socket);
         let result = match connected {
             Ok(()) => CallResult::ok(0),
@@ -415,6 +442,76 @@ impl Peer {
 /// takes is one microsecond.
 fn kernel_timeout(timeout: Option<Duration>) -> Option<Duration> {
     timeout.map(|t| t.max(Duration::from_micros(1)))
+}
+
+/// `connect(2)` again on a socket that has already been asked to connect:
+/// the kernel answers with where that attempt is (EALREADY while pending
+/// and the call may not wait, its error once it failed, EISCONN or success
+/// once it connected).
+fn connect_again(
+    conn: &Sock,
+    addr: SocketAddr,
+    timeout: Option<Duration>,
+    nonblocking: bool,
+) -> Call {
+    let prepared = conn
+        .set_write_timeout(kernel_timeout(timeout))
+        .and_then(|()| conn.set_nonblocking(nonblocking));
+    if let Err(err) = prepared {
+        return instant(CallResult::from_io(&err, 0));
+    }
+    let call = timed(|| match conn.connect(&addr.into()) {
+        Ok(()) => CallResult::ok(0),
+        Err(err) => CallResult::from_io(&err, 0),
+    });
+    if nonblocking {
+        let _ = conn.set_nonblocking(false);
+    }
+    call
+}
+
+/// `getsockopt(SO_ERROR)`: the pending error is the outcome, `ok` when
+/// there is none. The kernel clears it as it answers.
+fn so_error(conn: &Sock) -> Call {
+    timed(|| match conn.take_error() {
+        Ok(None) => CallResult::ok(0),
+        Ok(Some(pending)) => CallResult::from_io(&pending, 0),
+        Err(err) => CallResult::from_io(&err, 0),
+    })
+}
+
+/// `poll(2)` on one fd: what the kernel reported ready, none when the
+/// timeout passed first.
+///
+/// Called through libc: nix's `PollFlags` has no `POLLRDHUP`, the event
+/// that tells a server its peer half-closed.
+fn poll(fd: BorrowedFd<'_>, events: PollEvents, timeout: Option<Duration>) -> Call {
+    let wait_ms: nix::libc::c_int = match timeout {
+        None => -1,
+        // poll(2) counts whole milliseconds; round up so it never returns
+        // before the step's timeout.
+        Some(t) => t
+            .as_micros()
+            .div_ceil(1000)
+            .try_into()
+            .unwrap_or(nix::libc::c_int::MAX),
+    };
+    let mut fds = [nix::libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+        events: events.raw(),
+        revents: 0,
+    }];
+    timed(|| {
+        // SAFETY: `fds` is one initialised pollfd that outlives the call,
+        // and its fd is borrowed, so it stays open for the call's length.
+        let n = unsafe { nix::libc::poll(fds.as_mut_ptr(), 1, wait_ms) };
+        if n < 0 {
+            return CallResult::from_io(&io::Error::last_os_error(), 0);
+        }
+        let mut result = CallResult::ok(0);
+        result.ready = Some(PollEvents::from_raw(fds[0].revents));
+        result
+    })
 }
 
 /// A call that made no blocking syscall: its setup failed or it only set
@@ -637,23 +734,25 @@ mod tests {
         SocketAddr::from(([127, 0, 0, 1], port))
     }
 
-    fn connect(port: u16, timeout: Option<Duration>) -> Action {
-        Action::Connect {
+    fn connect(port: u16, timeout: Option<Duration>) -> SocketCall {
+        SocketCall::Connect {
             addr: addr(port),
             timeout,
             from: None,
+            nonblocking: false,
+            again: false,
         }
     }
 
-    fn listen(port: u16, backlog: u32) -> Action {
-        Action::Listen {
+    fn listen(port: u16, backlog: u32) -> SocketCall {
+        SocketCall::Listen {
             addr: addr(port),
             backlog,
         }
     }
 
-    fn recv(timeout: Option<Duration>) -> Action {
-        Action::Recv { max: 1024, timeout }
+    fn recv(timeout: Option<Duration>) -> SocketCall {
+        SocketCall::Recv { max: 1024, timeout }
     }
 
     fn name(call: Result<Call, NoSocket>) -> String {
@@ -678,7 +777,7 @@ mod tests {
             name(client.perform(&connect(port, None), Link::Connected)),
             "ok 0"
         );
-        let accept = Action::Accept { timeout: None };
+        let accept = SocketCall::Accept { timeout: None };
         assert_eq!(name(server.perform(&accept, Link::Accepted)), "ok 0");
         (client, server, sockets)
     }
@@ -702,7 +801,7 @@ mod tests {
             assert_eq!(remote, addr(8080));
             assert_ne!(local.port(), 0);
             assert_eq!(state(&sockets, Socket::Client), Some(TcpState::Close));
-            let send = Action::Send {
+            let send = SocketCall::Send {
                 payload: Payload::Size(10),
                 timeout: None,
             };
@@ -720,7 +819,7 @@ mod tests {
                 "ECONNREFUSED"
             );
             assert_ne!(sockets.locate(Socket::Client), Some(old));
-            let hello = Action::Send {
+            let hello = SocketCall::Send {
                 payload: Payload::Size(5),
                 timeout: None,
             };
@@ -735,7 +834,7 @@ mod tests {
     fn data_flows_and_an_abort_resets_the_peer() {
         in_case(|| {
             let (mut client, mut server, _) = pair(8080);
-            let hello = Action::Send {
+            let hello = SocketCall::Send {
                 payload: Payload::Text {
                     text: "hello\n".into(),
                     repeat: 2,
@@ -743,13 +842,13 @@ mod tests {
                 timeout: None,
             };
             assert_eq!(name(client.perform(&hello, Link::Connected)), "ok 12");
-            let until = Action::RecvUntil {
+            let until = SocketCall::RecvUntil {
                 until: Until::Pattern("o\nh".into()),
                 timeout: None,
             };
             assert!(name(server.perform(&until, Link::Accepted)).starts_with("ok"));
             assert_eq!(
-                name(client.perform(&Action::Abort, Link::Connected)),
+                name(client.perform(&SocketCall::Abort, Link::Connected)),
                 "ok 0"
             );
             let read = recv(Some(Duration::from_secs(1)));
@@ -759,7 +858,7 @@ mod tests {
                 seen = name(server.perform(&read, Link::Accepted));
             }
             assert_eq!(seen, "ECONNRESET");
-            let more = Action::Send {
+            let more = SocketCall::Send {
                 payload: Payload::Size(10),
                 timeout: None,
             };
@@ -778,7 +877,7 @@ mod tests {
             let (mut client, _server, sockets) = pair(8080);
             let mut fresh = Peer::new(Side::Client, sockets);
             let peer = if closed {
-                name(client.perform(&Action::Close, Link::Connected));
+                name(client.perform(&SocketCall::Close, Link::Connected));
                 &mut client
             } else {
                 &mut fresh
@@ -799,7 +898,7 @@ mod tests {
                 "EAGAIN (Resource temporarily unavailable)"
             );
             assert!(call.took >= Duration::from_millis(49), "{:?}", call.took);
-            let hello = Action::Send {
+            let hello = SocketCall::Send {
                 payload: Payload::Size(3),
                 timeout: None,
             };
@@ -815,7 +914,7 @@ mod tests {
     fn a_send_timeout_ends_with_the_kernel_s_eagain_after_the_bytes_that_fit() {
         in_case(|| {
             let (_client, mut server, _) = pair(8080);
-            let flood = Action::Send {
+            let flood = SocketCall::Send {
                 payload: Payload::Size(50_000_000),
                 timeout: Some(Duration::from_millis(100)),
             };
@@ -901,7 +1000,7 @@ mod tests {
                 ..SocketOptions::default()
             };
             client
-                .perform(&Action::Set(small), Link::Connected)
+                .perform(&SocketCall::Set(small), Link::Connected)
                 .expect("set");
             client
                 .perform(&connect(8080, None), Link::Connected)

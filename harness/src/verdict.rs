@@ -49,7 +49,8 @@ pub fn judge_call(
         .after
         .is_none_or(|want| took.abs_diff(want) <= tolerance.slack(want) + late.allowance());
     let lower_ok = expect.longer_than.is_none_or(|bound| took > bound);
-    if outcome_ok && bytes_ok && timing_ok && lower_ok {
+    let ready_ok = expect.revents.is_none_or(|want| result.ready == Some(want));
+    if outcome_ok && bytes_ok && timing_ok && lower_ok && ready_ok {
         return Ok(());
     }
     let mut observed = describe_result(result, took);
@@ -108,6 +109,9 @@ pub fn describe_expect(expect: &Expect, tolerance: Tolerance, late: Lateness) ->
     if let Some(bytes) = expect.bytes {
         out.push_str(&format!(", {bytes} bytes"));
     }
+    if let Some(ready) = expect.revents {
+        out.push_str(&format!(", ready: {ready}"));
+    }
     if let Some(after) = expect.after {
         out.push_str(&format!(
             " after {} ±{}",
@@ -129,8 +133,12 @@ pub fn describe_expect(expect: &Expect, tolerance: Tolerance, late: Lateness) ->
 
 /// A call's result in words, e.g. "ok, 1000 bytes after 3 ms".
 pub fn describe_result(result: &CallResult, took: Duration) -> String {
+    let ready = result
+        .ready
+        .map(|ready| format!(", ready: {ready}"))
+        .unwrap_or_default();
     format!(
-        "{}, {} bytes after {}",
+        "{}{ready}, {} bytes after {}",
         result.outcome,
         result.bytes,
         millis(took)
@@ -179,6 +187,7 @@ mod tests {
             bytes,
             after: after.map(Duration::from_millis),
             longer_than: None,
+            revents: None,
         }
     }
 
@@ -191,6 +200,7 @@ mod tests {
         let result = CallResult {
             outcome: Outcome::Ok,
             bytes: 1000,
+            ready: None,
         };
         let want = expect(vec![eagain()], None, Some(200));
         let err = judge_call(
@@ -209,6 +219,7 @@ mod tests {
         let seen = CallResult {
             outcome: eagain(),
             bytes: 0,
+            ready: None,
         };
         assert_eq!(
             judge_call(
@@ -240,6 +251,7 @@ mod tests {
         let ok = CallResult {
             outcome: Outcome::Ok,
             bytes: 0,
+            ready: None,
         };
         assert!(judge_call(&want, &ok, Duration::from_millis(2450), tol, Duration::ZERO).is_ok());
         assert!(judge_call(&want, &ok, Duration::from_millis(2550), tol, Duration::ZERO).is_err());
@@ -268,6 +280,7 @@ mod tests {
         let ok = CallResult {
             outcome: Outcome::Ok,
             bytes: 0,
+            ready: None,
         };
         let took = Duration::from_millis(290);
         // 90 ms off, 50 ms allowed: fails, and the machine's jitter is not named.
@@ -315,11 +328,44 @@ mod tests {
     }
 
     #[test]
+    fn poll_readiness_is_judged_exactly() {
+        let mut want = expect(vec![Outcome::Ok], None, None);
+        want.revents = Some(crate::model::PollEvents::from_names(["in", "rdhup"]).expect("names"));
+        let mut seen = CallResult {
+            outcome: Outcome::Ok,
+            bytes: 0,
+            ready: Some(crate::model::PollEvents::from_names(["in"]).expect("names")),
+        };
+        let err = judge_call(
+            &want,
+            &seen,
+            Duration::ZERO,
+            Tolerance::DEFAULT,
+            Duration::ZERO,
+        )
+        .unwrap_err();
+        assert_eq!(err.expected, "ok, ready: in rdhup");
+        assert_eq!(err.observed, "ok, ready: in, 0 bytes after 0 ms");
+        seen.ready = want.revents;
+        assert!(
+            judge_call(
+                &want,
+                &seen,
+                Duration::ZERO,
+                Tolerance::DEFAULT,
+                Duration::ZERO
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
     fn bytes_and_eof_are_judged() {
         let want = expect(vec![Outcome::Ok], Some(5), None);
         let short = CallResult {
             outcome: Outcome::Ok,
             bytes: 4,
+            ready: None,
         };
         assert!(
             judge_call(
@@ -334,6 +380,7 @@ mod tests {
         let eof = CallResult {
             outcome: Outcome::Eof,
             bytes: 0,
+            ready: None,
         };
         let err = judge_call(
             &expect(vec![Outcome::Ok], None, None),

@@ -67,10 +67,11 @@ fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::
     "taking longer than 1000 ms",
     "observed ok, 5 bytes"
 )]
-#[case::default_expectation(
-    "default_expectation.toml",
-    "expected ok or EOF (read returned 0)",
-    "observed EPIPE"
+#[case::default_expectation("default_expectation.toml", "expected ok, observed", "observed EPIPE")]
+#[case::poll_revents(
+    "poll_revents.toml",
+    "expected ok, ready: in",
+    "observed ok, ready: nothing"
 )]
 fn an_assertion_that_does_not_hold_fails_readably(
     #[case] file: &str,
@@ -218,6 +219,19 @@ fn validate_junit(path: &Path) {
         }
         Err(err) => panic!("xmllint is needed in CI: {err}"),
     }
+}
+
+#[test]
+fn a_loop_that_never_reaches_until_fails_and_says_so() {
+    let (code, stdout, report, _dir) = run_broken("loop_until.toml");
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains("the loop ran its 5 rounds and no call ended with EPIPE (Broken pipe)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("loop_until.toml:15:3"), "{stdout}");
+    assert!(stdout.contains("[round 5]"), "{stdout}");
+    assert_eq!(report[0]["status"], "failed");
 }
 
 #[test]

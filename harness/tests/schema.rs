@@ -312,6 +312,56 @@ const AGREED: &[(&str, &str, bool)] = &[
     ("client", r#"{ sleep = " 1s" }"#, false),
     ("client", r#"{ sleep = " 0" }"#, false),
     ("client", r#"{ sleep = "0 " }"#, false),
+    // The steps added with the action catalog.
+    ("client", r#""so_error""#, true),
+    (
+        "client",
+        r#"{ so_error = true, expect = "ECONNREFUSED" }"#,
+        true,
+    ),
+    (
+        "client",
+        r#"{ poll = "in", timeout = "1s", revents = [] }"#,
+        true,
+    ),
+    (
+        "client",
+        r#"{ poll = ["in", "rdhup"], revents = ["in", "rdhup", "hup"] }"#,
+        true,
+    ),
+    ("client", r#"{ poll = ["in", "hup"] }"#, false),
+    ("client", r#"{ poll = "readable" }"#, false),
+    ("client", r#"{ recv = true, revents = ["in"] }"#, false),
+    (
+        "client",
+        r#"{ connect = 8080, nonblocking = true, again = true }"#,
+        true,
+    ),
+    ("client", r#"{ send = 1, again = true }"#, false),
+    (
+        "client",
+        r#"{ loop = [{ send = 1 }, { sleep = "1ms" }], times = 3, until = "EPIPE" }"#,
+        true,
+    ),
+    (
+        "client",
+        r#"{ loop = [{ send = 1 }], times = 3, until = ["EPIPE", "ECONNRESET"] }"#,
+        true,
+    ),
+    ("client", r#"{ loop = [{ send = 1 }] }"#, false),
+    ("client", r#"{ loop = [{ send = 1 }], times = 0 }"#, false),
+    ("client", r#"{ loop = [], times = 2 }"#, false),
+    (
+        "client",
+        r#"{ loop = [{ loop = [{ send = 1 }], times = 2 }], times = 2 }"#,
+        false,
+    ),
+    (
+        "client",
+        r#"{ loop = [{ sleep = "fast" }], times = 2 }"#,
+        false,
+    ),
+    ("client", r#"{ send = 1, times = 2 }"#, false),
     // Sysctls: checked as a whole case below.
 ];
 

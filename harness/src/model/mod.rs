@@ -12,6 +12,6 @@ pub mod side;
 pub mod tcp_state;
 
 pub use errno::Errno;
-pub use outcome::{CallResult, Outcome};
+pub use outcome::{CallResult, Outcome, PollEvents};
 pub use side::{Link, Side, Socket};
 pub use tcp_state::TcpState;

@@ -33,6 +33,10 @@ pub struct CallResult {
     pub outcome: Outcome,
     /// Bytes written or read by this call (for `recv_until`, in total).
     pub bytes: u64,
+    /// For `poll`: the events the kernel reported ready (none when it
+    /// timed out).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ready: Option<PollEvents>,
 }
 
 impl CallResult {
@@ -40,6 +44,7 @@ impl CallResult {
         CallResult {
             outcome: Outcome::Ok,
             bytes,
+            ready: None,
         }
     }
 
@@ -47,6 +52,7 @@ impl CallResult {
         CallResult {
             outcome: Outcome::Eof,
             bytes,
+            ready: None,
         }
     }
 
@@ -58,6 +64,7 @@ impl CallResult {
         CallResult {
             outcome: Outcome::Errno(errno),
             bytes,
+            ready: None,
         }
     }
 
@@ -65,5 +72,85 @@ impl CallResult {
     /// stops a side blocked in a call when the case ends.
     pub fn interrupted(&self) -> bool {
         matches!(self.outcome, Outcome::Errno(e) if e.raw() == nix::libc::EINTR)
+    }
+}
+
+/// `poll(2)` events, by the names suites write (`in`, `out`, `rdhup`, ...):
+/// what a `poll` step asks for and what the kernel said was ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PollEvents(i16);
+
+impl PollEvents {
+    /// Each name and its `POLL*` bit, in the order reports list them.
+    pub const NAMES: &[(&'static str, i16)] = &[
+        ("in", nix::libc::POLLIN),
+        ("pri", nix::libc::POLLPRI),
+        ("out", nix::libc::POLLOUT),
+        ("rdhup", nix::libc::POLLRDHUP),
+        ("err", nix::libc::POLLERR),
+        ("hup", nix::libc::POLLHUP),
+        ("nval", nix::libc::POLLNVAL),
+    ];
+
+    /// The names a `poll` step may ask for; `err`, `hup` and `nval` are
+    /// always reported and never asked for.
+    pub const REQUESTABLE: &[&'static str] = &["in", "pri", "out", "rdhup"];
+
+    /// The events of a raw `events`/`revents` value.
+    pub fn from_raw(raw: i16) -> PollEvents {
+        PollEvents(raw)
+    }
+
+    /// The raw value for `poll(2)`.
+    pub fn raw(self) -> i16 {
+        self.0
+    }
+
+    /// The events named, or the first name that is not one.
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<PollEvents, String> {
+        let mut raw = 0;
+        for name in names {
+            match Self::NAMES.iter().find(|(n, _)| *n == name) {
+                Some((_, bit)) => raw |= bit,
+                None => return Err(name.to_string()),
+            }
+        }
+        Ok(PollEvents(raw))
+    }
+
+    /// The names of the events set, in [`PollEvents::NAMES`] order; bits
+    /// without a name are shown by value.
+    pub fn names(self) -> Vec<String> {
+        let mut left = self.0;
+        let mut out: Vec<String> = Self::NAMES
+            .iter()
+            .filter(|(_, bit)| self.0 & bit != 0)
+            .map(|(name, bit)| {
+                left &= !bit;
+                name.to_string()
+            })
+            .collect();
+        if left != 0 {
+            out.push(format!("{left:#x}"));
+        }
+        out
+    }
+}
+
+/// `in rdhup`, or `nothing` (a poll that timed out).
+impl fmt::Display for PollEvents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = self.names();
+        if names.is_empty() {
+            f.write_str("nothing")
+        } else {
+            f.write_str(&names.join(" "))
+        }
+    }
+}
+
+impl serde::Serialize for PollEvents {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.names())
     }
 }

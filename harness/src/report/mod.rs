@@ -229,6 +229,7 @@ mod tests {
                 result: CallResult {
                     outcome: Outcome::Ok,
                     bytes: 5,
+                    ready: None,
                 },
             },
         );

@@ -128,6 +128,9 @@ impl EventKind {
                 result,
             } => {
                 let outcome = match result.outcome {
+                    Outcome::Ok if result.ready.is_some() => {
+                        format!("ready: {}", result.ready.unwrap_or_default())
+                    }
                     Outcome::Ok if result.bytes > 0 => format!("{} B", result.bytes),
                     Outcome::Ok => "ok".to_string(),
                     Outcome::Eof if result.bytes > 0 => format!("EOF after {} B", result.bytes),

@@ -21,13 +21,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::interrupt::{self, Waker};
+use crate::model::Outcome;
 use crate::model::TcpState;
 use crate::model::{Link, Side, Socket};
 use crate::observe::{self, SockDiag};
 use crate::peer::{Call, Peer, Sockets};
 use crate::report::{CaseStatus, EventKind, Failure, StateSource, StepRef, Timeline};
 use crate::sandbox::CaseNamespace;
-use crate::suite::{Action, Case, Script, Step};
+use crate::suite::{Action, Case, Check, Control, Loop, Script, Step};
 use crate::verdict::{self, Mismatch};
 
 /// How often a `within` state check samples the kernel. Short enough to
@@ -51,14 +52,14 @@ struct Shared {
     start: Instant,
     sockets: Arc<Sockets>,
     timeline: Mutex<Timeline>,
-    control: Mutex<Control>,
+    control: Mutex<Coordination>,
     /// Signalled on every change of `control`.
     changed: Condvar,
 }
 
 /// The coordination state, behind one lock.
 #[derive(Default)]
-struct Control {
+struct Coordination {
     marks: HashSet<String>,
     /// The first failure; the case stops at it.
     failure: Option<Failure>,
@@ -82,7 +83,7 @@ struct SideProgress {
 }
 
 impl Shared {
-    fn control(&self) -> MutexGuard<'_, Control> {
+    fn control(&self) -> MutexGuard<'_, Coordination> {
         self.control.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -253,7 +254,7 @@ fn supervise(shared: &Shared) {
 
 /// The deadline failure: what each side was doing when time ran out,
 /// including the calls still in flight.
-fn overrun(shared: &Shared, control: &Control) -> Failure {
+fn overrun(shared: &Shared, control: &Coordination) -> Failure {
     let now = Instant::now();
     let mut waiting = Vec::new();
     for script in &shared.case.scripts {
@@ -326,15 +327,31 @@ fn run_side(shared: &Arc<Shared>, index: usize) -> Peer {
     peer
 }
 
-/// Why a side left its script early.
-enum Stop {
+/// How a step ended, when it did not fail.
+enum Flow {
+    /// Go on with the next step.
+    Next,
     /// The case is ending for another reason (another side's failure, the
-    /// deadline); nothing to add.
+    /// deadline): leave the script, adding nothing.
     CaseEnded,
+    /// Inside a loop: a call's outcome was one of the loop's `until`.
+    UntilReached,
 }
 
+/// Where a step is, for reports: its script and position, and the round
+/// when it is inside a loop.
+#[derive(Clone, Copy)]
+struct At<'s> {
+    script: &'s Script,
+    /// 0-based position in the script (of the loop, for a step in one).
+    index: usize,
+    /// The loop's round (1-based), for a step in a loop's body.
+    round: Option<u32>,
+}
+
+/// Runs one side's script. Each step runs as [`run_step`] does; a loop
+/// runs its body's steps the same way, round after round.
 fn run_script(shared: &Shared, script: &Script, peer: &mut Peer) -> Result<(), Box<Failure>> {
-    let side = script.side;
     // Opened on this side's thread, so in the case's namespace; only sides
     // that check states need one.
     let mut diag = None;
@@ -342,42 +359,135 @@ fn run_script(shared: &Shared, script: &Script, peer: &mut Peer) -> Result<(), B
         if shared.stopping() {
             return Ok(());
         }
-        shared.set_step(side, Some((index, None)));
-        let fail = |mismatch: Option<Mismatch>, what: String| {
-            let at = shared.at(Instant::now());
-            let summary = format!(
-                "{side} step {} `{}` at {}: {what}",
-                index + 1,
-                step.source,
-                step.location
-            );
-            let step = StepRef {
-                side,
-                index: index + 1,
-                location: step.location.to_string(),
-                source: step.source.clone(),
-            };
-            Box::new(Failure {
-                summary,
-                step: Some(step),
-                mismatch,
-                at,
-            })
+        shared.set_step(script.side, Some((index, None)));
+        let at = At {
+            script,
+            index,
+            round: None,
         };
-        match &step.action {
-            Action::Sleep(d) => {
-                if !shared.sleep_until(Instant::now() + *d) {
-                    return Ok(());
+        let flow = match &step.action {
+            Action::Control(Control::Loop(looped)) => {
+                run_loop(shared, at, step, looped, peer, &mut diag)?
+            }
+            _ => run_step(shared, at, step, None, peer, &mut diag)?,
+        };
+        if matches!(flow, Flow::CaseEnded) {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+fn run_loop(
+    shared: &Shared,
+    at: At<'_>,
+    step: &Step,
+    looped: &Loop,
+    peer: &mut Peer,
+    diag: &mut Option<SockDiag>,
+) -> Result<Flow, Box<Failure>> {
+    for round in 1..=looped.times {
+        for inner in &looped.body {
+            if shared.stopping() {
+                return Ok(Flow::CaseEnded);
+            }
+            let inner_at = At {
+                round: Some(round),
+                ..at
+            };
+            match run_step(shared, inner_at, inner, Some(&looped.until), peer, diag)? {
+                Flow::Next => {}
+                Flow::CaseEnded => return Ok(Flow::CaseEnded),
+                Flow::UntilReached => {
+                    note(
+                        shared,
+                        at.script.side,
+                        format!("#{} loop ended in round {round}", at.index + 1),
+                    );
+                    return Ok(Flow::Next);
                 }
             }
-            Action::Mark(label) => {
-                let mut control = shared.control();
-                control.marks.insert(label.clone());
-                shared.changed.notify_all();
-                drop(control);
-                note(shared, side, format!("mark {label:?}"));
+        }
+    }
+    if looped.until.is_empty() {
+        return Ok(Flow::Next);
+    }
+    let wanted: Vec<String> = looped.until.iter().map(ToString::to_string).collect();
+    Err(failure(
+        shared,
+        at,
+        step,
+        None,
+        format!(
+            "the loop ran its {} rounds and no call ended with {}",
+            looped.times,
+            wanted.join(" or ")
+        ),
+    ))
+}
+
+/// The failure of the step at `at`.
+fn failure(
+    shared: &Shared,
+    at: At<'_>,
+    step: &Step,
+    mismatch: Option<Mismatch>,
+    what: String,
+) -> Box<Failure> {
+    let side = at.script.side;
+    let round = at
+        .round
+        .map(|r| format!(" (in round {r} of the loop at step {})", at.index + 1))
+        .unwrap_or_default();
+    let number = match at.round {
+        Some(_) => at.index + 1,
+        None => at.index + 1,
+    };
+    let summary = format!(
+        "{side} step {number}{round} `{}` at {}: {what}",
+        step.source, step.location
+    );
+    Box::new(Failure {
+        summary,
+        step: Some(StepRef {
+            side,
+            index: number,
+            location: step.location.to_string(),
+            source: step.source.clone(),
+        }),
+        mismatch,
+        at: shared.at(Instant::now()),
+    })
+}
+
+/// Runs one step. `until`: in a loop, the outcomes that end it (a call
+/// ending with one is expected, and ends the loop).
+fn run_step(
+    shared: &Shared,
+    at: At<'_>,
+    step: &Step,
+    until: Option<&[Outcome]>,
+    peer: &mut Peer,
+    diag: &mut Option<SockDiag>,
+) -> Result<Flow, Box<Failure>> {
+    let side = at.script.side;
+    let fail = |mismatch: Option<Mismatch>, what: String| failure(shared, at, step, mismatch, what);
+    match &step.action {
+        Action::Control(Control::Sleep(d)) => {
+            if !shared.sleep_until(Instant::now() + *d) {
+                return Ok(Flow::CaseEnded);
             }
-            Action::Wait { label, timeout } => match wait_for_mark(shared, label, *timeout) {
+        }
+        Action::Control(Control::Mark(label)) => {
+            // Stamped before the other sides are woken, so the timeline
+            // never shows a waiter going on before the mark it waited for.
+            note(shared, side, format!("mark {label:?}"));
+            let mut control = shared.control();
+            control.marks.insert(label.clone());
+            shared.changed.notify_all();
+        }
+        Action::Control(Control::Wait { label, timeout }) => {
+            match wait_for_mark(shared, label, *timeout) {
                 Ok(true) => {}
                 Ok(false) => {
                     return Err(fail(
@@ -385,80 +495,85 @@ fn run_script(shared: &Shared, script: &Script, peer: &mut Peer) -> Result<(), B
                         format!("no other side reached `mark = {label:?}` in time"),
                     ));
                 }
-                Err(Stop::CaseEnded) => return Ok(()),
-            },
-            Action::State { expected, within } => {
-                let diag = match &mut diag {
-                    Some(diag) => diag,
-                    None => match SockDiag::open() {
-                        Ok(opened) => diag.insert(opened),
-                        Err(err) => {
-                            return Err(fail(None, format!("failed to open sock_diag: {err}")));
-                        }
-                    },
-                };
-                match check_states(shared, diag, expected, *within) {
-                    Ok(()) => {}
-                    Err(Some(m)) => {
-                        let what = m.to_string();
-                        return Err(fail(Some(m), what));
-                    }
-                    Err(None) => return Ok(()),
-                }
-            }
-            action => {
-                // The call's start is public before the call, so a deadline
-                // that passes during it can say it is in flight.
-                shared.set_step(side, Some((index, Some(Instant::now()))));
-                let call = match peer.perform(action, step.link) {
-                    Ok(call) => call,
-                    Err(no_socket) => return Err(fail(None, no_socket.to_string())),
-                };
-                if call.result.interrupted() && shared.stopping() {
-                    note(
-                        shared,
-                        side,
-                        format!(
-                            "#{} {}: still in flight when the case ended ({})",
-                            index + 1,
-                            describe_call(side, step),
-                            verdict::millis(call.took)
-                        ),
-                    );
-                    return Ok(());
-                }
-                shared.push(
-                    shared.at(call.began),
-                    Some(side),
-                    EventKind::Call {
-                        step: index + 1,
-                        action: describe_call(side, step),
-                        took: call.took,
-                        result: call.result,
-                    },
-                );
-                judge(shared, step, &call).map_err(|m| {
-                    let what = m.to_string();
-                    fail(Some(m), what)
-                })?;
+                Err(Stopped) => return Ok(Flow::CaseEnded),
             }
         }
+        Action::Control(Control::Loop(_)) => {
+            unreachable!("loops do not nest (the parser refuses them) and run_script runs loops")
+        }
+        Action::Check(Check::State { expected, within }) => {
+            let diag = match diag {
+                Some(diag) => diag,
+                None => match SockDiag::open() {
+                    Ok(opened) => diag.insert(opened),
+                    Err(err) => return Err(fail(None, format!("failed to open sock_diag: {err}"))),
+                },
+            };
+            match check_states(shared, diag, expected, *within) {
+                Ok(()) => {}
+                Err(Some(m)) => {
+                    let what = m.to_string();
+                    return Err(fail(Some(m), what));
+                }
+                Err(None) => return Ok(Flow::CaseEnded),
+            }
+        }
+        Action::Socket(socket_call) => {
+            // The call's start is public before the call, so a deadline
+            // that passes during it can say it is in flight.
+            shared.set_step(side, Some((at.index, Some(Instant::now()))));
+            let call = match peer.perform(socket_call, step.link) {
+                Ok(call) => call,
+                Err(no_socket) => return Err(fail(None, no_socket.to_string())),
+            };
+            let described = describe_call(side, step, at.round);
+            if call.result.interrupted() && shared.stopping() {
+                note(
+                    shared,
+                    side,
+                    format!(
+                        "#{} {described}: still in flight when the case ended ({})",
+                        at.index + 1,
+                        verdict::millis(call.took)
+                    ),
+                );
+                return Ok(Flow::CaseEnded);
+            }
+            shared.push(
+                shared.at(call.began),
+                Some(side),
+                EventKind::Call {
+                    step: at.index + 1,
+                    action: described,
+                    took: call.took,
+                    result: call.result,
+                },
+            );
+            if until.is_some_and(|until| until.contains(&call.result.outcome)) {
+                return Ok(Flow::UntilReached);
+            }
+            judge(shared, step, &call).map_err(|m| {
+                let what = m.to_string();
+                fail(Some(m), what)
+            })?;
+        }
     }
-    Ok(())
+    Ok(Flow::Next)
 }
 
-/// The call as the timeline shows it; the proxy's say which connection.
-fn describe_call(side: Side, step: &Step) -> String {
+/// The call as the timeline shows it: the proxy's say which connection,
+/// and a loop's which round.
+fn describe_call(side: Side, step: &Step, round: Option<u32>) -> String {
     let action = &step.action;
-    let own_connection = matches!(
-        action,
-        Action::Listen { .. } | Action::Accept { .. } | Action::Connect { .. }
-    );
-    match (side, step.link) {
-        (Side::Proxy, _) if own_connection => action.to_string(),
-        (Side::Proxy, Link::Accepted) => format!("{action} (on client)"),
-        (Side::Proxy, Link::Connected) => format!("{action} (on server)"),
-        _ => action.to_string(),
+    let on = match (side, step.link) {
+        (Side::Proxy, _) if !action.definition().on_connection => "",
+        (Side::Proxy, Link::Accepted) => " (on client)",
+        (Side::Proxy, Link::Connected) => " (on server)",
+        _ => "",
+    };
+    match round {
+        Some(round) => format!("{action}{on} [round {round}]"),
+        None => format!("{action}{on}"),
     }
 }
 
@@ -485,9 +600,12 @@ fn note(shared: &Shared, side: Side, text: String) {
     );
 }
 
+/// The case ended while a side waited.
+struct Stopped;
+
 /// Waits for another side's `mark`; `Ok(false)` when `timeout` passed
 /// first.
-fn wait_for_mark(shared: &Shared, label: &str, timeout: Option<Duration>) -> Result<bool, Stop> {
+fn wait_for_mark(shared: &Shared, label: &str, timeout: Option<Duration>) -> Result<bool, Stopped> {
     let until = timeout.map(|t| Instant::now() + t);
     let mut control = shared.control();
     loop {
@@ -495,7 +613,7 @@ fn wait_for_mark(shared: &Shared, label: &str, timeout: Option<Duration>) -> Res
             return Ok(true);
         }
         if control.stopping {
-            return Err(Stop::CaseEnded);
+            return Err(Stopped);
         }
         control = match until {
             Some(until) => {

@@ -15,16 +15,19 @@
 //! below is what the rest of the crate sees: already validated, with each
 //! step's place in the file kept for reports.
 
+pub mod action;
 mod parse;
 pub mod schema;
 
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::model::{Link, Outcome, Side, Socket, TcpState};
+use crate::model::{Link, Outcome, PollEvents, Side};
 
+pub use action::{
+    Action, Check, Control, How, Loop, Payload, SocketCall, SocketOptions, StepKind, Until,
+};
 pub use parse::{Diagnostic, SuiteError, parse_suite};
 
 /// One suite file: a name (the file stem) and its cases.
@@ -111,7 +114,7 @@ impl fmt::Display for Location {
 }
 
 /// One step of a side's script: what to do and what must come of it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     /// What the side does.
     pub action: Action,
@@ -130,220 +133,6 @@ pub struct Step {
     pub link: Link,
 }
 
-/// What a side does in one step.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    /// Bind and listen (server).
-    Listen {
-        /// A loopback address; a bare port means 127.0.0.1.
-        addr: SocketAddr,
-        /// The accept queue length.
-        backlog: u32,
-    },
-    /// Accept one connection from the listener (server).
-    Accept {
-        /// Give up after this long, reported as EAGAIN (as `SO_RCVTIMEO` does).
-        timeout: Option<Duration>,
-    },
-    /// Connect to an address (client).
-    Connect {
-        /// A loopback address; a bare port means 127.0.0.1.
-        addr: SocketAddr,
-        /// Give up after this long, reported as EINPROGRESS: the kernel's
-        /// answer to a connect under `SO_SNDTIMEO`, whose SYN keeps going.
-        timeout: Option<Duration>,
-        /// Bind this local port first (to show a 4-tuple in TIME_WAIT
-        /// cannot be reused); an ephemeral port otherwise.
-        from: Option<u16>,
-    },
-    /// Write a payload in full.
-    Send {
-        /// What to write.
-        payload: Payload,
-        /// Give up after this long, reported as EAGAIN (as `SO_SNDTIMEO` does).
-        timeout: Option<Duration>,
-    },
-    /// One read call.
-    Recv {
-        /// Read at most this many bytes.
-        max: usize,
-        /// Per-read idle timeout, reported as EAGAIN (as `SO_RCVTIMEO` does).
-        timeout: Option<Duration>,
-    },
-    /// Read until a byte count or a pattern, with an idle timeout per read.
-    RecvUntil {
-        /// When to stop.
-        until: Until,
-        /// Per-read idle timeout, reported as EAGAIN (as `SO_RCVTIMEO` does).
-        timeout: Option<Duration>,
-    },
-    /// `shutdown(2)` one or both directions.
-    Shutdown(How),
-    /// `close(2)`: FIN, or RST when unread data is pending.
-    Close,
-    /// Close with `SO_LINGER {on, 0}`: RST, no TIME_WAIT.
-    Abort,
-    /// Do nothing for a while.
-    Sleep(Duration),
-    /// Set socket options, on the current socket or the next one made.
-    Set(SocketOptions),
-    /// Let the other sides' `wait` for this label go on.
-    Mark(String),
-    /// Wait until another side reaches `mark` with this label.
-    Wait {
-        /// The label to wait for.
-        label: String,
-        /// How long to wait before failing the case.
-        timeout: Option<Duration>,
-    },
-    /// Assert kernel states: now, or `within` a deadline (polling).
-    State {
-        /// The expected state per socket.
-        expected: Vec<(Socket, TcpState)>,
-        /// Poll until this passes; `None` samples once.
-        within: Option<Duration>,
-    },
-}
-
-impl Action {
-    /// The name the step is written with, e.g. `recv_until`.
-    pub fn keyword(&self) -> &'static str {
-        match self {
-            Action::Listen { .. } => "listen",
-            Action::Accept { .. } => "accept",
-            Action::Connect { .. } => "connect",
-            Action::Send { .. } => "send",
-            Action::Recv { .. } => "recv",
-            Action::RecvUntil { .. } => "recv_until",
-            Action::Shutdown(_) => "shutdown",
-            Action::Close => "close",
-            Action::Abort => "abort",
-            Action::Sleep(_) => "sleep",
-            Action::Set(_) => "set",
-            Action::Mark(_) => "mark",
-            Action::Wait { .. } => "wait",
-            Action::State { .. } => "state",
-        }
-    }
-
-    /// Whether the step has a result to judge (`expect`, `bytes`, `after`,
-    /// `longer_than`): every socket call and `wait`, not `sleep`, `set`,
-    /// `mark` or `state`, which is judged by its own states.
-    pub fn is_judged(&self) -> bool {
-        !matches!(
-            self,
-            Action::Sleep(_) | Action::Set(_) | Action::Mark(_) | Action::State { .. }
-        )
-    }
-
-    /// What an unstated expectation means: no errno (EOF is fine), and for
-    /// `recv_until`, that the target was reached.
-    pub fn default_expectation(&self) -> Expect {
-        let result = match self {
-            Action::RecvUntil { .. } => vec![Outcome::Ok],
-            _ => vec![Outcome::Ok, Outcome::Eof],
-        };
-        Expect {
-            result,
-            bytes: None,
-            after: None,
-            longer_than: None,
-        }
-    }
-}
-
-/// What to write.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Payload {
-    /// These bytes, `repeat` times.
-    Text {
-        /// The literal text.
-        text: String,
-        /// How many copies, 1 by default.
-        repeat: usize,
-    },
-    /// This many filler bytes (a repeating alphabet, so captures are legible).
-    Size(usize),
-}
-
-impl Payload {
-    /// The total number of bytes the payload writes.
-    pub fn len(&self) -> usize {
-        match self {
-            Payload::Text { text, repeat } => text.len() * repeat,
-            Payload::Size(n) => *n,
-        }
-    }
-
-    /// Whether the payload writes nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// When `recv_until` stops.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Until {
-    /// Once this many bytes have arrived in total.
-    Bytes(u64),
-    /// Once this text has arrived.
-    Pattern(String),
-}
-
-/// Which direction `shutdown` closes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum How {
-    /// `SHUT_RD`.
-    Read,
-    /// `SHUT_WR`: sends FIN, keeps reading.
-    Write,
-    /// `SHUT_RDWR`.
-    Both,
-}
-
-/// Socket options a `set` step names; unnamed ones are left alone.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct SocketOptions {
-    /// `SO_LINGER`: `Some(None)` turns it off, `Some(Some(d))` on with `d`,
-    /// a whole number of seconds (the parser refuses any other: `l_linger`
-    /// counts seconds).
-    pub linger: Option<Option<Duration>>,
-    /// `TCP_NODELAY`.
-    pub nodelay: Option<bool>,
-    /// `SO_KEEPALIVE`.
-    pub keepalive: Option<bool>,
-    /// `SO_RCVBUF`, in bytes (the kernel doubles it).
-    pub rcvbuf: Option<usize>,
-    /// `SO_SNDBUF`, in bytes (the kernel doubles it).
-    pub sndbuf: Option<usize>,
-}
-
-/// `linger=0s nodelay=true`: only what the step sets.
-impl fmt::Display for SocketOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts = Vec::new();
-        match self.linger {
-            Some(None) => parts.push("linger=off".to_string()),
-            // Whole seconds, as the parser allows and the kernel counts.
-            Some(Some(d)) => parts.push(format!("linger={}s", d.as_secs())),
-            None => {}
-        }
-        if let Some(on) = self.nodelay {
-            parts.push(format!("nodelay={on}"));
-        }
-        if let Some(on) = self.keepalive {
-            parts.push(format!("keepalive={on}"));
-        }
-        if let Some(n) = self.rcvbuf {
-            parts.push(format!("rcvbuf={n}"));
-        }
-        if let Some(n) = self.sndbuf {
-            parts.push(format!("sndbuf={n}"));
-        }
-        f.write_str(&parts.join(" "))
-    }
-}
-
 /// What one call's result must be.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Expect {
@@ -356,6 +145,8 @@ pub struct Expect {
     /// A lower bound on how long the call took, when stated. No tolerance
     /// applies: a loaded machine only makes calls slower.
     pub longer_than: Option<Duration>,
+    /// For `poll`: exactly the events that must be reported ready.
+    pub revents: Option<PollEvents>,
 }
 
 /// How far a measured duration may be from the expected one:
@@ -441,67 +232,4 @@ fn collect_toml(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), SuiteError> 
         }
     }
     Ok(())
-}
-
-/// The action as the timeline shows it, e.g. `recv_until 5000000 B (idle 25 ms)`.
-impl fmt::Display for Action {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let ms = |d: &Duration| format!("{} ms", d.as_millis());
-        let timeout = |t: &Option<Duration>| {
-            t.as_ref()
-                .map(|d| format!(" (timeout {})", ms(d)))
-                .unwrap_or_default()
-        };
-        match self {
-            Action::Listen { addr, .. } => write!(f, "listen {addr}"),
-            Action::Accept { timeout: t } => write!(f, "accept{}", timeout(t)),
-            Action::Connect {
-                addr,
-                timeout: t,
-                from: Some(port),
-            } => write!(f, "connect {addr} from port {port}{}", timeout(t)),
-            Action::Connect {
-                addr,
-                timeout: t,
-                from: None,
-            } => write!(f, "connect {addr}{}", timeout(t)),
-            Action::Send {
-                payload: Payload::Text { text, repeat: 1 },
-                timeout: t,
-            } if text.len() <= 24 => {
-                write!(f, "send {text:?}{}", timeout(t))
-            }
-            Action::Send {
-                payload,
-                timeout: t,
-            } => write!(f, "send {} B{}", payload.len(), timeout(t)),
-            Action::Recv { timeout: t, .. } => write!(f, "recv{}", timeout(t)),
-            Action::RecvUntil {
-                until: Until::Bytes(n),
-                timeout: t,
-            } => write!(f, "recv_until {n} B{}", timeout(t)),
-            Action::RecvUntil {
-                until: Until::Pattern(p),
-                timeout: t,
-            } => write!(f, "recv_until {p:?}{}", timeout(t)),
-            Action::Shutdown(how) => write!(f, "shutdown {}", format!("{how:?}").to_lowercase()),
-            Action::Close => f.write_str("close"),
-            Action::Abort => f.write_str("abort (SO_LINGER 0)"),
-            Action::Sleep(d) => write!(f, "sleep {}", ms(d)),
-            Action::Set(options) => write!(f, "set {options}"),
-            Action::Mark(label) => write!(f, "mark {label:?}"),
-            Action::Wait { label, .. } => write!(f, "wait {label:?}"),
-            Action::State { expected, within } => {
-                let states: Vec<String> = expected
-                    .iter()
-                    .map(|(socket, state)| format!("{socket} {}", state.name()))
-                    .collect();
-                write!(f, "state {}", states.join(", "))?;
-                match within {
-                    Some(d) => write!(f, " within {}", ms(d)),
-                    None => Ok(()),
-                }
-            }
-        }
-    }
 }

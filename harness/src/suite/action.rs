@@ -1,0 +1,813 @@
+//! What a step does, and the one definition of every action.
+//!
+//! A step's [`Action`] is one of three kinds, each executed by a different
+//! part of the harness: a [`SocketCall`] is a syscall the side's peer makes
+//! and whose result is judged; a [`Control`] paces or coordinates the
+//! script (`sleep`, `mark`, `wait`, `loop`); a [`Check`] asks the kernel
+//! what it holds (`state`; later packets and logs).
+//!
+//! [`CATALOG`] defines each action once: its keyword, how it is written,
+//! which sides may use it, whether it acts on a connection (so the proxy
+//! must say which with `on`), whether it has a result to judge, and its
+//! modifiers. The parser's checks and hints, the JSON Schema, `hangup
+//! check`'s messages and the README's step table all come from it, so a
+//! new action is one entry here plus its execution.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::Step;
+use crate::model::{Outcome, PollEvents, Side, Socket, TcpState};
+
+/// What a side does in one step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// A socket call, made by the side's peer.
+    Socket(SocketCall),
+    /// Pacing and coordination.
+    Control(Control),
+    /// A look at what the kernel holds.
+    Check(Check),
+}
+
+/// A syscall on one of the side's sockets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SocketCall {
+    /// Bind and listen.
+    Listen {
+        /// A loopback address; a bare port means 127.0.0.1.
+        addr: SocketAddr,
+        /// The accept queue length.
+        backlog: u32,
+    },
+    /// Accept one connection from the listener.
+    Accept {
+        /// `SO_RCVTIMEO` for the call (EAGAIN when it passes).
+        timeout: Option<Duration>,
+    },
+    /// Connect to an address.
+    Connect {
+        /// A loopback address; a bare port means 127.0.0.1.
+        addr: SocketAddr,
+        /// `SO_SNDTIMEO` for the call (EINPROGRESS when it passes; the SYN
+        /// keeps going).
+        timeout: Option<Duration>,
+        /// Bind this local port first (to show a 4-tuple in TIME_WAIT
+        /// cannot be reused); an ephemeral port otherwise.
+        from: Option<u16>,
+        /// Make the call with `O_NONBLOCK`: it returns EINPROGRESS at once.
+        nonblocking: bool,
+        /// Call `connect(2)` again on the socket the side already has
+        /// (EALREADY while the first attempt is pending, the attempt's
+        /// error once it failed, success or EISCONN once it connected).
+        again: bool,
+    },
+    /// Write a payload in full.
+    Send {
+        /// What to write.
+        payload: Payload,
+        /// For the whole step: each `send(2)` gets what is left as
+        /// `SO_SNDTIMEO`.
+        timeout: Option<Duration>,
+    },
+    /// One read call.
+    Recv {
+        /// Read at most this many bytes.
+        max: usize,
+        /// `SO_RCVTIMEO` for the call (EAGAIN when it passes).
+        timeout: Option<Duration>,
+    },
+    /// Read until a byte count or a pattern.
+    RecvUntil {
+        /// When to stop.
+        until: Until,
+        /// `SO_RCVTIMEO` for each read: the idle time allowed.
+        timeout: Option<Duration>,
+    },
+    /// `shutdown(2)` one or both directions.
+    Shutdown(How),
+    /// `close(2)`: FIN, or RST when unread data is pending.
+    Close,
+    /// Close with `SO_LINGER {on, 0}`: RST, no TIME_WAIT.
+    Abort,
+    /// Set socket options, on the current socket or the next one made.
+    Set(SocketOptions),
+    /// `getsockopt(SO_ERROR)`: the pending error, which reading clears.
+    SoError,
+    /// `poll(2)` on the connection (or, with none, the listener).
+    Poll {
+        /// The events asked for.
+        events: PollEvents,
+        /// How long to wait; `None` waits for an event.
+        timeout: Option<Duration>,
+    },
+}
+
+/// Pacing and coordination between the sides.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Control {
+    /// Do nothing for a while.
+    Sleep(Duration),
+    /// Let the other sides' `wait` for this label go on.
+    Mark(String),
+    /// Wait until another side reaches `mark` with this label.
+    Wait {
+        /// The label to wait for.
+        label: String,
+        /// How long to wait before failing the case.
+        timeout: Option<Duration>,
+    },
+    /// Run some steps again and again.
+    Loop(Loop),
+}
+
+/// A bounded loop: `body` up to `times` rounds, ended early by a call
+/// whose outcome is one of `until`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loop {
+    /// The steps of one round.
+    pub body: Vec<Step>,
+    /// The most rounds.
+    pub times: u32,
+    /// Outcomes that end the loop; with any, the loop fails if none came
+    /// within `times` rounds.
+    pub until: Vec<Outcome>,
+}
+
+/// A look at the kernel's state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// Assert kernel TCP states: now, or `within` a deadline (polling).
+    State {
+        /// The expected state per socket.
+        expected: Vec<(Socket, TcpState)>,
+        /// Poll until this passes; `None` samples once.
+        within: Option<Duration>,
+    },
+}
+
+/// What to write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    /// These bytes, `repeat` times.
+    Text {
+        /// The literal text.
+        text: String,
+        /// How many copies, 1 by default.
+        repeat: usize,
+    },
+    /// This many filler bytes (a repeating alphabet, so captures are legible).
+    Size(usize),
+}
+
+impl Payload {
+    /// The total number of bytes the payload writes.
+    pub fn len(&self) -> usize {
+        match self {
+            Payload::Text { text, repeat } => text.len() * repeat,
+            Payload::Size(n) => *n,
+        }
+    }
+
+    /// Whether the payload writes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// When `recv_until` stops.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Until {
+    /// Once this many bytes have arrived in total.
+    Bytes(u64),
+    /// Once this text has arrived.
+    Pattern(String),
+}
+
+/// Which direction `shutdown` closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum How {
+    /// `SHUT_RD`.
+    Read,
+    /// `SHUT_WR`: sends FIN, keeps reading.
+    Write,
+    /// `SHUT_RDWR`.
+    Both,
+}
+
+/// Socket options a `set` step names; unnamed ones are left alone.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SocketOptions {
+    /// `SO_LINGER`: `Some(None)` turns it off, `Some(Some(d))` on with `d`,
+    /// a whole number of seconds (the parser refuses any other: `l_linger`
+    /// counts seconds).
+    pub linger: Option<Option<Duration>>,
+    /// `TCP_NODELAY`.
+    pub nodelay: Option<bool>,
+    /// `SO_KEEPALIVE`.
+    pub keepalive: Option<bool>,
+    /// `SO_RCVBUF`, in bytes (the kernel doubles it).
+    pub rcvbuf: Option<usize>,
+    /// `SO_SNDBUF`, in bytes (the kernel doubles it).
+    pub sndbuf: Option<usize>,
+}
+
+/// Which kind of step an action is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    /// A socket call.
+    Socket,
+    /// Pacing and coordination.
+    Control,
+    /// A look at the kernel's state.
+    Check,
+}
+
+/// The one definition of an action (see the [module docs](self)).
+#[derive(Debug)]
+pub struct ActionDef {
+    /// The key it is written with.
+    pub keyword: &'static str,
+    /// Which kind of step it is.
+    pub kind: StepKind,
+    /// How it is written, for the README's step table.
+    pub written: &'static str,
+    /// What it does, in a line (README and schema).
+    pub summary: &'static str,
+    /// Which sides may use it.
+    pub sides: &'static [Side],
+    /// Whether it acts on one of the side's connections: in the proxy's
+    /// script it must then say which, with `on`.
+    pub on_connection: bool,
+    /// Whether it has a result to judge (`expect`, `bytes`, `after`,
+    /// `longer_than`).
+    pub judged: bool,
+    /// Whether it may be written as a bare string (`"close"`).
+    pub bare: bool,
+    /// The modifiers it takes besides the judging ones and `on`.
+    pub modifiers: &'static [&'static str],
+}
+
+/// A key a step may hold besides its action.
+#[derive(Debug)]
+pub struct ModifierDef {
+    /// The key.
+    pub keyword: &'static str,
+    /// What it means, in a line (README and schema).
+    pub summary: &'static str,
+}
+
+const ANY: &[Side] = &[Side::Client, Side::Proxy, Side::Server];
+const LISTENING: &[Side] = &[Side::Server, Side::Proxy];
+const CONNECTING: &[Side] = &[Side::Client, Side::Proxy];
+
+/// The modifiers of every action with a result to judge.
+pub const JUDGING: &[&str] = &["expect", "bytes", "after", "longer_than"];
+
+/// Every action, in the order the README lists them.
+pub const CATALOG: &[ActionDef] = &[
+    ActionDef {
+        keyword: "listen",
+        kind: StepKind::Socket,
+        written: "listen = 8080",
+        summary: "bind and listen (a port means 127.0.0.1; or `\"[::1]:8080\"`)",
+        sides: LISTENING,
+        on_connection: false,
+        judged: true,
+        bare: false,
+        modifiers: &["backlog"],
+    },
+    ActionDef {
+        keyword: "accept",
+        kind: StepKind::Socket,
+        written: "accept = true",
+        summary: "accept one connection",
+        sides: LISTENING,
+        on_connection: false,
+        judged: true,
+        bare: true,
+        modifiers: &["timeout"],
+    },
+    ActionDef {
+        keyword: "connect",
+        kind: StepKind::Socket,
+        written: "connect = 8080",
+        summary: "connect (a failed connect keeps its socket, in CLOSE, as a program's would)",
+        sides: CONNECTING,
+        on_connection: false,
+        judged: true,
+        bare: false,
+        modifiers: &["timeout", "from", "nonblocking", "again"],
+    },
+    ActionDef {
+        keyword: "send",
+        kind: StepKind::Socket,
+        written: "send = \"text\"` / `send = 5_000_000",
+        summary: "write all of it: literal text, or that many filler bytes",
+        sides: ANY,
+        on_connection: true,
+        judged: true,
+        bare: false,
+        modifiers: &["timeout", "repeat"],
+    },
+    ActionDef {
+        keyword: "recv",
+        kind: StepKind::Socket,
+        written: "recv = true",
+        summary: "one read call",
+        sides: ANY,
+        on_connection: true,
+        judged: true,
+        bare: true,
+        modifiers: &["timeout", "max"],
+    },
+    ActionDef {
+        keyword: "recv_until",
+        kind: StepKind::Socket,
+        written: "recv_until = 1000` / `recv_until = \"\\r\\n\\r\\n\"",
+        summary: "read until that many bytes, or that text",
+        sides: ANY,
+        on_connection: true,
+        judged: true,
+        bare: false,
+        modifiers: &["timeout"],
+    },
+    ActionDef {
+        keyword: "shutdown",
+        kind: StepKind::Socket,
+        written: "shutdown = \"write\"",
+        summary: "`shutdown(2)`: `\"read\"`, `\"write\"` (FIN, keep reading) or `\"both\"`",
+        sides: ANY,
+        on_connection: true,
+        judged: true,
+        bare: false,
+        modifiers: &[],
+    },
+    ActionDef {
+        keyword: "close",
+        kind: StepKind::Socket,
+        written: "close = true",
+        summary: "`close(2)`: FIN, or RST with unread data; with no connection, closes the listener",
+        sides: ANY,
+        on_connection: true,
+        judged: true,
+        bare: true,
+        modifiers: &[],
+    },
+    ActionDef {
+        keyword: "abort",
+        kind: StepKind::Socket,
+        written: "abort = true",
+        summary: "close with `SO_LINGER {on, 0}`: RST, no TIME_WAIT",
+        sides: ANY,
+        on_connection: true,
+        judged: true,
+        bare: true,
+        modifiers: &[],
+    },
+    ActionDef {
+        keyword: "set",
+        kind: StepKind::Socket,
+        written: "set = { linger = \"0s\" }",
+        summary: "socket options: `linger` (`\"off\"` or whole seconds: SO_LINGER counts seconds), `nodelay`, `keepalive`, `rcvbuf`, `sndbuf`; before a socket exists, they apply to the next one",
+        sides: ANY,
+        on_connection: true,
+        judged: false,
+        bare: false,
+        modifiers: &[],
+    },
+    ActionDef {
+        keyword: "so_error",
+        kind: StepKind::Socket,
+        written: "so_error = true",
+        summary: "`getsockopt(SO_ERROR)`: the pending error as the outcome (`ok` when none); reading it clears it",
+        sides: ANY,
+        on_connection: true,
+        judged: true,
+        bare: true,
+        modifiers: &[],
+    },
+    ActionDef {
+        keyword: "poll",
+        kind: StepKind::Socket,
+        written: "poll = [\"in\", \"rdhup\"]",
+        summary: "`poll(2)` for `in`, `out`, `pri`, `rdhup` on the connection (with none, the listener); `err` and `hup` are always reported",
+        sides: ANY,
+        on_connection: true,
+        judged: true,
+        bare: false,
+        modifiers: &["timeout", "revents"],
+    },
+    ActionDef {
+        keyword: "sleep",
+        kind: StepKind::Control,
+        written: "sleep = \"100ms\"",
+        summary: "wait",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &[],
+    },
+    ActionDef {
+        keyword: "mark",
+        kind: StepKind::Control,
+        written: "mark = \"label\"",
+        summary: "let another side's `wait` for the label go on",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &[],
+    },
+    ActionDef {
+        keyword: "wait",
+        kind: StepKind::Control,
+        written: "wait = \"label\"",
+        summary: "wait until another side marks the label",
+        sides: ANY,
+        on_connection: false,
+        judged: true,
+        bare: false,
+        modifiers: &["timeout"],
+    },
+    ActionDef {
+        keyword: "loop",
+        kind: StepKind::Control,
+        written: "loop = [{ send = 100 }, { sleep = \"100ms\" }]",
+        summary: "run these steps up to `times` rounds; a call whose outcome is one of `until` ends the loop (and is expected)",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &["times", "until"],
+    },
+    ActionDef {
+        keyword: "state",
+        kind: StepKind::Check,
+        written: "state = { client = \"FIN_WAIT2\", server = \"CLOSE_WAIT\" }",
+        summary: "assert kernel TCP states of `client`, `server`, `proxy_client` (the proxy's socket facing the client) and `proxy_server`",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &["within"],
+    },
+];
+
+/// Every modifier, with its meaning.
+pub const MODIFIERS: &[ModifierDef] = &[
+    ModifierDef {
+        keyword: "timeout",
+        summary: "give up after this long: the kernel's `SO_RCVTIMEO` (accept, recv, each read of recv_until: EAGAIN) or `SO_SNDTIMEO` (connect: EINPROGRESS, its SYN keeps going; send: for the whole step, EAGAIN with the bytes written so far); poll's own timeout; for wait, fail after it",
+    },
+    ModifierDef {
+        keyword: "within",
+        summary: "for `state`: poll until the states hold, failing after this long; without it the states are sampled once",
+    },
+    ModifierDef {
+        keyword: "repeat",
+        summary: "for `send` with text: send this many copies (1 by default)",
+    },
+    ModifierDef {
+        keyword: "max",
+        summary: "for `recv`: read at most this many bytes (65536 by default)",
+    },
+    ModifierDef {
+        keyword: "backlog",
+        summary: "for `listen`: the accept queue length (128 by default)",
+    },
+    ModifierDef {
+        keyword: "from",
+        summary: "for `connect`: bind this local port first (a 4-tuple in TIME_WAIT cannot be reused); an ephemeral port otherwise",
+    },
+    ModifierDef {
+        keyword: "nonblocking",
+        summary: "for `connect`: make the call with O_NONBLOCK, so it returns EINPROGRESS at once",
+    },
+    ModifierDef {
+        keyword: "again",
+        summary: "for `connect`: call connect(2) again on the socket the side has (EALREADY while pending, the attempt's error once it failed, EISCONN once connected)",
+    },
+    ModifierDef {
+        keyword: "revents",
+        summary: "for `poll`: exactly the events that must be reported ready (`[]`: none, the poll timed out)",
+    },
+    ModifierDef {
+        keyword: "times",
+        summary: "for `loop`: the most rounds (required: every loop is bounded)",
+    },
+    ModifierDef {
+        keyword: "until",
+        summary: "for `loop`: an outcome (or a list) that ends the loop when a call in it returns one; the loop fails if none came",
+    },
+    ModifierDef {
+        keyword: "on",
+        summary: "in the proxy's script: which connection a step acts on, `\"client\"` (the one it accepted) or `\"server\"` (the one it made)",
+    },
+    ModifierDef {
+        keyword: "expect",
+        summary: "the outcome: `\"ok\"`, `\"EOF\"` (a read returned 0) or an errno name; a list means any one of them",
+    },
+    ModifierDef {
+        keyword: "bytes",
+        summary: "the bytes the call moved",
+    },
+    ModifierDef {
+        keyword: "after",
+        summary: "how long the call took, within the tolerance",
+    },
+    ModifierDef {
+        keyword: "longer_than",
+        summary: "a lower bound on how long the call took, no tolerance",
+    },
+];
+
+/// The definition of the action written `keyword`.
+pub fn definition(keyword: &str) -> Option<&'static ActionDef> {
+    CATALOG.iter().find(|def| def.keyword == keyword)
+}
+
+/// The definition of the modifier written `keyword`.
+pub fn modifier(keyword: &str) -> Option<&'static ModifierDef> {
+    MODIFIERS.iter().find(|def| def.keyword == keyword)
+}
+
+impl ActionDef {
+    /// Every key a step with this action may hold besides the action: its
+    /// own modifiers, the judging ones if it is judged, and `on` if it acts
+    /// on a connection.
+    pub fn all_modifiers(&self) -> Vec<&'static str> {
+        let mut all: Vec<&'static str> = self.modifiers.to_vec();
+        if self.judged {
+            all.extend(JUDGING);
+        }
+        if self.on_connection {
+            all.push("on");
+        }
+        all
+    }
+
+    /// "the server or proxy side", for messages.
+    pub fn sides_in_words(&self) -> String {
+        match self.sides {
+            [one] => format!("the {one} side"),
+            [a, b] => format!("the {a} or {b} side"),
+            _ => "any side".to_string(),
+        }
+    }
+}
+
+/// The README's step and modifier tables, from [`CATALOG`] and
+/// [`MODIFIERS`].
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| action | side | what it does | modifiers |\n|--------|------|--------------|-----------|\n",
+    );
+    for def in CATALOG {
+        let sides = if def.sides.len() == 3 {
+            "any".to_string()
+        } else {
+            def.sides
+                .iter()
+                .map(|s| s.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let modifiers: Vec<String> = def.modifiers.iter().map(|m| format!("`{m}`")).collect();
+        out.push_str(&format!(
+            "| `{}` | {sides} | {} | {} |\n",
+            def.written,
+            def.summary,
+            modifiers.join(", ")
+        ));
+    }
+    out.push_str("\n| modifier | meaning |\n|----------|---------|\n");
+    for def in MODIFIERS {
+        out.push_str(&format!("| `{}` | {} |\n", def.keyword, def.summary));
+    }
+    out
+}
+
+impl Action {
+    /// The action's definition.
+    pub fn definition(&self) -> &'static ActionDef {
+        definition(self.keyword())
+            .unwrap_or_else(|| unreachable!("every action has a catalog entry (a test checks)"))
+    }
+
+    /// The name the step is written with, e.g. `recv_until`.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Action::Socket(call) => match call {
+                SocketCall::Listen { .. } => "listen",
+                SocketCall::Accept { .. } => "accept",
+                SocketCall::Connect { .. } => "connect",
+                SocketCall::Send { .. } => "send",
+                SocketCall::Recv { .. } => "recv",
+                SocketCall::RecvUntil { .. } => "recv_until",
+                SocketCall::Shutdown(_) => "shutdown",
+                SocketCall::Close => "close",
+                SocketCall::Abort => "abort",
+                SocketCall::Set(_) => "set",
+                SocketCall::SoError => "so_error",
+                SocketCall::Poll { .. } => "poll",
+            },
+            Action::Control(control) => match control {
+                Control::Sleep(_) => "sleep",
+                Control::Mark(_) => "mark",
+                Control::Wait { .. } => "wait",
+                Control::Loop(_) => "loop",
+            },
+            Action::Check(Check::State { .. }) => "state",
+        }
+    }
+
+    /// Whether the step has a result to judge (see [`ActionDef::judged`]).
+    pub fn is_judged(&self) -> bool {
+        self.definition().judged
+    }
+
+    /// What an unstated expectation means: no errno; for `recv`, EOF is
+    /// fine too (only a read can return it), and `recv_until` must reach
+    /// its target.
+    pub fn default_expectation(&self) -> super::Expect {
+        let result = match self {
+            Action::Socket(SocketCall::Recv { .. }) => vec![Outcome::Ok, Outcome::Eof],
+            _ => vec![Outcome::Ok],
+        };
+        super::Expect {
+            result,
+            bytes: None,
+            after: None,
+            longer_than: None,
+            revents: None,
+        }
+    }
+}
+
+/// `linger=0s nodelay=true`: only what the step sets.
+impl fmt::Display for SocketOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts = Vec::new();
+        match self.linger {
+            Some(None) => parts.push("linger=off".to_string()),
+            // Whole seconds, as the parser allows and the kernel counts.
+            Some(Some(d)) => parts.push(format!("linger={}s", d.as_secs())),
+            None => {}
+        }
+        if let Some(on) = self.nodelay {
+            parts.push(format!("nodelay={on}"));
+        }
+        if let Some(on) = self.keepalive {
+            parts.push(format!("keepalive={on}"));
+        }
+        if let Some(n) = self.rcvbuf {
+            parts.push(format!("rcvbuf={n}"));
+        }
+        if let Some(n) = self.sndbuf {
+            parts.push(format!("sndbuf={n}"));
+        }
+        f.write_str(&parts.join(" "))
+    }
+}
+
+/// The action as the timeline shows it, e.g. `recv_until 5000000 B (timeout 25 ms)`.
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Socket(call) => call.fmt(f),
+            Action::Control(control) => control.fmt(f),
+            Action::Check(check) => check.fmt(f),
+        }
+    }
+}
+
+fn ms(d: &Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
+fn timeout(t: &Option<Duration>) -> String {
+    t.as_ref()
+        .map(|d| format!(" (timeout {})", ms(d)))
+        .unwrap_or_default()
+}
+
+impl fmt::Display for SocketCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SocketCall::Listen { addr, .. } => write!(f, "listen {addr}"),
+            SocketCall::Accept { timeout: t } => write!(f, "accept{}", timeout(t)),
+            SocketCall::Connect {
+                addr,
+                timeout: t,
+                from,
+                nonblocking,
+                again,
+            } => {
+                f.write_str(if *again { "connect again " } else { "connect " })?;
+                write!(f, "{addr}")?;
+                if let Some(port) = from {
+                    write!(f, " from port {port}")?;
+                }
+                if *nonblocking {
+                    f.write_str(" (O_NONBLOCK)")?;
+                }
+                f.write_str(&timeout(t))
+            }
+            SocketCall::Send {
+                payload: Payload::Text { text, repeat: 1 },
+                timeout: t,
+            } if text.len() <= 24 => write!(f, "send {text:?}{}", timeout(t)),
+            SocketCall::Send {
+                payload,
+                timeout: t,
+            } => write!(f, "send {} B{}", payload.len(), timeout(t)),
+            SocketCall::Recv { timeout: t, .. } => write!(f, "recv{}", timeout(t)),
+            SocketCall::RecvUntil {
+                until: Until::Bytes(n),
+                timeout: t,
+            } => write!(f, "recv_until {n} B{}", timeout(t)),
+            SocketCall::RecvUntil {
+                until: Until::Pattern(p),
+                timeout: t,
+            } => write!(f, "recv_until {p:?}{}", timeout(t)),
+            SocketCall::Shutdown(how) => {
+                write!(f, "shutdown {}", format!("{how:?}").to_lowercase())
+            }
+            SocketCall::Close => f.write_str("close"),
+            SocketCall::Abort => f.write_str("abort (SO_LINGER 0)"),
+            SocketCall::Set(options) => write!(f, "set {options}"),
+            SocketCall::SoError => f.write_str("getsockopt SO_ERROR"),
+            SocketCall::Poll { events, timeout: t } => write!(f, "poll {events}{}", timeout(t)),
+        }
+    }
+}
+
+impl fmt::Display for Control {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Control::Sleep(d) => write!(f, "sleep {}", ms(d)),
+            Control::Mark(label) => write!(f, "mark {label:?}"),
+            Control::Wait { label, .. } => write!(f, "wait {label:?}"),
+            Control::Loop(Loop { body, times, .. }) => {
+                write!(f, "loop of {} steps, {times} rounds at most", body.len())
+            }
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Check::State { expected, within } => {
+                let states: Vec<String> = expected
+                    .iter()
+                    .map(|(socket, state)| format!("{socket} {}", state.name()))
+                    .collect();
+                write!(f, "state {}", states.join(", "))?;
+                match within {
+                    Some(d) => write!(f, " within {}", ms(d)),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_and_modifier_is_defined_once() {
+        let mut keywords: Vec<&str> = CATALOG.iter().map(|d| d.keyword).collect();
+        keywords.extend(MODIFIERS.iter().map(|m| m.keyword));
+        let count = keywords.len();
+        keywords.sort_unstable();
+        keywords.dedup();
+        assert_eq!(keywords.len(), count, "a keyword is defined twice");
+        for def in CATALOG {
+            for m in def.all_modifiers() {
+                assert!(
+                    modifier(m).is_some(),
+                    "{m} of {} has no definition",
+                    def.keyword
+                );
+            }
+            assert!(!def.sides.is_empty(), "{}", def.keyword);
+        }
+    }
+
+    #[test]
+    fn the_readme_step_table_is_the_catalog_s() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("README.md");
+        let table = markdown_table();
+        assert!(
+            readme.contains(&table),
+            "README.md's step table differs from suite::action::markdown_table(); replace it with:\n\n{table}"
+        );
+    }
+}

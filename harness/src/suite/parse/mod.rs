@@ -1,0 +1,475 @@
+//! Reading a suite file: TOML in, a validated [`Suite`] or every error out.
+//!
+//! The file is parsed with `toml`'s span-keeping document parser, then
+//! walked by hand one case and one step at a time, each step deserialized on
+//! its own through serde. That split is what lets one run report every
+//! error in the file (a typo in step 3 does not hide a bad duration in step
+//! 9), each with its own span: the first serde error would otherwise end the
+//! whole document. Raw step types below avoid `serde(untagged)` and
+//! `serde(flatten)`, which would turn precise messages into "data did not
+//! match any variant".
+
+mod raw;
+mod step;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use annotate_snippets::{AnnotationKind, Level, Renderer, Snippet};
+use serde::de;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use super::{
+    Action, Case, Check, Control, DEFAULT_DEADLINE, Location, Script, Step, Suite, Tolerance,
+};
+use crate::model::Side;
+use raw::{DurationValue, RawTolerance, SysctlValue};
+
+/// What went wrong reading a suite.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    /// The file or folder could not be read at all.
+    #[error("failed to read suite {}: {source}", path.display())]
+    Read {
+        /// What was being read.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// The file was read but is not a valid suite; every problem is listed.
+    #[error("{rendered}")]
+    Invalid {
+        /// The suite file.
+        path: PathBuf,
+        /// One entry per problem, in file order.
+        diagnostics: Vec<Diagnostic>,
+        /// The problems rendered with source excerpts, file:line:col first.
+        rendered: String,
+    },
+}
+
+/// One problem in a suite file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Where it is.
+    pub location: Location,
+    /// What was expected and what was found.
+    pub message: String,
+    span: Range<usize>,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.location, self.message)
+    }
+}
+
+/// Parses and validates suite `bytes` read from `path`.
+///
+/// Bytes that are not UTF-8 are each reported where they are, and the rest
+/// of the file is still checked: it is read as if each bad sequence were
+/// U+FFFD, which also keeps line:col right (one column per bad sequence)
+/// and lets the report show the line.
+pub fn parse_suite(path: &Path, bytes: &[u8]) -> Result<Suite, SuiteError> {
+    let mut problems = Vec::new();
+    let lossy;
+    let text = match std::str::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(_) => {
+            let mut text = String::with_capacity(bytes.len());
+            for chunk in bytes.utf8_chunks() {
+                text.push_str(chunk.valid());
+                let bad = chunk.invalid();
+                if bad.is_empty() {
+                    continue;
+                }
+                let at = text.len();
+                text.push(char::REPLACEMENT_CHARACTER);
+                let shown: Vec<String> = bad.iter().map(|b| format!("0x{b:02x}")).collect();
+                let (noun, verb) = if bad.len() == 1 {
+                    ("byte", "is")
+                } else {
+                    ("bytes", "are")
+                };
+                problems.push((
+                    at..text.len(),
+                    format!(
+                        "expected UTF-8 text, found the {noun} {} that {verb} not valid UTF-8",
+                        shown.join(" ")
+                    ),
+                ));
+            }
+            lossy = text;
+            &lossy
+        }
+    };
+    let mut reader = Reader {
+        path,
+        text,
+        line_starts: line_starts(text),
+        problems,
+    };
+    let suite = reader.suite();
+    if reader.problems.is_empty() {
+        Ok(suite)
+    } else {
+        Err(reader.into_error())
+    }
+}
+
+struct Reader<'a> {
+    path: &'a Path,
+    text: &'a str,
+    /// The byte offset each line starts at, so a location costs a binary
+    /// search, not a scan from the top: loading stays linear in the size of
+    /// the file however many steps it has.
+    line_starts: Vec<usize>,
+    problems: Vec<(Range<usize>, String)>,
+}
+
+fn line_starts(text: &str) -> Vec<usize> {
+    std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect()
+}
+
+impl<'a> Reader<'a> {
+    /// file:line:col of a byte offset (see [`Location::of_offset`], which
+    /// this computes without scanning the file).
+    fn location(&self, offset: usize) -> Location {
+        let offset = offset.min(self.text.len());
+        let line = self.line_starts.partition_point(|start| *start <= offset);
+        let start = self.line_starts[line.saturating_sub(1)];
+        Location {
+            path: self.path.to_path_buf(),
+            line,
+            column: self.text[start..offset].chars().count() + 1,
+        }
+    }
+
+    fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
+        self.problems.push((span, message.into()));
+    }
+
+    fn toml_problem(&mut self, err: toml::de::Error, fallback: Range<usize>) {
+        let span = err.span().unwrap_or(fallback);
+        self.problem(span, expected_first(err.message().trim_end()));
+    }
+
+    /// Deserializes one value on its own, so its error does not stop the rest.
+    fn value<T: de::DeserializeOwned>(&mut self, value: &Spanned<DeValue<'a>>) -> Option<T> {
+        match T::deserialize(ValueDeserializer::from(value.clone())) {
+            Ok(v) => Some(v),
+            Err(err) => {
+                self.toml_problem(err, value.span());
+                None
+            }
+        }
+    }
+
+    fn suite(&mut self) -> Suite {
+        let name = self
+            .path
+            .file_stem()
+            .map_or_else(|| "suite".to_string(), |s| s.to_string_lossy().into_owned());
+        let mut suite = Suite {
+            name,
+            path: self.path.to_path_buf(),
+            description: None,
+            cases: Vec::new(),
+        };
+        let (root, errors) = DeTable::parse_recoverable(self.text);
+        if !errors.is_empty() {
+            for err in errors {
+                self.toml_problem(err, 0..0);
+            }
+            return suite;
+        }
+        let mut defaults = Defaults {
+            deadline: DEFAULT_DEADLINE,
+            tolerance: Tolerance::DEFAULT,
+        };
+        let mut cases = None;
+        for (key, value) in root.get_ref() {
+            match key.get_ref().as_ref() {
+                "description" => suite.description = self.value(value),
+                "deadline" => {
+                    if let Some(d) = self.value::<DurationValue>(value) {
+                        defaults.deadline = d.0;
+                    }
+                }
+                "tolerance" => {
+                    if let Some(t) = self.value::<RawTolerance>(value) {
+                        defaults.tolerance = t.apply(Tolerance::DEFAULT);
+                    }
+                }
+                "case" => cases = Some(value),
+                other => self.problem(
+                    key.span(),
+                    format!("unknown key `{other}` at the top of a suite, expected one of `description`, `deadline`, `tolerance`, `case`"),
+                ),
+            }
+        }
+        let Some(cases) = cases else {
+            self.problem(0..0, "expected at least one `[[case]]` table, found none");
+            return suite;
+        };
+        let Some(array) = cases.get_ref().as_array() else {
+            self.problem(
+                cases.span(),
+                format!(
+                    "expected `case` to be an array of tables (`[[case]]`), found {}",
+                    cases.get_ref().type_str()
+                ),
+            );
+            return suite;
+        };
+        if array.is_empty() {
+            self.problem(
+                cases.span(),
+                "expected at least one `[[case]]` table, found none",
+            );
+            return suite;
+        }
+        let mut names = BTreeMap::new();
+        for item in array.iter() {
+            if let Some(case) = self.case(item, defaults, &mut names) {
+                suite.cases.push(case);
+            }
+        }
+        suite
+    }
+
+    /// `names` maps the case names seen so far to where each was written,
+    /// so a duplicate is found even when either case has other errors.
+    fn case(
+        &mut self,
+        item: &Spanned<DeValue<'a>>,
+        defaults: Defaults,
+        names: &mut BTreeMap<String, Location>,
+    ) -> Option<Case> {
+        let Some(table) = item.get_ref().as_table() else {
+            self.problem(
+                item.span(),
+                format!("expected a case table, found {}", item.get_ref().type_str()),
+            );
+            return None;
+        };
+        let before = self.problems.len();
+        let location = self.location(item.span().start);
+        let mut case = Case {
+            name: String::new(),
+            description: None,
+            location,
+            ignore: None,
+            deadline: defaults.deadline,
+            sysctls: Vec::new(),
+            tolerance: defaults.tolerance,
+            scripts: Vec::new(),
+        };
+        // `Some(None)`: a `name` is there but is not a string (already reported).
+        let mut name = None;
+        for (key, value) in table {
+            match key.get_ref().as_ref() {
+                "name" => name = Some(self.value::<Spanned<String>>(value)),
+                "description" => case.description = self.value(value),
+                "ignore" => case.ignore = self.value(value),
+                "deadline" => {
+                    if let Some(d) = self.value::<DurationValue>(value) {
+                        case.deadline = d.0;
+                    }
+                }
+                "tolerance" => {
+                    if let Some(t) = self.value::<RawTolerance>(value) {
+                        case.tolerance = t.apply(defaults.tolerance);
+                    }
+                }
+                "sysctl" => case.sysctls = self.sysctls(value),
+                "client" => case.scripts.push(Script { side: Side::Client, steps: self.steps(Side::Client, value, false) }),
+                "server" => case.scripts.push(Script { side: Side::Server, steps: self.steps(Side::Server, value, false) }),
+                "proxy" => case.scripts.push(Script { side: Side::Proxy, steps: self.steps(Side::Proxy, value, false) }),
+                other => self.problem(
+                    key.span(),
+                    format!("unknown key `{other}` in a case, expected one of `name`, `description`, `ignore`, `deadline`, `tolerance`, `sysctl`, `client`, `server`, `proxy`"),
+                ),
+            }
+        }
+        case.scripts.sort_by_key(|s| s.side);
+        match name {
+            Some(Some(name)) if valid_case_name(name.get_ref()) => {
+                let at = self.location(name.span().start);
+                if let Some(first) = names.get(name.get_ref()) {
+                    self.problem(
+                        name.span(),
+                        format!(
+                            "expected a case name unique in this suite, found `{}` again (first at line {}, column {}): test names must be unique",
+                            name.get_ref(),
+                            first.line,
+                            first.column
+                        ),
+                    );
+                } else {
+                    names.insert(name.get_ref().clone(), at);
+                }
+                case.name = name.into_inner();
+            }
+            Some(None) => {}
+            Some(Some(name)) => self.problem(
+                name.span(),
+                format!(
+                    "expected a case name of letters, digits, `_` and `-`, found `{}`",
+                    name.get_ref()
+                ),
+            ),
+            None => self.problem(
+                item.span().start..item.span().start,
+                "expected a `name` for this case, found none",
+            ),
+        }
+        if case.scripts.is_empty() {
+            self.problem(
+                item.span().start..item.span().start,
+                "expected a `client`, `server` or `proxy` script in this case, found none",
+            );
+        }
+        self.across_scripts(&case.scripts);
+        (self.problems.len() == before).then_some(case)
+    }
+
+    /// What no single step shows: a state check of a side that has no
+    /// script (it can never hold a socket, so "gone" would pass without
+    /// meaning anything), and a `wait` for a label no other side marks
+    /// (it could only ever time out).
+    fn across_scripts(&mut self, scripts: &[Script]) {
+        let has = |side: Side| scripts.iter().any(|s| s.side == side);
+        let marks = |side: Side, label: &str| {
+            scripts.iter().filter(|s| s.side != side).any(|s| {
+                every_step(&s.steps)
+                    .any(|m| matches!(&m.action, Action::Control(Control::Mark(l)) if l == label))
+            })
+        };
+        for script in scripts {
+            for step in every_step(&script.steps) {
+                match &step.action {
+                    Action::Check(Check::State { expected, .. }) => {
+                        for (socket, _) in expected {
+                            if !has(socket.side()) {
+                                self.problem(
+                                    step.span.clone(),
+                                    format!(
+                                        "expected a state check of a socket some side holds, found `{socket}`, which is the {}'s, and this case has no `{}` script",
+                                        socket.side(),
+                                        socket.side()
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                    Action::Control(Control::Wait { label, .. }) if !marks(script.side, label) => {
+                        self.problem(
+                            step.span.clone(),
+                            format!(
+                                "expected a `wait` for a label another side marks, found `wait = {label:?}` and no `mark = {label:?}` in another script: it could only time out"
+                            ),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn sysctls(&mut self, value: &Spanned<DeValue<'a>>) -> Vec<(String, String)> {
+        let Some(table) = value.get_ref().as_table() else {
+            self.problem(value.span(), format!("expected a table of sysctls like `{{ \"net.ipv4.tcp_fin_timeout\" = 5 }}`, found {}", value.get_ref().type_str()));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (key, v) in table {
+            let name = key.get_ref().to_string();
+            if let Err(why) = crate::sandbox::validate_sysctl_key(&name) {
+                self.problem(key.span(), why);
+                continue;
+            }
+            if let Some(SysctlValue(v)) = self.value(v) {
+                out.push((name, v));
+            }
+        }
+        out
+    }
+
+    fn into_error(mut self) -> SuiteError {
+        let mut problems = std::mem::take(&mut self.problems);
+        problems.sort_by_key(|(span, _)| span.start);
+        problems.dedup();
+        let renderer = Renderer::plain();
+        let path = self.path.display().to_string();
+        let mut rendered = String::new();
+        let mut diagnostics = Vec::new();
+        for (span, message) in problems {
+            let location = self.location(span.start);
+            let report = &[Level::ERROR.primary_title(&message).element(
+                Snippet::source(self.text)
+                    .path(&path)
+                    .annotation(AnnotationKind::Primary.span(span.clone())),
+            )];
+            rendered.push_str(&renderer.render(report));
+            rendered.push('\n');
+            diagnostics.push(Diagnostic {
+                location,
+                message,
+                span,
+            });
+        }
+        SuiteError::Invalid {
+            path: self.path.to_path_buf(),
+            diagnostics,
+            rendered,
+        }
+    }
+}
+
+/// Every step of a script, the steps inside its loops included.
+fn every_step(steps: &[Step]) -> impl Iterator<Item = &Step> {
+    steps.iter().flat_map(|step| {
+        let inner: &[Step] = match &step.action {
+            Action::Control(Control::Loop(looped)) => &looped.body,
+            _ => &[],
+        };
+        std::iter::once(step).chain(inner.iter())
+    })
+}
+
+#[derive(Clone, Copy)]
+struct Defaults {
+    deadline: Duration,
+    tolerance: Tolerance,
+}
+
+/// serde words a type mismatch "invalid type: integer `5`, expected a
+/// string"; every other message here reads "expected ..., found ...", so
+/// turn serde's around to match.
+fn expected_first(message: &str) -> String {
+    let found = ["invalid type: ", "invalid value: "]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix));
+    // The expected half is ours (a visitor's `expecting`), so split at the
+    // last ", expected ": the found half may quote the user's text.
+    match found.and_then(|rest| rest.rsplit_once(", expected ")) {
+        Some((found, expected)) => format!("expected {expected}, found {found}"),
+        None => message.to_string(),
+    }
+}
+
+fn valid_case_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}

@@ -1,0 +1,705 @@
+use std::path::Path;
+
+use rstest::rstest;
+
+use super::*;
+use crate::model::Outcome;
+use crate::suite::action::CATALOG;
+use crate::suite::{Control, SocketCall};
+
+const PATH: &str = "suites/t.toml";
+
+/// Each problem as `(line, column, message)`, in the order reported.
+fn problems(bytes: &[u8]) -> Vec<(usize, usize, String)> {
+    match parse_suite(Path::new(PATH), bytes) {
+        Ok(_) => panic!("expected the suite to be invalid, it parsed"),
+        Err(SuiteError::Invalid { diagnostics, .. }) => diagnostics
+            .into_iter()
+            .map(|d| (d.location.line, d.location.column, d.message))
+            .collect(),
+        Err(other) => panic!("expected SuiteError::Invalid, found {other:?}"),
+    }
+}
+
+/// The one problem of a suite that has exactly one.
+fn problem(text: &str) -> (usize, usize, String) {
+    problem_in(text.as_bytes())
+}
+
+fn problem_in(bytes: &[u8]) -> (usize, usize, String) {
+    let mut all = problems(bytes);
+    assert_eq!(all.len(), 1, "expected one problem, found {all:#?}");
+    all.remove(0)
+}
+
+fn rendered(text: &[u8]) -> String {
+    match parse_suite(Path::new(PATH), text) {
+        Err(SuiteError::Invalid { rendered, .. }) => rendered,
+        other => panic!("expected SuiteError::Invalid, found {other:?}"),
+    }
+}
+
+/// A case named `a` with this client script.
+fn client(steps: &str) -> String {
+    format!("[[case]]\nname = \"a\"\nclient = [\n{steps}\n]\n")
+}
+
+#[rstest]
+#[case::unknown_action(
+    client("  { conect = 8080 },"),
+    4,
+    5,
+    "unknown field `conect`, expected one of `listen`, `accept`, `connect`,"
+)]
+#[case::unknown_bare_action(
+    client("  \"closee\","),
+    4,
+    3,
+    "expected \"accept\", \"recv\", \"close\", \"abort\" or \"so_error\" as a bare step, found \"closee\""
+)]
+#[case::bare_action_needing_an_argument(
+    client("  \"connect\","),
+    4,
+    3,
+    "expected \"accept\", \"recv\", \"close\", \"abort\" or \"so_error\" as a bare step, found \"connect\" (it takes an argument: write it as a table)"
+)]
+#[case::unknown_errno(
+    client("  { connect = 8080, expect = \"ECONRESET\" },"),
+    4,
+    30,
+    "expected \"ok\", \"EOF\" or an errno name, found \"ECONRESET\" (unknown errno `ECONRESET`, expected one of EPIPE, ECONNRESET,"
+)]
+#[case::unknown_errno_in_a_list(
+    client("  { connect = 8080, expect = [\"EPIPE\", \"EFOO\"] },"),
+    4,
+    40,
+    "expected \"ok\", \"EOF\" or an errno name, found \"EFOO\" (unknown errno `EFOO`, expected one of EPIPE,"
+)]
+#[case::empty_expect_list(
+    client("  { connect = 8080, expect = [] },"),
+    4,
+    30,
+    "expected at least one outcome, found an empty list"
+)]
+#[case::number_in_expect_list(
+    client("  { connect = 8080, expect = [\"EPIPE\", 5] },"),
+    4,
+    40,
+    "expected a string, found integer `5`"
+)]
+#[case::unknown_state(
+    client("  { state = { client = \"ESTABLISHD\" } },"),
+    4,
+    24,
+    "unknown TCP state `ESTABLISHD`, expected one of ESTABLISHED, SYN_SENT,"
+)]
+#[case::unknown_state_side(
+    client("  { state = { client = \"CLOSE\", serve = \"CLOSE\" } },"),
+    4,
+    33,
+    "unknown field `serve`, expected one of `client`, `server`, `proxy_client`, `proxy_server`"
+)]
+#[case::state_of_a_side_with_no_script(
+    client("  { state = { server = \"CLOSE_WAIT\" } },"),
+    4,
+    3,
+    "expected a state check of a socket some side holds, found `server`, which is the server's, and this case has no `server` script"
+)]
+#[case::wait_for_a_label_nobody_marks(
+    client("  { wait = \"ready\", timeout = \"1s\" },"),
+    4,
+    3,
+    "expected a `wait` for a label another side marks, found `wait = \"ready\"` and no `mark = \"ready\"` in another script"
+)]
+#[case::loop_without_times(
+    client("  { loop = [{ send = 1 }] },"),
+    4,
+    12,
+    "expected `times` with `loop`: every loop is bounded, found none"
+)]
+#[case::loop_in_a_loop(
+    client("  { loop = [{ loop = [{ send = 1 }], times = 2 }], times = 2 },"),
+    4,
+    22,
+    "expected a step, found a `loop` inside a `loop`: loops do not nest"
+)]
+#[case::loop_of_nothing(
+    client("  { loop = [], times = 2 },"),
+    4,
+    12,
+    "expected at least one step in `loop`, found none"
+)]
+#[case::bad_step_in_a_loop(
+    client("  { loop = [{ sleep = \"fast\" }], times = 2 },"),
+    4,
+    23,
+    "expected a duration like"
+)]
+#[case::poll_for_hup(
+    client("  { poll = [\"in\", \"hup\"] },"),
+    4,
+    12,
+    "expected events to poll for among in, pri, out, rdhup, found `hup`, which poll(2) always reports"
+)]
+#[case::unknown_poll_event(
+    client("  { poll = \"readable\" },"),
+    4,
+    12,
+    "expected a poll event among in, pri, out, rdhup, err, hup, nval, found \"readable\""
+)]
+#[case::revents_on_recv(
+    client("  { recv = true, revents = [\"in\"] },"),
+    4,
+    28,
+    "`revents` does not apply to `recv`"
+)]
+#[case::again_on_send(
+    client("  { send = 1, again = true },"),
+    4,
+    23,
+    "`again` does not apply to `send`"
+)]
+#[case::bad_duration(
+    client("  { sleep = \"fast\" },"),
+    4,
+    13,
+    "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"fast\""
+)]
+#[case::bad_timeout(
+    client("  { connect = 8080, timeout = \"1 fortnight\" },"),
+    4,
+    31,
+    "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"1 fortnight\""
+)]
+#[case::send_a_bool(
+    client("  { send = true },"),
+    4,
+    12,
+    "expected text to send, or a number of filler bytes, found boolean `true`"
+)]
+#[case::listen_a_bool("[[case]]\nname = \"a\"\nserver = [{ listen = true }]\n".into(), 3, 22, "expected a port number or a loopback address like \"127.0.0.1:8080\" or \"[::1]:8080\", found boolean `true`")]
+#[case::listen_not_an_address("[[case]]\nname = \"a\"\nserver = [{ listen = \"x\" }]\n".into(), 3, 22, "expected a port or an address like \"127.0.0.1:8080\", found \"x\"")]
+#[case::sleep_a_number(
+    client("  { sleep = 200 },"),
+    4,
+    13,
+    "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found integer `200`"
+)]
+#[case::close_a_string(
+    client("  { close = \"yes\" },"),
+    4,
+    13,
+    "expected a boolean, found string \"yes\""
+)]
+#[case::port_out_of_range(
+    client("  { connect = 8080, from = 70000 },"),
+    4,
+    28,
+    "expected u16, found integer `70000`"
+)]
+#[case::step_a_number(
+    client("  5,"),
+    4,
+    3,
+    "expected a step: a table like `{ connect = 8080 }`, or the name of an action without arguments"
+)]
+#[case::expect_a_number(
+    client("  { connect = 8080, expect = 5 },"),
+    4,
+    30,
+    "expected \"ok\", \"EOF\", an errno name like \"EPIPE\", or a list of them, found integer `5`"
+)]
+#[case::bad_address(
+    client("  { connect = \"x\" },"),
+    4,
+    15,
+    "expected a port or an address like \"127.0.0.1:8080\", found \"x\""
+)]
+#[case::port_zero(
+    client("  { connect = 0 },"),
+    4,
+    15,
+    "expected a port from 1 to 65535, found 0"
+)]
+#[case::port_zero_in_an_address(
+    client("  { connect = \"127.0.0.1:0\" },"),
+    4,
+    15,
+    "expected a port from 1 to 65535, found 0 in \"127.0.0.1:0\""
+)]
+#[case::port_zero_in_a_v6_address(
+    client("  { connect = \"[::1]:00\" },"),
+    4,
+    15,
+    "expected a port from 1 to 65535, found 0 in \"[::1]:00\""
+)]
+#[case::listen_port_zero_in_an_address("[[case]]\nname = \"a\"\nserver = [{ listen = \"127.0.0.1:0\" }]\n".into(), 3, 22, "expected a port from 1 to 65535, found 0 in \"127.0.0.1:0\"")]
+#[case::non_loopback(
+    client("  { connect = \"10.0.0.1:80\" },"),
+    4,
+    15,
+    "expected a loopback address (127.0.0.0/8 or ::1), found \"10.0.0.1:80\": hangup sends traffic only inside its own namespaces"
+)]
+#[case::flag_false(
+    client("  { close = false },"),
+    4,
+    13,
+    "expected `true` (or drop the step), found `false`"
+)]
+#[case::two_actions(
+    client("  { connect = 8080, close = true },"),
+    4,
+    21,
+    "expected one action per step, found `connect` and `close`"
+)]
+#[case::two_actions_in_file_order(
+    client("  { close = true, connect = 8080 },"),
+    4,
+    19,
+    "expected one action per step, found `close` and `connect`"
+)]
+#[case::two_actions_with_a_dotted_key(
+    client("  { connect = 8080, state.client = \"CLOSE\" },"),
+    4,
+    21,
+    "expected one action per step, found `connect` and `state`"
+)]
+#[case::no_action(
+    client("  { timeout = \"1s\" },"),
+    4,
+    3,
+    "expected one action in this step, found none; actions are listen, accept,"
+)]
+#[case::within_on_recv(
+    client("  { recv = true, within = \"1s\" },"),
+    4,
+    27,
+    "`within` does not apply to `recv`, expected one of `timeout`, `max`, `expect`, `bytes`, `after`, `longer_than`"
+)]
+#[case::timeout_on_close(
+    client("  { close = true, timeout = \"1s\" },"),
+    4,
+    29,
+    "`timeout` does not apply to `close`, expected one of `expect`, `bytes`, `after`, `longer_than`"
+)]
+#[case::timeout_on_sleep(
+    client("  { sleep = \"1s\", timeout = \"1s\" },"),
+    4,
+    29,
+    "`timeout` does not apply to `sleep`, which takes no other key"
+)]
+#[case::timeout_on_state(
+    client("  { state = { client = \"CLOSE\" }, timeout = \"1s\" },"),
+    4,
+    45,
+    "`timeout` does not apply to `state`, expected one of `within`"
+)]
+#[case::expect_on_sleep(
+    client("  { sleep = \"1s\", expect = \"EPIPE\" },"),
+    4,
+    28,
+    "`expect` does not apply to `sleep`: it has no result to judge"
+)]
+#[case::bare_accept_in_client(
+    client("  \"accept\","),
+    4,
+    3,
+    "`accept` is for the server or proxy side, found it in the client script"
+)]
+#[case::listen_in_client(
+    client("  { listen = 8080 },"),
+    4,
+    14,
+    "`listen` is for the server or proxy side, found it in the client script"
+)]
+#[case::max_zero(
+    client("  { recv = true, max = 0 },"),
+    4,
+    24,
+    "expected `max` of at least 1 byte, found 0"
+)]
+#[case::repeat_zero(
+    client("  { send = \"hi\", repeat = 0 },"),
+    4,
+    27,
+    "expected `repeat` of at least 1 copy, found 0"
+)]
+#[case::send_zero(
+    client("  { send = 0 },"),
+    4,
+    12,
+    "expected a positive number of bytes, found 0"
+)]
+#[case::bad_linger(
+    client("  { set = { linger = \"x\" } },"),
+    4,
+    22,
+    "expected \"off\" or whole seconds like \"0s\" or \"5s\" (SO_LINGER counts seconds), found \"x\""
+)]
+#[case::linger_not_whole_seconds(
+    client("  { set = { linger = \"500ms\" } },"),
+    4,
+    22,
+    "expected \"off\" or whole seconds like \"0s\" or \"5s\" (SO_LINGER counts seconds), found \"500ms\""
+)]
+#[case::linger_a_fraction_of_a_second_over(
+    client("  { set = { linger = \"1.5s\" } },"),
+    4,
+    22,
+    "expected \"off\" or whole seconds like \"0s\" or \"5s\" (SO_LINGER counts seconds), found \"1.5s\""
+)]
+#[case::unknown_option(
+    client("  { set = { lingr = \"0s\" } },"),
+    4,
+    13,
+    "unknown field `lingr`, expected one of `linger`, `nodelay`, `keepalive`, `rcvbuf`, `sndbuf`"
+)]
+#[case::empty_state(
+    client("  { state = {} },"),
+    4,
+    13,
+    "expected a state for `client`, `server`, `proxy_client` or `proxy_server`, found none"
+)]
+#[case::missing_name("[[case]]\nclient = [\"close\"]\n".into(), 1, 1, "expected a `name` for this case, found none")]
+#[case::name_not_a_string("[[case]]\nname = 5\nclient = [\"close\"]\n".into(), 2, 8, "expected a string, found integer `5`")]
+#[case::duplicate_name("[[case]]\nname = \"a\"\nclient = [\"close\"]\n\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n".into(), 6, 8, "expected a case name unique in this suite, found `a` again (first at line 2, column 8): test names must be unique")]
+#[case::bad_name("[[case]]\nname = \"a b\"\nclient = [\"close\"]\n".into(), 2, 8, "expected a case name of letters, digits, `_` and `-`, found `a b`")]
+#[case::no_script("[[case]]\nname = \"a\"\n".into(), 1, 1, "expected a `client`, `server` or `proxy` script in this case, found none")]
+#[case::script_not_an_array("[[case]]\nname = \"a\"\nclient = \"close\"\n".into(), 3, 10, "expected `client` to be an array of steps, found string")]
+#[case::unknown_case_key("[[case]]\nname = \"a\"\nclient = [\"close\"]\nsevrer = []\n".into(), 4, 1, "unknown key `sevrer` in a case, expected one of `name`, `description`,")]
+#[case::unknown_top_key("descripton = \"x\"\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 1, "unknown key `descripton` at the top of a suite, expected one of `description`,")]
+#[case::sysctl_outside_net("[[case]]\nname = \"a\"\nsysctl = { \"kernel.pid_max\" = 5 }\nclient = [\"close\"]\n".into(), 3, 12, "only per-network-namespace sysctls (under `net.`) may be set, and `kernel.pid_max` is host-wide")]
+#[case::sysctls_not_a_table("[[case]]\nname = \"a\"\nsysctl = 5\nclient = [\"close\"]\n".into(), 3, 10, "expected a table of sysctls like")]
+#[case::bad_top_deadline("deadline = \"soon\"\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 12, "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"soon\"")]
+#[case::bad_tolerance_floor("[[case]]\nname = \"a\"\ntolerance = { floor = \"x\" }\nclient = [\"close\"]\n".into(), 3, 23, "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"x\"")]
+#[case::toml_syntax("[[case]]\nname = \"a\nclient = [\"close\"]\n".into(), 2, 10, "invalid basic string, expected `\"`")]
+#[case::empty_file(
+    String::new(),
+    1,
+    1,
+    "expected at least one `[[case]]` table, found none"
+)]
+#[case::case_not_an_array("case = 5\n".into(), 1, 8, "expected `case` to be an array of tables (`[[case]]`), found integer")]
+#[case::case_a_single_table("[case]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 1, "expected `case` to be an array of tables (`[[case]]`), found table")]
+#[case::no_cases("case = []\n".into(), 1, 8, "expected at least one `[[case]]` table, found none")]
+#[case::empty_client("[[case]]\nname = \"a\"\nclient = []\n".into(), 3, 10, "expected at least one step in `client`, found none")]
+#[case::empty_server_beside_a_client("[[case]]\nname = \"a\"\nclient = [\"close\"]\nserver = []\n".into(), 4, 10, "expected at least one step in `server`, found none")]
+#[case::case_not_tables("case = [1]\n".into(), 1, 9, "expected a case table, found integer")]
+fn one_problem(
+    #[case] text: String,
+    #[case] line: usize,
+    #[case] column: usize,
+    #[case] message: &str,
+) {
+    let (l, c, m) = problem(&text);
+    assert!(
+        m.starts_with(message),
+        "expected a message starting with {message:?}, found {m:?}"
+    );
+    assert_eq!((l, c), (line, column), "for {m:?}");
+}
+
+#[rstest]
+#[case(
+    "invalid type: integer `5`, expected a string",
+    "expected a string, found integer `5`"
+)]
+#[case(
+    "invalid value: string \"a, expected b\", expected u16",
+    "expected u16, found string \"a, expected b\""
+)]
+#[case("unknown field `x`, expected `y`", "unknown field `x`, expected `y`")]
+fn serde_wording_is_turned_around(#[case] serde: &str, #[case] ours: &str) {
+    assert_eq!(expected_first(serde), ours);
+}
+
+#[test]
+fn unknown_action_lists_every_action_and_modifier() {
+    let (_, _, message) = problem(&client("  { conect = 8080 },"));
+    for name in
+        CATALOG
+            .iter()
+            .map(|d| d.keyword)
+            .chain(["timeout", "within", "expect", "longer_than"])
+    {
+        assert!(
+            message.contains(&format!("`{name}`")),
+            "{name} missing from {message:?}"
+        );
+    }
+}
+
+#[test]
+fn every_unknown_errno_in_a_list_is_reported_at_itself() {
+    let text = client("  { connect = 8080, expect = [\"EFOO\", \"ok\", \"EBAR\"] },");
+    let all = problems(text.as_bytes());
+    let at: Vec<_> = all.iter().map(|(l, c, _)| (*l, *c)).collect();
+    assert_eq!(at, [(4, 31), (4, 45)], "{all:#?}");
+}
+
+#[test]
+fn expect_lists_parse() {
+    let text = client("  { connect = 8080, expect = [\"ECONNREFUSED\", \"ok\"] },");
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).unwrap();
+    let expect = suite.cases[0].scripts[0].steps[0].expect.clone().unwrap();
+    assert_eq!(
+        expect.result,
+        [Outcome::Errno("ECONNREFUSED".parse().unwrap()), Outcome::Ok]
+    );
+}
+
+#[test]
+fn unknown_errno_lists_the_known_names() {
+    let (_, _, message) = problem(&client("  { connect = 8080, expect = \"ECONRESET\" },"));
+    for name in crate::model::Errno::known_names() {
+        assert!(message.contains(name), "{name} missing from {message:?}");
+    }
+}
+
+#[rstest]
+#[case("0", 0)]
+#[case("200ms", 200_000)]
+#[case("200 ms", 200_000)]
+#[case("1.5s", 1_500_000)]
+#[case("0.5s", 500_000)]
+#[case("1.5 s", 1_500_000)]
+#[case("1s 500ms", 1_500_000)]
+#[case("2m", 120_000_000)]
+// Fractions on any unit, not only on a trailing `s`.
+#[case("1.5ms", 1_500)]
+#[case("1.5secs", 1_500_000)]
+#[case("1.5m", 90_000_000)]
+#[case("1s 0.5ms", 1_000_500)]
+#[case("1.5s 200ms", 1_700_000)]
+fn durations(#[case] written: &str, #[case] micros: u64) {
+    let text = client(&format!("  {{ sleep = \"{written}\" }},"));
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).unwrap();
+    let action = &suite.cases[0].scripts[0].steps[0].action;
+    assert_eq!(
+        action,
+        &Action::Control(Control::Sleep(Duration::from_micros(micros)))
+    );
+}
+
+#[rstest]
+// humantime wants a digit before and after the point.
+#[case(".5s", "")]
+#[case("1.s", "")]
+#[case("1.5e3s", "")]
+#[case("+1.5s", "")]
+// Finer than a nanosecond.
+#[case("1.5ns", "")]
+// Spaces around the value, with or without a unit.
+#[case(" 1s", " without spaces around it")]
+#[case("1s ", " without spaces around it")]
+#[case("0.5ms ", " without spaces around it")]
+#[case(" 0", " without spaces around it")]
+#[case("0 ", " without spaces around it")]
+fn rejected_durations(#[case] written: &str, #[case] hint: &str) {
+    let (_, _, message) = problem(&client(&format!("  {{ sleep = \"{written}\" }},")));
+    assert_eq!(
+        message,
+        format!(
+            "expected a duration like \"200ms\", \"1.5s\" or \"2m\"{hint}, found \"{written}\""
+        )
+    );
+}
+
+#[rstest]
+#[case("off", None)]
+#[case("0s", Some(0))]
+#[case("0", Some(0))]
+#[case("5s", Some(5))]
+// Whole seconds however written.
+#[case("1000ms", Some(1))]
+#[case("1.5m", Some(90))]
+fn lingers(#[case] written: &str, #[case] secs: Option<u64>) {
+    let text = client(&format!("  {{ set = {{ linger = \"{written}\" }} }},"));
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).unwrap();
+    let Action::Socket(SocketCall::Set(options)) = &suite.cases[0].scripts[0].steps[0].action
+    else {
+        panic!("expected a `set` step");
+    };
+    assert_eq!(options.linger, Some(secs.map(Duration::from_secs)));
+    // What reports show is what the kernel is given.
+    let shown = secs.map_or("linger=off".to_string(), |s| format!("linger={s}s"));
+    assert_eq!(options.to_string(), shown);
+}
+
+#[test]
+fn not_utf8_points_at_the_bad_byte() {
+    let text = b"# caf\xe9\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n";
+    let (line, column, message) = problem_in(text);
+    assert_eq!((line, column), (1, 6));
+    assert_eq!(
+        message,
+        "expected UTF-8 text, found the byte 0xe9 that is not valid UTF-8"
+    );
+}
+
+#[test]
+fn not_utf8_reports_every_bad_sequence_and_the_rest_of_the_file() {
+    // A lone byte, a truncated 3-byte sequence, and an ordinary error after them.
+    let text = b"# \xff caf\xe2\x82\n[[case]]\nname = \"a\"\nclient = [{ sleep = \"fast\" }]\n";
+    let all = problems(text);
+    let found: Vec<_> = all.iter().map(|(l, c, m)| (*l, *c, m.as_str())).collect();
+    assert_eq!(
+        found,
+        [
+            (
+                1,
+                3,
+                "expected UTF-8 text, found the byte 0xff that is not valid UTF-8"
+            ),
+            (
+                1,
+                8,
+                "expected UTF-8 text, found the bytes 0xe2 0x82 that are not valid UTF-8"
+            ),
+            (
+                4,
+                21,
+                "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"fast\""
+            ),
+        ]
+    );
+    let rendered = rendered(text);
+    assert!(rendered.contains("suites/t.toml:1:3"), "{rendered}");
+    assert!(
+        rendered.contains("1 | # \u{fffd} caf\u{fffd}"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn every_error_in_the_file_is_reported_in_file_order() {
+    let text = r#"deadline = "soon"
+
+[[case]]
+name = "one"
+client = [
+  { conect = 8080 },
+  "closee",
+  { sleep = "fast" },
+]
+server = [
+  { listen = "10.0.0.1:80" },
+  { recv = true, within = "1s" },
+]
+
+[[case]]
+sysctl = { "kernel.pid_max" = 5 }
+client = [
+  { connect = 8080, expect = "ECONRESET" },
+  { state = { client = "ESTABLISHD" } },
+  { send = true },
+  { listen = 8080 },
+]
+
+[[case]]
+name = "one"
+server = [{ connect = 8080, close = true }]
+"#;
+    let all = problems(text.as_bytes());
+    let found: Vec<_> = all
+        .iter()
+        .map(|(l, c, m)| (*l, *c, m.split([',', '(']).next().unwrap().trim_end()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (1, 12, "expected a duration like \"200ms\""),
+            (6, 5, "unknown field `conect`"),
+            (7, 3, "expected \"accept\""),
+            (8, 13, "expected a duration like \"200ms\""),
+            (11, 14, "expected a loopback address"),
+            (12, 27, "`within` does not apply to `recv`"),
+            (15, 1, "expected a `name` for this case"),
+            (16, 12, "only per-network-namespace sysctls"),
+            (18, 30, "expected \"ok\""),
+            (19, 24, "unknown TCP state `ESTABLISHD`"),
+            (20, 12, "expected text to send"),
+            (21, 14, "`listen` is for the server or proxy side"),
+            (25, 8, "expected a case name unique in this suite"),
+            (26, 29, "expected one action per step"),
+        ],
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn a_case_with_errors_does_not_stop_later_cases_being_checked() {
+    let text = "\
+[[case]]
+name = \"first\"
+client = [{ conect = 1 }]
+
+[[case]]
+name = \"second\"
+client = [{ sleep = \"fast\" }]
+";
+    let all = problems(text.as_bytes());
+    let at: Vec<_> = all.iter().map(|(l, c, _)| (*l, *c)).collect();
+    assert_eq!(at, [(3, 13), (7, 21)], "{all:#?}");
+}
+
+#[test]
+fn a_duplicate_name_is_found_even_when_both_cases_have_other_errors() {
+    let text = "\
+[[case]]
+name = \"a\"
+client = [{ conect = 1 }]
+
+[[case]]
+name = \"a\"
+client = [{ sleep = \"fast\" }]
+";
+    let all = problems(text.as_bytes());
+    let at: Vec<_> = all.iter().map(|(l, c, _)| (*l, *c)).collect();
+    assert_eq!(at, [(3, 13), (6, 8), (7, 21)], "{all:#?}");
+    assert!(all[1].2.contains("found `a` again"), "{all:#?}");
+}
+
+#[test]
+fn rendered_has_path_line_col_and_the_source_line() {
+    let text = client("  { sleep = \"fast\" },");
+    let rendered = rendered(text.as_bytes());
+    assert!(rendered.contains("suites/t.toml:4:13"), "{rendered}");
+    assert!(
+        rendered.contains("4 |   { sleep = \"fast\" },"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("error: expected a duration like"),
+        "{rendered}"
+    );
+}
+
+#[test]
+fn every_reference_suite_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites");
+    let files = crate::suite::discover(&[dir]).unwrap();
+    assert!(!files.is_empty());
+    for file in files {
+        let suite = crate::suite::load(&file).unwrap_or_else(|err| panic!("{err}"));
+        assert!(!suite.cases.is_empty(), "{} has no cases", file.display());
+    }
+}
+
+#[test]
+fn never_panics_on_truncated_or_corrupted_input() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites");
+    let text = std::fs::read(dir.join("s07_abortive_close.toml")).unwrap();
+    for end in 0..text.len() {
+        let _ = parse_suite(Path::new(PATH), &text[..end]);
+    }
+    // Every other byte replaced in turn by bytes that break strings,
+    // arrays and UTF-8 (the lead byte of a 2-byte sequence).
+    for at in (0..text.len()).step_by(2) {
+        for byte in [b'"', b']', 0xc3] {
+            let mut broken = text.clone();
+            broken[at] = byte;
+            let _ = parse_suite(Path::new(PATH), &broken);
+        }
+    }
+}
