@@ -38,7 +38,7 @@ enum Command {
         #[arg(long)]
         filter: Option<String>,
         /// Cases run at once (each on its own thread and namespace).
-        #[arg(long, short = 'j', default_value_t = default_jobs())]
+        #[arg(long, short = 'j', default_value_t = default_jobs(), value_parser = at_least_one)]
         jobs: usize,
         /// Keep every case's artifact folder, not only failing ones.
         #[arg(long)]
@@ -50,9 +50,14 @@ enum Command {
         #[arg(long)]
         include_ignored: bool,
         /// Run everything this many times, stopping at the first round with
-        /// a failure: the soak test for flakiness (reports are the last round's).
-        #[arg(long, default_value_t = 1, value_name = "N")]
+        /// a failure: the soak test for flakiness. The summary counts every
+        /// round; the JSON report keeps every round; JUnit has the last.
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = at_least_one)]
         repeat: usize,
+        /// Succeed when no case is selected (an empty folder, a filter that
+        /// matches nothing); by default that is an error.
+        #[arg(long)]
+        allow_empty: bool,
     },
     /// Validate suites without running them.
     Check {
@@ -69,6 +74,15 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         cases: usize,
     },
+}
+
+/// `-j 0` or `--repeat 0` would run nothing and say it passed.
+fn at_least_one(value: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(0) => Err("expected at least 1, found 0".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("expected a whole number, found \"{value}\"")),
+    }
 }
 
 /// Cases spend most of their time waiting on timers, so twice the cores.
@@ -90,6 +104,7 @@ pub fn main() -> ExitCode {
             artifacts,
             include_ignored,
             repeat,
+            allow_empty,
         } => {
             let from_env = match RunOptions::from_env() {
                 Ok(options) => options,
@@ -107,7 +122,8 @@ pub fn main() -> ExitCode {
                 filter: filter.as_deref(),
                 jobs,
                 include_ignored,
-                repeat: repeat.max(1),
+                repeat,
+                allow_empty,
             };
             // Suites are read first (no threads needed), so an invalid one is
             // reported as such even where namespaces cannot be had.
@@ -117,6 +133,12 @@ pub fn main() -> ExitCode {
             };
             if let Err(code) = enter_user_namespace() {
                 return code;
+            }
+            // One namespace before any case: where the machine cannot make
+            // them, say why once and exit 2, rather than fail every case.
+            if let Err(err) = hangup::sandbox::in_case_namespace(|_| ()) {
+                eprintln!("hangup: cannot run cases on this machine: {err}");
+                return ExitCode::from(2);
             }
             run(suites, junit, json, &plan, &options)
         }
@@ -160,6 +182,16 @@ struct Plan<'a> {
     jobs: usize,
     include_ignored: bool,
     repeat: usize,
+    allow_empty: bool,
+}
+
+/// "1 case", "2 cases".
+fn cases(n: usize) -> String {
+    if n == 1 {
+        "1 case".into()
+    } else {
+        format!("{n} cases")
+    }
 }
 
 fn run(
@@ -178,30 +210,53 @@ fn run(
         }
     }
     let total: usize = suites.iter().map(|s| s.cases.len()).sum();
-    println!("running {total} cases");
-    let print = |report: &CaseReport| {
-        let word = match report.status {
-            CaseStatus::Passed => "ok",
-            CaseStatus::Failed(_) => "FAILED",
-            CaseStatus::Ignored { .. } => "ignored",
-        };
-        println!(
-            "case {} ... {word} ({})",
-            report.name,
-            hangup::verdict::millis(report.duration)
+    if total == 0 && !plan.allow_empty {
+        eprintln!(
+            "hangup: no case selected{}; pass --allow-empty if that is expected",
+            plan.filter
+                .map(|f| format!(" (no case name contains \"{f}\")"))
+                .unwrap_or_default()
         );
+        return ExitCode::from(2);
+    }
+    println!("running {}", cases(total));
+    let print = |report: &CaseReport| {
+        match &report.status {
+            CaseStatus::Passed => println!(
+                "case {} ... ok ({})",
+                report.name,
+                hangup::verdict::millis(report.duration)
+            ),
+            CaseStatus::Failed(_) => println!(
+                "case {} ... FAILED ({})",
+                report.name,
+                hangup::verdict::millis(report.duration)
+            ),
+            CaseStatus::Ignored { reason } => {
+                println!("case {} ... ignored, {reason}", report.name)
+            }
+        }
+        if let Some(err) = &report.artifacts_error {
+            eprintln!(
+                "hangup: the artifacts of {} were not written: {err}",
+                report.name
+            );
+        }
     };
-    let mut reports = Vec::new();
+    let mut rounds: Vec<Vec<CaseReport>> = Vec::new();
     for round in 1..=plan.repeat {
         if plan.repeat > 1 {
             println!("round {round} of {}", plan.repeat);
         }
-        reports = runner::run_all(&suites, options, plan.jobs, plan.include_ignored, &print);
-        if reports.iter().any(|r| r.failure().is_some()) {
+        let reports = runner::run_all(&suites, options, plan.jobs, plan.include_ignored, &print);
+        let failed = reports.iter().any(|r| r.failure().is_some());
+        rounds.push(reports);
+        if failed {
             break;
         }
     }
-    let failed: Vec<&CaseReport> = reports.iter().filter(|r| r.failure().is_some()).collect();
+    let last = rounds.last().map(Vec::as_slice).unwrap_or_default();
+    let failed: Vec<&CaseReport> = last.iter().filter(|r| r.failure().is_some()).collect();
     if !failed.is_empty() {
         println!("\nfailures:\n");
         for report in &failed {
@@ -213,21 +268,32 @@ fn run(
     } else {
         ExitCode::from(1)
     };
-    for (path, write) in [
-        (
-            junit,
-            report::write_junit as fn(&std::path::Path, &[CaseReport]) -> std::io::Result<()>,
-        ),
-        (json, report::write_json),
-    ] {
-        if let Some(path) = path {
-            if let Err(err) = write(&path, &reports) {
-                eprintln!("hangup: failed to write {}: {err}", path.display());
-                code = ExitCode::from(2);
-            }
+    if let Some(path) = junit {
+        if let Err(err) = report::write_junit(&path, last) {
+            eprintln!("hangup: failed to write {}: {err}", path.display());
+            code = ExitCode::from(2);
         }
     }
-    println!("\n{}", report::summary_line(&reports));
+    if let Some(path) = json {
+        if let Err(err) = report::write_json(&path, &rounds) {
+            eprintln!("hangup: failed to write {}: {err}", path.display());
+            code = ExitCode::from(2);
+        }
+    }
+    if !failed.is_empty() {
+        println!("\nfailing tests:");
+        for report in &failed {
+            println!("    {}", report.name);
+        }
+    }
+    let all: Vec<CaseReport> = rounds.into_iter().flatten().collect();
+    if plan.repeat > 1 {
+        let ran = all.len() / total.max(1);
+        println!("\n{} over {ran} of {} rounds", cases(total), plan.repeat);
+        println!("{}", report::summary_line(&all));
+    } else {
+        println!("\n{}", report::summary_line(&all));
+    }
     code
 }
 

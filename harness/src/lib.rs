@@ -34,6 +34,7 @@
 pub mod model;
 pub mod observe;
 pub mod peer;
+pub mod record;
 pub mod report;
 pub mod runner;
 pub mod sandbox;

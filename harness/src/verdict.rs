@@ -15,9 +15,28 @@ use crate::model::Socket;
 use crate::model::TcpState;
 use crate::suite::{Expect, Tolerance};
 
+/// Which part of an expectation did not hold (the first, in this order,
+/// when several did not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MismatchKind {
+    /// The outcome: ok, EOF or the errno.
+    Outcome,
+    /// The bytes the call moved.
+    Bytes,
+    /// The events a poll reported ready.
+    Ready,
+    /// How long the call took (`after`, `longer_than`).
+    Timing,
+    /// A kernel TCP state.
+    State,
+}
+
 /// What was expected and what was seen instead.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Mismatch {
+    /// Which part did not hold.
+    pub kind: MismatchKind,
     /// The expectation, in words.
     pub expected: String,
     /// The observation, in words.
@@ -60,7 +79,17 @@ pub fn judge_call(
             millis(lateness)
         ));
     }
+    let kind = if !outcome_ok {
+        MismatchKind::Outcome
+    } else if !bytes_ok {
+        MismatchKind::Bytes
+    } else if !ready_ok {
+        MismatchKind::Ready
+    } else {
+        MismatchKind::Timing
+    };
     Err(Mismatch {
+        kind,
         expected: describe_expect(expect, tolerance, late),
         observed,
     })
@@ -162,6 +191,7 @@ pub fn judge_states(
             .join(", ")
     };
     Err(Mismatch {
+        kind: MismatchKind::State,
         expected: words(expected),
         observed: words(observed),
     })

@@ -35,12 +35,11 @@ fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let report =
         std::fs::read(&json).unwrap_or_else(|e| panic!("no JSON report ({e}); stdout:\n{stdout}"));
-    (
-        out.status.code(),
-        stdout,
-        serde_json::from_slice(&report).expect("valid JSON"),
-        dir,
-    )
+    let report: serde_json::Value = serde_json::from_slice(&report).expect("valid JSON");
+    assert_eq!(report["format"], 1, "{report}");
+    // The cases of the (only) round.
+    let cases = report["rounds"][0]["cases"].clone();
+    (out.status.code(), stdout, cases, dir)
 }
 
 #[rstest]

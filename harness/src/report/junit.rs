@@ -39,8 +39,18 @@ fn test_case(case: &CaseReport) -> TestCase {
     let mut test = match &case.status {
         CaseStatus::Passed => TestCaseBuilder::success(&case.case, time),
         CaseStatus::Failed(failure) => {
-            let mut test =
-                TestCaseBuilder::failure(&case.case, time, "hangup::expectation", &failure.summary);
+            // An expectation that did not hold is a failure; a case that
+            // could not be judged (deadline, setup, script, hangup itself)
+            // is an error, as JUnit tells them apart.
+            let kind = serde_json::to_value(failure.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(|s| format!("hangup::{s}")))
+                .unwrap_or_else(|| "hangup::failure".into());
+            let mut test = if failure.kind.is_expectation() {
+                TestCaseBuilder::failure(&case.case, time, &kind, &failure.summary)
+            } else {
+                TestCaseBuilder::error(&case.case, time, &kind, &failure.summary)
+            };
             // The failure's text: expected, observed, timeline, artifacts.
             test.set_trace(&case.render_failure());
             test

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use junit::write_junit;
-pub use timeline::{Event, EventKind, StateSource, Timeline};
 
 use crate::model::Side;
+use crate::record::{Timeline, millis as ms};
 use crate::verdict::{Mismatch, millis};
 
 /// How one case ended.
@@ -35,9 +35,36 @@ pub enum CaseStatus {
     },
 }
 
+/// Which kind of failure: an expectation that did not hold says something
+/// about what was tested (JUnit `<failure>`); the others say the case could
+/// not be judged (JUnit `<error>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// An expectation did not hold.
+    Expectation,
+    /// The case overran its deadline.
+    Deadline,
+    /// A step could not run as written (no connection to act on).
+    Script,
+    /// The case's namespace, sysctls or threads could not be set up.
+    Setup,
+    /// hangup itself went wrong (a thread panicked or never finished).
+    Harness,
+}
+
+impl FailureKind {
+    /// Whether JUnit calls it a failure rather than an error.
+    pub fn is_expectation(self) -> bool {
+        self == FailureKind::Expectation
+    }
+}
+
 /// Why a case failed.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Failure {
+    /// What kind of failure it is.
+    pub kind: FailureKind,
     /// One line: where and what.
     pub summary: String,
     /// The step that failed, when a step did.
@@ -45,6 +72,7 @@ pub struct Failure {
     /// Expected against observed, when an expectation failed.
     pub mismatch: Option<Mismatch>,
     /// When it was noticed, from the start of the case.
+    #[serde(rename = "at_ms", serialize_with = "ms::serialize")]
     pub at: Duration,
 }
 
@@ -76,11 +104,16 @@ pub struct CaseReport {
     #[serde(flatten)]
     pub status: CaseStatus,
     /// Wall time from setup to teardown.
+    #[serde(rename = "duration_ms", serialize_with = "ms::serialize")]
     pub duration: Duration,
     /// Calls and states on both sides, in time order.
     pub timeline: Timeline,
     /// The case's artifact folder when it was kept.
     pub artifacts: Option<PathBuf>,
+    /// Why the artifact folder could not be made or written, if it could
+    /// not: reported, never silently dropped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub artifacts_error: Option<String>,
 }
 
 impl CaseReport {
@@ -144,26 +177,83 @@ pub fn summary_line(reports: &[CaseReport]) -> String {
     }
 }
 
-/// Writes every report as one JSON document, atomically.
-pub fn write_json(path: &Path, reports: &[CaseReport]) -> std::io::Result<()> {
-    let json = serde_json::to_vec_pretty(reports).map_err(std::io::Error::other)?;
+/// The version of the JSON report's format; raised when a field changes
+/// meaning or goes away (new fields may appear without it).
+pub const JSON_FORMAT: u32 = 1;
+
+/// The JSON report: every round of a run, every case of each round.
+#[derive(Debug, serde::Serialize)]
+struct JsonReport<'a> {
+    format: u32,
+    tool: String,
+    rounds: Vec<JsonRound<'a>>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct JsonRound<'a> {
+    round: usize,
+    cases: &'a [CaseReport],
+}
+
+/// Writes every round's reports as one JSON document, atomically.
+pub fn write_json(path: &Path, rounds: &[Vec<CaseReport>]) -> std::io::Result<()> {
+    let report = JsonReport {
+        format: JSON_FORMAT,
+        tool: format!("hangup {}", env!("CARGO_PKG_VERSION")),
+        rounds: rounds
+            .iter()
+            .enumerate()
+            .map(|(i, cases)| JsonRound {
+                round: i + 1,
+                cases,
+            })
+            .collect(),
+    };
+    let json = serde_json::to_vec_pretty(&report).map_err(std::io::Error::other)?;
     write_atomically(path, &json)
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over
-/// `path`: an interrupted run never leaves a half-written report.
+/// `path`: an interrupted run never leaves a half-written report. The file
+/// gets the permissions any new file would (0666 less the umask), and its
+/// folder must exist: a report path with a typo is an error, not a new
+/// folder.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    std::fs::create_dir_all(dir)?;
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    if !dir.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("the folder {} does not exist", dir.display()),
+        ));
+    }
+    let mut file = tempfile::Builder::new()
+        .prefix(".hangup-report-")
+        .tempfile_in(dir)?;
     file.write_all(bytes)?;
+    file.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o666 & !umask()))?;
     file.as_file().sync_all()?;
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// The process's umask, as `/proc/self/status` reports it (reading it
+/// with umask(2) would have to change it, racing other threads).
+fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("Umask:"))
+                .and_then(|value| u32::from_str_radix(value.trim(), 8).ok())
+        })
+        .unwrap_or(0o022)
 }
 
 #[cfg(test)]
@@ -175,6 +265,8 @@ mod tests {
     use crate::model::Outcome;
     use crate::model::Socket;
     use crate::model::TcpState;
+    use crate::record::{EventKind, StateSource};
+    use crate::verdict::MismatchKind;
 
     fn report(status: CaseStatus) -> CaseReport {
         CaseReport {
@@ -186,14 +278,17 @@ mod tests {
             duration: Duration::from_millis(3),
             timeline: Timeline::default(),
             artifacts: None,
+            artifacts_error: None,
         }
     }
 
     fn failed() -> CaseStatus {
         CaseStatus::Failed(Failure {
+            kind: FailureKind::Expectation,
             summary: "client step 1: expected EOF".into(),
             step: None,
             mismatch: Some(Mismatch {
+                kind: MismatchKind::Outcome,
                 expected: "EOF".into(),
                 observed: "ok, 5 bytes".into(),
             }),
@@ -252,6 +347,8 @@ mod tests {
             socket,
             state: TcpState::Established,
             source: StateSource::SockDiag,
+            step: None,
+            samples: 1,
         };
         timeline.push(Duration::ZERO, Some(Side::Server), state(Socket::Server));
         assert!(
@@ -289,11 +386,27 @@ mod tests {
     fn reports_are_written_whole_or_not_at_all() {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("out/report.json");
-        write_json(&path, &[report(CaseStatus::Passed)]).expect("first write");
-        write_json(&path, &[report(failed())]).expect("second write replaces");
+        // A missing folder is an error, not created behind the user's back.
+        let err = write_json(&path, &[vec![report(CaseStatus::Passed)]]).unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        std::fs::create_dir(dir.path().join("out")).expect("mkdir");
+        write_json(&path, &[vec![report(CaseStatus::Passed)]]).expect("first write");
+        write_json(
+            &path,
+            &[vec![report(failed())], vec![report(CaseStatus::Passed)]],
+        )
+        .expect("second write replaces");
         let json: serde_json::Value =
             serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("valid JSON");
-        assert_eq!(json[0]["status"], "failed");
+        assert_eq!(json["format"], JSON_FORMAT);
+        assert_eq!(json["rounds"][0]["cases"][0]["status"], "failed");
+        assert_eq!(json["rounds"][0]["cases"][0]["kind"], "expectation");
+        assert_eq!(json["rounds"][0]["cases"][0]["duration_ms"], 3.0);
+        assert_eq!(json["rounds"][1]["round"], 2);
+        // The umask decides the permissions, as for any new file.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o666 & !umask(), "{mode:o}");
         // Only the report itself is left: no temporary files beside it.
         let names: Vec<_> = std::fs::read_dir(dir.path().join("out"))
             .expect("dir")

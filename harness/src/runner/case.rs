@@ -26,7 +26,8 @@ use crate::model::TcpState;
 use crate::model::{Link, Side, Socket};
 use crate::observe::{self, SockDiag};
 use crate::peer::{Call, Peer, Sockets};
-use crate::report::{CaseStatus, EventKind, Failure, StateSource, StepRef, Timeline};
+use crate::record::{EventKind, Recorder, StateSource, Timeline};
+use crate::report::{CaseStatus, Failure, FailureKind, StepRef};
 use crate::sandbox::CaseNamespace;
 use crate::suite::{Action, Case, Check, Control, Loop, Script, Step};
 use crate::verdict::{self, Mismatch};
@@ -51,7 +52,7 @@ struct Shared {
     /// The case's clock: every event is stamped against it.
     start: Instant,
     sockets: Arc<Sockets>,
-    timeline: Mutex<Timeline>,
+    record: Recorder,
     control: Mutex<Coordination>,
     /// Signalled on every change of `control`.
     changed: Condvar,
@@ -87,11 +88,8 @@ impl Shared {
         self.control.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn push(&self, at: Duration, side: Option<Side>, kind: EventKind) {
-        self.timeline
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(at, side, kind);
+    fn push(&self, when: Instant, side: Option<Side>, kind: EventKind) {
+        self.record.push(when, side, kind);
     }
 
     fn at(&self, instant: Instant) -> Duration {
@@ -140,37 +138,34 @@ impl Shared {
 }
 
 /// Runs the case to its end or its deadline; returns how it ended and the
-/// timeline. Call on the case's own fresh thread (see
-/// [`CaseNamespace`](crate::sandbox::CaseNamespace)).
-pub(crate) fn execute(case: &Case) -> (CaseStatus, Timeline) {
+/// timeline. Called on the case's own thread, already in its `namespace`
+/// (see [`crate::sandbox::spawn_in_case_namespace`]); the case's clock starts
+/// once its sysctls are set.
+pub(crate) fn execute(
+    case: &Case,
+    namespace: &CaseNamespace,
+    artifacts: Option<std::path::PathBuf>,
+) -> (CaseStatus, Timeline) {
     let setup_start = Instant::now();
-    let setup = || {
-        let namespace = CaseNamespace::create_blocking().map_err(|e| e.to_string())?;
-        for (key, value) in &case.sysctls {
-            namespace
-                .set_sysctl(key, value)
-                .map_err(|e| e.to_string())?;
-        }
-        Ok::<_, String>(namespace)
-    };
-    let _namespace = match setup() {
-        Ok(namespace) => namespace,
-        Err(why) => {
+    for (key, value) in &case.sysctls {
+        if let Err(err) = namespace.set_sysctl(key, value) {
             let failure = Failure {
-                summary: format!("failed to set up the case: {why}"),
+                kind: FailureKind::Setup,
+                summary: format!("failed to set up the case: {err}"),
                 step: None,
                 mismatch: None,
                 at: setup_start.elapsed(),
             };
             return (CaseStatus::Failed(failure), Timeline::default());
         }
-    };
+    }
     interrupt::install();
+    let start = Instant::now();
     let shared = Arc::new(Shared {
         case: case.clone(),
-        start: Instant::now(),
+        start,
         sockets: Arc::default(),
-        timeline: Mutex::default(),
+        record: Recorder::new(start, artifacts),
         control: Mutex::default(),
         changed: Condvar::new(),
     });
@@ -187,6 +182,7 @@ pub(crate) fn execute(case: &Case) -> (CaseStatus, Timeline) {
                 shared.control().sides[script.side as usize].running = false;
                 shared.fail(harness_failure(
                     &shared,
+                    FailureKind::Setup,
                     format!("failed to start the {} thread: {err}", script.side),
                 ));
             }
@@ -201,6 +197,7 @@ pub(crate) fn execute(case: &Case) -> (CaseStatus, Timeline) {
             Ok(peer) => peers.push(peer),
             Err(_) => shared.fail(harness_failure(
                 &shared,
+                FailureKind::Harness,
                 "a side's thread panicked; this is a hangup bug".into(),
             )),
         }
@@ -210,11 +207,7 @@ pub(crate) fn execute(case: &Case) -> (CaseStatus, Timeline) {
         None => CaseStatus::Passed,
         Some(failure) => CaseStatus::Failed(failure),
     };
-    let mut timeline =
-        std::mem::take(&mut *shared.timeline.lock().unwrap_or_else(|p| p.into_inner()));
-    // Calls are recorded when they end but stamped when they began.
-    timeline.events.sort_by_key(|e| e.at);
-    (status, timeline)
+    (status, shared.record.finish())
 }
 
 /// Waits until every side is done, a side failed, or the deadline passed;
@@ -282,13 +275,14 @@ fn overrun(shared: &Shared, control: &Coordination) -> Failure {
     }
     let at = shared.at(now);
     shared.push(
-        at,
+        now,
         None,
         EventKind::Note {
             text: "case deadline passed".into(),
         },
     );
     Failure {
+        kind: FailureKind::Deadline,
         summary: format!(
             "the case overran its deadline of {}: {}",
             verdict::millis(shared.case.deadline),
@@ -300,8 +294,9 @@ fn overrun(shared: &Shared, control: &Coordination) -> Failure {
     }
 }
 
-fn harness_failure(shared: &Shared, summary: String) -> Failure {
+fn harness_failure(shared: &Shared, kind: FailureKind, summary: String) -> Failure {
     Failure {
+        kind,
         summary,
         step: None,
         mismatch: None,
@@ -417,6 +412,7 @@ fn run_loop(
         shared,
         at,
         step,
+        FailureKind::Expectation,
         None,
         format!(
             "the loop ran its {} rounds and no call ended with {}",
@@ -431,6 +427,7 @@ fn failure(
     shared: &Shared,
     at: At<'_>,
     step: &Step,
+    kind: FailureKind,
     mismatch: Option<Mismatch>,
     what: String,
 ) -> Box<Failure> {
@@ -448,6 +445,7 @@ fn failure(
         step.source, step.location
     );
     Box::new(Failure {
+        kind,
         summary,
         step: Some(StepRef {
             side,
@@ -471,7 +469,9 @@ fn run_step(
     diag: &mut Option<SockDiag>,
 ) -> Result<Flow, Box<Failure>> {
     let side = at.script.side;
-    let fail = |mismatch: Option<Mismatch>, what: String| failure(shared, at, step, mismatch, what);
+    let fail = |kind: FailureKind, mismatch: Option<Mismatch>, what: String| {
+        failure(shared, at, step, kind, mismatch, what)
+    };
     match &step.action {
         Action::Control(Control::Sleep(d)) => {
             if !shared.sleep_until(Instant::now() + *d) {
@@ -491,6 +491,7 @@ fn run_step(
                 Ok(true) => {}
                 Ok(false) => {
                     return Err(fail(
+                        FailureKind::Expectation,
                         None,
                         format!("no other side reached `mark = {label:?}` in time"),
                     ));
@@ -506,16 +507,25 @@ fn run_step(
                 Some(diag) => diag,
                 None => match SockDiag::open() {
                     Ok(opened) => diag.insert(opened),
-                    Err(err) => return Err(fail(None, format!("failed to open sock_diag: {err}"))),
+                    Err(err) => {
+                        return Err(fail(
+                            FailureKind::Harness,
+                            None,
+                            format!("failed to open sock_diag: {err}"),
+                        ));
+                    }
                 },
             };
-            match check_states(shared, diag, expected, *within) {
+            match check_states(shared, diag, at.index + 1, expected, *within) {
                 Ok(()) => {}
-                Err(Some(m)) => {
+                Err(Unsettled::Mismatch(m)) => {
                     let what = m.to_string();
-                    return Err(fail(Some(m), what));
+                    return Err(fail(FailureKind::Expectation, Some(m), what));
                 }
-                Err(None) => return Ok(Flow::CaseEnded),
+                Err(Unsettled::Unobservable(why)) => {
+                    return Err(fail(FailureKind::Harness, None, why));
+                }
+                Err(Unsettled::CaseEnded) => return Ok(Flow::CaseEnded),
             }
         }
         Action::Socket(socket_call) => {
@@ -524,7 +534,9 @@ fn run_step(
             shared.set_step(side, Some((at.index, Some(Instant::now()))));
             let call = match peer.perform(socket_call, step.link) {
                 Ok(call) => call,
-                Err(no_socket) => return Err(fail(None, no_socket.to_string())),
+                Err(no_socket) => {
+                    return Err(fail(FailureKind::Script, None, no_socket.to_string()));
+                }
             };
             let described = describe_call(side, step, at.round);
             if call.result.interrupted() && shared.stopping() {
@@ -540,7 +552,7 @@ fn run_step(
                 return Ok(Flow::CaseEnded);
             }
             shared.push(
-                shared.at(call.began),
+                call.began,
                 Some(side),
                 EventKind::Call {
                     step: at.index + 1,
@@ -554,7 +566,7 @@ fn run_step(
             }
             judge(shared, step, &call).map_err(|m| {
                 let what = m.to_string();
-                fail(Some(m), what)
+                fail(FailureKind::Expectation, Some(m), what)
             })?;
         }
     }
@@ -593,11 +605,7 @@ fn judge(shared: &Shared, step: &Step, call: &Call) -> Result<(), Mismatch> {
 }
 
 fn note(shared: &Shared, side: Side, text: String) {
-    shared.push(
-        shared.at(Instant::now()),
-        Some(side),
-        EventKind::Note { text },
-    );
+    shared.push(Instant::now(), Some(side), EventKind::Note { text });
 }
 
 /// The case ended while a side waited.
@@ -635,46 +643,61 @@ fn wait_for_mark(shared: &Shared, label: &str, timeout: Option<Duration>) -> Res
     }
 }
 
+/// Why a state check did not pass.
+enum Unsettled {
+    /// The states did not hold (within the deadline).
+    Mismatch(Mismatch),
+    /// The kernel could not be asked (a sock_diag error): not the suite's.
+    Unobservable(String),
+    /// The case ended while polling.
+    CaseEnded,
+}
+
 /// Samples the kernel until every expected state holds, or `within` passes
 /// (one sample when `within` is not given). The last sample goes on the
-/// timeline either way: it is the evidence. `Err(None)`: the case ended
-/// while polling.
+/// record either way, with the step and how many samples it took: it is
+/// the evidence.
 fn check_states(
     shared: &Shared,
     diag: &mut SockDiag,
+    step: usize,
     expected: &[(Socket, TcpState)],
     within: Option<Duration>,
-) -> Result<(), Option<Mismatch>> {
+) -> Result<(), Unsettled> {
     let deadline = Instant::now() + within.unwrap_or_default();
+    let mut samples = 0u32;
     loop {
+        samples += 1;
         let observed: Vec<(Socket, TcpState, StateSource)> = expected
             .iter()
             .map(|(socket, _)| observe_socket(shared, diag, *socket))
             .collect::<Result<_, _>>()
-            .map_err(Some)?;
+            .map_err(Unsettled::Unobservable)?;
         let states: Vec<(Socket, TcpState)> = observed
             .iter()
             .map(|(socket, state, _)| (*socket, *state))
             .collect();
         let verdict = verdict::judge_states(expected, &states);
         if verdict.is_ok() || Instant::now() >= deadline {
-            let at = shared.at(Instant::now());
+            let now = Instant::now();
             for (socket, state, source) in observed {
                 shared.push(
-                    at,
+                    now,
                     Some(socket.side()),
                     EventKind::State {
                         socket,
                         state,
                         source,
+                        step: Some(step),
+                        samples,
                     },
                 );
             }
             return verdict.map_err(|m| {
-                Some(match within {
+                Unsettled::Mismatch(match within {
                     Some(d) => Mismatch {
                         expected: format!("{} within {}", m.expected, verdict::millis(d)),
-                        observed: m.observed,
+                        ..m
                     },
                     None => m,
                 })
@@ -682,7 +705,7 @@ fn check_states(
         }
         let next = (Instant::now() + POLL_INTERVAL).min(deadline);
         if !shared.sleep_until(next) {
-            return Err(None);
+            return Err(Unsettled::CaseEnded);
         }
     }
 }
@@ -694,14 +717,13 @@ fn observe_socket(
     shared: &Shared,
     diag: &mut SockDiag,
     socket: Socket,
-) -> Result<(Socket, TcpState, StateSource), Mismatch> {
+) -> Result<(Socket, TcpState, StateSource), String> {
     let Some((local, remote)) = shared.sockets.locate(socket) else {
         return Ok((socket, TcpState::Gone, StateSource::NoConnectionYet));
     };
-    let listed = diag.lookup(local, remote).map_err(|e| Mismatch {
-        expected: "a sock_diag answer".into(),
-        observed: e.to_string(),
-    })?;
+    let listed = diag
+        .lookup(local, remote)
+        .map_err(|e| format!("failed to read {socket}'s state through sock_diag: {e}"))?;
     if listed != TcpState::Gone {
         return Ok((socket, listed, StateSource::SockDiag));
     }

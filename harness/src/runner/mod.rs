@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 
 pub use trials::{test_main, test_main_with};
 
-use crate::report::{CaseReport, CaseStatus, Failure, Timeline};
+use crate::record::Timeline;
+use crate::report::{CaseReport, CaseStatus, Failure, FailureKind};
 use crate::suite::{Case, Suite};
 
 /// Choices that apply to every case of a run.
@@ -80,6 +81,12 @@ const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Runs one case on a fresh thread in a fresh network namespace and reports
 /// how it went. Never panics on what the suite or the kernel does; a case
 /// thread that dies or hangs becomes a failed case.
+///
+/// The case's artifact folder is made before the case starts (whatever the
+/// case writes besides its events streams into it: see
+/// [`Recorder::artifacts`](crate::record::Recorder::artifacts)), filled with
+/// its log, timeline and JSON report when it ends, and removed unless the
+/// case failed or `keep_artifacts` asks to keep it.
 pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport {
     let started = Instant::now();
     let name = case.test_name(suite);
@@ -89,7 +96,9 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
     owned.tolerance = owned
         .tolerance
         .widened(options.tolerance_floor, options.tolerance_percent);
-    let (status, timeline) = run_on_fresh_thread(owned);
+    let folder = artifact_folder(suite, case, options);
+    let path = folder.as_ref().ok().map(|dir| dir.path().to_path_buf());
+    let (status, timeline) = run_on_fresh_thread(owned, path);
     let mut report = CaseReport {
         name,
         suite: suite.name.clone(),
@@ -99,46 +108,74 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
         duration: started.elapsed(),
         timeline,
         artifacts: None,
+        artifacts_error: None,
     };
-    report.artifacts = keep_artifacts(&report, options);
+    match folder {
+        Ok(dir) => match fill_artifacts(dir, &report, options) {
+            Ok(kept) => report.artifacts = kept,
+            Err(err) => report.artifacts_error = Some(err.to_string()),
+        },
+        Err(err) => report.artifacts_error = Some(err.to_string()),
+    }
     report
 }
 
-fn run_on_fresh_thread(owned: Case) -> (CaseStatus, Timeline) {
+fn run_on_fresh_thread(owned: Case, artifacts: Option<PathBuf>) -> (CaseStatus, Timeline) {
     let (tx, rx) = mpsc::sync_channel(1);
     let deadline = owned.deadline;
-    let spawned = std::thread::Builder::new()
-        .name(format!("case {}", owned.name))
-        .spawn(move || {
-            let outcome = case::execute(&owned);
-            // The receiver may have given up; nothing is lost but this report.
-            let _ = tx.send(outcome);
-        });
-    if let Err(err) = spawned {
-        return (
-            setup_failure(format!("failed to start the case's thread: {err}")),
-            Timeline::default(),
-        );
-    }
+    let name = format!("case {}", owned.name);
+    let spawned = crate::sandbox::spawn_in_case_namespace(name, move |namespace| {
+        let outcome = case::execute(&owned, namespace, artifacts);
+        // The receiver may have given up; nothing is lost but this report.
+        let _ = tx.send(outcome);
+    });
+    let thread = match spawned {
+        Ok(thread) => thread,
+        Err(err) => {
+            return (
+                unjudged(FailureKind::Setup, err.to_string()),
+                Timeline::default(),
+            );
+        }
+    };
     match rx.recv_timeout(deadline + TEARDOWN_GRACE) {
         Ok(outcome) => outcome,
         Err(mpsc::RecvTimeoutError::Timeout) => (
-            setup_failure(format!(
-                "the case thread did not finish within its deadline of {} plus {} of teardown",
-                crate::verdict::millis(deadline),
-                crate::verdict::millis(TEARDOWN_GRACE)
-            )),
+            unjudged(
+                FailureKind::Harness,
+                format!(
+                    "the case thread did not finish within its deadline of {} plus {} of teardown",
+                    crate::verdict::millis(deadline),
+                    crate::verdict::millis(TEARDOWN_GRACE)
+                ),
+            ),
             Timeline::default(),
         ),
-        Err(mpsc::RecvTimeoutError::Disconnected) => (
-            setup_failure("the case thread panicked; this is a hangup bug".into()),
-            Timeline::default(),
-        ),
+        // The thread is done without a report: it could not make the
+        // namespace (say why), or it panicked.
+        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
+            Ok(Err(err)) => (
+                unjudged(
+                    FailureKind::Setup,
+                    format!("failed to set up the case: {err}"),
+                ),
+                Timeline::default(),
+            ),
+            _ => (
+                unjudged(
+                    FailureKind::Harness,
+                    "the case thread panicked; this is a hangup bug".into(),
+                ),
+                Timeline::default(),
+            ),
+        },
     }
 }
 
-fn setup_failure(summary: String) -> CaseStatus {
+/// A case that ended without a verdict on what it tested.
+fn unjudged(kind: FailureKind, summary: String) -> CaseStatus {
     CaseStatus::Failed(Failure {
+        kind,
         summary,
         step: None,
         mismatch: None,
@@ -146,34 +183,43 @@ fn setup_failure(summary: String) -> CaseStatus {
     })
 }
 
-/// Writes the case's log and timeline into a fresh artifact folder, kept
-/// when the case failed or when asked, removed otherwise.
-fn keep_artifacts(report: &CaseReport, options: &RunOptions) -> Option<PathBuf> {
-    let keep = options.keep_artifacts || !report.passed();
-    if !keep {
-        return None;
-    }
+/// The case's artifact folder, made before it runs.
+fn artifact_folder(
+    suite: &Suite,
+    case: &Case,
+    options: &RunOptions,
+) -> std::io::Result<tempfile::TempDir> {
     let root = options
         .artifact_root
         .clone()
         .unwrap_or_else(std::env::temp_dir);
-    let prefix = format!("hangup-{}-{}-", report.suite, report.case);
-    let write = || -> std::io::Result<PathBuf> {
-        std::fs::create_dir_all(&root)?;
-        let dir = tempfile::Builder::new().prefix(&prefix).tempdir_in(&root)?;
-        std::fs::write(dir.path().join("timeline.txt"), report.timeline.render())?;
-        let log = match report.failure() {
-            Some(_) => report.render_failure(),
-            None => format!("{} passed\n", report.name),
-        };
-        std::fs::write(dir.path().join("case.log"), log)?;
-        std::fs::write(
-            dir.path().join("report.json"),
-            serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?,
-        )?;
-        Ok(dir.keep())
+    let prefix = format!("hangup-{}-{}-", suite.name.replace("::", "-"), case.name);
+    tempfile::Builder::new().prefix(&prefix).tempdir_in(&root)
+}
+
+/// Writes the case's log, timeline and JSON report into its folder; keeps
+/// the folder when the case failed or when asked, removes it otherwise.
+fn fill_artifacts(
+    dir: tempfile::TempDir,
+    report: &CaseReport,
+    options: &RunOptions,
+) -> std::io::Result<Option<PathBuf>> {
+    let keep = options.keep_artifacts || !report.passed();
+    if !keep {
+        dir.close()?;
+        return Ok(None);
+    }
+    std::fs::write(dir.path().join("timeline.txt"), report.timeline.render())?;
+    let log = match report.failure() {
+        Some(_) => report.render_failure(),
+        None => format!("{} passed\n", report.name),
     };
-    write().ok()
+    std::fs::write(dir.path().join("case.log"), log)?;
+    std::fs::write(
+        dir.path().join("report.json"),
+        serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?,
+    )?;
+    Ok(Some(dir.keep()))
 }
 
 /// Runs every case of `suites` on `jobs` worker threads (each case on its
@@ -231,6 +277,7 @@ fn ignored(suite: &Suite, case: &Case, reason: &str) -> CaseReport {
         duration: Duration::ZERO,
         timeline: Timeline::default(),
         artifacts: None,
+        artifacts_error: None,
     }
 }
 

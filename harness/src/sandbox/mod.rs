@@ -193,6 +193,52 @@ pub enum SandboxError {
     },
 }
 
+/// Runs `f` on a fresh OS thread inside a fresh network namespace (only
+/// `lo`, up) and returns what it returns; a panic in `f` is resumed here.
+///
+/// This is the one place the threading invariant lives (see the [module
+/// docs](self)): the namespace belongs to a thread made for it alone, so
+/// the caller's thread (a libtest worker, `main`) never changes namespace,
+/// and every thread `f` starts inherits the namespace. Use it from an
+/// ordinary `#[test]` as root; rootless, the test binary must have entered
+/// a user namespace before any thread existed ([`enter_user_namespace`]
+/// from a `harness = false` main, or `unshare -Ur cargo test`).
+///
+/// ```no_run
+/// let refused = hangup::sandbox::in_case_namespace(|_namespace| {
+///     std::net::TcpStream::connect("127.0.0.1:8080").unwrap_err().kind()
+/// })
+/// .expect("a network namespace");
+/// assert_eq!(refused, std::io::ErrorKind::ConnectionRefused);
+/// ```
+pub fn in_case_namespace<T: Send + 'static>(
+    f: impl FnOnce(&CaseNamespace) -> T + Send + 'static,
+) -> Result<T, SandboxError> {
+    let thread = spawn_in_case_namespace("hangup case".into(), f)?;
+    match thread.join() {
+        Ok(result) => result,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// [`in_case_namespace`] without waiting: the thread's handle, whose result
+/// is the namespace's error or what `f` returned.
+pub fn spawn_in_case_namespace<T: Send + 'static>(
+    name: String,
+    f: impl FnOnce(&CaseNamespace) -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<Result<T, SandboxError>>, SandboxError> {
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            let namespace = CaseNamespace::create_blocking()?;
+            Ok(f(&namespace))
+        })
+        .map_err(|source| SandboxError::Io {
+            action: "spawn a case's thread".into(),
+            source,
+        })
+}
+
 /// The bare cost of a case's sandbox, the baseline the harness's per-case
 /// overhead is compared against: spawn a fresh OS thread, build the
 /// `current_thread` runtime a case needs, unshare a network namespace, bring

@@ -1,0 +1,169 @@
+//! The one event record of a case: everything that happened, stamped on
+//! the case's clock.
+//!
+//! A [`Recorder`] is a cheap, clonable handle: every thread of a case (each
+//! side, the case's supervisor, and later a program's log reader or a
+//! packet capture) writes through its own clone, stamping events with the
+//! `Instant` they happened at; the record turns that into time since the
+//! case started. When the case ends, [`Recorder::finish`] hands back the
+//! [`Timeline`], oldest event first. [`crate::report`] only renders it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::model::{CallResult, Side, Socket, TcpState};
+
+/// Everything that happened in a case, in the order it was recorded.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Timeline {
+    /// The events, oldest first.
+    pub events: Vec<Event>,
+}
+
+/// One thing that happened, and when (from the start of the case).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Event {
+    /// Time since the case's scripts started.
+    #[serde(rename = "at_ms", serialize_with = "millis::serialize")]
+    pub at: Duration,
+    /// Whose event; `None` for the case as a whole.
+    pub side: Option<Side>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// Where a state reading came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateSource {
+    /// The kernel's socket table, by 4-tuple (listed, or gone).
+    SockDiag,
+    /// `TCP_INFO` on a socket the kernel no longer lists but the side still
+    /// holds (reset into CLOSE).
+    TcpInfo,
+    /// The side had made no connection there yet, so there was nothing to
+    /// ask the kernel about.
+    NoConnectionYet,
+}
+
+/// What happened.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+pub enum EventKind {
+    /// A socket call a script made, with its result.
+    Call {
+        /// 1-based step number in the side's script.
+        step: usize,
+        /// The call, e.g. `send 1000 bytes`.
+        action: String,
+        /// How long the call took.
+        #[serde(rename = "took_ms", serialize_with = "millis::serialize")]
+        took: Duration,
+        /// How it ended.
+        result: CallResult,
+    },
+    /// A kernel state read for one of the side's connections.
+    State {
+        /// Which socket (the proxy has two).
+        socket: Socket,
+        /// The state.
+        state: TcpState,
+        /// Where it came from.
+        source: StateSource,
+        /// The step that checked it (1-based), when a step did.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        step: Option<usize>,
+        /// How many times a `within` check sampled the kernel before this
+        /// reading (1 for a check without `within`).
+        samples: u32,
+    },
+    /// Anything else worth a line (setup, sleeps, marks, the deadline).
+    Note {
+        /// The text.
+        text: String,
+    },
+}
+
+/// A handle on a case's record; clones write to the same record.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    start: Instant,
+    events: Arc<Mutex<Vec<Event>>>,
+    artifacts: Option<Arc<PathBuf>>,
+}
+
+impl Recorder {
+    /// A record whose clock starts at `start`, with the case's artifact
+    /// folder when it has one.
+    pub fn new(start: Instant, artifacts: Option<PathBuf>) -> Recorder {
+        Recorder {
+            start,
+            events: Arc::default(),
+            artifacts: artifacts.map(Arc::new),
+        }
+    }
+
+    /// The case's artifact folder: it exists from the start of the case,
+    /// so whatever a case writes beside its events (a capture, a program's
+    /// log) streams into it.
+    pub fn artifacts(&self) -> Option<&Path> {
+        self.artifacts.as_deref().map(PathBuf::as_path)
+    }
+
+    /// When the case's clock started.
+    pub fn start(&self) -> Instant {
+        self.start
+    }
+
+    /// Time on the case's clock at `instant` (zero before the start).
+    pub fn at(&self, instant: Instant) -> Duration {
+        instant.saturating_duration_since(self.start)
+    }
+
+    /// Records what happened at `when`, on `side` (or the case as a whole).
+    pub fn push(&self, when: Instant, side: Option<Side>, kind: EventKind) {
+        let event = Event {
+            at: self.at(when),
+            side,
+            kind,
+        };
+        // A panic while holding the lock leaves a whole Vec behind.
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event);
+    }
+
+    /// The record so far, oldest first (calls are recorded when they end
+    /// but stamped when they began, so the order is by stamp).
+    pub fn finish(&self) -> Timeline {
+        let mut events = self
+            .events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        events.sort_by_key(|e| e.at);
+        Timeline { events }
+    }
+}
+
+impl Timeline {
+    /// Adds an event at `at` on the case's clock (for timelines built by
+    /// hand, as tests do; a case records through a [`Recorder`]).
+    pub fn push(&mut self, at: Duration, side: Option<Side>, kind: EventKind) {
+        self.events.push(Event { at, side, kind });
+    }
+}
+
+/// Durations in reports are milliseconds, as a number with microseconds as
+/// its fraction: what people and scripts reading the JSON expect.
+pub mod millis {
+    use std::time::Duration;
+
+    /// Serializes `d` as milliseconds.
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64((d.as_micros() as f64) / 1000.0)
+    }
+}
