@@ -85,7 +85,7 @@ fn check_counts_the_valid_reference_suites() {
     let files = hangup::suite::discover(std::slice::from_ref(&dir)).expect("suites");
     let cases: usize = files
         .iter()
-        .map(|f| hangup::suite::load(f).expect("valid").cases.len())
+        .map(|f| hangup::suite::load_named(f).expect("valid").cases.len())
         .sum();
     let out = hangup(&["check".as_ref(), dir.as_os_str()]);
     let stdout = text(&out.stdout);

@@ -16,7 +16,7 @@ mod case;
 mod interrupt;
 mod trials;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -236,16 +236,18 @@ pub fn run_all(
         .iter()
         .flat_map(|s| s.cases.iter().map(move |c| (s, c)))
         .collect();
+    // Longest expected first, so the run's wall time approaches its longest
+    // case rather than ending on a long case started last; reports still
+    // come back in file order.
+    let mut order: Vec<usize> = (0..cases.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(cases[i].1.expected_duration()));
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<Option<CaseReport>>> = Mutex::new(vec![None; cases.len()]);
     std::thread::scope(|scope| {
         for _ in 0..jobs.max(1).min(cases.len().max(1)) {
             scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((suite, case)) = cases.get(i) else {
-                        break;
-                    };
+                while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let (suite, case) = cases[i];
                     let report = match (&case.ignore, include_ignored) {
                         (Some(reason), false) => ignored(suite, case, reason),
                         _ => run_case(suite, case, options),
@@ -291,7 +293,7 @@ pub fn load_suites(paths: &[PathBuf]) -> (Vec<Suite>, Vec<crate::suite::SuiteErr
     let mut suites = Vec::new();
     let mut errors = Vec::new();
     for file in files {
-        match crate::suite::load(Path::new(&file)) {
+        match crate::suite::load_named(&file) {
             Ok(suite) => suites.push(suite),
             Err(err) => errors.push(err),
         }
@@ -443,6 +445,35 @@ client = [
             timeline.contains("#4 recv: still in flight when the case ended"),
             "{timeline}"
         );
+    }
+
+    #[test]
+    fn the_longest_expected_case_starts_first_and_reports_keep_file_order() {
+        let suite = parse_suite(
+            Path::new("order.toml"),
+            br#"
+[[case]]
+name = "short"
+client = [{ connect = 8080, expect = "ECONNREFUSED" }]
+
+[[case]]
+name = "long"
+client = [{ sleep = "50ms" }, { connect = 8080, expect = "ECONNREFUSED" }]
+"#,
+        )
+        .expect("valid suite");
+        let root = tempfile::tempdir().expect("temp dir");
+        let options = RunOptions {
+            artifact_root: Some(root.path().into()),
+            ..RunOptions::default()
+        };
+        let finished = Mutex::new(Vec::new());
+        let reports = run_all(&[suite], &options, 1, false, &|r: &CaseReport| {
+            finished.lock().expect("lock").push(r.case.clone())
+        });
+        assert_eq!(*finished.lock().expect("lock"), ["long", "short"]);
+        let order: Vec<&str> = reports.iter().map(|r| r.case.as_str()).collect();
+        assert_eq!(order, ["short", "long"]);
     }
 
     #[test]

@@ -70,6 +70,36 @@ impl Case {
     pub fn test_name(&self, suite: &Suite) -> String {
         format!("{}::{}", suite.name, self.name)
     }
+
+    /// A rough guess at how long the case takes, for scheduling the
+    /// longest first: per side, its sleeps, the `after` its calls expect
+    /// and the `within` of its state checks (loops times their rounds);
+    /// the longest side's sum, capped at the deadline.
+    pub fn expected_duration(&self) -> Duration {
+        fn total(steps: &[Step]) -> Duration {
+            steps
+                .iter()
+                .map(|step| match &step.action {
+                    Action::Control(Control::Sleep(d)) => *d,
+                    Action::Control(Control::Loop(looped)) => {
+                        total(&looped.body).saturating_mul(looped.times)
+                    }
+                    Action::Check(Check::State { within, .. }) => within.unwrap_or_default(),
+                    _ => step
+                        .expect
+                        .as_ref()
+                        .and_then(|e| e.after.or(e.longer_than))
+                        .unwrap_or_default(),
+                })
+                .fold(Duration::ZERO, Duration::saturating_add)
+        }
+        self.scripts
+            .iter()
+            .map(|script| total(&script.steps))
+            .max()
+            .unwrap_or_default()
+            .min(self.deadline)
+    }
 }
 
 /// The steps one side runs, in order.
@@ -186,7 +216,14 @@ impl Tolerance {
 /// The case deadline when a suite does not set one.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(30);
 
-/// Reads and validates one suite file.
+/// Reads and validates one suite file, named as [`SuiteFile::name`] says.
+pub fn load_named(file: &SuiteFile) -> Result<Suite, SuiteError> {
+    let mut suite = load(&file.path)?;
+    suite.name = file.name.clone();
+    Ok(suite)
+}
+
+/// Reads and validates one suite file (named by its file stem).
 pub fn load(path: &Path) -> Result<Suite, SuiteError> {
     let bytes = std::fs::read(path).map_err(|source| SuiteError::Read {
         path: path.to_path_buf(),
@@ -195,22 +232,74 @@ pub fn load(path: &Path) -> Result<Suite, SuiteError> {
     parse_suite(path, &bytes)
 }
 
+/// A suite file found by [`discover`], with the name its tests get.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SuiteFile {
+    /// Where it is.
+    pub path: PathBuf,
+    /// The suite's name in test names (`<name>::<case>`): the path below
+    /// the folder it was found in, without `.toml`, folders joined by `::`
+    /// (`http/s02.toml` is `http::s02`); the file stem for a file given by
+    /// itself. Two files with one name are told apart by their paths as
+    /// given.
+    pub name: String,
+}
+
 /// The suite files under `paths`: files as given, folders searched
-/// recursively for `*.toml`, each sorted so test order is stable.
-pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>, SuiteError> {
-    let mut found = Vec::new();
+/// recursively for `*.toml`, each sorted so test order is stable; a file
+/// reached twice is read once.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<SuiteFile>, SuiteError> {
+    let mut found: Vec<SuiteFile> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for path in paths {
         let meta = std::fs::metadata(path).map_err(|source| SuiteError::Read {
             path: path.clone(),
             source,
         })?;
+        let mut files = Vec::new();
         if meta.is_dir() {
-            collect_toml(path, &mut found)?;
+            collect_toml(path, &mut files)?;
         } else {
-            found.push(path.clone());
+            files.push(path.clone());
+        }
+        for file in files {
+            if !seen.insert(std::fs::canonicalize(&file).unwrap_or_else(|_| file.clone())) {
+                continue;
+            }
+            let below = match meta.is_dir() {
+                true => file.strip_prefix(path).unwrap_or(&file),
+                false => Path::new(file.file_name().unwrap_or(file.as_os_str())),
+            };
+            found.push(SuiteFile {
+                name: suite_name(below),
+                path: file,
+            });
+        }
+    }
+    // Same name from two places: name both by their paths as given.
+    let mut counts = std::collections::HashMap::new();
+    for file in &found {
+        *counts.entry(file.name.clone()).or_insert(0) += 1;
+    }
+    for file in &mut found {
+        if counts[&file.name] > 1 {
+            file.name = suite_name(&file.path);
         }
     }
     Ok(found)
+}
+
+/// `http/s02.toml` → `http::s02`: path components without the extension,
+/// joined by `::`, leaving out `.`, `..` and the root.
+fn suite_name(path: &Path) -> String {
+    let path = path.with_extension("");
+    path.components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(part) => Some(part.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect::<Vec<_>>()
+        .join("::")
 }
 
 fn collect_toml(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), SuiteError> {
@@ -232,4 +321,35 @@ fn collect_toml(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), SuiteError> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(files: &[SuiteFile]) -> Vec<&str> {
+        files.iter().map(|f| f.name.as_str()).collect()
+    }
+
+    #[test]
+    fn same_file_names_in_different_folders_get_distinct_suite_names() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for file in ["a/s.toml", "b/s.toml", "c.toml", "b/notes.txt"] {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(path, "").expect("write");
+        }
+        let root = dir.path().to_path_buf();
+        let found = discover(std::slice::from_ref(&root)).expect("discover");
+        assert_eq!(names(&found), ["a::s", "b::s", "c"]);
+        // Given by themselves, both would be `s`: their paths tell them apart.
+        let a = root.join("a/s.toml");
+        let b = root.join("b/s.toml");
+        let found = discover(&[a.clone(), b]).expect("discover");
+        assert_ne!(found[0].name, found[1].name);
+        assert!(found[0].name.ends_with("a::s"), "{}", found[0].name);
+        // A file reached twice is read once.
+        let found = discover(&[root.clone(), a]).expect("discover");
+        assert_eq!(names(&found), ["a::s", "b::s", "c"]);
+    }
 }
