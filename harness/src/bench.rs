@@ -383,7 +383,13 @@ fn throughput(suite: &Suite, case: &Case, cases: usize, jobs: usize) -> Result<D
         })
         .collect();
     let started = Instant::now();
-    let reports = runner::run_all(&[many], &RunOptions::default(), jobs, false, &|_| {});
+    let reports = runner::run_all(
+        &[many],
+        &RunOptions::default(),
+        jobs,
+        false,
+        &|_: &hangup::report::CaseReport| {},
+    );
     let took = started.elapsed();
     let failed: Vec<_> = reports.iter().filter(|r| !r.passed()).collect();
     if let Some(first) = failed.first() {

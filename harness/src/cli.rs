@@ -220,35 +220,14 @@ fn run(
         return ExitCode::from(2);
     }
     println!("running {}", cases(total));
-    let print = |report: &CaseReport| {
-        match &report.status {
-            CaseStatus::Passed => println!(
-                "case {} ... ok ({})",
-                report.name,
-                hangup::verdict::millis(report.duration)
-            ),
-            CaseStatus::Failed(_) => println!(
-                "case {} ... FAILED ({})",
-                report.name,
-                hangup::verdict::millis(report.duration)
-            ),
-            CaseStatus::Ignored { reason } => {
-                println!("case {} ... ignored, {reason}", report.name)
-            }
-        }
-        if let Some(err) = &report.artifacts_error {
-            eprintln!(
-                "hangup: the artifacts of {} were not written: {err}",
-                report.name
-            );
-        }
-    };
+    let paint = Paint::for_stdout();
+    let progress = Console { paint };
     let mut rounds: Vec<Vec<CaseReport>> = Vec::new();
     for round in 1..=plan.repeat {
         if plan.repeat > 1 {
             println!("round {round} of {}", plan.repeat);
         }
-        let reports = runner::run_all(&suites, options, plan.jobs, plan.include_ignored, &print);
+        let reports = runner::run_all(&suites, options, plan.jobs, plan.include_ignored, &progress);
         let failed = reports.iter().any(|r| r.failure().is_some());
         rounds.push(reports);
         if failed {
@@ -295,6 +274,71 @@ fn run(
         println!("\n{}", report::summary_line(&all));
     }
     code
+}
+
+/// Colour for the console's status words: on a terminal, unless `NO_COLOR`
+/// is set (to anything but the empty string).
+#[derive(Clone, Copy)]
+struct Paint(bool);
+
+impl Paint {
+    fn for_stdout() -> Paint {
+        use std::io::IsTerminal;
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Paint(std::io::stdout().is_terminal() && !no_color)
+    }
+
+    fn word(self, word: &str, colour: u8) -> String {
+        if self.0 {
+            format!("\x1b[{colour}m{word}\x1b[0m")
+        } else {
+            word.to_string()
+        }
+    }
+}
+
+/// One line per finished case, and a notice for each case that runs long.
+struct Console {
+    paint: Paint,
+}
+
+impl runner::Progress for Console {
+    fn finished(&self, report: &CaseReport) {
+        let took = hangup::verdict::millis(report.duration);
+        match &report.status {
+            CaseStatus::Passed => {
+                println!(
+                    "case {} ... {} ({took})",
+                    report.name,
+                    self.paint.word("ok", 32)
+                )
+            }
+            CaseStatus::Failed(_) => println!(
+                "case {} ... {} ({took})",
+                report.name,
+                self.paint.word("FAILED", 31)
+            ),
+            CaseStatus::Ignored { reason } => println!(
+                "case {} ... {}, {reason}",
+                report.name,
+                self.paint.word("ignored", 33)
+            ),
+        }
+        if let Some(err) = &report.artifacts_error {
+            eprintln!(
+                "hangup: the artifacts of {} were not written: {err}",
+                report.name
+            );
+        }
+    }
+
+    fn slow(&self, name: &str, elapsed: std::time::Duration) {
+        println!(
+            "case {name} ... {} (running for over {} s)",
+            self.paint.word("SLOW", 33),
+            elapsed.as_secs()
+        );
+    }
 }
 
 fn check(paths: &[PathBuf]) -> ExitCode {

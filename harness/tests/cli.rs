@@ -135,3 +135,45 @@ fn a_report_into_a_missing_folder_is_an_error() {
     assert!(stderr.contains("does not exist"), "{stderr}");
     assert!(!dir.path().join("no").exists());
 }
+
+/// Runs `hangup run <suite>` on a pseudo-terminal through util-linux's
+/// `script`, as a person at a terminal sees it.
+fn on_a_terminal(suite: &Path, no_color: Option<&str>) -> Option<String> {
+    let command = format!(
+        "{} run {}",
+        env!("CARGO_BIN_EXE_hangup"),
+        suite.to_str().expect("utf-8")
+    );
+    let mut script = Command::new("script");
+    script.args(["-qec", &command, "/dev/null"]);
+    script.env_remove("NO_COLOR");
+    if let Some(value) = no_color {
+        script.env("NO_COLOR", value);
+    }
+    match script.output() {
+        Ok(out) => Some(text(&out.stdout)),
+        Err(_) if std::env::var_os("CI").is_none() => {
+            eprintln!("script(1) not found: the terminal colour check is skipped");
+            None
+        }
+        Err(err) => panic!("script(1) (bsdutils) is needed in CI: {err}"),
+    }
+}
+
+#[test]
+fn colour_on_a_terminal_only_and_never_with_no_color() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suite = quick_suite(dir.path());
+    let piped = hangup(&["run", suite.to_str().expect("utf-8")]);
+    assert!(
+        !text(&piped.stdout).contains('\x1b'),
+        "no colour into a pipe"
+    );
+    if let Some(shown) = on_a_terminal(&suite, None) {
+        assert!(shown.contains("\x1b[32mok\x1b[0m"), "{shown:?}");
+    }
+    if let Some(shown) = on_a_terminal(&suite, Some("1")) {
+        assert!(shown.contains("... ok ("), "{shown:?}");
+        assert!(!shown.contains('\x1b'), "{shown:?}");
+    }
+}

@@ -230,6 +230,20 @@ fn supervise(shared: &Shared) {
             .unwrap_or_else(|p| p.into_inner())
             .0;
     }
+    if control.stopping && !matches!(&control.failure, Some(f) if f.kind == FailureKind::Deadline) {
+        // Stopped by one side's failure: the others' whereabouts are
+        // context for the report.
+        let now = Instant::now();
+        for (side, doing) in whereabouts(shared, &control, now) {
+            shared.push(
+                now,
+                Some(side),
+                EventKind::Note {
+                    text: format!("{doing} when the case stopped"),
+                },
+            );
+        }
+    }
     let give_up = Instant::now() + STOP_GRACE;
     while control.sides.iter().any(|s| s.running) && Instant::now() < give_up {
         for side in control.sides.iter().filter(|s| s.running) {
@@ -245,33 +259,50 @@ fn supervise(shared: &Shared) {
     }
 }
 
-/// The deadline failure: what each side was doing when time ran out,
-/// including the calls still in flight.
-fn overrun(shared: &Shared, control: &Coordination) -> Failure {
-    let now = Instant::now();
-    let mut waiting = Vec::new();
-    for script in &shared.case.scripts {
-        let doing = match control.sides[script.side as usize].step {
-            Some((i, call)) => {
-                let in_flight = call
-                    .map(|began| {
-                        format!(
-                            ", a call in flight for {}",
-                            verdict::millis(now.saturating_duration_since(began))
-                        )
-                    })
-                    .unwrap_or_default();
+/// What each side still running is doing: "was at step 3 `recv` (file:3:4),
+/// a call in flight for 120 ms".
+fn whereabouts(shared: &Shared, control: &Coordination, now: Instant) -> Vec<(Side, String)> {
+    shared
+        .case
+        .scripts
+        .iter()
+        .filter(|script| control.sides[script.side as usize].running)
+        .filter_map(|script| {
+            let (i, call) = control.sides[script.side as usize].step?;
+            let in_flight = call
+                .map(|began| {
+                    format!(
+                        ", a call in flight for {}",
+                        verdict::millis(now.saturating_duration_since(began))
+                    )
+                })
+                .unwrap_or_default();
+            Some((
+                script.side,
                 format!(
                     "{} was at step {} `{}` ({}){in_flight}",
                     script.side,
                     i + 1,
                     script.steps[i].source,
                     script.steps[i].location
-                )
-            }
-            None => format!("{} had finished its script", script.side),
-        };
-        waiting.push(doing);
+                ),
+            ))
+        })
+        .collect()
+}
+
+/// The deadline failure: what each side was doing when time ran out,
+/// including the calls still in flight.
+fn overrun(shared: &Shared, control: &Coordination) -> Failure {
+    let now = Instant::now();
+    let mut waiting: Vec<String> = whereabouts(shared, control, now)
+        .into_iter()
+        .map(|(_, doing)| doing)
+        .collect();
+    for script in &shared.case.scripts {
+        if !control.sides[script.side as usize].running {
+            waiting.push(format!("{} had finished its script", script.side));
+        }
     }
     let at = shared.at(now);
     shared.push(

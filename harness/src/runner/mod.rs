@@ -43,6 +43,9 @@ pub struct RunOptions {
     /// The least timing tolerance percentage for every case
     /// (`HANGUP_TOLERANCE_PERCENT`).
     pub tolerance_percent: Option<u32>,
+    /// How long a case runs before [`Progress::slow`] hears of it;
+    /// [`SLOW_NOTICE`] when not set.
+    pub slow_notice: Option<Duration>,
 }
 
 impl RunOptions {
@@ -70,6 +73,7 @@ impl RunOptions {
             artifact_root: std::env::var_os("HANGUP_ARTIFACTS").map(PathBuf::from),
             tolerance_floor,
             tolerance_percent,
+            slow_notice: None,
         })
     }
 }
@@ -222,15 +226,37 @@ fn fill_artifacts(
     Ok(Some(dir.keep()))
 }
 
+/// What the caller of [`run_all`] hears while cases run. A closure over
+/// `&CaseReport` is one (it hears only finished cases).
+pub trait Progress: Sync {
+    /// A case finished (or was skipped).
+    fn finished(&self, report: &CaseReport);
+    /// A case has been running for `elapsed`: told once for every
+    /// [`SLOW_NOTICE`] (or [`RunOptions::slow_notice`]) it runs, as
+    /// nextest's slow-test notice does.
+    fn slow(&self, _name: &str, _elapsed: Duration) {}
+}
+
+impl<F: Fn(&CaseReport) + Sync> Progress for F {
+    fn finished(&self, report: &CaseReport) {
+        self(report)
+    }
+}
+
+/// How long a case runs before [`Progress::slow`] hears of it (and again
+/// after each further period).
+pub const SLOW_NOTICE: Duration = Duration::from_secs(5);
+
 /// Runs every case of `suites` on `jobs` worker threads (each case on its
 /// own fresh thread); ignored cases are reported as skipped unless
-/// `include_ignored`. `on_done` sees each report as it finishes.
+/// `include_ignored`. `progress` hears of each report as it finishes and
+/// of cases that run long.
 pub fn run_all(
     suites: &[Suite],
     options: &RunOptions,
     jobs: usize,
     include_ignored: bool,
-    on_done: &(dyn Fn(&CaseReport) + Sync),
+    progress: &dyn Progress,
 ) -> Vec<CaseReport> {
     let cases: Vec<(&Suite, &Case)> = suites
         .iter()
@@ -243,22 +269,57 @@ pub fn run_all(
     order.sort_by_key(|&i| std::cmp::Reverse(cases[i].1.expected_duration()));
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<Option<CaseReport>>> = Mutex::new(vec![None; cases.len()]);
+    let workers = jobs.max(1).min(cases.len().max(1));
+    // Per worker: the case it runs, since when, and how many notices it had.
+    let running: Mutex<Vec<Option<(String, Instant, u32)>>> = Mutex::new(vec![None; workers]);
+    let finished = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|scope| {
-        for _ in 0..jobs.max(1).min(cases.len().max(1)) {
-            scope.spawn(|| {
-                while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let (suite, case) = cases[i];
-                    let report = match (&case.ignore, include_ignored) {
-                        (Some(reason), false) => ignored(suite, case, reason),
-                        _ => run_case(suite, case, options),
-                    };
-                    on_done(&report);
-                    if let Ok(mut done) = done.lock() {
-                        done[i] = Some(report);
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                let (order, cases, next, done, running) = (&order, &cases, &next, &done, &running);
+                scope.spawn(move || {
+                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let (suite, case) = cases[i];
+                        if let Ok(mut running) = running.lock() {
+                            running[worker] = Some((case.test_name(suite), Instant::now(), 0));
+                        }
+                        let report = match (&case.ignore, include_ignored) {
+                            (Some(reason), false) => ignored(suite, case, reason),
+                            _ => run_case(suite, case, options),
+                        };
+                        if let Ok(mut running) = running.lock() {
+                            running[worker] = None;
+                        }
+                        progress.finished(&report);
+                        if let Ok(mut done) = done.lock() {
+                            done[i] = Some(report);
+                        }
+                    }
+                })
+            })
+            .collect();
+        let notice = options.slow_notice.unwrap_or(SLOW_NOTICE);
+        let (finished, running) = (&finished, &running);
+        scope.spawn(move || {
+            while !finished.load(Ordering::Relaxed) {
+                std::thread::sleep((notice / 10).min(Duration::from_millis(100)));
+                let Ok(mut running) = running.lock() else {
+                    return;
+                };
+                for (name, since, told) in running.iter_mut().flatten() {
+                    let elapsed = since.elapsed();
+                    if elapsed >= notice * (*told + 1) {
+                        *told += 1;
+                        progress.slow(name, elapsed);
                     }
                 }
-            });
+            }
+        });
+        for handle in handles {
+            // A worker that panicked lost only its own case's report.
+            let _ = handle.join();
         }
+        finished.store(true, Ordering::Relaxed);
     });
     done.into_inner()
         .unwrap_or_else(|p| p.into_inner())
@@ -360,7 +421,7 @@ client = [{ connect = 8080, expect = "ECONNREFUSED" }]
             ]
         );
         assert_eq!(*seen.lock().expect("lock"), 3);
-        let reports = run_all(&[suite()], &options, 2, true, &|_| {});
+        let reports = run_all(&[suite()], &options, 2, true, &|_: &CaseReport| {});
         assert_eq!(statuses(&reports)[2], ("skipped".into(), "passed"));
     }
 
@@ -445,6 +506,14 @@ client = [
             timeline.contains("#4 recv: still in flight when the case ended"),
             "{timeline}"
         );
+        // What the other side was doing when the client's failure stopped
+        // the case is part of the report.
+        assert!(
+            timeline.contains("server was at step 4 `\"recv\"` (sides.toml:5:")
+                && timeline.contains("a call in flight for")
+                && timeline.contains("when the case stopped"),
+            "{timeline}"
+        );
     }
 
     #[test]
@@ -474,6 +543,39 @@ client = [{ sleep = "50ms" }, { connect = 8080, expect = "ECONNREFUSED" }]
         assert_eq!(*finished.lock().expect("lock"), ["long", "short"]);
         let order: Vec<&str> = reports.iter().map(|r| r.case.as_str()).collect();
         assert_eq!(order, ["short", "long"]);
+    }
+
+    #[test]
+    fn a_case_that_runs_long_is_noticed_while_it_runs() {
+        struct Heard(Mutex<Vec<(String, Duration)>>);
+        impl Progress for Heard {
+            fn finished(&self, _: &CaseReport) {}
+            fn slow(&self, name: &str, elapsed: Duration) {
+                self.0.lock().expect("lock").push((name.into(), elapsed));
+            }
+        }
+        let suite = parse_suite(
+            Path::new("slow.toml"),
+            br#"
+[[case]]
+name = "sleeps"
+client = [{ sleep = "350ms" }]
+"#,
+        )
+        .expect("valid suite");
+        let root = tempfile::tempdir().expect("temp dir");
+        let options = RunOptions {
+            artifact_root: Some(root.path().into()),
+            slow_notice: Some(Duration::from_millis(100)),
+            ..RunOptions::default()
+        };
+        let heard = Heard(Mutex::default());
+        run_all(&[suite], &options, 1, false, &heard);
+        let heard = heard.0.into_inner().expect("lock");
+        // At 100, 200 and 300 ms; each once.
+        assert_eq!(heard.len(), 3, "{heard:?}");
+        assert!(heard.iter().all(|(name, _)| name == "slow::sleeps"));
+        assert!(heard[2].1 >= Duration::from_millis(300), "{heard:?}");
     }
 
     #[test]
