@@ -2,9 +2,9 @@
 //! and their sockets, and how a call ended.
 //!
 //! Every other module speaks these words; this one imports none of them.
-//! The names are the ones the seeds and the kernel use (`EPIPE`,
-//! `CLOSE_WAIT`, `Side::Client`), so reports read the way the field's
-//! write-ups do.
+//! The names are the ones the kernel and the scenario catalog
+//! (`docs/scenarios.md`) use (`EPIPE`, `CLOSE_WAIT`, `Side::Client`), so
+//! reports read the way the field's write-ups do.
 
 pub mod errno;
 mod outcome;

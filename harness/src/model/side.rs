@@ -1,5 +1,6 @@
-//! The ends of a connection, named the way the seeds name them, and the
-//! sockets a state check can point at.
+//! The ends of a connection, named the way the scenario catalog
+//! (`docs/scenarios.md`) names them, and the sockets a state check can
+//! point at.
 
 use std::fmt;
 
@@ -7,7 +8,7 @@ use std::fmt;
 ///
 /// Any side may be a scripted peer of the harness; later the server may be
 /// a real program under test. Ordered client, proxy, server so timelines
-/// read left to right the way the ladder diagrams in the seeds do.
+/// read left to right the way TCP ladder diagrams do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {

@@ -5,7 +5,7 @@
 //! changed after; the writers here only render it. A failing case renders as
 //! the step that failed, what was expected, what was observed, and the
 //! timeline of calls and states on both sides as two columns, client left
-//! and server right, like the packet listings in the seeds.
+//! and server right, like a packet listing.
 
 mod junit;
 mod timeline;

@@ -4,11 +4,12 @@
 //! a script per side (`client = [...]`, `server = [...]`, and for a middle
 //! peer `proxy = [...]`), one step per line.
 //! The two scripts run at the same time, each in order, which is how the
-//! seeds' timelines read: the server streams chunks on its own clock while
-//! the client reads with its own timeout. Expectations attach to the step
-//! whose result they judge (`expect = "EPIPE"`); kernel states are steps of
-//! their own (`{ state = { server = "CLOSE_WAIT" }, within = "1s" }`) that
-//! poll until they hold or the deadline passes.
+//! scenarios' timelines read (`docs/scenarios.md`): the server streams
+//! chunks on its own clock while the client reads with its own timeout.
+//! Expectations attach to the step whose result they judge
+//! (`expect = "EPIPE"`); kernel states are steps of their own
+//! (`{ state = { server = "CLOSE_WAIT" }, within = "1s" }`) that poll until
+//! they hold or the deadline passes.
 //!
 //! [`load`] reads and validates a file and reports every error in it with
 //! file:line:col, what was expected and what was found ([`parse`]). The model
