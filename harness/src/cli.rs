@@ -155,7 +155,7 @@ pub fn main() -> ExitCode {
 }
 
 /// Enters a user namespace when not root; must run before any thread
-/// exists (the runner and tokio start threads later).
+/// exists (the runner starts threads later).
 fn enter_user_namespace() -> Result<hangup::sandbox::Privileges, ExitCode> {
     hangup::sandbox::enter_user_namespace().map_err(|err| {
         eprintln!("hangup: {err}");

@@ -723,7 +723,7 @@ mod tests {
     /// network namespace.
     fn in_case<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
         std::thread::spawn(move || {
-            let _namespace = CaseNamespace::create_blocking().expect("a case namespace");
+            let _namespace = CaseNamespace::create().expect("a case namespace");
             body()
         })
         .join()

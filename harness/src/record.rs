@@ -9,7 +9,7 @@
 //! [`Timeline`], oldest event first. [`crate::report`] only renders it.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::model::{CallResult, Side, Socket, TcpState};
@@ -89,37 +89,84 @@ pub enum EventKind {
 /// A handle on a case's record; clones write to the same record.
 #[derive(Debug, Clone)]
 pub struct Recorder {
-    start: Instant,
+    start: Arc<OnceLock<Instant>>,
     events: Arc<Mutex<Vec<Event>>>,
-    artifacts: Option<Arc<PathBuf>>,
+    artifacts: Arc<Artifacts>,
+}
+
+/// Where a case's artifact folder goes, and the folder once it is made.
+#[derive(Debug)]
+struct Artifacts {
+    /// The folder it is made in.
+    root: PathBuf,
+    /// The start of its name (`hangup-<suite>-<case>-`).
+    prefix: String,
+    folder: OnceLock<Result<PathBuf, String>>,
 }
 
 impl Recorder {
-    /// A record whose clock starts at `start`, with the case's artifact
-    /// folder when it has one.
-    pub fn new(start: Instant, artifacts: Option<PathBuf>) -> Recorder {
+    /// A record whose artifact folder, when something asks for it, is made
+    /// in `root` with a name starting with `prefix`; its clock starts at
+    /// [`start_clock`](Self::start_clock).
+    pub fn new(root: PathBuf, prefix: String) -> Recorder {
         Recorder {
-            start,
+            start: Arc::default(),
             events: Arc::default(),
-            artifacts: artifacts.map(Arc::new),
+            artifacts: Arc::new(Artifacts {
+                root,
+                prefix,
+                folder: OnceLock::new(),
+            }),
         }
     }
 
-    /// The case's artifact folder: it exists from the start of the case,
-    /// so whatever a case writes beside its events (a capture, a program's
-    /// log) streams into it.
-    pub fn artifacts(&self) -> Option<&Path> {
-        self.artifacts.as_deref().map(PathBuf::as_path)
+    /// Starts the case's clock (once: later calls change nothing), when the
+    /// case is ready to run: its namespace made, its sysctls set.
+    pub fn start_clock(&self, at: Instant) {
+        let _ = self.start.set(at);
     }
 
-    /// When the case's clock started.
-    pub fn start(&self) -> Instant {
-        self.start
+    /// The case's artifact folder, made on first use: whatever a case
+    /// writes beside its events (a capture, a program's log) asks for it
+    /// when it starts and streams into it; the runner asks at the end when
+    /// it keeps the case's files. A case that never asks makes no folder:
+    /// on this project's CI machine a `mkdir` and `rmdir` in the temp
+    /// folder cost ~3 ms under load, four times a whole no-wait case.
+    /// The same error (as text) every time once making it failed.
+    pub fn artifacts(&self) -> Result<&Path, String> {
+        let made = self.artifacts.folder.get_or_init(|| {
+            std::fs::create_dir_all(&self.artifacts.root)
+                .and_then(|()| {
+                    tempfile::Builder::new()
+                        .prefix(&self.artifacts.prefix)
+                        .tempdir_in(&self.artifacts.root)
+                })
+                .map(tempfile::TempDir::keep)
+                .map_err(|e| {
+                    format!(
+                        "failed to make an artifact folder in {}: {e}",
+                        self.artifacts.root.display()
+                    )
+                })
+        });
+        made.as_deref().map_err(Clone::clone)
+    }
+
+    /// The artifact folder if something made it.
+    pub fn artifacts_made(&self) -> Option<&Path> {
+        self.artifacts.folder.get()?.as_deref().ok()
+    }
+
+    /// When the case's clock started, once it has.
+    pub fn start(&self) -> Option<Instant> {
+        self.start.get().copied()
     }
 
     /// Time on the case's clock at `instant` (zero before the start).
     pub fn at(&self, instant: Instant) -> Duration {
-        instant.saturating_duration_since(self.start)
+        self.start().map_or(Duration::ZERO, |start| {
+            instant.saturating_duration_since(start)
+        })
     }
 
     /// Records what happened at `when`, on `side` (or the case as a whole).

@@ -149,7 +149,7 @@ fn probe_case() -> ExitCode {
         Err(e) => return fail(e),
     };
     let case = std::thread::spawn(|| -> Result<(), SandboxError> {
-        let ns = CaseNamespace::create_blocking()?;
+        let ns = CaseNamespace::create()?;
         ns.set_sysctl("net.ipv4.tcp_fin_timeout", "3")?;
         assert_eq!(ns.sysctl("net.ipv4.tcp_fin_timeout")?, "3");
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1");

@@ -28,7 +28,7 @@ use crate::observe::{self, SockDiag};
 use crate::peer::{Call, Peer, Sockets};
 use crate::record::{EventKind, Recorder, StateSource, Timeline};
 use crate::report::{CaseStatus, Failure, FailureKind, StepRef};
-use crate::sandbox::CaseNamespace;
+use crate::sandbox::{CaseNamespace, SandboxError};
 use crate::suite::{Action, Case, Check, Control, Loop, Script, Step};
 use crate::verdict::{self, Mismatch};
 
@@ -46,16 +46,23 @@ const WAKE_INTERVAL: Duration = Duration::from_millis(5);
 /// lingering close (`SO_LINGER` with seconds) can hold a side longer.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// How long the case's thread then gets to close every socket.
+const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// What the sides of one case share.
 struct Shared {
     case: Case,
-    /// The case's clock: every event is stamped against it.
-    start: Instant,
     sockets: Arc<Sockets>,
+    /// The case's record; its clock starts when the namespace is ready.
     record: Recorder,
     control: Mutex<Coordination>,
-    /// Signalled on every change of `control`.
+    /// Signalled on every change of `control`, for the sides.
     changed: Condvar,
+    /// Signalled only when the supervisor has something to do: a verdict
+    /// (a failure), a side leaving a stopping case, the end of teardown.
+    /// Marks, sleeps and waits never wake it: on a loaded machine every
+    /// needless wake-up costs a scheduling round.
+    supervisor: Condvar,
 }
 
 /// The coordination state, behind one lock.
@@ -72,6 +79,9 @@ struct Coordination {
     sides: [SideProgress; 3],
     /// How late the harness's own timers (sleeps, polls) woke, at most.
     lateness: Duration,
+    /// Set by the case's thread once every side is done and every socket
+    /// closed.
+    torn_down: bool,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -93,7 +103,7 @@ impl Shared {
     }
 
     fn at(&self, instant: Instant) -> Duration {
-        instant.saturating_duration_since(self.start)
+        self.record.at(instant)
     }
 
     fn stopping(&self) -> bool {
@@ -108,6 +118,7 @@ impl Shared {
         }
         control.stopping = true;
         self.changed.notify_all();
+        self.supervisor.notify_all();
     }
 
     /// Sleeps until `until`, or less if the case stops; returns whether it
@@ -132,101 +143,197 @@ impl Shared {
         }
     }
 
+    /// Waits up to `limit` for the case's thread to close every socket;
+    /// whether it did.
+    fn wait_torn_down(&self, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        let mut control = self.control();
+        while !control.torn_down {
+            let now = Instant::now();
+            if now >= until {
+                return false;
+            }
+            control = self
+                .supervisor
+                .wait_timeout(control, until - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        true
+    }
+
     fn set_step(&self, side: Side, step: Option<(usize, Option<Instant>)>) {
         self.control().sides[side as usize].step = step;
     }
 }
 
 /// Runs the case to its end or its deadline; returns how it ended and the
-/// timeline. Called on the case's own thread, already in its `namespace`
-/// (see [`crate::sandbox::spawn_in_case_namespace`]); the case's clock starts
-/// once its sysctls are set.
-pub(crate) fn execute(
-    case: &Case,
-    namespace: &CaseNamespace,
-    artifacts: Option<std::path::PathBuf>,
-) -> (CaseStatus, Timeline) {
-    let setup_start = Instant::now();
-    for (key, value) in &case.sysctls {
-        if let Err(err) = namespace.set_sysctl(key, value) {
-            let failure = Failure {
-                kind: FailureKind::Setup,
-                summary: format!("failed to set up the case: {err}"),
-                step: None,
-                mismatch: None,
-                at: setup_start.elapsed(),
-            };
-            return (CaseStatus::Failed(failure), Timeline::default());
-        }
-    }
-    interrupt::install();
-    let start = Instant::now();
+/// timeline.
+///
+/// The case's own fresh thread makes the namespace, sets the sysctls,
+/// starts a thread for each other side and runs the first side's script
+/// itself; the calling thread, which never enters the namespace, supervises:
+/// it watches the deadline and wakes sides blocked in calls once the case
+/// has a verdict. The case's clock starts once the namespace is ready.
+pub(crate) fn run(case: Case, record: Recorder) -> (CaseStatus, Timeline) {
     let shared = Arc::new(Shared {
-        case: case.clone(),
-        start,
+        case,
         sockets: Arc::default(),
-        record: Recorder::new(start, artifacts),
+        record,
         control: Mutex::default(),
         changed: Condvar::new(),
+        supervisor: Condvar::new(),
     });
+    let name = format!("case {}", shared.case.name);
+    let for_thread = Arc::clone(&shared);
+    let spawned = crate::sandbox::spawn_in_case_namespace(name, move |namespace| {
+        prepare_and_run(&for_thread, namespace);
+    });
+    let thread = match spawned {
+        Ok(thread) => thread,
+        Err(err) => {
+            return (
+                unjudged(FailureKind::Setup, err.to_string()),
+                Timeline::default(),
+            );
+        }
+    };
+    supervise(&shared);
+    // The case thread closes every side's sockets once all are done.
+    let torn_down = shared.wait_torn_down(TEARDOWN_GRACE);
+    let panicked = torn_down && thread.join().is_err();
+    let mut control = shared.control();
+    let broken = match (torn_down, panicked) {
+        (false, _) => Some(format!(
+            "a side did not leave its call within {} of the case's end (a lingering close?)",
+            verdict::millis(STOP_GRACE + TEARDOWN_GRACE)
+        )),
+        (true, true) => Some("the case thread panicked; this is a hangup bug".into()),
+        (true, false) => None,
+    };
+    if let Some(summary) = broken {
+        control.failure.get_or_insert_with(|| Failure {
+            kind: FailureKind::Harness,
+            summary,
+            step: None,
+            mismatch: None,
+            at: shared.at(Instant::now()),
+        });
+    }
+    let status = match control.failure.take() {
+        None => CaseStatus::Passed,
+        Some(failure) => CaseStatus::Failed(failure),
+    };
+    drop(control);
+    (status, shared.record.finish())
+}
+
+/// A case that ended without a verdict on what it tested.
+fn unjudged(kind: FailureKind, summary: String) -> CaseStatus {
+    CaseStatus::Failed(Failure {
+        kind,
+        summary,
+        step: None,
+        mismatch: None,
+        at: Duration::ZERO,
+    })
+}
+
+/// The case's thread, in its namespace: sysctls, then the sides (the first
+/// on this thread), then closing every socket once all sides are done. A
+/// namespace or sysctl the kernel refused is the case's setup failure.
+fn prepare_and_run(shared: &Arc<Shared>, namespace: Result<CaseNamespace, SandboxError>) {
+    let setup = namespace
+        .map_err(|err| format!("failed to set up the case: {err}"))
+        .and_then(|namespace| {
+            for (key, value) in &shared.case.sysctls {
+                namespace
+                    .set_sysctl(key, value)
+                    .map_err(|err| format!("failed to set up the case: {err}"))?;
+            }
+            Ok(())
+        });
+    if let Err(summary) = setup {
+        shared.fail(harness_failure(shared, FailureKind::Setup, summary));
+    } else {
+        interrupt::install();
+        {
+            let mut control = shared.control();
+            for script in &shared.case.scripts {
+                control.sides[script.side as usize].running = true;
+            }
+        }
+        shared.record.start_clock(Instant::now());
+        let peers = run_sides(shared);
+        // Sockets live until the case ends: every peer came back from its
+        // thread, and all are dropped together now that every side is done.
+        drop(peers);
+    }
+    let mut control = shared.control();
+    control.torn_down = true;
+    shared.supervisor.notify_all();
+}
+
+/// Starts a thread for each side but the first, runs the first here, and
+/// hands back every side's peer once all are done.
+fn run_sides(shared: &Arc<Shared>) -> Vec<Peer> {
     let mut threads = Vec::new();
-    for (index, script) in case.scripts.iter().enumerate() {
-        shared.control().sides[script.side as usize].running = true;
-        let shared_for_side = Arc::clone(&shared);
+    for (index, script) in shared.case.scripts.iter().enumerate().skip(1) {
+        let shared_for_side = Arc::clone(shared);
         let spawned = std::thread::Builder::new()
-            .name(format!("{} {}", case.name, script.side))
+            .name(format!("{} {}", shared.case.name, script.side))
             .spawn(move || run_side(&shared_for_side, index));
         match spawned {
             Ok(handle) => threads.push(handle),
             Err(err) => {
                 shared.control().sides[script.side as usize].running = false;
                 shared.fail(harness_failure(
-                    &shared,
+                    shared,
                     FailureKind::Setup,
                     format!("failed to start the {} thread: {err}", script.side),
                 ));
             }
         }
     }
-    supervise(&shared);
-    // Sockets live until the case ends: the peers come back from their
-    // threads and are dropped together here, after every side is done.
     let mut peers = Vec::new();
+    if !shared.case.scripts.is_empty() {
+        peers.push(run_side(shared, 0));
+    }
     for thread in threads {
         match thread.join() {
             Ok(peer) => peers.push(peer),
             Err(_) => shared.fail(harness_failure(
-                &shared,
+                shared,
                 FailureKind::Harness,
                 "a side's thread panicked; this is a hangup bug".into(),
             )),
         }
     }
-    drop(peers);
-    let status = match shared.control().failure.take() {
-        None => CaseStatus::Passed,
-        Some(failure) => CaseStatus::Failed(failure),
-    };
-    (status, shared.record.finish())
+    peers
 }
 
 /// Waits until every side is done, a side failed, or the deadline passed;
 /// then wakes the sides still blocked until they are done.
 fn supervise(shared: &Shared) {
-    let deadline = shared.start + shared.case.deadline;
     let mut control = shared.control();
-    while !control.stopping && control.sides.iter().any(|s| s.running) {
+    while !control.stopping && !control.torn_down {
         let now = Instant::now();
-        if now >= deadline {
-            let failure = overrun(shared, &control);
-            control.failure.get_or_insert(failure);
-            control.stopping = true;
-            shared.changed.notify_all();
-            break;
-        }
+        // Before the clock starts the case cannot have overrun: wait a
+        // whole deadline, then look again.
+        let wait = match shared.record.start() {
+            Some(start) if now >= start + shared.case.deadline => {
+                let failure = overrun(shared, &control);
+                control.failure.get_or_insert(failure);
+                control.stopping = true;
+                shared.changed.notify_all();
+                break;
+            }
+            Some(start) => start + shared.case.deadline - now,
+            None => shared.case.deadline,
+        };
         control = shared
-            .changed
-            .wait_timeout(control, deadline - now)
+            .supervisor
+            .wait_timeout(control, wait)
             .unwrap_or_else(|p| p.into_inner())
             .0;
     }
@@ -234,7 +341,15 @@ fn supervise(shared: &Shared) {
         // Stopped by one side's failure: the others' whereabouts are
         // context for the report.
         let now = Instant::now();
-        for (side, doing) in whereabouts(shared, &control, now) {
+        let failed = control
+            .failure
+            .as_ref()
+            .and_then(|f| f.step.as_ref())
+            .map(|step| step.side);
+        for (side, doing) in whereabouts(shared, &control, now)
+            .into_iter()
+            .filter(|(side, _)| Some(*side) != failed)
+        {
             shared.push(
                 now,
                 Some(side),
@@ -252,7 +367,7 @@ fn supervise(shared: &Shared) {
             }
         }
         control = shared
-            .changed
+            .supervisor
             .wait_timeout(control, WAKE_INTERVAL)
             .unwrap_or_else(|p| p.into_inner())
             .0;
@@ -349,6 +464,9 @@ fn run_side(shared: &Arc<Shared>, index: usize) -> Peer {
     control.sides[side as usize].running = false;
     control.sides[side as usize].step = None;
     shared.changed.notify_all();
+    if control.stopping {
+        shared.supervisor.notify_all();
+    }
     drop(control);
     peer
 }

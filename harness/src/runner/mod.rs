@@ -19,13 +19,12 @@ mod trials;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub use trials::{test_main, test_main_with};
 
-use crate::record::Timeline;
-use crate::report::{CaseReport, CaseStatus, Failure, FailureKind};
+use crate::record::{Recorder, Timeline};
+use crate::report::{CaseReport, CaseStatus};
 use crate::suite::{Case, Suite};
 
 /// Choices that apply to every case of a run.
@@ -78,19 +77,15 @@ impl RunOptions {
     }
 }
 
-/// How long past its deadline a case thread may take to hand back its
-/// report before the runner gives up on it (a harness bug, never a SUT's).
-const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
-
 /// Runs one case on a fresh thread in a fresh network namespace and reports
 /// how it went. Never panics on what the suite or the kernel does; a case
 /// thread that dies or hangs becomes a failed case.
 ///
-/// The case's artifact folder is made before the case starts (whatever the
-/// case writes besides its events streams into it: see
-/// [`Recorder::artifacts`](crate::record::Recorder::artifacts)), filled with
-/// its log, timeline and JSON report when it ends, and removed unless the
-/// case failed or `keep_artifacts` asks to keep it.
+/// The case's artifact folder is made on first use (see
+/// [`Recorder::artifacts`]): by whatever streams into it during the case,
+/// or here at the end to hold the case's log, timeline and JSON report when
+/// the case failed or `keep_artifacts` asks for them. A passing case's
+/// folder, if something made it, is removed.
 pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport {
     let started = Instant::now();
     let name = case.test_name(suite);
@@ -100,9 +95,13 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
     owned.tolerance = owned
         .tolerance
         .widened(options.tolerance_floor, options.tolerance_percent);
-    let folder = artifact_folder(suite, case, options);
-    let path = folder.as_ref().ok().map(|dir| dir.path().to_path_buf());
-    let (status, timeline) = run_on_fresh_thread(owned, path);
+    let root = options
+        .artifact_root
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
+    let prefix = format!("hangup-{}-{}-", suite.name.replace("::", "-"), case.name);
+    let record = Recorder::new(root, prefix);
+    let (status, timeline) = case::run(owned, record.clone());
     let mut report = CaseReport {
         name,
         suite: suite.name.clone(),
@@ -114,116 +113,43 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
         artifacts: None,
         artifacts_error: None,
     };
-    match folder {
-        Ok(dir) => match fill_artifacts(dir, &report, options) {
-            Ok(kept) => report.artifacts = kept,
-            Err(err) => report.artifacts_error = Some(err.to_string()),
-        },
-        Err(err) => report.artifacts_error = Some(err.to_string()),
+    match fill_artifacts(&record, &report, options) {
+        Ok(kept) => report.artifacts = kept,
+        Err(err) => report.artifacts_error = Some(err),
     }
     report
 }
 
-fn run_on_fresh_thread(owned: Case, artifacts: Option<PathBuf>) -> (CaseStatus, Timeline) {
-    let (tx, rx) = mpsc::sync_channel(1);
-    let deadline = owned.deadline;
-    let name = format!("case {}", owned.name);
-    let spawned = crate::sandbox::spawn_in_case_namespace(name, move |namespace| {
-        let outcome = case::execute(&owned, namespace, artifacts);
-        // The receiver may have given up; nothing is lost but this report.
-        let _ = tx.send(outcome);
-    });
-    let thread = match spawned {
-        Ok(thread) => thread,
-        Err(err) => {
-            return (
-                unjudged(FailureKind::Setup, err.to_string()),
-                Timeline::default(),
-            );
-        }
-    };
-    match rx.recv_timeout(deadline + TEARDOWN_GRACE) {
-        Ok(outcome) => outcome,
-        Err(mpsc::RecvTimeoutError::Timeout) => (
-            unjudged(
-                FailureKind::Harness,
-                format!(
-                    "the case thread did not finish within its deadline of {} plus {} of teardown",
-                    crate::verdict::millis(deadline),
-                    crate::verdict::millis(TEARDOWN_GRACE)
-                ),
-            ),
-            Timeline::default(),
-        ),
-        // The thread is done without a report: it could not make the
-        // namespace (say why), or it panicked.
-        Err(mpsc::RecvTimeoutError::Disconnected) => match thread.join() {
-            Ok(Err(err)) => (
-                unjudged(
-                    FailureKind::Setup,
-                    format!("failed to set up the case: {err}"),
-                ),
-                Timeline::default(),
-            ),
-            _ => (
-                unjudged(
-                    FailureKind::Harness,
-                    "the case thread panicked; this is a hangup bug".into(),
-                ),
-                Timeline::default(),
-            ),
-        },
-    }
-}
-
-/// A case that ended without a verdict on what it tested.
-fn unjudged(kind: FailureKind, summary: String) -> CaseStatus {
-    CaseStatus::Failed(Failure {
-        kind,
-        summary,
-        step: None,
-        mismatch: None,
-        at: Duration::ZERO,
-    })
-}
-
-/// The case's artifact folder, made before it runs.
-fn artifact_folder(
-    suite: &Suite,
-    case: &Case,
-    options: &RunOptions,
-) -> std::io::Result<tempfile::TempDir> {
-    let root = options
-        .artifact_root
-        .clone()
-        .unwrap_or_else(std::env::temp_dir);
-    let prefix = format!("hangup-{}-{}-", suite.name.replace("::", "-"), case.name);
-    tempfile::Builder::new().prefix(&prefix).tempdir_in(&root)
-}
-
-/// Writes the case's log, timeline and JSON report into its folder; keeps
-/// the folder when the case failed or when asked, removes it otherwise.
+/// Writes the case's log, timeline and JSON report into its folder when it
+/// failed or when asked, and returns the folder; removes a passing case's
+/// folder otherwise.
 fn fill_artifacts(
-    dir: tempfile::TempDir,
+    record: &Recorder,
     report: &CaseReport,
     options: &RunOptions,
-) -> std::io::Result<Option<PathBuf>> {
+) -> Result<Option<PathBuf>, String> {
     let keep = options.keep_artifacts || !report.passed();
     if !keep {
-        dir.close()?;
+        if let Some(dir) = record.artifacts_made() {
+            std::fs::remove_dir_all(dir)
+                .map_err(|e| format!("failed to remove {}: {e}", dir.display()))?;
+        }
         return Ok(None);
     }
-    std::fs::write(dir.path().join("timeline.txt"), report.timeline.render())?;
+    let dir = record.artifacts()?;
+    let write = |file: &str, bytes: &[u8]| {
+        std::fs::write(dir.join(file), bytes)
+            .map_err(|e| format!("failed to write {}: {e}", dir.join(file).display()))
+    };
+    write("timeline.txt", report.timeline.render().as_bytes())?;
     let log = match report.failure() {
         Some(_) => report.render_failure(),
         None => format!("{} passed\n", report.name),
     };
-    std::fs::write(dir.path().join("case.log"), log)?;
-    std::fs::write(
-        dir.path().join("report.json"),
-        serde_json::to_vec_pretty(report).map_err(std::io::Error::other)?,
-    )?;
-    Ok(Some(dir.keep()))
+    write("case.log", log.as_bytes())?;
+    let json = serde_json::to_vec_pretty(report).map_err(|e| e.to_string())?;
+    write("report.json", &json)?;
+    Ok(Some(dir.to_path_buf()))
 }
 
 /// What the caller of [`run_all`] hears while cases run. A closure over
@@ -272,7 +198,8 @@ pub fn run_all(
     let workers = jobs.max(1).min(cases.len().max(1));
     // Per worker: the case it runs, since when, and how many notices it had.
     let running: Mutex<Vec<Option<(String, Instant, u32)>>> = Mutex::new(vec![None; workers]);
-    let finished = std::sync::atomic::AtomicBool::new(false);
+    // Set when every worker is done; wakes the watcher at once.
+    let finished = (Mutex::new(false), std::sync::Condvar::new());
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|worker| {
@@ -301,8 +228,14 @@ pub fn run_all(
         let notice = options.slow_notice.unwrap_or(SLOW_NOTICE);
         let (finished, running) = (&finished, &running);
         scope.spawn(move || {
-            while !finished.load(Ordering::Relaxed) {
-                std::thread::sleep((notice / 10).min(Duration::from_millis(100)));
+            let tick = (notice / 10).min(Duration::from_millis(100));
+            let mut done = finished.0.lock().unwrap_or_else(|p| p.into_inner());
+            while !*done {
+                done = finished
+                    .1
+                    .wait_timeout(done, tick)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
                 let Ok(mut running) = running.lock() else {
                     return;
                 };
@@ -319,7 +252,8 @@ pub fn run_all(
             // A worker that panicked lost only its own case's report.
             let _ = handle.join();
         }
-        finished.store(true, Ordering::Relaxed);
+        *finished.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        finished.1.notify_all();
     });
     done.into_inner()
         .unwrap_or_else(|p| p.into_inner())

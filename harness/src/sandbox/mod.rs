@@ -39,7 +39,6 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use thiserror::Error;
@@ -214,61 +213,28 @@ pub enum SandboxError {
 pub fn in_case_namespace<T: Send + 'static>(
     f: impl FnOnce(&CaseNamespace) -> T + Send + 'static,
 ) -> Result<T, SandboxError> {
-    let thread = spawn_in_case_namespace("hangup case".into(), f)?;
+    let thread =
+        spawn_in_case_namespace("hangup case".into(), |namespace| namespace.map(|ns| f(&ns)))?;
     match thread.join() {
         Ok(result) => result,
         Err(panic) => std::panic::resume_unwind(panic),
     }
 }
 
-/// [`in_case_namespace`] without waiting: the thread's handle, whose result
-/// is the namespace's error or what `f` returned.
+/// [`in_case_namespace`] without waiting, for callers that must hear of a
+/// namespace the kernel refused on the thread itself (the runner records
+/// it in the case): `f` gets the namespace, or why there is none.
 pub fn spawn_in_case_namespace<T: Send + 'static>(
     name: String,
-    f: impl FnOnce(&CaseNamespace) -> T + Send + 'static,
-) -> Result<std::thread::JoinHandle<Result<T, SandboxError>>, SandboxError> {
+    f: impl FnOnce(Result<CaseNamespace, SandboxError>) -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<T>, SandboxError> {
     std::thread::Builder::new()
         .name(name)
-        .spawn(move || {
-            let namespace = CaseNamespace::create_blocking()?;
-            Ok(f(&namespace))
-        })
+        .spawn(move || f(CaseNamespace::create()))
         .map_err(|source| SandboxError::Io {
             action: "spawn a case's thread".into(),
             source,
         })
-}
-
-/// The bare cost of a case's sandbox, the baseline the harness's per-case
-/// overhead is compared against: spawn a fresh OS thread, build the
-/// `current_thread` runtime a case needs, unshare a network namespace, bring
-/// `lo` up as [`CaseNamespace::create`] does, and join the thread.
-///
-/// The kernel frees the namespace asynchronously after the thread exits
-/// (`cleanup_net` runs in a workqueue), so that part is not in the figure.
-pub fn bare_namespace_cost() -> Result<Duration, SandboxError> {
-    const ACTION: &str = "measure the bare cost of a network namespace";
-    let start = Instant::now();
-    let thread = std::thread::Builder::new()
-        .name("hangup-bare-namespace".into())
-        .spawn(|| -> Result<(), SandboxError> {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|source| SandboxError::Io {
-                    action: "build a tokio runtime".into(),
-                    source,
-                })?;
-            runtime.block_on(CaseNamespace::create()).map(drop)
-        })
-        .map_err(|source| SandboxError::Io {
-            action: "spawn a thread to measure the bare cost of a network namespace".into(),
-            source,
-        })?;
-    thread
-        .join()
-        .map_err(|_| SandboxError::ThreadPanicked { action: ACTION })??;
-    Ok(start.elapsed())
 }
 
 #[cfg(test)]
@@ -281,16 +247,7 @@ mod tests {
 
     /// Runs `f` on a fresh thread inside a new case namespace.
     fn in_case<T: Send + 'static>(f: impl FnOnce(&CaseNamespace) -> T + Send + 'static) -> T {
-        std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            let ns = runtime.block_on(CaseNamespace::create()).unwrap();
-            f(&ns)
-        })
-        .join()
-        .unwrap()
+        in_case_namespace(f).unwrap()
     }
 
     fn host_namespace() -> u64 {
@@ -315,17 +272,6 @@ mod tests {
     }
 
     #[rstest]
-    fn create_blocking_works_outside_a_runtime() {
-        std::thread::spawn(|| {
-            let ns = CaseNamespace::create_blocking().unwrap();
-            assert_eq!(ns.sysctl("net.ipv4.tcp_fin_timeout").unwrap(), "60");
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-        })
-        .join()
-        .unwrap();
-    }
-
-    #[rstest]
     fn two_namespaces_listen_on_the_same_port() {
         const PORT: u16 = 7357;
         // Both listeners exist at the same time: each thread waits for the
@@ -333,7 +279,7 @@ mod tests {
         let both_bound = Arc::new(Barrier::new(2));
         let run = |barrier: Arc<Barrier>| {
             std::thread::spawn(move || {
-                let ns = CaseNamespace::create_blocking().unwrap();
+                let ns = CaseNamespace::create().unwrap();
                 let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, PORT));
                 barrier.wait();
                 let listener = listener.unwrap();
@@ -394,7 +340,7 @@ mod tests {
 
     #[rstest]
     fn sysctl_from_another_thread_is_refused() {
-        let ns = std::thread::spawn(|| CaseNamespace::create_blocking().unwrap())
+        let ns = std::thread::spawn(|| CaseNamespace::create().unwrap())
             .join()
             .unwrap();
         // This test thread is in the host's namespace.
@@ -408,8 +354,8 @@ mod tests {
     #[rstest]
     fn a_thread_gets_one_case_namespace() {
         let err = std::thread::spawn(|| {
-            CaseNamespace::create_blocking().unwrap();
-            CaseNamespace::create_blocking().unwrap_err()
+            CaseNamespace::create().unwrap();
+            CaseNamespace::create().unwrap_err()
         })
         .join()
         .unwrap();
@@ -417,27 +363,5 @@ mod tests {
             err.to_string().contains("already has a case namespace"),
             "{err}"
         );
-    }
-
-    #[rstest]
-    fn create_outside_a_runtime_is_refused() {
-        // Polled by hand, without tokio: the check comes before any await.
-        let err = std::thread::spawn(|| {
-            let mut future = std::pin::pin!(CaseNamespace::create());
-            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            match future.as_mut().poll(&mut cx) {
-                std::task::Poll::Ready(result) => result.unwrap_err(),
-                std::task::Poll::Pending => panic!("create awaited before checking the runtime"),
-            }
-        })
-        .join()
-        .unwrap();
-        assert!(matches!(err, SandboxError::WrongThread { .. }), "{err}");
-    }
-
-    #[rstest]
-    fn bare_cost_is_measured() {
-        let cost = bare_namespace_cost().unwrap();
-        assert!(cost > Duration::ZERO);
     }
 }

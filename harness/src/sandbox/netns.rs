@@ -7,7 +7,6 @@ use std::os::unix::fs::MetadataExt;
 use nix::errno::Errno;
 use nix::sched::{CloneFlags, unshare};
 use nix::unistd::{getpid, gettid};
-use rtnetlink::LinkUnspec;
 
 use super::userns::{diagnose_user_namespaces, is_refusal};
 use super::{SandboxError, sysctl};
@@ -32,16 +31,16 @@ thread_local! {
 /// and a socket stays in the namespace it was created in, whatever thread
 /// later uses it. So:
 ///
-/// - call it on a **fresh OS thread spawned for this one case**, and drive
-///   the case with a `current_thread` tokio runtime on that thread;
+/// - call it on a **fresh OS thread spawned for this one case** (as
+///   [`spawn_in_case_namespace`](super::spawn_in_case_namespace) does); the
+///   threads that thread starts (one per side) share the namespace;
 /// - **never** call it on a thread someone else will reuse: libtest-mimic's
 ///   worker threads run trial after trial, and with `--test-threads=1` it
 ///   runs trials on the main thread. Spawn a thread from inside the trial
 ///   instead.
 ///
-/// `create` refuses the process's main thread, a thread that already
-/// created a case namespace, and a multi-threaded runtime (whose tasks hop
-/// between threads); it cannot detect other kinds of reuse.
+/// `create` refuses the process's main thread and a thread that already
+/// created a case namespace; it cannot detect other kinds of reuse.
 ///
 /// # Lifetime
 ///
@@ -58,42 +57,17 @@ pub struct CaseNamespace {
 
 impl CaseNamespace {
     /// Moves the calling thread into a new network namespace and brings
-    /// `lo` up through rtnetlink, on the current tokio runtime, which must be
-    /// a `current_thread` runtime driven by this (fresh, dedicated) thread.
-    /// See the [type-level docs](Self) for why that matters.
+    /// `lo` up through rtnetlink. Call it on a fresh thread made for the
+    /// case; see the [type-level docs](Self) for why that matters (and
+    /// [`in_case_namespace`](super::in_case_namespace), which does it for
+    /// you).
     ///
     /// When the kernel refuses (EPERM), the error carries the
     /// [`UserNamespaceDiagnosis`](super::UserNamespaceDiagnosis) of this
     /// machine: on Ubuntu 24.04 this is where AppArmor's restriction shows.
-    pub async fn create() -> Result<CaseNamespace, SandboxError> {
-        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
-        if !matches!(flavor, Ok(tokio::runtime::RuntimeFlavor::CurrentThread)) {
-            return Err(SandboxError::WrongThread {
-                reason: "CaseNamespace::create must run on a current_thread tokio runtime \
-                         (a multi-threaded runtime moves tasks between threads, and \
-                         only the calling thread enters the namespace); use \
-                         create_blocking outside a runtime",
-            });
-        }
+    pub fn create() -> Result<CaseNamespace, SandboxError> {
         let namespace = Self::unshare_for_this_thread()?;
-        bring_loopback_up().await?;
-        Ok(namespace)
-    }
-
-    /// [`create`](Self::create) for a thread that is not running a tokio
-    /// runtime: builds a small `current_thread` runtime just to bring `lo`
-    /// up. The same thread rules apply. Panics if called from inside a
-    /// runtime (tokio refuses to nest them); use `create` there.
-    pub fn create_blocking() -> Result<CaseNamespace, SandboxError> {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()
-            .map_err(|source| SandboxError::Io {
-                action: "build a tokio runtime to bring lo up".into(),
-                source,
-            })?;
-        let namespace = Self::unshare_for_this_thread()?;
-        runtime.block_on(bring_loopback_up())?;
+        bring_loopback_up()?;
         Ok(namespace)
     }
 
@@ -182,29 +156,70 @@ fn current_namespace_inode() -> Result<u64, SandboxError> {
         })
 }
 
-/// `ip link set lo up` over rtnetlink, in the calling thread's namespace
-/// (the netlink socket is created here, so it belongs to this namespace).
-async fn bring_loopback_up() -> Result<(), SandboxError> {
-    let (connection, handle, _) = rtnetlink::new_connection().map_err(|e| {
-        let errno = Errno::from_raw(e.raw_os_error().unwrap_or(0));
-        SandboxError::Loopback {
-            detail: format!("cannot open a netlink socket: {e}"),
-            diagnosis: is_refusal(errno).then(diagnose_user_namespaces),
-        }
-    })?;
-    let driver = tokio::spawn(connection);
-    let result = handle
-        .link()
-        .set(LinkUnspec::new_with_index(LOOPBACK_IFINDEX).up().build())
-        .execute()
-        .await;
-    driver.abort();
-    result.map_err(|e| {
-        let refused = matches!(&e, rtnetlink::Error::NetlinkError(m)
-            if is_refusal(Errno::from_raw(-m.raw_code())));
-        SandboxError::Loopback {
-            detail: e.to_string(),
-            diagnosis: refused.then(diagnose_user_namespaces),
-        }
-    })
+/// `ip link set lo up`: one RTM_SETLINK over rtnetlink, with its
+/// acknowledgement, on a netlink socket made here, so in the calling
+/// thread's namespace. Plain blocking calls: the message is encoded by
+/// `netlink-packet-route`, no runtime needed for one request.
+fn bring_loopback_up() -> Result<(), SandboxError> {
+    use netlink_packet_core::{
+        NLM_F_ACK, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
+    };
+    use netlink_packet_route::RouteNetlinkMessage;
+    use netlink_packet_route::link::{LinkFlags, LinkMessage};
+    use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+    let failed = |errno: i32, detail: String| SandboxError::Loopback {
+        detail,
+        diagnosis: is_refusal(Errno::from_raw(errno)).then(diagnose_user_namespaces),
+    };
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |e: std::io::Error| failed(e.raw_os_error().unwrap_or(0), format!("{what}: {e}"))
+    };
+    let mut socket = Socket::new(NETLINK_ROUTE).map_err(io("cannot open a netlink socket"))?;
+    socket
+        .bind_auto()
+        .map_err(io("cannot bind the netlink socket"))?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(io("cannot connect the netlink socket"))?;
+    let mut link = LinkMessage::default();
+    link.header.index = LOOPBACK_IFINDEX;
+    link.header.flags = LinkFlags::Up;
+    link.header.change_mask = LinkFlags::Up;
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    header.sequence_number = 1;
+    let mut message = NetlinkMessage::new(
+        header,
+        NetlinkPayload::from(RouteNetlinkMessage::SetLink(link)),
+    );
+    message.finalize();
+    let mut request = vec![0; message.buffer_len()];
+    message.serialize(&mut request);
+    socket
+        .send(&request, 0)
+        .map_err(io("cannot send RTM_SETLINK"))?;
+    let mut reply = Vec::with_capacity(4096);
+    socket
+        .recv(&mut reply, 0)
+        .map_err(io("cannot read the RTM_SETLINK acknowledgement"))?;
+    let answer = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply)
+        .map_err(|e| failed(0, format!("an unreadable RTM_SETLINK answer: {e}")))?;
+    match answer.payload {
+        NetlinkPayload::Error(error) => match error.code {
+            None => Ok(()),
+            Some(code) => Err(failed(
+                -code.get(),
+                format!(
+                    "the kernel refused to bring lo up: {}",
+                    std::io::Error::from_raw_os_error(-code.get())
+                ),
+            )),
+        },
+        other => Err(failed(
+            0,
+            format!("expected an acknowledgement of RTM_SETLINK, found {other:?}"),
+        )),
+    }
 }
