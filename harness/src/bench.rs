@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use hangup::model::TcpState;
 use hangup::observe::SockDiag;
 use hangup::runner::{self, RunOptions};
-use hangup::sandbox::{CaseNamespace, Privileges};
+use hangup::sandbox::Privileges;
 use hangup::suite::{Case, Suite};
 
 /// The no-wait case: connect to a port nothing listens on (the kernel
@@ -403,16 +403,10 @@ struct StateReads {
 /// Times state reads on a thread of its own in a fresh namespace holding
 /// one connected pair (and its listener).
 fn state_reads() -> Result<StateReads, String> {
-    std::thread::Builder::new()
-        .name("hangup-bench-state-reads".into())
-        .spawn(state_reads_here)
-        .map_err(|e| format!("failed to spawn a thread: {e}"))?
-        .join()
-        .map_err(|_| "the state-read thread panicked".to_string())?
+    hangup::sandbox::in_case_namespace(|_| state_reads_here()).map_err(|e| e.to_string())?
 }
 
 fn state_reads_here() -> Result<StateReads, String> {
-    let _namespace = CaseNamespace::create().map_err(|e| e.to_string())?;
     let io = |what: &'static str| move |e: std::io::Error| format!("failed to {what}: {e}");
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(io("listen"))?;
     let port = listener.local_addr().map_err(io("read the port"))?.port();

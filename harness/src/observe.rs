@@ -543,14 +543,11 @@ mod tests {
     /// Runs `test` on a fresh thread in a fresh network namespace with `lo`
     /// up, the way a case runs.
     fn in_fresh_netns<T: Send + 'static>(test: impl FnOnce() -> T + Send + 'static) -> T {
-        std::thread::spawn(move || {
-            enter_fresh_netns();
-            test()
-        })
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        crate::sandbox::in_case_namespace(|_| test())
+            .expect("a fresh network namespace; these tests need root or a user namespace")
     }
 
+    /// The one test that needs a namespace made by hand (see its comment).
     fn enter_fresh_netns() {
         unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET); these tests need root");
         loopback_up();

@@ -717,17 +717,11 @@ mod tests {
 
     use super::*;
     use crate::model::{Outcome, TcpState};
-    use crate::sandbox::CaseNamespace;
 
     /// Runs `body` the way a case runs: on a fresh thread, in a fresh
     /// network namespace.
     fn in_case<T: Send + 'static>(body: impl FnOnce() -> T + Send + 'static) -> T {
-        std::thread::spawn(move || {
-            let _namespace = CaseNamespace::create().expect("a case namespace");
-            body()
-        })
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        crate::sandbox::in_case_namespace(|_| body()).expect("a case namespace")
     }
 
     fn addr(port: u16) -> SocketAddr {

@@ -44,6 +44,43 @@ pub fn test_main(folder: &str) -> ExitCode {
     }
 }
 
+/// Why this run would select no case, when it is a mistake: the suites
+/// folder holds none, or the filter names one of the suites (`s02_...` or
+/// `s02_...::client_tim`) and matches none of its cases. A filter that names
+/// no suite is someone else's (`cargo test` hands every test binary the same
+/// filter), so selecting nothing is then right.
+fn selects_nothing(
+    args: &Arguments,
+    suites: &[crate::suite::Suite],
+    valid: bool,
+) -> Option<String> {
+    if args.list {
+        return None;
+    }
+    let names: Vec<String> = suites
+        .iter()
+        .flat_map(|s| s.cases.iter().map(move |c| c.test_name(s)))
+        .collect();
+    if names.is_empty() {
+        return valid.then(|| "the suites folder holds no case".to_string());
+    }
+    let filter = args.filter.as_deref()?;
+    let matches = |name: &str| {
+        if args.exact {
+            name == filter
+        } else {
+            name.contains(filter)
+        }
+    };
+    if names.iter().any(|name| matches(name)) {
+        return None;
+    }
+    let names_a_suite = suites
+        .iter()
+        .any(|suite| filter == suite.name || filter.starts_with(&format!("{}::", suite.name)));
+    names_a_suite.then(|| format!("no case matches `{filter}`"))
+}
+
 /// Like [`test_main`], with explicit suite paths and options.
 pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
     let args = Arguments::from_args();
@@ -55,6 +92,12 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
         }
     }
     let (suites, errors) = load_suites(paths);
+    if let Some(why) = selects_nothing(&args, &suites, errors.is_empty()) {
+        if std::env::var_os("HANGUP_ALLOW_EMPTY").is_none_or(|v| v.is_empty() || v == "0") {
+            eprintln!("hangup: {why}; set HANGUP_ALLOW_EMPTY=1 if that is expected");
+            return ExitCode::from(2);
+        }
+    }
     let collected: Arc<Mutex<Vec<CaseReport>>> = Arc::default();
     let mut trials = Vec::new();
     for err in errors {
@@ -109,4 +152,77 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
         }
     }
     conclusion.exit_code()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::suite::parse_suite;
+
+    fn suite() -> crate::suite::Suite {
+        parse_suite(
+            Path::new("s02_mid_stream.toml"),
+            b"[[case]]\nname = \"times_out\"\nclient = [{ connect = 8080, expect = \"ECONNREFUSED\" }]\n",
+        )
+        .expect("valid suite")
+    }
+
+    fn filtered(filter: Option<&str>, exact: bool) -> Arguments {
+        Arguments {
+            filter: filter.map(str::to_string),
+            exact,
+            ..Arguments::default()
+        }
+    }
+
+    #[test]
+    fn an_empty_folder_or_a_mistyped_case_selects_nothing_by_mistake() {
+        let suites = [suite()];
+        assert_eq!(
+            selects_nothing(&filtered(None, false), &[], true).as_deref(),
+            Some("the suites folder holds no case")
+        );
+        // Invalid suites become failing trials of their own: not empty.
+        assert_eq!(selects_nothing(&filtered(None, false), &[], false), None);
+        assert_eq!(
+            selects_nothing(
+                &filtered(Some("s02_mid_stream::time_out"), false),
+                &suites,
+                true
+            )
+            .as_deref(),
+            Some("no case matches `s02_mid_stream::time_out`")
+        );
+        assert_eq!(
+            selects_nothing(
+                &filtered(Some("s02_mid_stream::times"), true),
+                &suites,
+                true
+            )
+            .as_deref(),
+            Some("no case matches `s02_mid_stream::times`")
+        );
+    }
+
+    #[test]
+    fn a_filter_for_other_tests_or_a_match_is_no_mistake() {
+        let suites = [suite()];
+        assert_eq!(selects_nothing(&filtered(None, false), &suites, true), None);
+        assert_eq!(
+            selects_nothing(&filtered(Some("times_out"), false), &suites, true),
+            None
+        );
+        // `cargo test parses_durations` hands this filter to every binary.
+        assert_eq!(
+            selects_nothing(&filtered(Some("parses_durations"), false), &suites, true),
+            None
+        );
+        let listing = Arguments {
+            list: true,
+            ..Arguments::default()
+        };
+        assert_eq!(selects_nothing(&listing, &[], true), None);
+    }
 }
