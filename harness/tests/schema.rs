@@ -461,3 +461,309 @@ fn schema_checks_case_and_suite_keys() {
         false,
     );
 }
+
+/// How taplo's language server (taplo-lsp 0.8, the code of taplo-cli 0.10
+/// and of the npm `@taplo/lsp` that VS Code's Even Better TOML runs) finds
+/// what to offer at a place in a document, mirrored on the schema so that
+/// `cargo test` checks the editor experience without taplo
+/// (`tests/editor.rs` asks taplo itself, in CI):
+///
+/// - [`lookup_keys`](Taplo::lookup_keys) is `lookup_keys` in
+///   `crates/taplo-lsp/src/query.rs`: completion and hover on a key look
+///   the place up with the last index of every array on the way appended,
+///   also where the path already goes on with an item's own index.
+/// - [`schemas_at`](Taplo::schemas_at) is `Schemas::collect_schemas` in
+///   `crates/taplo-common/src/schema/mod.rs`: it follows a `$ref` (and
+///   drops what stands beside it), enters every `oneOf`, `anyOf` and
+///   `allOf` branch, keeps the schema itself unless it has an `allOf`,
+///   and goes down `items` and `properties` (and `additionalProperties`);
+///   `if`, `then`, `else`, `not` and the rest it never reads. Hover shows
+///   the `description` of each schema found; value completion offers the
+///   `enum` of each (`add_value_completions` in
+///   `crates/taplo-lsp/src/handlers/completion.rs`).
+/// - [`children`](Taplo::children) is `Schemas::collect_child_schemas`
+///   there: key completion offers, under each schema found, every schema
+///   it reaches through `$ref` and every `oneOf` and `anyOf` branch that is
+///   not composed (exactly one of `allOf`, `oneOf`, `anyOf` and no
+///   `properties`), labelled with the keys that lead to it and documented
+///   with its `description`; so a branch is an entry of its own, and the
+///   schema reached at the place itself is one without a name.
+struct Taplo<'a> {
+    root: &'a Value,
+}
+
+/// A step on a path into the document.
+#[derive(Clone, Debug)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+fn path(steps: &str) -> Vec<Step> {
+    steps
+        .split('.')
+        .map(|s| match s.parse() {
+            Ok(index) => Step::Index(index),
+            Err(_) => Step::Key(s.to_string()),
+        })
+        .collect()
+}
+
+impl<'a> Taplo<'a> {
+    fn lookup_keys(document: &Value, keys: &[Step]) -> Vec<Step> {
+        let mut node = document;
+        let mut looked_up = Vec::new();
+        for key in keys {
+            node = match key {
+                Step::Key(k) => &node[k.as_str()],
+                Step::Index(i) => &node[*i],
+            };
+            looked_up.push(key.clone());
+            if let Some(items) = node.as_array() {
+                looked_up.push(Step::Index(items.len().saturating_sub(1)));
+            }
+        }
+        looked_up
+    }
+
+    fn resolve(&self, schema: &'a Value) -> Option<&'a Value> {
+        let reference = schema.get("$ref")?.as_str()?;
+        let pointer = reference.strip_prefix('#').expect("a local $ref");
+        Some(
+            self.root
+                .pointer(pointer)
+                .unwrap_or_else(|| panic!("{reference} names nothing")),
+        )
+    }
+
+    fn schemas_at(&self, schema: &'a Value, path: &[Step], found: &mut Vec<&'a Value>) {
+        if !schema.is_object() {
+            return;
+        }
+        if let Some(target) = self.resolve(schema) {
+            return self.schemas_at(target, path, found);
+        }
+        for keyword in ["oneOf", "anyOf", "allOf"] {
+            for branch in schema[keyword].as_array().into_iter().flatten() {
+                self.schemas_at(branch, path, found);
+            }
+        }
+        let Some((first, rest)) = path.split_first() else {
+            if schema.get("allOf").is_none() {
+                found.push(schema);
+            }
+            return;
+        };
+        match first {
+            Step::Key(key) => {
+                self.schemas_at(&schema["items"][key.as_str()], rest, found);
+                self.schemas_at(&schema["properties"][key.as_str()], rest, found);
+                self.schemas_at(&schema["additionalProperties"], rest, found);
+                assert!(
+                    schema.get("patternProperties").is_none(),
+                    "the walk does not model patternProperties"
+                );
+            }
+            Step::Index(index) => match &schema["items"] {
+                Value::Array(items) => self.schemas_at(&items[*index], rest, found),
+                items => self.schemas_at(items, rest, found),
+            },
+        }
+    }
+
+    fn children(
+        &self,
+        schema: &'a Value,
+        keys: Vec<String>,
+        depth: usize,
+        offered: &mut Vec<(Vec<String>, &'a Value)>,
+    ) {
+        if !schema.is_object() || depth == 0 {
+            return;
+        }
+        if let Some(target) = self.resolve(schema) {
+            return self.children(target, keys, depth, offered);
+        }
+        for keyword in ["oneOf", "anyOf"] {
+            for branch in schema[keyword].as_array().into_iter().flatten() {
+                self.children(branch, keys.clone(), depth, offered);
+            }
+        }
+        let compositions = ["allOf", "oneOf", "anyOf"]
+            .iter()
+            .filter(|k| schema.get(**k).is_some())
+            .count();
+        let composed = compositions == 1 && schema.get("properties").is_none();
+        // taplo merges the branches of a lone `allOf`; nothing here needs it.
+        assert!(
+            !(composed && schema.get("allOf").is_some()),
+            "the walk does not model a lone allOf"
+        );
+        if !composed {
+            offered.push((keys.clone(), schema));
+        }
+        for (key, child) in schema["properties"].as_object().into_iter().flatten() {
+            let mut keys = keys.clone();
+            keys.push(key.clone());
+            self.children(child, keys, depth - 1, offered);
+        }
+    }
+
+    /// Key completion at a table whose keys in the document are `keys`:
+    /// (label, documentation) of each entry. taplo goes `max_keys` (5) keys
+    /// deep and drops the entries the document already holds; the path it
+    /// looks up never names a place in the document, so it drops none.
+    fn complete_keys(&self, document: &Value, keys: &str) -> Vec<(String, String)> {
+        let mut found = Vec::new();
+        self.schemas_at(
+            self.root,
+            &Self::lookup_keys(document, &path(keys)),
+            &mut found,
+        );
+        let mut offered = Vec::new();
+        for schema in found {
+            self.children(schema, Vec::new(), 5 + 1, &mut offered);
+        }
+        let mut entries: Vec<(String, String)> = offered
+            .into_iter()
+            .map(|(keys, schema)| {
+                let docs = schema["description"].as_str().unwrap_or_default();
+                (keys.join("."), docs.to_string())
+            })
+            .collect();
+        entries.dedup();
+        entries
+    }
+
+    /// Hover on a key whose path in the document is `keys`.
+    fn hover_key(&self, document: &Value, keys: &str) -> String {
+        let mut found = Vec::new();
+        self.schemas_at(
+            self.root,
+            &Self::lookup_keys(document, &path(keys)),
+            &mut found,
+        );
+        let docs: Vec<&str> = found
+            .iter()
+            .map(|s| s["description"].as_str().unwrap_or_default())
+            .collect();
+        docs.join("\n\n")
+    }
+
+    /// Hover on a value, and the `enum` values completed there: taplo
+    /// looks a value up by its own path (hover) or through `lookup_keys`
+    /// (completion in an inline table); both are checked.
+    fn value(&self, document: &Value, keys: &str) -> (String, Vec<Value>) {
+        let mut found = Vec::new();
+        self.schemas_at(self.root, &path(keys), &mut found);
+        let docs: Vec<&str> = found
+            .iter()
+            .map(|s| s["description"].as_str().unwrap_or_default())
+            .collect();
+        let mut completed = Vec::new();
+        self.schemas_at(
+            self.root,
+            &Self::lookup_keys(document, &path(keys)),
+            &mut completed,
+        );
+        let values = completed
+            .iter()
+            .flat_map(|s| s["enum"].as_array().cloned().unwrap_or_default())
+            .collect();
+        (docs.join("\n"), values)
+    }
+}
+
+/// Completion and hover inside a step, as taplo computes them (see
+/// [`Taplo`]): every action and modifier of the catalog is offered once as
+/// a key, documented with its description, and hover on it shows the same;
+/// a state check completes and describes the state names.
+#[test]
+fn taplo_completes_and_describes_steps() {
+    use hangup::model::TcpState;
+    use hangup::suite::action::{CATALOG, MODIFIERS};
+
+    let schema: Value = serde_json::from_str(&json_schema()).expect("the schema is JSON");
+    let taplo = Taplo { root: &schema };
+    let document = to_json(
+        "[[case]]\nname = \"a\"\nserver = [{ listen = 8080 }, \"accept\"]\n\
+         [[case]]\nname = \"b\"\nclient = [\n  \"close\",\n  { connect = 8080 },\n  \
+         { loop = [{ send = 1 }, { sleep = \"1ms\" }], times = 2 },\n  \
+         { state = { client = \"TIME_WAIT\" } },\n]\n",
+    );
+    let keys: Vec<&str> = CATALOG
+        .iter()
+        .map(|d| d.keyword)
+        .chain(MODIFIERS.iter().map(|d| d.keyword))
+        .collect();
+    let summaries: Vec<&str> = CATALOG
+        .iter()
+        .map(|d| d.summary)
+        .chain(MODIFIERS.iter().map(|d| d.summary))
+        .collect();
+    let mut problems = Vec::new();
+    for step in [
+        "case.1.client.1",
+        "case.1.client.2.loop.1",
+        "case.0.server.0",
+    ] {
+        let offered = taplo.complete_keys(&document, step);
+        for (key, summary) in keys.iter().zip(&summaries) {
+            let docs: Vec<&String> = offered
+                .iter()
+                .filter(|(label, _)| label == key)
+                .map(|(_, docs)| docs)
+                .collect();
+            // The catalog's words, capitalised.
+            let words = &summary[1..];
+            match docs.as_slice() {
+                [docs] if docs.contains(words) => {}
+                _ => problems.push(format!("completion at {step}: `{key}` offered as {docs:?}")),
+            }
+            let hover = taplo.hover_key(&document, &format!("{step}.{key}"));
+            if docs.first().is_none_or(|docs| **docs != hover) {
+                problems.push(format!("hover on {step}.{key}: {hover:?}"));
+            }
+        }
+        let nameless = offered.iter().filter(|(label, _)| label.is_empty()).count();
+        if nameless > 1 {
+            problems.push(format!("{nameless} entries without a name at {step}"));
+        }
+        let strays: Vec<&String> = offered
+            .iter()
+            .map(|(label, _)| label)
+            .filter(|label| {
+                let first = label.split('.').next().unwrap_or_default();
+                !label.is_empty() && !keys.contains(&first)
+            })
+            .collect();
+        if !strays.is_empty() {
+            problems.push(format!("at {step}, keys not in the catalog: {strays:?}"));
+        }
+    }
+
+    let sockets = ["client", "server", "proxy_client", "proxy_server"];
+    let offered = taplo.complete_keys(&document, "case.1.client.3.state");
+    for socket in sockets {
+        if !offered
+            .iter()
+            .any(|(label, docs)| label == socket && docs.contains("TCP state"))
+        {
+            problems.push(format!(
+                "`{socket}` not offered in a state check: {offered:?}"
+            ));
+        }
+    }
+    let (hover, values) = taplo.value(&document, "case.1.client.3.state.client");
+    let states: Vec<Value> = TcpState::ALL
+        .iter()
+        .map(|s| Value::from(s.name()))
+        .collect();
+    if values != states {
+        problems.push(format!("state names completed: {values:?}"));
+    }
+    if !hover.contains("TCP state") {
+        problems.push(format!("hover on a state name: {hover:?}"));
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}

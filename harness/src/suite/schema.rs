@@ -38,10 +38,35 @@
 //!   `1.5m`).
 //! - an IPv6 loopback address is `::1` in its usual spellings, without a
 //!   zone and without an embedded IPv4 tail.
+//!
+//! The schema is shaped for what taplo reads, which is less than a
+//! validator does (its LSP: `crates/taplo-lsp/src/handlers/completion.rs`
+//! and `hover.rs`, over `crates/taplo-common/src/schema/mod.rs`):
+//!
+//! - taplo follows a `$ref` and drops every keyword beside it, the
+//!   `description` too, so a property describes its value in place (a
+//!   duration is written out at each key that takes one) rather than
+//!   naming a shared definition.
+//! - it offers every `oneOf` and `anyOf` branch as an entry of its own and
+//!   hides a schema that has an `allOf`, so a step holds its keys, each
+//!   once, under its own `properties`, a value of two shapes says so with a
+//!   list of types, and the rules of a step sit in `if`/`then`/`else`,
+//!   which it does not read for completion (see `step()`).
+//! - it validates as draft 7 (jsonschema 0.17 without the newer drafts),
+//!   where a `$ref` ignores the keywords beside it and `dependentSchemas`
+//!   does not exist: the step rules use only draft 7 keywords. Which side
+//!   may take a step is said beside the `$ref` to the step, so taplo does
+//!   not flag it; `hangup check` and draft 2020-12 validators do.
+//! - it looks keys inside an array item up with the index twice; the case
+//!   and the step carry an `items` for that (see `taplo_index()`).
+//!
+//! `tests/schema.rs` walks the schema as taplo does and `tests/editor.rs`
+//! asks taplo itself (in CI) whether every action, modifier and state name
+//! is completed and described inside a step.
 
 use serde_json::{Map, Value, json};
 
-use super::action::{CATALOG, MODIFIERS};
+use super::action::{ActionDef, CATALOG, MODIFIERS};
 use crate::model::{Errno, PollEvents, Side, TcpState};
 
 /// The JSON Schema (draft 2020-12) of a suite file, pretty-printed.
@@ -60,14 +85,11 @@ fn schema() -> Value {
                 "type": "string",
                 "description": "What the suite is about; shown in reports.",
             },
-            "deadline": {
-                "$ref": "#/$defs/duration",
-                "description": "The default deadline of every case (30s unless set): a case that overruns it fails and says what each side was waiting for.",
-            },
-            "tolerance": {
-                "$ref": "#/$defs/tolerance",
-                "description": "The default timing tolerance of every case (floor 50ms, 25 percent unless set).",
-            },
+            "deadline": described(
+                duration(),
+                "The default deadline of every case (30s unless set): a case that overruns it fails and says what each side was waiting for.",
+            ),
+            "tolerance": tolerance("The default timing tolerance of every case (floor 50ms, 25 percent unless set)."),
             "case": {
                 "type": "array",
                 "minItems": 1,
@@ -77,207 +99,126 @@ fn schema() -> Value {
         },
         "required": ["case"],
         "additionalProperties": false,
-        "$defs": defs(),
+        "$defs": {
+            "case": case(),
+            "step": step(),
+        },
     })
 }
 
-fn defs() -> Value {
-    let states: Vec<&str> = TcpState::ALL.iter().map(|s| s.name()).collect();
-    let mut outcomes = vec!["ok", "EOF"];
-    outcomes.extend(Errno::known_names());
+/// A `[[case]]` table.
+fn case() -> Value {
     json!({
-        "case": {
-            "type": "object",
-            "description": "One scenario: settings for its network namespace and a script per side. The two scripts run at the same time, each in order.",
-            "properties": {
-                "name": {
-                    "type": "string",
-                    "pattern": "^[A-Za-z0-9_-]+$",
-                    "description": "The case name, unique within the suite: letters, digits, `_` and `-`. The test is listed as `<suite>::<name>`.",
+        "type": "object",
+        "description": "One scenario: settings for its network namespace and a script per side. The two scripts run at the same time, each in order.",
+        "properties": {
+            "name": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9_-]+$",
+                "description": "The case name, unique within the suite: letters, digits, `_` and `-`. The test is listed as `<suite>::<name>`.",
+            },
+            "description": {
+                "type": "string",
+                "description": "What the case shows; shown in reports.",
+            },
+            "ignore": {
+                "type": "string",
+                "description": "Skip the case unless `--ignored` asks for it, and say why.",
+            },
+            "deadline": described(
+                duration(),
+                "The whole case must finish within this (the suite's `deadline` by default); an overrun fails the case and says what each side was waiting for.",
+            ),
+            "tolerance": tolerance("How far a measured duration (`after`) may be from the expected one in this case; unset fields keep the suite's."),
+            "sysctl": {
+                "type": "object",
+                "description": "Per-namespace sysctls, applied before any socket exists, so slow kernel timers (FIN_WAIT2 timeout, SYN retries) are shortened instead of waited out. Only keys under `net.`: the namespace is the case's own.",
+                "propertyNames": {
+                    "pattern": "^net(\\.[A-Za-z0-9_-]+)+$",
+                    "description": "A sysctl key under `net.`, e.g. `net.ipv4.tcp_fin_timeout`.",
                 },
-                "description": {
-                    "type": "string",
-                    "description": "What the case shows; shown in reports.",
+                "additionalProperties": {
+                    "type": ["integer", "string"],
+                    "description": "The value written to /proc/sys: a number or a string.",
                 },
-                "ignore": {
-                    "type": "string",
-                    "description": "Skip the case unless `--ignored` asks for it, and say why.",
-                },
-                "deadline": {
-                    "$ref": "#/$defs/duration",
-                    "description": "The whole case must finish within this (the suite's `deadline` by default); an overrun fails the case and says what each side was waiting for.",
-                },
-                "tolerance": {
-                    "$ref": "#/$defs/tolerance",
-                    "description": "How far a measured duration (`after`) may be from the expected one in this case; unset fields keep the suite's.",
-                },
-                "sysctl": {
-                    "type": "object",
-                    "description": "Per-namespace sysctls, applied before any socket exists, so slow kernel timers (FIN_WAIT2 timeout, SYN retries) are shortened instead of waited out. Only keys under `net.`: the namespace is the case's own.",
-                    "propertyNames": {
-                        "pattern": "^net(\\.[A-Za-z0-9_-]+)+$",
-                        "description": "A sysctl key under `net.`, e.g. `net.ipv4.tcp_fin_timeout`.",
-                    },
-                    "additionalProperties": {
-                        "type": ["integer", "string"],
-                        "description": "The value written to /proc/sys: a number or a string.",
-                    },
-                },
-                "client": side_script(Side::Client, "The client's script: its steps, in order. The client connects; it may not listen or accept."),
-                "server": side_script(Side::Server, "The server's script: its steps, in order. The server listens and accepts; it may not connect."),
-                "proxy": {
-                    "type": "array",
-                    "minItems": 1,
-                    "description": "A middle peer's script (S12's proxy, or S15's server with an upstream): it accepts the client's connection and connects to the server, so its steps on a connection say which with `on`.",
-                    "items": {
-                        "$ref": "#/$defs/step",
-                        "not": {
-                            "anyOf": [
-                                { "enum": CATALOG.iter().filter(|d| d.bare && d.on_connection).map(|d| d.keyword).collect::<Vec<_>>() },
-                                {
-                                    "type": "object",
-                                    "anyOf": CATALOG.iter().filter(|d| d.on_connection).map(|d| json!({ "required": [d.keyword] })).collect::<Vec<_>>(),
-                                    "not": { "required": ["on"] },
-                                },
-                            ],
-                        },
+            },
+            "client": side_script(Side::Client, "The client's script: its steps, in order. The client connects; it may not listen or accept."),
+            "server": side_script(Side::Server, "The server's script: its steps, in order. The server listens and accepts; it may not connect."),
+            "proxy": {
+                "type": "array",
+                "minItems": 1,
+                "description": "A middle peer's script (S12's proxy, or S15's server with an upstream): it accepts the client's connection and connects to the server, so its steps on a connection say which with `on`.",
+                "items": {
+                    "$ref": "#/$defs/step",
+                    "not": {
+                        "anyOf": [
+                            { "enum": CATALOG.iter().filter(|d| d.bare && d.on_connection).map(|d| d.keyword).collect::<Vec<_>>() },
+                            {
+                                "type": "object",
+                                "anyOf": CATALOG.iter().filter(|d| d.on_connection).map(|d| json!({ "required": [d.keyword] })).collect::<Vec<_>>(),
+                                "not": { "required": ["on"] },
+                            },
+                        ],
                     },
                 },
             },
-            "required": ["name"],
-            "anyOf": [
-                { "required": ["client"] },
-                { "required": ["server"] },
-                { "required": ["proxy"] },
-            ],
-            "additionalProperties": false,
         },
-        "step": step(),
-        "duration": {
-            "type": "string",
-            "pattern": duration_pattern(),
-            "description": "A duration like \"200ms\", \"1.5s\", \"2m\" or \"1s 500ms\", with no spaces around it: numbers, with a fraction if wanted, and units ns, us, ms, s, m (or min), h, d, w, M (months), y, and their longer spellings (sec, secs, msec, hours, ...).",
-        },
-        "tolerance": {
-            "type": "object",
-            "description": "How far a measured duration may be from the expected one: max(floor, percent of the expected duration), either way. Widened, never narrowed, by HANGUP_TOLERANCE_FLOOR and HANGUP_TOLERANCE_PERCENT.",
-            "properties": {
-                "floor": {
-                    "$ref": "#/$defs/duration",
-                    "description": "The least slack, whatever the interval (50ms by default).",
-                },
-                "percent": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "maximum": u32::MAX,
-                    "description": "Slack as a share of the expected interval, in percent (25 by default).",
-                },
-            },
-            "additionalProperties": false,
-        },
-        "endpoint": {
-            "description": "A port (1 to 65535) on 127.0.0.1, or a loopback address with a port like \"127.0.0.1:8080\" or \"[::1]:8080\": traffic stays inside the case's namespace.",
-            "oneOf": [
-                { "type": "integer", "minimum": 1, "maximum": 65535 },
-                { "type": "string", "pattern": loopback_pattern() },
-            ],
-        },
-        "flag": {
-            "const": true,
-            "description": "`true`: the action takes no argument (the bare string step means the same).",
-        },
-        "outcome": {
-            "enum": outcomes,
-            "description": "\"ok\" (the call succeeded; for reads, with data), \"EOF\" (a read returned 0: the peer's FIN), or the errno the call failed with.",
-        },
-        "state": {
-            "enum": states,
-            "description": "A TCP state by the name `ss` prints, or \"gone\": the kernel holds no socket for the connection any more.",
-        },
-        "options": {
-            "type": "object",
-            "description": "Socket options, set on the current socket or on the next one made; options not named are left alone.",
-            "properties": {
-                "linger": {
-                    "description": "SO_LINGER: \"off\", or how long close may linger in whole seconds, which the kernel counts (\"0s\" makes close abortive: RST, no TIME_WAIT).",
-                    "anyOf": [
-                        { "const": "off" },
-                        { "type": "string", "pattern": whole_seconds_pattern() },
-                    ],
-                },
-                "nodelay": {
-                    "type": "boolean",
-                    "description": "TCP_NODELAY: send small writes at once instead of coalescing them (Nagle).",
-                },
-                "keepalive": {
-                    "type": "boolean",
-                    "description": "SO_KEEPALIVE: probe an idle connection so a vanished peer is noticed.",
-                },
-                "rcvbuf": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "SO_RCVBUF in bytes (the kernel doubles it); small buffers make transfers slow enough to observe.",
-                },
-                "sndbuf": {
-                    "type": "integer",
-                    "minimum": 0,
-                    "description": "SO_SNDBUF in bytes (the kernel doubles it).",
-                },
-            },
-            "additionalProperties": false,
-        },
+        "required": ["name"],
+        "anyOf": [
+            { "required": ["client"] },
+            { "required": ["server"] },
+            { "required": ["proxy"] },
+        ],
+        "additionalProperties": false,
+        "items": taplo_index("case"),
     })
+}
+
+/// `items` naming the def it sits on, on the two defs that are array
+/// items (a case, a step). It validates nothing (`items` applies to arrays
+/// and neither is one); it is there for taplo's LSP, which looks a key up
+/// under a path that has every array index twice: `lookup_keys` in
+/// `crates/taplo-lsp/src/query.rs` appends the last index of each array it
+/// passes to keys that already hold the item's own index, so the schema
+/// walk (`Schemas::collect_schemas` in `crates/taplo-common/src/schema`)
+/// takes one index through the array's `items` and the second through
+/// this. Without it taplo completes and describes nothing inside a case or
+/// a step, whatever the step's shape.
+fn taplo_index(def: &str) -> Value {
+    json!({ "$ref": format!("#/$defs/{def}") })
 }
 
 /// A step: a bare action name, or a table with exactly one action key plus
 /// the modifiers that action takes.
 ///
-/// The table lists every key once under `properties` (so editors complete
-/// and describe all of them), and `oneOf` has one branch per action that
-/// requires that action and forbids (`false`) every other action and every
-/// modifier it does not take: no action, two actions, or a stray modifier
-/// then match no branch.
+/// Shaped for taplo's completion and hover (see `tests/schema.rs`, which
+/// walks it the way taplo does, and `tests/editor.rs`, which asks taplo):
+/// taplo offers the `properties` of every schema it reaches at the step,
+/// following `$ref` and every `oneOf`, `anyOf` and `allOf` branch (each
+/// branch then shows as a nameless entry, and `allOf` hides the schema it
+/// sits on), and ignores `if`, `then`, `else` and `not`. So every key is
+/// listed once, with its description, under `properties` of the step itself,
+/// and the rules sit where taplo does not look and its draft 7 validator
+/// still checks them: a string must be a bare action (`then`); a table goes
+/// down a chain of `if` (it holds this action) / `then` (its keys are this
+/// action and the modifiers it takes) / `else` (the next action), whose
+/// last `else` requires an action. No action, two actions, or a stray
+/// modifier then fail.
 fn step() -> Value {
-    let mut properties = Map::new();
-    for (key, schema) in step_properties() {
-        properties.insert(key.to_string(), schema);
-    }
-    let branches: Vec<Value> = CATALOG
-        .iter()
-        .map(|def| {
-            let action = &def.keyword;
-            let modifiers = def.all_modifiers();
-            let forbidden: Map<String, Value> = properties
-                .keys()
-                .filter(|key| key != action && !modifiers.contains(&key.as_str()))
-                .map(|key| (key.clone(), Value::Bool(false)))
-                .collect();
-            // A loop is always bounded: `times` is required with it.
-            let required: Vec<&str> = match def.keyword {
-                "loop" => vec!["loop", "times"],
-                _ => vec![def.keyword],
-            };
-            let mut branch = json!({
-                "title": action,
-                "required": required,
-                "properties": forbidden,
-            });
-            if def.keyword == "send" {
-                // `repeat` copies text; a filler size has nothing to repeat.
-                branch["dependentSchemas"] = json!({
-                    "repeat": {
-                        "properties": {
-                            "send": {
-                                "type": "string",
-                                "description": "With `repeat`, the payload is text to copy.",
-                            },
-                        },
-                    },
-                });
-            }
-            branch
-        })
+    let properties: Map<String, Value> = step_properties()
+        .into_iter()
+        .map(|(key, schema)| (key.to_string(), schema))
         .collect();
+    let no_action = json!({
+        "anyOf": CATALOG.iter().map(|d| json!({ "required": [d.keyword] })).collect::<Vec<_>>(),
+    });
+    let tables = CATALOG.iter().rev().fold(no_action, |otherwise, def| {
+        json!({
+            "if": { "required": [def.keyword] },
+            "then": action_rules(def),
+            "else": otherwise,
+        })
+    });
     let bare: Vec<&str> = CATALOG
         .iter()
         .filter(|d| d.bare)
@@ -290,39 +231,69 @@ fn step() -> Value {
         .collect();
     json!({
         "description": format!("One step of a side's script: what to do and, optionally, what must come of it. A table with exactly one action key, like `{{ connect = 8080 }}`, or the name of an action without arguments: {}.", bare.join(", ")),
-        "oneOf": [
-            {
-                "enum": bare,
-                "description": format!("An action without arguments. {}", bare_words.join("; ")),
-            },
-            {
-                "type": "object",
-                "properties": properties,
-                "additionalProperties": false,
-                "oneOf": branches,
-            },
-        ],
+        "type": ["object", "string"],
+        "properties": properties,
+        "additionalProperties": false,
+        "items": taplo_index("step"),
+        "if": { "type": "string" },
+        "then": {
+            "enum": bare,
+            "description": format!("An action without arguments. {}", bare_words.join("; ")),
+        },
+        "else": tables,
     })
+}
+
+/// What a step table with this action must hold: no key but the action
+/// and the modifiers it takes, and what the action itself requires.
+fn action_rules(def: &ActionDef) -> Value {
+    let mut keys = vec![def.keyword];
+    keys.extend(def.all_modifiers());
+    let mut rules = json!({ "propertyNames": { "enum": keys } });
+    match def.keyword {
+        // A loop is always bounded: `times` is required with it.
+        "loop" => rules["required"] = json!(["times"]),
+        // `repeat` copies text; a filler size has nothing to repeat.
+        "send" => {
+            rules["if"] = json!({ "required": ["repeat"] });
+            rules["then"] = json!({
+                "properties": {
+                    "send": {
+                        "type": "string",
+                        "description": "With `repeat`, the payload is text to copy.",
+                    },
+                },
+            });
+        }
+        _ => {}
+    }
+    rules
 }
 
 /// Every key a step table may hold, actions first, with its schema: the
 /// shape of each value is the schema's own, the words are the catalog's.
+/// Each is written out in full rather than as a `$ref`: taplo follows a
+/// `$ref` and shows the description of the schema it names, dropping the
+/// one beside it.
 fn step_properties() -> Vec<(&'static str, Value)> {
     let mut out = Vec::new();
     for def in CATALOG {
-        let mut value = action_value(def.keyword);
         let mut description = format!("{} ({}).", capitalised(def.summary), def.sides_in_words());
         if !def.modifiers.is_empty() {
             let modifiers: Vec<String> = def.modifiers.iter().map(|m| format!("`{m}`")).collect();
             description.push_str(&format!(" Modifiers: {}.", modifiers.join(", ")));
         }
-        value["description"] = json!(description);
-        out.push((def.keyword, value));
+        out.push((
+            def.keyword,
+            described(action_value(def.keyword), &description),
+        ));
     }
     for def in MODIFIERS {
-        let mut value = modifier_value(def.keyword);
-        value["description"] = json!(format!("{}.", capitalised(def.summary)));
-        out.push((def.keyword, value));
+        let description = format!("{}.", capitalised(def.summary));
+        out.push((
+            def.keyword,
+            described(modifier_value(def.keyword), &description),
+        ));
     }
     out
 }
@@ -335,35 +306,43 @@ fn capitalised(text: &str) -> String {
     }
 }
 
-/// The shape of an action's value.
+/// `value` with `description` put before what it already says of itself.
+fn described(mut value: Value, description: &str) -> Value {
+    let description = match value.get("description").and_then(Value::as_str) {
+        Some(own) => format!("{description} {own}"),
+        None => description.to_string(),
+    };
+    value["description"] = json!(description);
+    value
+}
+
+/// The shape of an action's value. Where a value may take two shapes, a
+/// list of types with the keywords of each (which apply to their own type
+/// only) says it instead of `oneOf`, whose branches taplo would offer as
+/// keys of their own.
 fn action_value(keyword: &str) -> Value {
     match keyword {
-        "listen" | "connect" => json!({ "$ref": "#/$defs/endpoint" }),
-        "accept" | "recv" | "close" | "abort" | "so_error" => json!({ "$ref": "#/$defs/flag" }),
-        "send" => json!({
-            "oneOf": [
-                { "type": "string" },
-                { "type": "integer", "minimum": 1 },
-            ],
+        "listen" | "connect" => json!({
+            "type": ["integer", "string"],
+            "minimum": 1,
+            "maximum": 65535,
+            "pattern": loopback_pattern(),
+            "description": "A port (1 to 65535) on 127.0.0.1, or a loopback address with a port like \"127.0.0.1:8080\" or \"[::1]:8080\": traffic stays inside the case's namespace.",
         }),
-        "recv_until" => json!({
-            "oneOf": [
-                { "type": "integer", "minimum": 1 },
-                { "type": "string", "minLength": 1 },
-            ],
+        "accept" | "recv" | "close" | "abort" | "so_error" => json!({
+            "const": true,
+            "description": "Written `true` (the bare string step means the same).",
         }),
+        "send" => json!({ "type": ["string", "integer"], "minimum": 1 }),
+        "recv_until" => json!({ "type": ["integer", "string"], "minimum": 1, "minLength": 1 }),
         "shutdown" => json!({ "enum": ["read", "write", "both"] }),
-        "set" => json!({ "$ref": "#/$defs/options" }),
-        "poll" => {
-            let names = PollEvents::REQUESTABLE;
-            json!({
-                "oneOf": [
-                    { "enum": names },
-                    { "type": "array", "items": { "enum": names } },
-                ],
-            })
-        }
-        "sleep" => json!({ "$ref": "#/$defs/duration" }),
+        "set" => options(),
+        "poll" => json!({
+            "type": ["string", "array"],
+            "pattern": words_pattern(PollEvents::REQUESTABLE),
+            "items": { "enum": PollEvents::REQUESTABLE, "description": "An event to wait for." },
+        }),
+        "sleep" => duration(),
         "mark" | "wait" => json!({ "type": "string" }),
         "loop" => json!({
             "type": "array",
@@ -376,10 +355,10 @@ fn action_value(keyword: &str) -> Value {
         "state" => json!({
             "type": "object",
             "properties": {
-                "client": { "$ref": "#/$defs/state", "description": "The state the client's socket must be in." },
-                "server": { "$ref": "#/$defs/state", "description": "The state the server's socket must be in." },
-                "proxy_client": { "$ref": "#/$defs/state", "description": "The state the proxy's socket facing the client (the one it accepted) must be in." },
-                "proxy_server": { "$ref": "#/$defs/state", "description": "The state the proxy's socket facing the server (the one it made) must be in." },
+                "client": state("The state the client's socket must be in."),
+                "server": state("The state the server's socket must be in."),
+                "proxy_client": state("The state the proxy's socket facing the client (the one it accepted) must be in."),
+                "proxy_server": state("The state the proxy's socket facing the server (the one it made) must be in."),
             },
             "minProperties": 1,
             "additionalProperties": false,
@@ -390,27 +369,119 @@ fn action_value(keyword: &str) -> Value {
 
 /// The shape of a modifier's value.
 fn modifier_value(keyword: &str) -> Value {
-    let outcomes = json!({
-        "oneOf": [
-            { "$ref": "#/$defs/outcome" },
-            { "type": "array", "items": { "$ref": "#/$defs/outcome" }, "minItems": 1 },
-        ],
-    });
     match keyword {
-        "timeout" | "within" | "after" | "longer_than" => json!({ "$ref": "#/$defs/duration" }),
+        "timeout" | "within" | "after" | "longer_than" => duration(),
         "repeat" | "max" | "times" => json!({ "type": "integer", "minimum": 1 }),
         "backlog" => json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX }),
         "from" => json!({ "type": "integer", "minimum": 1, "maximum": 65535 }),
         "nonblocking" | "again" => json!({ "type": "boolean" }),
         "revents" => {
             let names: Vec<&str> = PollEvents::NAMES.iter().map(|(n, _)| *n).collect();
-            json!({ "type": "array", "items": { "enum": names } })
+            json!({ "type": "array", "items": { "enum": names, "description": "An event poll reported." } })
         }
-        "until" | "expect" => outcomes,
+        "until" | "expect" => {
+            let mut outcomes = vec!["ok".to_string(), "EOF".to_string()];
+            outcomes.extend(Errno::known_names().map(String::from));
+            json!({
+                "type": ["string", "array"],
+                "pattern": words_pattern(&outcomes),
+                "items": {
+                    "enum": outcomes,
+                    "description": "\"ok\", \"EOF\" or an errno name.",
+                },
+                "minItems": 1,
+            })
+        }
         "on" => json!({ "enum": ["client", "server"] }),
         "bytes" => json!({ "type": "integer", "minimum": 0 }),
         other => unreachable!("modifier `{other}` has no value schema"),
     }
+}
+
+/// A duration, as `parse_duration` in `parse.rs` reads it.
+fn duration() -> Value {
+    json!({
+        "type": "string",
+        "pattern": duration_pattern(),
+        "description": "A duration like \"200ms\", \"1.5s\" or \"1m 30s\", with no spaces around it (units ns, us, ms, s, m or min, h, d, w, M for months, y, and their longer spellings).",
+    })
+}
+
+/// A TCP state a `state` check names.
+fn state(description: &str) -> Value {
+    let states: Vec<&str> = TcpState::ALL.iter().map(|s| s.name()).collect();
+    json!({
+        "enum": states,
+        "description": format!("{description} A TCP state by the name `ss` prints, or \"gone\": the kernel holds no socket for the connection any more."),
+    })
+}
+
+/// The timing tolerance of a suite or a case.
+fn tolerance(description: &str) -> Value {
+    json!({
+        "type": "object",
+        "description": format!("{description} How far a measured duration may be from the expected one: max(floor, percent of the expected duration), either way. Widened, never narrowed, by HANGUP_TOLERANCE_FLOOR and HANGUP_TOLERANCE_PERCENT."),
+        "properties": {
+            "floor": described(duration(), "The least slack, whatever the interval (50ms by default)."),
+            "percent": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": u32::MAX,
+                "description": "Slack as a share of the expected interval, in percent (25 by default).",
+            },
+        },
+        "additionalProperties": false,
+    })
+}
+
+/// The socket options of a `set` step.
+fn options() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "linger": {
+                "type": "string",
+                "pattern": linger_pattern(),
+                "description": "SO_LINGER: \"off\", or how long close may linger in whole seconds, which the kernel counts (\"0s\" makes close abortive: RST, no TIME_WAIT).",
+            },
+            "nodelay": {
+                "type": "boolean",
+                "description": "TCP_NODELAY: send small writes at once instead of coalescing them (Nagle).",
+            },
+            "keepalive": {
+                "type": "boolean",
+                "description": "SO_KEEPALIVE: probe an idle connection so a vanished peer is noticed.",
+            },
+            "rcvbuf": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "SO_RCVBUF in bytes (the kernel doubles it); small buffers make transfers slow enough to observe.",
+            },
+            "sndbuf": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "SO_SNDBUF in bytes (the kernel doubles it).",
+            },
+        },
+        "additionalProperties": false,
+    })
+}
+
+/// A pattern matching exactly one of `words`: an `enum` for strings only.
+fn words_pattern(words: &[impl AsRef<str>]) -> String {
+    let escaped: Vec<String> = words
+        .iter()
+        .map(|word| {
+            word.as_ref()
+                .chars()
+                .flat_map(|c| {
+                    let special = !(c.is_ascii_alphanumeric() || c == '_');
+                    special.then_some('\\').into_iter().chain([c])
+                })
+                .collect()
+        })
+        .collect();
+    format!("^(?:{})$", escaped.join("|"))
 }
 
 /// A side's script: the steps its side may take (the catalog's `sides`),
@@ -475,17 +546,17 @@ fn duration_pattern() -> String {
     format!("^(?:0|(?:{any_span})(?:\\s*(?:{any_span}))*)$")
 }
 
-/// What `LingerValue` in `parse.rs` accepts besides "off": a duration of
-/// whole seconds. The schema cannot add spans up, so it takes whole numbers
-/// of seconds and longer units only (and `"0"`).
-fn whole_seconds_pattern() -> String {
+/// What `LingerValue` in `parse.rs` accepts: "off", or a duration of whole
+/// seconds. The schema cannot add spans up, so it takes whole numbers of
+/// seconds and longer units only (and `"0"`).
+fn linger_pattern() -> String {
     let names: Vec<&str> = UNITS
         .iter()
         .skip_while(|(names, _)| !names.contains(&"s"))
         .flat_map(|(names, _)| names.iter().copied())
         .collect();
     let span = format!("[0-9]+\\s*(?:{})", names.join("|"));
-    format!("^(?:0|{span}(?:\\s*{span})*)$")
+    format!("^(?:off|0|{span}(?:\\s*{span})*)$")
 }
 
 /// A loopback socket address as `SocketAddr` parses it: 127.0.0.0/8, or
