@@ -88,7 +88,13 @@ fn repeat_counts_every_round_and_the_json_keeps_them_all() {
 
 #[test]
 fn a_failed_run_ends_with_the_list_of_failing_tests() {
-    let out = hangup(&["run", broken("errno.toml").to_str().expect("utf-8")]);
+    let artifacts = tempfile::tempdir().expect("temp dir");
+    let out = hangup(&[
+        "run",
+        broken("errno.toml").to_str().expect("utf-8"),
+        "--artifacts",
+        artifacts.path().to_str().expect("utf-8"),
+    ]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     let tail: Vec<&str> = stdout.lines().rev().take(4).collect();

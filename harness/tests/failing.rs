@@ -185,6 +185,8 @@ fn failing_cases_write_junit_that_validates_too() {
         .arg(&broken)
         .arg("--junit")
         .arg(&junit)
+        .arg("--artifacts")
+        .arg(dir.path())
         .output()
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
@@ -250,10 +252,12 @@ fn hangup_tolerance_floor_widens_every_timing_check() {
     // timing.toml expects 50 ms where the read takes 200 ms: it fails at
     // the default floor of 50 ms and passes with a 500 ms floor.
     let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken/timing.toml");
+    let artifacts = tempfile::tempdir().expect("temp dir");
     let run = |floor: &str| {
         hangup()
             .arg("run")
             .arg(&suite)
+            .env("HANGUP_ARTIFACTS", artifacts.path())
             .env("HANGUP_TOLERANCE_FLOOR", floor)
             .output()
             .expect("run hangup")
