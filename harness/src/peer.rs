@@ -776,6 +776,16 @@ mod tests {
         (client, server, sockets)
     }
 
+    /// A server listening on `port`, and the table it enters its sockets in.
+    fn listening(port: u16, backlog: u32) -> (Peer, Arc<Sockets>) {
+        let sockets = Arc::new(Sockets::default());
+        let mut server = Peer::new(Side::Server, Arc::clone(&sockets));
+        server
+            .perform(&listen(port, backlog), Link::Accepted)
+            .expect("listen");
+        (server, sockets)
+    }
+
     fn state(sockets: &Sockets, socket: Socket) -> Option<TcpState> {
         sockets
             .with_fd(socket, |fd| crate::observe::tcp_info_state(fd).ok())
@@ -929,11 +939,7 @@ mod tests {
     #[test]
     fn a_blocking_connect_is_observable_in_syn_sent_and_times_out_with_einprogress() {
         in_case(|| {
-            let sockets = Arc::new(Sockets::default());
-            let mut server = Peer::new(Side::Server, Arc::clone(&sockets));
-            server
-                .perform(&listen(8080, 0), Link::Accepted)
-                .expect("listen");
+            let (_server, sockets) = listening(8080, 0);
             let mut first = Peer::new(Side::Proxy, Arc::clone(&sockets));
             assert_eq!(
                 name(first.perform(&connect(8080, None), Link::Connected)),
@@ -965,11 +971,7 @@ mod tests {
     #[test]
     fn a_connection_in_the_accept_queue_is_located_through_the_listener() {
         in_case(|| {
-            let sockets = Arc::new(Sockets::default());
-            let mut server = Peer::new(Side::Server, Arc::clone(&sockets));
-            server
-                .perform(&listen(8080, 8), Link::Accepted)
-                .expect("listen");
+            let (_server, sockets) = listening(8080, 8);
             assert_eq!(sockets.locate(Socket::Server), None);
             let mut client = Peer::new(Side::Client, Arc::clone(&sockets));
             client
@@ -983,11 +985,7 @@ mod tests {
     #[test]
     fn options_set_before_a_socket_exists_apply_to_the_next_one() {
         in_case(|| {
-            let sockets = Arc::new(Sockets::default());
-            let mut server = Peer::new(Side::Server, Arc::clone(&sockets));
-            server
-                .perform(&listen(8080, 8), Link::Accepted)
-                .expect("listen");
+            let (_server, sockets) = listening(8080, 8);
             let mut client = Peer::new(Side::Client, Arc::clone(&sockets));
             let small = SocketOptions {
                 rcvbuf: Some(4096),

@@ -93,6 +93,19 @@ struct SideProgress {
     step: Option<(usize, Option<Instant>)>,
 }
 
+/// Waits on `condvar` for at most `for_at_most`, handing the guard back
+/// (woken early or not: the caller looks at the state again).
+fn wait<'a>(
+    condvar: &Condvar,
+    guard: MutexGuard<'a, Coordination>,
+    for_at_most: Duration,
+) -> MutexGuard<'a, Coordination> {
+    condvar
+        .wait_timeout(guard, for_at_most)
+        .unwrap_or_else(|p| p.into_inner())
+        .0
+}
+
 impl Shared {
     fn control(&self) -> MutexGuard<'_, Coordination> {
         self.control.lock().unwrap_or_else(|p| p.into_inner())
@@ -135,11 +148,7 @@ impl Shared {
                 control.lateness = control.lateness.max(late);
                 return true;
             }
-            control = self
-                .changed
-                .wait_timeout(control, until - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            control = wait(&self.changed, control, until - now);
         }
     }
 
@@ -153,11 +162,7 @@ impl Shared {
             if now >= until {
                 return false;
             }
-            control = self
-                .supervisor
-                .wait_timeout(control, until - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            control = wait(&self.supervisor, control, until - now);
         }
         true
     }
@@ -320,7 +325,7 @@ fn supervise(shared: &Shared) {
         let now = Instant::now();
         // Before the clock starts the case cannot have overrun: wait a
         // whole deadline, then look again.
-        let wait = match shared.record.start() {
+        let left = match shared.record.start() {
             Some(start) if now >= start + shared.case.deadline => {
                 let failure = overrun(shared, &control);
                 control.failure.get_or_insert(failure);
@@ -331,11 +336,7 @@ fn supervise(shared: &Shared) {
             Some(start) => start + shared.case.deadline - now,
             None => shared.case.deadline,
         };
-        control = shared
-            .supervisor
-            .wait_timeout(control, wait)
-            .unwrap_or_else(|p| p.into_inner())
-            .0;
+        control = wait(&shared.supervisor, control, left);
     }
     if control.stopping && !matches!(&control.failure, Some(f) if f.kind == FailureKind::Deadline) {
         // Stopped by one side's failure: the others' whereabouts are
@@ -366,11 +367,7 @@ fn supervise(shared: &Shared) {
                 waker.wake();
             }
         }
-        control = shared
-            .supervisor
-            .wait_timeout(control, WAKE_INTERVAL)
-            .unwrap_or_else(|p| p.into_inner())
-            .0;
+        control = wait(&shared.supervisor, control, WAKE_INTERVAL);
     }
 }
 
@@ -778,11 +775,7 @@ fn wait_for_mark(shared: &Shared, label: &str, timeout: Option<Duration>) -> Res
                 if now >= until {
                     return Ok(false);
                 }
-                shared
-                    .changed
-                    .wait_timeout(control, until - now)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0
+                wait(&shared.changed, control, until - now)
             }
             None => shared
                 .changed
