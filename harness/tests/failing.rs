@@ -46,36 +46,74 @@ fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::
 #[case::errno(
     "errno.toml",
     "expected EPIPE (Broken pipe)",
-    "observed ECONNRESET (Connection reset by peer)"
+    "observed ECONNRESET (Connection reset by peer)",
+    "outcome"
 )]
-#[case::state_now("state_now.toml", "expected client TIME_WAIT", "observed client gone")]
+#[case::state_now(
+    "state_now.toml",
+    "expected client TIME_WAIT",
+    "observed client gone",
+    "state"
+)]
 #[case::state_within(
     "state_within.toml",
     "expected server gone within 300 ms",
-    "observed server CLOSE_WAIT"
+    "observed server CLOSE_WAIT",
+    "state"
 )]
 #[case::timing(
     "timing.toml",
     "EAGAIN (Resource temporarily unavailable) after 50 ms ±50 ms",
-    "observed EAGAIN"
+    "observed EAGAIN",
+    "timing"
 )]
-#[case::eof("eof.toml", "expected EOF (read returned 0)", "observed ok, 5 bytes")]
-#[case::bytes("bytes.toml", "expected ok, 999 bytes", "observed ok, 1000 bytes")]
+#[case::eof(
+    "eof.toml",
+    "expected EOF (read returned 0)",
+    "observed ok, 5 bytes",
+    "outcome"
+)]
+#[case::bytes(
+    "bytes.toml",
+    "expected ok, 999 bytes",
+    "observed ok, 1000 bytes",
+    "bytes"
+)]
 #[case::longer_than(
     "longer_than.toml",
     "taking longer than 1000 ms",
-    "observed ok, 5 bytes"
+    "observed ok, 5 bytes",
+    "timing"
 )]
-#[case::default_expectation("default_expectation.toml", "expected ok, observed", "observed EPIPE")]
+#[case::default_expectation(
+    "default_expectation.toml",
+    "expected ok, observed",
+    "observed EPIPE",
+    "outcome"
+)]
 #[case::poll_revents(
     "poll_revents.toml",
     "expected ok, ready: in",
-    "observed ok, ready: nothing"
+    "observed ok, ready: nothing",
+    "ready"
+)]
+#[case::so_error(
+    "so_error.toml",
+    "expected ok, observed ECONNREFUSED",
+    "observed ECONNREFUSED (Connection refused)",
+    "outcome"
+)]
+#[case::connect_again(
+    "connect_again.toml",
+    "expected EALREADY (Operation already in progress)",
+    "observed ok, 0 bytes",
+    "outcome"
 )]
 fn an_assertion_that_does_not_hold_fails_readably(
     #[case] file: &str,
     #[case] expected: &str,
     #[case] observed: &str,
+    #[case] kind: &str,
 ) {
     let (code, stdout, report, _dir) = run_broken(file);
     assert_eq!(code, Some(1), "a failing case exits 1; stdout:\n{stdout}");
@@ -110,6 +148,10 @@ fn an_assertion_that_does_not_hold_fails_readably(
             .is_some_and(|e| !e.is_empty()),
         "{case}"
     );
+    // Structured, not only rendered: the failure and the mismatch say
+    // what kind they are.
+    assert_eq!(case["kind"], "expectation", "{case}");
+    assert_eq!(case["mismatch"]["kind"], kind, "{case}");
     let artifacts = PathBuf::from(
         case["artifacts"]
             .as_str()
@@ -117,6 +159,21 @@ fn an_assertion_that_does_not_hold_fails_readably(
     );
     let log = std::fs::read_to_string(artifacts.join("case.log")).expect("case.log");
     assert!(log.contains(observed), "{log}");
+}
+
+#[test]
+fn a_state_check_within_a_deadline_records_its_step_and_samples() {
+    let (_, stdout, report, _dir) = run_broken("state_within.toml");
+    let events = report[0]["timeline"]["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no events:\n{stdout}"));
+    let state = events
+        .iter()
+        .find(|e| e["event"] == "state")
+        .unwrap_or_else(|| panic!("no state event: {events:?}"));
+    assert_eq!(state["step"], 5, "{state}");
+    // Polled every 2 ms for 300 ms: many samples, not one.
+    assert!(state["samples"].as_u64().is_some_and(|n| n > 10), "{state}");
 }
 
 #[test]
