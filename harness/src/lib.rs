@@ -9,20 +9,25 @@
 //!
 //! # Where things are
 //!
-//! Data flows one way: [`suite`] (TOML in, validated model out) →
-//! [`runner`] (a fresh thread and network namespace per case, from
-//! [`sandbox`]) → [`peer`] (scripted client and server calls) → [`observe`]
-//! (sock_diag and `TCP_INFO`) → [`verdict`] (expected against observed) →
-//! [`report`] (timeline, JUnit, JSON). [`model`] holds the words all of them
-//! share (errno, TCP state, side, outcome). The `hangup` command and its
-//! benchmark are the binary's, not this library's API.
+//! Data flows one way: [`suite`] (TOML in, validated model out; each action
+//! defined once in [`suite::action::CATALOG`]) → [`runner`] (a fresh thread
+//! and network namespace per case, from [`sandbox`], and a thread per side)
+//! → [`peer`] (the sides' blocking socket calls) → [`observe`] (sock_diag
+//! and `TCP_INFO`) → [`record`] (the case's events on its clock) →
+//! [`verdict`] (expected against observed) → [`report`] (timeline, JUnit,
+//! JSON). [`model`] holds the words all of them share (errno, TCP state,
+//! side, outcome); no module imports from one above it (a test reads the
+//! sources to keep it so). The `hangup` command and its benchmark are the
+//! binary's, not this library's API.
 //!
 //! # The one invariant
 //!
 //! When not root, the process enters a user namespace in `main` before any
 //! thread exists; every case then runs on a thread of its own that unshares
-//! its own network namespace. The thread a test trial is called on never
-//! changes namespace. [`sandbox`] explains why and enforces it.
+//! its own network namespace, and the threads it starts (one per side)
+//! share it. The thread a test trial is called on never changes namespace.
+//! [`sandbox`] explains why and enforces it;
+//! [`sandbox::in_case_namespace`] is the one way in.
 //!
 //! # Using it from another crate
 //!

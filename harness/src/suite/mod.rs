@@ -12,7 +12,7 @@
 //! they hold or the deadline passes.
 //!
 //! [`load`] reads and validates a file and reports every error in it with
-//! file:line:col, what was expected and what was found ([`parse`]). The model
+//! file:line:col, what was expected and what was found (the `parse` module). The model
 //! below is what the rest of the crate sees: already validated, with each
 //! step's place in the file kept for reports.
 

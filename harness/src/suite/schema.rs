@@ -18,7 +18,7 @@
 //! may listen, accept or connect, `repeat` only with a text payload, and the
 //! grammar of durations. Every action, its modifiers, which sides may use
 //! it and its words come from the action catalog
-//! ([`CATALOG`](super::action::CATALOG)); only the shape of each value is
+//! ([`CATALOG`]); only the shape of each value is
 //! written here. Where the two still differ the schema is the stricter
 //! one, so an editor may flag a file that `hangup check` accepts but never
 //! the reverse, except for the checks a schema cannot make (unique case
