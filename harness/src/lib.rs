@@ -44,6 +44,7 @@ pub mod report;
 pub mod runner;
 pub mod sandbox;
 pub mod suite;
+pub mod sut;
 pub mod verdict;
 
 /// The unit tests create network namespaces like cases do. libtest owns the

@@ -150,6 +150,13 @@ impl Sockets {
         self.lock().conns[socket.index()].socket = None;
     }
 
+    /// Enters a listener that is not a peer's: a program under test's,
+    /// playing `side`, so that its end of a connection in the kernel is
+    /// found from the connecting side's 4-tuple, as a peer's is.
+    pub fn program_listens(&self, side: Side, addr: SocketAddr) {
+        self.set_listener(side, Some(addr));
+    }
+
     fn set_listener(&self, side: Side, addr: Option<SocketAddr>) {
         self.lock().listeners[side as usize] = addr;
     }

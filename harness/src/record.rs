@@ -79,6 +79,13 @@ pub enum EventKind {
         /// reading (1 for a check without `within`).
         samples: u32,
     },
+    /// A line a program under test printed.
+    Output {
+        /// `out` or `err`.
+        stream: &'static str,
+        /// The line, without its newline (invalid UTF-8 replaced).
+        line: String,
+    },
     /// Anything else worth a line (setup, sleeps, marks, the deadline).
     Note {
         /// The text.

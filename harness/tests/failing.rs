@@ -335,3 +335,49 @@ fn hangup_tolerance_floor_widens_every_timing_check() {
         "{stderr}"
     );
 }
+
+/// A program under test that crashes, never becomes ready, or ignores its
+/// stop signal fails its case with the reason and its last output.
+#[rstest]
+#[case::crash(
+    "program_crash.toml",
+    "the program exited with status 3 while the case ran",
+    Some("err| boom: giving up on the first client")
+)]
+#[case::never_ready(
+    "program_never_ready.toml",
+    "the program did not listen on port 9000 within 300 ms",
+    None
+)]
+#[case::ignores_stop(
+    "program_ignores_stop.toml",
+    "the program ignored SIGTERM for 200 ms and was killed",
+    Some("out| listening")
+)]
+fn a_program_that_misbehaves_fails_its_case_with_the_reason(
+    #[case] file: &str,
+    #[case] summary: &str,
+    #[case] output: Option<&str>,
+) {
+    let (code, stdout, report, dir) = run_broken(file);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains(summary), "{stdout}");
+    let case = &report[0];
+    assert_eq!(case["kind"], "program", "{case}");
+    assert_eq!(case["summary"], summary, "{case}");
+    if let Some(line) = output {
+        assert!(stdout.contains("the program's last output:"), "{stdout}");
+        assert!(stdout.contains(line), "{stdout}");
+        assert!(
+            case["output"]
+                .as_array()
+                .is_some_and(|lines| lines.iter().any(|l| l == line)),
+            "{case}"
+        );
+        // Captured line by line, stamped on the case's clock.
+        let artifacts = PathBuf::from(case["artifacts"].as_str().expect("kept"));
+        let log = std::fs::read_to_string(artifacts.join("program.log")).expect("program.log");
+        assert!(log.contains(line), "{log}");
+    }
+    drop(dir);
+}

@@ -8,13 +8,14 @@ use std::path::Path;
 /// `observe` and `record` talk to the kernel or hold events and know
 /// nothing of suites; `suite` is the declarative model (it may ask the
 /// sandbox which sysctls are allowed); `peer` performs a suite's socket
-/// calls and `verdict` judges its expectations; `report` renders; `runner`
+/// calls, `sut` runs its program under test and `verdict` judges its
+/// expectations; `report` renders; `runner`
 /// drives all of them.
 const LAYERS: &[&[&str]] = &[
     &["model"],
     &["sandbox", "observe", "record"],
     &["suite"],
-    &["peer", "verdict"],
+    &["peer", "sut", "verdict"],
     &["report"],
     &["runner"],
 ];

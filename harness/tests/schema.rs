@@ -435,6 +435,37 @@ fn schema_checks_case_and_suite_keys() {
         &format!("timeout = \"1s\"\n[[case]]\nname = \"a\"\n{steps}\n"),
         false,
     );
+    // A program under test, for the suite or one case.
+    check(
+        &format!(
+            "[program]\nrun = [\"./server\", \"{{port}}\"]\nport = 8080\nready = \"^up\"\nwithin = \"5s\"\n\
+             stop = \"SIGINT\"\ngrace = \"1s\"\nenv = {{ A = \"b\" }}\ncwd = \"{{suite_dir}}\"\n\
+             [[case]]\nname = \"a\"\n{steps}\n"
+        ),
+        true,
+    );
+    check(
+        &format!("[[case]]\nname = \"a\"\nprogram = {{ run = [\"./s\"], port = 9000 }}\n{steps}\n"),
+        true,
+    );
+    check(
+        &format!("[program]\nrun = [\"./s\"]\n[[case]]\nname = \"a\"\n{steps}\n"),
+        false,
+    );
+    check(
+        &format!("[program]\nrun = []\nport = 1\n[[case]]\nname = \"a\"\n{steps}\n"),
+        false,
+    );
+    check(
+        &format!("[program]\nrun = [\"./s\"]\nport = 0\n[[case]]\nname = \"a\"\n{steps}\n"),
+        false,
+    );
+    check(
+        &format!(
+            "[program]\nrun = [\"./s\"]\nport = 1\nrestart = true\n[[case]]\nname = \"a\"\n{steps}\n"
+        ),
+        false,
+    );
     check("description = \"no cases\"\n", false);
     check("case = []\n", false);
     check("[[case]]\nname = \"a\"\nclient = []\n", false);

@@ -39,14 +39,15 @@ fn test_case(case: &CaseReport) -> TestCase {
     let mut test = match &case.status {
         CaseStatus::Passed => TestCaseBuilder::success(&case.case, time),
         CaseStatus::Failed(failure) => {
-            // An expectation that did not hold is a failure; a case that
-            // could not be judged (deadline, setup, script, hangup itself)
-            // is an error, as JUnit tells them apart.
+            // An expectation that did not hold, or a program under test
+            // that crashed, is a failure; a case that could not be judged
+            // (deadline, setup, script, hangup itself) is an error, as JUnit
+            // tells them apart.
             let kind = serde_json::to_value(failure.kind)
                 .ok()
                 .and_then(|v| v.as_str().map(|s| format!("hangup::{s}")))
                 .unwrap_or_else(|| "hangup::failure".into());
-            let mut test = if failure.kind.is_expectation() {
+            let mut test = if failure.kind.is_failure() {
                 TestCaseBuilder::failure(&case.case, time, &kind, &failure.summary)
             } else {
                 TestCaseBuilder::error(&case.case, time, &kind, &failure.summary)

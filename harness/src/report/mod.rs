@@ -51,12 +51,16 @@ pub enum FailureKind {
     Setup,
     /// hangup itself went wrong (a thread panicked or never finished).
     Harness,
+    /// The program under test crashed, exited while the case ran, never
+    /// became ready, or ignored its stop signal.
+    Program,
 }
 
 impl FailureKind {
-    /// Whether JUnit calls it a failure rather than an error.
-    pub fn is_expectation(self) -> bool {
-        self == FailureKind::Expectation
+    /// Whether JUnit calls it a failure (something about what was tested:
+    /// an expectation, or the program under test) rather than an error.
+    pub fn is_failure(self) -> bool {
+        matches!(self, FailureKind::Expectation | FailureKind::Program)
     }
 }
 
@@ -74,6 +78,9 @@ pub struct Failure {
     /// When it was noticed, from the start of the case.
     #[serde(rename = "at_ms", serialize_with = "ms::serialize")]
     pub at: Duration,
+    /// The program under test's last output lines, when it is involved.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<String>,
 }
 
 /// A step of a script, as reports name it.
@@ -152,6 +159,12 @@ impl CaseReport {
             "  at:       {} into the case\n",
             millis(failure.at)
         ));
+        if !failure.output.is_empty() {
+            out.push_str("\nthe program's last output:\n");
+            for line in &failure.output {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
         out.push_str("\ntimeline:\n");
         out.push_str(&self.timeline.render());
         if let Some(dir) = &self.artifacts {
@@ -293,6 +306,7 @@ mod tests {
                 observed: "ok, 5 bytes".into(),
             }),
             at: Duration::from_millis(2),
+            output: Vec::new(),
         })
     }
 

@@ -89,6 +89,7 @@ impl EventKind {
                     }
                 }
             }
+            EventKind::Output { stream, line } => format!("{stream}| {line}"),
             EventKind::Note { text } => text.clone(),
         }
     }

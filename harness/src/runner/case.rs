@@ -17,6 +17,7 @@
 //! until their side's script does.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -29,7 +30,8 @@ use crate::peer::{Call, Peer, Sockets};
 use crate::record::{EventKind, Recorder, StateSource, Timeline};
 use crate::report::{CaseStatus, Failure, FailureKind, StepRef};
 use crate::sandbox::{CaseNamespace, SandboxError};
-use crate::suite::{Action, Case, Check, Control, Loop, Script, Step};
+use crate::suite::{Action, Case, Check, Control, Loop, Program, Script, Step};
+use crate::sut;
 use crate::verdict::{self, Mismatch};
 
 /// How often a `within` state check samples the kernel. Short enough to
@@ -205,7 +207,14 @@ pub(crate) fn run(case: Case, record: Recorder) -> (CaseStatus, Timeline) {
     };
     supervise(&shared);
     // The case thread closes every side's sockets once all are done.
-    let torn_down = shared.wait_torn_down(TEARDOWN_GRACE);
+    // A program's grace period comes on top.
+    let grace = TEARDOWN_GRACE
+        + shared
+            .case
+            .program
+            .as_ref()
+            .map_or(Duration::ZERO, |p| p.grace);
+    let torn_down = shared.wait_torn_down(grace);
     let panicked = torn_down && thread.join().is_err();
     let mut control = shared.control();
     let broken = match (torn_down, panicked) {
@@ -223,6 +232,7 @@ pub(crate) fn run(case: Case, record: Recorder) -> (CaseStatus, Timeline) {
             step: None,
             mismatch: None,
             at: shared.at(Instant::now()),
+            output: Vec::new(),
         });
     }
     let status = match control.failure.take() {
@@ -241,6 +251,7 @@ fn unjudged(kind: FailureKind, summary: String) -> CaseStatus {
         step: None,
         mismatch: None,
         at: Duration::ZERO,
+        output: Vec::new(),
     })
 }
 
@@ -262,21 +273,95 @@ fn prepare_and_run(shared: &Arc<Shared>, namespace: Result<CaseNamespace, Sandbo
         shared.fail(harness_failure(shared, FailureKind::Setup, summary));
     } else {
         interrupt::install();
-        {
-            let mut control = shared.control();
-            for script in &shared.case.scripts {
-                control.sides[script.side as usize].running = true;
+        shared.record.start_clock(Instant::now());
+        let program = match &shared.case.program {
+            None => None,
+            Some(spec) => match start_program(shared, spec) {
+                Ok(running) => Some(running),
+                Err(failure) => {
+                    shared.fail(*failure);
+                    None
+                }
+            },
+        };
+        if !shared.stopping() {
+            {
+                let mut control = shared.control();
+                for script in &shared.case.scripts {
+                    control.sides[script.side as usize].running = true;
+                }
+            }
+            let peers = run_sides(shared);
+            // Sockets live until the case ends: every peer came back from
+            // its thread, and all are closed together now that every side
+            // is done, before the program is asked to stop (a server that
+            // drains its connections on SIGTERM finds none left).
+            drop(peers);
+        }
+        if let Some((running, spec)) = program.zip(shared.case.program.as_ref()) {
+            let stopped = running.stop();
+            if stopped.killed {
+                let tail = stopped.tail.clone();
+                shared.fail(program_failure(
+                    shared,
+                    format!(
+                        "the program ignored {} for {} and was killed",
+                        spec.stop,
+                        verdict::millis(spec.grace)
+                    ),
+                    tail,
+                ));
             }
         }
-        shared.record.start_clock(Instant::now());
-        let peers = run_sides(shared);
-        // Sockets live until the case ends: every peer came back from its
-        // thread, and all are dropped together now that every side is done.
-        drop(peers);
     }
     let mut control = shared.control();
     control.torn_down = true;
     shared.supervisor.notify_all();
+}
+
+/// Starts the program under test from this (the case's) thread, waits until
+/// it is ready, and makes its listener known, so state checks of `server`
+/// find its end of the scripts' connections. An exit once it was ready
+/// fails the case at once.
+fn start_program(shared: &Arc<Shared>, spec: &Program) -> Result<sut::Running, Box<Failure>> {
+    let places = sut::Places::for_suite(&shared.case.location.path);
+    let ready = Arc::new(AtomicBool::new(false));
+    let on_exit = {
+        let (shared, ready) = (Arc::clone(shared), Arc::clone(&ready));
+        move |exit: sut::Exit, tail: Vec<String>| {
+            // Before it was ready, `wait_ready` says so itself.
+            if ready.load(Ordering::SeqCst) {
+                shared.fail(program_failure(
+                    &shared,
+                    format!("the program {exit} while the case ran"),
+                    tail,
+                ));
+            }
+        }
+    };
+    let running = sut::start(spec, &places, &shared.record, Side::Server, on_exit)
+        .map_err(|err| Box::new(program_failure(shared, err.to_string(), Vec::new())))?;
+    let waited = SockDiag::open()
+        .map_err(|err| format!("failed to open sock_diag: {err}"))
+        .and_then(|mut diag| running.wait_ready(&mut diag).map_err(|err| err.to_string()));
+    if let Err(why) = waited {
+        let tail = running.tail();
+        running.stop();
+        return Err(Box::new(program_failure(shared, why, tail)));
+    }
+    ready.store(true, Ordering::SeqCst);
+    shared.sockets.program_listens(
+        Side::Server,
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, spec.port)),
+    );
+    shared.push(
+        Instant::now(),
+        Some(Side::Server),
+        EventKind::Note {
+            text: format!("program ready on port {}", spec.port),
+        },
+    );
+    Ok(running)
 }
 
 /// Starts a thread for each side but the first, runs the first here, and
@@ -434,6 +519,7 @@ fn overrun(shared: &Shared, control: &Coordination) -> Failure {
         step: None,
         mismatch: None,
         at,
+        output: Vec::new(),
     }
 }
 
@@ -444,6 +530,15 @@ fn harness_failure(shared: &Shared, kind: FailureKind, summary: String) -> Failu
         step: None,
         mismatch: None,
         at: shared.at(Instant::now()),
+        output: Vec::new(),
+    }
+}
+
+/// A failure of the program under test, with its last output.
+fn program_failure(shared: &Shared, summary: String, output: Vec<String>) -> Failure {
+    Failure {
+        output,
+        ..harness_failure(shared, FailureKind::Program, summary)
     }
 }
 
@@ -601,6 +696,7 @@ fn failure(
         }),
         mismatch,
         at: shared.at(Instant::now()),
+        output: Vec::new(),
     })
 }
 

@@ -64,7 +64,46 @@ pub struct Case {
     pub tolerance: Tolerance,
     /// One script per side that has steps, client first.
     pub scripts: Vec<Script>,
+    /// The program under test, when the case has one: it plays the server
+    /// (a case with a program has no `server` script).
+    pub program: Option<Program>,
 }
+
+/// A program under test: a user's server, started in the case's network
+/// namespace before the scripts run and stopped when they are done.
+///
+/// Its argv, environment and working folder may hold substitutions, filled
+/// in when it starts: `{port}`, `{artifacts}` (the case's artifact folder),
+/// `{suite_dir}` (the folder of the suite file) and `{fixture:NAME}` (one
+/// of the servers in `fixtures/`, built beside the running binary).
+#[derive(Debug, Clone)]
+pub struct Program {
+    /// The command and its arguments.
+    pub argv: Vec<String>,
+    /// Variables set for it, besides the environment it inherits.
+    pub env: Vec<(String, String)>,
+    /// Where it runs; the suite file's folder when not given.
+    pub cwd: Option<String>,
+    /// The port it listens on, on 127.0.0.1: the scripts connect to it, and
+    /// state checks of `server` find its end of their connections.
+    pub port: u16,
+    /// Ready when a line of its output matches this; without it, ready when
+    /// the kernel lists its listener on `port`.
+    pub ready: Option<regex::Regex>,
+    /// How long it may take to become ready.
+    pub within: Duration,
+    /// The signal that asks it to stop when the case ends.
+    pub stop: nix::sys::signal::Signal,
+    /// How long it may take to stop before it is killed (and the case fails).
+    pub grace: Duration,
+    /// Where the program table is written.
+    pub location: Location,
+}
+
+/// How long a program may take to become ready, unless the suite says.
+pub const DEFAULT_READY_WITHIN: Duration = Duration::from_secs(10);
+/// How long a program may take to stop, unless the suite says.
+pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(2);
 
 impl Case {
     /// The test name, `<suite>::<case>`, as `cargo test` lists it.

@@ -90,6 +90,7 @@ fn schema() -> Value {
                 "The default deadline of every case (30s unless set): a case that overruns it fails and says what each side was waiting for.",
             ),
             "tolerance": tolerance("The default timing tolerance of every case (floor 50ms, 25 percent unless set)."),
+            "program": program("The program under test of every case that does not name its own."),
             "case": {
                 "type": "array",
                 "minItems": 1,
@@ -142,6 +143,7 @@ fn case() -> Value {
                     "description": "The value written to /proc/sys: a number or a string.",
                 },
             },
+            "program": program("The program under test of this case, instead of the suite's."),
             "client": side_script(Side::Client, "The client's script: its steps, in order. The client connects; it may not listen or accept."),
             "server": side_script(Side::Server, "The server's script: its steps, in order. The server listens and accepts; it may not connect."),
             "proxy": {
@@ -417,6 +419,50 @@ fn state(description: &str) -> Value {
 }
 
 /// The timing tolerance of a suite or a case.
+/// A `[program]` table: the program under test, which plays the server.
+fn program(description: &str) -> Value {
+    json!({
+        "type": "object",
+        "description": format!("{description} It runs in the case's network namespace, plays the server (the case has no `server` script), and is stopped when the scripts are done. Its command may use {{port}}, {{artifacts}}, {{suite_dir}} and {{fixture:NAME}}."),
+        "properties": {
+            "run": {
+                "type": "array",
+                "minItems": 1,
+                "items": { "type": "string" },
+                "description": "The command and its arguments, e.g. [\"./server\", \"--port\", \"{port}\"].",
+            },
+            "port": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": 65535,
+                "description": "The port it listens on, on 127.0.0.1: the scripts connect to it, and state checks of `server` find its end of their connections.",
+            },
+            "ready": {
+                "type": "string",
+                "description": "A regular expression: ready once a line of its output matches. Without it, ready once the kernel lists its listener on `port`.",
+            },
+            "within": described(duration(), "How long it may take to become ready (10s by default)."),
+            "stop": {
+                "type": "string",
+                "pattern": "^SIG[A-Z0-9]+$",
+                "description": "The signal that asks it to stop when the case ends (SIGTERM by default).",
+            },
+            "grace": described(duration(), "How long it may take to stop before it is killed and the case fails (2s by default)."),
+            "env": {
+                "type": "object",
+                "additionalProperties": { "type": "string" },
+                "description": "Variables set for it, besides the environment it inherits.",
+            },
+            "cwd": {
+                "type": "string",
+                "description": "Where it runs (the suite file's folder by default).",
+            },
+        },
+        "required": ["run", "port"],
+        "additionalProperties": false,
+    })
+}
+
 fn tolerance(description: &str) -> Value {
     json!({
         "type": "object",

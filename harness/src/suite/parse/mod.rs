@@ -26,10 +26,11 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::{
-    Action, Case, Check, Control, DEFAULT_DEADLINE, Location, Script, Step, Suite, Tolerance,
+    Action, Case, Check, Control, DEFAULT_DEADLINE, DEFAULT_READY_WITHIN, DEFAULT_STOP_GRACE,
+    Location, Program, Script, Step, Suite, Tolerance,
 };
 use crate::model::Side;
-use raw::{DurationValue, RawTolerance, SysctlValue};
+use raw::{DurationValue, RawProgram, RawTolerance, SysctlValue};
 
 /// What went wrong reading a suite.
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +195,7 @@ impl<'a> Reader<'a> {
         let mut defaults = Defaults {
             deadline: DEFAULT_DEADLINE,
             tolerance: Tolerance::DEFAULT,
+            program: None,
         };
         let mut cases = None;
         for (key, value) in root.get_ref() {
@@ -210,9 +212,10 @@ impl<'a> Reader<'a> {
                     }
                 }
                 "case" => cases = Some(value),
+                "program" => defaults.program = self.program(value),
                 other => self.problem(
                     key.span(),
-                    format!("unknown key `{other}` at the top of a suite, expected one of `description`, `deadline`, `tolerance`, `case`"),
+                    format!("unknown key `{other}` at the top of a suite, expected one of `description`, `deadline`, `tolerance`, `program`, `case`"),
                 ),
             }
         }
@@ -239,7 +242,7 @@ impl<'a> Reader<'a> {
         }
         let mut names = BTreeMap::new();
         for item in array.iter() {
-            if let Some(case) = self.case(item, defaults, &mut names) {
+            if let Some(case) = self.case(item, defaults.clone(), &mut names) {
                 suite.cases.push(case);
             }
         }
@@ -272,7 +275,9 @@ impl<'a> Reader<'a> {
             sysctls: Vec::new(),
             tolerance: defaults.tolerance,
             scripts: Vec::new(),
+            program: defaults.program.clone(),
         };
+        let mut server_key = None;
         // `Some(None)`: a `name` is there but is not a string (already reported).
         let mut name = None;
         for (key, value) in table {
@@ -292,11 +297,15 @@ impl<'a> Reader<'a> {
                 }
                 "sysctl" => case.sysctls = self.sysctls(value),
                 "client" => case.scripts.push(Script { side: Side::Client, steps: self.steps(Side::Client, value, false) }),
-                "server" => case.scripts.push(Script { side: Side::Server, steps: self.steps(Side::Server, value, false) }),
+                "server" => {
+                    server_key = Some(key.span());
+                    case.scripts.push(Script { side: Side::Server, steps: self.steps(Side::Server, value, false) })
+                }
+                "program" => case.program = self.program(value),
                 "proxy" => case.scripts.push(Script { side: Side::Proxy, steps: self.steps(Side::Proxy, value, false) }),
                 other => self.problem(
                     key.span(),
-                    format!("unknown key `{other}` in a case, expected one of `name`, `description`, `ignore`, `deadline`, `tolerance`, `sysctl`, `client`, `server`, `proxy`"),
+                    format!("unknown key `{other}` in a case, expected one of `name`, `description`, `ignore`, `deadline`, `tolerance`, `sysctl`, `program`, `client`, `server`, `proxy`"),
                 ),
             }
         }
@@ -338,7 +347,16 @@ impl<'a> Reader<'a> {
                 "expected a `client`, `server` or `proxy` script in this case, found none",
             );
         }
-        self.across_scripts(&case.scripts);
+        if let (Some(program), Some(at)) = (&case.program, server_key) {
+            self.problem(
+                at,
+                format!(
+                    "expected no `server` script in a case with a program (the program at line {} plays the server), found one",
+                    program.location.line
+                ),
+            );
+        }
+        self.across_scripts(&case.scripts, case.program.is_some());
         (self.problems.len() == before).then_some(case)
     }
 
@@ -346,8 +364,11 @@ impl<'a> Reader<'a> {
     /// script (it can never hold a socket, so "gone" would pass without
     /// meaning anything), and a `wait` for a label no other side marks
     /// (it could only ever time out).
-    fn across_scripts(&mut self, scripts: &[Script]) {
-        let has = |side: Side| scripts.iter().any(|s| s.side == side);
+    fn across_scripts(&mut self, scripts: &[Script], program: bool) {
+        // A program plays the server: its sockets can be checked.
+        let has = |side: Side| {
+            scripts.iter().any(|s| s.side == side) || (program && side == Side::Server)
+        };
         let marks = |side: Side, label: &str| {
             scripts.iter().filter(|s| s.side != side).any(|s| {
                 every_step(&s.steps)
@@ -383,6 +404,60 @@ impl<'a> Reader<'a> {
                 }
             }
         }
+    }
+
+    /// A `[program]` table: serde reads its shape, this checks the rest
+    /// (an empty command, port 0, a pattern that does not compile, a
+    /// signal that is not one).
+    fn program(&mut self, value: &Spanned<DeValue<'a>>) -> Option<Program> {
+        let raw = self.value::<RawProgram>(value)?;
+        let before = self.problems.len();
+        let at = value.span();
+        if raw.run.is_empty() || raw.run[0].is_empty() {
+            self.problem(
+                at.clone(),
+                "expected `run` to name a command and its arguments, like `run = [\"./server\", \"--port\", \"{port}\"]`, found none",
+            );
+        }
+        if raw.port == 0 {
+            self.problem(at.clone(), "expected a `port` from 1 to 65535, found 0");
+        }
+        let ready = raw.ready.as_deref().and_then(|pattern| {
+            regex::Regex::new(pattern)
+                .map_err(|e| {
+                    self.problem(
+                        at.clone(),
+                        format!(
+                            "expected `ready` to be a regular expression, found `{pattern}`: {e}"
+                        ),
+                    )
+                })
+                .ok()
+        });
+        let stop = match raw.stop.as_deref() {
+            None => nix::sys::signal::Signal::SIGTERM,
+            Some(name) => match name.parse::<nix::sys::signal::Signal>() {
+                Ok(signal) => signal,
+                Err(_) => {
+                    self.problem(
+                        at.clone(),
+                        format!("expected `stop` to be a signal name like \"SIGTERM\" or \"SIGINT\", found \"{name}\""),
+                    );
+                    nix::sys::signal::Signal::SIGTERM
+                }
+            },
+        };
+        (self.problems.len() == before).then(|| Program {
+            argv: raw.run,
+            env: raw.env.into_iter().collect(),
+            cwd: raw.cwd,
+            port: raw.port,
+            ready,
+            within: raw.within.map_or(DEFAULT_READY_WITHIN, |d| d.0),
+            stop,
+            grace: raw.grace.map_or(DEFAULT_STOP_GRACE, |d| d.0),
+            location: self.location(at.start),
+        })
     }
 
     fn sysctls(&mut self, value: &Spanned<DeValue<'a>>) -> Vec<(String, String)> {
@@ -446,10 +521,12 @@ fn every_step(steps: &[Step]) -> impl Iterator<Item = &Step> {
     })
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Defaults {
     deadline: Duration,
     tolerance: Tolerance,
+    /// The suite's `[program]`, every case's unless it names its own.
+    program: Option<Program>,
 }
 
 /// serde words a type mismatch "invalid type: integer `5`, expected a

@@ -602,3 +602,19 @@ pub(super) fn parse_outcome(name: &str) -> Result<Outcome, String> {
         }),
     }
 }
+
+/// A `[program]` table as written; [`Reader::program`](super::Reader)
+/// checks what serde cannot.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProgram {
+    pub(super) run: Vec<String>,
+    pub(super) port: u16,
+    pub(super) ready: Option<String>,
+    pub(super) within: Option<DurationValue>,
+    pub(super) stop: Option<String>,
+    pub(super) grace: Option<DurationValue>,
+    #[serde(default)]
+    pub(super) env: std::collections::BTreeMap<String, String>,
+    pub(super) cwd: Option<String>,
+}

@@ -707,3 +707,79 @@ fn never_panics_on_truncated_or_corrupted_input() {
         }
     }
 }
+
+/// A suite whose `[program]` table has these lines, and one client case.
+fn with_program(table: &str) -> String {
+    format!("[program]\n{table}\n\n[[case]]\nname = \"a\"\nclient = [{{ connect = 8080 }}]\n")
+}
+
+#[rstest]
+#[case::no_command(
+    with_program("run = []\nport = 8080"),
+    "expected `run` to name a command"
+)]
+#[case::port_zero(
+    with_program("run = [\"./server\"]\nport = 0"),
+    "expected a `port` from 1 to 65535, found 0"
+)]
+#[case::no_port(with_program("run = [\"./server\"]"), "missing field `port`")]
+#[case::bad_pattern(
+    with_program("run = [\"./server\"]\nport = 8080\nready = \"(\""),
+    "expected `ready` to be a regular expression, found `(`"
+)]
+#[case::bad_signal(
+    with_program("run = [\"./server\"]\nport = 8080\nstop = \"SIGSTOPPLEASE\""),
+    "expected `stop` to be a signal name like \"SIGTERM\" or \"SIGINT\", found \"SIGSTOPPLEASE\""
+)]
+#[case::unknown_key(
+    with_program("run = [\"./server\"]\nport = 8080\nrestart = true"),
+    "unknown field `restart`"
+)]
+#[case::server_script_beside_a_program(
+    "[program]\nrun = [\"./server\"]\nport = 8080\n\n[[case]]\nname = \"a\"\nserver = [{ listen = 8080 }]\n".to_string(),
+    "expected no `server` script in a case with a program (the program at line 1 plays the server), found one"
+)]
+fn a_program_table_is_checked(#[case] text: String, #[case] message: &str) {
+    let (_, _, found) = problem(&text);
+    assert!(found.starts_with(message), "{found}");
+}
+
+#[test]
+fn a_program_plays_the_server_for_state_checks_and_a_case_may_name_its_own() {
+    let text = r#"
+[program]
+run = ["{fixture:stream}", "--port", "{port}"]
+port = 8080
+ready = "^listening"
+stop = "SIGINT"
+grace = "1s"
+env = { MODE = "test" }
+
+[[case]]
+name = "suite_s"
+client = [{ connect = 8080 }, { state = { server = "ESTABLISHED" }, within = "1s" }]
+
+[[case]]
+name = "own"
+program = { run = ["./other"], port = 9000 }
+client = [{ connect = 9000 }]
+"#;
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).expect("valid suite");
+    let first = suite.cases[0]
+        .program
+        .as_ref()
+        .expect("the suite's program");
+    assert_eq!(first.port, 8080);
+    assert_eq!(first.stop, nix::sys::signal::Signal::SIGINT);
+    assert_eq!(first.grace, Duration::from_secs(1));
+    assert_eq!(first.env, [("MODE".to_string(), "test".to_string())]);
+    assert!(
+        first
+            .ready
+            .as_ref()
+            .is_some_and(|r| r.is_match("listening on 8080"))
+    );
+    let own = suite.cases[1].program.as_ref().expect("its own program");
+    assert_eq!(own.argv, ["./other"]);
+    assert_eq!(own.within, crate::suite::DEFAULT_READY_WITHIN);
+}

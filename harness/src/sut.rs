@@ -1,0 +1,504 @@
+//! A program under test: a user's server, run inside the case's network
+//! namespace and observed as closely as the scripted peers are.
+//!
+//! [`start`] spawns the program from the case's thread, so it inherits the
+//! case's namespace and talks only to the case's scripted peers. It gets a
+//! session of its own (its process group is the unit that is signalled and
+//! killed) and `PR_SET_PDEATHSIG`: the kernel kills it if the thread that
+//! started it dies, so it never outlives a hangup that is killed.
+//!
+//! Its stdout and stderr are read line by line on threads of their own,
+//! each line stamped on the case's clock: recorded as an event (so it shows
+//! in the timeline), appended to `program.log` in the case's artifact
+//! folder, and kept as a tail for failure reports. A watcher thread reaps
+//! it and reports how it ended, so an exit while the case runs is noticed
+//! at once.
+//!
+//! Known limit: a process the program starts in a session of its own
+//! escapes the process group, and only the program itself gets
+//! `PR_SET_PDEATHSIG`.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+use crate::model::{Side, TcpState};
+use crate::observe::SockDiag;
+use crate::record::{EventKind, Recorder};
+use crate::suite::Program;
+
+/// How many of the program's last output lines a failure report shows.
+pub const TAIL_LINES: usize = 20;
+
+/// How often readiness through the listener is sampled.
+const READY_POLL: Duration = Duration::from_millis(2);
+
+/// How long a program killed with SIGKILL may take to be reaped.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// How a program ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// It exited with this status.
+    Code(i32),
+    /// A signal killed it.
+    Signal(i32),
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Exit::Code(code) => write!(f, "exited with status {code}"),
+            Exit::Signal(number) => match Signal::try_from(*number) {
+                Ok(signal) => write!(f, "was killed by {signal}"),
+                Err(_) => write!(f, "was killed by signal {number}"),
+            },
+        }
+    }
+}
+
+/// What went wrong with a program.
+#[derive(Debug, thiserror::Error)]
+pub enum SutError {
+    /// A substitution in its command could not be filled in.
+    #[error("failed to start the program: {0}")]
+    Substitution(String),
+    /// The kernel would not start it.
+    #[error("failed to start the program `{command}`: {source}")]
+    Spawn {
+        /// The command as resolved.
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It did not become ready in time, or ended first.
+    #[error("the program {0}")]
+    NotReady(String),
+}
+
+/// What the substitutions in a program's command stand for.
+#[derive(Debug, Clone)]
+pub struct Places {
+    /// The folder of the suite file (`{suite_dir}`, and where the program
+    /// runs unless the suite says otherwise).
+    pub suite_dir: PathBuf,
+    /// Folders searched for `{fixture:NAME}`.
+    pub fixtures: Vec<PathBuf>,
+}
+
+impl Places {
+    /// The suite's folder, and the folders next to the running binary where
+    /// cargo puts the fixtures it builds (`target/<profile>/`, whether this
+    /// is the `hangup` binary there or a test binary in its `deps/`).
+    pub fn for_suite(suite_file: &Path) -> Places {
+        let suite_dir = suite_file
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let mut fixtures = Vec::new();
+        if let Some(dir) = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        {
+            if let Some(up) = dir.parent().filter(|_| dir.ends_with("deps")) {
+                fixtures.push(up.to_path_buf());
+            }
+            fixtures.push(dir);
+        }
+        Places {
+            suite_dir,
+            fixtures,
+        }
+    }
+}
+
+/// The output the program printed, and whether it said it is ready.
+struct Output {
+    state: Mutex<OutputState>,
+    /// Signalled on every line and when the program exits.
+    changed: Condvar,
+}
+
+struct OutputState {
+    tail: VecDeque<String>,
+    ready: bool,
+    exit: Option<Exit>,
+    /// `program.log`, when the artifact folder could be made.
+    file: Option<std::fs::File>,
+}
+
+impl Output {
+    fn lock(&self) -> MutexGuard<'_, OutputState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running program.
+pub struct Running {
+    pid: Pid,
+    spec: Program,
+    output: Arc<Output>,
+    /// Set before hangup asks it to stop, so its exit is not a crash.
+    stopping: Arc<AtomicBool>,
+}
+
+/// How a program's stop went.
+#[derive(Debug, Clone)]
+pub struct Stopped {
+    /// How it ended.
+    pub exit: Exit,
+    /// Whether it had to be killed because it ignored the stop signal for
+    /// its whole grace period.
+    pub killed: bool,
+    /// Its last output lines.
+    pub tail: Vec<String>,
+}
+
+/// Starts `spec` from the calling thread, which must be in the case's
+/// namespace and live until the program is stopped (`PR_SET_PDEATHSIG` is
+/// tied to it). `on_exit` hears of an exit hangup did not ask for (a crash,
+/// or an exit while the case runs) with the program's last output.
+pub fn start(
+    spec: &Program,
+    places: &Places,
+    record: &Recorder,
+    side: Side,
+    on_exit: impl FnOnce(Exit, Vec<String>) + Send + 'static,
+) -> Result<Running, SutError> {
+    let argv: Vec<String> = spec
+        .argv
+        .iter()
+        .map(|arg| substitute(arg, spec.port, places, record))
+        .collect::<Result<_, _>>()?;
+    let cwd = match &spec.cwd {
+        Some(cwd) => PathBuf::from(substitute(cwd, spec.port, places, record)?),
+        None => places.suite_dir.clone(),
+    };
+    let mut command = Command::new(&argv[0]);
+    command
+        .args(&argv[1..])
+        .current_dir(&cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in &spec.env {
+        command.env(key, substitute(value, spec.port, places, record)?);
+    }
+    let parent = nix::unistd::getpid();
+    // SAFETY: runs in the forked child before exec, where only
+    // async-signal-safe calls are allowed: setsid, prctl, getppid and _exit
+    // are, and nothing here allocates or takes a lock.
+    unsafe {
+        command.pre_exec(move || {
+            nix::libc::setsid();
+            nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGKILL);
+            // hangup died between fork and prctl: nobody would kill us.
+            if nix::libc::getppid() != parent.as_raw() {
+                nix::libc::_exit(127);
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|source| SutError::Spawn {
+        command: argv.join(" "),
+        source,
+    })?;
+    let pid = Pid::from_raw(child.id() as i32);
+    let file = record.artifacts().ok().and_then(|dir| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("program.log"))
+            .ok()
+    });
+    let output = Arc::new(Output {
+        state: Mutex::new(OutputState {
+            tail: VecDeque::new(),
+            ready: false,
+            exit: None,
+            file,
+        }),
+        changed: Condvar::new(),
+    });
+    if let Some(stdout) = child.stdout.take() {
+        read_lines(stdout, "out", side, spec.ready.clone(), record, &output);
+    }
+    if let Some(stderr) = child.stderr.take() {
+        read_lines(stderr, "err", side, spec.ready.clone(), record, &output);
+    }
+    let stopping = Arc::new(AtomicBool::new(false));
+    watch(child, side, record, &output, &stopping, on_exit);
+    record.push(
+        Instant::now(),
+        Some(side),
+        EventKind::Note {
+            text: format!("program started: {} (pid {pid})", argv.join(" ")),
+        },
+    );
+    Ok(Running {
+        pid,
+        spec: spec.clone(),
+        output,
+        stopping,
+    })
+}
+
+/// Fills in `{port}`, `{artifacts}`, `{suite_dir}` and `{fixture:NAME}`.
+fn substitute(
+    text: &str,
+    port: u16,
+    places: &Places,
+    record: &Recorder,
+) -> Result<String, SutError> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let Some(close) = rest[open..].find('}') else {
+            out.push_str(&rest[open..]);
+            return Ok(out);
+        };
+        let name = &rest[open + 1..open + close];
+        match name {
+            "port" => out.push_str(&port.to_string()),
+            "suite_dir" => out.push_str(&places.suite_dir.to_string_lossy()),
+            "artifacts" => {
+                let dir = record.artifacts().map_err(SutError::Substitution)?;
+                out.push_str(&dir.to_string_lossy());
+            }
+            _ => match name.strip_prefix("fixture:") {
+                Some(fixture) => out.push_str(&find_fixture(fixture, places)?.to_string_lossy()),
+                None => out.push_str(&rest[open..=open + close]),
+            },
+        }
+        rest = &rest[open + close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn find_fixture(name: &str, places: &Places) -> Result<PathBuf, SutError> {
+    places
+        .fixtures
+        .iter()
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .ok_or_else(|| {
+            let searched: Vec<String> = places
+                .fixtures
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect();
+            SutError::Substitution(format!(
+                "no fixture `{name}` in {} (build the fixtures with `cargo build -p hangup-fixtures`; `cargo test --workspace` builds them too)",
+                searched.join(" or ")
+            ))
+        })
+}
+
+/// A thread that reads one of the program's streams line by line.
+fn read_lines(
+    stream: impl Read + Send + 'static,
+    name: &'static str,
+    side: Side,
+    ready: Option<regex::Regex>,
+    record: &Recorder,
+    output: &Arc<Output>,
+) {
+    let (record, output) = (record.clone(), Arc::clone(output));
+    // Detached: a process the program started may hold the pipe open after
+    // the program is gone; nothing waits for this thread.
+    let _ = std::thread::Builder::new()
+        .name(format!("program {name}"))
+        .spawn(move || {
+            let mut reader = BufReader::new(stream);
+            let mut bytes = Vec::new();
+            loop {
+                bytes.clear();
+                match reader.read_until(b'\n', &mut bytes) {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+                let now = Instant::now();
+                let line = String::from_utf8_lossy(&bytes)
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string();
+                let mut state = output.lock();
+                if let Some(file) = &mut state.file {
+                    let ms = record.at(now).as_secs_f64() * 1000.0;
+                    // A full disk loses log lines, not the case.
+                    let _ = writeln!(file, "{ms:>10.1} {name}| {line}");
+                }
+                if ready.as_ref().is_some_and(|r| r.is_match(&line)) {
+                    state.ready = true;
+                }
+                state.tail.push_back(format!("{name}| {line}"));
+                if state.tail.len() > TAIL_LINES {
+                    state.tail.pop_front();
+                }
+                output.changed.notify_all();
+                drop(state);
+                record.push(now, Some(side), EventKind::Output { stream: name, line });
+            }
+        });
+}
+
+/// A thread that reaps the program and reports how it ended.
+fn watch(
+    mut child: Child,
+    side: Side,
+    record: &Recorder,
+    output: &Arc<Output>,
+    stopping: &Arc<AtomicBool>,
+    on_exit: impl FnOnce(Exit, Vec<String>) + Send + 'static,
+) {
+    let (record, output, stopping) = (record.clone(), Arc::clone(output), Arc::clone(stopping));
+    let _ = std::thread::Builder::new()
+        .name("program watcher".into())
+        .spawn(move || {
+            let exit = match child.wait() {
+                Ok(status) => match (status.code(), status.signal()) {
+                    (Some(code), _) => Exit::Code(code),
+                    (None, Some(signal)) => Exit::Signal(signal),
+                    (None, None) => Exit::Code(-1),
+                },
+                Err(_) => Exit::Code(-1),
+            };
+            record.push(
+                Instant::now(),
+                Some(side),
+                EventKind::Note {
+                    text: format!("program {exit}"),
+                },
+            );
+            // Its output may still be in the pipes: let the readers catch up
+            // a little before the tail is taken.
+            std::thread::sleep(Duration::from_millis(20));
+            let tail: Vec<String> = {
+                let mut state = output.lock();
+                state.exit = Some(exit);
+                output.changed.notify_all();
+                state.tail.iter().cloned().collect()
+            };
+            if !stopping.load(Ordering::SeqCst) {
+                on_exit(exit, tail);
+            }
+        });
+}
+
+impl Running {
+    /// The program's process id (and process group).
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Its last output lines, oldest first.
+    pub fn tail(&self) -> Vec<String> {
+        self.output.lock().tail.iter().cloned().collect()
+    }
+
+    /// Waits until the program is ready: its `ready` line printed, or else
+    /// the kernel lists a listener on its port (a sock_diag lookup, which
+    /// no connection of hangup's disturbs).
+    pub fn wait_ready(&self, diag: &mut SockDiag) -> Result<(), SutError> {
+        let until = Instant::now() + self.spec.within;
+        let within = crate::verdict::millis(self.spec.within);
+        let mut state = self.output.lock();
+        loop {
+            if let Some(exit) = state.exit {
+                return Err(SutError::NotReady(format!("{exit} before it was ready")));
+            }
+            let ready = match &self.spec.ready {
+                Some(_) => state.ready,
+                None => self.listening(diag),
+            };
+            if ready {
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= until {
+                let what = match &self.spec.ready {
+                    Some(pattern) => format!("printed no line matching `{pattern}`"),
+                    None => format!("did not listen on port {}", self.spec.port),
+                };
+                return Err(SutError::NotReady(format!("{what} within {within}")));
+            }
+            let wait = match &self.spec.ready {
+                Some(_) => until - now,
+                None => READY_POLL.min(until - now),
+            };
+            state = self
+                .output
+                .changed
+                .wait_timeout(state, wait)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
+    /// Whether the kernel lists a listener on the program's port, on
+    /// 127.0.0.1 or a wildcard address.
+    fn listening(&self, diag: &mut SockDiag) -> bool {
+        let port = self.spec.port;
+        let any4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
+        let any6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0));
+        [
+            (SocketAddr::from((Ipv4Addr::LOCALHOST, port)), any4),
+            (SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), any4),
+            (SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)), any6),
+        ]
+        .into_iter()
+        .any(|(local, remote)| diag.lookup(local, remote).ok() == Some(TcpState::Listen))
+    }
+
+    /// Asks the program to stop with its stop signal, gives it its grace
+    /// period, then kills its process group. Either way every process left
+    /// in its group is killed.
+    pub fn stop(self) -> Stopped {
+        self.stopping.store(true, Ordering::SeqCst);
+        let group = self.pid;
+        let _ = killpg(group, self.spec.stop);
+        let exit = self.wait_exit(self.spec.grace);
+        let killed = exit.is_none();
+        // Whatever is left in its group (workers it forked) goes too.
+        let _ = killpg(group, Signal::SIGKILL);
+        let exit = exit
+            .or_else(|| self.wait_exit(KILL_WAIT))
+            .unwrap_or(Exit::Signal(Signal::SIGKILL as i32));
+        Stopped {
+            exit,
+            killed,
+            tail: self.tail(),
+        }
+    }
+
+    fn wait_exit(&self, limit: Duration) -> Option<Exit> {
+        let until = Instant::now() + limit;
+        let mut state = self.output.lock();
+        loop {
+            if let Some(exit) = state.exit {
+                return Some(exit);
+            }
+            let now = Instant::now();
+            if now >= until {
+                return None;
+            }
+            state = self
+                .output
+                .changed
+                .wait_timeout(state, until - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+}
