@@ -18,7 +18,6 @@
 //! escapes the process group, and only the program itself gets
 //! `PR_SET_PDEATHSIG`.
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -130,7 +129,8 @@ struct Output {
 }
 
 struct OutputState {
-    tail: VecDeque<String>,
+    /// Every line, with its stream: `log` checks count over all of them.
+    lines: Vec<(&'static str, String)>,
     ready: bool,
     exit: Option<Exit>,
     /// `program.log`, when the artifact folder could be made.
@@ -140,6 +140,34 @@ struct OutputState {
 impl Output {
     fn lock(&self) -> MutexGuard<'_, OutputState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl OutputState {
+    /// The last [`TAIL_LINES`] lines, oldest first, as `out| line`.
+    fn tail(&self) -> Vec<String> {
+        let from = self.lines.len().saturating_sub(TAIL_LINES);
+        self.lines[from..]
+            .iter()
+            .map(|(stream, line)| format!("{stream}| {line}"))
+            .collect()
+    }
+}
+
+/// A handle on a running program's output, which any thread of the case
+/// may hold: `log` checks count its lines.
+#[derive(Clone)]
+pub struct OutputReader(Arc<Output>);
+
+impl OutputReader {
+    /// How many lines so far, on either stream, match `pattern`.
+    pub fn count(&self, pattern: &regex::Regex) -> usize {
+        self.0
+            .lock()
+            .lines
+            .iter()
+            .filter(|(_, line)| pattern.is_match(line))
+            .count()
     }
 }
 
@@ -223,7 +251,7 @@ pub fn start(
     });
     let output = Arc::new(Output {
         state: Mutex::new(OutputState {
-            tail: VecDeque::new(),
+            lines: Vec::new(),
             ready: false,
             exit: None,
             file,
@@ -342,10 +370,7 @@ fn read_lines(
                 if ready.as_ref().is_some_and(|r| r.is_match(&line)) {
                     state.ready = true;
                 }
-                state.tail.push_back(format!("{name}| {line}"));
-                if state.tail.len() > TAIL_LINES {
-                    state.tail.pop_front();
-                }
+                state.lines.push((name, line.clone()));
                 output.changed.notify_all();
                 drop(state);
                 record.push(now, Some(side), EventKind::Output { stream: name, line });
@@ -388,7 +413,7 @@ fn watch(
                 let mut state = output.lock();
                 state.exit = Some(exit);
                 output.changed.notify_all();
-                state.tail.iter().cloned().collect()
+                state.tail()
             };
             if !stopping.load(Ordering::SeqCst) {
                 on_exit(exit, tail);
@@ -404,7 +429,12 @@ impl Running {
 
     /// Its last output lines, oldest first.
     pub fn tail(&self) -> Vec<String> {
-        self.output.lock().tail.iter().cloned().collect()
+        self.output.lock().tail()
+    }
+
+    /// A handle on its output for `log` checks.
+    pub fn reader(&self) -> OutputReader {
+        OutputReader(Arc::clone(&self.output))
     }
 
     /// Waits until the program is ready: its `ready` line printed, or else

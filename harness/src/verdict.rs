@@ -13,7 +13,7 @@ use crate::model::CallResult;
 use crate::model::Outcome;
 use crate::model::Socket;
 use crate::model::TcpState;
-use crate::suite::{Expect, Tolerance};
+use crate::suite::{Expect, LineCount, Tolerance};
 
 /// Which part of an expectation did not hold (the first, in this order,
 /// when several did not).
@@ -30,6 +30,8 @@ pub enum MismatchKind {
     Timing,
     /// A kernel TCP state.
     State,
+    /// Lines of a program's output.
+    Log,
 }
 
 /// What was expected and what was seen instead.
@@ -194,6 +196,55 @@ pub fn judge_states(
         kind: MismatchKind::State,
         expected: words(expected),
         observed: words(observed),
+    })
+}
+
+/// Judges a `log` check: `seen` lines matched `pattern`.
+pub fn judge_log(
+    pattern: &str,
+    wanted: LineCount,
+    within: Option<Duration>,
+    seen: usize,
+) -> Result<(), Mismatch> {
+    let holds = match wanted {
+        LineCount::AtLeastOne => seen >= 1,
+        LineCount::Exactly(n) => seen == n as usize,
+        LineCount::AtMost(n) => seen <= n as usize,
+    };
+    if holds {
+        return Ok(());
+    }
+    let lines = |n: usize| {
+        if n == 1 {
+            "1 line".to_string()
+        } else {
+            format!("{n} lines")
+        }
+    };
+    let when = match (wanted, within) {
+        (LineCount::AtLeastOne, Some(d)) => format!(" within {}", millis(d)),
+        (_, Some(d)) => format!(" over {}", millis(d)),
+        (_, None) => String::new(),
+    };
+    let expected = match wanted {
+        LineCount::AtLeastOne => {
+            format!("a line of the program's output matching `{pattern}`{when}")
+        }
+        LineCount::Exactly(n) => {
+            format!(
+                "{} of the program's output matching `{pattern}`{when}",
+                lines(n as usize)
+            )
+        }
+        LineCount::AtMost(n) => format!(
+            "at most {} of the program's output matching `{pattern}`{when}",
+            lines(n as usize)
+        ),
+    };
+    Err(Mismatch {
+        kind: MismatchKind::Log,
+        expected,
+        observed: format!("{} matching", lines(seen)),
     })
 }
 
@@ -387,6 +438,30 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn log_counts_are_judged_and_say_what_they_wanted() {
+        let second = Some(Duration::from_secs(1));
+        assert!(judge_log("abort", LineCount::AtLeastOne, second, 2).is_ok());
+        let err = judge_log("abort", LineCount::AtLeastOne, second, 0).unwrap_err();
+        assert_eq!(
+            err.expected,
+            "a line of the program's output matching `abort` within 1000 ms"
+        );
+        assert_eq!(err.observed, "0 lines matching");
+        let err = judge_log("at ", LineCount::Exactly(0), second, 10).unwrap_err();
+        assert_eq!(
+            err.expected,
+            "0 lines of the program's output matching `at ` over 1000 ms"
+        );
+        assert!(judge_log("x", LineCount::AtMost(1), None, 1).is_ok());
+        let err = judge_log("x", LineCount::AtMost(1), None, 2).unwrap_err();
+        assert_eq!(
+            err.expected,
+            "at most 1 line of the program's output matching `x`"
+        );
+        assert_eq!(err.kind, MismatchKind::Log);
     }
 
     #[test]

@@ -103,6 +103,12 @@ fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::
     "observed ECONNREFUSED (Connection refused)",
     "outcome"
 )]
+#[case::log(
+    "log.toml",
+    "expected a line of the program's output matching `client left` within 200 ms",
+    "observed 0 lines matching",
+    "log"
+)]
 #[case::connect_again(
     "connect_again.toml",
     "expected EALREADY (Operation already in progress)",

@@ -435,6 +435,22 @@ fn schema_checks_case_and_suite_keys() {
         &format!("timeout = \"1s\"\n[[case]]\nname = \"a\"\n{steps}\n"),
         false,
     );
+    // `log` reads the program's output.
+    let with_program = "[program]\nrun = [\"./s\"]\nport = 8080\n[[case]]\nname = \"a\"\n";
+    check(
+        &format!(
+            "{with_program}client = [{{ log = \"left\", within = \"1s\" }}, {{ log = \"at \", count = 0 }}, {{ log = \"x\", at_most = 1 }}]\n"
+        ),
+        true,
+    );
+    check(
+        &format!("{with_program}client = [{{ log = \"x\", count = -1 }}]\n"),
+        false,
+    );
+    check(
+        &format!("{with_program}client = [{{ log = \"x\", timeout = \"1s\" }}]\n"),
+        false,
+    );
     // A program under test, for the suite or one case.
     check(
         &format!(

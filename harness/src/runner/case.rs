@@ -30,7 +30,7 @@ use crate::peer::{Call, Peer, Sockets};
 use crate::record::{EventKind, Recorder, StateSource, Timeline};
 use crate::report::{CaseStatus, Failure, FailureKind, StepRef};
 use crate::sandbox::{CaseNamespace, SandboxError};
-use crate::suite::{Action, Case, Check, Control, Loop, Program, Script, Step};
+use crate::suite::{Action, Case, Check, Control, LineCount, Loop, Pattern, Program, Script, Step};
 use crate::sut;
 use crate::verdict::{self, Mismatch};
 
@@ -57,6 +57,8 @@ struct Shared {
     sockets: Arc<Sockets>,
     /// The case's record; its clock starts when the namespace is ready.
     record: Recorder,
+    /// The program under test's output, once it is running.
+    program_output: std::sync::OnceLock<sut::OutputReader>,
     control: Mutex<Coordination>,
     /// Signalled on every change of `control`, for the sides.
     changed: Condvar,
@@ -187,6 +189,7 @@ pub(crate) fn run(case: Case, record: Recorder) -> (CaseStatus, Timeline) {
         case,
         sockets: Arc::default(),
         record,
+        program_output: std::sync::OnceLock::new(),
         control: Mutex::default(),
         changed: Condvar::new(),
         supervisor: Condvar::new(),
@@ -350,6 +353,7 @@ fn start_program(shared: &Arc<Shared>, spec: &Program) -> Result<sut::Running, B
         return Err(Box::new(program_failure(shared, why, tail)));
     }
     ready.store(true, Ordering::SeqCst);
+    let _ = shared.program_output.set(running.reader());
     shared.sockets.program_listens(
         Side::Server,
         std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, spec.port)),
@@ -770,6 +774,27 @@ fn run_step(
                 Err(Unsettled::CaseEnded) => return Ok(Flow::CaseEnded),
             }
         }
+        Action::Check(Check::Log {
+            pattern,
+            lines,
+            within,
+        }) => {
+            let Some(reader) = shared.program_output.get() else {
+                return Err(fail(
+                    FailureKind::Script,
+                    None,
+                    "there is no program under test whose output `log` could read".into(),
+                ));
+            };
+            match check_log(shared, side, reader, pattern, *lines, *within) {
+                Ok(()) => {}
+                Err(Some(m)) => {
+                    let what = m.to_string();
+                    return Err(fail(FailureKind::Expectation, Some(m), what));
+                }
+                Err(None) => return Ok(Flow::CaseEnded),
+            }
+        }
         Action::Socket(socket_call) => {
             // The call's start is public before the call, so a deadline
             // that passes during it can say it is in flight.
@@ -878,6 +903,38 @@ fn wait_for_mark(shared: &Shared, label: &str, timeout: Option<Duration>) -> Res
                 .wait(control)
                 .unwrap_or_else(|p| p.into_inner()),
         };
+    }
+}
+
+/// Counts the program's output lines that match `pattern`: for one or
+/// more, until one comes or `within` passes; for a count, once `within` has
+/// passed (a line logged late still counts). The count goes on the record.
+/// `Err(None)`: the case ended while it watched.
+fn check_log(
+    shared: &Shared,
+    side: Side,
+    reader: &sut::OutputReader,
+    pattern: &Pattern,
+    lines: LineCount,
+    within: Option<Duration>,
+) -> Result<(), Option<Mismatch>> {
+    let until = Instant::now() + within.unwrap_or_default();
+    loop {
+        let seen = reader.count(&pattern.0);
+        let now = Instant::now();
+        if (lines == LineCount::AtLeastOne && seen > 0) || now >= until {
+            shared.push(
+                now,
+                Some(side),
+                EventKind::Note {
+                    text: format!("log {:?}: {seen} matching", pattern.0.as_str()),
+                },
+            );
+            return verdict::judge_log(pattern.0.as_str(), lines, within, seen).map_err(Some);
+        }
+        if !shared.sleep_until((now + POLL_INTERVAL).min(until)) {
+            return Err(None);
+        }
     }
 }
 

@@ -135,7 +135,8 @@ pub struct Loop {
     pub until: Vec<Outcome>,
 }
 
-/// A look at the kernel's state.
+/// A look at what the kernel holds, or at what the program under test
+/// printed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Check {
     /// Assert kernel TCP states: now, or `within` a deadline (polling).
@@ -145,6 +146,37 @@ pub enum Check {
         /// Poll until this passes; `None` samples once.
         within: Option<Duration>,
     },
+    /// Count the lines of the program's output that match a pattern.
+    Log {
+        /// The regular expression.
+        pattern: Pattern,
+        /// How many matching lines may there be.
+        lines: LineCount,
+        /// With [`LineCount::AtLeastOne`], wait up to this long for one;
+        /// with a count, watch for this long before counting.
+        within: Option<Duration>,
+    },
+}
+
+/// How many matching lines a `log` check wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineCount {
+    /// One or more (the default: "it is logged").
+    AtLeastOne,
+    /// Exactly this many (`count = 0`: "never logged").
+    Exactly(u32),
+    /// No more than this many (`at_most = 1`: "logged at most once").
+    AtMost(u32),
+}
+
+/// A regular expression a suite wrote; two are equal when their text is.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub regex::Regex);
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
 }
 
 /// What to write.
@@ -444,6 +476,17 @@ pub const CATALOG: &[ActionDef] = &[
         modifiers: &["times", "until"],
     },
     ActionDef {
+        keyword: "log",
+        kind: StepKind::Check,
+        written: "log = \"Broken pipe\"",
+        summary: "count the program under test's output lines matching a regular expression: one or more (waiting up to `within`), or `count`/`at_most` of them over `within`",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &["within", "count", "at_most"],
+    },
+    ActionDef {
         keyword: "state",
         kind: StepKind::Check,
         written: "state = { client = \"FIN_WAIT2\", server = \"CLOSE_WAIT\" }",
@@ -464,7 +507,7 @@ pub const MODIFIERS: &[ModifierDef] = &[
     },
     ModifierDef {
         keyword: "within",
-        summary: "for `state`: poll until the states hold, failing after this long; without it the states are sampled once",
+        summary: "for `state`: poll until the states hold, failing after this long; without it the states are sampled once; for `log`, see there",
     },
     ModifierDef {
         keyword: "repeat",
@@ -501,6 +544,14 @@ pub const MODIFIERS: &[ModifierDef] = &[
     ModifierDef {
         keyword: "until",
         summary: "for `loop`: an outcome (or a list) that ends the loop when a call in it returns one; the loop fails if none came",
+    },
+    ModifierDef {
+        keyword: "count",
+        summary: "for `log`: exactly this many matching lines (`0`: never logged), counted once `within` has passed",
+    },
+    ModifierDef {
+        keyword: "at_most",
+        summary: "for `log`: no more than this many matching lines (`1`: logged at most once), counted once `within` has passed",
     },
     ModifierDef {
         keyword: "on",
@@ -621,6 +672,7 @@ impl Action {
                 Control::Loop(_) => "loop",
             },
             Action::Check(Check::State { .. }) => "state",
+            Action::Check(Check::Log { .. }) => "log",
         }
     }
 
@@ -761,6 +813,22 @@ impl fmt::Display for Control {
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Check::Log {
+                pattern,
+                lines,
+                within,
+            } => {
+                write!(f, "log {:?}", pattern.0.as_str())?;
+                match lines {
+                    LineCount::AtLeastOne => {}
+                    LineCount::Exactly(n) => write!(f, " count {n}")?,
+                    LineCount::AtMost(n) => write!(f, " at most {n}")?,
+                }
+                match within {
+                    Some(d) => write!(f, " within {}", ms(d)),
+                    None => Ok(()),
+                }
+            }
             Check::State { expected, within } => {
                 let states: Vec<String> = expected
                     .iter()

@@ -27,7 +27,8 @@ use std::time::Duration;
 use crate::model::{Link, Outcome, PollEvents, Side};
 
 pub use action::{
-    Action, Check, Control, How, Loop, Payload, SocketCall, SocketOptions, StepKind, Until,
+    Action, Check, Control, How, LineCount, Loop, Pattern, Payload, SocketCall, SocketOptions,
+    StepKind, Until,
 };
 pub use parse::{Diagnostic, SuiteError, parse_suite};
 
@@ -124,7 +125,9 @@ impl Case {
                     Action::Control(Control::Loop(looped)) => {
                         total(&looped.body).saturating_mul(looped.times)
                     }
-                    Action::Check(Check::State { within, .. }) => within.unwrap_or_default(),
+                    Action::Check(Check::State { within, .. } | Check::Log { within, .. }) => {
+                        within.unwrap_or_default()
+                    }
                     _ => step
                         .expect
                         .as_ref()

@@ -345,7 +345,7 @@ fn action_value(keyword: &str) -> Value {
             "items": { "enum": PollEvents::REQUESTABLE, "description": "An event to wait for." },
         }),
         "sleep" => duration(),
-        "mark" | "wait" => json!({ "type": "string" }),
+        "mark" | "wait" | "log" => json!({ "type": "string" }),
         "loop" => json!({
             "type": "array",
             "minItems": 1,
@@ -374,6 +374,7 @@ fn modifier_value(keyword: &str) -> Value {
     match keyword {
         "timeout" | "within" | "after" | "longer_than" => duration(),
         "repeat" | "max" | "times" => json!({ "type": "integer", "minimum": 1 }),
+        "count" | "at_most" => json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX }),
         "backlog" => json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX }),
         "from" => json!({ "type": "integer", "minimum": 1, "maximum": 65535 }),
         "nonblocking" | "again" => json!({ "type": "boolean" }),

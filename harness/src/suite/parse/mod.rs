@@ -392,6 +392,12 @@ impl<'a> Reader<'a> {
                             }
                         }
                     }
+                    Action::Check(Check::Log { .. }) if !program => {
+                        self.problem(
+                            step.span.clone(),
+                            "expected a program under test for `log` to read, found none: `log` checks a program's output",
+                        );
+                    }
                     Action::Control(Control::Wait { label, .. }) if !marks(script.side, label) => {
                         self.problem(
                             step.span.clone(),

@@ -39,6 +39,7 @@ pub(super) struct RawStepTable {
     /// Read as steps by `Reader::steps`; serde only takes note of it.
     #[serde(rename = "loop")]
     pub(super) loop_: Option<Spanned<de::IgnoredAny>>,
+    pub(super) log: Option<Spanned<RawPattern>>,
     pub(super) state: Option<Spanned<RawStates>>,
     pub(super) timeout: Option<Spanned<DurationValue>>,
     pub(super) within: Option<Spanned<DurationValue>>,
@@ -51,6 +52,8 @@ pub(super) struct RawStepTable {
     pub(super) revents: Option<Spanned<RawPollEvents>>,
     pub(super) times: Option<Spanned<u32>>,
     pub(super) until: Option<Spanned<RawExpect>>,
+    pub(super) count: Option<Spanned<u32>>,
+    pub(super) at_most: Option<Spanned<u32>>,
     pub(super) expect: Option<Spanned<RawExpect>>,
     pub(super) bytes: Option<Spanned<u64>>,
     pub(super) after: Option<Spanned<DurationValue>>,
@@ -81,6 +84,8 @@ impl RawStepTable {
             revents => "revents",
             times => "times",
             until => "until",
+            count => "count",
+            at_most => "at_most",
             on => "on",
             expect => "expect",
             bytes => "bytes",
@@ -118,6 +123,7 @@ impl RawStepTable {
             mark,
             wait,
             loop_,
+            log,
             state,
             timeout,
             within,
@@ -130,6 +136,8 @@ impl RawStepTable {
             revents,
             times,
             until,
+            count,
+            at_most,
             expect,
             bytes,
             after,
@@ -617,4 +625,19 @@ pub(super) struct RawProgram {
     #[serde(default)]
     pub(super) env: std::collections::BTreeMap<String, String>,
     pub(super) cwd: Option<String>,
+}
+
+/// A regular expression, compiled as it is read so a bad one is reported
+/// at itself.
+pub(super) struct RawPattern(pub(super) regex::Regex);
+
+impl<'de> Deserialize<'de> for RawPattern {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        regex::Regex::new(&text).map(RawPattern).map_err(|e| {
+            de::Error::custom(format!(
+                "expected a regular expression, found `{text}`: {e}"
+            ))
+        })
+    }
 }

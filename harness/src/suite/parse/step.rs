@@ -10,7 +10,9 @@ use super::Reader;
 use super::raw::{RawExpect, RawPayload, RawStep, RawStepTable, parse_outcome};
 use crate::model::{Link, Outcome, PollEvents, Side};
 use crate::suite::action::{self, ActionDef, CATALOG, JUDGING};
-use crate::suite::{Action, Check, Control, Expect, Loop, Payload, SocketCall, Step};
+use crate::suite::{
+    Action, Check, Control, Expect, LineCount, Loop, Pattern, Payload, SocketCall, Step,
+};
 
 /// A step's table as read: the serde-readable keys, and a `loop`'s body,
 /// which is read as steps of its own.
@@ -169,6 +171,11 @@ impl<'a> Reader<'a> {
             times: 0,
             until: Vec::new(),
         })));
+        take!(log, "log", |v| K(Check::Log {
+            pattern: Pattern(v.0),
+            lines: LineCount::AtLeastOne,
+            within: None,
+        }));
         take!(state, "state", |v| K(Check::State {
             expected: v.into_expected(),
             within: None
@@ -292,8 +299,21 @@ impl<'a> Reader<'a> {
                 _ => {}
             }
         }
-        if let (Some(within), K(Check::State { within: w, .. })) = (&raw.within, &mut *action) {
+        if let (Some(within), K(Check::State { within: w, .. } | Check::Log { within: w, .. })) =
+            (&raw.within, &mut *action)
+        {
             *w = Some(within.get_ref().0);
+        }
+        if let K(Check::Log { lines, .. }) = action {
+            match (&raw.count, &raw.at_most) {
+                (Some(_), Some(both)) => self.problem(
+                    both.span(),
+                    "expected `count` or `at_most` with `log`, found both",
+                ),
+                (Some(count), None) => *lines = LineCount::Exactly(*count.get_ref()),
+                (None, Some(at_most)) => *lines = LineCount::AtMost(*at_most.get_ref()),
+                (None, None) => {}
+            }
         }
         if let Some(repeat) = &raw.repeat {
             match action {

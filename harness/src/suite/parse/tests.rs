@@ -735,6 +735,18 @@ fn with_program(table: &str) -> String {
     with_program("run = [\"./server\"]\nport = 8080\nrestart = true"),
     "unknown field `restart`"
 )]
+#[case::log_count_and_at_most(
+    "[program]\nrun = [\"./s\"]\nport = 8080\n\n[[case]]\nname = \"a\"\nclient = [{ log = \"x\", count = 0, at_most = 1 }]\n".to_string(),
+    "expected `count` or `at_most` with `log`, found both"
+)]
+#[case::log_bad_pattern(
+    "[program]\nrun = [\"./s\"]\nport = 8080\n\n[[case]]\nname = \"a\"\nclient = [{ log = \"(\" }]\n".to_string(),
+    "expected a regular expression, found `(`"
+)]
+#[case::log_without_a_program(
+    "[[case]]\nname = \"a\"\nclient = [{ log = \"x\" }]\n".to_string(),
+    "expected a program under test for `log` to read, found none"
+)]
 #[case::server_script_beside_a_program(
     "[program]\nrun = [\"./server\"]\nport = 8080\n\n[[case]]\nname = \"a\"\nserver = [{ listen = 8080 }]\n".to_string(),
     "expected no `server` script in a case with a program (the program at line 1 plays the server), found one"
