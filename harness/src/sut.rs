@@ -270,7 +270,7 @@ pub fn start(
         Instant::now(),
         Some(side),
         EventKind::Note {
-            text: format!("program started: {} (pid {pid})", argv.join(" ")),
+            text: format!("program started: {} (pid {pid})", shown(&argv)),
         },
     );
     Ok(Running {
@@ -279,6 +279,24 @@ pub fn start(
         output,
         stopping,
     })
+}
+
+/// The command as a timeline line shows it: one line (control characters
+/// escaped), each long argument cut short.
+fn shown(argv: &[String]) -> String {
+    const LONGEST: usize = 48;
+    argv.iter()
+        .map(|arg| {
+            let escaped: String = arg.chars().flat_map(char::escape_default).collect();
+            if escaped.chars().count() > LONGEST {
+                let cut: String = escaped.chars().take(LONGEST).collect();
+                format!("{cut}...")
+            } else {
+                escaped
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Fills in `{port}`, `{artifacts}`, `{suite_dir}` and `{fixture:NAME}`.
@@ -530,5 +548,71 @@ impl Running {
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn places(fixtures: Vec<PathBuf>) -> Places {
+        Places {
+            suite_dir: PathBuf::from("/suites/http"),
+            fixtures,
+        }
+    }
+
+    #[test]
+    fn substitutions_fill_in_what_they_name_and_leave_the_rest() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("stream"), "").expect("a fake fixture");
+        let places = places(vec![PathBuf::from("/nowhere"), dir.path().to_path_buf()]);
+        let record = Recorder::new(dir.path().to_path_buf(), "t-".into());
+        let fill = |text: &str| substitute(text, 8080, &places, &record);
+        assert_eq!(fill("--port={port}").expect("port"), "--port=8080");
+        assert_eq!(
+            fill("{suite_dir}/app.py").expect("dir"),
+            "/suites/http/app.py"
+        );
+        assert_eq!(
+            fill("{fixture:stream}").expect("fixture"),
+            dir.path().join("stream").to_string_lossy()
+        );
+        // Not ours: left as written, JSON and shell braces alike.
+        assert_eq!(fill("{\"a\": 1} {x} {").expect("as is"), "{\"a\": 1} {x} {");
+        let missing = fill("{fixture:nope}").unwrap_err().to_string();
+        assert!(
+            missing.contains("no fixture `nope` in /nowhere or"),
+            "{missing}"
+        );
+        assert!(
+            missing.contains("cargo build -p hangup-fixtures"),
+            "{missing}"
+        );
+        // {artifacts} makes the case's artifact folder.
+        let made = fill("{artifacts}/x").expect("artifacts");
+        assert!(
+            made.starts_with(&*dir.path().join("t-").to_string_lossy()),
+            "{made}"
+        );
+    }
+
+    #[test]
+    fn a_command_is_shown_on_one_line_and_long_arguments_cut_short() {
+        let argv = vec![
+            "python3".to_string(),
+            "-c".to_string(),
+            format!("import os\n{}", "x".repeat(100)),
+        ];
+        let line = shown(&argv);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.starts_with("python3 -c import os\\nxxx"), "{line}");
+        assert!(line.ends_with("..."), "{line}");
+    }
+
+    #[test]
+    fn an_exit_says_its_status_or_its_signal() {
+        assert_eq!(Exit::Code(3).to_string(), "exited with status 3");
+        assert_eq!(Exit::Signal(9).to_string(), "was killed by SIGKILL");
     }
 }
