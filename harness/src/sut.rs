@@ -160,6 +160,34 @@ impl OutputState {
 pub struct OutputReader(Arc<Output>);
 
 impl OutputReader {
+    /// How the program ended, once it has.
+    pub fn exit(&self) -> Option<Exit> {
+        self.0.lock().exit
+    }
+
+    /// How the program ended, waiting up to `limit` for it to end. A
+    /// program's sockets close while it exits, a moment before it can be
+    /// reaped: a peer that met its closed port asks this.
+    pub fn exit_within(&self, limit: Duration) -> Option<Exit> {
+        let until = Instant::now() + limit;
+        let mut state = self.0.lock();
+        loop {
+            if state.exit.is_some() {
+                return state.exit;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return None;
+            }
+            state = self
+                .0
+                .changed
+                .wait_timeout(state, until - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
+
     /// How many lines so far, on either stream, match `pattern`.
     pub fn count(&self, pattern: &regex::Regex) -> usize {
         self.0
@@ -424,15 +452,15 @@ fn watch(
                     text: format!("program {exit}"),
                 },
             );
-            // Its output may still be in the pipes: let the readers catch up
-            // a little before the tail is taken.
-            std::thread::sleep(Duration::from_millis(20));
-            let tail: Vec<String> = {
+            {
                 let mut state = output.lock();
                 state.exit = Some(exit);
                 output.changed.notify_all();
-                state.tail()
-            };
+            }
+            // Its last words may still be in the pipes: let the readers
+            // catch up a little before the tail is taken.
+            std::thread::sleep(Duration::from_millis(20));
+            let tail = output.lock().tail();
             if !stopping.load(Ordering::SeqCst) {
                 on_exit(exit, tail);
             }

@@ -387,3 +387,26 @@ fn a_program_that_misbehaves_fails_its_case_with_the_reason(
     }
     drop(dir);
 }
+
+/// Each deliberately broken fixture makes the suite its correct twin passes
+/// (`suites/fixtures/`) fail, and the report names the cause.
+#[rstest]
+#[case::leaky(
+    "twin_leaky.toml",
+    "expected server TIME_WAIT within 1000 ms, observed server CLOSE_WAIT"
+)]
+#[case::deaf(
+    "twin_deaf.toml",
+    "expected a line of the program's output matching `client left` within 500 ms, observed 0 lines matching"
+)]
+#[case::crashy("twin_crashy.toml", "(the program exited with status 3 before this)")]
+#[case::noisy(
+    "twin_noisy.toml",
+    "expected 0 lines of the program's output matching `\tat `, observed 10 lines matching"
+)]
+fn a_broken_twin_fails_the_suite_its_fixture_passes(#[case] file: &str, #[case] cause: &str) {
+    let (code, stdout, report, _dir) = run_broken(file);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains(cause), "{stdout}");
+    assert_eq!(report[0]["status"], "failed");
+}

@@ -48,6 +48,10 @@ const WAKE_INTERVAL: Duration = Duration::from_millis(5);
 /// lingering close (`SO_LINGER` with seconds) can hold a side longer.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// How long a failure waits to learn whether the program under test has
+/// just ended (and so likely caused it): only on the way to a failure.
+const PROGRAM_EXIT_GRACE: Duration = Duration::from_millis(100);
+
 /// How long the case's thread then gets to close every socket.
 const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -127,8 +131,21 @@ impl Shared {
         self.control().stopping
     }
 
-    /// Records the case's first failure and stops it.
-    fn fail(&self, failure: Failure) {
+    /// Records the case's first failure and stops it. A failure while the
+    /// program under test had already ended on its own says so: its exit
+    /// is likely the cause (a refused connect, a reset).
+    fn fail(&self, mut failure: Failure) {
+        let ended = match (self.program_output.get(), failure.kind) {
+            (Some(program), kind) if kind != FailureKind::Program && !self.stopping() => {
+                program.exit_within(PROGRAM_EXIT_GRACE)
+            }
+            _ => None,
+        };
+        if let Some(exit) = ended {
+            failure
+                .summary
+                .push_str(&format!(" (the program {exit} before this)"));
+        }
         let mut control = self.control();
         if control.failure.is_none() {
             control.failure = Some(failure);
