@@ -389,7 +389,7 @@ fn a_program_that_misbehaves_fails_its_case_with_the_reason(
 }
 
 /// Each deliberately broken fixture makes the suite its correct twin passes
-/// (`suites/fixtures/`) fail, and the report names the cause.
+/// (`fixtures/suites/`) fail, and the report names the cause.
 #[rstest]
 #[case::leaky(
     "twin_leaky.toml",
