@@ -45,7 +45,7 @@ use crate::suite::{How, Payload, SocketCall, SocketOptions, Until};
 /// One call a script made: its result, when the syscall began and how long
 /// it took. Setup (building a payload, setting a timeout) happens before
 /// `began`, so a timing check measures the kernel, not the harness.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Call {
     /// How it ended.
     pub result: CallResult,
@@ -53,7 +53,14 @@ pub struct Call {
     pub began: Instant,
     /// How long it took, to the return of its last syscall.
     pub took: Duration,
+    /// For reads: the bytes received, the first [`RECEIVED_KEPT`] of them,
+    /// for a `matches` check.
+    pub received: Vec<u8>,
 }
+
+/// How many received bytes a read keeps for a `matches` check: enough for
+/// a response's status line and headers.
+pub const RECEIVED_KEPT: usize = 64 * 1024;
 
 /// A step that needs a socket the side does not have: a script error the
 /// kernel was never asked about.
@@ -298,6 +305,7 @@ impl Peer {
             result,
             began,
             took,
+            received: Vec::new(),
         }
     }
 
@@ -329,6 +337,7 @@ impl Peer {
             result,
             began,
             took,
+            received: Vec::new(),
         })
     }
 
@@ -376,6 +385,7 @@ impl Peer {
             result,
             began,
             took,
+            received: Vec::new(),
         }
     }
 
@@ -528,6 +538,7 @@ fn instant(result: CallResult) -> Call {
         result,
         began: Instant::now(),
         took: Duration::ZERO,
+        received: Vec::new(),
     }
 }
 
@@ -538,6 +549,7 @@ fn timed(f: impl FnOnce() -> CallResult) -> Call {
         result,
         began,
         took: began.elapsed(),
+        received: Vec::new(),
     }
 }
 
@@ -592,6 +604,7 @@ fn send(conn: &Sock, payload: &Payload, timeout: Option<Duration>) -> Call {
         result,
         began,
         took: began.elapsed(),
+        received: Vec::new(),
     }
 }
 
@@ -606,11 +619,16 @@ fn recv(conn: &Sock, max: usize, timeout: Option<Duration>) -> Call {
     if let Err(err) = conn.set_read_timeout(kernel_timeout(timeout)) {
         return instant(CallResult::from_io(&err, 0));
     }
-    timed(|| match read_once(conn, &mut buf) {
+    let mut call = timed(|| match read_once(conn, &mut buf) {
         Ok(0) => CallResult::eof(0),
         Ok(n) => CallResult::ok(n as u64),
         Err(err) => CallResult::from_io(&err, 0),
-    })
+    });
+    if matches!(call.result.outcome, crate::model::Outcome::Ok) {
+        buf.truncate((call.result.bytes as usize).min(RECEIVED_KEPT));
+        call.received = buf;
+    }
+    call
 }
 
 /// Reads until a byte count or a pattern; `timeout` is each read's
@@ -620,9 +638,11 @@ fn recv_until(conn: &Sock, until: &Until, timeout: Option<Duration>) -> Call {
     if let Err(err) = conn.set_read_timeout(kernel_timeout(timeout)) {
         return instant(CallResult::from_io(&err, 0));
     }
-    // Only the tail that could hold a pattern split across reads is kept.
+    // Only the tail that could hold a pattern split across reads is kept
+    // for the search; the start of what arrived, for a `matches` check.
     let mut tail: Vec<u8> = Vec::new();
-    timed(|| {
+    let mut kept: Vec<u8> = Vec::new();
+    let mut call = timed(|| {
         let mut total = 0u64;
         loop {
             match read_once(conn, &mut buf) {
@@ -630,6 +650,8 @@ fn recv_until(conn: &Sock, until: &Until, timeout: Option<Duration>) -> Call {
                 Ok(0) => return CallResult::eof(total),
                 Ok(n) => {
                     total += n as u64;
+                    let room = RECEIVED_KEPT.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
                     match until {
                         Until::Bytes(want) if total >= *want => return CallResult::ok(total),
                         Until::Pattern(pattern) => {
@@ -647,7 +669,9 @@ fn recv_until(conn: &Sock, until: &Until, timeout: Option<Duration>) -> Call {
                 }
             }
         }
-    })
+    });
+    call.received = kept;
+    call
 }
 
 fn shutdown(conn: &Sock, how: How) -> Call {

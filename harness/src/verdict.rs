@@ -26,6 +26,8 @@ pub enum MismatchKind {
     Bytes,
     /// The events a poll reported ready.
     Ready,
+    /// What a read received (`matches`).
+    Content,
     /// How long the call took (`after`, `longer_than`).
     Timing,
     /// A kernel TCP state.
@@ -59,6 +61,7 @@ impl fmt::Display for Mismatch {
 pub fn judge_call(
     expect: &Expect,
     result: &CallResult,
+    received: &[u8],
     took: Duration,
     tolerance: Tolerance,
     lateness: Duration,
@@ -71,10 +74,17 @@ pub fn judge_call(
         .is_none_or(|want| took.abs_diff(want) <= tolerance.slack(want) + late.allowance());
     let lower_ok = expect.longer_than.is_none_or(|bound| took > bound);
     let ready_ok = expect.revents.is_none_or(|want| result.ready == Some(want));
-    if outcome_ok && bytes_ok && timing_ok && lower_ok && ready_ok {
+    let content_ok = expect
+        .matches
+        .as_ref()
+        .is_none_or(|pattern| pattern.0.is_match(&String::from_utf8_lossy(received)));
+    if outcome_ok && bytes_ok && timing_ok && lower_ok && ready_ok && content_ok {
         return Ok(());
     }
     let mut observed = describe_result(result, took);
+    if !content_ok {
+        observed.push_str(&format!(", received {}", excerpt(received)));
+    }
     if !timing_ok && late.is_notable() {
         observed.push_str(&format!(
             "; hangup's own timers ran up to {} late in this case: the machine is overloaded",
@@ -87,6 +97,8 @@ pub fn judge_call(
         MismatchKind::Bytes
     } else if !ready_ok {
         MismatchKind::Ready
+    } else if !content_ok {
+        MismatchKind::Content
     } else {
         MismatchKind::Timing
     };
@@ -143,6 +155,9 @@ pub fn describe_expect(expect: &Expect, tolerance: Tolerance, late: Lateness) ->
     if let Some(ready) = expect.revents {
         out.push_str(&format!(", ready: {ready}"));
     }
+    if let Some(pattern) = &expect.matches {
+        out.push_str(&format!(", received matching `{}`", pattern.0.as_str()));
+    }
     if let Some(after) = expect.after {
         out.push_str(&format!(
             " after {} ±{}",
@@ -197,6 +212,20 @@ pub fn judge_states(
         expected: words(expected),
         observed: words(observed),
     })
+}
+
+/// The start of what a read received, as a quoted line: escaped, cut at
+/// 120 characters.
+pub fn excerpt(received: &[u8]) -> String {
+    const LONGEST: usize = 120;
+    let text = String::from_utf8_lossy(received);
+    let escaped: String = text.chars().flat_map(char::escape_default).collect();
+    if escaped.chars().count() > LONGEST {
+        let cut: String = escaped.chars().take(LONGEST).collect();
+        format!("\"{cut}...\"")
+    } else {
+        format!("\"{escaped}\"")
+    }
 }
 
 /// Judges a `log` check: `seen` lines matched `pattern`.
@@ -269,6 +298,7 @@ mod tests {
             after: after.map(Duration::from_millis),
             longer_than: None,
             revents: None,
+            matches: None,
         }
     }
 
@@ -287,6 +317,7 @@ mod tests {
         let err = judge_call(
             &want,
             &result,
+            &[],
             Duration::from_millis(3),
             Tolerance::DEFAULT,
             Duration::ZERO,
@@ -306,6 +337,7 @@ mod tests {
             judge_call(
                 &want,
                 &seen,
+                &[],
                 Duration::from_millis(230),
                 Tolerance::DEFAULT,
                 Duration::ZERO
@@ -334,9 +366,39 @@ mod tests {
             bytes: 0,
             ready: None,
         };
-        assert!(judge_call(&want, &ok, Duration::from_millis(2450), tol, Duration::ZERO).is_ok());
-        assert!(judge_call(&want, &ok, Duration::from_millis(2550), tol, Duration::ZERO).is_err());
-        assert!(judge_call(&want, &ok, Duration::from_millis(1450), tol, Duration::ZERO).is_err());
+        assert!(
+            judge_call(
+                &want,
+                &ok,
+                &[],
+                Duration::from_millis(2450),
+                tol,
+                Duration::ZERO
+            )
+            .is_ok()
+        );
+        assert!(
+            judge_call(
+                &want,
+                &ok,
+                &[],
+                Duration::from_millis(2550),
+                tol,
+                Duration::ZERO
+            )
+            .is_err()
+        );
+        assert!(
+            judge_call(
+                &want,
+                &ok,
+                &[],
+                Duration::from_millis(1450),
+                tol,
+                Duration::ZERO
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -368,6 +430,7 @@ mod tests {
         let err = judge_call(
             &want,
             &ok,
+            &[],
             took,
             Tolerance::DEFAULT,
             Duration::from_millis(2),
@@ -379,6 +442,7 @@ mod tests {
         let err = judge_call(
             &want,
             &ok,
+            &[],
             took,
             Tolerance::DEFAULT,
             Duration::from_millis(30),
@@ -400,6 +464,7 @@ mod tests {
             judge_call(
                 &want,
                 &ok,
+                &[],
                 took,
                 Tolerance::DEFAULT,
                 Duration::from_millis(45)
@@ -420,6 +485,7 @@ mod tests {
         let err = judge_call(
             &want,
             &seen,
+            &[],
             Duration::ZERO,
             Tolerance::DEFAULT,
             Duration::ZERO,
@@ -432,6 +498,7 @@ mod tests {
             judge_call(
                 &want,
                 &seen,
+                &[],
                 Duration::ZERO,
                 Tolerance::DEFAULT,
                 Duration::ZERO
@@ -465,6 +532,49 @@ mod tests {
     }
 
     #[test]
+    fn what_a_read_received_is_matched_and_shown_when_it_does_not() {
+        let mut want = expect(vec![Outcome::Ok], None, None);
+        want.matches = Some(crate::suite::Pattern(
+            regex::Regex::new(r"^HTTP/1\.1 200").expect("pattern"),
+        ));
+        let ok = CallResult {
+            outcome: Outcome::Ok,
+            bytes: 30,
+            ready: None,
+        };
+        let bad_gateway = b"HTTP/1.1 502 Bad Gateway\r\n\r\n";
+        let err = judge_call(
+            &want,
+            &ok,
+            bad_gateway,
+            Duration::ZERO,
+            Tolerance::DEFAULT,
+            Duration::ZERO,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, MismatchKind::Content);
+        assert_eq!(err.expected, r"ok, received matching `^HTTP/1\.1 200`");
+        assert!(
+            err.observed
+                .ends_with(r#"received "HTTP/1.1 502 Bad Gateway\r\n\r\n""#),
+            "{}",
+            err.observed
+        );
+        let fine = b"HTTP/1.1 200 OK\r\n\r\n";
+        assert!(
+            judge_call(
+                &want,
+                &ok,
+                fine,
+                Duration::ZERO,
+                Tolerance::DEFAULT,
+                Duration::ZERO
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
     fn bytes_and_eof_are_judged() {
         let want = expect(vec![Outcome::Ok], Some(5), None);
         let short = CallResult {
@@ -476,6 +586,7 @@ mod tests {
             judge_call(
                 &want,
                 &short,
+                &[],
                 Duration::ZERO,
                 Tolerance::DEFAULT,
                 Duration::ZERO
@@ -490,6 +601,7 @@ mod tests {
         let err = judge_call(
             &expect(vec![Outcome::Ok], None, None),
             &eof,
+            &[],
             Duration::ZERO,
             Tolerance::DEFAULT,
             Duration::ZERO,

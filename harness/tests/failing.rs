@@ -109,6 +109,12 @@ fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::
     "observed 0 lines matching",
     "log"
 )]
+#[case::matches(
+    "matches.toml",
+    "expected ok, received matching `^HTTP/1\\.1 200 `",
+    r#"received "HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n""#,
+    "content"
+)]
 #[case::connect_again(
     "connect_again.toml",
     "expected EALREADY (Operation already in progress)",

@@ -362,6 +362,17 @@ const AGREED: &[(&str, &str, bool)] = &[
         false,
     ),
     ("client", r#"{ send = 1, times = 2 }"#, false),
+    (
+        "client",
+        r#"{ recv = true, matches = "^HTTP/1\\.1 200" }"#,
+        true,
+    ),
+    (
+        "client",
+        r#"{ recv_until = "\r\n\r\n", matches = "502" }"#,
+        true,
+    ),
+    ("client", r#"{ send = 1, matches = "x" }"#, false),
     // Sysctls: checked as a whole case below.
 ];
 

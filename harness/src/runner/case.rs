@@ -882,6 +882,7 @@ fn judge(shared: &Shared, step: &Step, call: &Call) -> Result<(), Mismatch> {
     verdict::judge_call(
         &expect,
         &call.result,
+        &call.received,
         call.took,
         shared.case.tolerance,
         lateness,

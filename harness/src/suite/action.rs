@@ -352,7 +352,7 @@ pub const CATALOG: &[ActionDef] = &[
         on_connection: true,
         judged: true,
         bare: true,
-        modifiers: &["timeout", "max"],
+        modifiers: &["timeout", "max", "matches"],
     },
     ActionDef {
         keyword: "recv_until",
@@ -363,7 +363,7 @@ pub const CATALOG: &[ActionDef] = &[
         on_connection: true,
         judged: true,
         bare: false,
-        modifiers: &["timeout"],
+        modifiers: &["timeout", "matches"],
     },
     ActionDef {
         keyword: "shutdown",
@@ -546,6 +546,10 @@ pub const MODIFIERS: &[ModifierDef] = &[
         summary: "for `loop`: an outcome (or a list) that ends the loop when a call in it returns one; the loop fails if none came",
     },
     ModifierDef {
+        keyword: "matches",
+        summary: "for `recv` and `recv_until`: a regular expression what was received must match (as text; the first 64 KiB), e.g. `^HTTP/1\\.1 502` to tell a 502 from a 200",
+    },
+    ModifierDef {
         keyword: "count",
         summary: "for `log`: exactly this many matching lines (`0`: never logged), counted once `within` has passed",
     },
@@ -695,6 +699,7 @@ impl Action {
             after: None,
             longer_than: None,
             revents: None,
+            matches: None,
         }
     }
 }

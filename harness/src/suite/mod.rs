@@ -220,6 +220,9 @@ pub struct Expect {
     pub longer_than: Option<Duration>,
     /// For `poll`: exactly the events that must be reported ready.
     pub revents: Option<PollEvents>,
+    /// For reads: a pattern what was received must match (as text, invalid
+    /// UTF-8 replaced), e.g. `^HTTP/1\.1 200`.
+    pub matches: Option<Pattern>,
 }
 
 /// How far a measured duration may be from the expected one:

@@ -397,6 +397,7 @@ fn modifier_value(keyword: &str) -> Value {
         }
         "on" => json!({ "enum": ["client", "server"] }),
         "bytes" => json!({ "type": "integer", "minimum": 0 }),
+        "matches" => json!({ "type": "string" }),
         other => unreachable!("modifier `{other}` has no value schema"),
     }
 }

@@ -479,11 +479,19 @@ impl<'a> Reader<'a> {
             (Some(revents), Action::Socket(SocketCall::Poll { .. })) => Some(revents.get_ref().0),
             _ => None,
         };
+        let matches = match (&raw.matches, action) {
+            (
+                Some(pattern),
+                Action::Socket(SocketCall::Recv { .. } | SocketCall::RecvUntil { .. }),
+            ) => Some(Pattern(pattern.get_ref().0.clone())),
+            _ => None,
+        };
         if raw.expect.is_none()
             && raw.bytes.is_none()
             && raw.after.is_none()
             && raw.longer_than.is_none()
             && revents.is_none()
+            && matches.is_none()
         {
             return None;
         }
@@ -495,6 +503,7 @@ impl<'a> Reader<'a> {
         out.after = raw.after.as_ref().map(|a| a.get_ref().0);
         out.longer_than = raw.longer_than.as_ref().map(|a| a.get_ref().0);
         out.revents = revents;
+        out.matches = matches;
         Some(out)
     }
 

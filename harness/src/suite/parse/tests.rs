@@ -274,7 +274,7 @@ fn client(steps: &str) -> String {
     client("  { recv = true, within = \"1s\" },"),
     4,
     27,
-    "`within` does not apply to `recv`, expected one of `timeout`, `max`, `expect`, `bytes`, `after`, `longer_than`"
+    "`within` does not apply to `recv`, expected one of `timeout`, `max`, `matches`, `expect`, `bytes`, `after`, `longer_than`"
 )]
 #[case::timeout_on_close(
     client("  { close = true, timeout = \"1s\" },"),
