@@ -65,6 +65,21 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Compare two JSON reports (`run --json`) of the same suites, say
+    /// against two versions of a program: every observation that changed,
+    /// per case. Exits 1 on a difference the accept file does not list.
+    Diff {
+        /// The report of the version compared against.
+        base: PathBuf,
+        /// The report of the new version.
+        new: PathBuf,
+        /// Differences to accept: one a line, as this command prints them.
+        #[arg(long, value_name = "FILE")]
+        accept: Option<PathBuf>,
+        /// Also write the comparison as JUnit XML (one testcase per case).
+        #[arg(long, value_name = "FILE")]
+        junit: Option<PathBuf>,
+    },
     /// Print the JSON Schema of the suite format.
     Schema,
     /// Measure the harness's overhead against a bare namespace, sock_diag
@@ -143,6 +158,12 @@ pub fn main() -> ExitCode {
             run(suites, junit, json, &plan, &options)
         }
         Command::Check { paths } => check(&paths),
+        Command::Diff {
+            base,
+            new,
+            accept,
+            junit,
+        } => diff(&base, &new, accept.as_deref(), junit.as_deref()),
         Command::Schema => {
             println!("{}", hangup::suite::schema::json_schema());
             ExitCode::SUCCESS
@@ -339,6 +360,94 @@ impl runner::Progress for Console {
             elapsed.as_secs()
         );
     }
+}
+
+/// `hangup diff`: prints every difference (accepted ones marked so) and a
+/// count; exit 0 when every one is accepted, 1 when one is not, 2 when the
+/// reports cannot be read or compared.
+fn diff(
+    base: &std::path::Path,
+    new: &std::path::Path,
+    accept: Option<&std::path::Path>,
+    junit: Option<&std::path::Path>,
+) -> ExitCode {
+    use hangup::report::diff;
+    let read = |path: &std::path::Path| -> Result<serde_json::Value, String> {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+        serde_json::from_slice(&bytes).map_err(|e| format!("{} is not JSON: {e}", path.display()))
+    };
+    let loaded = read(base)
+        .and_then(|b| read(new).map(|n| (b, n)))
+        .and_then(|(b, n)| {
+            let accepted = match accept {
+                Some(path) => std::fs::read_to_string(path)
+                    .map(|text| diff::accepted(&text))
+                    .map_err(|e| format!("failed to read {}: {e}", path.display()))?,
+                None => Default::default(),
+            };
+            let tolerance = RunOptions::from_env().map(|o| {
+                hangup::suite::Tolerance::DEFAULT.widened(o.tolerance_floor, o.tolerance_percent)
+            })?;
+            let differences = diff::diff(&b, &n, tolerance).map_err(|e| e.to_string())?;
+            let cases: std::collections::BTreeSet<String> = [&b, &n]
+                .iter()
+                .filter_map(|r| {
+                    r.pointer("/rounds")
+                        .and_then(|v| v.as_array())
+                        .and_then(|v| v.last())
+                })
+                .filter_map(|round| round.get("cases").and_then(|c| c.as_array()))
+                .flatten()
+                .filter_map(|case| {
+                    case.get("name")
+                        .and_then(|n| n.as_str())
+                        .map(str::to_string)
+                })
+                .collect();
+            Ok((differences, accepted, cases))
+        });
+    let (differences, accepted, compared) = match loaded {
+        Ok(parts) => parts,
+        Err(why) => {
+            eprintln!("hangup: {why}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut open = 0;
+    for difference in &differences {
+        let line = difference.to_string();
+        if accepted.contains(&line) {
+            println!("{line}  (accepted)");
+        } else {
+            open += 1;
+            println!("{line}");
+        }
+    }
+    let changed: std::collections::BTreeSet<&str> =
+        differences.iter().map(|d| d.case.as_str()).collect();
+    let mut code = if open == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    };
+    let cases_compared: Vec<String> = compared.into_iter().collect();
+    if let Some(path) = junit {
+        if let Err(err) =
+            hangup::report::write_diff_junit(path, &cases_compared, &differences, &accepted)
+        {
+            eprintln!("hangup: failed to write {}: {err}", path.display());
+            code = ExitCode::from(2);
+        }
+    }
+    println!(
+        "\n{} differences in {} of {}, {} accepted",
+        differences.len(),
+        cases(changed.len()),
+        cases(cases_compared.len()),
+        differences.len() - open
+    );
+    code
 }
 
 fn check(paths: &[PathBuf]) -> ExitCode {

@@ -96,7 +96,9 @@ pub struct Places {
 }
 
 impl Places {
-    /// The suite's folder, and the folders next to the running binary where
+    /// The suite's folder, and where fixtures are found: `HANGUP_FIXTURES`
+    /// first when it is set (another build of them: the second version of
+    /// an upgrade diff), then the folders next to the running binary where
     /// cargo puts the fixtures it builds (`target/<profile>/`, whether this
     /// is the `hangup` binary there or a test binary in its `deps/`).
     pub fn for_suite(suite_file: &Path) -> Places {
@@ -104,7 +106,11 @@ impl Places {
             .parent()
             .filter(|dir| !dir.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-        let mut fixtures = Vec::new();
+        let mut fixtures: Vec<PathBuf> = std::env::var_os("HANGUP_FIXTURES")
+            .filter(|dir| !dir.is_empty())
+            .map(PathBuf::from)
+            .into_iter()
+            .collect();
         if let Some(dir) = std::env::current_exe()
             .ok()
             .and_then(|exe| exe.parent().map(Path::to_path_buf))
@@ -327,7 +333,8 @@ fn shown(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// Fills in `{port}`, `{artifacts}`, `{suite_dir}` and `{fixture:NAME}`.
+/// Fills in `{port}`, `{artifacts}`, `{suite_dir}`, `{fixture:NAME}` and
+/// `{env:NAME}` (an environment variable, which must be set).
 fn substitute(
     text: &str,
     port: u16,
@@ -350,10 +357,20 @@ fn substitute(
                 let dir = record.artifacts().map_err(SutError::Substitution)?;
                 out.push_str(&dir.to_string_lossy());
             }
-            _ => match name.strip_prefix("fixture:") {
-                Some(fixture) => out.push_str(&find_fixture(fixture, places)?.to_string_lossy()),
-                None => out.push_str(&rest[open..=open + close]),
-            },
+            _ => {
+                if let Some(fixture) = name.strip_prefix("fixture:") {
+                    out.push_str(&find_fixture(fixture, places)?.to_string_lossy());
+                } else if let Some(variable) = name.strip_prefix("env:") {
+                    let value = std::env::var(variable).map_err(|_| {
+                        SutError::Substitution(format!(
+                            "the program's command names {{env:{variable}}}, and {variable} is not set"
+                        ))
+                    })?;
+                    out.push_str(&value);
+                } else {
+                    out.push_str(&rest[open..=open + close]);
+                }
+            }
         }
         rest = &rest[open + close + 1..];
     }
@@ -606,6 +623,15 @@ mod tests {
             fill("{fixture:stream}").expect("fixture"),
             dir.path().join("stream").to_string_lossy()
         );
+        // SAFETY (of the test): set_var is unsound only against concurrent
+        // getenv in other threads; this name is read by this test alone.
+        unsafe { std::env::set_var("HANGUP_TEST_SERVER_BIN", "/opt/server") };
+        assert_eq!(
+            fill("{env:HANGUP_TEST_SERVER_BIN}").expect("env"),
+            "/opt/server"
+        );
+        let unset = fill("{env:HANGUP_TEST_NOT_SET}").unwrap_err().to_string();
+        assert!(unset.contains("HANGUP_TEST_NOT_SET is not set"), "{unset}");
         // Not ours: left as written, JSON and shell braces alike.
         assert_eq!(fill("{\"a\": 1} {x} {").expect("as is"), "{\"a\": 1} {x} {");
         let missing = fill("{fixture:nope}").unwrap_err().to_string();

@@ -183,3 +183,86 @@ fn colour_on_a_terminal_only_and_never_with_no_color() {
         assert!(!shown.contains('\x1b'), "{shown:?}");
     }
 }
+
+/// `hangup diff` of one suite run against two "versions" of a program:
+/// `stream`, then the leaking twin under its name (`HANGUP_FIXTURES` puts
+/// another build of the fixtures first).
+#[test]
+fn diff_names_what_changed_between_two_versions_of_a_program_and_accepts_what_is_listed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let exe = Path::new(env!("CARGO_BIN_EXE_hangup"));
+    let leaky = exe.with_file_name("leaky");
+    if !leaky.is_file() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "the fixtures are built by cargo test --workspace"
+        );
+        eprintln!(
+            "no fixtures beside {}: run `cargo test --workspace`",
+            exe.display()
+        );
+        return;
+    }
+    let new_version = dir.path().join("new-version");
+    std::fs::create_dir(&new_version).expect("mkdir");
+    std::fs::copy(&leaky, new_version.join("stream")).expect("copy leaky as stream");
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/suites/leak_soak.toml");
+    let run = |json: &Path, fixtures: Option<&Path>| {
+        let mut command = Command::new(exe);
+        command
+            .arg("run")
+            .arg(&suite)
+            .arg("--json")
+            .arg(json)
+            .arg("--artifacts")
+            .arg(dir.path());
+        if let Some(fixtures) = fixtures {
+            command.env("HANGUP_FIXTURES", fixtures);
+        }
+        command.output().expect("run hangup")
+    };
+    let (base, new) = (dir.path().join("base.json"), dir.path().join("new.json"));
+    assert_eq!(run(&base, None).status.code(), Some(0));
+    assert_eq!(run(&new, Some(&new_version)).status.code(), Some(1));
+    let paths = |extra: &[&str]| {
+        let mut args = vec![
+            "diff",
+            base.to_str().expect("utf-8"),
+            new.to_str().expect("utf-8"),
+        ];
+        args.extend(extra);
+        hangup(&args)
+    };
+    let out = paths(&[]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let case = "leak_soak::twenty_clients_leave_no_close_wait";
+    for line in [
+        format!("{case}: verdict: passed -> failed (expectation)"),
+        format!("{case}: server state (step 1): TIME_WAIT -> CLOSE_WAIT"),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == line),
+            "{line:?} missing:\n{stdout}"
+        );
+    }
+    // Accept every difference it printed: then it passes.
+    let accept = dir.path().join("accepted.txt");
+    let listed: String = stdout
+        .lines()
+        .filter(|l| l.starts_with(case))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&accept, format!("# known: leaky\n{listed}")).expect("write");
+    let out = paths(&["--accept", accept.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("(accepted)"));
+    // A run against itself differs in nothing.
+    let same = hangup(&[
+        "diff",
+        base.to_str().expect("utf-8"),
+        base.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(same.status.code(), Some(0));
+    assert!(text(&same.stdout).contains("0 differences in 0 cases of 1 case"));
+}

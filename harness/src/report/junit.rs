@@ -64,3 +64,41 @@ fn test_case(case: &CaseReport) -> TestCase {
     test.set_system_out(&case.timeline.render());
     test.build()
 }
+
+/// Writes an upgrade diff as JUnit XML: one `<testcase>` per case of either
+/// report, failed when it has a difference not `accepted`, with the
+/// differences as its text.
+pub fn write_diff_junit(
+    path: &Path,
+    cases: &[String],
+    differences: &[super::diff::Difference],
+    accepted: &std::collections::BTreeSet<String>,
+) -> std::io::Result<()> {
+    let mut suite = TestSuite::new("hangup diff");
+    for case in cases {
+        let open: Vec<String> = differences
+            .iter()
+            .filter(|d| &d.case == case && !accepted.contains(&d.to_string()))
+            .map(|d| d.what.clone())
+            .collect();
+        let mut test = if open.is_empty() {
+            TestCaseBuilder::success(case, Duration::ZERO)
+        } else {
+            let mut test = TestCaseBuilder::failure(
+                case,
+                Duration::ZERO,
+                "hangup::difference",
+                &format!("{} changed", open.len()),
+            );
+            test.set_trace(&open.join("\n"));
+            test
+        };
+        test.set_classname("hangup diff");
+        suite.add_testcase(test.build());
+    }
+    let mut report = Report::new();
+    report.add_testsuite(suite);
+    let mut xml = Vec::new();
+    report.write_xml(&mut xml).map_err(std::io::Error::other)?;
+    write_atomically(path, &xml)
+}

@@ -7,13 +7,14 @@
 //! timeline of calls and states on both sides as two columns, client left
 //! and server right, like a packet listing.
 
+pub mod diff;
 mod junit;
 mod timeline;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use junit::write_junit;
+pub use junit::{write_diff_junit, write_junit};
 
 use crate::model::Side;
 use crate::record::{Timeline, millis as ms};
