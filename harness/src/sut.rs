@@ -333,7 +333,9 @@ fn shown(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// Fills in `{port}`, `{artifacts}`, `{suite_dir}`, `{fixture:NAME}` and
+/// Fills in `{port}`, `{artifacts}`, `{suite_dir}`, `{bin:NAME}` (a binary
+/// cargo built: the one of your package, under `cargo test`),
+/// `{fixture:NAME}` (the same lookup, for hangup's fixtures) and
 /// `{env:NAME}` (an environment variable, which must be set).
 fn substitute(
     text: &str,
@@ -358,8 +360,12 @@ fn substitute(
                 out.push_str(&dir.to_string_lossy());
             }
             _ => {
-                if let Some(fixture) = name.strip_prefix("fixture:") {
-                    out.push_str(&find_fixture(fixture, places)?.to_string_lossy());
+                // A binary cargo built beside the one running: a fixture of
+                // hangup's, or, in a downstream repository, the program of
+                // the package whose tests these are.
+                let built = name.strip_prefix("fixture:").or(name.strip_prefix("bin:"));
+                if let Some(binary) = built {
+                    out.push_str(&find_fixture(binary, places)?.to_string_lossy());
                 } else if let Some(variable) = name.strip_prefix("env:") {
                     let value = std::env::var(variable).map_err(|_| {
                         SutError::Substitution(format!(
@@ -391,7 +397,7 @@ fn find_fixture(name: &str, places: &Places) -> Result<PathBuf, SutError> {
                 .map(|d| d.display().to_string())
                 .collect();
             SutError::Substitution(format!(
-                "no fixture `{name}` in {} (build the fixtures with `cargo build -p hangup-fixtures`; `cargo test --workspace` builds them too)",
+                "no binary `{name}` in {} (cargo builds a package's binaries for its integration tests; hangup's fixtures with `cargo build -p hangup-fixtures`, and `cargo test --workspace` builds them too)",
                 searched.join(" or ")
             ))
         })

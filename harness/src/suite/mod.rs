@@ -75,8 +75,10 @@ pub struct Case {
 ///
 /// Its argv, environment and working folder may hold substitutions, filled
 /// in when it starts: `{port}`, `{artifacts}` (the case's artifact folder),
-/// `{suite_dir}` (the folder of the suite file) and `{fixture:NAME}` (one
-/// of the servers in `fixtures/`, built beside the running binary).
+/// `{suite_dir}` (the folder of the suite file), `{bin:NAME}` (a binary
+/// cargo built beside the running one: your package's, under `cargo test`),
+/// `{fixture:NAME}` (one of the servers in `fixtures/`, found the same way)
+/// and `{env:NAME}`.
 #[derive(Debug, Clone)]
 pub struct Program {
     /// The command and its arguments.

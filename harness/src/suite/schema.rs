@@ -425,7 +425,7 @@ fn state(description: &str) -> Value {
 fn program(description: &str) -> Value {
     json!({
         "type": "object",
-        "description": format!("{description} It runs in the case's network namespace, plays the server (the case has no `server` script), and is stopped when the scripts are done. Its command may use {{port}}, {{artifacts}}, {{suite_dir}} and {{fixture:NAME}}."),
+        "description": format!("{description} It runs in the case's network namespace, plays the server (the case has no `server` script), and is stopped when the scripts are done. Its command may use {{port}}, {{artifacts}}, {{suite_dir}}, {{bin:NAME}}, {{fixture:NAME}} and {{env:NAME}}."),
         "properties": {
             "run": {
                 "type": "array",
