@@ -640,9 +640,13 @@ mod tests {
         assert!(unset.contains("HANGUP_TEST_NOT_SET is not set"), "{unset}");
         // Not ours: left as written, JSON and shell braces alike.
         assert_eq!(fill("{\"a\": 1} {x} {").expect("as is"), "{\"a\": 1} {x} {");
+        assert_eq!(
+            fill("{bin:stream}").expect("a package's binary"),
+            dir.path().join("stream").to_string_lossy()
+        );
         let missing = fill("{fixture:nope}").unwrap_err().to_string();
         assert!(
-            missing.contains("no fixture `nope` in /nowhere or"),
+            missing.contains("no binary `nope` in /nowhere or"),
             "{missing}"
         );
         assert!(
