@@ -160,15 +160,126 @@ impl OutputState {
     }
 }
 
-/// A handle on a running program's output, which any thread of the case
-/// may hold: `log` checks count its lines.
+/// A view of a running program that any thread of the case may hold:
+/// `log` checks count its output lines, `released` checks read its fd
+/// table.
 #[derive(Clone)]
-pub struct OutputReader(Arc<Output>);
+pub struct ProgramView {
+    output: Arc<Output>,
+    pid: Pid,
+    /// A pidfd, through which `pidfd_getfd` copies the program's sockets;
+    /// `None` where the kernel refused one.
+    pidfd: Option<Arc<std::os::fd::OwnedFd>>,
+}
 
-impl OutputReader {
+/// A TCP socket the program holds, as its fd table and `TCP_INFO` say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// Its fd number in the program.
+    pub fd: i32,
+    /// Its state.
+    pub state: TcpState,
+    /// Its local address.
+    pub local: Option<SocketAddr>,
+    /// Its peer (none once it is closed or reset: the kernel forgets it).
+    pub remote: Option<SocketAddr>,
+}
+
+/// `fd 7: CLOSE_WAIT 127.0.0.1:8080 <- 127.0.0.1:41234`.
+impl fmt::Display for Held {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "fd {}: {}", self.fd, self.state.name())?;
+        if let Some(local) = self.local {
+            write!(f, " {local}")?;
+        }
+        if let Some(remote) = self.remote {
+            write!(f, " <- {remote}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ProgramView {
+    /// How many fds the program has open.
+    pub fn fd_count(&self) -> std::io::Result<usize> {
+        Ok(std::fs::read_dir(format!("/proc/{}/fd", self.pid))?.count())
+    }
+
+    /// The TCP sockets (IPv4 and IPv6) the program holds, found through its
+    /// fd table: each is copied into hangup with `pidfd_getfd` just long
+    /// enough to ask `TCP_INFO` and its addresses. (A close the program
+    /// makes during that moment takes effect when the copy is dropped.)
+    pub fn held_sockets(&self) -> std::io::Result<Vec<Held>> {
+        use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+        let pidfd = self
+            .pidfd
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("the kernel gave no pidfd for the program"))?;
+        let mut held = Vec::new();
+        for entry in std::fs::read_dir(format!("/proc/{}/fd", self.pid))? {
+            let entry = entry?;
+            let Some(fd) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let is_socket = std::fs::read_link(entry.path())
+                .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
+            if !is_socket {
+                continue;
+            }
+            // SAFETY: pidfd_getfd takes a pidfd we own, an fd number and
+            // flags 0; it returns a new fd of ours or -1, checked before
+            // the fd is owned.
+            let copy =
+                unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+            if copy < 0 {
+                // Closed since the listing: not held any more.
+                continue;
+            }
+            // SAFETY: `copy` is a new, open fd that nothing else owns.
+            let copy = unsafe { OwnedFd::from_raw_fd(copy as i32) };
+            let address = |peer: bool| {
+                let got = if peer {
+                    nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(
+                        copy.as_raw_fd(),
+                    )
+                } else {
+                    nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(
+                        copy.as_raw_fd(),
+                    )
+                };
+                got.ok().and_then(|a| {
+                    a.as_sockaddr_in()
+                        .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
+                        .or_else(|| {
+                            a.as_sockaddr_in6()
+                                .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
+                        })
+                })
+            };
+            let Some(local) = address(false) else {
+                continue; // not an internet socket (a Unix socket, a pipe pair)
+            };
+            let Ok(state) = crate::observe::tcp_info_state(copy.as_fd()) else {
+                continue; // not TCP
+            };
+            held.push(Held {
+                fd,
+                state,
+                local: Some(local),
+                remote: address(true),
+            });
+        }
+        held.sort_by_key(|h| h.fd);
+        Ok(held)
+    }
+
     /// How the program ended, once it has.
     pub fn exit(&self) -> Option<Exit> {
-        self.0.lock().exit
+        self.output.lock().exit
     }
 
     /// How the program ended, waiting up to `limit` for it to end. A
@@ -176,7 +287,7 @@ impl OutputReader {
     /// reaped: a peer that met its closed port asks this.
     pub fn exit_within(&self, limit: Duration) -> Option<Exit> {
         let until = Instant::now() + limit;
-        let mut state = self.0.lock();
+        let mut state = self.output.lock();
         loop {
             if state.exit.is_some() {
                 return state.exit;
@@ -186,7 +297,7 @@ impl OutputReader {
                 return None;
             }
             state = self
-                .0
+                .output
                 .changed
                 .wait_timeout(state, until - now)
                 .unwrap_or_else(|p| p.into_inner())
@@ -196,7 +307,7 @@ impl OutputReader {
 
     /// How many lines so far, on either stream, match `pattern`.
     pub fn count(&self, pattern: &regex::Regex) -> usize {
-        self.0
+        self.output
             .lock()
             .lines
             .iter()
@@ -208,6 +319,7 @@ impl OutputReader {
 /// A running program.
 pub struct Running {
     pid: Pid,
+    pidfd: Option<Arc<std::os::fd::OwnedFd>>,
     spec: Program,
     output: Arc<Output>,
     /// Set before hangup asks it to stop, so its exit is not a crash.
@@ -307,8 +419,18 @@ pub fn start(
             text: format!("program started: {} (pid {pid})", shown(&argv)),
         },
     );
+    // SAFETY: pidfd_open takes a pid and flags 0 and returns a new fd of
+    // ours or -1, checked before the fd is owned. The pid is our child's,
+    // not yet reaped, so it cannot name another process.
+    let pidfd = unsafe {
+        let raw = nix::libc::syscall(nix::libc::SYS_pidfd_open, pid.as_raw(), 0);
+        (raw >= 0).then(|| {
+            Arc::new(<std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw as i32))
+        })
+    };
     Ok(Running {
         pid,
+        pidfd,
         spec: spec.clone(),
         output,
         stopping,
@@ -501,9 +623,13 @@ impl Running {
         self.output.lock().tail()
     }
 
-    /// A handle on its output for `log` checks.
-    pub fn reader(&self) -> OutputReader {
-        OutputReader(Arc::clone(&self.output))
+    /// A view of it for `log` and `released` checks.
+    pub fn view(&self) -> ProgramView {
+        ProgramView {
+            output: Arc::clone(&self.output),
+            pid: self.pid,
+            pidfd: self.pidfd.clone(),
+        }
     }
 
     /// Waits until the program is ready: its `ready` line printed, or else

@@ -34,6 +34,8 @@ pub enum MismatchKind {
     State,
     /// Lines of a program's output.
     Log,
+    /// What a program holds in its fd table.
+    Held,
 }
 
 /// What was expected and what was seen instead.
@@ -274,6 +276,41 @@ pub fn judge_log(
         kind: MismatchKind::Log,
         expected,
         observed: format!("{} matching", lines(seen)),
+    })
+}
+
+/// Judges a `released` check: the program holds `held` connections (its
+/// sockets not listening, each described) and `fds` fds, where it held
+/// `baseline_fds` when it became ready.
+pub fn judge_released(
+    held: &[String],
+    fds: usize,
+    baseline_fds: Option<usize>,
+    within: Option<Duration>,
+) -> Result<(), Mismatch> {
+    let fds_ok = baseline_fds.is_none_or(|base| fds <= base);
+    if held.is_empty() && fds_ok {
+        return Ok(());
+    }
+    let when = within
+        .map(|d| format!(" within {}", millis(d)))
+        .unwrap_or_default();
+    let expected = match baseline_fds {
+        Some(base) => format!(
+            "the program to hold no connection and at most {base} fds (as when it was ready){when}"
+        ),
+        None => format!("the program to hold no connection{when}"),
+    };
+    let mut observed = if held.is_empty() {
+        "it holds no connection".to_string()
+    } else {
+        format!("it holds {}", held.join("; "))
+    };
+    observed.push_str(&format!(", {fds} fds"));
+    Err(Mismatch {
+        kind: MismatchKind::Held,
+        expected,
+        observed,
     })
 }
 
@@ -572,6 +609,24 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn a_release_names_what_the_program_still_holds() {
+        assert!(judge_released(&[], 5, Some(5), None).is_ok());
+        let held = ["fd 7: CLOSE_WAIT 127.0.0.1:8080 <- 127.0.0.1:40000".to_string()];
+        let err = judge_released(&held, 6, Some(5), Some(Duration::from_secs(1))).unwrap_err();
+        assert_eq!(err.kind, MismatchKind::Held);
+        assert_eq!(
+            err.expected,
+            "the program to hold no connection and at most 5 fds (as when it was ready) within 1000 ms"
+        );
+        assert_eq!(
+            err.observed,
+            "it holds fd 7: CLOSE_WAIT 127.0.0.1:8080 <- 127.0.0.1:40000, 6 fds"
+        );
+        let err = judge_released(&[], 9, Some(5), None).unwrap_err();
+        assert_eq!(err.observed, "it holds no connection, 9 fds");
     }
 
     #[test]

@@ -115,6 +115,12 @@ fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::
     r#"received "HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n""#,
     "content"
 )]
+#[case::released(
+    "released.toml",
+    "expected the program to hold no connection and at most",
+    "observed it holds fd",
+    "held"
+)]
 #[case::connect_again(
     "connect_again.toml",
     "expected EALREADY (Operation already in progress)",

@@ -459,6 +459,14 @@ fn schema_checks_case_and_suite_keys() {
         false,
     );
     check(
+        &format!("{with_program}client = [{{ released = true, within = \"1s\" }}]\n"),
+        true,
+    );
+    check(
+        &format!("{with_program}client = [{{ released = false }}]\n"),
+        false,
+    );
+    check(
         &format!("{with_program}client = [{{ log = \"x\", timeout = \"1s\" }}]\n"),
         false,
     );

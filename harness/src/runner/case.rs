@@ -55,14 +55,23 @@ const PROGRAM_EXIT_GRACE: Duration = Duration::from_millis(100);
 /// How long the case's thread then gets to close every socket.
 const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
 
+/// What the program under test held once it was ready: what a `released`
+/// check compares against.
+#[derive(Debug, Clone, Copy)]
+struct Baseline {
+    /// Its fd count (`None` when /proc could not say).
+    fds: Option<usize>,
+}
+
 /// What the sides of one case share.
 struct Shared {
     case: Case,
     sockets: Arc<Sockets>,
     /// The case's record; its clock starts when the namespace is ready.
     record: Recorder,
-    /// The program under test's output, once it is running.
-    program_output: std::sync::OnceLock<sut::OutputReader>,
+    /// The program under test, once it is running and ready: its output,
+    /// its fd table, and what it held when it became ready.
+    program: std::sync::OnceLock<(sut::ProgramView, Baseline)>,
     control: Mutex<Coordination>,
     /// Signalled on every change of `control`, for the sides.
     changed: Condvar,
@@ -135,7 +144,7 @@ impl Shared {
     /// program under test had already ended on its own says so: its exit
     /// is likely the cause (a refused connect, a reset).
     fn fail(&self, mut failure: Failure) {
-        let ended = match (self.program_output.get(), failure.kind) {
+        let ended = match (self.program.get().map(|(view, _)| view), failure.kind) {
             (Some(program), kind) if kind != FailureKind::Program && !self.stopping() => {
                 program.exit_within(PROGRAM_EXIT_GRACE)
             }
@@ -206,7 +215,7 @@ pub(crate) fn run(case: Case, record: Recorder) -> (CaseStatus, Timeline) {
         case,
         sockets: Arc::default(),
         record,
-        program_output: std::sync::OnceLock::new(),
+        program: std::sync::OnceLock::new(),
         control: Mutex::default(),
         changed: Condvar::new(),
         supervisor: Condvar::new(),
@@ -370,7 +379,11 @@ fn start_program(shared: &Arc<Shared>, spec: &Program) -> Result<sut::Running, B
         return Err(Box::new(program_failure(shared, why, tail)));
     }
     ready.store(true, Ordering::SeqCst);
-    let _ = shared.program_output.set(running.reader());
+    let view = running.view();
+    let baseline = Baseline {
+        fds: view.fd_count().ok(),
+    };
+    let _ = shared.program.set((view, baseline));
     shared.sockets.program_listens(
         Side::Server,
         std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, spec.port)),
@@ -791,12 +804,32 @@ fn run_step(
                 Err(Unsettled::CaseEnded) => return Ok(Flow::CaseEnded),
             }
         }
+        Action::Check(Check::Released { within }) => {
+            let Some((view, baseline)) = shared.program.get() else {
+                return Err(fail(
+                    FailureKind::Script,
+                    None,
+                    "there is no program under test whose fd table `released` could read".into(),
+                ));
+            };
+            match check_released(shared, side, view, *baseline, *within) {
+                Ok(()) => {}
+                Err(Unsettled::Mismatch(m)) => {
+                    let what = m.to_string();
+                    return Err(fail(FailureKind::Expectation, Some(m), what));
+                }
+                Err(Unsettled::Unobservable(why)) => {
+                    return Err(fail(FailureKind::Program, None, why));
+                }
+                Err(Unsettled::CaseEnded) => return Ok(Flow::CaseEnded),
+            }
+        }
         Action::Check(Check::Log {
             pattern,
             lines,
             within,
         }) => {
-            let Some(reader) = shared.program_output.get() else {
+            let Some(reader) = shared.program.get().map(|(view, _)| view) else {
                 return Err(fail(
                     FailureKind::Script,
                     None,
@@ -931,7 +964,7 @@ fn wait_for_mark(shared: &Shared, label: &str, timeout: Option<Duration>) -> Res
 fn check_log(
     shared: &Shared,
     side: Side,
-    reader: &sut::OutputReader,
+    reader: &sut::ProgramView,
     pattern: &Pattern,
     lines: LineCount,
     within: Option<Duration>,
@@ -952,6 +985,52 @@ fn check_log(
         }
         if !shared.sleep_until((now + POLL_INTERVAL).min(until)) {
             return Err(None);
+        }
+    }
+}
+
+/// Reads the program's fd table until it holds no connection and no more
+/// fds than when it was ready, or `within` passes; what it held last goes
+/// on the record.
+fn check_released(
+    shared: &Shared,
+    side: Side,
+    view: &sut::ProgramView,
+    baseline: Baseline,
+    within: Option<Duration>,
+) -> Result<(), Unsettled> {
+    let until = Instant::now() + within.unwrap_or_default();
+    loop {
+        let unreadable = |e: std::io::Error| {
+            Unsettled::Unobservable(format!("failed to read the program's fd table: {e}"))
+        };
+        let held: Vec<String> = view
+            .held_sockets()
+            .map_err(unreadable)?
+            .into_iter()
+            .filter(|h| h.state != TcpState::Listen)
+            .map(|h| h.to_string())
+            .collect();
+        let fds = view.fd_count().map_err(unreadable)?;
+        let verdict = verdict::judge_released(&held, fds, baseline.fds, within);
+        let now = Instant::now();
+        if verdict.is_ok() || now >= until {
+            let what = if held.is_empty() {
+                "no connection".to_string()
+            } else {
+                held.join("; ")
+            };
+            shared.push(
+                now,
+                Some(side),
+                EventKind::Note {
+                    text: format!("the program holds {what}, {fds} fds"),
+                },
+            );
+            return verdict.map_err(Unsettled::Mismatch);
+        }
+        if !shared.sleep_until((now + POLL_INTERVAL).min(until)) {
+            return Err(Unsettled::CaseEnded);
         }
     }
 }

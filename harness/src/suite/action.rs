@@ -146,6 +146,13 @@ pub enum Check {
         /// Poll until this passes; `None` samples once.
         within: Option<Duration>,
     },
+    /// The program under test holds no connection (listeners aside) and
+    /// no more fds than when it became ready: it released what it was
+    /// given, not only in the kernel's table but in its own fd table.
+    Released {
+        /// Poll until it holds; `None` samples once.
+        within: Option<Duration>,
+    },
     /// Count the lines of the program's output that match a pattern.
     Log {
         /// The regular expression.
@@ -476,6 +483,17 @@ pub const CATALOG: &[ActionDef] = &[
         modifiers: &["times", "until"],
     },
     ActionDef {
+        keyword: "released",
+        kind: StepKind::Check,
+        written: "released = true",
+        summary: "the program under test holds no connection (listeners aside) in its fd table and no more fds than when it became ready; a failure names each socket it still holds",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &["within"],
+    },
+    ActionDef {
         keyword: "log",
         kind: StepKind::Check,
         written: "log = \"Broken pipe\"",
@@ -507,7 +525,7 @@ pub const MODIFIERS: &[ModifierDef] = &[
     },
     ModifierDef {
         keyword: "within",
-        summary: "for `state`: poll until the states hold, failing after this long; without it the states are sampled once; for `log`, see there",
+        summary: "for `state` and `released`: poll until it holds, failing after this long; without it, sample once; for `log`, see there",
     },
     ModifierDef {
         keyword: "repeat",
@@ -677,6 +695,7 @@ impl Action {
             },
             Action::Check(Check::State { .. }) => "state",
             Action::Check(Check::Log { .. }) => "log",
+            Action::Check(Check::Released { .. }) => "released",
         }
     }
 
@@ -818,6 +837,13 @@ impl fmt::Display for Control {
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Check::Released { within } => {
+                f.write_str("released")?;
+                match within {
+                    Some(d) => write!(f, " within {}", ms(d)),
+                    None => Ok(()),
+                }
+            }
             Check::Log {
                 pattern,
                 lines,

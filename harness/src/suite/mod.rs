@@ -127,9 +127,11 @@ impl Case {
                     Action::Control(Control::Loop(looped)) => {
                         total(&looped.body).saturating_mul(looped.times)
                     }
-                    Action::Check(Check::State { within, .. } | Check::Log { within, .. }) => {
-                        within.unwrap_or_default()
-                    }
+                    Action::Check(
+                        Check::State { within, .. }
+                        | Check::Log { within, .. }
+                        | Check::Released { within },
+                    ) => within.unwrap_or_default(),
                     _ => step
                         .expect
                         .as_ref()

@@ -335,6 +335,7 @@ fn action_value(keyword: &str) -> Value {
             "const": true,
             "description": "Written `true` (the bare string step means the same).",
         }),
+        "released" => json!({ "const": true, "description": "Written `true`." }),
         "send" => json!({ "type": ["string", "integer"], "minimum": 1 }),
         "recv_until" => json!({ "type": ["integer", "string"], "minimum": 1, "minLength": 1 }),
         "shutdown" => json!({ "enum": ["read", "write", "both"] }),

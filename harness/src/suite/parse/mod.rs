@@ -398,6 +398,12 @@ impl<'a> Reader<'a> {
                             "expected a program under test for `log` to read, found none: `log` checks a program's output",
                         );
                     }
+                    Action::Check(Check::Released { .. }) if !program => {
+                        self.problem(
+                            step.span.clone(),
+                            "expected a program under test for `released` to look into, found none: `released` reads a program's fd table",
+                        );
+                    }
                     Action::Control(Control::Wait { label, .. }) if !marks(script.side, label) => {
                         self.problem(
                             step.span.clone(),

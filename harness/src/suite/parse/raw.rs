@@ -39,6 +39,7 @@ pub(super) struct RawStepTable {
     /// Read as steps by `Reader::steps`; serde only takes note of it.
     #[serde(rename = "loop")]
     pub(super) loop_: Option<Spanned<de::IgnoredAny>>,
+    pub(super) released: Option<Spanned<Flag>>,
     pub(super) log: Option<Spanned<RawPattern>>,
     pub(super) state: Option<Spanned<RawStates>>,
     pub(super) timeout: Option<Spanned<DurationValue>>,
@@ -125,6 +126,7 @@ impl RawStepTable {
             mark,
             wait,
             loop_,
+            released,
             log,
             state,
             timeout,

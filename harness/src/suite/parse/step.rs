@@ -171,6 +171,9 @@ impl<'a> Reader<'a> {
             times: 0,
             until: Vec::new(),
         })));
+        take!(released, "released", |_v| K(Check::Released {
+            within: None
+        }));
         take!(log, "log", |v| K(Check::Log {
             pattern: Pattern(v.0),
             lines: LineCount::AtLeastOne,
@@ -299,8 +302,14 @@ impl<'a> Reader<'a> {
                 _ => {}
             }
         }
-        if let (Some(within), K(Check::State { within: w, .. } | Check::Log { within: w, .. })) =
-            (&raw.within, &mut *action)
+        if let (
+            Some(within),
+            K(
+                Check::State { within: w, .. }
+                | Check::Log { within: w, .. }
+                | Check::Released { within: w },
+            ),
+        ) = (&raw.within, &mut *action)
         {
             *w = Some(within.get_ref().0);
         }

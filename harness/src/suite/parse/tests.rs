@@ -743,6 +743,10 @@ fn with_program(table: &str) -> String {
     "[program]\nrun = [\"./s\"]\nport = 8080\n\n[[case]]\nname = \"a\"\nclient = [{ log = \"(\" }]\n".to_string(),
     "expected a regular expression, found `(`"
 )]
+#[case::released_without_a_program(
+    "[[case]]\nname = \"a\"\nclient = [{ released = true }]\n".to_string(),
+    "expected a program under test for `released` to look into, found none"
+)]
 #[case::log_without_a_program(
     "[[case]]\nname = \"a\"\nclient = [{ log = \"x\" }]\n".to_string(),
     "expected a program under test for `log` to read, found none"
