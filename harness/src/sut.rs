@@ -170,6 +170,9 @@ pub struct ProgramView {
     /// A pidfd, through which `pidfd_getfd` copies the program's sockets;
     /// `None` where the kernel refused one.
     pidfd: Option<Arc<std::os::fd::OwnedFd>>,
+    /// Set when hangup asks it to stop (a `signal` step, or the end of the
+    /// case), so its exit then is not a crash.
+    stopping: Arc<AtomicBool>,
 }
 
 /// A TCP socket the program holds, as its fd table and `TCP_INFO` say.
@@ -200,6 +203,13 @@ impl fmt::Display for Held {
 }
 
 impl ProgramView {
+    /// Sends the program's process group `signal`; an exit after it is the
+    /// program's answer, not a crash.
+    pub fn signal(&self, signal: Signal) -> nix::Result<()> {
+        self.stopping.store(true, Ordering::SeqCst);
+        killpg(self.pid, signal)
+    }
+
     /// How many fds the program has open.
     pub fn fd_count(&self) -> std::io::Result<usize> {
         Ok(std::fs::read_dir(format!("/proc/{}/fd", self.pid))?.count())
@@ -629,6 +639,7 @@ impl Running {
             output: Arc::clone(&self.output),
             pid: self.pid,
             pidfd: self.pidfd.clone(),
+            stopping: Arc::clone(&self.stopping),
         }
     }
 

@@ -775,6 +775,23 @@ fn run_step(
                 Err(Stopped) => return Ok(Flow::CaseEnded),
             }
         }
+        Action::Control(Control::Signal(signal)) => {
+            let Some((view, _)) = shared.program.get() else {
+                return Err(fail(
+                    FailureKind::Script,
+                    None,
+                    "there is no program under test to send a signal to".into(),
+                ));
+            };
+            note(shared, side, format!("signal {signal} to the program"));
+            if let Err(errno) = view.signal(*signal) {
+                return Err(fail(
+                    FailureKind::Program,
+                    None,
+                    format!("failed to send the program {signal}: {errno}"),
+                ));
+            }
+        }
         Action::Control(Control::Loop(_)) => {
             unreachable!("loops do not nest (the parser refuses them) and run_script runs loops")
         }
@@ -812,7 +829,20 @@ fn run_step(
                     "there is no program under test whose fd table `released` could read".into(),
                 ));
             };
-            match check_released(shared, side, view, *baseline, *within) {
+            let diag = match diag {
+                Some(diag) => diag,
+                None => match SockDiag::open() {
+                    Ok(opened) => diag.insert(opened),
+                    Err(err) => {
+                        return Err(fail(
+                            FailureKind::Harness,
+                            None,
+                            format!("failed to open sock_diag: {err}"),
+                        ));
+                    }
+                },
+            };
+            match check_released(shared, side, diag, view, *baseline, *within) {
                 Ok(()) => {}
                 Err(Unsettled::Mismatch(m)) => {
                     let what = m.to_string();
@@ -989,12 +1019,14 @@ fn check_log(
     }
 }
 
-/// Reads the program's fd table until it holds no connection and no more
-/// fds than when it was ready, or `within` passes; what it held last goes
-/// on the record.
+/// Reads the program's fd table until it holds no connection (none in its
+/// fd table, none waiting in a listener's accept queue) and no more fds
+/// than when it was ready, or `within` passes; what it held last goes on
+/// the record.
 fn check_released(
     shared: &Shared,
     side: Side,
+    diag: &mut SockDiag,
     view: &sut::ProgramView,
     baseline: Baseline,
     within: Option<Duration>,
@@ -1004,13 +1036,37 @@ fn check_released(
         let unreadable = |e: std::io::Error| {
             Unsettled::Unobservable(format!("failed to read the program's fd table: {e}"))
         };
-        let held: Vec<String> = view
-            .held_sockets()
-            .map_err(unreadable)?
-            .into_iter()
-            .filter(|h| h.state != TcpState::Listen)
-            .map(|h| h.to_string())
-            .collect();
+        let held_sockets = view.held_sockets().map_err(unreadable)?;
+        let mut held: Vec<String> = Vec::new();
+        // A connection still waiting in a listener's accept queue is the
+        // program's too: the kernel holds it until the program accepts it.
+        for listener in held_sockets.iter().filter(|h| h.state == TcpState::Listen) {
+            let Some(local) = listener.local else {
+                continue;
+            };
+            let any = match local {
+                std::net::SocketAddr::V4(_) => std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                std::net::SocketAddr::V6(_) => std::net::SocketAddr::from(([0u16; 8], 0)),
+            };
+            let waiting = diag
+                .find(local, any)
+                .ok()
+                .flatten()
+                .map_or(0, |snapshot| snapshot.recv_q);
+            if waiting > 0 {
+                held.push(format!(
+                    "{waiting} connection{} waiting in the accept queue of fd {} ({local})",
+                    if waiting == 1 { "" } else { "s" },
+                    listener.fd
+                ));
+            }
+        }
+        held.extend(
+            held_sockets
+                .iter()
+                .filter(|h| h.state != TcpState::Listen)
+                .map(ToString::to_string),
+        );
         let fds = view.fd_count().map_err(unreadable)?;
         let verdict = verdict::judge_released(&held, fds, baseline.fds, within);
         let now = Instant::now();

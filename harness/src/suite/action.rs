@@ -120,6 +120,9 @@ pub enum Control {
     },
     /// Run some steps again and again.
     Loop(Loop),
+    /// Send the program under test (its process group) a signal; its exit
+    /// after that is its answer, not a crash.
+    Signal(nix::sys::signal::Signal),
 }
 
 /// A bounded loop: `body` up to `times` rounds, ended early by a call
@@ -472,6 +475,17 @@ pub const CATALOG: &[ActionDef] = &[
         modifiers: &["timeout"],
     },
     ActionDef {
+        keyword: "signal",
+        kind: StepKind::Control,
+        written: "signal = \"SIGTERM\"",
+        summary: "send the program under test (its process group) a signal, e.g. to shut it down mid-case (S14); an exit that follows is its answer, not a crash",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &[],
+    },
+    ActionDef {
         keyword: "loop",
         kind: StepKind::Control,
         written: "loop = [{ send = 100 }, { sleep = \"100ms\" }]",
@@ -692,6 +706,7 @@ impl Action {
                 Control::Mark(_) => "mark",
                 Control::Wait { .. } => "wait",
                 Control::Loop(_) => "loop",
+                Control::Signal(_) => "signal",
             },
             Action::Check(Check::State { .. }) => "state",
             Action::Check(Check::Log { .. }) => "log",
@@ -830,6 +845,7 @@ impl fmt::Display for Control {
             Control::Loop(Loop { body, times, .. }) => {
                 write!(f, "loop of {} steps, {times} rounds at most", body.len())
             }
+            Control::Signal(signal) => write!(f, "signal {signal} to the program"),
         }
     }
 }

@@ -336,6 +336,7 @@ fn action_value(keyword: &str) -> Value {
             "description": "Written `true` (the bare string step means the same).",
         }),
         "released" => json!({ "const": true, "description": "Written `true`." }),
+        "signal" => json!({ "type": "string", "pattern": "^SIG[A-Z0-9]+$" }),
         "send" => json!({ "type": ["string", "integer"], "minimum": 1 }),
         "recv_until" => json!({ "type": ["integer", "string"], "minimum": 1, "minLength": 1 }),
         "shutdown" => json!({ "enum": ["read", "write", "both"] }),

@@ -398,6 +398,12 @@ impl<'a> Reader<'a> {
                             "expected a program under test for `log` to read, found none: `log` checks a program's output",
                         );
                     }
+                    Action::Control(Control::Signal(_)) if !program => {
+                        self.problem(
+                            step.span.clone(),
+                            "expected a program under test for `signal` to go to, found none",
+                        );
+                    }
                     Action::Check(Check::Released { .. }) if !program => {
                         self.problem(
                             step.span.clone(),

@@ -39,6 +39,7 @@ pub(super) struct RawStepTable {
     /// Read as steps by `Reader::steps`; serde only takes note of it.
     #[serde(rename = "loop")]
     pub(super) loop_: Option<Spanned<de::IgnoredAny>>,
+    pub(super) signal: Option<Spanned<SignalName>>,
     pub(super) released: Option<Spanned<Flag>>,
     pub(super) log: Option<Spanned<RawPattern>>,
     pub(super) state: Option<Spanned<RawStates>>,
@@ -126,6 +127,7 @@ impl RawStepTable {
             mark,
             wait,
             loop_,
+            signal,
             released,
             log,
             state,
@@ -642,6 +644,20 @@ impl<'de> Deserialize<'de> for RawPattern {
         regex::Regex::new(&text).map(RawPattern).map_err(|e| {
             de::Error::custom(format!(
                 "expected a regular expression, found `{text}`: {e}"
+            ))
+        })
+    }
+}
+
+/// A signal by name, `"SIGTERM"`.
+pub(super) struct SignalName(pub(super) nix::sys::signal::Signal);
+
+impl<'de> Deserialize<'de> for SignalName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        name.parse().map(SignalName).map_err(|_| {
+            de::Error::custom(format!(
+                "expected a signal name like \"SIGTERM\" or \"SIGINT\", found \"{name}\""
             ))
         })
     }

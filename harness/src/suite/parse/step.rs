@@ -171,6 +171,7 @@ impl<'a> Reader<'a> {
             times: 0,
             until: Vec::new(),
         })));
+        take!(signal, "signal", |v| C(Control::Signal(v.0)));
         take!(released, "released", |_v| K(Check::Released {
             within: None
         }));

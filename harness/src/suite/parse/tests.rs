@@ -743,6 +743,14 @@ fn with_program(table: &str) -> String {
     "[program]\nrun = [\"./s\"]\nport = 8080\n\n[[case]]\nname = \"a\"\nclient = [{ log = \"(\" }]\n".to_string(),
     "expected a regular expression, found `(`"
 )]
+#[case::signal_without_a_program(
+    "[[case]]\nname = \"a\"\nclient = [{ signal = \"SIGTERM\" }]\n".to_string(),
+    "expected a program under test for `signal` to go to, found none"
+)]
+#[case::signal_not_a_signal(
+    "[program]\nrun = [\"./s\"]\nport = 8080\n\n[[case]]\nname = \"a\"\nclient = [{ signal = \"SIGNOPE\" }]\n".to_string(),
+    "expected a signal name like \"SIGTERM\" or \"SIGINT\", found \"SIGNOPE\""
+)]
 #[case::released_without_a_program(
     "[[case]]\nname = \"a\"\nclient = [{ released = true }]\n".to_string(),
     "expected a program under test for `released` to look into, found none"
