@@ -287,13 +287,44 @@ pub fn load_suites(paths: &[PathBuf]) -> (Vec<Suite>, Vec<crate::suite::SuiteErr
     };
     let mut suites = Vec::new();
     let mut errors = Vec::new();
+    let in_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
     for file in files {
         match crate::suite::load_named(&file) {
-            Ok(suite) => suites.push(suite),
+            Ok(mut suite) => {
+                if !in_ci {
+                    skip_what_cannot_run_here(&mut suite);
+                }
+                suites.push(suite)
+            }
             Err(err) => errors.push(err),
         }
     }
     (suites, errors)
+}
+
+/// Marks ignored the cases whose program needs a command this machine does
+/// not have, saying which and how to install it. (Under `CI` nothing is
+/// skipped: CI installs what the suites need, and a missing command fails
+/// the case when the program cannot start.)
+fn skip_what_cannot_run_here(suite: &mut Suite) {
+    for case in &mut suite.cases {
+        let Some(program) = &case.program else {
+            continue;
+        };
+        let Some(missing) = program.missing_requirement() else {
+            continue;
+        };
+        if case.ignore.is_none() {
+            let install = program
+                .install
+                .as_ref()
+                .map(|how| format!("; install it with `{how}`"))
+                .unwrap_or_default();
+            case.ignore = Some(format!(
+                "needs `{missing}`, which is not installed here{install}"
+            ));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -510,6 +541,32 @@ client = [{ sleep = "350ms" }]
         assert_eq!(heard.len(), 3, "{heard:?}");
         assert!(heard.iter().all(|(name, _)| name == "slow::sleeps"));
         assert!(heard[2].1 >= Duration::from_millis(300), "{heard:?}");
+    }
+
+    #[test]
+    fn a_case_whose_program_needs_a_missing_command_is_skipped_saying_how_to_install_it() {
+        let mut suite = parse_suite(
+            Path::new("needs.toml"),
+            br#"
+[program]
+run = ["hangup-no-such-runtime", "app.js"]
+port = 8080
+requires = ["sh", "hangup-no-such-runtime"]
+install = "apt-get install -y hangup-no-such-runtime"
+
+[[case]]
+name = "a"
+client = [{ connect = 8080 }]
+"#,
+        )
+        .expect("valid suite");
+        skip_what_cannot_run_here(&mut suite);
+        assert_eq!(
+            suite.cases[0].ignore.as_deref(),
+            Some(
+                "needs `hangup-no-such-runtime`, which is not installed here; install it with `apt-get install -y hangup-no-such-runtime`"
+            )
+        );
     }
 
     #[test]

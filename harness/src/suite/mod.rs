@@ -99,8 +99,31 @@ pub struct Program {
     pub stop: nix::sys::signal::Signal,
     /// How long it may take to stop before it is killed (and the case fails).
     pub grace: Duration,
+    /// Commands it needs on `PATH` (a runtime like `node` or `python3`);
+    /// where one is missing its cases are skipped, saying so and how to
+    /// install it, unless `CI` is set: there it must be installed.
+    pub requires: Vec<String>,
+    /// How to install what `requires` names, for the skip message.
+    pub install: Option<String>,
     /// Where the program table is written.
     pub location: Location,
+}
+
+impl Program {
+    /// The first command of `requires` that is not on `PATH`.
+    pub fn missing_requirement(&self) -> Option<&str> {
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        self.requires
+            .iter()
+            .find(|command| {
+                !std::env::split_paths(&path).any(|dir| {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::metadata(dir.join(command))
+                        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                })
+            })
+            .map(String::as_str)
+    }
 }
 
 /// How long a program may take to become ready, unless the suite says.

@@ -461,6 +461,15 @@ fn program(description: &str) -> Value {
                 "type": "string",
                 "description": "Where it runs (the suite file's folder by default).",
             },
+            "requires": {
+                "type": "array",
+                "items": { "type": "string" },
+                "description": "Commands it needs on PATH (a runtime like `node`): where one is missing its cases are skipped, saying so, unless CI is set.",
+            },
+            "install": {
+                "type": "string",
+                "description": "How to install what `requires` names, for the skip message.",
+            },
         },
         "required": ["run", "port"],
         "additionalProperties": false,

@@ -474,6 +474,8 @@ impl<'a> Reader<'a> {
             within: raw.within.map_or(DEFAULT_READY_WITHIN, |d| d.0),
             stop,
             grace: raw.grace.map_or(DEFAULT_STOP_GRACE, |d| d.0),
+            requires: raw.requires,
+            install: raw.install,
             location: self.location(at.start),
         })
     }

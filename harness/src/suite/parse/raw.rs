@@ -632,6 +632,9 @@ pub(super) struct RawProgram {
     #[serde(default)]
     pub(super) env: std::collections::BTreeMap<String, String>,
     pub(super) cwd: Option<String>,
+    #[serde(default)]
+    pub(super) requires: Vec<String>,
+    pub(super) install: Option<String>,
 }
 
 /// A regular expression, compiled as it is read so a bad one is reported
