@@ -53,6 +53,23 @@ client = [
 ]
 "#;
 
+/// The no-wait case's work with a program under test beside it.
+const PROGRAM_SUITE: &str = r#"
+[program]
+run = ["{fixture:echo}", "--port", "{port}"]
+port = 9000
+
+[[case]]
+name = "refused_connect_beside_a_program"
+client = [
+  { connect = 8080, expect = "ECONNREFUSED" },
+  { state = { client = "CLOSE" } },
+]
+"#;
+
+/// Samples of a case with a program (a process start and stop each).
+const PROGRAM_SAMPLES: usize = 100;
+
 /// Overhead samples, each one case and one bare namespace: ~1.5 ms a pair.
 const OVERHEAD_SAMPLES: usize = 1000;
 /// Runs of each kind thrown away first (page faults, lazy statics).
@@ -141,6 +158,8 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
     let reads = state_reads()?;
     eprintln!("running {cases} no-wait cases with {jobs} jobs...");
     let throughput = throughput(&suite, &case, cases, jobs)?;
+    eprintln!("measuring a per-case program ({PROGRAM_SAMPLES} samples)...");
+    let program = program_cost(&suite)?;
 
     println!(
         "{:<46} {:>6} {:>11} {:>11}",
@@ -198,7 +217,51 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
         fmt_duration(throughput),
         cases as f64 / throughput.as_secs_f64()
     );
+    match program {
+        Some((with, without)) => {
+            row("no-wait case with a program (echo fixture)", with);
+            row("the same case without one", without);
+            println!(
+                "  {:<44} {:>6} {:>11} {:>11}  (start, ready, stop: per case)",
+                "a per-case program's cost (with − without)",
+                "",
+                fmt_duration(with.median.saturating_sub(without.median)),
+                fmt_duration(with.p90.saturating_sub(without.p90)),
+            );
+        }
+        None => println!(
+            "{:<46} skipped: no `echo` fixture beside this binary (cargo build --release -p hangup-fixtures)",
+            "a per-case program"
+        ),
+    }
     Ok(())
+}
+
+/// A case that runs a program: the `echo` fixture, ready when the kernel
+/// lists its listener, a refused connect to another port and a state check
+/// (the no-wait case's work), then its stop. Beside it, the same case
+/// without a program; alternately. `None` when the fixture is not built.
+fn program_cost(suite: &Suite) -> Result<Option<(Stats, Stats)>, String> {
+    let places = hangup::sut::Places::for_suite(Path::new("bench.toml"));
+    if !places.fixtures.iter().any(|dir| dir.join("echo").is_file()) {
+        return Ok(None);
+    }
+    let with_program = hangup::suite::parse_suite(
+        Path::new("bench.toml"),
+        PROGRAM_SUITE.as_bytes(),
+    )
+    .map_err(|e| format!("the embedded program suite is invalid: {e}"))?;
+    let options = RunOptions::default();
+    let mut with = Vec::with_capacity(PROGRAM_SAMPLES);
+    let mut without = Vec::with_capacity(PROGRAM_SAMPLES);
+    for _ in 0..PROGRAM_SAMPLES {
+        with.push(timed_case(&with_program, &with_program.cases[0], &options)?);
+        without.push(timed_case(suite, &suite.cases[0], &options)?);
+    }
+    Ok(Some((
+        Stats::of(with).ok_or("no samples")?,
+        Stats::of(without).ok_or("no samples")?,
+    )))
 }
 
 fn row(name: &str, stats: Stats) {
