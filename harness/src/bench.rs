@@ -246,11 +246,9 @@ fn program_cost(suite: &Suite) -> Result<Option<(Stats, Stats)>, String> {
     if !places.fixtures.iter().any(|dir| dir.join("echo").is_file()) {
         return Ok(None);
     }
-    let with_program = hangup::suite::parse_suite(
-        Path::new("bench.toml"),
-        PROGRAM_SUITE.as_bytes(),
-    )
-    .map_err(|e| format!("the embedded program suite is invalid: {e}"))?;
+    let with_program =
+        hangup::suite::parse_suite(Path::new("bench.toml"), PROGRAM_SUITE.as_bytes())
+            .map_err(|e| format!("the embedded program suite is invalid: {e}"))?;
     let options = RunOptions::default();
     let mut with = Vec::with_capacity(PROGRAM_SAMPLES);
     let mut without = Vec::with_capacity(PROGRAM_SAMPLES);

@@ -147,6 +147,26 @@ impl Output {
     fn lock(&self) -> MutexGuard<'_, OutputState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// How the program ended, waiting up to `limit` for it to end.
+    fn wait_exit(&self, limit: Duration) -> Option<Exit> {
+        let until = Instant::now() + limit;
+        let mut state = self.lock();
+        loop {
+            if state.exit.is_some() {
+                return state.exit;
+            }
+            let now = Instant::now();
+            if now >= until {
+                return None;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, until - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+    }
 }
 
 impl OutputState {
@@ -296,23 +316,7 @@ impl ProgramView {
     /// program's sockets close while it exits, a moment before it can be
     /// reaped: a peer that met its closed port asks this.
     pub fn exit_within(&self, limit: Duration) -> Option<Exit> {
-        let until = Instant::now() + limit;
-        let mut state = self.output.lock();
-        loop {
-            if state.exit.is_some() {
-                return state.exit;
-            }
-            let now = Instant::now();
-            if now >= until {
-                return None;
-            }
-            state = self
-                .output
-                .changed
-                .wait_timeout(state, until - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        self.output.wait_exit(limit)
     }
 
     /// How many lines so far, on either stream, match `pattern`.
@@ -719,23 +723,7 @@ impl Running {
     }
 
     fn wait_exit(&self, limit: Duration) -> Option<Exit> {
-        let until = Instant::now() + limit;
-        let mut state = self.output.lock();
-        loop {
-            if let Some(exit) = state.exit {
-                return Some(exit);
-            }
-            let now = Instant::now();
-            if now >= until {
-                return None;
-            }
-            state = self
-                .output
-                .changed
-                .wait_timeout(state, until - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
+        self.output.wait_exit(limit)
     }
 }
 

@@ -796,30 +796,9 @@ fn run_step(
             unreachable!("loops do not nest (the parser refuses them) and run_script runs loops")
         }
         Action::Check(Check::State { expected, within }) => {
-            let diag = match diag {
-                Some(diag) => diag,
-                None => match SockDiag::open() {
-                    Ok(opened) => diag.insert(opened),
-                    Err(err) => {
-                        return Err(fail(
-                            FailureKind::Harness,
-                            None,
-                            format!("failed to open sock_diag: {err}"),
-                        ));
-                    }
-                },
-            };
-            match check_states(shared, diag, at.index + 1, expected, *within) {
-                Ok(()) => {}
-                Err(Unsettled::Mismatch(m)) => {
-                    let what = m.to_string();
-                    return Err(fail(FailureKind::Expectation, Some(m), what));
-                }
-                Err(Unsettled::Unobservable(why)) => {
-                    return Err(fail(FailureKind::Harness, None, why));
-                }
-                Err(Unsettled::CaseEnded) => return Ok(Flow::CaseEnded),
-            }
+            let diag = opened(diag).map_err(|why| fail(FailureKind::Harness, None, why))?;
+            let checked = check_states(shared, diag, at.index + 1, expected, *within);
+            return settle(checked, FailureKind::Harness, fail);
         }
         Action::Check(Check::Released { within }) => {
             let Some((view, baseline)) = shared.program.get() else {
@@ -829,30 +808,9 @@ fn run_step(
                     "there is no program under test whose fd table `released` could read".into(),
                 ));
             };
-            let diag = match diag {
-                Some(diag) => diag,
-                None => match SockDiag::open() {
-                    Ok(opened) => diag.insert(opened),
-                    Err(err) => {
-                        return Err(fail(
-                            FailureKind::Harness,
-                            None,
-                            format!("failed to open sock_diag: {err}"),
-                        ));
-                    }
-                },
-            };
-            match check_released(shared, side, diag, view, *baseline, *within) {
-                Ok(()) => {}
-                Err(Unsettled::Mismatch(m)) => {
-                    let what = m.to_string();
-                    return Err(fail(FailureKind::Expectation, Some(m), what));
-                }
-                Err(Unsettled::Unobservable(why)) => {
-                    return Err(fail(FailureKind::Program, None, why));
-                }
-                Err(Unsettled::CaseEnded) => return Ok(Flow::CaseEnded),
-            }
+            let diag = opened(diag).map_err(|why| fail(FailureKind::Harness, None, why))?;
+            let checked = check_released(shared, side, diag, view, *baseline, *within);
+            return settle(checked, FailureKind::Program, fail);
         }
         Action::Check(Check::Log {
             pattern,
@@ -1088,6 +1046,35 @@ fn check_released(
         if !shared.sleep_until((now + POLL_INTERVAL).min(until)) {
             return Err(Unsettled::CaseEnded);
         }
+    }
+}
+
+/// The step's flow after a check: on, a failed expectation, the kernel
+/// (or the program) unreadable as `unreadable`, or the case ended.
+fn settle(
+    checked: Result<(), Unsettled>,
+    unreadable: FailureKind,
+    fail: impl Fn(FailureKind, Option<Mismatch>, String) -> Box<Failure>,
+) -> Result<Flow, Box<Failure>> {
+    match checked {
+        Ok(()) => Ok(Flow::Next),
+        Err(Unsettled::Mismatch(m)) => {
+            let what = m.to_string();
+            Err(fail(FailureKind::Expectation, Some(m), what))
+        }
+        Err(Unsettled::Unobservable(why)) => Err(fail(unreadable, None, why)),
+        Err(Unsettled::CaseEnded) => Ok(Flow::CaseEnded),
+    }
+}
+
+/// The side's sock_diag socket, opened on first use (on the side's thread,
+/// so in the case's namespace; only sides that check states need one).
+fn opened(diag: &mut Option<SockDiag>) -> Result<&mut SockDiag, String> {
+    match diag {
+        Some(diag) => Ok(diag),
+        None => SockDiag::open()
+            .map(|opened| diag.insert(opened))
+            .map_err(|err| format!("failed to open sock_diag: {err}")),
     }
 }
 
