@@ -6,8 +6,7 @@
 //!
 //! - as the current user (root or not);
 //! - when root, as `nobody` through `setpriv` (util-linux), from a copy of
-//!   the binary in a world-readable temporary directory (the build
-//!   directory under `/root` is not reachable by `nobody`);
+//!   the binary in a world-readable temporary directory ([`ProbeCopy`]);
 //! - when root, as root without `CAP_SYS_ADMIN` (what an unprivileged
 //!   container looks like), to see the refusal explained.
 //!
@@ -20,6 +19,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
 use std::process::{Command, ExitCode, Output};
 
 use hangup::sandbox::{CaseNamespace, SandboxError, enter_user_namespace};
@@ -37,19 +37,32 @@ fn main() -> ExitCode {
     }
     let args = Arguments::from_args();
     let root = nix::unistd::geteuid().is_root();
+    // The copy other users execute is written now, while this process has
+    // one thread: written while another trial's thread forks, the copy's
+    // write descriptor would live on in that child until it execs, and
+    // executing the copy meanwhile fails with ETXTBSY ("Text file busy").
+    let copy = match root.then(ProbeCopy::new).transpose() {
+        Ok(copy) => std::sync::Arc::new(copy),
+        Err(e) => {
+            eprintln!("cannot copy the probe for other users: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let (c1, c2, c3) = (copy.clone(), copy.clone(), copy.clone());
     let trials = vec![
         Trial::test("rootless::case_as_current_user", || {
             let out = run_probe("case", None)?;
             expect_prefix(&out, "ok ")
         }),
-        Trial::test("rootless::case_as_nobody", || {
-            let out = run_probe("case", Some(65534))?;
+        Trial::test("rootless::case_as_nobody", move || {
+            let out = run_probe("case", Some((ProbeCopy::get(&c1)?, 65534)))?;
             expect_prefix(&out, "ok UserNamespace { uid: 65534, gid: 65534 }")
         })
         .with_ignored_flag(!root),
-        Trial::test("rootless::root_without_cap_sys_admin_is_explained", || {
+        Trial::test("rootless::root_without_cap_sys_admin_is_explained", move || {
             let err = run_probe_expecting_failure(
                 "case",
+                ProbeCopy::get(&c2)?,
                 &["--bounding-set=-sys_admin", "--inh-caps=-sys_admin"],
             )?;
             expect_prefix(
@@ -58,8 +71,8 @@ fn main() -> ExitCode {
             )
         })
         .with_ignored_flag(!root),
-        Trial::test("rootless::late_call_is_explained_as_nobody", || {
-            let out = run_probe("late", Some(65534))?;
+        Trial::test("rootless::late_call_is_explained_as_nobody", move || {
+            let out = run_probe("late", Some((ProbeCopy::get(&c3)?, 65534)))?;
             expect_prefix(&out, "refused: failed to enter a user namespace: the process already has 2 threads; call hangup::sandbox::enter_user_namespace() first thing in main")
         })
         .with_ignored_flag(!root),
@@ -75,15 +88,41 @@ fn expect_prefix(out: &str, prefix: &str) -> Result<(), Failed> {
     }
 }
 
-/// Runs this binary in probe `mode`, as `uid` (and the same gid) when
-/// given, and returns its stdout; a failing exit is a failed trial.
-fn run_probe(mode: &str, uid: Option<u32>) -> Result<String, Failed> {
-    let setpriv = uid.map(|uid| {
-        vec![
+/// A world-readable copy of this binary, which `setpriv` runs as another
+/// user (the build directory under `/root` is not reachable by `nobody`).
+struct ProbeCopy {
+    dir: tempfile::TempDir,
+}
+
+impl ProbeCopy {
+    fn new() -> std::io::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))?;
+        let copy = dir.path().join("rootless-probe");
+        fs::copy(std::env::current_exe()?, &copy)?;
+        fs::set_permissions(&copy, fs::Permissions::from_mode(0o755))?;
+        Ok(Self { dir })
+    }
+
+    /// The copy's path; only trials run as root ask for it.
+    fn get(copy: &Option<Self>) -> Result<PathBuf, Failed> {
+        copy.as_ref()
+            .map(|c| c.dir.path().join("rootless-probe"))
+            .ok_or_else(|| "no copy of the probe: not running as root".into())
+    }
+}
+
+/// Runs this binary in probe `mode`, as `uid` (and the same gid) from the
+/// copy when given, and returns its stdout; a failing exit is a failed
+/// trial.
+fn run_probe(mode: &str, as_user: Option<(PathBuf, u32)>) -> Result<String, Failed> {
+    let setpriv = as_user.map(|(copy, uid)| {
+        let args = vec![
             format!("--reuid={uid}"),
             format!("--regid={uid}"),
             "--clear-groups".to_owned(),
-        ]
+        ];
+        (copy, args)
     });
     let output = probe_output(mode, setpriv)?;
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -100,9 +139,13 @@ fn run_probe(mode: &str, uid: Option<u32>) -> Result<String, Failed> {
 
 /// Runs the probe through `setpriv setpriv_args`, expects it to fail, and
 /// returns its stderr.
-fn run_probe_expecting_failure(mode: &str, setpriv_args: &[&str]) -> Result<String, Failed> {
+fn run_probe_expecting_failure(
+    mode: &str,
+    copy: PathBuf,
+    setpriv_args: &[&str],
+) -> Result<String, Failed> {
     let args = setpriv_args.iter().map(|a| a.to_string()).collect();
-    let output = probe_output(mode, Some(args))?;
+    let output = probe_output(mode, Some((copy, args)))?;
     if output.status.success() {
         return Err(format!(
             "the probe succeeded although it should not have: {}",
@@ -113,29 +156,23 @@ fn run_probe_expecting_failure(mode: &str, setpriv_args: &[&str]) -> Result<Stri
     Ok(String::from_utf8_lossy(&output.stderr).into_owned())
 }
 
-/// Runs this binary in probe `mode`, directly or through `setpriv` with
-/// `setpriv_args` (from a world-readable copy, so that other users can
-/// execute it).
-fn probe_output(mode: &str, setpriv_args: Option<Vec<String>>) -> Result<Output, Failed> {
+/// Runs this binary in probe `mode`, directly or (given a world-readable
+/// copy) through `setpriv` with `setpriv_args`.
+fn probe_output(mode: &str, setpriv: Option<(PathBuf, Vec<String>)>) -> Result<Output, Failed> {
     let exe = std::env::current_exe()?;
-    let dir = tempfile::tempdir()?;
-    let mut command = match &setpriv_args {
+    let mut command = match &setpriv {
         None => Command::new(&exe),
-        Some(args) => {
-            fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755))?;
-            let copy = dir.path().join("rootless-probe");
-            fs::copy(&exe, &copy)?;
-            fs::set_permissions(&copy, fs::Permissions::from_mode(0o755))?;
+        Some((copy, args)) => {
             let mut c = Command::new("setpriv");
-            c.args(args).arg(&copy);
+            c.args(args).arg(copy);
             c
         }
     };
     command
         .env(PROBE, mode)
-        .current_dir(dir.path())
+        .current_dir("/")
         .output()
-        .map_err(|e| match setpriv_args {
+        .map_err(|e| match setpriv {
             None => format!("cannot run {}: {e}", exe.display()).into(),
             Some(_) => format!("cannot run setpriv (util-linux): {e}").into(),
         })
