@@ -48,7 +48,7 @@ mod sysctl;
 mod userns;
 
 pub use netns::CaseNamespace;
-pub use sysctl::validate_sysctl_key;
+pub use sysctl::{ALLOWED_SYSCTLS, validate_sysctl_key, validate_sysctl_value};
 pub use userns::{
     Privileges, UserNamespaceBlocker, UserNamespaceDiagnosis, diagnose_user_namespaces,
     enter_user_namespace,
@@ -312,12 +312,17 @@ mod tests {
     #[case::host_wide(
         "kernel.pid_max",
         "1",
-        "failed to use sysctl `kernel.pid_max`: only per-network-namespace sysctls"
+        "failed to use sysctl `kernel.pid_max`: `kernel.pid_max` may not be set: it is host-wide"
     )]
-    #[case::unknown(
+    #[case::unlisted(
         "net.ipv4.tcp_fin_timeot",
         "3",
-        "unknown sysctl `net.ipv4.tcp_fin_timeot` (no /proc/sys/net/ipv4/tcp_fin_timeot in this namespace)"
+        "failed to use sysctl `net.ipv4.tcp_fin_timeot`: `net.ipv4.tcp_fin_timeot` may not be set: it is not one hangup knows"
+    )]
+    #[case::host_wide_under_net(
+        "net.netfilter.nf_hooks_lwtunnel",
+        "1",
+        "failed to use sysctl `net.netfilter.nf_hooks_lwtunnel`: `net.netfilter.nf_hooks_lwtunnel` may not be set"
     )]
     #[case::rejected(
         "net.ipv4.tcp_fin_timeout",
@@ -327,7 +332,7 @@ mod tests {
     #[case::directory(
         "net.ipv4",
         "1",
-        "failed to write sysctl `net.ipv4` (/proc/sys/net/ipv4)"
+        "failed to use sysctl `net.ipv4`: `net.ipv4` may not be set"
     )]
     fn bad_sysctls_say_why(
         #[case] key: &'static str,

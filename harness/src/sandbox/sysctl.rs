@@ -9,42 +9,104 @@ use nix::errno::Errno;
 
 use super::SandboxError;
 
-/// Checks that `key` names a per-network-namespace sysctl, without needing a
+/// The sysctls a suite may set, and what each is for. Every one is kept per
+/// network namespace by the kernel (a new namespace starts from the
+/// default, and a write changes only the calling thread's namespace) and
+/// has no effect outside it. Anything else under `net.` is refused: some
+/// keys there are host-wide switches (`net.netfilter.nf_hooks_lwtunnel`,
+/// written in any namespace, turns on a host-wide hook until reboot).
+pub const ALLOWED_SYSCTLS: &[(&str, &str)] = &[
+    (
+        "net.ipv4.tcp_fin_timeout",
+        "how long an orphaned FIN_WAIT2 lives (S3)",
+    ),
+    (
+        "net.ipv4.tcp_syn_retries",
+        "SYN retransmissions before connect fails with ETIMEDOUT (S11)",
+    ),
+    (
+        "net.ipv4.tcp_synack_retries",
+        "SYN-ACK retransmissions before a half-open connection is dropped (S11)",
+    ),
+    (
+        "net.ipv4.tcp_retries1",
+        "retransmissions before the route is re-checked",
+    ),
+    (
+        "net.ipv4.tcp_retries2",
+        "retransmissions before an established connection gives up with ETIMEDOUT (S13)",
+    ),
+    (
+        "net.ipv4.tcp_orphan_retries",
+        "retransmissions of an orphaned socket's FIN before it is dropped (S9)",
+    ),
+    (
+        "net.ipv4.tcp_keepalive_time",
+        "idle time before the first keepalive probe",
+    ),
+    (
+        "net.ipv4.tcp_keepalive_intvl",
+        "time between keepalive probes",
+    ),
+    (
+        "net.ipv4.tcp_keepalive_probes",
+        "unanswered keepalive probes before the connection is dropped",
+    ),
+    (
+        "net.ipv4.tcp_abort_on_overflow",
+        "answer a full accept queue with RST instead of dropping the ACK",
+    ),
+    (
+        "net.ipv4.tcp_max_syn_backlog",
+        "half-open connections a listener keeps",
+    ),
+    (
+        "net.ipv4.tcp_syncookies",
+        "SYN cookies when the SYN queue overflows",
+    ),
+    (
+        "net.ipv4.tcp_tw_reuse",
+        "reuse of TIME_WAIT 4-tuples for new outgoing connections (S4)",
+    ),
+    ("net.core.somaxconn", "the most a listen backlog may be"),
+];
+
+/// Checks that `key` is one of [`ALLOWED_SYSCTLS`], without needing a
 /// namespace (for validating a suite before anything runs).
 ///
-/// A key is dot-separated like `net.ipv4.tcp_fin_timeout`; it must start
-/// with `net.` (every other tree is host-wide: changing it from a test would
-/// change the machine), and each part may only hold ASCII letters, digits,
-/// `_` and `-`. Interface names containing a dot (`eth0.100`) are therefore
-/// not expressible; hangup's own namespaces have none. Whether the key
-/// exists is only known inside a namespace ([`CaseNamespace::set_sysctl`]).
-///
-/// [`CaseNamespace::set_sysctl`]: super::CaseNamespace::set_sysctl
+/// [`CaseNamespace::set_sysctl`](super::CaseNamespace::set_sysctl) writes
+/// it through `/proc/sys`, in the calling thread's namespace.
 pub fn validate_sysctl_key(key: &str) -> Result<(), String> {
-    let Some(rest) = key.strip_prefix("net.") else {
-        return Err(format!(
-            "only per-network-namespace sysctls (under `net.`) may be set, and `{key}` is host-wide"
-        ));
+    if ALLOWED_SYSCTLS.iter().any(|(allowed, _)| *allowed == key) {
+        return Ok(());
+    }
+    let names: Vec<&str> = ALLOWED_SYSCTLS.iter().map(|(name, _)| *name).collect();
+    let why = if key.starts_with("net.") {
+        "it is not one hangup knows to be per network namespace and harmless outside it"
+    } else {
+        "it is host-wide"
     };
-    if rest.is_empty() {
-        return Err("`net.` names a directory, not a sysctl".into());
-    }
-    for part in rest.split('.') {
-        if part.is_empty() {
-            return Err(format!(
-                "`{key}` has an empty part (two dots in a row, or a trailing dot)"
-            ));
-        }
-        if let Some(c) = part
+    Err(format!(
+        "`{key}` may not be set: {why} (the sysctls a suite may set are {})",
+        names.join(", ")
+    ))
+}
+
+/// Checks that a sysctl's value is a plain number or word, as every allowed
+/// sysctl takes (no spaces, no paths, no lists).
+pub fn validate_sysctl_value(value: &str) -> Result<(), String> {
+    let plain = !value.is_empty()
+        && value
             .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
-        {
-            return Err(format!(
-                "`{key}` contains {c:?}; a sysctl key holds only ASCII letters, digits, `_`, `-` and `.` between parts"
-            ));
-        }
+            .enumerate()
+            .all(|(i, c)| c.is_ascii_alphanumeric() || c == '_' || (c == '-' && i == 0));
+    if plain {
+        Ok(())
+    } else {
+        Err(format!(
+            "expected a sysctl value that is a plain number or word, found `{value}`"
+        ))
     }
-    Ok(())
 }
 
 /// `/proc/sys/...` for a validated key.
@@ -122,14 +184,10 @@ mod tests {
     use rstest::rstest;
 
     #[rstest]
-    #[case("net.ipv4.tcp_fin_timeout")]
-    #[case("net.ipv4.conf.all.rp_filter")]
-    #[case("net.ipv6.conf.lo.disable_ipv6")]
-    #[case("net.core.somaxconn")]
-    #[case("net.ipv4.ip_local_port_range")]
-    #[case("net.netfilter.nf-conntrack-max")]
-    fn good_keys(#[case] key: &str) {
-        assert_eq!(validate_sysctl_key(key), Ok(()));
+    fn every_allowed_key_is_valid() {
+        for (key, _) in ALLOWED_SYSCTLS {
+            assert_eq!(validate_sysctl_key(key), Ok(()));
+        }
     }
 
     #[rstest]
@@ -137,14 +195,35 @@ mod tests {
     #[case("vm.swappiness", "host-wide")]
     #[case("netx.foo", "host-wide")]
     #[case("net", "host-wide")]
-    #[case("net.", "directory")]
-    #[case("net.ipv4..tcp_fin_timeout", "empty part")]
-    #[case("net.ipv4.tcp_fin_timeout.", "empty part")]
-    #[case("net.ipv4/../../kernel/pid_max", "'/'")]
-    #[case("net.ipv4.tcp fin", "' '")]
+    #[case("net.", "not one hangup knows")]
+    #[case("net.netfilter.nf_hooks_lwtunnel", "not one hangup knows")]
+    #[case("net.core.bpf_jit_enable", "not one hangup knows")]
+    #[case("net.ipv4.conf.all.rp_filter", "not one hangup knows")]
+    #[case("net.ipv4.tcp_fin_timeout.", "not one hangup knows")]
+    #[case("net.ipv4/../../kernel/pid_max", "not one hangup knows")]
     fn bad_keys(#[case] key: &str, #[case] reason: &str) {
         let err = validate_sysctl_key(key).unwrap_err();
         assert!(err.contains(reason), "{key}: {err}");
+        assert!(err.contains("net.ipv4.tcp_fin_timeout, "), "{err}");
+    }
+
+    #[rstest]
+    #[case("5")]
+    #[case("-1")]
+    #[case("cubic")]
+    fn plain_values(#[case] value: &str) {
+        assert_eq!(validate_sysctl_value(value), Ok(()));
+    }
+
+    #[rstest]
+    #[case("")]
+    #[case("5 6")]
+    #[case("1-2")]
+    #[case("../x")]
+    #[case("5\n")]
+    fn values_that_are_not_plain(#[case] value: &str) {
+        let err = validate_sysctl_value(value).unwrap_err();
+        assert!(err.contains("plain number or word"), "{err}");
     }
 
     #[rstest]

@@ -68,6 +68,7 @@ use serde_json::{Map, Value, json};
 
 use super::action::{ActionDef, CATALOG, MODIFIERS};
 use crate::model::{Errno, PollEvents, Side, TcpState};
+use crate::sandbox::ALLOWED_SYSCTLS;
 
 /// The JSON Schema (draft 2020-12) of a suite file, pretty-printed.
 pub fn json_schema() -> String {
@@ -131,18 +132,7 @@ fn case() -> Value {
                 "The whole case must finish within this (the suite's `deadline` by default); an overrun fails the case and says what each side was waiting for.",
             ),
             "tolerance": tolerance("How far a measured duration (`after`) may be from the expected one in this case; unset fields keep the suite's."),
-            "sysctl": {
-                "type": "object",
-                "description": "Per-namespace sysctls, applied before any socket exists, so slow kernel timers (FIN_WAIT2 timeout, SYN retries) are shortened instead of waited out. Only keys under `net.`: the namespace is the case's own.",
-                "propertyNames": {
-                    "pattern": "^net(\\.[A-Za-z0-9_-]+)+$",
-                    "description": "A sysctl key under `net.`, e.g. `net.ipv4.tcp_fin_timeout`.",
-                },
-                "additionalProperties": {
-                    "type": ["integer", "string"],
-                    "description": "The value written to /proc/sys: a number or a string.",
-                },
-            },
+            "sysctl": sysctls(),
             "program": program("The program under test of this case, instead of the suite's."),
             "client": side_script(Side::Client, "The client's script: its steps, in order. The client connects; it may not listen or accept."),
             "server": side_script(Side::Server, "The server's script: its steps, in order. The server listens and accepts; it may not connect."),
@@ -472,6 +462,29 @@ fn program(description: &str) -> Value {
             },
         },
         "required": ["run", "port"],
+        "additionalProperties": false,
+    })
+}
+
+/// The `sysctl` table: exactly the keys the sandbox allows
+/// ([`ALLOWED_SYSCTLS`]), each with what it is for, so an editor completes
+/// them and flags any other key.
+fn sysctls() -> Value {
+    let value = json!({
+        "type": ["integer", "string"],
+        "pattern": "^-?[A-Za-z0-9_]+$",
+    });
+    let properties: Map<String, Value> = ALLOWED_SYSCTLS
+        .iter()
+        .map(|(key, what)| {
+            let what = format!("{}: a number, or a plain word.", capitalised(what));
+            ((*key).to_owned(), described(value.clone(), &what))
+        })
+        .collect();
+    json!({
+        "type": "object",
+        "description": "Per-namespace sysctls, applied before any socket exists, so slow kernel timers (FIN_WAIT2 timeout, SYN retries) are shortened instead of waited out. Only the listed keys, each kept per network namespace by the kernel with no effect on the host.",
+        "properties": properties,
         "additionalProperties": false,
     })
 }

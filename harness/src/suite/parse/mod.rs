@@ -492,8 +492,11 @@ impl<'a> Reader<'a> {
                 self.problem(key.span(), why);
                 continue;
             }
-            if let Some(SysctlValue(v)) = self.value(v) {
-                out.push((name, v));
+            if let Some(SysctlValue(text)) = self.value(v) {
+                match crate::sandbox::validate_sysctl_value(&text) {
+                    Ok(()) => out.push((name, text)),
+                    Err(why) => self.problem(v.span(), why),
+                }
             }
         }
         out

@@ -368,7 +368,9 @@ fn client(steps: &str) -> String {
 #[case::script_not_an_array("[[case]]\nname = \"a\"\nclient = \"close\"\n".into(), 3, 10, "expected `client` to be an array of steps, found string")]
 #[case::unknown_case_key("[[case]]\nname = \"a\"\nclient = [\"close\"]\nsevrer = []\n".into(), 4, 1, "unknown key `sevrer` in a case, expected one of `name`, `description`,")]
 #[case::unknown_top_key("descripton = \"x\"\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 1, "unknown key `descripton` at the top of a suite, expected one of `description`,")]
-#[case::sysctl_outside_net("[[case]]\nname = \"a\"\nsysctl = { \"kernel.pid_max\" = 5 }\nclient = [\"close\"]\n".into(), 3, 12, "only per-network-namespace sysctls (under `net.`) may be set, and `kernel.pid_max` is host-wide")]
+#[case::sysctl_outside_net("[[case]]\nname = \"a\"\nsysctl = { \"kernel.pid_max\" = 5 }\nclient = [\"close\"]\n".into(), 3, 12, "`kernel.pid_max` may not be set: it is host-wide (the sysctls a suite may set are net.ipv4.tcp_fin_timeout, ")]
+#[case::sysctl_unlisted("[[case]]\nname = \"a\"\nsysctl = { \"net.netfilter.nf_hooks_lwtunnel\" = 1 }\nclient = [\"close\"]\n".into(), 3, 12, "`net.netfilter.nf_hooks_lwtunnel` may not be set: it is not one hangup knows to be per network namespace")]
+#[case::sysctl_value_not_plain("[[case]]\nname = \"a\"\nsysctl = { \"net.ipv4.tcp_fin_timeout\" = \"5 6\" }\nclient = [\"close\"]\n".into(), 3, 41, "expected a sysctl value that is a plain number or word, found `5 6`")]
 #[case::sysctls_not_a_table("[[case]]\nname = \"a\"\nsysctl = 5\nclient = [\"close\"]\n".into(), 3, 10, "expected a table of sysctls like")]
 #[case::bad_top_deadline("deadline = \"soon\"\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 12, "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"soon\"")]
 #[case::bad_tolerance_floor("[[case]]\nname = \"a\"\ntolerance = { floor = \"x\" }\nclient = [\"close\"]\n".into(), 3, 23, "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"x\"")]
@@ -615,7 +617,7 @@ server = [{ connect = 8080, close = true }]
             (11, 14, "expected a loopback address"),
             (12, 27, "`within` does not apply to `recv`"),
             (15, 1, "expected a `name` for this case"),
-            (16, 12, "only per-network-namespace sysctls"),
+            (16, 12, "`kernel.pid_max` may not be set: it is host-wide"),
             (18, 30, "expected \"ok\""),
             (19, 24, "unknown TCP state `ESTABLISHD`"),
             (20, 12, "expected text to send"),
