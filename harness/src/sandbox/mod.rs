@@ -308,6 +308,37 @@ mod tests {
         assert_eq!(inside.0, "60");
     }
 
+    /// What makes a sysctl allowed: written inside a case's namespace, it
+    /// changes there and not on the host.
+    #[rstest]
+    fn every_allowed_sysctl_is_per_namespace() {
+        let host = || -> Vec<String> {
+            ALLOWED_SYSCTLS
+                .iter()
+                .map(|(key, _)| {
+                    let path = format!("/proc/sys/{}", key.replace('.', "/"));
+                    std::fs::read_to_string(path).unwrap()
+                })
+                .collect()
+        };
+        let host_before = host();
+        let inside = in_case(|ns| {
+            ALLOWED_SYSCTLS
+                .iter()
+                .map(|(key, _)| {
+                    let fresh: u64 = ns.sysctl(key).unwrap().parse().unwrap();
+                    let other = if fresh > 1 { fresh - 1 } else { 1 - fresh }.to_string();
+                    ns.set_sysctl(key, &other).unwrap();
+                    (key, other, ns.sysctl(key).unwrap())
+                })
+                .collect::<Vec<_>>()
+        });
+        for (key, written, read) in inside {
+            assert_eq!(written, read, "{key} did not take the value inside");
+        }
+        assert_eq!(host_before, host(), "the host's values must not change");
+    }
+
     #[rstest]
     #[case::host_wide(
         "kernel.pid_max",
