@@ -327,7 +327,7 @@ mod tests {
                 .iter()
                 .map(|(key, _)| {
                     let fresh: u64 = ns.sysctl(key).unwrap().parse().unwrap();
-                    let other = if fresh > 1 { fresh - 1 } else { 1 - fresh }.to_string();
+                    let other = fresh.abs_diff(1).to_string();
                     ns.set_sysctl(key, &other).unwrap();
                     (key, other, ns.sysctl(key).unwrap())
                 })
