@@ -106,6 +106,9 @@ impl Places {
             .parent()
             .filter(|dir| !dir.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        // Absolute: the program runs in this folder, so a relative
+        // `{suite_dir}/app.js` in its command would name the folder twice.
+        let suite_dir = std::path::absolute(&suite_dir).unwrap_or(suite_dir);
         let mut fixtures: Vec<PathBuf> = std::env::var_os("HANGUP_FIXTURES")
             .filter(|dir| !dir.is_empty())
             .map(PathBuf::from)
@@ -736,6 +739,14 @@ mod tests {
             suite_dir: PathBuf::from("/suites/http"),
             fixtures,
         }
+    }
+
+    #[test]
+    fn the_suite_folder_is_absolute_so_the_program_can_use_it_from_there() {
+        let cwd = std::env::current_dir().expect("cwd");
+        let places = Places::for_suite(Path::new("examples/node-http/node_http.toml"));
+        assert_eq!(places.suite_dir, cwd.join("examples/node-http"));
+        assert_eq!(Places::for_suite(Path::new("x.toml")).suite_dir, cwd);
     }
 
     #[test]
