@@ -89,7 +89,7 @@ pub fn judge_call(
     }
     if !timing_ok && late.is_notable() {
         observed.push_str(&format!(
-            "; hangup's own timers ran up to {} late in this case: the machine is overloaded",
+            "; hangup's own threads ran up to {} late in this case (a timer woke late or a side waited for a CPU): the machine is overloaded",
             millis(lateness)
         ));
     }
@@ -111,9 +111,11 @@ pub fn judge_call(
     })
 }
 
-/// How late the harness's own timers woke in a case (a `sleep` due at
-/// 100 ms that returned at 130 ms was 30 ms late). On an overloaded machine
-/// the peers' calls are late by about as much, through no fault of theirs:
+/// How late the harness's own threads ran in a case: how late its timers
+/// woke (a `sleep` due at 100 ms that returned at 130 ms was 30 ms late),
+/// or how long the side making a timed call waited for a CPU during it (as
+/// the kernel counts it). On an overloaded machine the peers' calls are
+/// late by about as much, through no fault of theirs:
 /// a timing check allows that much more, and says so in its expectation
 /// ("after 200 ms ±50 ms +30 ms of hangup's own lateness").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -491,7 +493,7 @@ mod tests {
         );
         assert!(
             err.observed.ends_with(
-                "hangup's own timers ran up to 30 ms late in this case: the machine is overloaded"
+                "hangup's own threads ran up to 30 ms late in this case (a timer woke late or a side waited for a CPU): the machine is overloaded"
             ),
             "{}",
             err.observed

@@ -22,6 +22,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::interrupt::{self, Waker};
+use super::queued;
 use crate::model::Outcome;
 use crate::model::TcpState;
 use crate::model::{Link, Side, Socket};
@@ -837,12 +838,16 @@ fn run_step(
             // The call's start is public before the call, so a deadline
             // that passes during it can say it is in flight.
             shared.set_step(side, Some((at.index, Some(Instant::now()))));
+            // Read only for a timing check: it costs a file read.
+            let timing = step.expect.as_ref().is_some_and(|e| e.after.is_some());
+            let queued_before = timing.then(queued::run_delay).flatten();
             let call = match peer.perform(socket_call, step.link) {
                 Ok(call) => call,
                 Err(no_socket) => {
                     return Err(fail(FailureKind::Script, None, no_socket.to_string()));
                 }
             };
+            let queued = queued::since(queued_before);
             let described = describe_call(side, step, at.round);
             if call.result.interrupted() && shared.stopping() {
                 note(
@@ -869,7 +874,7 @@ fn run_step(
             if until.is_some_and(|until| until.contains(&call.result.outcome)) {
                 return Ok(Flow::UntilReached);
             }
-            judge(shared, step, &call).map_err(|m| {
+            judge(shared, step, &call, queued).map_err(|m| {
                 let what = m.to_string();
                 fail(FailureKind::Expectation, Some(m), what)
             })?;
@@ -894,12 +899,14 @@ fn describe_call(side: Side, step: &Step, round: Option<u32>) -> String {
     }
 }
 
-fn judge(shared: &Shared, step: &Step, call: &Call) -> Result<(), Mismatch> {
+/// Judges a call; `queued` is how long its side waited for a CPU during
+/// it, which counts as the harness's lateness as a late timer does.
+fn judge(shared: &Shared, step: &Step, call: &Call, queued: Duration) -> Result<(), Mismatch> {
     let expect = step
         .expect
         .clone()
         .unwrap_or_else(|| step.action.default_expectation());
-    let lateness = shared.control().lateness;
+    let lateness = shared.control().lateness.max(queued);
     verdict::judge_call(
         &expect,
         &call.result,

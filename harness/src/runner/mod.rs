@@ -14,6 +14,7 @@
 
 mod case;
 mod interrupt;
+mod queued;
 mod trials;
 
 use std::path::PathBuf;
