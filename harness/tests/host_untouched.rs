@@ -359,11 +359,66 @@ fn baseline() -> Result<(Snapshot, BTreeSet<String>), Failed> {
     let first = snapshot()?;
     sleep(Duration::from_millis(300));
     let second = snapshot()?;
+    covers_every_source(&second)?;
     let ignore = drifting(&first, &second);
     if !ignore.is_empty() {
         eprintln!("ignored, they change on their own: {ignore:?}");
     }
     Ok((second, ignore))
+}
+
+/// A snapshot with no link or no sysctl means a source silently read
+/// nothing, and comparing two empty maps would prove nothing. (Routes and
+/// listeners may legitimately be empty, in a bare namespace.)
+fn covers_every_source(snap: &Snapshot) -> Result<(), Failed> {
+    for kind in ["link:", "addr:", "sysctl:"] {
+        if !snap.keys().any(|k| k.starts_with(kind)) {
+            return Err(format!("the host snapshot has no `{kind}` entry").into());
+        }
+    }
+    Ok(())
+}
+
+/// Network namespaces by inode, with the pids of the processes one of
+/// whose threads is in it (`/proc/<pid>/task/<tid>/ns/net`).
+fn netns_holders() -> BTreeMap<u64, BTreeSet<u32>> {
+    let mut held: BTreeMap<u64, BTreeSet<u32>> = BTreeMap::new();
+    let Ok(procs) = fs::read_dir("/proc") else {
+        return held;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(tasks) = fs::read_dir(entry.path().join("task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            if let Ok(meta) = fs::metadata(task.path().join("ns/net")) {
+                held.entry(meta.ino()).or_default().insert(pid);
+            }
+        }
+    }
+    held
+}
+
+/// Diagnostic, not a check: namespaces that exist after the run and did
+/// not before, whoever holds them. Unmarked holders are most likely other
+/// tests running meanwhile, so they are printed, not failed on; a marked
+/// holder fails through [`marked_processes`] instead.
+fn report_new_namespaces(before: &BTreeMap<u64, BTreeSet<u32>>) {
+    let after = netns_holders();
+    let new: Vec<_> = after
+        .iter()
+        .filter(|(ino, _)| !before.contains_key(ino))
+        .collect();
+    if !new.is_empty() {
+        eprintln!("network namespaces new since the run (inode: pids): {new:?}");
+    }
 }
 
 /// Turns a list of findings into a trial failure.
@@ -388,6 +443,7 @@ fn full_run() -> Result<(), Failed> {
     let tmp = tempfile::tempdir().expect("temp dir");
     let marker = marker_value("full");
     let (before, ignore) = baseline()?;
+    let namespaces = netns_holders();
     let out = hangup(&marker, tmp.path(), &reference_suites(), &[])
         .output()
         .expect("start hangup");
@@ -401,6 +457,7 @@ fn full_run() -> Result<(), Failed> {
         &diff(&before, &after, &ignore),
     )?;
     let left = wait_for_no_marked(&marker, Duration::ZERO);
+    report_new_namespaces(&namespaces);
     fail_on("processes of the run outlived it", &describe(&left))?;
     fail_on(
         "temporary folders left behind",
@@ -431,6 +488,7 @@ fn killed(suite: &Path, extra: &[&str], programs: usize) -> Result<(), Failed> {
     let tmp = tempfile::tempdir().expect("temp dir");
     let marker = marker_value("killed");
     let (before, ignore) = baseline()?;
+    let namespaces = netns_holders();
     let mut child = hangup(&marker, tmp.path(), suite, extra)
         .spawn()
         .expect("start hangup");
@@ -453,6 +511,7 @@ fn killed(suite: &Path, extra: &[&str], programs: usize) -> Result<(), Failed> {
     child.kill().expect("SIGKILL hangup");
     child.wait().expect("reap hangup");
     let left = wait_for_no_marked(&marker, KILL_GRACE);
+    report_new_namespaces(&namespaces);
     fail_on("processes of the killed run outlived it", &describe(&left))?;
     let after = snapshot()?;
     fail_on(
