@@ -73,6 +73,13 @@ fn main() -> ExitCode {
             killed_program_run,
         )
         .with_ignored_flag(!has_python3()),
+        // Fails: a program's own children survive a SIGKILLed hangup; see
+        // `killed_forking_program_run`.
+        Trial::test(
+            "host_untouched::killed_forking_program_run_leaves_no_process_behind",
+            killed_forking_program_run,
+        )
+        .with_ignored_flag(true),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -338,6 +345,23 @@ name = "waits"
 client = [{ sleep = "20s" }]
 "#;
 
+/// [`PROGRAM_SUITE`] with the listener started from a shell instead: the
+/// shell is the program and gets `PR_SET_PDEATHSIG`, its child does not.
+/// The listener sleeps 8 s rather than 60, so that when this shows the leak
+/// the leak ends soon by itself.
+const FORKING_PROGRAM_SUITE: &str = r#"
+description = "a program whose child would outlive a killed hangup"
+
+[program]
+run = ["sh", "-c", "python3 -c \"import socket, time; s = socket.socket(); s.bind(('127.0.0.1', {port})); s.listen(); print('listening', flush=True); time.sleep(8)\" & wait"]
+port = 8080
+ready = "^listening"
+
+[[case]]
+name = "waits"
+client = [{ sleep = "20s" }]
+"#;
+
 /// Whether `python3` is on `PATH`, which [`PROGRAM_SUITE`] needs.
 fn has_python3() -> bool {
     let found = Command::new("python3").arg("-c").arg("pass").status();
@@ -477,6 +501,20 @@ fn killed_program_run() -> Result<(), Failed> {
     let suite = dir.path().join("program.toml");
     fs::write(&suite, PROGRAM_SUITE).expect("write the program suite");
     killed(&suite, &[], 1)
+}
+
+/// Known to fail, hence ignored: a process the program starts (here a
+/// plain background child, same session and process group) outlives a
+/// SIGKILLed hangup and keeps the case's network namespace alive, because
+/// only the program itself gets `PR_SET_PDEATHSIG` and the process-group
+/// kill is hangup's own work, which a SIGKILL prevents (the limit `sut.rs`
+/// documents for new sessions holds for any descendant here). Run it with
+/// `--ignored` to see the leak.
+fn killed_forking_program_run() -> Result<(), Failed> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suite = dir.path().join("forking.toml");
+    fs::write(&suite, FORKING_PROGRAM_SUITE).expect("write the program suite");
+    killed(&suite, &[], 2)
 }
 
 /// A run of `suite` killed with SIGKILL after a second leaves no process
