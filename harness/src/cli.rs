@@ -155,6 +155,13 @@ pub fn main() -> ExitCode {
                 eprintln!("hangup: cannot run cases on this machine: {err}");
                 return ExitCode::from(2);
             }
+            let options = match arm_interrupts() {
+                Ok(stop) => RunOptions { stop, ..options },
+                Err(err) => {
+                    eprintln!("hangup: cannot handle SIGINT and SIGTERM: {err}");
+                    return ExitCode::from(2);
+                }
+            };
             run(suites, junit, json, &plan, &options)
         }
         Command::Check { paths } => check(&paths),
@@ -173,6 +180,30 @@ pub fn main() -> ExitCode {
             Err(code) => code,
         },
     }
+}
+
+/// Exit code of a run that was interrupted, as a shell reports SIGINT.
+const INTERRUPTED: u8 = 130;
+
+/// Makes SIGINT and SIGTERM stop the run: no case starts after the first
+/// one, running cases are stopped and torn down, and the reports are
+/// written with the cases that did not run marked so. A second signal
+/// exits at once, reports unwritten (hangup's namespaces go with the
+/// process; programs under test get SIGKILL through `PR_SET_PDEATHSIG`).
+fn arm_interrupts() -> std::io::Result<runner::StopSignal> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let (stop, flag) = runner::StopSignal::armed();
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first, so it runs first: exits only when the flag is
+        // already set, i.e. on the second signal.
+        signal_hook::flag::register_conditional_shutdown(
+            signal,
+            i32::from(INTERRUPTED),
+            std::sync::Arc::clone(&flag),
+        )?;
+        signal_hook::flag::register(signal, std::sync::Arc::clone(&flag))?;
+    }
+    Ok(stop)
 }
 
 /// Enters a user namespace when not root; must run before any thread
@@ -251,7 +282,7 @@ fn run(
         let reports = runner::run_all(&suites, options, plan.jobs, plan.include_ignored, &progress);
         let failed = reports.iter().any(|r| r.failure().is_some());
         rounds.push(reports);
-        if failed {
+        if failed || options.stop.is_set() {
             break;
         }
     }
@@ -285,6 +316,10 @@ fn run(
         for report in &failed {
             println!("    {}", report.name);
         }
+    }
+    if options.stop.is_set() {
+        println!("\ninterrupted: cases that had not started were not run");
+        code = ExitCode::from(INTERRUPTED);
     }
     let all: Vec<CaseReport> = rounds.into_iter().flatten().collect();
     if plan.repeat > 1 {

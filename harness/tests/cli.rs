@@ -266,3 +266,129 @@ fn diff_names_what_changed_between_two_versions_of_a_program_and_accepts_what_is
     assert_eq!(same.status.code(), Some(0));
     assert!(text(&same.stdout).contains("0 differences in 0 cases of 1 case"));
 }
+
+/// Starts `hangup run` on `suite` with JUnit and JSON reports in `dir`.
+fn spawn_run(dir: &Path, suite: &Path, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_hangup"))
+        .arg("run")
+        .arg(suite)
+        .arg("--junit")
+        .arg(dir.join("junit.xml"))
+        .arg("--json")
+        .arg(dir.join("report.json"))
+        .arg("--artifacts")
+        .arg(dir)
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start hangup")
+}
+
+/// Waits up to `limit` for `child` to exit; its output. A child still
+/// running then is killed and the test fails.
+fn exit_within(mut child: std::process::Child, limit: std::time::Duration) -> Output {
+    let began = std::time::Instant::now();
+    while child.try_wait().expect("wait").is_none() {
+        if began.elapsed() > limit {
+            let _ = child.kill();
+            panic!("hangup still ran {limit:?} after the signal");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+fn signal(child: &std::process::Child, signal: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(child.id().try_into().expect("pid"));
+    nix::sys::signal::kill(pid, signal).expect("kill");
+}
+
+/// A case-level program that says it is ready and then only waits: once
+/// it runs, its log has made the case's artifact folder in `--artifacts`.
+const WAITING_PROGRAM: &str = "program = { run = [\"sh\", \"-c\", \"echo ready; exec sleep 120\"], port = 8080, ready = \"^ready$\" }\n";
+
+/// Waits (up to 10 s) until a case's artifact folder appears in `dir`:
+/// the case has started.
+fn wait_started(dir: &Path) {
+    let began = std::time::Instant::now();
+    while began.elapsed() < std::time::Duration::from_secs(10) {
+        let started = std::fs::read_dir(dir)
+            .expect("artifacts")
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("hangup-"));
+        if started {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("no case started within 10 s");
+}
+
+#[test]
+fn sigint_stops_the_run_and_still_writes_complete_reports() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suite = dir.path().join("long.toml");
+    std::fs::write(
+        &suite,
+        format!("[[case]]\nname = \"sleeps\"\ndeadline = \"60s\"\n{WAITING_PROGRAM}client = [{{ connect = 8080 }}, {{ sleep = \"30s\" }}]\n\n\
+         [[case]]\nname = \"quick_a\"\nclient = [{{ connect = 8080, expect = \"ECONNREFUSED\" }}]\n\n\
+         [[case]]\nname = \"quick_b\"\nclient = [{{ connect = 8080, expect = \"ECONNREFUSED\" }}]\n"),
+    )
+    .expect("write suite");
+    // One job: the sleeping case (longest expected) runs first, the others
+    // wait for it.
+    let child = spawn_run(dir.path(), &suite, &["-j", "1"]);
+    wait_started(dir.path());
+    signal(&child, nix::sys::signal::Signal::SIGINT);
+    // Well before the 30 s the case would have slept.
+    let out = exit_within(child, std::time::Duration::from_secs(10));
+    let stdout = text(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{stdout}{}",
+        text(&out.stderr)
+    );
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    let xml = std::fs::read_to_string(dir.path().join("junit.xml")).expect("junit");
+    assert_eq!(xml.matches("<testcase").count(), 3, "{xml}");
+    assert_eq!(xml.matches("hangup::interrupted").count(), 1, "{xml}");
+    assert_eq!(
+        xml.matches("not run: the run was interrupted").count(),
+        2,
+        "{xml}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).expect("json"))
+            .expect("valid JSON");
+    let cases = json["rounds"][0]["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), 3);
+    assert_eq!(cases[0]["kind"], "interrupted", "{json:#}");
+}
+
+#[test]
+fn a_second_sigint_exits_at_once() {
+    if Command::new("python3").arg("-V").output().is_err() {
+        eprintln!("skipped: no python3 for the program that ignores SIGTERM");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suite = dir.path().join("stubborn.toml");
+    // A program that ignores SIGTERM with a long grace: stopping it after
+    // the first SIGINT would take 30 s.
+    std::fs::write(
+        &suite,
+        "[program]\nrun = [\"python3\", \"-c\", \"import signal, socket, time\\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\\ns = socket.socket()\\ns.bind(('127.0.0.1', 8080))\\ns.listen()\\ntime.sleep(120)\"]\nport = 8080\ngrace = \"30s\"\nrequires = [\"python3\"]\n\n\
+         [[case]]\nname = \"waits\"\ndeadline = \"60s\"\nclient = [{ connect = 8080 }, { sleep = \"30s\" }]\n",
+    )
+    .expect("write suite");
+    let child = spawn_run(dir.path(), &suite, &[]);
+    wait_started(dir.path());
+    signal(&child, nix::sys::signal::Signal::SIGINT);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    signal(&child, nix::sys::signal::Signal::SIGINT);
+    // Well before the 30 s grace the first signal alone would wait out.
+    let out = exit_within(child, std::time::Duration::from_secs(10));
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+}

@@ -55,6 +55,9 @@ pub enum FailureKind {
     /// The program under test crashed, exited while the case ran, never
     /// became ready, or ignored its stop signal.
     Program,
+    /// The run was interrupted (SIGINT, SIGTERM) while the case ran: it was
+    /// stopped and torn down, not judged.
+    Interrupted,
 }
 
 impl FailureKind {

@@ -76,6 +76,8 @@ struct Shared {
     control: Mutex<Coordination>,
     /// Signalled on every change of `control`, for the sides.
     changed: Condvar,
+    /// The run's request to stop, which the supervisor looks at.
+    stop: super::StopSignal,
     /// Signalled only when the supervisor has something to do: a verdict
     /// (a failure), a side leaving a stopping case, the end of teardown.
     /// Marks, sleeps and waits never wake it: on a loaded machine every
@@ -211,9 +213,10 @@ impl Shared {
 /// itself; the calling thread, which never enters the namespace, supervises:
 /// it watches the deadline and wakes sides blocked in calls once the case
 /// has a verdict. The case's clock starts once the namespace is ready.
-pub(crate) fn run(case: Case, record: Recorder) -> (CaseStatus, Timeline) {
+pub(crate) fn run(case: Case, record: Recorder, stop: super::StopSignal) -> (CaseStatus, Timeline) {
     let shared = Arc::new(Shared {
         case,
+        stop,
         sockets: Arc::default(),
         record,
         program: std::sync::OnceLock::new(),
@@ -456,9 +459,23 @@ fn supervise(shared: &Shared) {
             Some(start) => start + shared.case.deadline - now,
             None => shared.case.deadline,
         };
+        if shared.stop.is_set() {
+            let failure = interrupted(shared, &control);
+            control.failure.get_or_insert(failure);
+            control.stopping = true;
+            shared.changed.notify_all();
+            break;
+        }
+        let left = if shared.stop.is_armed() {
+            left.min(super::StopSignal::POLL)
+        } else {
+            left
+        };
         control = wait(&shared.supervisor, control, left);
     }
-    if control.stopping && !matches!(&control.failure, Some(f) if f.kind == FailureKind::Deadline) {
+    let told_whereabouts =
+        |f: &Failure| matches!(f.kind, FailureKind::Deadline | FailureKind::Interrupted);
+    if control.stopping && !control.failure.as_ref().is_some_and(told_whereabouts) {
         // Stopped by one side's failure: the others' whereabouts are
         // context for the report.
         let now = Instant::now();
@@ -526,6 +543,30 @@ fn whereabouts(shared: &Shared, control: &Coordination, now: Instant) -> Vec<(Si
 /// The deadline failure: what each side was doing when time ran out,
 /// including the calls still in flight.
 fn overrun(shared: &Shared, control: &Coordination) -> Failure {
+    let mut failure = stopped_here(shared, control, "case deadline passed");
+    failure.kind = FailureKind::Deadline;
+    failure.summary = format!(
+        "the case overran its deadline of {}: {}",
+        verdict::millis(shared.case.deadline),
+        failure.summary
+    );
+    failure
+}
+
+/// The run was interrupted while the case ran: what each side was doing.
+fn interrupted(shared: &Shared, control: &Coordination) -> Failure {
+    let mut failure = stopped_here(shared, control, "the run was interrupted");
+    failure.kind = FailureKind::Interrupted;
+    failure.summary = format!(
+        "the run was interrupted; the case was stopped, not judged: {}",
+        failure.summary
+    );
+    failure
+}
+
+/// A case stopped from outside its scripts: a note on the timeline, and a
+/// summary of what each side was doing (to be worded by the caller).
+fn stopped_here(shared: &Shared, control: &Coordination, note: &str) -> Failure {
     let now = Instant::now();
     let mut waiting: Vec<String> = whereabouts(shared, control, now)
         .into_iter()
@@ -537,20 +578,10 @@ fn overrun(shared: &Shared, control: &Coordination) -> Failure {
         }
     }
     let at = shared.at(now);
-    shared.push(
-        now,
-        None,
-        EventKind::Note {
-            text: "case deadline passed".into(),
-        },
-    );
+    shared.push(now, None, EventKind::Note { text: note.into() });
     Failure {
         kind: FailureKind::Deadline,
-        summary: format!(
-            "the case overran its deadline of {}: {}",
-            verdict::millis(shared.case.deadline),
-            waiting.join("; ")
-        ),
+        summary: waiting.join("; "),
         step: None,
         mismatch: None,
         at,

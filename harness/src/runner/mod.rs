@@ -18,8 +18,8 @@ mod queued;
 mod trials;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use trials::{test_main, test_main_with};
@@ -46,6 +46,38 @@ pub struct RunOptions {
     /// How long a case runs before [`Progress::slow`] hears of it;
     /// [`SLOW_NOTICE`] when not set.
     pub slow_notice: Option<Duration>,
+    /// Asks the run to stop (the CLI arms it for SIGINT and SIGTERM).
+    pub stop: StopSignal,
+}
+
+/// A request to stop a run: once set, no case starts (each is reported as
+/// not run), and a running case is stopped, torn down and reported as
+/// interrupted. Unarmed (the default), it is never set and costs nothing;
+/// armed, each running case looks at it every [`StopSignal::POLL`].
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal(Option<Arc<AtomicBool>>);
+
+impl StopSignal {
+    /// How often a running case looks: a signal handler can only set a
+    /// flag, not wake a condition variable.
+    pub const POLL: Duration = Duration::from_millis(100);
+
+    /// An armed signal and the flag that sets it (for
+    /// `signal_hook::flag::register`).
+    pub fn armed() -> (StopSignal, Arc<AtomicBool>) {
+        let flag = Arc::new(AtomicBool::new(false));
+        (StopSignal(Some(Arc::clone(&flag))), flag)
+    }
+
+    /// Whether the run was asked to stop.
+    pub fn is_set(&self) -> bool {
+        self.0.as_ref().is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    /// Whether it can ever be set.
+    pub fn is_armed(&self) -> bool {
+        self.0.is_some()
+    }
 }
 
 impl RunOptions {
@@ -74,6 +106,7 @@ impl RunOptions {
             tolerance_floor,
             tolerance_percent,
             slow_notice: None,
+            stop: StopSignal::default(),
         })
     }
 }
@@ -102,7 +135,7 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
         .unwrap_or_else(std::env::temp_dir);
     let prefix = format!("hangup-{}-{}-", suite.name.replace("::", "-"), case.name);
     let record = Recorder::new(root, prefix);
-    let (status, timeline) = case::run(owned, record.clone());
+    let (status, timeline) = case::run(owned, record.clone(), options.stop.clone());
     let mut report = CaseReport {
         name,
         suite: suite.name.clone(),
@@ -212,6 +245,9 @@ pub fn run_all(
                             running[worker] = Some((case.test_name(suite), Instant::now(), 0));
                         }
                         let report = match (&case.ignore, include_ignored) {
+                            _ if options.stop.is_set() => {
+                                ignored(suite, case, "not run: the run was interrupted")
+                            }
                             (Some(reason), false) => ignored(suite, case, reason),
                             _ => run_case(suite, case, options),
                         };
