@@ -266,3 +266,33 @@ fn diff_names_what_changed_between_two_versions_of_a_program_and_accepts_what_is
     assert_eq!(same.status.code(), Some(0));
     assert!(text(&same.stdout).contains("0 differences in 0 cases of 1 case"));
 }
+
+/// Runs hangup with stdout a pipe nobody reads: every write fails with EPIPE.
+fn hangup_into_closed_pipe(args: &[&str]) -> Output {
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    drop(read);
+    Command::new(env!("CARGO_BIN_EXE_hangup"))
+        .args(args)
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run hangup")
+}
+
+#[test]
+fn a_closed_stdout_ends_commands_quietly_not_in_a_panic() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suite = quick_suite(dir.path());
+    let suite = suite.to_str().expect("utf-8 path");
+    for (args, code) in [
+        (&["schema"][..], 0),
+        (&["check", suite][..], 0),
+        (&["check", "no/such/suite.toml"][..], 2),
+    ] {
+        let out = hangup_into_closed_pipe(args);
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("standard output"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    }
+}
