@@ -17,6 +17,7 @@
 //! step's place in the file kept for reports.
 
 pub mod action;
+pub mod limits;
 mod parse;
 pub mod schema;
 
