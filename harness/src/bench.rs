@@ -134,8 +134,8 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
     let suite = no_wait_suite()?;
     let case = suite.cases[0].clone();
 
-    println!("hangup bench");
-    println!(
+    out!("hangup bench");
+    out!(
         "machine: {} CPUs (nproc), Linux {}, {} build, {}",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         kernel_release(),
@@ -150,7 +150,7 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
                 format!("rootless: in a user namespace (uid {uid}, gid {gid} outside)"),
         },
     );
-    println!();
+    out!();
 
     eprintln!("measuring per-case overhead ({OVERHEAD_SAMPLES} samples)...");
     let (overhead, bare) = overhead(&suite, &case)?;
@@ -161,9 +161,12 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
     eprintln!("measuring a per-case program ({PROGRAM_SAMPLES} samples)...");
     let program = program_cost(&suite)?;
 
-    println!(
+    out!(
         "{:<46} {:>6} {:>11} {:>11}",
-        "measurement", "n", "median", "p90"
+        "measurement",
+        "n",
+        "median",
+        "p90"
     );
     row("no-wait case via run_case (setup+observe+end)", overhead);
     row("true floor: thread+unshare+lo up+connect+lookup", bare);
@@ -174,7 +177,7 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
         format!("target ≤ {OVERHEAD_TARGET}×"),
         ratio(overhead.median, bare.median) <= OVERHEAD_TARGET,
     );
-    println!(
+    out!(
         "  {:<44} {:>6} {:>11} {:>11}",
         "harness's own share (case − floor)",
         "",
@@ -196,7 +199,7 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
                 median >= STATE_READ_TARGET,
             );
             // The whole-table dump is no state read; shown for what it costs.
-            println!(
+            out!(
                 "  {:<44} {:>6} {:>10.1}× {:>10.1}×  (no target: not used by state checks)",
                 "ss / dump",
                 "",
@@ -204,13 +207,13 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
                 ratio(ss.p90, reads.dump.p90),
             );
         }
-        None => println!("{:<46} skipped: `ss` is not installed", "spawn `ss -tan`"),
+        None => out!("{:<46} skipped: `ss` is not installed", "spawn `ss -tan`"),
     }
-    println!(
+    out!(
         "  (a dump walks the TCP hash table the namespace shares with the host, sized by RAM; \
          state checks use lookups)"
     );
-    println!(
+    out!(
         "{:<46} {:>6} {:>11} {:>8.0} cases/s",
         format!("{cases} no-wait cases via run_all, {jobs} jobs"),
         cases,
@@ -221,7 +224,7 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
         Some((with, without)) => {
             row("no-wait case with a program (echo fixture)", with);
             row("the same case without one", without);
-            println!(
+            out!(
                 "  {:<44} {:>6} {:>11} {:>11}  (start, ready, stop: per case)",
                 "a per-case program's cost (with − without)",
                 "",
@@ -229,7 +232,7 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
                 fmt_duration(with.p90.saturating_sub(without.p90)),
             );
         }
-        None => println!(
+        None => out!(
             "{:<46} skipped: no `echo` fixture beside this binary (cargo build --release -p hangup-fixtures)",
             "a per-case program"
         ),
@@ -263,7 +266,7 @@ fn program_cost(suite: &Suite) -> Result<Option<(Stats, Stats)>, String> {
 }
 
 fn row(name: &str, stats: Stats) {
-    println!(
+    out!(
         "{name:<46} {:>6} {:>11} {:>11}",
         stats.n,
         fmt_duration(stats.median),
@@ -272,7 +275,7 @@ fn row(name: &str, stats: Stats) {
 }
 
 fn ratio_line(name: &str, median: f64, p90: f64, target: String, pass: bool) {
-    println!(
+    out!(
         "  {name:<44} {:>6} {:>10.1}× {:>10.1}×  {target} (median): {}",
         "",
         median,

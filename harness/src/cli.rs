@@ -172,7 +172,7 @@ pub fn main() -> ExitCode {
             junit,
         } => diff(&base, &new, accept.as_deref(), junit.as_deref()),
         Command::Schema => {
-            println!("{}", hangup::suite::schema::json_schema());
+            out!("{}", hangup::suite::schema::json_schema());
             ExitCode::SUCCESS
         }
         Command::Bench { cases } => match enter_user_namespace() {
@@ -271,13 +271,13 @@ fn run(
         );
         return ExitCode::from(2);
     }
-    println!("running {}", cases(total));
+    out!("running {}", cases(total));
     let paint = Paint::for_stdout();
     let progress = Console { paint };
     let mut rounds: Vec<Vec<CaseReport>> = Vec::new();
     for round in 1..=plan.repeat {
         if plan.repeat > 1 {
-            println!("round {round} of {}", plan.repeat);
+            out!("round {round} of {}", plan.repeat);
         }
         let reports = runner::run_all(&suites, options, plan.jobs, plan.include_ignored, &progress);
         let failed = reports.iter().any(|r| r.failure().is_some());
@@ -289,9 +289,9 @@ fn run(
     let last = rounds.last().map(Vec::as_slice).unwrap_or_default();
     let failed: Vec<&CaseReport> = last.iter().filter(|r| r.failure().is_some()).collect();
     if !failed.is_empty() {
-        println!("\nfailures:\n");
+        out!("\nfailures:\n");
         for report in &failed {
-            println!("{}", report.render_failure());
+            out!("{}", report.render_failure());
         }
     }
     let mut code = if failed.is_empty() {
@@ -312,22 +312,22 @@ fn run(
         }
     }
     if !failed.is_empty() {
-        println!("\nfailing tests:");
+        out!("\nfailing tests:");
         for report in &failed {
-            println!("    {}", report.name);
+            out!("    {}", report.name);
         }
     }
     if options.stop.is_set() {
-        println!("\ninterrupted: cases that had not started were not run");
+        out!("\ninterrupted: cases that had not started were not run");
         code = ExitCode::from(INTERRUPTED);
     }
     let all: Vec<CaseReport> = rounds.into_iter().flatten().collect();
     if plan.repeat > 1 {
         let ran = all.len() / total.max(1);
-        println!("\n{} over {ran} of {} rounds", cases(total), plan.repeat);
-        println!("{}", report::summary_line(&all));
+        out!("\n{} over {ran} of {} rounds", cases(total), plan.repeat);
+        out!("{}", report::summary_line(&all));
     } else {
-        println!("\n{}", report::summary_line(&all));
+        out!("\n{}", report::summary_line(&all));
     }
     code
 }
@@ -363,18 +363,18 @@ impl runner::Progress for Console {
         let took = hangup::verdict::millis(report.duration);
         match &report.status {
             CaseStatus::Passed => {
-                println!(
+                out!(
                     "case {} ... {} ({took})",
                     report.name,
                     self.paint.word("ok", 32)
                 )
             }
-            CaseStatus::Failed(_) => println!(
+            CaseStatus::Failed(_) => out!(
                 "case {} ... {} ({took})",
                 report.name,
                 self.paint.word("FAILED", 31)
             ),
-            CaseStatus::Ignored { reason } => println!(
+            CaseStatus::Ignored { reason } => out!(
                 "case {} ... {}, {reason}",
                 report.name,
                 self.paint.word("ignored", 33)
@@ -389,7 +389,7 @@ impl runner::Progress for Console {
     }
 
     fn slow(&self, name: &str, elapsed: std::time::Duration) {
-        println!(
+        out!(
             "case {name} ... {} (running for over {} s)",
             self.paint.word("SLOW", 33),
             elapsed.as_secs()
@@ -453,10 +453,10 @@ fn diff(
     for difference in &differences {
         let line = difference.to_string();
         if accepted.contains(&line) {
-            println!("{line}  (accepted)");
+            out!("{line}  (accepted)");
         } else {
             open += 1;
-            println!("{line}");
+            out!("{line}");
         }
     }
     let changed: std::collections::BTreeSet<&str> =
@@ -475,7 +475,7 @@ fn diff(
             code = ExitCode::from(2);
         }
     }
-    println!(
+    out!(
         "\n{} differences in {} of {}, {} accepted",
         differences.len(),
         cases(changed.len()),
@@ -491,7 +491,7 @@ fn check(paths: &[PathBuf]) -> ExitCode {
         eprintln!("{err}");
     }
     let cases: usize = suites.iter().map(|s| s.cases.len()).sum();
-    println!(
+    out!(
         "{} suite(s) valid with {cases} case(s), {} invalid",
         suites.len(),
         errors.len()

@@ -1,5 +1,8 @@
 //! The `hangup` command line and its benchmark, over the library.
 
+#[macro_use]
+mod out;
+
 mod bench;
 mod cli;
 

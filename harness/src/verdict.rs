@@ -71,9 +71,9 @@ pub fn judge_call(
     let late = Lateness::of(lateness);
     let outcome_ok = expect.result.contains(&result.outcome);
     let bytes_ok = expect.bytes.is_none_or(|want| want == result.bytes);
-    let timing_ok = expect
-        .after
-        .is_none_or(|want| took.abs_diff(want) <= tolerance.slack(want) + late.allowance());
+    let timing_ok = expect.after.is_none_or(|want| {
+        took.abs_diff(want) <= tolerance.slack(want).saturating_add(late.allowance())
+    });
     let lower_ok = expect.longer_than.is_none_or(|bound| took > bound);
     let ready_ok = expect.revents.is_none_or(|want| result.ready == Some(want));
     let content_ok = expect

@@ -392,3 +392,36 @@ fn a_second_sigint_exits_at_once() {
     let out = exit_within(child, std::time::Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
 }
+
+/// Runs hangup with stdout a pipe nobody reads: every write fails with EPIPE.
+fn hangup_into_closed_pipe(args: &[&str]) -> Output {
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    drop(read);
+    Command::new(env!("CARGO_BIN_EXE_hangup"))
+        .args(args)
+        .stdout(std::process::Stdio::from(write))
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run hangup")
+}
+
+#[test]
+fn a_closed_stdout_ends_commands_quietly_not_in_a_panic() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suite = quick_suite(dir.path());
+    let suite = suite.to_str().expect("utf-8 path");
+    for (args, code) in [
+        (&["schema"][..], 0),
+        (&["check", suite][..], 0),
+        (&["check", "no/such/suite.toml"][..], 2),
+        // Every case's line and the summary fail to print; the case still
+        // runs and passes.
+        (&["run", suite][..], 0),
+    ] {
+        let out = hangup_into_closed_pipe(args);
+        let stderr = text(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(!stderr.contains("standard output"), "{args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
+    }
+}

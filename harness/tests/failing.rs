@@ -352,6 +352,12 @@ fn hangup_tolerance_floor_widens_every_timing_check() {
         stderr.contains("HANGUP_TOLERANCE_FLOOR: expected a duration"),
         "{stderr}"
     );
+    // Near u64::MAX seconds it would overflow the tolerance sums: the
+    // suites' own limit applies.
+    let huge = run("584542046090y");
+    assert_eq!(huge.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&huge.stderr);
+    assert!(stderr.contains("of at most \"24h\""), "{stderr}");
 }
 
 /// A program under test that crashes, never becomes ready, or ignores its

@@ -188,7 +188,7 @@ impl Shared {
     /// Waits up to `limit` for the case's thread to close every socket;
     /// whether it did.
     fn wait_torn_down(&self, limit: Duration) -> bool {
-        let until = Instant::now() + limit;
+        let until = later(limit);
         let mut control = self.control();
         while !control.torn_down {
             let now = Instant::now();
@@ -449,14 +449,16 @@ fn supervise(shared: &Shared) {
         // Before the clock starts the case cannot have overrun: wait a
         // whole deadline, then look again.
         let left = match shared.record.start() {
-            Some(start) if now >= start + shared.case.deadline => {
+            Some(start) if now >= add_saturating(start, shared.case.deadline) => {
                 let failure = overrun(shared, &control);
                 control.failure.get_or_insert(failure);
                 control.stopping = true;
                 shared.changed.notify_all();
                 break;
             }
-            Some(start) => start + shared.case.deadline - now,
+            Some(start) => {
+                add_saturating(start, shared.case.deadline).saturating_duration_since(now)
+            }
             None => shared.case.deadline,
         };
         if shared.stop.is_set() {
@@ -497,7 +499,7 @@ fn supervise(shared: &Shared) {
             );
         }
     }
-    let give_up = Instant::now() + STOP_GRACE;
+    let give_up = later(STOP_GRACE);
     while control.sides.iter().any(|s| s.running) && Instant::now() < give_up {
         for side in control.sides.iter().filter(|s| s.running) {
             if let Some(waker) = side.waker {
@@ -782,7 +784,7 @@ fn run_step(
     };
     match &step.action {
         Action::Control(Control::Sleep(d)) => {
-            if !shared.sleep_until(Instant::now() + *d) {
+            if !shared.sleep_until(later(*d)) {
                 return Ok(Flow::CaseEnded);
             }
         }
@@ -958,7 +960,7 @@ struct Stopped;
 /// Waits for another side's `mark`; `Ok(false)` when `timeout` passed
 /// first.
 fn wait_for_mark(shared: &Shared, label: &str, timeout: Option<Duration>) -> Result<bool, Stopped> {
-    let until = timeout.map(|t| Instant::now() + t);
+    let until = timeout.map(later);
     let mut control = shared.control();
     loop {
         if control.marks.contains(label) {
@@ -995,7 +997,7 @@ fn check_log(
     lines: LineCount,
     within: Option<Duration>,
 ) -> Result<(), Option<Mismatch>> {
-    let until = Instant::now() + within.unwrap_or_default();
+    let until = later(within.unwrap_or_default());
     loop {
         let seen = reader.count(&pattern.0);
         let now = Instant::now();
@@ -1027,7 +1029,7 @@ fn check_released(
     baseline: Baseline,
     within: Option<Duration>,
 ) -> Result<(), Unsettled> {
-    let until = Instant::now() + within.unwrap_or_default();
+    let until = later(within.unwrap_or_default());
     loop {
         let unreadable = |e: std::io::Error| {
             Unsettled::Unobservable(format!("failed to read the program's fd table: {e}"))
@@ -1137,7 +1139,7 @@ fn check_states(
     expected: &[(Socket, TcpState)],
     within: Option<Duration>,
 ) -> Result<(), Unsettled> {
-    let deadline = Instant::now() + within.unwrap_or_default();
+    let deadline = later(within.unwrap_or_default());
     let mut samples = 0u32;
     loop {
         samples += 1;
@@ -1176,7 +1178,7 @@ fn check_states(
                 })
             });
         }
-        let next = (Instant::now() + POLL_INTERVAL).min(deadline);
+        let next = later(POLL_INTERVAL).min(deadline);
         if !shared.sleep_until(next) {
             return Err(Unsettled::CaseEnded);
         }
@@ -1207,5 +1209,37 @@ fn observe_socket(
     {
         Some(state) => Ok((socket, state, StateSource::TcpInfo)),
         None => Ok((socket, TcpState::Gone, StateSource::SockDiag)),
+    }
+}
+
+/// `Instant::now() + d` that cannot panic; see [`add_saturating`].
+fn later(d: Duration) -> Instant {
+    add_saturating(Instant::now(), d)
+}
+
+/// `from + d`, or the latest instant a sum can reach when that overflows.
+/// Suite durations are limited at parse time (`suite::limits`), so this
+/// only keeps a value that slipped past from panicking mid-case.
+fn add_saturating(from: Instant, d: Duration) -> Instant {
+    from.checked_add(d)
+        .or_else(|| from.checked_add(crate::suite::limits::MAX_DURATION))
+        .unwrap_or(from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A duration that slipped past the parse-time limit must not panic
+    /// the case's supervisor with an overflowing `Instant` sum.
+    #[test]
+    fn instant_sums_saturate_instead_of_overflowing() {
+        let now = Instant::now();
+        assert!(add_saturating(now, Duration::MAX) >= now);
+        assert_eq!(
+            add_saturating(now, Duration::from_secs(1)),
+            now + Duration::from_secs(1)
+        );
+        assert!(later(Duration::MAX) >= now);
     }
 }

@@ -87,9 +87,19 @@ impl RunOptions {
     pub fn from_env() -> Result<RunOptions, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let tolerance_floor = match var("HANGUP_TOLERANCE_FLOOR") {
-            Some(v) => Some(humantime::parse_duration(&v).map_err(|_| {
-                format!("HANGUP_TOLERANCE_FLOOR: expected a duration like \"200ms\", found \"{v}\"")
-            })?),
+            Some(v) => Some(
+                humantime::parse_duration(&v)
+                    .ok()
+                    // The suite limit: a floor near u64::MAX seconds would
+                    // overflow the tolerance sums.
+                    .filter(|floor| *floor <= crate::suite::limits::MAX_DURATION)
+                    .ok_or_else(|| {
+                        format!(
+                            "HANGUP_TOLERANCE_FLOOR: expected a duration like \"200ms\" of at most \"{}\", found \"{v}\"",
+                            crate::suite::limits::MAX_DURATION_WORDS
+                        )
+                    })?,
+            ),
             None => None,
         };
         let tolerance_percent = match var("HANGUP_TOLERANCE_PERCENT") {

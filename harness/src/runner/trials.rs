@@ -104,7 +104,8 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
         // An invalid suite is a failing test, so `cargo test` shows its errors.
         let name = match &err {
             crate::suite::SuiteError::Invalid { path, .. }
-            | crate::suite::SuiteError::Read { path, .. } => {
+            | crate::suite::SuiteError::Read { path, .. }
+            | crate::suite::SuiteError::NotAFile { path, .. } => {
                 format!(
                     "{}::invalid_suite",
                     path.file_stem().unwrap_or_default().to_string_lossy()

@@ -17,9 +17,11 @@
 //! step's place in the file kept for reports.
 
 pub mod action;
+pub mod limits;
 mod parse;
 pub mod schema;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -298,11 +300,38 @@ pub fn load_named(file: &SuiteFile) -> Result<Suite, SuiteError> {
 
 /// Reads and validates one suite file (named by its file stem).
 pub fn load(path: &Path) -> Result<Suite, SuiteError> {
+    regular_file(path)?;
     let bytes = std::fs::read(path).map_err(|source| SuiteError::Read {
         path: path.to_path_buf(),
         source,
     })?;
     parse_suite(path, &bytes)
+}
+
+/// Refuses `path` unless it is a regular file (or a symlink to one), before
+/// it is opened: opening a FIFO blocks until a writer comes, and a device
+/// such as `/dev/zero` never ends.
+fn regular_file(path: &Path) -> Result<(), SuiteError> {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = std::fs::metadata(path)
+        .map_err(|source| SuiteError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .file_type();
+    let what = match () {
+        _ if kind.is_file() => return Ok(()),
+        _ if kind.is_dir() => "a folder",
+        _ if kind.is_fifo() => "a FIFO",
+        _ if kind.is_char_device() => "a character device",
+        _ if kind.is_block_device() => "a block device",
+        _ if kind.is_socket() => "a socket",
+        _ => "neither a file nor a folder",
+    };
+    Err(SuiteError::NotAFile {
+        path: path.to_path_buf(),
+        kind: what,
+    })
 }
 
 /// A suite file found by [`discover`], with the name its tests get.
@@ -323,7 +352,7 @@ pub struct SuiteFile {
 /// reached twice is read once.
 pub fn discover(paths: &[PathBuf]) -> Result<Vec<SuiteFile>, SuiteError> {
     let mut found: Vec<SuiteFile> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for path in paths {
         let meta = std::fs::metadata(path).map_err(|source| SuiteError::Read {
             path: path.clone(),
@@ -331,7 +360,7 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<SuiteFile>, SuiteError> {
         })?;
         let mut files = Vec::new();
         if meta.is_dir() {
-            collect_toml(path, &mut files)?;
+            collect_toml(path, &mut HashSet::new(), &mut files)?;
         } else {
             files.push(path.clone());
         }
@@ -375,7 +404,20 @@ fn suite_name(path: &Path) -> String {
         .join("::")
 }
 
-fn collect_toml(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), SuiteError> {
+/// The `*.toml` files below `dir`, recursively. Each folder is searched
+/// once, by its canonical path (`visited`): a symlink back up the tree
+/// (`again -> .`) is not followed round and round, which with two such
+/// links would take exponential time.
+fn collect_toml(
+    dir: &Path,
+    visited: &mut HashSet<PathBuf>,
+    found: &mut Vec<PathBuf>,
+) -> Result<(), SuiteError> {
+    if let Ok(canonical) = std::fs::canonicalize(dir) {
+        if !visited.insert(canonical) {
+            return Ok(());
+        }
+    }
     let read = |source| SuiteError::Read {
         path: dir.to_path_buf(),
         source,
@@ -388,7 +430,7 @@ fn collect_toml(dir: &Path, found: &mut Vec<PathBuf>) -> Result<(), SuiteError> 
     entries.sort();
     for entry in entries {
         if entry.is_dir() {
-            collect_toml(&entry, found)?;
+            collect_toml(&entry, visited, found)?;
         } else if entry.extension().is_some_and(|ext| ext == "toml") {
             found.push(entry);
         }
@@ -424,5 +466,40 @@ mod tests {
         // A file reached twice is read once.
         let found = discover(&[root.clone(), a]).expect("discover");
         assert_eq!(names(&found), ["a::s", "b::s", "c"]);
+    }
+
+    /// A `*.toml` FIFO would block `check` forever on open; a device such
+    /// as `/dev/zero` would be read without end.
+    #[test]
+    fn a_fifo_or_device_named_as_a_suite_is_refused_without_being_opened() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fifo = dir.path().join("f.toml");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        std::fs::write(dir.path().join("a.toml"), "").expect("write");
+        let found = discover(&[dir.path().to_path_buf()]).expect("discover");
+        assert_eq!(names(&found), ["a", "f"]);
+        let err = load(&fifo).expect_err("a FIFO is refused");
+        let message = err.to_string();
+        assert!(
+            message.contains("expected a regular file, found a FIFO"),
+            "{message}"
+        );
+        assert!(message.contains(&fifo.display().to_string()), "{message}");
+        let err = load(Path::new("/dev/zero")).expect_err("a device is refused");
+        assert!(
+            err.to_string().contains("found a character device"),
+            "{err}"
+        );
+    }
+
+    /// Two links back up the tree would double the walk at every level.
+    #[test]
+    fn symlink_loops_in_a_suites_folder_are_walked_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("a.toml"), "").expect("write");
+        std::os::unix::fs::symlink(".", dir.path().join("again")).expect("symlink");
+        std::os::unix::fs::symlink(".", dir.path().join("more")).expect("symlink");
+        let found = discover(&[dir.path().to_path_buf()]).expect("discover");
+        assert_eq!(names(&found), ["a"]);
     }
 }

@@ -43,6 +43,15 @@ pub enum SuiteError {
         /// Why it failed.
         source: std::io::Error,
     },
+    /// The path is a FIFO, a device or a socket: reading one could block
+    /// forever or never end, so it is refused before it is opened.
+    #[error("failed to read suite {}: expected a regular file, found {kind}", path.display())]
+    NotAFile {
+        /// What was given or found.
+        path: PathBuf,
+        /// What it is instead ("a FIFO", "a character device", ...).
+        kind: &'static str,
+    },
     /// The file was read but is not a valid suite; every problem is listed.
     #[error("{rendered}")]
     Invalid {

@@ -14,6 +14,7 @@ use toml::Spanned;
 
 use crate::model::{Errno, Link, Outcome, PollEvents, Socket, TcpState};
 use crate::suite::action::{self, CATALOG};
+use crate::suite::limits::{MAX_DURATION, MAX_DURATION_WORDS, MAX_SEND_BYTES, bytes_in_words};
 use crate::suite::{How, SocketOptions, Tolerance, Until};
 
 /// A step as written: one action key plus modifiers. A bare string
@@ -348,13 +349,16 @@ impl<'de> Deserialize<'de> for RawPayload {
                 f.write_str("text to send, or a number of filler bytes")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<RawPayload, E> {
-                usize::try_from(v)
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .map(RawPayload::Size)
-                    .ok_or_else(|| {
-                        E::custom(format!("expected a positive number of bytes, found {v}"))
-                    })
+                let n = usize::try_from(v).ok().filter(|n| *n > 0).ok_or_else(|| {
+                    E::custom(format!("expected a positive number of bytes, found {v}"))
+                })?;
+                if n > MAX_SEND_BYTES {
+                    return Err(E::custom(format!(
+                        "expected at most {} to send, found {v}",
+                        bytes_in_words(MAX_SEND_BYTES)
+                    )));
+                }
+                Ok(RawPayload::Size(n))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<RawPayload, E> {
                 Ok(RawPayload::Text(v.to_string()))
@@ -440,7 +444,14 @@ pub(super) fn parse_duration(v: &str) -> Result<Duration, String> {
             "{EXPECTED} without spaces around it, found \"{v}\""
         ));
     }
-    humantime::parse_duration(v).map_err(|_| format!("{EXPECTED}, found \"{v}\""))
+    let duration =
+        humantime::parse_duration(v).map_err(|_| format!("{EXPECTED}, found \"{v}\""))?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "expected a duration of at most \"{MAX_DURATION_WORDS}\", found \"{v}\""
+        ));
+    }
+    Ok(duration)
 }
 
 pub(super) struct SysctlValue(pub(super) String);

@@ -10,6 +10,7 @@ use super::Reader;
 use super::raw::{RawExpect, RawPayload, RawStep, RawStepTable, parse_outcome};
 use crate::model::{Link, Outcome, PollEvents, Side};
 use crate::suite::action::{self, ActionDef, CATALOG, JUDGING};
+use crate::suite::limits::{MAX_READ_BYTES, MAX_SEND_BYTES, bytes_in_words};
 use crate::suite::{
     Action, Check, Control, Expect, LineCount, Loop, Pattern, Payload, SocketCall, Step,
 };
@@ -327,6 +328,18 @@ impl<'a> Reader<'a> {
         }
         if let Some(repeat) = &raw.repeat {
             match action {
+                S(SocketCall::Send {
+                    payload: Payload::Text { text, .. },
+                    ..
+                }) if too_much_to_send(text.len(), *repeat.get_ref()) => self.problem(
+                    repeat.span(),
+                    format!(
+                        "expected at most {} to send in all, found {} copies of {} bytes",
+                        bytes_in_words(MAX_SEND_BYTES),
+                        repeat.get_ref(),
+                        text.len()
+                    ),
+                ),
                 // Like `send = 0`: a step that sends nothing is a mistake.
                 S(SocketCall::Send {
                     payload: Payload::Text { repeat: r, .. },
@@ -347,10 +360,16 @@ impl<'a> Reader<'a> {
             }
         }
         if let (Some(max), S(SocketCall::Recv { max: m, .. })) = (&raw.max, &mut *action) {
-            if *max.get_ref() > 0 {
-                *m = *max.get_ref();
-            } else {
-                self.problem(max.span(), "expected `max` of at least 1 byte, found 0");
+            match *max.get_ref() {
+                0 => self.problem(max.span(), "expected `max` of at least 1 byte, found 0"),
+                n if n > MAX_READ_BYTES => self.problem(
+                    max.span(),
+                    format!(
+                        "expected `max` of at most {}, found {n}",
+                        bytes_in_words(MAX_READ_BYTES)
+                    ),
+                ),
+                n => *m = n,
             }
         }
         if let (Some(from), S(SocketCall::Connect { from: f, .. })) = (&raw.from, &mut *action) {
@@ -534,4 +553,11 @@ impl<'a> Reader<'a> {
         }
         out
     }
+}
+
+/// Whether `copies` of `len` bytes of text exceed [`MAX_SEND_BYTES`]
+/// (overflow included): the harness builds the whole payload in memory.
+fn too_much_to_send(len: usize, copies: usize) -> bool {
+    len.checked_mul(copies)
+        .is_none_or(|total| total > MAX_SEND_BYTES)
 }

@@ -387,6 +387,62 @@ fn client(steps: &str) -> String {
 #[case::empty_client("[[case]]\nname = \"a\"\nclient = []\n".into(), 3, 10, "expected at least one step in `client`, found none")]
 #[case::empty_server_beside_a_client("[[case]]\nname = \"a\"\nclient = [\"close\"]\nserver = []\n".into(), 4, 10, "expected at least one step in `server`, found none")]
 #[case::case_not_tables("case = [1]\n".into(), 1, 9, "expected a case table, found integer")]
+#[case::send_size_over_the_limit(
+    client("  { send = 1_000_000_000_000 },"),
+    4,
+    12,
+    "expected at most 256 MiB (268435456 bytes) to send, found 1000000000000"
+)]
+#[case::send_size_just_over_the_limit(
+    client("  { send = 268_435_457 },"),
+    4,
+    12,
+    "expected at most 256 MiB (268435456 bytes) to send, found 268435457"
+)]
+#[case::send_repeat_over_the_limit(
+    client("  { send = \"ab\", repeat = 134_217_729 },"),
+    4,
+    27,
+    "expected at most 256 MiB (268435456 bytes) to send in all, found 134217729 copies of 2 bytes"
+)]
+#[case::send_repeat_overflowing(
+    client("  { send = \"abcdefgh\", repeat = 4_000_000_000_000_000_000 },"),
+    4,
+    33,
+    "expected at most 256 MiB (268435456 bytes) to send in all, found 4000000000000000000 copies of 8 bytes"
+)]
+#[case::recv_max_over_the_limit(
+    client("  { recv = true, max = 1_000_000_000_000 },"),
+    4,
+    24,
+    "expected `max` of at most 64 MiB (67108864 bytes), found 1000000000000"
+)]
+#[case::sleep_over_a_day(
+    client("  { sleep = \"25h\" },"),
+    4,
+    13,
+    "expected a duration of at most \"24h\", found \"25h\""
+)]
+#[case::timeout_near_the_maximum(
+    client("  { recv = true, timeout = \"18446744073709551615s\" },"),
+    4,
+    28,
+    "expected a duration of at most \"24h\", found \"18446744073709551615s\""
+)]
+#[case::within_near_the_maximum(
+    client("  { state = { client = \"gone\" }, within = \"584542046090y\" },"),
+    4,
+    43,
+    "expected a duration of at most \"24h\", found \"584542046090y\""
+)]
+#[case::after_over_a_day(
+    client("  { recv = true, after = \"2days\" },"),
+    4,
+    26,
+    "expected a duration of at most \"24h\", found \"2days\""
+)]
+#[case::deadline_over_a_day("deadline = \"18446744073709551615s\"\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 12, "expected a duration of at most \"24h\", found \"18446744073709551615s\"")]
+#[case::tolerance_floor_over_a_day("[[case]]\nname = \"a\"\ntolerance = { floor = \"100000h\" }\nclient = [\"close\"]\n".into(), 3, 23, "expected a duration of at most \"24h\", found \"100000h\"")]
 fn one_problem(
     #[case] text: String,
     #[case] line: usize,
@@ -808,4 +864,18 @@ client = [{ connect = 9000 }]
     let own = suite.cases[1].program.as_ref().expect("its own program");
     assert_eq!(own.argv, ["./other"]);
     assert_eq!(own.within, crate::suite::DEFAULT_READY_WITHIN);
+}
+
+/// The limits themselves are allowed: only beyond them is refused.
+#[test]
+fn sizes_and_durations_at_their_limits_parse() {
+    let steps = "  { send = 268_435_456 },\n  { send = \"ab\", repeat = 134_217_728 },\n  { recv = true, max = 67_108_864 },\n  { sleep = \"24h\" },";
+    let suite = format!("deadline = \"24h\"\n{}", client(steps));
+    if let Err(err) = parse_suite(Path::new(PATH), suite.as_bytes()) {
+        panic!("expected the suite to parse, found {err}");
+    }
+    assert_eq!(
+        raw::parse_duration(crate::suite::limits::MAX_DURATION_WORDS),
+        Ok(crate::suite::limits::MAX_DURATION)
+    );
 }

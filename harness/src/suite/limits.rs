@@ -1,0 +1,35 @@
+//! The largest sizes and durations a suite may ask for, checked when it is
+//! parsed.
+//!
+//! A suite states what a case does, so a size or duration out of all
+//! proportion is a typo (`send = 1_000_000_000_000`) that would otherwise
+//! show up at run time as an allocation that aborts the harness, or as
+//! `Duration` arithmetic that overflows and panics. Refusing it at parse
+//! time, with the limit in the message, keeps `check` the place where a
+//! suite's mistakes are found. The README's suite-format section lists
+//! these.
+
+use std::time::Duration;
+
+/// The most one `send` step writes: filler bytes, or text × `repeat`. The
+/// harness holds the whole payload in memory; a send meant to fill every
+/// socket buffer on the way (tests use 200 MB) stays within it.
+pub const MAX_SEND_BYTES: usize = 256 << 20;
+
+/// The most one `recv` asks for (`max`): the harness allocates a buffer of
+/// that size. `recv_until`'s byte count has no limit: it reads in 64 KiB
+/// pieces and only counts (a suite reads "until reset" with a huge one).
+pub const MAX_READ_BYTES: usize = 64 << 20;
+
+/// The longest duration anywhere in a suite (`deadline`, `sleep`,
+/// `timeout`, `within`, `after`, tolerance `floor`, ...): far beyond any
+/// case, and small enough that sums and products of them cannot overflow.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// [`MAX_DURATION`] as a suite writes it.
+pub const MAX_DURATION_WORDS: &str = "24h";
+
+/// "64 MiB (67108864 bytes)", for messages.
+pub(crate) fn bytes_in_words(limit: usize) -> String {
+    format!("{} MiB ({limit} bytes)", limit >> 20)
+}
