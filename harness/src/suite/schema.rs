@@ -23,7 +23,10 @@
 //! one, so an editor may flag a file that `hangup check` accepts but never
 //! the reverse, except for the checks a schema cannot make (unique case
 //! names; what is checked across scripts, such as a `wait` needing a
-//! `mark`; which side may take a step inside a `loop`):
+//! `mark`; which side may take a step inside a `loop`; the longest
+//! duration of [`super::limits`], which a pattern cannot compare, and a
+//! text `send` times its `repeat`; the size limits are the numbers'
+//! maxima):
 //!
 //! - errno names, `ok`/`EOF` and TCP states are listed in their canonical
 //!   spelling (`EPIPE`, `TIME_WAIT`); the parser ignores case and also takes
@@ -67,6 +70,7 @@
 use serde_json::{Map, Value, json};
 
 use super::action::{ActionDef, CATALOG, MODIFIERS};
+use super::limits::{MAX_READ_BYTES, MAX_SEND_BYTES};
 use crate::model::{Errno, PollEvents, Side, TcpState};
 use crate::sandbox::ALLOWED_SYSCTLS;
 
@@ -327,7 +331,7 @@ fn action_value(keyword: &str) -> Value {
         }),
         "released" => json!({ "const": true, "description": "Written `true`." }),
         "signal" => json!({ "type": "string", "pattern": "^SIG[A-Z0-9]+$" }),
-        "send" => json!({ "type": ["string", "integer"], "minimum": 1 }),
+        "send" => json!({ "type": ["string", "integer"], "minimum": 1, "maximum": MAX_SEND_BYTES }),
         "recv_until" => json!({ "type": ["integer", "string"], "minimum": 1, "minLength": 1 }),
         "shutdown" => json!({ "enum": ["read", "write", "both"] }),
         "set" => options(),
@@ -365,7 +369,9 @@ fn action_value(keyword: &str) -> Value {
 fn modifier_value(keyword: &str) -> Value {
     match keyword {
         "timeout" | "within" | "after" | "longer_than" => duration(),
-        "repeat" | "max" | "times" => json!({ "type": "integer", "minimum": 1 }),
+        "max" => json!({ "type": "integer", "minimum": 1, "maximum": MAX_READ_BYTES }),
+        "repeat" => json!({ "type": "integer", "minimum": 1, "maximum": MAX_SEND_BYTES }),
+        "times" => json!({ "type": "integer", "minimum": 1, "maximum": u32::MAX }),
         "count" | "at_most" => json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX }),
         "backlog" => json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX }),
         "from" => json!({ "type": "integer", "minimum": 1, "maximum": 65535 }),
