@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 pub use trials::{test_main, test_main_with};
 
 use crate::record::{Recorder, Timeline};
-use crate::report::{CaseReport, CaseStatus};
+use crate::report::{CaseReport, CaseStatus, Failure, FailureKind};
 use crate::suite::{Case, Suite};
 
 /// Choices that apply to every case of a run.
@@ -259,7 +259,7 @@ pub fn run_all(
                                 ignored(suite, case, "not run: the run was interrupted")
                             }
                             (Some(reason), false) => ignored(suite, case, reason),
-                            _ => run_case(suite, case, options),
+                            _ => guarded(suite, case, || run_case(suite, case, options)),
                         };
                         if let Ok(mut running) = running.lock() {
                             running[worker] = None;
@@ -296,7 +296,8 @@ pub fn run_all(
             }
         });
         for handle in handles {
-            // A worker that panicked lost only its own case's report.
+            // Cases run guarded; a worker that panicked anyway (in
+            // `progress`) lost only what it had not yet reported.
             let _ = handle.join();
         }
         *finished.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
@@ -307,6 +308,31 @@ pub fn run_all(
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// Runs `run`, turning a panic in hangup's own code into the case's
+/// failure: a bug in one case's bookkeeping must not take the worker, and
+/// with it the cases it would have run next, out of the run's reports.
+fn guarded(suite: &Suite, case: &Case, run: impl FnOnce() -> CaseReport) -> CaseReport {
+    let payload = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(report) => return report,
+        Err(payload) => payload,
+    };
+    let what = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    let mut report = ignored(suite, case, "");
+    report.status = CaseStatus::Failed(Failure {
+        kind: FailureKind::Harness,
+        summary: format!("hangup panicked while running the case (a hangup bug): {what}"),
+        step: None,
+        mismatch: None,
+        at: Duration::ZERO,
+        output: Vec::new(),
+    });
+    report
 }
 
 fn ignored(suite: &Suite, case: &Case, reason: &str) -> CaseReport {
@@ -435,6 +461,44 @@ client = [{ connect = 8080, expect = "ECONNREFUSED" }]
         assert_eq!(*seen.lock().expect("lock"), 3);
         let reports = run_all(&[suite()], &options, 2, true, &|_: &CaseReport| {});
         assert_eq!(statuses(&reports)[2], ("skipped".into(), "passed"));
+    }
+
+    #[test]
+    fn a_panic_in_a_case_is_that_case_s_failure() {
+        let suite = suite();
+        let report = guarded(&suite, &suite.cases[0], || panic!("bookkeeping went wrong"));
+        let failure = report.failure().expect("failed");
+        assert_eq!(failure.kind, FailureKind::Harness);
+        assert!(
+            failure
+                .summary
+                .ends_with("(a hangup bug): bookkeeping went wrong"),
+            "{}",
+            failure.summary
+        );
+        assert_eq!(report.case, "passes");
+    }
+
+    /// Interrupted before they start, cases are reported as not run, not
+    /// dropped from the report.
+    #[test]
+    fn cases_after_a_stop_are_reported_not_run() {
+        let (stop, flag) = StopSignal::armed();
+        flag.store(true, Ordering::SeqCst);
+        let options = RunOptions {
+            stop,
+            ..RunOptions::default()
+        };
+        let reports = run_all(&[suite()], &options, 1, true, &|_: &CaseReport| {});
+        assert_eq!(reports.len(), 3);
+        for report in reports {
+            match report.status {
+                CaseStatus::Ignored { reason } => {
+                    assert_eq!(reason, "not run: the run was interrupted")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     fn one_case(text: &str) -> CaseReport {
