@@ -54,6 +54,11 @@ enum Command {
         /// round; the JSON report keeps every round; JUnit has the last.
         #[arg(long, default_value_t = 1, value_name = "N", value_parser = at_least_one)]
         repeat: usize,
+        /// With --repeat: run every round even after a failure, and end
+        /// with each case's figures (runs, failures, the spread of every
+        /// call's duration, hangup's own lateness).
+        #[arg(long, requires = "repeat")]
+        soak: bool,
         /// Succeed when no case is selected (an empty folder, a filter that
         /// matches nothing); by default that is an error.
         #[arg(long)]
@@ -119,6 +124,7 @@ pub fn main() -> ExitCode {
             artifacts,
             include_ignored,
             repeat,
+            soak,
             allow_empty,
         } => {
             let from_env = match RunOptions::from_env() {
@@ -138,6 +144,7 @@ pub fn main() -> ExitCode {
                 jobs,
                 include_ignored,
                 repeat,
+                soak,
                 allow_empty,
             };
             // Suites are read first (no threads needed), so an invalid one is
@@ -234,6 +241,7 @@ struct Plan<'a> {
     jobs: usize,
     include_ignored: bool,
     repeat: usize,
+    soak: bool,
     allow_empty: bool,
 }
 
@@ -282,12 +290,22 @@ fn run(
         let reports = runner::run_all(&suites, options, plan.jobs, plan.include_ignored, &progress);
         let failed = reports.iter().any(|r| r.failure().is_some());
         rounds.push(reports);
-        if failed || options.stop.is_set() {
+        if (failed && !plan.soak) || options.stop.is_set() {
             break;
         }
     }
     let last = rounds.last().map(Vec::as_slice).unwrap_or_default();
-    let failed: Vec<&CaseReport> = last.iter().filter(|r| r.failure().is_some()).collect();
+    // A soak's failures may be in any round; otherwise only the last round
+    // can have failed.
+    let failed: Vec<&CaseReport> = if plan.soak {
+        rounds
+            .iter()
+            .flatten()
+            .filter(|r| r.failure().is_some())
+            .collect()
+    } else {
+        last.iter().filter(|r| r.failure().is_some()).collect()
+    };
     if !failed.is_empty() {
         out!("\nfailures:\n");
         for report in &failed {
@@ -313,13 +331,20 @@ fn run(
     }
     if !failed.is_empty() {
         out!("\nfailing tests:");
-        for report in &failed {
+        let mut named = std::collections::HashSet::new();
+        for report in failed.iter().filter(|r| named.insert(&r.name)) {
             out!("    {}", report.name);
         }
     }
     if options.stop.is_set() {
         out!("\ninterrupted: cases that had not started were not run");
         code = ExitCode::from(INTERRUPTED);
+    }
+    if plan.soak {
+        out!(
+            "\n{}",
+            report::soak::render(&report::soak::figures(&rounds))
+        );
     }
     let all: Vec<CaseReport> = rounds.into_iter().flatten().collect();
     if plan.repeat > 1 {

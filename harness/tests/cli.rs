@@ -425,3 +425,44 @@ fn a_closed_stdout_ends_commands_quietly_not_in_a_panic() {
         assert_eq!(out.status.code(), Some(code), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn a_soak_runs_every_round_despite_failures_and_ends_with_each_case_s_figures() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = hangup(&[
+        "run",
+        broken("errno.toml").to_str().expect("utf-8"),
+        quick_suite(dir.path()).to_str().expect("utf-8"),
+        "--repeat",
+        "3",
+        "--soak",
+        "--artifacts",
+        dir.path().to_str().expect("utf-8"),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("2 cases over 3 of 3 rounds"), "{stdout}");
+    assert!(stdout.contains("3 passed, 3 failed"), "{stdout}");
+    assert!(
+        stdout.contains("errno::wrong_errno: 3 runs, 3 failed; hangup's own lateness "),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("quick::refused: 3 runs, 0 failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("    client step 1 `connect 127.0.0.1:8080`: "),
+        "{stdout}"
+    );
+    assert!(stdout.contains(" over 3 calls"), "{stdout}");
+    // The failing test is listed once, not once per round.
+    assert_eq!(
+        stdout.matches("\n    errno::wrong_errno\n").count(),
+        1,
+        "{stdout}"
+    );
+    // Without --repeat, --soak is refused.
+    let alone = hangup(&["run", "suites", "--soak"]);
+    assert_eq!(alone.status.code(), Some(2));
+}

@@ -9,6 +9,7 @@
 
 pub mod diff;
 mod junit;
+pub mod soak;
 mod timeline;
 
 use std::path::{Path, PathBuf};
@@ -119,6 +120,11 @@ pub struct CaseReport {
     pub duration: Duration,
     /// Calls and states on both sides, in time order.
     pub timeline: Timeline,
+    /// How late hangup's own threads ran in the case, at most: a timer
+    /// waking late, or a side waiting for a CPU during a timed call (what
+    /// timing checks allowed on top of their tolerance).
+    #[serde(rename = "lateness_ms", serialize_with = "ms::serialize")]
+    pub lateness: Duration,
     /// The case's artifact folder when it was kept.
     pub artifacts: Option<PathBuf>,
     /// Why the artifact folder could not be made or written, if it could
@@ -131,6 +137,11 @@ impl CaseReport {
     /// Whether the case passed.
     pub fn passed(&self) -> bool {
         matches!(self.status, CaseStatus::Passed)
+    }
+
+    /// Whether the case did not run (ignored, or not run).
+    pub fn skipped(&self) -> bool {
+        matches!(self.status, CaseStatus::Ignored { .. })
     }
 
     /// The failure, if the case failed.
@@ -182,10 +193,7 @@ impl CaseReport {
 /// with `, N skipped` when any were.
 pub fn summary_line(reports: &[CaseReport]) -> String {
     let passed = reports.iter().filter(|r| r.passed()).count();
-    let skipped = reports
-        .iter()
-        .filter(|r| matches!(r.status, CaseStatus::Ignored { .. }))
-        .count();
+    let skipped = reports.iter().filter(|r| r.skipped()).count();
     let failed = reports.len() - passed - skipped;
     if skipped > 0 {
         format!("{passed} passed, {failed} failed, {skipped} skipped")
@@ -395,6 +403,7 @@ mod tests {
             status,
             duration: Duration::from_millis(3),
             timeline: Timeline::default(),
+            lateness: Duration::ZERO,
             artifacts: None,
             artifacts_error: None,
         }

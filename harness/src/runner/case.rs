@@ -97,7 +97,8 @@ struct Coordination {
     stopping: bool,
     /// Per side, indexed by [`Side`].
     sides: [SideProgress; 3],
-    /// How late the harness's own timers (sleeps, polls) woke, at most.
+    /// How late the harness's own timers (sleeps, polls) woke, or a side
+    /// waited for a CPU during a timed call, at most.
     lateness: Duration,
     /// Set by the case's thread once every side is done and every socket
     /// closed.
@@ -205,15 +206,19 @@ impl Shared {
     }
 }
 
-/// Runs the case to its end or its deadline; returns how it ended and the
-/// timeline.
+/// Runs the case to its end or its deadline; returns how it ended, the
+/// timeline, and how late hangup's own threads ran (see [`Coordination::lateness`]).
 ///
 /// The case's own fresh thread makes the namespace, sets the sysctls,
 /// starts a thread for each other side and runs the first side's script
 /// itself; the calling thread, which never enters the namespace, supervises:
 /// it watches the deadline and wakes sides blocked in calls once the case
 /// has a verdict. The case's clock starts once the namespace is ready.
-pub(crate) fn run(case: Case, record: Recorder, stop: super::StopSignal) -> (CaseStatus, Timeline) {
+pub(crate) fn run(
+    case: Case,
+    record: Recorder,
+    stop: super::StopSignal,
+) -> (CaseStatus, Timeline, Duration) {
     let shared = Arc::new(Shared {
         case,
         stop,
@@ -235,6 +240,7 @@ pub(crate) fn run(case: Case, record: Recorder, stop: super::StopSignal) -> (Cas
             return (
                 unjudged(FailureKind::Setup, err.to_string()),
                 Timeline::default(),
+                Duration::ZERO,
             );
         }
     };
@@ -272,8 +278,9 @@ pub(crate) fn run(case: Case, record: Recorder, stop: super::StopSignal) -> (Cas
         None => CaseStatus::Passed,
         Some(failure) => CaseStatus::Failed(failure),
     };
+    let lateness = control.lateness;
     drop(control);
-    (status, shared.record.finish())
+    (status, shared.record.finish(), lateness)
 }
 
 /// A case that ended without a verdict on what it tested.
@@ -881,6 +888,10 @@ fn run_step(
                 }
             };
             let queued = queued::since(queued_before);
+            {
+                let mut control = shared.control();
+                control.lateness = control.lateness.max(queued);
+            }
             let described = describe_call(side, step, at.round);
             if call.result.interrupted() && shared.stopping() {
                 note(

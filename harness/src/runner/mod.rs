@@ -145,7 +145,7 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
         .unwrap_or_else(std::env::temp_dir);
     let prefix = format!("hangup-{}-{}-", suite.name.replace("::", "-"), case.name);
     let record = Recorder::new(root, prefix);
-    let (status, timeline) = case::run(owned, record.clone(), options.stop.clone());
+    let (status, timeline, lateness) = case::run(owned, record.clone(), options.stop.clone());
     let mut report = CaseReport {
         name,
         suite: suite.name.clone(),
@@ -154,6 +154,7 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
         status,
         duration: started.elapsed(),
         timeline,
+        lateness,
         artifacts: None,
         artifacts_error: None,
     };
@@ -346,6 +347,7 @@ fn ignored(suite: &Suite, case: &Case, reason: &str) -> CaseReport {
         },
         duration: Duration::ZERO,
         timeline: Timeline::default(),
+        lateness: Duration::ZERO,
         artifacts: None,
         artifacts_error: None,
     }
