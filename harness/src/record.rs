@@ -78,6 +78,12 @@ pub enum EventKind {
         /// How many times a `within` check sampled the kernel before this
         /// reading (1 for a check without `within`).
         samples: u32,
+        /// A reading a `within` check saw on the way, when the state changed
+        /// between samples; not the check's evidence (its last reading is),
+        /// and left out of `hangup diff`, since how many a run sees is
+        /// timing.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        on_the_way: bool,
     },
     /// A line a program under test printed.
     Output {

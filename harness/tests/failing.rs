@@ -185,10 +185,12 @@ fn a_state_check_within_a_deadline_records_its_step_and_samples() {
     let events = report[0]["timeline"]["events"]
         .as_array()
         .unwrap_or_else(|| panic!("no events:\n{stdout}"));
+    // The evidence is the last reading (earlier ones are on the way).
     let state = events
         .iter()
-        .find(|e| e["event"] == "state")
+        .rfind(|e| e["event"] == "state")
         .unwrap_or_else(|| panic!("no state event: {events:?}"));
+    assert_eq!(state.get("on_the_way"), None, "{state}");
     assert_eq!(state["step"], 5, "{state}");
     // Polled every 2 ms for 300 ms: many samples, not one.
     assert!(state["samples"].as_u64().is_some_and(|n| n > 10), "{state}");

@@ -477,6 +477,7 @@ mod tests {
             source: StateSource::SockDiag,
             step: None,
             samples: 1,
+            on_the_way: false,
         };
         timeline.push(Duration::ZERO, Some(Side::Server), state(Socket::Server));
         assert!(

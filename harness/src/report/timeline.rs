@@ -73,8 +73,10 @@ impl EventKind {
                 socket,
                 state,
                 source,
+                on_the_way,
                 ..
             } => {
+                let way = if *on_the_way { " (on the way)" } else { "" };
                 // The proxy has two sockets: name which; the others have one.
                 let whose = match socket {
                     Socket::ProxyClient => "to client ",
@@ -82,10 +84,12 @@ impl EventKind {
                     Socket::Client | Socket::Server => "",
                 };
                 match source {
-                    StateSource::SockDiag => format!("[{whose}{}]", state.name()),
-                    StateSource::TcpInfo => format!("[{whose}{}] via TCP_INFO", state.name()),
+                    StateSource::SockDiag => format!("[{whose}{}]{way}", state.name()),
+                    StateSource::TcpInfo => {
+                        format!("[{whose}{}] via TCP_INFO{way}", state.name())
+                    }
                     StateSource::NoConnectionYet => {
-                        format!("[{whose}{}]: no connection yet", state.name())
+                        format!("[{whose}{}]: no connection yet{way}", state.name())
                     }
                 }
             }

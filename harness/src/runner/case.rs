@@ -1152,6 +1152,10 @@ fn check_states(
 ) -> Result<(), Unsettled> {
     let deadline = later(within.unwrap_or_default());
     let mut samples = 0u32;
+    // The states of the previous sample: a change between samples goes on
+    // the record as it happens, so a check that fails shows the way there
+    // (FIN_WAIT2, then gone), not only where it ended.
+    let mut previous: Vec<Option<TcpState>> = vec![None; expected.len()];
     loop {
         samples += 1;
         let observed: Vec<(Socket, TcpState, StateSource)> = expected
@@ -1164,9 +1168,11 @@ fn check_states(
             .map(|(socket, state, _)| (*socket, *state))
             .collect();
         let verdict = verdict::judge_states(expected, &states);
-        if verdict.is_ok() || Instant::now() >= deadline {
-            let now = Instant::now();
-            for (socket, state, source) in observed {
+        let last = verdict.is_ok() || Instant::now() >= deadline;
+        let now = Instant::now();
+        for (i, (socket, state, source)) in observed.into_iter().enumerate() {
+            let changed = previous[i].is_some_and(|before| before != state);
+            if last || changed || (samples == 1 && within.is_some()) {
                 shared.push(
                     now,
                     Some(socket.side()),
@@ -1176,9 +1182,13 @@ fn check_states(
                         source,
                         step: Some(step),
                         samples,
+                        on_the_way: !last,
                     },
                 );
             }
+            previous[i] = Some(state);
+        }
+        if last {
             return verdict.map_err(|m| {
                 Unsettled::Mismatch(match within {
                     Some(d) => Mismatch {

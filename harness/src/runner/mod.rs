@@ -513,6 +513,47 @@ client = [{ connect = 8080, expect = "ECONNREFUSED" }]
         run_case(&suite, &suite.cases[0], &options)
     }
 
+    /// A `within` check that fails shows the way it went, not only where it
+    /// ended: its first sample and every change go on the record, marked
+    /// as on the way; the last reading is the evidence.
+    #[test]
+    fn a_failed_within_check_records_the_states_on_the_way() {
+        let report = one_case(
+            r#"
+[[case]]
+name = "never_gone"
+server = [{ listen = 8080 }, { mark = "listening" }, "accept", { mark = "accepted" }, { recv = true, expect = "EOF" }]
+client = [
+  { wait = "listening" }, { connect = 8080 }, { wait = "accepted" },
+  { state = { client = "gone" }, within = "200ms" },
+]
+"#,
+        );
+        assert!(report.failure().is_some(), "client was never gone");
+        let readings: Vec<(bool, u32)> = report
+            .timeline
+            .events
+            .iter()
+            .filter_map(|e| match e.kind {
+                crate::record::EventKind::State {
+                    on_the_way,
+                    samples,
+                    ..
+                } => Some((on_the_way, samples)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(readings.first(), Some(&(true, 1)), "{readings:?}");
+        let (on_the_way, samples) = *readings.last().expect("a last reading");
+        assert!(!on_the_way && samples > 1, "{readings:?}");
+        assert!(
+            report
+                .timeline
+                .render()
+                .contains("[ESTABLISHED] (on the way)")
+        );
+    }
+
     /// A third side's synchronous work (building a 200 MB payload) once
     /// delayed the other sides' calls, which shared its thread. Each side
     /// now has its own: the server's byte at 10 ms reaches the client's
