@@ -279,6 +279,11 @@ fn run(
         );
         return ExitCode::from(2);
     }
+    // Never more at once than there are cases.
+    if let Err(err) = runner::ensure_file_descriptors(plan.jobs.min(total.max(1))) {
+        eprintln!("hangup: cannot run cases on this machine: {err}");
+        return ExitCode::from(2);
+    }
     out!("running {}", cases(total));
     let paint = Paint::for_stdout();
     let progress = Console { paint };

@@ -466,3 +466,34 @@ fn a_soak_runs_every_round_despite_failures_and_ends_with_each_case_s_figures() 
     let alone = hangup(&["run", "suites", "--soak"]);
     assert_eq!(alone.status.code(), Some(2));
 }
+
+/// `hangup run` under `prlimit --nofile=SOFT:HARD` (util-linux), or none
+/// where there is no prlimit.
+fn hangup_with_fd_limit(limit: &str, suite: &str) -> Option<Output> {
+    Command::new("prlimit")
+        .arg(format!("--nofile={limit}"))
+        .arg(env!("CARGO_BIN_EXE_hangup"))
+        .args(["run", suite, "-j", "4"])
+        .output()
+        .ok()
+}
+
+#[test]
+fn too_few_file_descriptors_is_said_once_not_failed_in_every_case() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suite = quick_suite(dir.path());
+    let suite = suite.to_str().expect("utf-8 path");
+    let Some(out) = hangup_with_fd_limit("16:16", suite) else {
+        eprintln!("skipped: no prlimit (util-linux)");
+        return;
+    };
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("running 1 case at once needs about 96 file descriptors, and this process may open only 16 (RLIMIT_NOFILE)"),
+        "{stderr}"
+    );
+    // A low soft limit under a higher hard one is raised as far as needed.
+    let out = hangup_with_fd_limit("16:4096", suite).expect("prlimit");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}

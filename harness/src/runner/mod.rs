@@ -353,6 +353,45 @@ fn ignored(suite: &Suite, case: &Case, reason: &str) -> CaseReport {
     }
 }
 
+/// File descriptors one running case may hold at once, generously: its
+/// namespace, a sock_diag socket, each side's sockets, a program's pipes,
+/// pidfd and the fds `released` copies for a moment.
+const FDS_PER_CASE: u64 = 32;
+
+/// File descriptors the run needs besides its cases (reports, suites,
+/// stdio).
+const FDS_BASE: u64 = 64;
+
+/// Makes sure `jobs` cases can run at once without the harness running out
+/// of file descriptors: raises the soft `RLIMIT_NOFILE` as far as needed
+/// (never beyond the hard limit, and no further than needed, since
+/// programs under test inherit it), or says what to change. Without this a
+/// low limit shows as every case failing with EMFILE, which is not what
+/// the suite tested.
+pub fn ensure_file_descriptors(jobs: usize) -> Result<(), String> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let need = FDS_BASE + FDS_PER_CASE * jobs as u64;
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)
+        .map_err(|e| format!("cannot read the file descriptor limit: {e}"))?;
+    if soft >= need {
+        return Ok(());
+    }
+    if hard >= need {
+        return setrlimit(Resource::RLIMIT_NOFILE, need, hard)
+            .map_err(|e| format!("cannot raise the file descriptor limit to {need}: {e}"));
+    }
+    let cases = if jobs == 1 {
+        "1 case".to_owned()
+    } else {
+        format!("{jobs} cases")
+    };
+    Err(format!(
+        "running {cases} at once needs about {need} file descriptors, and this process may \
+         open only {hard} (RLIMIT_NOFILE): raise it (`ulimit -n {need}`) or run fewer at once \
+         (`-j`)"
+    ))
+}
+
 /// Loads every suite under `paths`; returns the suites that are valid and
 /// the errors of the rest, each already rendered with file:line:col.
 pub fn load_suites(paths: &[PathBuf]) -> (Vec<Suite>, Vec<crate::suite::SuiteError>) {
