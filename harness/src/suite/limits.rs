@@ -29,6 +29,19 @@ pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 /// [`MAX_DURATION`] as a suite writes it.
 pub const MAX_DURATION_WORDS: &str = "24h";
 
+/// The most memory one compiled pattern (`log`, `ready`, `matches`) may
+/// take. The regex crate's default, 10 MiB, lets a short pattern such as
+/// `\w{90}\w{90}` take seconds to compile, so a suite of a few of them
+/// stalls `check`; every pattern a suite needs is far smaller.
+pub const MAX_PATTERN_SIZE: usize = 1 << 20;
+
+/// Compiles a suite's regular expression within [`MAX_PATTERN_SIZE`].
+pub(crate) fn pattern(text: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(text)
+        .size_limit(MAX_PATTERN_SIZE)
+        .build()
+}
+
 /// "64 MiB (67108864 bytes)", for messages.
 pub(crate) fn bytes_in_words(limit: usize) -> String {
     format!("{} MiB ({limit} bytes)", limit >> 20)

@@ -450,7 +450,7 @@ impl<'a> Reader<'a> {
             self.problem(at.clone(), "expected a `port` from 1 to 65535, found 0");
         }
         let ready = raw.ready.as_deref().and_then(|pattern| {
-            regex::Regex::new(pattern)
+            crate::suite::limits::pattern(pattern)
                 .map_err(|e| {
                     self.problem(
                         at.clone(),

@@ -655,11 +655,13 @@ pub(super) struct RawPattern(pub(super) regex::Regex);
 impl<'de> Deserialize<'de> for RawPattern {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        regex::Regex::new(&text).map(RawPattern).map_err(|e| {
-            de::Error::custom(format!(
-                "expected a regular expression, found `{text}`: {e}"
-            ))
-        })
+        crate::suite::limits::pattern(&text)
+            .map(RawPattern)
+            .map_err(|e| {
+                de::Error::custom(format!(
+                    "expected a regular expression, found `{text}`: {e}"
+                ))
+            })
     }
 }
 

@@ -801,6 +801,14 @@ fn with_program(table: &str) -> String {
     "[program]\nrun = [\"./s\"]\nport = 8080\n\n[[case]]\nname = \"a\"\nclient = [{ log = \"(\" }]\n".to_string(),
     "expected a regular expression, found `(`"
 )]
+#[case::log_pattern_too_large_to_compile_quickly(
+    "[program]\nrun = [\"./s\"]\nport = 8080\n\n[[case]]\nname = \"a\"\nclient = [{ log = \"\\\\w{90}\\\\w{90}\" }]\n".to_string(),
+    "expected a regular expression, found `\\w{90}\\w{90}`: Compiled regex exceeds size limit of 1048576 bytes"
+)]
+#[case::ready_pattern_too_large(
+    with_program("run = [\"./server\"]\nport = 8080\nready = \"\\\\w{90}\\\\w{90}\""),
+    "expected `ready` to be a regular expression, found `\\w{90}\\w{90}`: Compiled regex exceeds size limit"
+)]
 #[case::signal_without_a_program(
     "[[case]]\nname = \"a\"\nclient = [{ signal = \"SIGTERM\" }]\n".to_string(),
     "expected a program under test for `signal` to go to, found none"
