@@ -274,6 +274,25 @@ fn failing_cases_write_junit_that_validates_too() {
     );
     assert!(xml.contains("expected EPIPE (Broken pipe)"), "{xml}");
     validate_junit(&junit);
+    // tests/broken/junit_forgery.toml: its text did not add a testcase.
+    if let Some(forged) = xpath_count(&junit, "//testcase[@name='forged']") {
+        assert_eq!(forged, 0, "{xml}");
+        let ours = xpath_count(&junit, "//testcase[@classname='junit_forgery']");
+        assert_eq!(ours, Some(2), "{xml}");
+    }
+    assert!(xml.contains("a bell \\u{7}, an escape \\u{1b}"), "{xml}");
+}
+
+/// `count(expression)` over the XML file, through xmllint; none where
+/// there is no xmllint (CI installs it).
+fn xpath_count(path: &Path, expression: &str) -> Option<u64> {
+    let out = Command::new("xmllint")
+        .arg("--xpath")
+        .arg(format!("count({expression})"))
+        .arg(path)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
 /// Validates against the Jenkins xUnit schema with xmllint; CI installs it

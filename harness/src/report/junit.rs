@@ -18,10 +18,11 @@ use super::{CaseReport, CaseStatus, write_atomically};
 pub fn write_junit(path: &Path, reports: &[CaseReport]) -> std::io::Result<()> {
     let mut suites: Vec<TestSuite> = Vec::new();
     for case in reports {
-        let index = match suites.iter().position(|s| s.name() == &case.suite) {
+        let suite = attribute(&case.suite);
+        let index = match suites.iter().position(|s| s.name() == &suite) {
             Some(index) => index,
             None => {
-                suites.push(TestSuite::new(&case.suite));
+                suites.push(TestSuite::new(&suite));
                 suites.len() - 1
             }
         };
@@ -36,8 +37,9 @@ pub fn write_junit(path: &Path, reports: &[CaseReport]) -> std::io::Result<()> {
 
 fn test_case(case: &CaseReport) -> TestCase {
     let time = Duration::try_from(case.duration).unwrap_or(Duration::MAX);
+    let name = attribute(&case.case);
     let mut test = match &case.status {
-        CaseStatus::Passed => TestCaseBuilder::success(&case.case, time),
+        CaseStatus::Passed => TestCaseBuilder::success(&name, time),
         CaseStatus::Failed(failure) => {
             // An expectation that did not hold, or a program under test
             // that crashed, is a failure; a case that could not be judged
@@ -47,22 +49,49 @@ fn test_case(case: &CaseReport) -> TestCase {
                 .ok()
                 .and_then(|v| v.as_str().map(|s| format!("hangup::{s}")))
                 .unwrap_or_else(|| "hangup::failure".into());
+            let summary = attribute(&failure.summary);
             let mut test = if failure.kind.is_failure() {
-                TestCaseBuilder::failure(&case.case, time, &kind, &failure.summary)
+                TestCaseBuilder::failure(&name, time, &kind, &summary)
             } else {
-                TestCaseBuilder::error(&case.case, time, &kind, &failure.summary)
+                TestCaseBuilder::error(&name, time, &kind, &summary)
             };
             // The failure's text: expected, observed, timeline, artifacts.
-            test.set_trace(&case.render_failure());
+            test.set_trace(&cdata(&case.render_failure()));
             test
         }
         CaseStatus::Ignored { reason } => {
-            TestCaseBuilder::skipped_with_cause(&case.case, "ignored", reason)
+            TestCaseBuilder::skipped_with_cause(&name, "ignored", &attribute(reason))
         }
     };
-    test.set_classname(&case.suite);
-    test.set_system_out(&case.timeline.render());
+    test.set_classname(&attribute(&case.suite));
+    test.set_system_out(&cdata(&case.timeline.render()));
     test.build()
+}
+
+/// Text for an attribute (or any XML text): the characters XML 1.0 cannot
+/// hold at all (controls other than tab, newline and carriage return;
+/// U+FFFE, U+FFFF) shown as escapes like `\u{7}`. The XML writer escapes
+/// `<`, `&` and quotes.
+fn attribute(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let allowed =
+            matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}');
+        if allowed {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        }
+    }
+    out
+}
+
+/// Text for a CDATA section (`junit-report` writes failure texts and
+/// `system-out` as CDATA): [`attribute`]'s escapes, and every `]]>`, which
+/// would end the section early and let what follows be read as elements,
+/// split across two sections so it reads back as written.
+fn cdata(text: &str) -> String {
+    attribute(text).replace("]]>", "]]]]><![CDATA[>")
 }
 
 /// Writes an upgrade diff as JUnit XML: one `<testcase>` per case of either
@@ -81,16 +110,17 @@ pub fn write_diff_junit(
             .filter(|d| &d.case == case && !accepted.contains(&d.to_string()))
             .map(|d| d.what.clone())
             .collect();
+        let name = attribute(case);
         let mut test = if open.is_empty() {
-            TestCaseBuilder::success(case, Duration::ZERO)
+            TestCaseBuilder::success(&name, Duration::ZERO)
         } else {
             let mut test = TestCaseBuilder::failure(
-                case,
+                &name,
                 Duration::ZERO,
                 "hangup::difference",
                 &format!("{} changed", open.len()),
             );
-            test.set_trace(&open.join("\n"));
+            test.set_trace(&cdata(&open.join("\n")));
             test
         };
         test.set_classname("hangup diff");
