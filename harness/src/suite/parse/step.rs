@@ -20,6 +20,8 @@ use crate::suite::{
 pub(super) struct RawParts<'v, 'a> {
     table: RawStepTable,
     body: Option<&'v Spanned<DeValue<'a>>>,
+    /// Keys whose value was refused (already reported): not missing.
+    refused: Vec<String>,
 }
 
 impl<'a> Reader<'a> {
@@ -75,12 +77,14 @@ impl<'a> Reader<'a> {
             return self.value::<RawStep>(item).map(|step| RawParts {
                 table: step.0,
                 body: None,
+                refused: Vec::new(),
             });
         };
         let before = self.problems.len();
         let mut step = RawStepTable::default();
         let mut body = None;
         let mut has_action = false;
+        let mut refused = Vec::new();
         for (key, value) in table {
             if key.get_ref() == "loop" {
                 body = Some(value);
@@ -91,9 +95,15 @@ impl<'a> Reader<'a> {
             if let Some(RawStep(part)) = self.value::<RawStep>(&one) {
                 has_action |= action::definition(key.get_ref()).is_some();
                 step.merge(part);
+            } else {
+                refused.push(key.get_ref().to_string());
             }
         }
-        (self.problems.len() == before || has_action).then_some(RawParts { table: step, body })
+        (self.problems.len() == before || has_action).then_some(RawParts {
+            table: step,
+            body,
+            refused,
+        })
     }
 
     fn step(
@@ -106,6 +116,7 @@ impl<'a> Reader<'a> {
         let RawParts {
             table: mut raw,
             body,
+            refused,
         } = parts;
         let span = item.span();
         let before = self.problems.len();
@@ -223,7 +234,13 @@ impl<'a> Reader<'a> {
         };
         let def = action.definition();
         let at = chosen[0].1.clone();
-        self.modifiers(def, &mut action, &raw, body, side, &at);
+        let parts = RawParts {
+            table: raw,
+            body,
+            refused,
+        };
+        self.modifiers(def, &mut action, &parts, side, &at);
+        let raw = parts.table;
         let link = self.link(side, def, raw.on.clone(), &at);
         if !def.sides.contains(&side) {
             self.problem(
@@ -267,11 +284,11 @@ impl<'a> Reader<'a> {
         &mut self,
         def: &ActionDef,
         action: &mut Action,
-        raw: &RawStepTable,
-        body: Option<&Spanned<DeValue<'a>>>,
+        parts: &RawParts<'_, 'a>,
         side: Side,
         at: &Range<usize>,
     ) {
+        let (raw, body, refused) = (&parts.table, parts.body, &parts.refused);
         let keyword = def.keyword;
         let takes: Vec<String> = def
             .modifiers
@@ -416,6 +433,8 @@ impl<'a> Reader<'a> {
                     times.span(),
                     "expected `times` of at least 1 round, found 0",
                 ),
+                // A `times` whose value was refused is reported as such.
+                None if refused.iter().any(|key| key == "times") => {}
                 None => {
                     self.problem(
                         at.clone(),

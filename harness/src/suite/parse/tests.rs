@@ -887,3 +887,19 @@ fn sizes_and_durations_at_their_limits_parse() {
         Ok(crate::suite::limits::MAX_DURATION)
     );
 }
+
+/// A `times` whose value is refused is reported once, as refused, not
+/// also as missing.
+#[rstest]
+#[case("-1")]
+#[case("5_000_000_000")]
+fn a_refused_times_is_not_also_missing(#[case] times: &str) {
+    let text =
+        format!("[[case]]\nname = \"a\"\nclient = [{{ loop = [\"close\"], times = {times} }}]\n");
+    let all = problems(text.as_bytes());
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert!(
+        all[0].2.starts_with("expected u32, found integer"),
+        "{all:#?}"
+    );
+}
