@@ -123,7 +123,7 @@ pub fn run(cases: usize, privileges: Privileges) -> ExitCode {
     match measure_and_print(cases, privileges) {
         Ok(()) => ExitCode::SUCCESS,
         Err(why) => {
-            eprintln!("hangup bench: a measurement failed: {why}");
+            err!("hangup bench: a measurement failed: {why}");
             ExitCode::from(1)
         }
     }
@@ -152,13 +152,13 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
     );
     out!();
 
-    eprintln!("measuring per-case overhead ({OVERHEAD_SAMPLES} samples)...");
+    err!("measuring per-case overhead ({OVERHEAD_SAMPLES} samples)...");
     let (overhead, bare) = overhead(&suite, &case)?;
-    eprintln!("measuring state reads...");
+    err!("measuring state reads...");
     let reads = state_reads()?;
-    eprintln!("running {cases} no-wait cases with {jobs} jobs...");
+    err!("running {cases} no-wait cases with {jobs} jobs...");
     let throughput = throughput(&suite, &case, cases, jobs)?;
-    eprintln!("measuring a per-case program ({PROGRAM_SAMPLES} samples)...");
+    err!("measuring a per-case program ({PROGRAM_SAMPLES} samples)...");
     let program = program_cost(&suite)?;
 
     out!(

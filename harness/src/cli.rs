@@ -130,7 +130,7 @@ pub fn main() -> ExitCode {
             let from_env = match RunOptions::from_env() {
                 Ok(options) => options,
                 Err(err) => {
-                    eprintln!("hangup: {err}");
+                    err!("hangup: {err}");
                     return ExitCode::from(2);
                 }
             };
@@ -159,13 +159,13 @@ pub fn main() -> ExitCode {
             // One namespace before any case: where the machine cannot make
             // them, say why once and exit 2, rather than fail every case.
             if let Err(err) = hangup::sandbox::in_case_namespace(|_| ()) {
-                eprintln!("hangup: cannot run cases on this machine: {err}");
+                err!("hangup: cannot run cases on this machine: {err}");
                 return ExitCode::from(2);
             }
             let options = match arm_interrupts() {
                 Ok(stop) => RunOptions { stop, ..options },
                 Err(err) => {
-                    eprintln!("hangup: cannot handle SIGINT and SIGTERM: {err}");
+                    err!("hangup: cannot handle SIGINT and SIGTERM: {err}");
                     return ExitCode::from(2);
                 }
             };
@@ -217,7 +217,7 @@ fn arm_interrupts() -> std::io::Result<runner::StopSignal> {
 /// exists (the runner starts threads later).
 fn enter_user_namespace() -> Result<hangup::sandbox::Privileges, ExitCode> {
     hangup::sandbox::enter_user_namespace().map_err(|err| {
-        eprintln!("hangup: {err}");
+        err!("hangup: {err}");
         ExitCode::from(2)
     })
 }
@@ -229,9 +229,9 @@ fn load_valid(paths: &[PathBuf]) -> Result<Vec<hangup::suite::Suite>, ExitCode> 
         return Ok(suites);
     }
     for err in &errors {
-        eprintln!("{err}");
+        err!("{err}");
     }
-    eprintln!("hangup: {} suite(s) invalid; nothing was run", errors.len());
+    err!("hangup: {} suite(s) invalid; nothing was run", errors.len());
     Err(ExitCode::from(2))
 }
 
@@ -271,7 +271,7 @@ fn run(
     }
     let total: usize = suites.iter().map(|s| s.cases.len()).sum();
     if total == 0 && !plan.allow_empty {
-        eprintln!(
+        err!(
             "hangup: no case selected{}; pass --allow-empty if that is expected",
             plan.filter
                 .map(|f| format!(" (no case name contains \"{f}\")"))
@@ -281,7 +281,7 @@ fn run(
     }
     // Never more at once than there are cases.
     if let Err(err) = runner::ensure_file_descriptors(plan.jobs.min(total.max(1))) {
-        eprintln!("hangup: cannot run cases on this machine: {err}");
+        err!("hangup: cannot run cases on this machine: {err}");
         return ExitCode::from(2);
     }
     out!("running {}", cases(total));
@@ -324,13 +324,13 @@ fn run(
     };
     if let Some(path) = junit {
         if let Err(err) = report::write_junit(&path, last) {
-            eprintln!("hangup: failed to write {}: {err}", path.display());
+            err!("hangup: failed to write {}: {err}", path.display());
             code = ExitCode::from(2);
         }
     }
     if let Some(path) = json {
         if let Err(err) = report::write_json(&path, &rounds) {
-            eprintln!("hangup: failed to write {}: {err}", path.display());
+            err!("hangup: failed to write {}: {err}", path.display());
             code = ExitCode::from(2);
         }
     }
@@ -411,7 +411,7 @@ impl runner::Progress for Console {
             ),
         }
         if let Some(err) = &report.artifacts_error {
-            eprintln!(
+            err!(
                 "hangup: the artifacts of {} were not written: {err}",
                 report.name
             );
@@ -475,7 +475,7 @@ fn diff(
     let (differences, accepted, compared) = match loaded {
         Ok(parts) => parts,
         Err(why) => {
-            eprintln!("hangup: {why}");
+            err!("hangup: {why}");
             return ExitCode::from(2);
         }
     };
@@ -501,7 +501,7 @@ fn diff(
         if let Err(err) =
             hangup::report::write_diff_junit(path, &cases_compared, &differences, &accepted)
         {
-            eprintln!("hangup: failed to write {}: {err}", path.display());
+            err!("hangup: failed to write {}: {err}", path.display());
             code = ExitCode::from(2);
         }
     }
@@ -518,7 +518,7 @@ fn diff(
 fn check(paths: &[PathBuf]) -> ExitCode {
     let (suites, errors) = runner::load_suites(paths);
     for err in &errors {
-        eprintln!("{err}");
+        err!("{err}");
     }
     let cases: usize = suites.iter().map(|s| s.cases.len()).sum();
     out!(

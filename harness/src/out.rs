@@ -6,6 +6,11 @@
 //! [`line`] instead, which writes through a locked stdout and, once a write
 //! fails, prints nothing more: like ripgrep, the command ends quietly, and
 //! still finishes its other work (a `--junit` file, the exit code).
+//!
+//! Standard error gets the same care through [`err_line`]: `eprintln!`
+//! panics just as `println!` does (`hangup check bad.toml 2>&1 | head`
+//! exited 101 with a panic), and a message that cannot be shown has
+//! nowhere else to go, so it is dropped.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -29,9 +34,21 @@ pub(crate) fn line(args: fmt::Arguments<'_>) {
         // A closed pipe is the reader's choice; anything else (a full disk)
         // is worth a word.
         if err.kind() != io::ErrorKind::BrokenPipe {
-            eprintln!("hangup: cannot write to standard output: {err}");
+            err_line(format_args!(
+                "hangup: cannot write to standard output: {err}"
+            ));
         }
     }
+}
+
+/// Prints `args` and a newline to standard error; never panics.
+pub(crate) fn err_line(args: fmt::Arguments<'_>) {
+    let mut stderr = io::stderr().lock();
+    // Nothing can be done about a stderr that is gone: the exit code
+    // still says how the command ended.
+    let _ = stderr
+        .write_fmt(args)
+        .and_then(|()| stderr.write_all(b"\n"));
 }
 
 /// `println!` that ends quietly when stdout is closed; see [`line`].
@@ -41,5 +58,12 @@ macro_rules! out {
     };
     ($($arg:tt)*) => {
         $crate::out::line(format_args!($($arg)*))
+    };
+}
+
+/// `eprintln!` that never panics; see [`err_line`].
+macro_rules! err {
+    ($($arg:tt)*) => {
+        $crate::out::err_line(format_args!($($arg)*))
     };
 }

@@ -427,6 +427,24 @@ fn a_closed_stdout_ends_commands_quietly_not_in_a_panic() {
 }
 
 #[test]
+fn a_closed_stderr_loses_the_messages_but_keeps_the_exit_code() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suite = dir.path().join("bad.toml");
+    std::fs::write(&suite, "[[case]]\nname = 1\n").expect("write suite");
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    drop(read);
+    // An invalid suite: check prints its report to stderr.
+    let out = Command::new(env!("CARGO_BIN_EXE_hangup"))
+        .args(["check", suite.to_str().expect("utf-8")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::from(write))
+        .output()
+        .expect("run hangup");
+    // 101 is a panic: eprintln! on a closed stderr.
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
+}
+
+#[test]
 fn a_soak_runs_every_round_despite_failures_and_ends_with_each_case_s_figures() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = hangup(&[

@@ -35,6 +35,24 @@ pub const MAX_DURATION_WORDS: &str = "24h";
 /// stalls `check`; every pattern a suite needs is far smaller.
 pub const MAX_PATTERN_SIZE: usize = 1 << 20;
 
+/// The largest suite file: far beyond any hand-written suite (the
+/// reference suites are 1 to 5 KiB each). TOML's document tree takes about
+/// 70 times the file's size while it is parsed (a 6 MB file of 200,000
+/// cases peaked at 433 MB in `hangup check`), so this also bounds memory.
+pub const MAX_FILE_BYTES: usize = 4 << 20;
+
+/// The most cases one suite file holds.
+pub const MAX_CASES_PER_FILE: usize = 10_000;
+
+/// The most steps one case holds, over all its scripts, the steps inside
+/// loops included (a loop's repetitions are bounded by its `times`).
+pub const MAX_STEPS_PER_CASE: usize = 10_000;
+
+/// The most problems `check` prints for one file, in file order; the rest
+/// are counted. A file of garbage has one problem per line, and a report
+/// of thousands hides the first, which is usually the cause.
+pub const MAX_PROBLEMS_SHOWN: usize = 50;
+
 /// Compiles a suite's regular expression within [`MAX_PATTERN_SIZE`].
 pub(crate) fn pattern(text: &str) -> Result<regex::Regex, regex::Error> {
     regex::RegexBuilder::new(text)

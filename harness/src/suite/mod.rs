@@ -300,11 +300,21 @@ pub fn load_named(file: &SuiteFile) -> Result<Suite, SuiteError> {
 
 /// Reads and validates one suite file (named by its file stem).
 pub fn load(path: &Path) -> Result<Suite, SuiteError> {
+    use std::io::Read;
     regular_file(path)?;
-    let bytes = std::fs::read(path).map_err(|source| SuiteError::Read {
+    let failed = |source| SuiteError::Read {
         path: path.to_path_buf(),
         source,
-    })?;
+    };
+    // One byte past the limit is enough for the parser to refuse it; a
+    // file that keeps growing is never read whole.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(limits::MAX_FILE_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(failed)?;
     parse_suite(path, &bytes)
 }
 

@@ -25,6 +25,7 @@ use serde::de;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use super::limits::{MAX_CASES_PER_FILE, MAX_FILE_BYTES, MAX_PROBLEMS_SHOWN, bytes_in_words};
 use super::{
     Action, Case, Check, Control, DEFAULT_DEADLINE, DEFAULT_READY_WITHIN, DEFAULT_STOP_GRACE,
     Location, Program, Script, Step, Suite, Tolerance,
@@ -87,6 +88,18 @@ impl fmt::Display for Diagnostic {
 /// U+FFFD, which also keeps line:col right (one column per bad sequence)
 /// and lets the report show the line.
 pub fn parse_suite(path: &Path, bytes: &[u8]) -> Result<Suite, SuiteError> {
+    if bytes.len() > MAX_FILE_BYTES {
+        let mut reader = Reader::new(path, "");
+        reader.problem(
+            0..0,
+            format!(
+                "expected a suite file of at most {}, found one of {} bytes or more",
+                bytes_in_words(MAX_FILE_BYTES),
+                bytes.len()
+            ),
+        );
+        return Err(reader.into_error());
+    }
     let mut problems = Vec::new();
     let lossy;
     let text = match std::str::from_utf8(bytes) {
@@ -119,14 +132,12 @@ pub fn parse_suite(path: &Path, bytes: &[u8]) -> Result<Suite, SuiteError> {
             &lossy
         }
     };
-    let mut reader = Reader {
-        path,
-        text,
-        line_starts: line_starts(text),
-        problems,
-    };
+    let mut reader = Reader::new(path, text);
+    for (span, message) in problems {
+        reader.problem(span, message);
+    }
     let suite = reader.suite();
-    if reader.problems.is_empty() {
+    if reader.count == 0 {
         Ok(suite)
     } else {
         Err(reader.into_error())
@@ -140,8 +151,21 @@ struct Reader<'a> {
     /// search, not a scan from the top: loading stays linear in the size of
     /// the file however many steps it has.
     line_starts: Vec<usize>,
+    /// The first problems found ([`KEPT_PROBLEMS`] at most), to be sorted
+    /// into file order and shown.
     problems: Vec<(Range<usize>, String)>,
+    /// Every problem found, kept or not: "did this step add a problem" is
+    /// a comparison of counts.
+    count: usize,
+    /// The steps of the case being read so far, loops' steps included,
+    /// against [`MAX_STEPS_PER_CASE`].
+    case_steps: usize,
 }
+
+/// How many problems are kept to be sorted before the first
+/// [`MAX_PROBLEMS_SHOWN`] are shown: they are found nearly in file order,
+/// so the first ones found include the first ones in the file.
+const KEPT_PROBLEMS: usize = 20 * MAX_PROBLEMS_SHOWN;
 
 fn line_starts(text: &str) -> Vec<usize> {
     std::iter::once(0)
@@ -150,6 +174,17 @@ fn line_starts(text: &str) -> Vec<usize> {
 }
 
 impl<'a> Reader<'a> {
+    fn new(path: &'a Path, text: &'a str) -> Reader<'a> {
+        Reader {
+            path,
+            text,
+            line_starts: line_starts(text),
+            problems: Vec::new(),
+            count: 0,
+            case_steps: 0,
+        }
+    }
+
     /// file:line:col of a byte offset (see [`Location::of_offset`], which
     /// this computes without scanning the file).
     fn location(&self, offset: usize) -> Location {
@@ -164,7 +199,10 @@ impl<'a> Reader<'a> {
     }
 
     fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
-        self.problems.push((span, message.into()));
+        self.count += 1;
+        if self.problems.len() < KEPT_PROBLEMS {
+            self.problems.push((span, message.into()));
+        }
     }
 
     fn toml_problem(&mut self, err: toml::de::Error, fallback: Range<usize>) {
@@ -249,6 +287,16 @@ impl<'a> Reader<'a> {
             );
             return suite;
         }
+        if array.len() > MAX_CASES_PER_FILE {
+            self.problem(
+                cases.span(),
+                format!(
+                    "expected at most {MAX_CASES_PER_FILE} cases in a suite file, found {}: split it into several files",
+                    array.len()
+                ),
+            );
+            return suite;
+        }
         let mut names = BTreeMap::new();
         for item in array.iter() {
             if let Some(case) = self.case(item, defaults.clone(), &mut names) {
@@ -273,7 +321,8 @@ impl<'a> Reader<'a> {
             );
             return None;
         };
-        let before = self.problems.len();
+        let before = self.count;
+        self.case_steps = 0;
         let location = self.location(item.span().start);
         let mut case = Case {
             name: String::new(),
@@ -366,7 +415,7 @@ impl<'a> Reader<'a> {
             );
         }
         self.across_scripts(&case.scripts, case.program.is_some());
-        (self.problems.len() == before).then_some(case)
+        (self.count == before).then_some(case)
     }
 
     /// What no single step shows: a state check of a side that has no
@@ -438,7 +487,7 @@ impl<'a> Reader<'a> {
     /// signal that is not one).
     fn program(&mut self, value: &Spanned<DeValue<'a>>) -> Option<Program> {
         let raw = self.value::<RawProgram>(value)?;
-        let before = self.problems.len();
+        let before = self.count;
         let at = value.span();
         if raw.run.is_empty() || raw.run[0].is_empty() {
             self.problem(
@@ -474,7 +523,7 @@ impl<'a> Reader<'a> {
                 }
             },
         };
-        (self.problems.len() == before).then(|| Program {
+        (self.count == before).then(|| Program {
             argv: raw.run,
             env: raw.env.into_iter().collect(),
             cwd: raw.cwd,
@@ -513,8 +562,13 @@ impl<'a> Reader<'a> {
 
     fn into_error(mut self) -> SuiteError {
         let mut problems = std::mem::take(&mut self.problems);
+        let kept = problems.len();
         problems.sort_by_key(|(span, _)| span.start);
         problems.dedup();
+        // Duplicates (one problem found twice) are not counted as unshown.
+        let distinct = self.count - (kept - problems.len());
+        problems.truncate(MAX_PROBLEMS_SHOWN);
+        let unshown = distinct - problems.len();
         let renderer = Renderer::plain();
         let path = self.path.display().to_string();
         let mut rendered = String::new();
@@ -533,6 +587,11 @@ impl<'a> Reader<'a> {
                 message,
                 span,
             });
+        }
+        if unshown > 0 {
+            rendered.push_str(&format!(
+                "error: {unshown} more problem(s) in {path} not shown: hangup shows the first {MAX_PROBLEMS_SHOWN} of a file\n"
+            ));
         }
         SuiteError::Invalid {
             path: self.path.to_path_buf(),

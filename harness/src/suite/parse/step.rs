@@ -10,7 +10,7 @@ use super::Reader;
 use super::raw::{RawExpect, RawPayload, RawStep, RawStepTable, parse_outcome};
 use crate::model::{Link, Outcome, PollEvents, Side};
 use crate::suite::action::{self, ActionDef, CATALOG, JUDGING};
-use crate::suite::limits::{MAX_READ_BYTES, MAX_SEND_BYTES, bytes_in_words};
+use crate::suite::limits::{MAX_READ_BYTES, MAX_SEND_BYTES, MAX_STEPS_PER_CASE, bytes_in_words};
 use crate::suite::{
     Action, Check, Control, Expect, LineCount, Loop, Pattern, Payload, SocketCall, Step,
 };
@@ -55,6 +55,23 @@ impl<'a> Reader<'a> {
                 format!("expected at least one step in {what}, found none"),
             );
         }
+        // Counted before any is read, so a huge script is refused without
+        // building its steps, and reported once (where the case passes the
+        // limit).
+        let before = self.case_steps;
+        self.case_steps = before.saturating_add(array.len());
+        if self.case_steps > MAX_STEPS_PER_CASE {
+            if before <= MAX_STEPS_PER_CASE {
+                self.problem(
+                    value.span(),
+                    format!(
+                        "expected at most {MAX_STEPS_PER_CASE} steps in a case (the steps inside loops included), found {} by the end of {what}",
+                        self.case_steps
+                    ),
+                );
+            }
+            return Vec::new();
+        }
         let mut steps = Vec::new();
         for item in array.iter() {
             let Some(raw) = self.raw_step(item) else {
@@ -80,7 +97,7 @@ impl<'a> Reader<'a> {
                 refused: Vec::new(),
             });
         };
-        let before = self.problems.len();
+        let before = self.count;
         let mut step = RawStepTable::default();
         let mut body = None;
         let mut has_action = false;
@@ -99,7 +116,7 @@ impl<'a> Reader<'a> {
                 refused.push(key.get_ref().to_string());
             }
         }
-        (self.problems.len() == before || has_action).then_some(RawParts {
+        (self.count == before || has_action).then_some(RawParts {
             table: step,
             body,
             refused,
@@ -119,7 +136,7 @@ impl<'a> Reader<'a> {
             refused,
         } = parts;
         let span = item.span();
-        let before = self.problems.len();
+        let before = self.count;
         let mut chosen: Vec<(&'static str, Range<usize>)> = Vec::new();
         let mut action = None;
         macro_rules! take {
@@ -268,7 +285,7 @@ impl<'a> Reader<'a> {
             _ => {}
         }
         let expect = self.expectation(def, &action, &raw);
-        (self.problems.len() == before).then(|| Step {
+        (self.count == before).then(|| Step {
             action,
             expect,
             location: self.location(span.start),

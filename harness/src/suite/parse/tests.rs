@@ -903,3 +903,55 @@ fn a_refused_times_is_not_also_missing(#[case] times: &str) {
         "{all:#?}"
     );
 }
+
+#[test]
+fn a_file_over_the_size_limit_is_refused_before_it_is_parsed() {
+    let big = vec![b'#'; crate::suite::limits::MAX_FILE_BYTES + 1];
+    let (line, column, message) = problem_in(&big);
+    assert_eq!((line, column), (1, 1));
+    assert!(message.contains("at most 4 MiB"), "{message}");
+}
+
+#[test]
+fn too_many_cases_in_a_file_is_one_problem_naming_the_limit() {
+    let case = "[[case]]\nname = \"a\"\nclient = [\"close\"]\n";
+    let text = case.repeat(crate::suite::limits::MAX_CASES_PER_FILE + 1);
+    let (_, _, message) = problem(&text);
+    assert!(
+        message.contains("at most 10000 cases") && message.contains("found 10001"),
+        "{message}"
+    );
+}
+
+#[test]
+fn too_many_steps_in_a_case_counting_loops_is_one_problem_naming_the_limit() {
+    let half = crate::suite::limits::MAX_STEPS_PER_CASE / 2;
+    let body = "{ sleep = \"1ms\" }, ".repeat(half);
+    // The client's loop holds half, the server's script the other half and
+    // one more: over the limit only with the loop's steps counted.
+    let text = format!(
+        "[[case]]\nname = \"a\"\nclient = [{{ loop = [{body}], times = 1 }}]\nserver = [{body} {{ sleep = \"1ms\" }}]\n"
+    );
+    let (line, _, message) = problem(&text);
+    assert_eq!(line, 4, "{message}");
+    assert!(message.contains("at most 10000 steps"), "{message}");
+    // At the limit it parses.
+    let text = format!(
+        "[[case]]\nname = \"a\"\nclient = [{{ loop = [{body}], times = 1 }}]\nserver = [{body}]\n"
+    );
+    let text = text.replacen("{ sleep = \"1ms\" }, ", "", 1);
+    parse_suite(Path::new(PATH), text.as_bytes()).expect("at the limit");
+}
+
+#[test]
+fn only_the_first_problems_of_a_file_are_shown_and_the_rest_counted() {
+    let shown = crate::suite::limits::MAX_PROBLEMS_SHOWN;
+    let text = client(&"  \"closee\",\n".repeat(shown + 7));
+    assert_eq!(problems(text.as_bytes()).len(), shown);
+    let report = rendered(text.as_bytes());
+    assert!(
+        report.contains("7 more problem(s) in suites/t.toml not shown"),
+        "{}",
+        &report[report.len().saturating_sub(300)..]
+    );
+}
