@@ -2,10 +2,10 @@
 //! namespace and observed as closely as the scripted peers are.
 //!
 //! [`start`] spawns the program from the case's thread, so it inherits the
-//! case's namespace and talks only to the case's scripted peers. It gets a
-//! session of its own (its process group is the unit that is signalled and
-//! killed) and `PR_SET_PDEATHSIG`: the kernel kills it if the thread that
-//! started it dies, so it never outlives a hangup that is killed.
+//! case's namespace and talks only to the case's scripted peers. It runs in
+//! a session and a PID namespace of its own ([`init`]): its process group
+//! is the unit that is signalled, and everything it starts, even in a
+//! session of its own, ends with it, also when hangup is killed.
 //!
 //! Its stdout and stderr are read line by line on threads of their own,
 //! each line stamped on the case's clock: recorded as an event (so it shows
@@ -13,14 +13,13 @@
 //! folder, and kept as a tail for failure reports. A watcher thread reaps
 //! it and reports how it ended, so an exit while the case runs is noticed
 //! at once.
-//!
-//! Known limit: a process the program starts in a session of its own
-//! escapes the process group, and only the program itself gets
-//! `PR_SET_PDEATHSIG`.
+
+mod init;
 
 use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::os::fd::AsRawFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -189,7 +188,10 @@ impl OutputState {
 #[derive(Clone)]
 pub struct ProgramView {
     output: Arc<Output>,
+    /// The program's own pid, whose fd table is read.
     pid: Pid,
+    /// Its process group: the relay's pid (see [`init`]).
+    group: Pid,
     /// A pidfd, through which `pidfd_getfd` copies the program's sockets;
     /// `None` where the kernel refused one.
     pidfd: Option<Arc<std::os::fd::OwnedFd>>,
@@ -230,7 +232,11 @@ impl ProgramView {
     /// program's answer, not a crash.
     pub fn signal(&self, signal: Signal) -> nix::Result<()> {
         self.stopping.store(true, Ordering::SeqCst);
-        killpg(self.pid, signal)
+        // Once the relay is reaped its pid may name a stranger's group.
+        if self.output.lock().exit.is_some() {
+            return Err(nix::errno::Errno::ESRCH);
+        }
+        killpg(self.group, signal)
     }
 
     /// How many fds the program has open.
@@ -335,7 +341,11 @@ impl ProgramView {
 
 /// A running program.
 pub struct Running {
+    /// The program's own pid, as the host sees it.
     pid: Pid,
+    /// Its process group: the relay's pid (see [`init`]), which hangup
+    /// spawned and reaps.
+    group: Pid,
     pidfd: Option<Arc<std::os::fd::OwnedFd>>,
     spec: Program,
     output: Arc<Output>,
@@ -386,25 +396,32 @@ pub fn start(
         command.env(key, substitute(value, spec.port, places, record)?);
     }
     let parent = nix::unistd::getpid();
-    // SAFETY: runs in the forked child before exec, where only
-    // async-signal-safe calls are allowed: setsid, prctl, getppid and _exit
-    // are, and nothing here allocates or takes a lock.
-    unsafe {
-        command.pre_exec(move || {
-            nix::libc::setsid();
-            nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGKILL);
-            // hangup died between fork and prctl: nobody would kill us.
-            if nix::libc::getppid() != parent.as_raw() {
-                nix::libc::_exit(127);
-            }
-            Ok(())
-        });
-    }
-    let mut child = command.spawn().map_err(|source| SutError::Spawn {
+    let spawn_failed = |source| SutError::Spawn {
         command: argv.join(" "),
         source,
-    })?;
-    let pid = Pid::from_raw(child.id() as i32);
+    };
+    // Init's report of the program's end to the relay (see `init`); closed
+    // on exec, so the program never holds it.
+    let (from_init, to_init) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_failed(e.into()))?;
+    let status = (from_init.as_raw_fd(), to_init.as_raw_fd());
+    // SAFETY: runs in the forked child before exec; `init::enter` makes
+    // only async-signal-safe calls.
+    unsafe {
+        command.pre_exec(move || init::enter(parent, status));
+    }
+    let spawned = command.spawn();
+    drop((from_init, to_init));
+    let mut child = spawned.map_err(spawn_failed)?;
+    let group = Pid::from_raw(child.id() as i32);
+    let pid = match init::program_pid(group) {
+        Ok(pid) => pid,
+        Err(source) => {
+            let _ = killpg(group, Signal::SIGKILL);
+            let _ = child.wait();
+            return Err(spawn_failed(source));
+        }
+    };
     let file = record.artifacts().ok().and_then(|dir| {
         std::fs::OpenOptions::new()
             .create(true)
@@ -437,8 +454,10 @@ pub fn start(
         },
     );
     // SAFETY: pidfd_open takes a pid and flags 0 and returns a new fd of
-    // ours or -1, checked before the fd is owned. The pid is our child's,
-    // not yet reaped, so it cannot name another process.
+    // ours or -1, checked before the fd is owned. The pid is init's child,
+    // which only init reaps, and init exits as soon as it has: the pid
+    // cannot name another process of the namespace, and outside it only
+    // after a reuse within these few microseconds.
     let pidfd = unsafe {
         let raw = nix::libc::syscall(nix::libc::SYS_pidfd_open, pid.as_raw(), 0);
         (raw >= 0).then(|| {
@@ -447,6 +466,7 @@ pub fn start(
     };
     Ok(Running {
         pid,
+        group,
         pidfd,
         spec: spec.clone(),
         output,
@@ -630,7 +650,7 @@ fn watch(
 }
 
 impl Running {
-    /// The program's process id (and process group).
+    /// The program's process id, as the host sees it.
     pub fn pid(&self) -> Pid {
         self.pid
     }
@@ -645,6 +665,7 @@ impl Running {
         ProgramView {
             output: Arc::clone(&self.output),
             pid: self.pid,
+            group: self.group,
             pidfd: self.pidfd.clone(),
             stopping: Arc::clone(&self.stopping),
         }
@@ -705,16 +726,21 @@ impl Running {
     }
 
     /// Asks the program to stop with its stop signal, gives it its grace
-    /// period, then kills its process group. Either way every process left
-    /// in its group is killed.
+    /// period, then kills its process group. Either way every process it
+    /// started ends with its PID namespace.
     pub fn stop(self) -> Stopped {
         self.stopping.store(true, Ordering::SeqCst);
-        let group = self.pid;
+        let group = self.group;
         let _ = killpg(group, self.spec.stop);
         let exit = self.wait_exit(self.spec.grace);
         let killed = exit.is_none();
-        // Whatever is left in its group (workers it forked) goes too.
-        let _ = killpg(group, Signal::SIGKILL);
+        // The relay ends only after init, whose end kills everything left
+        // in the namespace; so only a program still running needs the
+        // SIGKILL (which kills init too). Once the relay is reaped its pid
+        // may name a stranger's group: no signal goes to it then.
+        if killed {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
         let exit = exit
             .or_else(|| self.wait_exit(KILL_WAIT))
             .unwrap_or(Exit::Signal(Signal::SIGKILL as i32));
