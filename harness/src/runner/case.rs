@@ -67,6 +67,8 @@ struct Baseline {
 /// What the sides of one case share.
 struct Shared {
     case: Case,
+    /// Whether a passing case's artifacts are kept too (`--keep-artifacts`).
+    keep_artifacts: bool,
     sockets: Arc<Sockets>,
     /// The case's record; its clock starts when the namespace is ready.
     record: Recorder,
@@ -218,10 +220,12 @@ pub(crate) fn run(
     case: Case,
     record: Recorder,
     stop: super::StopSignal,
+    keep_artifacts: bool,
 ) -> (CaseStatus, Timeline, Duration) {
     let shared = Arc::new(Shared {
         case,
         stop,
+        keep_artifacts,
         sockets: Arc::default(),
         record,
         program: std::sync::OnceLock::new(),
@@ -332,6 +336,7 @@ fn prepare_and_run(shared: &Arc<Shared>, namespace: Result<CaseNamespace, Sandbo
                 }
             }
             let peers = run_sides(shared);
+            keep_kernel_counters(shared);
             // Sockets live until the case ends: every peer came back from
             // its thread, and all are closed together now that every side
             // is done, before the program is asked to stop (a server that
@@ -357,6 +362,26 @@ fn prepare_and_run(shared: &Arc<Shared>, namespace: Result<CaseNamespace, Sandbo
     let mut control = shared.control();
     control.torn_down = true;
     shared.supervisor.notify_all();
+}
+
+/// For a failed case (or any, with `--keep-artifacts`), writes the
+/// namespace's kernel counters that are not zero to `kernel-counters.txt`
+/// in its artifact folder: what the kernel
+/// did on its own (a TIME_WAIT killed, a reset sent, an overflow) often
+/// explains an outcome no call reported. Read on the case's thread, inside
+/// the namespace, before its sockets close.
+fn keep_kernel_counters(shared: &Shared) {
+    if shared.control().failure.is_none() && !shared.keep_artifacts {
+        return;
+    }
+    let Ok(dir) = shared.record.artifacts() else {
+        return;
+    };
+    let text = match crate::observe::kernel_counters() {
+        Ok(lines) => lines.join("\n") + "\n",
+        Err(err) => format!("the kernel's counters could not be read: {err}\n"),
+    };
+    let _ = std::fs::write(dir.join("kernel-counters.txt"), text);
 }
 
 /// Starts the program under test from this (the case's) thread, waits until

@@ -145,7 +145,12 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
         .unwrap_or_else(std::env::temp_dir);
     let prefix = format!("hangup-{}-{}-", suite.name.replace("::", "-"), case.name);
     let record = Recorder::new(root, prefix);
-    let (status, timeline, lateness) = case::run(owned, record.clone(), options.stop.clone());
+    let (status, timeline, lateness) = case::run(
+        owned,
+        record.clone(),
+        options.stop.clone(),
+        options.keep_artifacts,
+    );
     let mut report = CaseReport {
         name,
         suite: suite.name.clone(),
@@ -773,11 +778,19 @@ client = [{ connect = 8080 }]
         assert_eq!(run_case(&suite, &suite.cases[0], &quiet).artifacts, None);
         let failed = run_case(&suite, &suite.cases[1], &quiet);
         let dir = failed.artifacts.expect("a failing case keeps its folder");
-        for file in ["case.log", "timeline.txt", "report.json"] {
+        for file in [
+            "case.log",
+            "timeline.txt",
+            "report.json",
+            "kernel-counters.txt",
+        ] {
             assert!(dir.join(file).is_file(), "{file}");
         }
         let log = std::fs::read_to_string(dir.join("case.log")).expect("log");
         assert!(log.contains("observed ECONNREFUSED"), "{log}");
+        // The refusal is the namespace's one reset, and its counters say so.
+        let counters = std::fs::read_to_string(dir.join("kernel-counters.txt")).expect("counters");
+        assert!(counters.lines().any(|l| l == "Tcp OutRsts 1"), "{counters}");
         let keep = RunOptions {
             keep_artifacts: true,
             ..quiet

@@ -68,6 +68,10 @@ pub const ALLOWED_SYSCTLS: &[(&str, &str)] = &[
         "net.ipv4.tcp_tw_reuse",
         "reuse of TIME_WAIT 4-tuples for new outgoing connections (S4)",
     ),
+    (
+        "net.ipv4.tcp_rfc1337",
+        "whether TIME_WAIT ignores a reset (RFC 1337), so a stray RST cannot end it early (S1, S4)",
+    ),
     ("net.core.somaxconn", "the most a listen backlog may be"),
 ];
 

@@ -95,6 +95,7 @@ fn schema() -> Value {
                 "The default deadline of every case (30s unless set): a case that overruns it fails and says what each side was waiting for.",
             ),
             "tolerance": tolerance("The default timing tolerance of every case (floor 50ms, 25 percent unless set)."),
+            "sysctl": sysctls("Per-namespace sysctls for every case; a case's own `sysctl` table overrides them key by key."),
             "program": program("The program under test of every case that does not name its own."),
             "case": {
                 "type": "array",
@@ -136,7 +137,7 @@ fn case() -> Value {
                 "The whole case must finish within this (the suite's `deadline` by default); an overrun fails the case and says what each side was waiting for.",
             ),
             "tolerance": tolerance("How far a measured duration (`after`) may be from the expected one in this case; unset fields keep the suite's."),
-            "sysctl": sysctls(),
+            "sysctl": sysctls("Per-namespace sysctls of this case, over the suite's."),
             "program": program("The program under test of this case, instead of the suite's."),
             "client": side_script(Side::Client, "The client's script: its steps, in order. The client connects; it may not listen or accept."),
             "server": side_script(Side::Server, "The server's script: its steps, in order. The server listens and accepts; it may not connect."),
@@ -475,7 +476,7 @@ fn program(description: &str) -> Value {
 /// The `sysctl` table: exactly the keys the sandbox allows
 /// ([`ALLOWED_SYSCTLS`]), each with what it is for, so an editor completes
 /// them and flags any other key.
-fn sysctls() -> Value {
+fn sysctls(whose: &str) -> Value {
     let value = json!({
         "type": ["integer", "string"],
         "pattern": "^-?[A-Za-z0-9_]+$",
@@ -489,7 +490,7 @@ fn sysctls() -> Value {
         .collect();
     json!({
         "type": "object",
-        "description": "Per-namespace sysctls, applied before any socket exists, so slow kernel timers (FIN_WAIT2 timeout, SYN retries) are shortened instead of waited out. Only the listed keys, each kept per network namespace by the kernel with no effect on the host.",
+        "description": format!("{whose} Applied before any socket exists, so slow kernel timers (FIN_WAIT2 timeout, SYN retries) are shortened instead of waited out. Only the listed keys, each kept per network namespace by the kernel with no effect on the host."),
         "properties": properties,
         "additionalProperties": false,
     })

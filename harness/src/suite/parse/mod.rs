@@ -242,6 +242,7 @@ impl<'a> Reader<'a> {
         let mut defaults = Defaults {
             deadline: DEFAULT_DEADLINE,
             tolerance: Tolerance::DEFAULT,
+            sysctls: Vec::new(),
             program: None,
         };
         let mut cases = None;
@@ -260,9 +261,10 @@ impl<'a> Reader<'a> {
                 }
                 "case" => cases = Some(value),
                 "program" => defaults.program = self.program(value),
+                "sysctl" => defaults.sysctls = self.sysctls(value),
                 other => self.problem(
                     key.span(),
-                    format!("unknown key `{other}` at the top of a suite, expected one of `description`, `deadline`, `tolerance`, `program`, `case`"),
+                    format!("unknown key `{other}` at the top of a suite, expected one of `description`, `deadline`, `tolerance`, `sysctl`, `program`, `case`"),
                 ),
             }
         }
@@ -330,7 +332,7 @@ impl<'a> Reader<'a> {
             location,
             ignore: None,
             deadline: defaults.deadline,
-            sysctls: Vec::new(),
+            sysctls: defaults.sysctls.clone(),
             tolerance: defaults.tolerance,
             scripts: Vec::new(),
             program: defaults.program.clone(),
@@ -353,7 +355,13 @@ impl<'a> Reader<'a> {
                         case.tolerance = t.apply(defaults.tolerance);
                     }
                 }
-                "sysctl" => case.sysctls = self.sysctls(value),
+                "sysctl" => {
+                    // The case's own values win over the suite's, key by key.
+                    for (key, value) in self.sysctls(value) {
+                        case.sysctls.retain(|(k, _)| *k != key);
+                        case.sysctls.push((key, value));
+                    }
+                }
                 "client" => case.scripts.push(Script { side: Side::Client, steps: self.steps(Side::Client, value, false) }),
                 "server" => {
                     server_key = Some(key.span());
@@ -616,6 +624,8 @@ fn every_step(steps: &[Step]) -> impl Iterator<Item = &Step> {
 struct Defaults {
     deadline: Duration,
     tolerance: Tolerance,
+    /// The suite's `sysctl` table, every case's unless it sets a key itself.
+    sysctls: Vec<(String, String)>,
     /// The suite's `[program]`, every case's unless it names its own.
     program: Option<Program>,
 }

@@ -955,3 +955,33 @@ fn only_the_first_problems_of_a_file_are_shown_and_the_rest_counted() {
         &report[report.len().saturating_sub(300)..]
     );
 }
+
+#[test]
+fn a_suite_s_sysctls_apply_to_every_case_and_a_case_overrides_them_key_by_key() {
+    let text = r#"
+sysctl = { "net.ipv4.tcp_rfc1337" = 1, "net.ipv4.tcp_fin_timeout" = 5 }
+
+[[case]]
+name = "inherits"
+client = ["close"]
+
+[[case]]
+name = "overrides"
+sysctl = { "net.ipv4.tcp_fin_timeout" = 2 }
+client = ["close"]
+"#;
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).expect("valid");
+    let sorted = |pairs: &[(String, String)]| {
+        let mut pairs: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        pairs.sort();
+        pairs
+    };
+    assert_eq!(
+        sorted(&suite.cases[0].sysctls),
+        ["net.ipv4.tcp_fin_timeout=5", "net.ipv4.tcp_rfc1337=1"]
+    );
+    assert_eq!(
+        sorted(&suite.cases[1].sysctls),
+        ["net.ipv4.tcp_fin_timeout=2", "net.ipv4.tcp_rfc1337=1"]
+    );
+}
