@@ -22,7 +22,7 @@ const server = http.createServer((req, res) => {
   const finish = () => res.end(() => log(`${tag} end done`));
 
   if (req.url === '/stream') {
-    // 10 chunks of 1000 bytes, 100 ms apart. It goes on after the client
+    // 10 chunks of 1000 bytes, 250 ms apart. It goes on after the client
     // has left, to show what a write does then: false, thrown, or failed.
     const write = (i) => {
       try {
@@ -31,7 +31,7 @@ const server = http.createServer((req, res) => {
       } catch (err) {
         log(`${tag} write ${i} threw ${err.code}`);
       }
-      setTimeout(i < 9 ? write : finish, 100, i + 1);
+      setTimeout(i < 9 ? write : finish, 250, i + 1);
     };
     write(0);
   } else if (req.url === '/late') {

@@ -1,6 +1,6 @@
 """A bare ASGI app (no framework) for hangup's uvicorn suite.
 
-GET /stream answers 200 and streams 10 chunks of 1000 bytes, 100 ms apart
+GET /stream answers 200 and streams 10 chunks of 1000 bytes, 250 ms apart
 (chunked transfer encoding, `more_body=True`). Each chunk ends with
 "end of chunk N\\n", so a client can read exactly up to one. Any other path
 gets a 404.
@@ -22,7 +22,7 @@ import sys
 
 CHUNKS = 10
 SIZE = 1000
-GAP = 0.1  # seconds between chunks
+GAP = 0.25  # seconds between chunks: far more than a client's 50 ms read timeout
 
 
 def log(line):
