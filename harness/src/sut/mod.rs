@@ -3,9 +3,10 @@
 //!
 //! [`start`] spawns the program from the case's thread, so it inherits the
 //! case's namespace and talks only to the case's scripted peers. It runs in
-//! a session and a PID namespace of its own ([`init`]): its process group
-//! is the unit that is signalled, and everything it starts, even in a
-//! session of its own, ends with it, also when hangup is killed.
+//! a session and a PID namespace of its own, and holds no copy of any other
+//! case's sockets ([`spawn`]): its process group is the unit that is
+//! signalled, and everything it starts, even in a session of its own, ends
+//! with it, also when hangup is killed.
 //!
 //! Its stdout and stderr are read line by line on threads of their own,
 //! each line stamped on the case's clock: recorded as an event (so it shows
@@ -14,15 +15,12 @@
 //! it and reports how it ended, so an exit while the case runs is noticed
 //! at once.
 
-mod init;
+mod spawn;
 
 use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -385,43 +383,16 @@ pub fn start(
         Some(cwd) => PathBuf::from(substitute(cwd, spec.port, places, record)?),
         None => places.suite_dir.clone(),
     };
-    let mut command = Command::new(&argv[0]);
-    command
-        .args(&argv[1..])
-        .current_dir(&cwd)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (key, value) in &spec.env {
-        command.env(key, substitute(value, spec.port, places, record)?);
-    }
-    let parent = nix::unistd::getpid();
-    let spawn_failed = |source| SutError::Spawn {
+    let env = spec
+        .env
+        .iter()
+        .map(|(key, value)| Ok((key.clone(), substitute(value, spec.port, places, record)?)))
+        .collect::<Result<Vec<_>, SutError>>()?;
+    let spawned = spawn::spawn(&argv, &env, &cwd).map_err(|source| SutError::Spawn {
         command: argv.join(" "),
         source,
-    };
-    // Init's report of the program's end to the relay (see `init`); closed
-    // on exec, so the program never holds it.
-    let (from_init, to_init) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| spawn_failed(e.into()))?;
-    let status = (from_init.as_raw_fd(), to_init.as_raw_fd());
-    // SAFETY: runs in the forked child before exec; `init::enter` makes
-    // only async-signal-safe calls.
-    unsafe {
-        command.pre_exec(move || init::enter(parent, status));
-    }
-    let spawned = command.spawn();
-    drop((from_init, to_init));
-    let mut child = spawned.map_err(spawn_failed)?;
-    let group = Pid::from_raw(child.id() as i32);
-    let pid = match init::program_pid(group) {
-        Ok(pid) => pid,
-        Err(source) => {
-            let _ = killpg(group, Signal::SIGKILL);
-            let _ = child.wait();
-            return Err(spawn_failed(source));
-        }
-    };
+    })?;
+    let (group, pid) = (spawned.relay, spawned.program);
     let file = record.artifacts().ok().and_then(|dir| {
         std::fs::OpenOptions::new()
             .create(true)
@@ -438,14 +409,24 @@ pub fn start(
         }),
         changed: Condvar::new(),
     });
-    if let Some(stdout) = child.stdout.take() {
-        read_lines(stdout, "out", side, spec.ready.clone(), record, &output);
-    }
-    if let Some(stderr) = child.stderr.take() {
-        read_lines(stderr, "err", side, spec.ready.clone(), record, &output);
-    }
+    read_lines(
+        spawned.stdout,
+        "out",
+        side,
+        spec.ready.clone(),
+        record,
+        &output,
+    );
+    read_lines(
+        spawned.stderr,
+        "err",
+        side,
+        spec.ready.clone(),
+        record,
+        &output,
+    );
     let stopping = Arc::new(AtomicBool::new(false));
-    watch(child, side, record, &output, &stopping, on_exit);
+    watch(group, side, record, &output, &stopping, on_exit);
     record.push(
         Instant::now(),
         Some(side),
@@ -608,7 +589,7 @@ fn read_lines(
 
 /// A thread that reaps the program and reports how it ended.
 fn watch(
-    mut child: Child,
+    relay: Pid,
     side: Side,
     record: &Recorder,
     output: &Arc<Output>,
@@ -619,13 +600,16 @@ fn watch(
     let _ = std::thread::Builder::new()
         .name("program watcher".into())
         .spawn(move || {
-            let exit = match child.wait() {
-                Ok(status) => match (status.code(), status.signal()) {
-                    (Some(code), _) => Exit::Code(code),
-                    (None, Some(signal)) => Exit::Signal(signal),
-                    (None, None) => Exit::Code(-1),
-                },
-                Err(_) => Exit::Code(-1),
+            // The relay ends as the program did (see `spawn`).
+            let exit = loop {
+                match nix::sys::wait::waitpid(relay, None) {
+                    Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => break Exit::Code(code),
+                    Ok(nix::sys::wait::WaitStatus::Signaled(_, signal, _)) => {
+                        break Exit::Signal(signal as i32);
+                    }
+                    Err(nix::errno::Errno::EINTR) | Ok(_) => {}
+                    Err(_) => break Exit::Code(-1),
+                }
             };
             record.push(
                 Instant::now(),
