@@ -39,7 +39,9 @@ fuzz_target!(|data: &[u8]| {
     if asked > MEMORY {
         return;
     }
-    let artifacts = std::env::temp_dir().join("hangup-fuzz-artifacts");
+    // Beside the fuzz crate's build, not in the system temp folder: a case
+    // killed by a crash keeps its folder, and CI checks that folder.
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/run_suite-artifacts");
     let options = hangup::runner::RunOptions {
         artifact_root: Some(artifacts),
         ..hangup::runner::RunOptions::default()
