@@ -96,6 +96,9 @@ struct Table {
     conns: [Entry; 4],
     /// Each side's listening address while it listens, indexed by [`Side`].
     listeners: [Option<SocketAddr>; 3],
+    /// For a program under test that plays a side and connects: the port
+    /// it connects to, indexed by [`Side`].
+    connectors: [Option<u16>; 3],
 }
 
 #[derive(Debug, Default)]
@@ -124,7 +127,15 @@ impl Sockets {
             return Some(tuple);
         }
         if socket.link() != Link::Accepted {
-            return None;
+            // A program's end of its connection to a script: the reverse
+            // of the script's accepted end on that port.
+            let port = table.connectors[socket.side() as usize]?;
+            return Socket::ALL
+                .into_iter()
+                .filter(|s| s.link() == Link::Accepted && s.side() != socket.side())
+                .filter_map(|s| table.conns[s.index()].tuple)
+                .find(|(local, _)| local.port() == port)
+                .map(|(local, remote)| (remote, local));
         }
         let listening = table.listeners[socket.side() as usize]?;
         Socket::ALL
@@ -162,6 +173,13 @@ impl Sockets {
     /// found from the connecting side's 4-tuple, as a peer's is.
     pub fn program_listens(&self, side: Side, addr: SocketAddr) {
         self.set_listener(side, Some(addr));
+    }
+
+    /// Enters a program under test that plays `side` and connects to
+    /// `port`, so that its end of a connection a script accepted is found
+    /// from the script's 4-tuple.
+    pub fn program_connects(&self, side: Side, port: u16) {
+        self.lock().connectors[side as usize] = Some(port);
     }
 
     fn set_listener(&self, side: Side, addr: Option<SocketAddr>) {

@@ -105,6 +105,9 @@ struct Coordination {
     /// Set by the case's thread once every side is done and every socket
     /// closed.
     torn_down: bool,
+    /// The ports the scripts listen on: a program that plays the client
+    /// starts once its port is among them.
+    listening: Vec<u16>,
 }
 
 #[derive(Default, Clone, Copy)]
@@ -318,15 +321,17 @@ fn prepare_and_run(shared: &Arc<Shared>, namespace: Result<CaseNamespace, Sandbo
     } else {
         interrupt::install();
         shared.record.start_clock(Instant::now());
-        let program = match &shared.case.program {
-            None => None,
-            Some(spec) => match start_program(shared, spec) {
+        // A server starts before the scripts; a client once a script
+        // listens where it connects (in `run_sides`).
+        let mut program = match &shared.case.program {
+            Some(spec) if spec.role == Side::Server => match start_program(shared, spec) {
                 Ok(running) => Some(running),
                 Err(failure) => {
                     shared.fail(*failure);
                     None
                 }
             },
+            _ => None,
         };
         if !shared.stopping() {
             {
@@ -335,7 +340,7 @@ fn prepare_and_run(shared: &Arc<Shared>, namespace: Result<CaseNamespace, Sandbo
                     control.sides[script.side as usize].running = true;
                 }
             }
-            let peers = run_sides(shared);
+            let peers = run_sides(shared, &mut program);
             keep_kernel_counters(shared);
             // Sockets live until the case ends: every peer came back from
             // its thread, and all are closed together now that every side
@@ -393,9 +398,12 @@ fn start_program(shared: &Arc<Shared>, spec: &Program) -> Result<sut::Running, B
     let ready = Arc::new(AtomicBool::new(false));
     let on_exit = {
         let (shared, ready) = (Arc::clone(shared), Arc::clone(&ready));
+        let role = spec.role;
         move |exit: sut::Exit, tail: Vec<String>| {
-            // Before it was ready, `wait_ready` says so itself.
-            if ready.load(Ordering::SeqCst) {
+            // Before it was ready, `wait_ready` says so itself. A client
+            // that did its work and exited 0 is done, not crashed.
+            let finished = role == Side::Client && exit == sut::Exit::Code(0);
+            if ready.load(Ordering::SeqCst) && !finished {
                 shared.fail(program_failure(
                     &shared,
                     format!("the program {exit} while the case ran"),
@@ -404,7 +412,7 @@ fn start_program(shared: &Arc<Shared>, spec: &Program) -> Result<sut::Running, B
             }
         }
     };
-    let running = sut::start(spec, &places, &shared.record, Side::Server, on_exit)
+    let running = sut::start(spec, &places, &shared.record, spec.role, on_exit)
         .map_err(|err| Box::new(program_failure(shared, err.to_string(), Vec::new())))?;
     let waited = SockDiag::open()
         .map_err(|err| format!("failed to open sock_diag: {err}"))
@@ -420,25 +428,34 @@ fn start_program(shared: &Arc<Shared>, spec: &Program) -> Result<sut::Running, B
         fds: view.fd_count().ok(),
     };
     let _ = shared.program.set((view, baseline));
-    shared.sockets.program_listens(
-        Side::Server,
-        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, spec.port)),
-    );
-    shared.push(
-        Instant::now(),
-        Some(Side::Server),
-        EventKind::Note {
-            text: format!("program ready on port {}", spec.port),
-        },
-    );
+    let text = if spec.role == Side::Server {
+        shared.sockets.program_listens(
+            Side::Server,
+            std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, spec.port)),
+        );
+        format!("program ready on port {}", spec.port)
+    } else {
+        shared.sockets.program_connects(spec.role, spec.port);
+        format!("program ready, to connect to port {}", spec.port)
+    };
+    shared.push(Instant::now(), Some(spec.role), EventKind::Note { text });
     Ok(running)
 }
 
 /// Starts a thread for each side but the first, runs the first here, and
-/// hands back every side's peer once all are done.
-fn run_sides(shared: &Arc<Shared>) -> Vec<Peer> {
+/// hands back every side's peer once all are done. With a program that
+/// plays the client, every side gets a thread and this one (whose end
+/// `PR_SET_PDEATHSIG` ties the program to) starts the program once a
+/// script listens on its port.
+fn run_sides(shared: &Arc<Shared>, program: &mut Option<sut::Running>) -> Vec<Peer> {
+    let client = shared
+        .case
+        .program
+        .as_ref()
+        .filter(|spec| spec.role == Side::Client);
+    let here = usize::from(client.is_none());
     let mut threads = Vec::new();
-    for (index, script) in shared.case.scripts.iter().enumerate().skip(1) {
+    for (index, script) in shared.case.scripts.iter().enumerate().skip(here) {
         let shared_for_side = Arc::clone(shared);
         let spawned = std::thread::Builder::new()
             .name(format!("{} {}", shared.case.name, script.side))
@@ -456,7 +473,14 @@ fn run_sides(shared: &Arc<Shared>) -> Vec<Peer> {
         }
     }
     let mut peers = Vec::new();
-    if !shared.case.scripts.is_empty() {
+    if let Some(spec) = client {
+        if wait_for_listener(shared, spec.port) {
+            match start_program(shared, spec) {
+                Ok(running) => *program = Some(running),
+                Err(failure) => shared.fail(*failure),
+            }
+        }
+    } else if !shared.case.scripts.is_empty() {
         peers.push(run_side(shared, 0));
     }
     for thread in threads {
@@ -470,6 +494,30 @@ fn run_sides(shared: &Arc<Shared>) -> Vec<Peer> {
         }
     }
     peers
+}
+
+/// Waits until a script listens on `port`; false when the case stopped or
+/// every side finished first (then a failure says so).
+fn wait_for_listener(shared: &Shared, port: u16) -> bool {
+    let mut control = shared.control();
+    loop {
+        if control.listening.contains(&port) {
+            return true;
+        }
+        if control.stopping {
+            return false;
+        }
+        if control.sides.iter().all(|s| !s.running) {
+            drop(control);
+            shared.fail(harness_failure(
+                shared,
+                FailureKind::Script,
+                format!("no script listened on port {port}, where the program connects"),
+            ));
+            return false;
+        }
+        control = wait(&shared.changed, control, Duration::from_secs(1));
+    }
 }
 
 /// Waits until every side is done, a side failed, or the deadline passed;
@@ -940,6 +988,12 @@ fn run_step(
                     result: call.result,
                 },
             );
+            if let crate::suite::SocketCall::Listen { addr, .. } = socket_call {
+                if call.result.outcome == Outcome::Ok {
+                    shared.control().listening.push(addr.port());
+                    shared.changed.notify_all();
+                }
+            }
             if until.is_some_and(|until| until.contains(&call.result.outcome)) {
                 return Ok(Flow::UntilReached);
             }

@@ -89,11 +89,16 @@ pub struct Program {
     pub env: Vec<(String, String)>,
     /// Where it runs; the suite file's folder when not given.
     pub cwd: Option<String>,
-    /// The port it listens on, on 127.0.0.1: the scripts connect to it, and
-    /// state checks of `server` find its end of their connections.
+    /// The side it plays: the server (the scripts connect to it) or the
+    /// client (it connects to a script that listens on `port`). State
+    /// checks of that side find its end of the scripts' connections.
+    pub role: Side,
+    /// As the server, the port it listens on, on 127.0.0.1; as the client,
+    /// the port it connects to. Its `{port}`.
     pub port: u16,
-    /// Ready when a line of its output matches this; without it, ready when
-    /// the kernel lists its listener on `port`.
+    /// Ready when a line of its output matches this; without it, a server
+    /// is ready when the kernel lists its listener on `port`, a client as
+    /// soon as it runs.
     pub ready: Option<regex::Regex>,
     /// How long it may take to become ready.
     pub within: Duration,

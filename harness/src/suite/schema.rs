@@ -424,8 +424,12 @@ fn state(description: &str) -> Value {
 fn program(description: &str) -> Value {
     json!({
         "type": "object",
-        "description": format!("{description} It runs in the case's network namespace, plays the server (the case has no `server` script), and is stopped when the scripts are done. Its command may use {{port}}, {{artifacts}}, {{suite_dir}}, {{bin:NAME}}, {{fixture:NAME}} and {{env:NAME}}."),
+        "description": format!("{description} It runs in the case's network namespace, plays the server (or, with `role = \"client\"`, the client; the case then has no script for that side), and is stopped when the scripts are done. Its command may use {{port}}, {{artifacts}}, {{suite_dir}}, {{bin:NAME}}, {{fixture:NAME}} and {{env:NAME}}."),
         "properties": {
+            "role": {
+                "enum": ["server", "client"],
+                "description": "The side it plays: \"server\" (the default: it listens on `port` and the scripts connect) or \"client\" (it is started once a script listens on `port`, and connects there).",
+            },
             "run": {
                 "type": "array",
                 "minItems": 1,
@@ -436,7 +440,7 @@ fn program(description: &str) -> Value {
                 "type": "integer",
                 "minimum": 1,
                 "maximum": 65535,
-                "description": "The port it listens on, on 127.0.0.1: the scripts connect to it, and state checks of `server` find its end of their connections.",
+                "description": "As the server, the port it listens on, on 127.0.0.1 (the scripts connect to it); as the client, the port it connects to. State checks of its side find its end of the scripts' connections.",
             },
             "ready": {
                 "type": "string",

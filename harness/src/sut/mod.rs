@@ -668,6 +668,8 @@ impl Running {
             }
             let ready = match &self.spec.ready {
                 Some(_) => state.ready,
+                // A client has nothing to listen on: it runs, so it is ready.
+                None if self.spec.role == Side::Client => true,
                 None => self.listening(diag),
             };
             if ready {

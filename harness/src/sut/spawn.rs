@@ -519,7 +519,10 @@ mod tests {
     #[test]
     fn a_program_that_cannot_be_run_is_an_error_with_the_kernel_s_errno() {
         let failed = spawn(&["/".into()], &[], Path::new("/"));
-        assert_eq!(failed.err().and_then(|e| e.raw_os_error()), Some(libc::EACCES));
+        assert_eq!(
+            failed.err().and_then(|e| e.raw_os_error()),
+            Some(libc::EACCES)
+        );
     }
 
     #[test]

@@ -337,7 +337,9 @@ impl<'a> Reader<'a> {
             scripts: Vec::new(),
             program: defaults.program.clone(),
         };
-        let mut server_key = None;
+        // Where the `client` and `server` scripts are, for a program that
+        // plays one of them.
+        let mut side_keys = [None, None];
         // `Some(None)`: a `name` is there but is not a string (already reported).
         let mut name = None;
         for (key, value) in table {
@@ -362,9 +364,12 @@ impl<'a> Reader<'a> {
                         case.sysctls.push((key, value));
                     }
                 }
-                "client" => case.scripts.push(Script { side: Side::Client, steps: self.steps(Side::Client, value, false) }),
+                "client" => {
+                    side_keys[0] = Some(key.span());
+                    case.scripts.push(Script { side: Side::Client, steps: self.steps(Side::Client, value, false) })
+                }
                 "server" => {
-                    server_key = Some(key.span());
+                    side_keys[1] = Some(key.span());
                     case.scripts.push(Script { side: Side::Server, steps: self.steps(Side::Server, value, false) })
                 }
                 "program" => case.program = self.program(value),
@@ -413,16 +418,22 @@ impl<'a> Reader<'a> {
                 "expected a `client`, `server` or `proxy` script in this case, found none",
             );
         }
-        if let (Some(program), Some(at)) = (&case.program, server_key) {
+        let role = case.program.as_ref().map(|p| p.role);
+        let played = match role {
+            Some(Side::Client) => side_keys[0].clone(),
+            Some(_) => side_keys[1].clone(),
+            None => None,
+        };
+        if let (Some(program), Some(at)) = (&case.program, played) {
             self.problem(
                 at,
                 format!(
-                    "expected no `server` script in a case with a program (the program at line {} plays the server), found one",
-                    program.location.line
+                    "expected no `{0}` script in a case with a program (the program at line {1} plays the {0}), found one",
+                    program.role, program.location.line
                 ),
             );
         }
-        self.across_scripts(&case.scripts, case.program.is_some());
+        self.across_scripts(&case.scripts, role);
         (self.count == before).then_some(case)
     }
 
@@ -430,11 +441,10 @@ impl<'a> Reader<'a> {
     /// script (it can never hold a socket, so "gone" would pass without
     /// meaning anything), and a `wait` for a label no other side marks
     /// (it could only ever time out).
-    fn across_scripts(&mut self, scripts: &[Script], program: bool) {
-        // A program plays the server: its sockets can be checked.
-        let has = |side: Side| {
-            scripts.iter().any(|s| s.side == side) || (program && side == Side::Server)
-        };
+    fn across_scripts(&mut self, scripts: &[Script], role: Option<Side>) {
+        // A program plays its side: its sockets can be checked.
+        let program = role.is_some();
+        let has = |side: Side| scripts.iter().any(|s| s.side == side) || role == Some(side);
         let marks = |side: Side, label: &str| {
             scripts.iter().filter(|s| s.side != side).any(|s| {
                 every_step(&s.steps)
@@ -518,6 +528,17 @@ impl<'a> Reader<'a> {
                 })
                 .ok()
         });
+        let role = match raw.role.as_deref() {
+            None | Some("server") => Side::Server,
+            Some("client") => Side::Client,
+            Some(other) => {
+                self.problem(
+                    at.clone(),
+                    format!("expected `role` to be \"server\" or \"client\", found \"{other}\""),
+                );
+                Side::Server
+            }
+        };
         let stop = match raw.stop.as_deref() {
             None => nix::sys::signal::Signal::SIGTERM,
             Some(name) => match name.parse::<nix::sys::signal::Signal>() {
@@ -535,6 +556,7 @@ impl<'a> Reader<'a> {
             argv: raw.run,
             env: raw.env.into_iter().collect(),
             cwd: raw.cwd,
+            role,
             port: raw.port,
             ready,
             within: raw.within.map_or(DEFAULT_READY_WITHIN, |d| d.0),

@@ -635,6 +635,7 @@ pub(super) fn parse_outcome(name: &str) -> Result<Outcome, String> {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawProgram {
     pub(super) run: Vec<String>,
+    pub(super) role: Option<String>,
     pub(super) port: u16,
     pub(super) ready: Option<String>,
     pub(super) within: Option<DurationValue>,

@@ -829,6 +829,14 @@ fn with_program(table: &str) -> String {
     "[program]\nrun = [\"./server\"]\nport = 8080\n\n[[case]]\nname = \"a\"\nserver = [{ listen = 8080 }]\n".to_string(),
     "expected no `server` script in a case with a program (the program at line 1 plays the server), found one"
 )]
+#[case::client_script_beside_a_client_program(
+    "[program]\nrun = [\"./pool\"]\nport = 8080\nrole = \"client\"\n\n[[case]]\nname = \"a\"\nclient = [{ sleep = \"1ms\" }]\nserver = [{ listen = 8080 }]\n".to_string(),
+    "expected no `client` script in a case with a program (the program at line 1 plays the client), found one"
+)]
+#[case::unknown_role(
+    with_program("run = [\"./server\"]\nport = 8080\nrole = \"proxy\""),
+    "expected `role` to be \"server\" or \"client\", found \"proxy\""
+)]
 fn a_program_table_is_checked(#[case] text: String, #[case] message: &str) {
     let (_, _, found) = problem(&text);
     assert!(found.starts_with(message), "{found}");
@@ -983,5 +991,34 @@ client = ["close"]
     assert_eq!(
         sorted(&suite.cases[1].sysctls),
         ["net.ipv4.tcp_fin_timeout=2", "net.ipv4.tcp_rfc1337=1"]
+    );
+}
+
+#[test]
+fn a_program_that_plays_the_client_makes_the_client_s_sockets_checkable() {
+    let text = r#"
+[program]
+run = ["./pool"]
+port = 8080
+role = "client"
+
+[[case]]
+name = "a"
+server = [{ listen = 8080 }, "accept", { state = { client = "ESTABLISHED" }, within = "1s" }]
+"#;
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).expect("valid suite");
+    let program = suite.cases[0].program.as_ref().expect("program");
+    assert_eq!(program.role, Side::Client);
+    // As the server, it would clash with the server script, and `client`
+    // would be a side nobody plays.
+    let found = problems(
+        text.replace("role = \"client\"", "role = \"server\"")
+            .as_bytes(),
+    );
+    assert!(
+        found
+            .iter()
+            .any(|(_, _, m)| m.contains("this case has no `client` script")),
+        "{found:#?}"
     );
 }
