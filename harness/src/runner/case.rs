@@ -1124,7 +1124,7 @@ fn check_released(
         let unreadable = |e: std::io::Error| {
             Unsettled::Unobservable(format!("failed to read the program's fd table: {e}"))
         };
-        let held_sockets = view.held_sockets().map_err(unreadable)?;
+        let held_sockets = view.held_sockets(diag).map_err(unreadable)?;
         let mut held: Vec<String> = Vec::new();
         // A connection still waiting in a listener's accept queue is the
         // program's too: the kernel holds it until the program accepts it.

@@ -360,7 +360,7 @@ fn ignored(suite: &Suite, case: &Case, reason: &str) -> CaseReport {
 
 /// File descriptors one running case may hold at once, generously: its
 /// namespace, a sock_diag socket, each side's sockets, a program's pipes,
-/// pidfd and the fds `released` copies for a moment.
+/// and the report pipe of a program being started.
 const FDS_PER_CASE: u64 = 32;
 
 /// File descriptors the run needs besides its cases (reports, suites,

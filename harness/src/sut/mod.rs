@@ -190,9 +190,6 @@ pub struct ProgramView {
     pid: Pid,
     /// Its process group: the relay's pid (see [`init`]).
     group: Pid,
-    /// A pidfd, through which `pidfd_getfd` copies the program's sockets;
-    /// `None` where the kernel refused one.
-    pidfd: Option<Arc<std::os::fd::OwnedFd>>,
     /// Set when hangup asks it to stop (a `signal` step, or the end of the
     /// case), so its exit then is not a crash.
     stopping: Arc<AtomicBool>,
@@ -243,15 +240,17 @@ impl ProgramView {
     }
 
     /// The TCP sockets (IPv4 and IPv6) the program holds, found through its
-    /// fd table: each is copied into hangup with `pidfd_getfd` just long
-    /// enough to ask `TCP_INFO` and its addresses. (A close the program
-    /// makes during that moment takes effect when the copy is dropped.)
-    pub fn held_sockets(&self) -> std::io::Result<Vec<Held>> {
-        use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
-        let pidfd = self
-            .pidfd
-            .as_ref()
-            .ok_or_else(|| std::io::Error::other("the kernel gave no pidfd for the program"))?;
+    /// fd table and the kernel's socket table, without touching them: each
+    /// `socket:[inode]` in `/proc/<pid>/fd` that the socket's own
+    /// `system.sockprotoname` says is TCP is looked up by inode in a
+    /// sock_diag dump of the case's namespace (`diag`). One the table no
+    /// longer lists was reset into CLOSE: the program holds it all the same.
+    ///
+    /// Nothing is copied: a copy of the program's socket in hangup (as
+    /// `pidfd_getfd` would make) would hold the socket open past the
+    /// program's own `close`, delaying its FIN for as long as it lives.
+    pub fn held_sockets(&self, diag: &mut SockDiag) -> std::io::Result<Vec<Held>> {
+        let table = diag.tcp_sockets().map_err(std::io::Error::other)?;
         let mut held = Vec::new();
         for entry in std::fs::read_dir(format!("/proc/{}/fd", self.pid))? {
             let entry = entry?;
@@ -262,52 +261,36 @@ impl ProgramView {
             else {
                 continue;
             };
-            let is_socket = std::fs::read_link(entry.path())
-                .is_ok_and(|target| target.to_string_lossy().starts_with("socket:"));
-            if !is_socket {
+            // Closed since the listing, or not a socket: not held.
+            let Some(inode) = std::fs::read_link(entry.path()).ok().and_then(|target| {
+                let target = target.to_string_lossy().into_owned();
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .parse::<u32>()
+                    .ok()
+            }) else {
+                continue;
+            };
+            if !matches!(
+                socket_protocol(&entry.path()).as_deref(),
+                Some("TCP" | "TCPv6")
+            ) {
                 continue;
             }
-            // SAFETY: pidfd_getfd takes a pidfd we own, an fd number and
-            // flags 0; it returns a new fd of ours or -1, checked before
-            // the fd is owned.
-            let copy =
-                unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
-            if copy < 0 {
-                // Closed since the listing: not held any more.
-                continue;
-            }
-            // SAFETY: `copy` is a new, open fd that nothing else owns.
-            let copy = unsafe { OwnedFd::from_raw_fd(copy as i32) };
-            let address = |peer: bool| {
-                let got = if peer {
-                    nix::sys::socket::getpeername::<nix::sys::socket::SockaddrStorage>(
-                        copy.as_raw_fd(),
-                    )
-                } else {
-                    nix::sys::socket::getsockname::<nix::sys::socket::SockaddrStorage>(
-                        copy.as_raw_fd(),
-                    )
-                };
-                got.ok().and_then(|a| {
-                    a.as_sockaddr_in()
-                        .map(|v4| SocketAddr::from(std::net::SocketAddrV4::from(*v4)))
-                        .or_else(|| {
-                            a.as_sockaddr_in6()
-                                .map(|v6| SocketAddr::from(std::net::SocketAddrV6::from(*v6)))
-                        })
-                })
-            };
-            let Some(local) = address(false) else {
-                continue; // not an internet socket (a Unix socket, a pipe pair)
-            };
-            let Ok(state) = crate::observe::tcp_info_state(copy.as_fd()) else {
-                continue; // not TCP
-            };
-            held.push(Held {
-                fd,
-                state,
-                local: Some(local),
-                remote: address(true),
+            held.push(match table.iter().find(|s| s.inode == inode) {
+                Some(socket) => Held {
+                    fd,
+                    state: socket.state,
+                    local: Some(socket.local),
+                    remote: (socket.state != TcpState::Listen).then_some(socket.remote),
+                },
+                None => Held {
+                    fd,
+                    state: TcpState::Close,
+                    local: None,
+                    remote: None,
+                },
             });
         }
         held.sort_by_key(|h| h.fd);
@@ -344,7 +327,6 @@ pub struct Running {
     /// Its process group: the relay's pid (see [`init`]), which hangup
     /// spawned and reaps.
     group: Pid,
-    pidfd: Option<Arc<std::os::fd::OwnedFd>>,
     spec: Program,
     output: Arc<Output>,
     /// Set before hangup asks it to stop, so its exit is not a crash.
@@ -434,21 +416,9 @@ pub fn start(
             text: format!("program started: {} (pid {pid})", shown(&argv)),
         },
     );
-    // SAFETY: pidfd_open takes a pid and flags 0 and returns a new fd of
-    // ours or -1, checked before the fd is owned. The pid is init's child,
-    // which only init reaps, and init exits as soon as it has: the pid
-    // cannot name another process of the namespace, and outside it only
-    // after a reuse within these few microseconds.
-    let pidfd = unsafe {
-        let raw = nix::libc::syscall(nix::libc::SYS_pidfd_open, pid.as_raw(), 0);
-        (raw >= 0).then(|| {
-            Arc::new(<std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(raw as i32))
-        })
-    };
     Ok(Running {
         pid,
         group,
-        pidfd,
         spec: spec.clone(),
         output,
         stopping,
@@ -650,7 +620,6 @@ impl Running {
             output: Arc::clone(&self.output),
             pid: self.pid,
             group: self.group,
-            pidfd: self.pidfd.clone(),
             stopping: Arc::clone(&self.stopping),
         }
     }
@@ -740,6 +709,29 @@ impl Running {
     fn wait_exit(&self, limit: Duration) -> Option<Exit> {
         self.output.wait_exit(limit)
     }
+}
+
+/// The protocol of the socket `path` (`/proc/<pid>/fd/<n>`) links to, as
+/// its `system.sockprotoname` attribute names it: "TCP", "TCPv6",
+/// "UNIX-STREAM", ...; `None` if it is not a socket or is gone.
+fn socket_protocol(path: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut name = [0u8; 32];
+    // SAFETY: getxattr writes at most `name.len()` bytes into `name` and
+    // returns how many, or -1; both C strings are NUL-terminated.
+    let len = unsafe {
+        nix::libc::getxattr(
+            path.as_ptr(),
+            c"system.sockprotoname".as_ptr(),
+            name.as_mut_ptr().cast(),
+            name.len(),
+        )
+    };
+    let len = usize::try_from(len).ok()?;
+    let name = &name[..len.min(name.len())];
+    let name = name.strip_suffix(&[0]).unwrap_or(name);
+    Some(String::from_utf8_lossy(name).into_owned())
 }
 
 #[cfg(test)]
