@@ -89,7 +89,7 @@ pub fn judge_call(
     }
     if !timing_ok && late.is_notable() {
         observed.push_str(&format!(
-            "; hangup's own threads ran up to {} late in this case (a timer woke late or a side waited for a CPU): the machine is overloaded",
+            "; the case's threads ran up to {} late in this case (a timer woke late, or a side or the program waited for a CPU): the machine is overloaded",
             millis(lateness)
         ));
     }
@@ -493,7 +493,7 @@ mod tests {
         );
         assert!(
             err.observed.ends_with(
-                "hangup's own threads ran up to 30 ms late in this case (a timer woke late or a side waited for a CPU): the machine is overloaded"
+                "the case's threads ran up to 30 ms late in this case (a timer woke late, or a side or the program waited for a CPU): the machine is overloaded"
             ),
             "{}",
             err.observed

@@ -50,8 +50,11 @@ const WAKE_INTERVAL: Duration = Duration::from_millis(5);
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a failure waits to learn whether the program under test has
-/// just ended (and so likely caused it): only on the way to a failure.
-const PROGRAM_EXIT_GRACE: Duration = Duration::from_millis(100);
+/// just ended (and so likely caused it): only on the way to a failure. Its
+/// end reaches hangup through init and the relay (see `sut::spawn`), three
+/// processes that each need a CPU: 100 ms was too short on a loaded
+/// machine.
+const PROGRAM_EXIT_GRACE: Duration = Duration::from_secs(1);
 
 /// How long the case's thread then gets to close every socket.
 const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -75,6 +78,9 @@ struct Shared {
     /// The program under test, once it is running and ready: its output,
     /// its fd table, and what it held when it became ready.
     program: std::sync::OnceLock<(sut::ProgramView, Baseline)>,
+    /// The ids of the threads that run the sides, whose waits for a CPU
+    /// are the machine's share of a timed call (see `queued`).
+    threads: Mutex<Vec<i32>>,
     control: Mutex<Coordination>,
     /// Signalled on every change of `control`, for the sides.
     changed: Condvar,
@@ -143,6 +149,20 @@ impl Shared {
 
     fn at(&self, instant: Instant) -> Duration {
         self.record.at(instant)
+    }
+
+    /// The run-queue waits so far of every thread of the case: the sides'
+    /// and the program's.
+    fn queue_snapshot(&self) -> Vec<(i32, Duration)> {
+        let mut tids = self
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some((view, _)) = self.program.get() {
+            tids.extend(queued::threads_of(view.pid().as_raw()));
+        }
+        queued::snapshot(&tids)
     }
 
     fn stopping(&self) -> bool {
@@ -232,6 +252,7 @@ pub(crate) fn run(
         sockets: Arc::default(),
         record,
         program: std::sync::OnceLock::new(),
+        threads: Mutex::default(),
         control: Mutex::default(),
         changed: Condvar::new(),
         supervisor: Condvar::new(),
@@ -696,6 +717,11 @@ fn run_side(shared: &Arc<Shared>, index: usize) -> Peer {
     let script = &shared.case.scripts[index];
     let side = script.side;
     let mut peer = Peer::new(side, Arc::clone(&shared.sockets));
+    shared
+        .threads
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(queued::this_thread());
     shared.control().sides[side as usize].waker = Some(Waker::current());
     if let Err(failure) = run_script(shared, script, &mut peer) {
         shared.fail(*failure);
@@ -953,14 +979,18 @@ fn run_step(
             shared.set_step(side, Some((at.index, Some(Instant::now()))));
             // Read only for a timing check: it costs a file read.
             let timing = step.expect.as_ref().is_some_and(|e| e.after.is_some());
-            let queued_before = timing.then(queued::run_delay).flatten();
+            let queued_before = if timing {
+                shared.queue_snapshot()
+            } else {
+                Vec::new()
+            };
             let call = match peer.perform(socket_call, step.link) {
                 Ok(call) => call,
                 Err(no_socket) => {
                     return Err(fail(FailureKind::Script, None, no_socket.to_string()));
                 }
             };
-            let queued = queued::since(queued_before);
+            let queued = queued::since(&queued_before);
             {
                 let mut control = shared.control();
                 control.lateness = control.lateness.max(queued);

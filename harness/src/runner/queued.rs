@@ -1,33 +1,62 @@
-//! How long the calling thread waited for a CPU, as the kernel counts it.
+//! How long the case's threads waited for a CPU, as the kernel counts it.
 //!
 //! A call that the kernel ends on time (a 200 ms `SO_RCVTIMEO` expiring)
 //! still returns late when its thread then waits on a run queue: on a
 //! machine loaded beyond its cores that wait is tens or hundreds of
-//! milliseconds, and a timing check would blame the peer for it. The
-//! kernel keeps the sum of those waits per thread (`run_delay`, the second
-//! field of `/proc/thread-self/schedstat`, in nanoseconds); its growth
-//! across a call is the part of the call's duration that was the machine's,
-//! not the kernel's answer.
+//! milliseconds, and a timing check would blame the peer for it. So is a
+//! call that waits for the *peer*: a server's `poll` for the client's FIN
+//! returns late when the client's thread waited 60 ms for a CPU between
+//! its timeout and its `close` (seen in a `-j 8` soak). The kernel keeps
+//! the sum of those waits per thread (`run_delay`, the second field of
+//! `/proc/<pid>/task/<tid>/schedstat`, in nanoseconds); its growth across a
+//! call, summed over every thread of the case (the sides', and the program
+//! under test's), is the part of the call's duration that was the
+//! machine's, not the kernel's answer.
 
 use std::time::Duration;
-
-/// The calling thread's total time spent runnable but not running, or none
-/// when the kernel does not keep it (built without `CONFIG_SCHED_INFO`):
-/// then no allowance is made.
-pub(super) fn run_delay() -> Option<Duration> {
-    let text = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    parse(&text)
-}
 
 fn parse(schedstat: &str) -> Option<Duration> {
     let nanos = schedstat.split_whitespace().nth(1)?.parse().ok()?;
     Some(Duration::from_nanos(nanos))
 }
 
-/// How much longer the thread waited for a CPU after `before`.
-pub(super) fn since(before: Option<Duration>) -> Duration {
+/// Each listed thread's `run_delay`, by tid; threads that are gone (or a
+/// kernel that keeps no count) are left out.
+pub(super) fn snapshot(tids: &[i32]) -> Vec<(i32, Duration)> {
+    tids.iter()
+        .filter_map(|tid| {
+            let text = std::fs::read_to_string(format!("/proc/{tid}/schedstat")).ok()?;
+            Some((*tid, parse(&text)?))
+        })
+        .collect()
+}
+
+/// How much longer, in all, the threads of `before` waited for a CPU
+/// since it was taken (threads gone since count for nothing).
+pub(super) fn since(before: &[(i32, Duration)]) -> Duration {
+    let now = snapshot(&before.iter().map(|(tid, _)| *tid).collect::<Vec<_>>());
     before
-        .and_then(|before| Some(run_delay()?.saturating_sub(before)))
+        .iter()
+        .filter_map(|(tid, then)| {
+            let (_, now) = now.iter().find(|(t, _)| t == tid)?;
+            Some(now.saturating_sub(*then))
+        })
+        .fold(Duration::ZERO, Duration::saturating_add)
+}
+
+/// The calling thread's id, to be listed among the case's threads.
+pub(super) fn this_thread() -> i32 {
+    nix::unistd::gettid().as_raw()
+}
+
+/// The threads of process `pid` (a program under test).
+pub(super) fn threads_of(pid: i32) -> Vec<i32> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -48,6 +77,10 @@ mod tests {
     /// Without it every timing check would lose its allowance silently.
     #[test]
     fn this_kernel_counts_it() {
-        assert!(run_delay().is_some(), "no /proc/thread-self/schedstat");
+        assert_eq!(
+            snapshot(&[this_thread()]).len(),
+            1,
+            "no /proc/<tid>/schedstat"
+        );
     }
 }

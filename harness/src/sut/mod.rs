@@ -223,6 +223,11 @@ impl fmt::Display for Held {
 }
 
 impl ProgramView {
+    /// The program's own pid, as the host sees it.
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
     /// Sends the program's process group `signal`; an exit after it is the
     /// program's answer, not a crash.
     pub fn signal(&self, signal: Signal) -> nix::Result<()> {
