@@ -106,9 +106,11 @@ pub struct Program {
     pub stop: nix::sys::signal::Signal,
     /// How long it may take to stop before it is killed (and the case fails).
     pub grace: Duration,
-    /// Commands it needs on `PATH` (a runtime like `node` or `python3`);
-    /// where one is missing its cases are skipped, saying so and how to
-    /// install it, unless `CI` is set: there it must be installed.
+    /// What it needs: a command on `PATH` (a runtime like `node`), or, when
+    /// an entry holds a space, a shell command line that must succeed (a
+    /// library: `python3 -c 'import aiohttp'`). Where one is missing its
+    /// cases are skipped, saying so and how to install it, unless `CI` is
+    /// set: there it must be installed.
     pub requires: Vec<String>,
     /// How to install what `requires` names, for the skip message.
     pub install: Option<String>,
@@ -117,12 +119,23 @@ pub struct Program {
 }
 
 impl Program {
-    /// The first command of `requires` that is not on `PATH`.
+    /// The first entry of `requires` that this machine lacks.
     pub fn missing_requirement(&self) -> Option<&str> {
         let path = std::env::var_os("PATH").unwrap_or_default();
         self.requires
             .iter()
             .find(|command| {
+                if command.contains(' ') {
+                    // Run once per case while the suite is loaded, before
+                    // any namespace exists; its output is not wanted.
+                    return !std::process::Command::new("sh")
+                        .args(["-c", command])
+                        .stdin(std::process::Stdio::null())
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success());
+                }
                 !std::env::split_paths(&path).any(|dir| {
                     use std::os::unix::fs::PermissionsExt;
                     std::fs::metadata(dir.join(command))

@@ -465,7 +465,7 @@ fn program(description: &str) -> Value {
             "requires": {
                 "type": "array",
                 "items": { "type": "string" },
-                "description": "Commands it needs on PATH (a runtime like `node`): where one is missing its cases are skipped, saying so, unless CI is set.",
+                "description": "What it needs: commands on PATH (a runtime like `node`), or, for an entry with a space, a shell command line that must succeed (`python3 -c 'import aiohttp'`): where one is missing its cases are skipped, saying so, unless CI is set.",
             },
             "install": {
                 "type": "string",
