@@ -67,6 +67,34 @@ client = [
 ]
 "#;
 
+/// A request loop against the `echo` fixture: the work whose slowdown
+/// under syscall tracing the benchmark measures. `{trace}` is replaced by
+/// a `syscall` check (which makes the case trace the program) or nothing;
+/// `{rounds}` by the loop's length (none: no loop, the case's fixed cost).
+const ECHO_LOOP_SUITE: &str = r#"
+[program]
+run = ["{fixture:echo}", "--port", "{port}"]
+port = 9000
+
+[[case]]
+name = "echo_loop"
+client = [
+  { connect = 9000 },
+  {loop}
+  { shutdown = "write" },
+  {trace}
+  { recv = true, timeout = "5s", expect = "EOF" },
+  "close",
+]
+"#;
+
+/// Round trips in the echo loop.
+const ECHO_ROUNDS: usize = 1000;
+/// Samples of each echo loop case.
+const ECHO_SAMPLES: usize = 20;
+/// Target: tracing costs a request loop at most this factor.
+const TRACE_TARGET: f64 = 2.0;
+
 /// Samples of a case with a program (a process start and stop each).
 const PROGRAM_SAMPLES: usize = 100;
 
@@ -160,6 +188,8 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
     let throughput = throughput(&suite, &case, cases, jobs)?;
     err!("measuring a per-case program ({PROGRAM_SAMPLES} samples)...");
     let program = program_cost(&suite)?;
+    err!("measuring syscall tracing on an echo loop ({ECHO_SAMPLES} samples each)...");
+    let tracing = tracing_cost()?;
 
     out!(
         "{:<46} {:>6} {:>11} {:>11}",
@@ -237,7 +267,108 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
             "a per-case program"
         ),
     }
+    match tracing {
+        Some(EchoLoops {
+            traced,
+            untraced,
+            fixed,
+        }) => {
+            row(&format!("echo: {ECHO_ROUNDS} round trips, traced"), traced);
+            row(
+                &format!("echo: {ECHO_ROUNDS} round trips, untraced"),
+                untraced,
+            );
+            row("echo: the same case without the loop", fixed);
+            // The loop's own time: the case less its fixed cost (start,
+            // connect, stop), which the untraced case without a loop shows.
+            let looped = |d: Duration, f: Duration| d.saturating_sub(f);
+            let median = ratio(
+                looped(traced.median, fixed.median),
+                looped(untraced.median, fixed.median),
+            );
+            ratio_line(
+                "traced / untraced loop (less fixed cost)",
+                median,
+                ratio(
+                    looped(traced.p90, fixed.p90),
+                    looped(untraced.p90, fixed.p90),
+                ),
+                format!("target ≤ {TRACE_TARGET}×"),
+                median <= TRACE_TARGET,
+            );
+            out!(
+                "  {:<44} {:>6} {:>11}",
+                "added per round trip (median)",
+                "",
+                fmt_duration(looped(traced.median, untraced.median) / ECHO_ROUNDS as u32),
+            );
+        }
+        None => out!(
+            "{:<46} skipped: no `echo` fixture beside this binary (cargo build --release -p hangup-fixtures)",
+            "syscall tracing"
+        ),
+    }
     Ok(())
+}
+
+/// The echo loop case traced, untraced, and without its loop.
+struct EchoLoops {
+    traced: Stats,
+    untraced: Stats,
+    fixed: Stats,
+}
+
+/// Runs the echo loop case traced and untraced, and without its loop,
+/// in turn, so that the machine's drift touches all three alike. `None`
+/// when the fixture is not built.
+fn tracing_cost() -> Result<Option<EchoLoops>, String> {
+    let places = hangup::sut::Places::for_suite(Path::new("bench.toml"));
+    if !places.fixtures.iter().any(|dir| dir.join("echo").is_file()) {
+        return Ok(None);
+    }
+    let round = r#"loop = [{ send = "0123456789abcdef0123456789abcdef" }, { recv_until = 32, timeout = "5s" }]"#;
+    let suite = |looped: bool, traced: bool| {
+        let text = ECHO_LOOP_SUITE
+            .replace(
+                "{loop}",
+                &if looped {
+                    format!("{{ {round}, times = {ECHO_ROUNDS} }},")
+                } else {
+                    String::new()
+                },
+            )
+            .replace(
+                "{trace}",
+                if traced {
+                    r#"{ syscall = "read", expect = "EOF", within = "5s" },"#
+                } else {
+                    ""
+                },
+            );
+        hangup::suite::parse_suite(Path::new("bench.toml"), text.as_bytes())
+            .map_err(|e| format!("the embedded echo suite is invalid: {e}"))
+    };
+    let (traced, untraced, fixed) = (
+        suite(true, true)?,
+        suite(true, false)?,
+        suite(false, false)?,
+    );
+    let options = RunOptions::default();
+    let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+    for _ in 0..ECHO_SAMPLES {
+        for (suite, into) in [&traced, &untraced, &fixed]
+            .into_iter()
+            .zip(samples.iter_mut())
+        {
+            into.push(timed_case(suite, &suite.cases[0], &options)?);
+        }
+    }
+    let [traced, untraced, fixed] = samples.map(Stats::of);
+    Ok(Some(EchoLoops {
+        traced: traced.ok_or("no samples")?,
+        untraced: untraced.ok_or("no samples")?,
+        fixed: fixed.ok_or("no samples")?,
+    }))
 }
 
 /// A case that runs a program: the `echo` fixture, ready when the kernel
@@ -320,7 +451,7 @@ fn timed_case(suite: &Suite, case: &Case, options: &RunOptions) -> Result<Durati
         Ok(took)
     } else {
         Err(format!(
-            "the no-wait case did not pass:\n{}",
+            "the case did not pass:\n{}",
             report.render_failure()
         ))
     }

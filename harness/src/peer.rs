@@ -205,6 +205,9 @@ pub struct Peer {
     replaced: Vec<Arc<Sock>>,
     /// Options set before a socket exists; applied to the next one made.
     pending: SocketOptions,
+    /// When the side's latest socket call began: where a `syscall` check's
+    /// window opens.
+    last_call: Option<Instant>,
 }
 
 impl Peer {
@@ -218,7 +221,13 @@ impl Peer {
             closed: [false, false],
             replaced: Vec::new(),
             pending: SocketOptions::default(),
+            last_call: None,
         }
+    }
+
+    /// When the side's latest socket call began, if it made one.
+    pub fn last_call(&self) -> Option<Instant> {
+        self.last_call
     }
 
     /// Which side this is.
@@ -229,6 +238,14 @@ impl Peer {
     /// Makes a socket call on the connection `link` names (`listen`,
     /// `accept` and `connect` make their own sockets).
     pub fn perform(&mut self, call: &SocketCall, link: Link) -> Result<Call, NoSocket> {
+        let made = self.make(call, link);
+        if let Ok(call) = &made {
+            self.last_call = Some(call.began);
+        }
+        made
+    }
+
+    fn make(&mut self, call: &SocketCall, link: Link) -> Result<Call, NoSocket> {
         match call {
             SocketCall::Listen { addr, backlog } => Ok(self.listen(*addr, *backlog)),
             SocketCall::Accept { timeout } => self.accept(*timeout),

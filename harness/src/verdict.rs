@@ -36,6 +36,8 @@ pub enum MismatchKind {
     Log,
     /// What a program holds in its fd table.
     Held,
+    /// A program's own socket calls.
+    Syscall,
 }
 
 /// What was expected and what was seen instead.
@@ -278,6 +280,80 @@ pub fn judge_log(
         kind: MismatchKind::Log,
         expected,
         observed: format!("{} matching", lines(seen)),
+    })
+}
+
+/// What a `syscall` check asked for, in words: "the program's write calls
+/// with EPIPE on its connection 127.0.0.1:8080 <- 127.0.0.1:41234".
+pub struct SyscallAsk<'a> {
+    /// The calls' name (`write`, `sendmsg`).
+    pub which: &'a str,
+    /// The outcomes that count; none: any.
+    pub results: &'a [Outcome],
+    /// How many are wanted.
+    pub wanted: LineCount,
+    /// Over or within how long.
+    pub within: Option<Duration>,
+}
+
+/// Judges a `syscall` check: `counted` of the program's calls matched;
+/// `seen` describes every call of that name in the window (to say what
+/// happened instead), `connection` the connection they were looked for on.
+pub fn judge_syscall(
+    ask: &SyscallAsk<'_>,
+    connection: &str,
+    counted: usize,
+    seen: &[String],
+) -> Result<(), Mismatch> {
+    let holds = match ask.wanted {
+        LineCount::AtLeastOne => counted >= 1,
+        LineCount::Exactly(n) => counted == n as usize,
+        LineCount::AtMost(n) => counted <= n as usize,
+    };
+    if holds {
+        return Ok(());
+    }
+    let calls = |n: usize| {
+        let name = ask.which;
+        if n == 1 {
+            format!("1 {name} call")
+        } else {
+            format!("{n} {name} calls")
+        }
+    };
+    let with = if ask.results.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<String> = ask.results.iter().map(ToString::to_string).collect();
+        format!(" returning {}", names.join(" or "))
+    };
+    let when = match (ask.wanted, ask.within) {
+        (LineCount::AtLeastOne, Some(d)) => format!(" within {}", millis(d)),
+        (_, Some(d)) => format!(" over {}", millis(d)),
+        (_, None) => String::new(),
+    };
+    let how_many = match ask.wanted {
+        LineCount::AtLeastOne => format!("a {} call", ask.which),
+        LineCount::Exactly(n) => calls(n as usize),
+        LineCount::AtMost(n) => format!("at most {}", calls(n as usize)),
+    };
+    let expected = format!(
+        "{how_many}{with} by the program on {connection}{when} (of the calls returning after this side's latest call began)"
+    );
+    const LISTED: usize = 8;
+    let mut observed = format!("{} matching", calls(counted));
+    if !seen.is_empty() {
+        let listed: Vec<&str> = seen.iter().take(LISTED).map(String::as_str).collect();
+        observed.push_str(&format!(" (of these: {}", listed.join(", ")));
+        if seen.len() > LISTED {
+            observed.push_str(&format!(", and {} more", seen.len() - LISTED));
+        }
+        observed.push(')');
+    }
+    Err(Mismatch {
+        kind: MismatchKind::Syscall,
+        expected,
+        observed,
     })
 }
 
@@ -543,6 +619,48 @@ mod tests {
                 Duration::ZERO
             )
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn syscall_counts_say_what_was_wanted_and_list_what_the_program_did() {
+        let epipe = [Outcome::Errno(Errno::from_raw(nix::libc::EPIPE))];
+        let ask = SyscallAsk {
+            which: "write",
+            results: &epipe,
+            wanted: LineCount::AtLeastOne,
+            within: Some(Duration::from_secs(1)),
+        };
+        let on = "its connection 127.0.0.1:8080 <- 127.0.0.1:4000";
+        assert!(judge_syscall(&ask, on, 1, &[]).is_ok());
+        let seen: Vec<String> = (0..10).map(|i| format!("writev(fd 7) = {i} B")).collect();
+        let err = judge_syscall(&ask, on, 0, &seen).unwrap_err();
+        assert_eq!(err.kind, MismatchKind::Syscall);
+        assert_eq!(
+            err.expected,
+            "a write call returning EPIPE (Broken pipe) by the program on its connection \
+             127.0.0.1:8080 <- 127.0.0.1:4000 within 1000 ms (of the calls returning after \
+             this side's latest call began)"
+        );
+        assert!(
+            err.observed
+                .starts_with("0 write calls matching (of these: writev(fd 7) = 0 B, ")
+        );
+        assert!(err.observed.ends_with(", and 2 more)"), "{}", err.observed);
+        let never = SyscallAsk {
+            wanted: LineCount::Exactly(0),
+            results: &[],
+            ..ask
+        };
+        let err = judge_syscall(&never, on, 1, &seen[..1]).unwrap_err();
+        assert!(
+            err.expected.starts_with("0 write calls by the program"),
+            "{}",
+            err.expected
+        );
+        assert_eq!(
+            err.observed,
+            "1 write call matching (of these: writev(fd 7) = 0 B)"
         );
     }
 

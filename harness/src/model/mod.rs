@@ -9,6 +9,7 @@
 pub mod errno;
 mod outcome;
 pub mod side;
+pub mod syscall;
 pub mod tcp_state;
 
 pub use errno::Errno;

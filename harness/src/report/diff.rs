@@ -232,9 +232,10 @@ fn observations(case: &Value) -> Vec<(String, Seen)> {
             }
             "note" => {
                 let note = text("text");
-                // A log check's count, and how the program ended; other
-                // notes carry pids, ports or times.
+                // A log or syscall check's count, and how the program
+                // ended; other notes carry pids, ports or times.
                 let kept = note.starts_with("log ")
+                    || note.starts_with("syscall ")
                     || (note.starts_with("program ")
                         && !note.starts_with("program started")
                         && !note.starts_with("program ready"));

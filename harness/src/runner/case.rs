@@ -25,6 +25,7 @@ use super::interrupt::{self, Waker};
 use super::queued;
 use crate::model::Outcome;
 use crate::model::TcpState;
+use crate::model::syscall::Which;
 use crate::model::{Link, Side, Socket};
 use crate::observe::{self, SockDiag};
 use crate::peer::{Call, Peer, Sockets};
@@ -433,7 +434,20 @@ fn start_program(shared: &Arc<Shared>, spec: &Program) -> Result<sut::Running, B
             }
         }
     };
-    let running = sut::start(spec, &places, &shared.record, spec.role, on_exit)
+    // Known before it starts: a program runs ahead of hangup's own thread
+    // (under load a client connected, met the server's FIN and reconnected
+    // before its start returned), and its end of a connection must be
+    // found from the first moment.
+    if spec.role == Side::Server {
+        shared.sockets.program_listens(
+            Side::Server,
+            std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, spec.port)),
+        );
+    } else {
+        shared.sockets.program_connects(spec.role, spec.port);
+    }
+    let trace = shared.case.traces_program();
+    let running = sut::start(spec, &places, &shared.record, spec.role, trace, on_exit)
         .map_err(|err| Box::new(program_failure(shared, err.to_string(), Vec::new())))?;
     let waited = SockDiag::open()
         .map_err(|err| format!("failed to open sock_diag: {err}"))
@@ -450,13 +464,8 @@ fn start_program(shared: &Arc<Shared>, spec: &Program) -> Result<sut::Running, B
     };
     let _ = shared.program.set((view, baseline));
     let text = if spec.role == Side::Server {
-        shared.sockets.program_listens(
-            Side::Server,
-            std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, spec.port)),
-        );
         format!("program ready on port {}", spec.port)
     } else {
-        shared.sockets.program_connects(spec.role, spec.port);
         format!("program ready, to connect to port {}", spec.port)
     };
     shared.push(Instant::now(), Some(spec.role), EventKind::Note { text });
@@ -973,6 +982,40 @@ fn run_step(
                 Err(None) => return Ok(Flow::CaseEnded),
             }
         }
+        Action::Check(Check::Syscall {
+            which,
+            results,
+            calls,
+            within,
+        }) => {
+            let traced = shared.program.get().and_then(|(view, _)| view.calls());
+            let (Some(traced), Some(spec)) = (traced, shared.case.program.as_ref()) else {
+                return Err(fail(
+                    FailureKind::Script,
+                    None,
+                    "there is no traced program under test whose calls `syscall` could count"
+                        .into(),
+                ));
+            };
+            let ask = verdict::SyscallAsk {
+                which: &which.to_string(),
+                results,
+                wanted: *calls,
+                within: *within,
+            };
+            let socket = match spec.role {
+                Side::Client => Socket::Client,
+                _ => Socket::Server,
+            };
+            match check_syscall(shared, side, socket, traced, *which, &ask, peer.last_call()) {
+                Ok(()) => {}
+                Err(Some(m)) => {
+                    let what = m.to_string();
+                    return Err(fail(FailureKind::Expectation, Some(m), what));
+                }
+                Err(None) => return Ok(Flow::CaseEnded),
+            }
+        }
         Action::Socket(socket_call) => {
             // The call's start is public before the call, so a deadline
             // that passes during it can say it is in flight.
@@ -1130,6 +1173,78 @@ fn check_log(
                 },
             );
             return verdict::judge_log(pattern.0.as_str(), lines, within, seen).map_err(Some);
+        }
+        if !shared.sleep_until((now + POLL_INTERVAL).min(until)) {
+            return Err(None);
+        }
+    }
+}
+
+/// Counts the program's traced calls on its end of the connection that
+/// had not returned when `since` (this side's latest socket call) began,
+/// so a read blocked until the FIN counts, until one matches or
+/// `within` passes (with a count: until `within` passes); the count goes
+/// on the record.
+fn check_syscall(
+    shared: &Shared,
+    side: Side,
+    socket: Socket,
+    traced: &sut::Calls,
+    which: Which,
+    ask: &verdict::SyscallAsk<'_>,
+    since: Option<Instant>,
+) -> Result<(), Option<Mismatch>> {
+    let until = later(ask.within.unwrap_or_default());
+    loop {
+        let tuple = shared.sockets.locate(socket);
+        let on = tuple.map_or_else(Vec::new, |(local, peer)| traced.on(local, peer));
+        let named: Vec<&sut::TracedCall> = on
+            .iter()
+            .filter(|c| since.is_none_or(|s| c.ended.is_none_or(|(end, _)| end >= s)))
+            .filter(|c| which.covers(c.call, c.fd_arg))
+            .collect();
+        let counted = named
+            .iter()
+            .filter(|c| {
+                ask.results.is_empty()
+                    || c.result().is_some_and(|r| ask.results.contains(&r.outcome))
+            })
+            .count();
+        let now = Instant::now();
+        if (ask.wanted == LineCount::AtLeastOne && counted > 0) || now >= until {
+            let label = Check::Syscall {
+                which,
+                results: ask.results.to_vec(),
+                calls: ask.wanted,
+                within: None,
+            };
+            shared.push(
+                now,
+                Some(side),
+                EventKind::Note {
+                    text: format!("{label}: {counted} matching"),
+                },
+            );
+            let connection = match tuple {
+                Some((local, peer)) => format!("its connection {local} <- {peer}"),
+                None => "its connection (which hangup never saw made)".to_string(),
+            };
+            let seen: Vec<String> = named
+                .iter()
+                .map(|c| {
+                    // When it returned (or, in flight, began), from the
+                    // window's start.
+                    let when = c.ended.map_or(c.began, |(end, _)| end);
+                    let at = since.map_or(String::new(), |s| {
+                        format!(
+                            " at +{}",
+                            verdict::millis(when.saturating_duration_since(s))
+                        )
+                    });
+                    format!("{}{at}", c.describe())
+                })
+                .collect();
+            return verdict::judge_syscall(ask, &connection, counted, &seen).map_err(Some);
         }
         if !shared.sleep_until((now + POLL_INTERVAL).min(until)) {
             return Err(None);

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::Step;
+use crate::model::syscall::Which;
 use crate::model::{Outcome, PollEvents, Side, Socket, TcpState};
 
 /// What a side does in one step.
@@ -166,9 +167,25 @@ pub enum Check {
         /// with a count, watch for this long before counting.
         within: Option<Duration>,
     },
+    /// Count the program under test's traced socket calls on its end of
+    /// the connection that had not returned when this side's latest socket
+    /// call began (the `close` that sent the FIN, say): a read blocked
+    /// until the FIN counts. A case with one traces the program.
+    Syscall {
+        /// Which calls.
+        which: Which,
+        /// The outcomes that count; none: any, finished or in flight.
+        results: Vec<Outcome>,
+        /// How many there may be.
+        calls: LineCount,
+        /// With [`LineCount::AtLeastOne`], wait up to this long for one;
+        /// with a count, watch for this long before counting.
+        within: Option<Duration>,
+    },
 }
 
-/// How many matching lines a `log` check wants.
+/// How many matching lines a `log` check wants, or matching calls a
+/// `syscall` check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LineCount {
     /// One or more (the default: "it is logged").
@@ -519,6 +536,17 @@ pub const CATALOG: &[ActionDef] = &[
         modifiers: &["within", "count", "at_most"],
     },
     ActionDef {
+        keyword: "syscall",
+        kind: StepKind::Check,
+        written: "syscall = \"write\", expect = \"EPIPE\"",
+        summary: "the program under test's own socket calls on its end of the connection that returned after this side's latest socket call began, or are still in flight (the program is traced: seccomp and ptrace): one or more with `expect`'s outcome (waiting up to `within`), or `count`/`at_most` of them over `within`; `write`, `read`, `close` and `shutdown` name every call of their kind (writev, sendmsg, sendfile, ...), or name one call (`sendmsg`)",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &["expect", "within", "count", "at_most"],
+    },
+    ActionDef {
         keyword: "state",
         kind: StepKind::Check,
         written: "state = { client = \"FIN_WAIT2\", server = \"CLOSE_WAIT\" }",
@@ -539,7 +567,7 @@ pub const MODIFIERS: &[ModifierDef] = &[
     },
     ModifierDef {
         keyword: "within",
-        summary: "for `state` and `released`: poll until it holds, failing after this long; without it, sample once; for `log`, see there",
+        summary: "for `state` and `released`: poll until it holds, failing after this long; without it, sample once; for `log` and `syscall`, see there",
     },
     ModifierDef {
         keyword: "repeat",
@@ -583,11 +611,11 @@ pub const MODIFIERS: &[ModifierDef] = &[
     },
     ModifierDef {
         keyword: "count",
-        summary: "for `log`: exactly this many matching lines (`0`: never logged), counted once `within` has passed",
+        summary: "for `log` and `syscall`: exactly this many matching lines or calls (`0`: never logged, never called), counted once `within` has passed",
     },
     ModifierDef {
         keyword: "at_most",
-        summary: "for `log`: no more than this many matching lines (`1`: logged at most once), counted once `within` has passed",
+        summary: "for `log` and `syscall`: no more than this many matching lines or calls (`1`: logged at most once), counted once `within` has passed",
     },
     ModifierDef {
         keyword: "on",
@@ -595,7 +623,7 @@ pub const MODIFIERS: &[ModifierDef] = &[
     },
     ModifierDef {
         keyword: "expect",
-        summary: "the outcome: `\"ok\"`, `\"EOF\"` (a read returned 0) or an errno name; a list means any one of them",
+        summary: "the outcome: `\"ok\"`, `\"EOF\"` (a read returned 0) or an errno name; a list means any one of them; for `syscall`, the outcome of the program's call",
     },
     ModifierDef {
         keyword: "bytes",
@@ -711,6 +739,7 @@ impl Action {
             Action::Check(Check::State { .. }) => "state",
             Action::Check(Check::Log { .. }) => "log",
             Action::Check(Check::Released { .. }) => "released",
+            Action::Check(Check::Syscall { .. }) => "syscall",
         }
     }
 
@@ -867,6 +896,27 @@ impl fmt::Display for Check {
             } => {
                 write!(f, "log {:?}", pattern.0.as_str())?;
                 match lines {
+                    LineCount::AtLeastOne => {}
+                    LineCount::Exactly(n) => write!(f, " count {n}")?,
+                    LineCount::AtMost(n) => write!(f, " at most {n}")?,
+                }
+                match within {
+                    Some(d) => write!(f, " within {}", ms(d)),
+                    None => Ok(()),
+                }
+            }
+            Check::Syscall {
+                which,
+                results,
+                calls,
+                within,
+            } => {
+                write!(f, "syscall {which}")?;
+                if !results.is_empty() {
+                    let names: Vec<String> = results.iter().map(ToString::to_string).collect();
+                    write!(f, " expect {}", names.join(" or "))?;
+                }
+                match calls {
                     LineCount::AtLeastOne => {}
                     LineCount::Exactly(n) => write!(f, " count {n}")?,
                     LineCount::AtMost(n) => write!(f, " at most {n}")?,

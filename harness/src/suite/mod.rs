@@ -157,6 +157,19 @@ impl Case {
         format!("{}::{}", suite.name, self.name)
     }
 
+    /// Whether a step checks the program's socket calls, so that it must
+    /// be traced.
+    pub fn traces_program(&self) -> bool {
+        fn any(steps: &[Step]) -> bool {
+            steps.iter().any(|step| match &step.action {
+                Action::Check(Check::Syscall { .. }) => true,
+                Action::Control(Control::Loop(looped)) => any(&looped.body),
+                _ => false,
+            })
+        }
+        self.scripts.iter().any(|script| any(&script.steps))
+    }
+
     /// A rough guess at how long the case takes, for scheduling the
     /// longest first: per side, its sleeps, the `after` its calls expect
     /// and the `within` of its state checks (loops times their rounds);
@@ -173,6 +186,7 @@ impl Case {
                     Action::Check(
                         Check::State { within, .. }
                         | Check::Log { within, .. }
+                        | Check::Syscall { within, .. }
                         | Check::Released { within },
                     ) => within.unwrap_or_default(),
                     _ => step

@@ -343,6 +343,7 @@ fn action_value(keyword: &str) -> Value {
         }),
         "sleep" => duration(),
         "mark" | "wait" | "log" => json!({ "type": "string" }),
+        "syscall" => json!({ "enum": crate::model::syscall::names() }),
         "loop" => json!({
             "type": "array",
             "minItems": 1,

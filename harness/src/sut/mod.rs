@@ -16,6 +16,9 @@
 //! at once.
 
 mod spawn;
+mod trace;
+
+pub use trace::{Calls, TracedCall};
 
 use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -193,6 +196,8 @@ pub struct ProgramView {
     /// Set when hangup asks it to stop (a `signal` step, or the end of the
     /// case), so its exit then is not a crash.
     stopping: Arc<AtomicBool>,
+    /// Its socket calls, when they are traced.
+    calls: Option<Arc<Calls>>,
 }
 
 /// A TCP socket the program holds, as its fd table and `TCP_INFO` say.
@@ -314,6 +319,11 @@ impl ProgramView {
         self.output.wait_exit(limit)
     }
 
+    /// Its socket calls so far, when they are traced.
+    pub fn calls(&self) -> Option<&Arc<Calls>> {
+        self.calls.as_ref()
+    }
+
     /// How many lines so far, on either stream, match `pattern`.
     pub fn count(&self, pattern: &regex::Regex) -> usize {
         self.output
@@ -336,6 +346,8 @@ pub struct Running {
     output: Arc<Output>,
     /// Set before hangup asks it to stop, so its exit is not a crash.
     stopping: Arc<AtomicBool>,
+    /// Its socket calls, when they are traced.
+    calls: Option<Arc<Calls>>,
 }
 
 /// How a program's stop went.
@@ -353,12 +365,14 @@ pub struct Stopped {
 /// Starts `spec` from the calling thread, which must be in the case's
 /// namespace and live until the program is stopped (`PR_SET_PDEATHSIG` is
 /// tied to it). `on_exit` hears of an exit hangup did not ask for (a crash,
-/// or an exit while the case runs) with the program's last output.
+/// or an exit while the case runs) with the program's last output. With
+/// `trace`, its socket calls are traced ([`trace`]).
 pub fn start(
     spec: &Program,
     places: &Places,
     record: &Recorder,
     side: Side,
+    trace: bool,
     on_exit: impl FnOnce(Exit, Vec<String>) + Send + 'static,
 ) -> Result<Running, SutError> {
     let argv: Vec<String> = spec
@@ -375,7 +389,7 @@ pub fn start(
         .iter()
         .map(|(key, value)| Ok((key.clone(), substitute(value, spec.port, places, record)?)))
         .collect::<Result<Vec<_>, SutError>>()?;
-    let spawned = spawn::spawn(&argv, &env, &cwd).map_err(|source| SutError::Spawn {
+    let spawned = spawn::spawn(&argv, &env, &cwd, trace).map_err(|source| SutError::Spawn {
         command: argv.join(" "),
         source,
     })?;
@@ -412,6 +426,11 @@ pub fn start(
         record,
         &output,
     );
+    let calls = spawned.trace.map(|records| {
+        let calls = Arc::new(Calls::default());
+        trace::read_records(records, side, record, &calls);
+        calls
+    });
     let stopping = Arc::new(AtomicBool::new(false));
     watch(group, side, record, &output, &stopping, on_exit);
     record.push(
@@ -427,6 +446,7 @@ pub fn start(
         spec: spec.clone(),
         output,
         stopping,
+        calls,
     })
 }
 
@@ -626,6 +646,7 @@ impl Running {
             pid: self.pid,
             group: self.group,
             stopping: Arc::clone(&self.stopping),
+            calls: self.calls.clone(),
         }
     }
 

@@ -71,6 +71,8 @@ pub(super) struct Spawned {
     pub program: Pid,
     pub stdout: File,
     pub stderr: File,
+    /// The read end of init's trace records, when the program is traced.
+    pub trace: Option<File>,
 }
 
 /// What the children need, all made before the first `clone`.
@@ -87,14 +89,23 @@ struct Plan {
     report: CString,
     /// hangup's pid, to notice that it died before `PR_SET_PDEATHSIG`.
     parent: libc::pid_t,
+    /// When the program's socket calls are traced: `/proc/<hangup>/fd/<n>`
+    /// of the write end of the records' pipe, and the seccomp filter.
+    trace: Option<(CString, Vec<libc::sock_filter>)>,
 }
 
 /// The byte the relay writes once it holds its pipes; hangup may close its
 /// own write ends then.
 const READY: u8 = b'R';
 
-/// Starts `argv` in `cwd` with hangup's environment and `env` on top.
-pub(super) fn spawn(argv: &[String], env: &[(String, String)], cwd: &Path) -> io::Result<Spawned> {
+/// Starts `argv` in `cwd` with hangup's environment and `env` on top;
+/// with `trace`, its socket calls are traced (see [`super::trace`]).
+pub(super) fn spawn(
+    argv: &[String],
+    env: &[(String, String)],
+    cwd: &Path,
+    trace: bool,
+) -> io::Result<Spawned> {
     let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     for (key, value) in env {
         vars.retain(|(k, _)| k.as_os_str() != OsStr::new(key));
@@ -115,6 +126,7 @@ pub(super) fn spawn(argv: &[String], env: &[(String, String)], cwd: &Path) -> io
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
+    let traced = if trace { Some(pipe()?) } else { None };
     let me = std::process::id();
     let proc_fd = |fd: &OwnedFd| c(format!("/proc/{me}/fd/{}", fd.as_raw_fd()).as_bytes());
     let plan = Plan {
@@ -137,6 +149,10 @@ pub(super) fn spawn(argv: &[String], env: &[(String, String)], cwd: &Path) -> io
         stderr: proc_fd(&err_w)?,
         report: proc_fd(&report_w)?,
         parent: me as libc::pid_t,
+        trace: match &traced {
+            Some((_, write)) => Some((proc_fd(write)?, super::trace::filter())),
+            None => None,
+        },
     };
     let argv_ptrs = null_terminated(&plan.argv);
     let envp_ptrs = null_terminated(&plan.envp);
@@ -166,6 +182,10 @@ pub(super) fn spawn(argv: &[String], env: &[(String, String)], cwd: &Path) -> io
     let mut report = File::from(report_r);
     let mut first = [0u8; 1];
     let ready = read_full(&mut report, &mut first)? == 1 && first[0] == READY;
+    let trace = traced.map(|(read, write)| {
+        drop(write);
+        File::from(read)
+    });
     drop((out_w, err_w, report_w));
     let mut errno = [0u8; 4];
     let got = if ready {
@@ -194,6 +214,7 @@ pub(super) fn spawn(argv: &[String], env: &[(String, String)], cwd: &Path) -> io
         program,
         stdout: File::from(out_r),
         stderr: File::from(err_r),
+        trace,
     })
 }
 
@@ -266,7 +287,7 @@ unsafe fn raw_fork() -> libc::pid_t {
     }
 }
 
-fn errno() -> libc::c_int {
+pub(super) fn errno() -> libc::c_int {
     // SAFETY: __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() }
 }
@@ -317,6 +338,17 @@ unsafe fn relay(plan: &Plan, argv: &[*const libc::c_char], envp: &[*const libc::
         {
             fail(report, 122);
         }
+        // Init's end of the trace records; never the program's (CLOEXEC).
+        let trace = match &plan.trace {
+            Some((path, _)) => {
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    fail(report, 122);
+                }
+                fd
+            }
+            None => -1,
+        };
         libc::write(report, [READY].as_ptr().cast(), 1);
         if libc::chdir(plan.cwd.as_ptr()) != 0 {
             fail(report, 122);
@@ -341,27 +373,108 @@ unsafe fn relay(plan: &Plan, argv: &[*const libc::c_char], envp: &[*const libc::
             libc::prctl(libc::PR_SET_NAME, c"hangup relay".as_ptr());
             wait_and_end_alike(init, status[0]);
         }
+        if let Some((_, filter)) = &plan.trace {
+            trace_from_init(plan, argv, envp, filter, report, status[1], trace);
+        }
         // Init, pid 1 of the new namespace; if the relay dies, init goes
         // too, and everything in the namespace with it.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         libc::prctl(libc::PR_SET_NAME, c"hangup init".as_ptr());
         let program = raw_fork();
         if program == 0 {
-            // The program: as a fresh process would start, then exec.
-            let mut none: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut none);
-            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-            libc::execve(plan.exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
-            fail(report, 127);
+            exec_program(plan, argv, envp, report);
         }
         reap_until(program, status[1]);
     }
 }
 
+/// The program: as a fresh process would start, then exec.
+unsafe fn exec_program(
+    plan: &Plan,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    report: RawFd,
+) -> ! {
+    // SAFETY: raw syscalls on `plan`'s memory; see the module docs.
+    unsafe {
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::execve(plan.exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
+        fail(report, 127);
+    }
+}
+
+/// Init of a traced program: forks the program, which waits until init
+/// has seized it, installs the seccomp filter that stops it at its socket
+/// calls, and execs; init then traces it until it ends.
+///
+/// The filter is installed after the seize on purpose: a call the filter
+/// marks for tracing fails with ENOSYS when no tracer is attached.
+#[allow(clippy::too_many_arguments)]
+unsafe fn trace_from_init(
+    plan: &Plan,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    filter: &[libc::sock_filter],
+    report: RawFd,
+    to_relay: RawFd,
+    records: RawFd,
+) -> ! {
+    // SAFETY: raw syscalls on memory prepared before the first clone.
+    unsafe {
+        let mut go = [0 as RawFd; 2];
+        if libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            fail(report, 122);
+        }
+        let program = raw_fork();
+        if program == 0 {
+            // Only init may hold the write end, so that init's end is EOF.
+            libc::close(go[1]);
+            let mut byte = 0u8;
+            if libc::read(go[0], (&raw mut byte).cast(), 1) != 1 {
+                libc::_exit(127);
+            }
+            let program = libc::sock_fprog {
+                len: filter.len() as libc::c_ushort,
+                filter: filter.as_ptr().cast_mut(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+                    &raw const program,
+                ) != 0
+            {
+                fail(report, 122);
+            }
+            exec_program(plan, argv, envp, report);
+        }
+        if program < 0 {
+            fail(report, 122);
+        }
+        libc::close(go[0]);
+        let options = libc::PTRACE_O_TRACESECCOMP
+            | libc::PTRACE_O_TRACESYSGOOD
+            | libc::PTRACE_O_TRACECLONE
+            | libc::PTRACE_O_TRACEFORK
+            | libc::PTRACE_O_TRACEVFORK
+            | libc::PTRACE_O_EXITKILL;
+        let none = std::ptr::null_mut::<libc::c_void>();
+        if libc::ptrace(libc::PTRACE_SEIZE, program, none, options as libc::c_ulong) != 0 {
+            libc::kill(program, libc::SIGKILL);
+            fail(report, 122);
+        }
+        libc::write(go[1], [b'g'].as_ptr().cast(), 1);
+        libc::close(go[1]);
+        super::trace::trace_until(program, to_relay, records);
+    }
+}
+
 /// Blocks every signal that can be blocked: the group's signals are for
 /// the program.
-unsafe fn block_signals() {
+pub(super) unsafe fn block_signals() {
     // SAFETY: a sigset on the stack, filled and applied.
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
@@ -370,15 +483,19 @@ unsafe fn block_signals() {
     }
 }
 
-/// Closes every fd but `keep`: the relay and init hold nothing the
-/// program's readers or hangup wait on.
-unsafe fn close_all_but(keep: RawFd) {
+/// Closes every fd but those in `keep` (in ascending order): the relay
+/// and init hold nothing the program's readers or hangup wait on.
+pub(super) unsafe fn close_all_but(keep: &[RawFd]) {
     // SAFETY: close_range on this process's own table.
     unsafe {
-        if keep > 0 {
-            libc::syscall(libc::SYS_close_range, 0u32, (keep - 1) as u32, 0u32);
+        let mut from = 0;
+        for &kept in keep {
+            if kept > from {
+                libc::syscall(libc::SYS_close_range, from as u32, (kept - 1) as u32, 0u32);
+            }
+            from = kept + 1;
         }
-        libc::syscall(libc::SYS_close_range, (keep + 1) as u32, u32::MAX, 0u32);
+        libc::syscall(libc::SYS_close_range, from as u32, u32::MAX, 0u32);
     }
 }
 
@@ -388,7 +505,7 @@ unsafe fn wait_and_end_alike(init: libc::pid_t, from_init: RawFd) -> ! {
     // SAFETY: syscalls on our own fds and child.
     unsafe {
         block_signals();
-        close_all_but(from_init);
+        close_all_but(&[from_init]);
         let mut raw = [0u8; 4];
         let mut got = 0;
         while got < raw.len() {
@@ -425,7 +542,7 @@ unsafe fn reap_until(program: libc::pid_t, to_relay: RawFd) -> ! {
     // SAFETY: syscalls on our own fds and children.
     unsafe {
         block_signals();
-        close_all_but(to_relay);
+        close_all_but(&[to_relay]);
         if program < 0 {
             libc::_exit(126);
         }
@@ -522,7 +639,8 @@ mod tests {
             .expect("pipe link")
             .to_string_lossy()
             .into_owned();
-        let started = spawn(&["sleep".into(), "5".into()], &[], Path::new("/")).expect("spawn");
+        let started =
+            spawn(&["sleep".into(), "5".into()], &[], Path::new("/"), false).expect("spawn");
         // (The program may open files of its own while it starts; what
         // matters is that none of hangup's is among them.)
         let held = targets(started.program);
@@ -534,7 +652,7 @@ mod tests {
 
     #[test]
     fn a_program_that_cannot_be_run_is_an_error_with_the_kernel_s_errno() {
-        let failed = spawn(&["/".into()], &[], Path::new("/"));
+        let failed = spawn(&["/".into()], &[], Path::new("/"), false);
         assert_eq!(
             failed.err().and_then(|e| e.raw_os_error()),
             Some(libc::EACCES)

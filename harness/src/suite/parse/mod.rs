@@ -474,6 +474,12 @@ impl<'a> Reader<'a> {
                             "expected a program under test for `log` to read, found none: `log` checks a program's output",
                         );
                     }
+                    Action::Check(Check::Syscall { .. }) if !program => {
+                        self.problem(
+                            step.span.clone(),
+                            "expected a program under test for `syscall` to trace, found none: `syscall` counts a program's own socket calls",
+                        );
+                    }
                     Action::Control(Control::Signal(_)) if !program => {
                         self.problem(
                             step.span.clone(),

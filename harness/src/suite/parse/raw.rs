@@ -43,6 +43,7 @@ pub(super) struct RawStepTable {
     pub(super) signal: Option<Spanned<SignalName>>,
     pub(super) released: Option<Spanned<Flag>>,
     pub(super) log: Option<Spanned<RawPattern>>,
+    pub(super) syscall: Option<Spanned<SyscallName>>,
     pub(super) state: Option<Spanned<RawStates>>,
     pub(super) timeout: Option<Spanned<DurationValue>>,
     pub(super) within: Option<Spanned<DurationValue>>,
@@ -131,6 +132,7 @@ impl RawStepTable {
             signal,
             released,
             log,
+            syscall,
             state,
             timeout,
             within,
@@ -663,6 +665,18 @@ impl<'de> Deserialize<'de> for RawPattern {
                     "expected a regular expression, found `{text}`: {e}"
                 ))
             })
+    }
+}
+
+/// Traced calls by name, `"write"` (every call that sends) or `"sendmsg"`.
+pub(super) struct SyscallName(pub(super) crate::model::syscall::Which);
+
+impl<'de> Deserialize<'de> for SyscallName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        crate::model::syscall::Which::parse(&name)
+            .map(SyscallName)
+            .map_err(de::Error::custom)
     }
 }
 

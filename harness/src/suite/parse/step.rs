@@ -209,6 +209,12 @@ impl<'a> Reader<'a> {
             lines: LineCount::AtLeastOne,
             within: None,
         }));
+        take!(syscall, "syscall", |v| K(Check::Syscall {
+            which: v.0,
+            results: Vec::new(),
+            calls: LineCount::AtLeastOne,
+            within: None,
+        }));
         take!(state, "state", |v| K(Check::State {
             expected: v.into_expected(),
             within: None
@@ -257,7 +263,14 @@ impl<'a> Reader<'a> {
             refused,
         };
         self.modifiers(def, &mut action, &parts, side, &at);
-        let raw = parts.table;
+        let mut raw = parts.table;
+        if let Action::Check(Check::Syscall { results, .. }) = &mut action {
+            // The outcomes the program's calls are counted by, not a
+            // judgement of a call of the side's own.
+            if let Some(expect) = raw.expect.take() {
+                *results = self.outcomes(expect);
+            }
+        }
         let link = self.link(side, def, raw.on.clone(), &at);
         if !def.sides.contains(&side) {
             self.problem(
@@ -343,17 +356,21 @@ impl<'a> Reader<'a> {
             K(
                 Check::State { within: w, .. }
                 | Check::Log { within: w, .. }
+                | Check::Syscall { within: w, .. }
                 | Check::Released { within: w },
             ),
         ) = (&raw.within, &mut *action)
         {
             *w = Some(within.get_ref().0);
         }
-        if let K(Check::Log { lines, .. }) = action {
+        if let K(Check::Log { lines, .. } | Check::Syscall { calls: lines, .. }) = action {
             match (&raw.count, &raw.at_most) {
                 (Some(_), Some(both)) => self.problem(
                     both.span(),
-                    "expected `count` or `at_most` with `log`, found both",
+                    format!(
+                        "expected `count` or `at_most` with `{}`, found both",
+                        def.keyword
+                    ),
                 ),
                 (Some(count), None) => *lines = LineCount::Exactly(*count.get_ref()),
                 (None, Some(at_most)) => *lines = LineCount::AtMost(*at_most.get_ref()),

@@ -1,0 +1,660 @@
+//! Tracing a program's socket calls: which of its writes failed with
+//! EPIPE, whether it read after the client left, when it closed.
+//!
+//! # How
+//!
+//! The program's init (pid 1 of its PID namespace, its parent; see
+//! [`super::spawn`]) is its tracer. The program installs a seccomp filter
+//! before it execs that stops it, through `SECCOMP_RET_TRACE`, at the calls
+//! of [`TRACED`] only; every other call runs at full speed. At such a stop
+//! init asks the kernel for the call (`PTRACE_GET_SYSCALL_INFO`), takes a
+//! brief copy of the fd it names (`pidfd_getfd`, on the stopped thread's
+//! pidfd) to learn whether it is a TCP socket and its addresses and inode,
+//! and drops the copy before the call runs, so that a `close` still
+//! releases the socket when the program says. A TCP call then goes on to
+//! its exit stop, where init reads its result. Both ends go to hangup as
+//! fixed-size [`Record`]s on a pipe; a thread here pairs them per thread
+//! into [`TracedCall`]s and puts each on the case's timeline.
+//!
+//! Threads and children are traced too (`PTRACE_O_TRACECLONE`, `FORK`,
+//! `VFORK`): a JVM's, Node's or uvicorn's worker threads alike. Init is the
+//! program's parent with the same credentials, so no privilege is needed,
+//! and hangup's user namespace is enough.
+//!
+//! # What it costs the program
+//!
+//! Two stops per traced socket call (entry and exit) and one per call on a
+//! file or pipe fd (entry only), and `no_new_privs`: a traced program
+//! cannot gain privileges through a setuid binary. The benchmark measures
+//! the slowdown on a request loop (`hangup bench`).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use nix::libc;
+
+use crate::model::syscall::{self, AUDIT_ARCH, Class, Syscall, TRACED};
+use crate::model::{CallResult, Errno, Side};
+use crate::record::{EventKind, Recorder};
+
+/// A record's kind: the call's entry, with its socket.
+const ENTRY: u16 = 1;
+/// A record's kind: the call's result.
+const EXIT: u16 = 2;
+
+/// One message from init: a call's entry or its exit. Fixed-size and
+/// smaller than `PIPE_BUF`, so each `write` of one is atomic.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub(super) struct Record {
+    kind: u16,
+    /// For an entry: which argument held the socket's fd.
+    fd_arg: u16,
+    /// The thread, as the program's PID namespace numbers it.
+    tid: i32,
+    /// The call's number (entry).
+    nr: i64,
+    /// The socket's fd in the program (entry).
+    fd: i64,
+    /// The kernel's return value (exit): a count, or `-errno`.
+    ret: i64,
+    /// `CLOCK_MONOTONIC` at the stop, in nanoseconds.
+    mono_ns: u64,
+    /// The socket's inode (entry).
+    inode: u64,
+    local_len: u32,
+    peer_len: u32,
+    /// `getsockname` (entry): a `sockaddr_in` or `sockaddr_in6`.
+    local: [u8; 28],
+    /// `getpeername` (entry); none once the connection is reset.
+    peer: [u8; 28],
+}
+
+const RECORD_SIZE: usize = std::mem::size_of::<Record>();
+const _: () = assert!(RECORD_SIZE <= libc::PIPE_BUF);
+const _: () = assert!(BATCH > 0);
+
+/// The seccomp filter: stop (`SECCOMP_RET_TRACE`) at each call of
+/// [`TRACED`] made through the native ABI, allow everything else.
+pub(super) fn filter() -> Vec<libc::sock_filter> {
+    let n = TRACED.len();
+    let stmt = |code: u32, k: u32| libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    };
+    let jump = |k: u32, jt: usize, jf: usize| libc::sock_filter {
+        code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+        jt: jt as u8,
+        jf: jf as u8,
+        k,
+    };
+    let load = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    let ret = libc::BPF_RET | libc::BPF_K;
+    // seccomp_data: nr at 0, arch at 4.
+    let mut program = vec![stmt(load, 4), jump(AUDIT_ARCH, 0, n + 1), stmt(load, 0)];
+    for (k, call) in TRACED.iter().enumerate() {
+        // A match jumps over the rest and the ALLOW to the TRACE.
+        program.push(jump(call.nr as u32, n - k, 0));
+    }
+    program.push(stmt(ret, libc::SECCOMP_RET_ALLOW));
+    program.push(stmt(ret, libc::SECCOMP_RET_TRACE));
+    program
+}
+
+/// `struct ptrace_syscall_info`, with its union as words: for a seccomp
+/// stop the call's number then its six arguments, for an exit its return
+/// value.
+#[repr(C)]
+struct SyscallInfo {
+    op: u8,
+    reserved: u8,
+    flags: u16,
+    arch: u32,
+    instruction_pointer: u64,
+    stack_pointer: u64,
+    data: [u64; 8],
+}
+
+/// Init's tracing loop: resumes every stop of the program's threads and
+/// children, sends a record for each socket call, and, like
+/// `spawn::reap_until`, reports the program's end to the relay and exits.
+///
+/// # Safety
+///
+/// Only in init, under `spawn`'s rules: raw syscalls, no allocation.
+pub(super) unsafe fn trace_until(program: libc::pid_t, to_relay: RawFd, records: RawFd) -> ! {
+    // SAFETY: syscalls on our own fds and on tracees we seized.
+    unsafe {
+        super::spawn::block_signals();
+        let (a, b) = (to_relay.min(records), to_relay.max(records));
+        super::spawn::close_all_but(&[a, b]);
+        let mut batch = Batch {
+            records: [std::mem::zeroed(); BATCH],
+            len: 0,
+            to: records,
+        };
+        loop {
+            let mut status = 0;
+            // Records wait while more stops are pending, and go out in one
+            // write before init blocks: one wake-up of hangup's reader for
+            // a burst of calls, not one per record.
+            let mut tid = libc::waitpid(-1, &mut status, libc::__WALL | libc::WNOHANG);
+            if tid == 0 {
+                batch.flush();
+                tid = libc::waitpid(-1, &mut status, libc::__WALL);
+            }
+            if tid < 0 {
+                if super::spawn::errno() == libc::EINTR {
+                    continue;
+                }
+                batch.flush();
+                libc::_exit(126);
+            }
+            if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+                if tid == program {
+                    batch.flush();
+                    let raw = status.to_ne_bytes();
+                    libc::write(to_relay, raw.as_ptr().cast(), raw.len());
+                    libc::_exit(0);
+                }
+                continue;
+            }
+            if !libc::WIFSTOPPED(status) {
+                continue;
+            }
+            let signal = libc::WSTOPSIG(status);
+            let event = (status >> 16) & 0xffff;
+            let (request, deliver) = if event == libc::PTRACE_EVENT_SECCOMP {
+                // Only a socket call needs its exit stop.
+                if entered(tid, &mut batch) {
+                    (libc::PTRACE_SYSCALL, 0)
+                } else {
+                    (libc::PTRACE_CONT, 0)
+                }
+            } else if signal == libc::SIGTRAP | 0x80 {
+                exited(tid, &mut batch);
+                (libc::PTRACE_CONT, 0)
+            } else if event == libc::PTRACE_EVENT_STOP {
+                // A group stop (SIGSTOP and the like) stays a stop until a
+                // SIGCONT; any other event stop (a new thread's first) goes on.
+                match signal {
+                    libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => {
+                        (libc::PTRACE_LISTEN, 0)
+                    }
+                    _ => (libc::PTRACE_CONT, 0),
+                }
+            } else if event != 0 {
+                (libc::PTRACE_CONT, 0)
+            } else {
+                // A signal on its way to the program: deliver it.
+                (libc::PTRACE_CONT, signal)
+            };
+            libc::ptrace(request, tid, NULL, deliver as libc::c_ulong);
+        }
+    }
+}
+
+/// The `addr` argument of a ptrace request that takes none.
+const NULL: *mut libc::c_void = std::ptr::null_mut();
+
+/// `CLOCK_MONOTONIC` now, in nanoseconds.
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec on our stack.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}
+
+/// What the kernel says of `tid`'s current stop, if anything.
+unsafe fn syscall_info(tid: libc::pid_t) -> Option<SyscallInfo> {
+    // SAFETY: the kernel writes at most `size_of::<SyscallInfo>()` bytes.
+    unsafe {
+        let mut info: SyscallInfo = std::mem::zeroed();
+        let size = std::mem::size_of::<SyscallInfo>();
+        let got = libc::ptrace(
+            libc::PTRACE_GET_SYSCALL_INFO,
+            tid,
+            size,
+            (&raw mut info).cast::<libc::c_void>(),
+        );
+        (got > 0).then_some(info)
+    }
+}
+
+/// At a seccomp stop: if the call is on a TCP socket, sends its entry
+/// record and says so (its exit is then wanted).
+unsafe fn entered(tid: libc::pid_t, batch: &mut Batch) -> bool {
+    // SAFETY: raw syscalls on a stopped tracee and our own stack.
+    unsafe {
+        let mono_ns = monotonic_ns();
+        let Some(info) = syscall_info(tid) else {
+            return false;
+        };
+        if info.op != libc::PTRACE_SYSCALL_INFO_SECCOMP {
+            return false;
+        }
+        let nr = info.data[0] as i64;
+        let Some(call) = TRACED.iter().find(|s| s.nr == nr) else {
+            return false;
+        };
+        for (i, &arg) in call.fd_args.iter().enumerate() {
+            if i > 0 && arg == call.fd_args[0] {
+                break;
+            }
+            let fd = info.data[1 + arg as usize] as i64;
+            let mut record: Record = std::mem::zeroed();
+            if socket_of(tid, fd, &mut record) {
+                record.kind = ENTRY;
+                record.fd_arg = arg as u16;
+                record.tid = tid;
+                record.nr = nr;
+                record.fd = fd;
+                record.mono_ns = mono_ns;
+                batch.push(record);
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// At the exit stop of a call whose entry was sent: sends its result.
+unsafe fn exited(tid: libc::pid_t, batch: &mut Batch) {
+    // SAFETY: raw syscalls on a stopped tracee and our own stack.
+    unsafe {
+        let mono_ns = monotonic_ns();
+        let Some(info) = syscall_info(tid) else {
+            return;
+        };
+        if info.op != libc::PTRACE_SYSCALL_INFO_EXIT {
+            return;
+        }
+        let mut record: Record = std::mem::zeroed();
+        record.kind = EXIT;
+        record.tid = tid;
+        record.ret = info.data[0] as i64;
+        record.mono_ns = mono_ns;
+        batch.push(record);
+    }
+}
+
+/// Records in one write at most: all of them fit `PIPE_BUF`, so the
+/// write is atomic.
+const BATCH: usize = libc::PIPE_BUF / RECORD_SIZE;
+
+/// Records waiting to go to hangup, on init's stack.
+struct Batch {
+    records: [Record; BATCH],
+    len: usize,
+    to: RawFd,
+}
+
+impl Batch {
+    fn push(&mut self, record: Record) {
+        if self.len == BATCH {
+            self.flush();
+        }
+        self.records[self.len] = record;
+        self.len += 1;
+    }
+
+    /// Writes the waiting records; a full pipe blocks the tracer (and so
+    /// the program) until hangup reads: no record is dropped.
+    fn flush(&mut self) {
+        let bytes = self.len * RECORD_SIZE;
+        let mut done = 0;
+        while done < bytes {
+            // SAFETY: writes bytes of the records array, which is plain
+            // old data, from `done` to the end of the waiting ones.
+            let n = unsafe {
+                libc::write(
+                    self.to,
+                    self.records.as_ptr().cast::<u8>().add(done).cast(),
+                    bytes - done,
+                )
+            };
+            if n > 0 {
+                done += n as usize;
+            } else if n == 0 || super::spawn::errno() != libc::EINTR {
+                // hangup is gone: nobody to tell.
+                break;
+            }
+        }
+        self.len = 0;
+    }
+}
+
+/// Whether `fd` of the stopped thread `tid` is a TCP socket; if so, fills
+/// in its inode and addresses. The copy of the fd this takes is closed
+/// before the thread goes on.
+unsafe fn socket_of(tid: libc::pid_t, fd: i64, record: &mut Record) -> bool {
+    // SAFETY: pidfd and socket syscalls on our own stack and fds.
+    unsafe {
+        let Ok(fd) = libc::c_int::try_from(fd) else {
+            return false;
+        };
+        // A thread's own pidfd (Linux 6.9); a thread group leader's
+        // without the flag on older kernels.
+        let mut pidfd = libc::syscall(libc::SYS_pidfd_open, tid, libc::PIDFD_THREAD);
+        if pidfd < 0 {
+            pidfd = libc::syscall(libc::SYS_pidfd_open, tid, 0);
+        }
+        if pidfd < 0 {
+            return false;
+        }
+        let copy = libc::syscall(libc::SYS_pidfd_getfd, pidfd as libc::c_int, fd, 0);
+        libc::close(pidfd as libc::c_int);
+        if copy < 0 {
+            return false;
+        }
+        let copy = copy as libc::c_int;
+        let mut stat: libc::stat = std::mem::zeroed();
+        let mut protocol: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let tcp = libc::fstat(copy, &mut stat) == 0
+            && stat.st_mode & libc::S_IFMT == libc::S_IFSOCK
+            && libc::getsockopt(
+                copy,
+                libc::SOL_SOCKET,
+                libc::SO_PROTOCOL,
+                (&raw mut protocol).cast(),
+                &mut len,
+            ) == 0
+            && protocol == libc::IPPROTO_TCP;
+        if tcp {
+            record.inode = stat.st_ino;
+            let mut len = record.local.len() as libc::socklen_t;
+            if libc::getsockname(copy, record.local.as_mut_ptr().cast(), &mut len) == 0 {
+                record.local_len = len;
+            }
+            let mut len = record.peer.len() as libc::socklen_t;
+            if libc::getpeername(copy, record.peer.as_mut_ptr().cast(), &mut len) == 0 {
+                record.peer_len = len;
+            }
+        }
+        libc::close(copy);
+        tcp
+    }
+}
+
+/// A `sockaddr_in` or `sockaddr_in6` as the kernel wrote it.
+fn address(bytes: &[u8; 28], len: u32) -> Option<SocketAddr> {
+    let family = u16::from_ne_bytes([bytes[0], bytes[1]]) as libc::c_int;
+    let port = u16::from_be_bytes([bytes[2], bytes[3]]);
+    match family {
+        libc::AF_INET if len >= 16 => {
+            let ip = Ipv4Addr::new(bytes[4], bytes[5], bytes[6], bytes[7]);
+            Some(SocketAddr::V4(SocketAddrV4::new(ip, port)))
+        }
+        libc::AF_INET6 if len >= 28 => {
+            let mut ip = [0u8; 16];
+            ip.copy_from_slice(&bytes[8..24]);
+            let ip = Ipv6Addr::from(ip);
+            // A dual-stack socket's IPv4 peer, as sock_diag and the scripts
+            // name it.
+            if let Some(v4) = ip.to_ipv4_mapped() {
+                return Some(SocketAddr::V4(SocketAddrV4::new(v4, port)));
+            }
+            let scope = u32::from_ne_bytes([bytes[24], bytes[25], bytes[26], bytes[27]]);
+            Some(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope)))
+        }
+        _ => None,
+    }
+}
+
+/// One socket call of the program's, as the kernel saw it.
+#[derive(Debug, Clone)]
+pub struct TracedCall {
+    /// The thread that made it, as the program's PID namespace numbers it.
+    pub tid: i32,
+    /// Which call.
+    pub call: &'static Syscall,
+    /// The argument that held the socket (`splice` has two fds).
+    pub fd_arg: u8,
+    /// The socket's fd in the program.
+    pub fd: i64,
+    /// The socket's inode: one socket across its calls, also once a reset
+    /// made the kernel forget its peer.
+    pub inode: u64,
+    /// The socket's own address.
+    pub local: Option<SocketAddr>,
+    /// Its peer's, while the kernel knows it.
+    pub peer: Option<SocketAddr>,
+    /// When the call was made.
+    pub began: Instant,
+    /// When it returned, and the kernel's return value; `None` while it is
+    /// in flight (a blocked read), or if the thread ended inside it.
+    pub ended: Option<(Instant, i64)>,
+}
+
+impl TracedCall {
+    /// What it did: its class (for `splice`, from its socket's argument).
+    pub fn class(&self) -> Class {
+        self.call.class_at(self.fd_arg)
+    }
+
+    /// How it ended, in the words a script's call uses: a count of bytes
+    /// (for a read, 0 is EOF), or the errno.
+    pub fn result(&self) -> Option<CallResult> {
+        let (_, ret) = self.ended?;
+        Some(if ret < 0 {
+            CallResult {
+                outcome: crate::model::Outcome::Errno(Errno::from_raw(-ret as i32)),
+                bytes: 0,
+                ready: None,
+            }
+        } else if ret == 0 && self.class() == Class::Read {
+            CallResult::eof(0)
+        } else {
+            CallResult::ok(
+                if self.class() == Class::Close || self.class() == Class::Shutdown {
+                    0
+                } else {
+                    ret as u64
+                },
+            )
+        })
+    }
+
+    /// `writev(fd 7) = EPIPE`, `read(fd 7) = 120 B`.
+    pub fn describe(&self) -> String {
+        let result = match self.result() {
+            Some(result) => match result.outcome {
+                crate::model::Outcome::Ok if result.bytes > 0 => format!("{} B", result.bytes),
+                outcome => outcome.to_string(),
+            },
+            None => "in flight".to_string(),
+        };
+        format!("{}(fd {}) = {result}", self.call.name, self.fd)
+    }
+}
+
+/// The kernel's return values that mean "interrupted by a signal, to be
+/// restarted": never seen by the program, which makes the call again (and
+/// is traced again).
+fn restarted(ret: i64) -> bool {
+    (-516..=-512).contains(&ret)
+}
+
+/// Every traced call of one program, shared by the reader thread and the
+/// case's checks.
+#[derive(Debug, Default)]
+pub struct Calls {
+    list: Mutex<Vec<TracedCall>>,
+}
+
+impl Calls {
+    fn lock(&self) -> MutexGuard<'_, Vec<TracedCall>> {
+        self.list.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The calls on the connection whose program end is `local` with peer
+    /// `peer`: those the kernel gave these addresses, and those on the same
+    /// socket (by inode) once a reset made it forget its peer.
+    pub fn on(&self, local: SocketAddr, peer: SocketAddr) -> Vec<TracedCall> {
+        let list = self.lock();
+        let inodes: Vec<u64> = list
+            .iter()
+            .filter(|c| c.local == Some(local) && c.peer == Some(peer))
+            .map(|c| c.inode)
+            .collect();
+        list.iter()
+            .filter(|c| inodes.contains(&c.inode))
+            .cloned()
+            .collect()
+    }
+
+    /// How many calls were traced, on any socket.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether none was.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reads init's records on a thread of its own until the program ends,
+/// pairing entries and exits per thread into `calls`; each finished call
+/// goes on the timeline, stamped when it was made.
+pub(super) fn read_records(mut from: File, side: Side, record: &Recorder, calls: &Arc<Calls>) {
+    let (record, calls) = (record.clone(), Arc::clone(calls));
+    // The two clocks at one moment: init stamps CLOCK_MONOTONIC, which is
+    // what `Instant` reads on Linux, but an `Instant` cannot be made from it.
+    let (then, then_ns) = (Instant::now(), monotonic_ns());
+    let instant = move |ns: u64| {
+        if ns >= then_ns {
+            then + Duration::from_nanos(ns - then_ns)
+        } else {
+            then.checked_sub(Duration::from_nanos(then_ns - ns))
+                .unwrap_or(then)
+        }
+    };
+    // Detached, like the output readers: the pipe ends with init.
+    let _ = std::thread::Builder::new()
+        .name("program trace".into())
+        .spawn(move || {
+            let mut open: HashMap<i32, usize> = HashMap::new();
+            let mut pending: Vec<u8> = Vec::new();
+            let mut chunk = vec![0u8; 64 * 1024];
+            loop {
+                let n = match from.read(&mut chunk) {
+                    Ok(0) => return,
+                    Ok(n) => n,
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(_) => return,
+                };
+                pending.extend_from_slice(&chunk[..n]);
+                let whole = pending.len() / RECORD_SIZE * RECORD_SIZE;
+                for bytes in pending[..whole].chunks_exact(RECORD_SIZE) {
+                    // SAFETY: `Record` is plain old data, written whole by init.
+                    let raw: Record = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+                    take(raw, &mut open, &calls, &record, side, &instant);
+                }
+                pending.drain(..whole);
+                // Records gather in the pipe meanwhile: one wake-up for
+                // many, where one each would cost a busy program a context
+                // switch per call. Checks poll no faster than this anyway.
+                std::thread::sleep(GATHER);
+            }
+        });
+}
+
+/// How long the reader lets records gather between reads.
+const GATHER: Duration = Duration::from_millis(1);
+
+/// Pairs one record with those before it: an entry opens a call on its
+/// thread, an exit finishes the thread's open call and puts it on the
+/// timeline.
+fn take(
+    raw: Record,
+    open: &mut HashMap<i32, usize>,
+    calls: &Calls,
+    record: &Recorder,
+    side: Side,
+    instant: &impl Fn(u64) -> Instant,
+) {
+    let mut list = calls.lock();
+    match raw.kind {
+        ENTRY => {
+            let Some(call) = syscall::by_number(raw.nr) else {
+                return;
+            };
+            open.insert(raw.tid, list.len());
+            list.push(TracedCall {
+                tid: raw.tid,
+                call,
+                fd_arg: raw.fd_arg as u8,
+                fd: raw.fd,
+                inode: raw.inode,
+                local: address(&raw.local, raw.local_len),
+                peer: address(&raw.peer, raw.peer_len),
+                began: instant(raw.mono_ns),
+                ended: None,
+            });
+        }
+        EXIT => {
+            let Some(at) = open.remove(&raw.tid) else {
+                return;
+            };
+            if restarted(raw.ret) {
+                // Made again at once, and traced again.
+                list.remove(at);
+                open.values_mut().filter(|i| **i > at).for_each(|i| *i -= 1);
+                return;
+            }
+            let call = &mut list[at];
+            call.ended = Some((instant(raw.mono_ns), raw.ret));
+            let (began, text) = (call.began, format!("traced {}", call.describe()));
+            drop(list);
+            record.push(began, Some(side), EventKind::Note { text });
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_fits_a_pipe_write_whole() {
+        assert_eq!(RECORD_SIZE, 112);
+    }
+
+    #[test]
+    fn the_filter_traces_each_call_and_allows_the_rest() {
+        let filter = filter();
+        assert_eq!(filter.len(), TRACED.len() + 5);
+        // Every comparison jumps to the last instruction, the TRACE.
+        for (k, jump) in filter[3..3 + TRACED.len()].iter().enumerate() {
+            assert_eq!(3 + k + 1 + jump.jt as usize, filter.len() - 1);
+        }
+        assert_eq!(filter[filter.len() - 1].k, libc::SECCOMP_RET_TRACE);
+        assert_eq!(filter[1].jf as usize + 2, filter.len() - 2);
+    }
+
+    #[test]
+    fn addresses_are_read_as_the_kernel_writes_them() {
+        let mut v4 = [0u8; 28];
+        v4[..2].copy_from_slice(&(libc::AF_INET as u16).to_ne_bytes());
+        v4[2..4].copy_from_slice(&8080u16.to_be_bytes());
+        v4[4..8].copy_from_slice(&[127, 0, 0, 1]);
+        assert_eq!(
+            address(&v4, 16),
+            Some("127.0.0.1:8080".parse().expect("addr"))
+        );
+        assert_eq!(address(&v4, 0), None);
+    }
+}
