@@ -209,6 +209,33 @@ impl Recorder {
     }
 }
 
+/// Where a program's events (its output lines, its traced calls, its exit)
+/// go: the record of the case it serves now. A program started for one
+/// case routes to that case alone; one that serves a whole suite is
+/// switched to each case in turn, and back to its own record between
+/// them, so every event lands in exactly one record.
+#[derive(Debug, Clone)]
+pub struct Route(Arc<Mutex<Recorder>>);
+
+impl Route {
+    /// A route to `to`.
+    pub fn new(to: Recorder) -> Route {
+        Route(Arc::new(Mutex::new(to)))
+    }
+
+    /// From now on, events go to `to`.
+    pub fn switch(&self, to: Recorder) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = to;
+    }
+
+    /// Records an event in the record the route leads to now, stamped on
+    /// that record's clock.
+    pub fn push(&self, when: Instant, side: Option<Side>, kind: EventKind) {
+        let to = self.0.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        to.push(when, side, kind);
+    }
+}
+
 impl Timeline {
     /// Adds an event at `at` on the case's clock (for timelines built by
     /// hand, as tests do; a case records through a [`Recorder`]).

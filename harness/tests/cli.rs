@@ -515,3 +515,39 @@ fn too_few_file_descriptors_is_said_once_not_failed_in_every_case() {
     let out = hangup_with_fd_limit("16:4096", suite).expect("prlimit");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 }
+
+/// `scope = "suite"`: one program serves every case of the suite (the same
+/// pid in each case's timeline), even with jobs to spare.
+#[test]
+fn a_suite_scoped_program_starts_once_for_all_its_cases() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("report.json");
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/suites/suite_program.toml");
+    let out = hangup(&[
+        "run",
+        suite.to_str().expect("utf-8"),
+        "-j",
+        "4",
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("json")).expect("valid JSON");
+    let cases = report["rounds"][0]["cases"].as_array().expect("cases");
+    let served: Vec<String> = cases
+        .iter()
+        .map(|case| {
+            let events = case["timeline"]["events"].as_array().expect("events");
+            let note = events
+                .iter()
+                .filter_map(|e| e["text"].as_str())
+                .find(|t| t.starts_with("the suite's program (pid "))
+                .unwrap_or_else(|| panic!("no note of the program serving: {case}"));
+            note.split(')').next().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(served.len(), 3, "{served:?}");
+    assert!(served.iter().all(|pid| *pid == served[0]), "{served:?}");
+}

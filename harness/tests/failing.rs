@@ -433,6 +433,44 @@ fn a_program_that_misbehaves_fails_its_case_with_the_reason(
     drop(dir);
 }
 
+/// A program that serves the whole suite (`scope = "suite"`) and dies fails
+/// the case it served and every case after it, each with the reason and the
+/// program's last output; one that ignores its stop signal fails the
+/// suite's last case, which had passed.
+#[test]
+fn a_suite_program_that_misbehaves_fails_the_cases_it_serves() {
+    let (code, stdout, cases, dir) = run_broken("suite_program_crash.toml");
+    assert_eq!(code, Some(1), "{stdout}");
+    let summaries = [
+        "the program exited with status 3 while the case ran",
+        "the suite's program (scope = \"suite\") exited with status 3 before this case began",
+    ];
+    for (case, summary) in cases.as_array().expect("cases").iter().zip(summaries) {
+        assert_eq!(case["kind"], "program", "{case}");
+        assert_eq!(case["summary"], summary, "{case}");
+        let output = case["output"].as_array().expect("output");
+        assert!(
+            output
+                .iter()
+                .any(|l| l == "err| boom: giving up on the first client"),
+            "{case}"
+        );
+    }
+    drop(dir);
+
+    let (code, stdout, cases, dir) = run_broken("suite_program_ignores_stop.toml");
+    assert_eq!(code, Some(1), "{stdout}");
+    assert_eq!(cases[0]["status"], "passed", "{}", cases[0]);
+    assert_eq!(cases[1]["kind"], "program", "{}", cases[1]);
+    assert_eq!(
+        cases[1]["summary"],
+        "the suite's program ignored SIGTERM for 200 ms after the suite's last case and was killed",
+        "{}",
+        cases[1]
+    );
+    drop(dir);
+}
+
 /// Each deliberately broken fixture makes the suite its correct twin passes
 /// (`fixtures/suites/`) fail, and the report names the cause.
 #[rstest]

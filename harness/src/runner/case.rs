@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use super::interrupt::{self, Waker};
 use super::queued;
+use super::suite_program::{Serving, SuiteProgram};
 use crate::model::Outcome;
 use crate::model::TcpState;
 use crate::model::syscall::Which;
@@ -240,11 +241,17 @@ impl Shared {
 /// itself; the calling thread, which never enters the namespace, supervises:
 /// it watches the deadline and wakes sides blocked in calls once the case
 /// has a verdict. The case's clock starts once the namespace is ready.
+///
+/// With `serving`, the suite's program (`scope = "suite"`) serves the case:
+/// the case's thread joins that program's namespace instead of making one,
+/// and the program is neither started nor stopped here. The caller holds
+/// its turn.
 pub(crate) fn run(
     case: Case,
     record: Recorder,
     stop: super::StopSignal,
     keep_artifacts: bool,
+    serving: Option<&SuiteProgram>,
 ) -> (CaseStatus, Timeline, Duration) {
     let shared = Arc::new(Shared {
         case,
@@ -260,9 +267,26 @@ pub(crate) fn run(
     });
     let name = format!("case {}", shared.case.name);
     let for_thread = Arc::clone(&shared);
-    let spawned = crate::sandbox::spawn_in_case_namespace(name, move |namespace| {
-        prepare_and_run(&for_thread, namespace);
-    });
+    let run_here = move |namespace| prepare_and_run(&for_thread, namespace);
+    // Held until the case is over: the program's events come here.
+    let mut served = None;
+    let spawned = match serving {
+        None => crate::sandbox::spawn_in_case_namespace(name, run_here),
+        Some(program) => match serve(&shared, program) {
+            Ok(serving) => {
+                let namespace = Arc::clone(&serving.namespace);
+                served = Some(serving);
+                crate::sandbox::spawn_in_namespace(name, namespace, run_here)
+            }
+            Err(failure) => {
+                return (
+                    CaseStatus::Failed(*failure),
+                    shared.record.finish(),
+                    Duration::ZERO,
+                );
+            }
+        },
+    };
     let thread = match spawned {
         Ok(thread) => thread,
         Err(err) => {
@@ -309,7 +333,47 @@ pub(crate) fn run(
     };
     let lateness = control.lateness;
     drop(control);
+    drop(served);
     (status, shared.record.finish(), lateness)
+}
+
+/// Has the suite's program serve this case: its output, calls and exit
+/// come to this case from now on, its listener is the case's server, and
+/// `released` compares with what it holds now.
+fn serve<'a>(shared: &Arc<Shared>, program: &'a SuiteProgram) -> Result<Serving<'a>, Box<Failure>> {
+    let on_exit = {
+        let shared = Arc::clone(shared);
+        Box::new(move |exit: sut::Exit, tail: Vec<String>| {
+            shared.fail(program_failure(
+                &shared,
+                format!("the program {exit} while the case ran"),
+                tail,
+            ));
+        })
+    };
+    let serving = program
+        .serve(&shared.record, on_exit)
+        .map_err(|(why, tail)| Box::new(program_failure(shared, why, tail)))?;
+    shared.sockets.program_listens(
+        Side::Server,
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, program.port())),
+    );
+    let baseline = Baseline {
+        fds: serving.view.fd_count().ok(),
+    };
+    let _ = shared.program.set((serving.view.clone(), baseline));
+    shared.push(
+        Instant::now(),
+        Some(Side::Server),
+        EventKind::Note {
+            text: format!(
+                "the suite's program (pid {}) serves this case on port {}",
+                serving.view.pid(),
+                program.port()
+            ),
+        },
+    );
+    Ok(serving)
 }
 
 /// A case that ended without a verdict on what it tested.
@@ -331,7 +395,12 @@ fn prepare_and_run(shared: &Arc<Shared>, namespace: Result<CaseNamespace, Sandbo
     let setup = namespace
         .map_err(|err| format!("failed to set up the case: {err}"))
         .and_then(|namespace| {
-            for (key, value) in &shared.case.sysctls {
+            // The suite's program's namespace has the suite's sysctls.
+            let sysctls = match shared.case.shares_program() {
+                true => &[][..],
+                false => &shared.case.sysctls[..],
+            };
+            for (key, value) in sysctls {
                 namespace
                     .set_sysctl(key, value)
                     .map_err(|err| format!("failed to set up the case: {err}"))?;
@@ -346,13 +415,15 @@ fn prepare_and_run(shared: &Arc<Shared>, namespace: Result<CaseNamespace, Sandbo
         // A server starts before the scripts; a client once a script
         // listens where it connects (in `run_sides`).
         let mut program = match &shared.case.program {
-            Some(spec) if spec.role == Side::Server => match start_program(shared, spec) {
-                Ok(running) => Some(running),
-                Err(failure) => {
-                    shared.fail(*failure);
-                    None
+            Some(spec) if spec.role == Side::Server && !shared.case.shares_program() => {
+                match start_program(shared, spec) {
+                    Ok(running) => Some(running),
+                    Err(failure) => {
+                        shared.fail(*failure);
+                        None
+                    }
                 }
-            },
+            }
             _ => None,
         };
         if !shared.stopping() {
@@ -447,8 +518,17 @@ fn start_program(shared: &Arc<Shared>, spec: &Program) -> Result<sut::Running, B
         shared.sockets.program_connects(spec.role, spec.port);
     }
     let trace = shared.case.traces_program();
-    let running = sut::start(spec, &places, &shared.record, spec.role, trace, on_exit)
-        .map_err(|err| Box::new(program_failure(shared, err.to_string(), Vec::new())))?;
+    let route = crate::record::Route::new(shared.record.clone());
+    let running = sut::start(
+        spec,
+        &places,
+        &shared.record,
+        &route,
+        spec.role,
+        trace,
+        on_exit,
+    )
+    .map_err(|err| Box::new(program_failure(shared, err.to_string(), Vec::new())))?;
     let waited = SockDiag::open()
         .map_err(|err| format!("failed to open sock_diag: {err}"))
         .and_then(|mut diag| running.wait_ready(&mut diag).map_err(|err| err.to_string()));

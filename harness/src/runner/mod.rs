@@ -15,8 +15,10 @@
 mod case;
 mod interrupt;
 mod queued;
+mod suite_program;
 mod trials;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -145,12 +147,21 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
         .unwrap_or_else(std::env::temp_dir);
     let prefix = format!("hangup-{}-{}-", suite.name.replace("::", "-"), case.name);
     let record = Recorder::new(root, prefix);
+    // A case that shares its suite's program waits for its turn with it
+    // (the program starts with the suite's first such case).
+    let program = case
+        .shares_program()
+        .then(|| suite_program::for_suite(suite, options))
+        .flatten();
+    let turn = program.as_ref().map(|p| p.turn());
     let (status, timeline, lateness) = case::run(
         owned,
         record.clone(),
         options.stop.clone(),
         options.keep_artifacts,
+        program.as_deref(),
     );
+    drop(turn);
     let mut report = CaseReport {
         name,
         suite: suite.name.clone(),
@@ -238,14 +249,37 @@ pub fn run_all(
         .iter()
         .flat_map(|s| s.cases.iter().map(move |c| (s, c)))
         .collect();
+    // A unit is what one worker runs in a row: a case, or every case that
+    // shares its suite's program (they run one at a time anyway, and the
+    // program stops after the last of them).
+    let mut units: Vec<Vec<usize>> = Vec::new();
+    let mut shared_unit: HashMap<*const Suite, usize> = HashMap::new();
+    for (i, (suite, case)) in cases.iter().enumerate() {
+        if case.shares_program() {
+            let unit = *shared_unit
+                .entry(*suite as *const Suite)
+                .or_insert_with(|| {
+                    units.push(Vec::new());
+                    units.len() - 1
+                });
+            units[unit].push(i);
+        } else {
+            units.push(vec![i]);
+        }
+    }
     // Longest expected first, so the run's wall time approaches its longest
-    // case rather than ending on a long case started last; reports still
+    // unit rather than ending on a long one started last; reports still
     // come back in file order.
-    let mut order: Vec<usize> = (0..cases.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(cases[i].1.expected_duration()));
+    units.sort_by_key(|unit| {
+        std::cmp::Reverse(
+            unit.iter()
+                .map(|&i| cases[i].1.expected_duration())
+                .sum::<Duration>(),
+        )
+    });
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<Option<CaseReport>>> = Mutex::new(vec![None; cases.len()]);
-    let workers = jobs.max(1).min(cases.len().max(1));
+    let workers = jobs.max(1).min(units.len().max(1));
     // Per worker: the case it runs, since when, and how many notices it had.
     let running: Mutex<Vec<Option<(String, Instant, u32)>>> = Mutex::new(vec![None; workers]);
     // Set when every worker is done; wakes the watcher at once.
@@ -253,26 +287,49 @@ pub fn run_all(
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..workers)
             .map(|worker| {
-                let (order, cases, next, done, running) = (&order, &cases, &next, &done, &running);
+                let (units, cases, next, done, running) = (&units, &cases, &next, &done, &running);
                 scope.spawn(move || {
-                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let (suite, case) = cases[i];
-                        if let Ok(mut running) = running.lock() {
-                            running[worker] = Some((case.test_name(suite), Instant::now(), 0));
-                        }
-                        let report = match (&case.ignore, include_ignored) {
-                            _ if options.stop.is_set() => {
-                                ignored(suite, case, "not run: the run was interrupted")
+                    while let Some(unit) = units.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let mut reports = Vec::with_capacity(unit.len());
+                        for &i in unit {
+                            let (suite, case) = cases[i];
+                            if let Ok(mut running) = running.lock() {
+                                running[worker] = Some((case.test_name(suite), Instant::now(), 0));
                             }
-                            (Some(reason), false) => ignored(suite, case, reason),
-                            _ => guarded(suite, case, || run_case(suite, case, options)),
-                        };
-                        if let Ok(mut running) = running.lock() {
-                            running[worker] = None;
+                            let report = match (&case.ignore, include_ignored) {
+                                _ if options.stop.is_set() => {
+                                    ignored(suite, case, "not run: the run was interrupted")
+                                }
+                                (Some(reason), false) => ignored(suite, case, reason),
+                                _ => guarded(suite, case, || run_case(suite, case, options)),
+                            };
+                            if let Ok(mut running) = running.lock() {
+                                running[worker] = None;
+                            }
+                            // The last case of a shared program's unit is told
+                            // once the program stopped: its stop may fail it.
+                            if reports.len() + 1 < unit.len() || !case.shares_program() {
+                                progress.finished(&report);
+                            }
+                            reports.push((i, report));
                         }
-                        progress.finished(&report);
+                        if let Some(&(i, _)) =
+                            reports.last().filter(|_| cases[unit[0]].1.shares_program())
+                        {
+                            let keep =
+                                options.keep_artifacts || reports.iter().any(|(_, r)| !r.passed());
+                            let stopped = suite_program::stop(cases[i].0, keep);
+                            if let Some((_, last)) = reports.last_mut() {
+                                if let Some(stopped) = stopped.filter(|s| s.killed) {
+                                    fail_for_stop(last, cases[i].1, stopped.tail);
+                                }
+                                progress.finished(last);
+                            }
+                        }
                         if let Ok(mut done) = done.lock() {
-                            done[i] = Some(report);
+                            for (i, report) in reports {
+                                done[i] = Some(report);
+                            }
                         }
                     }
                 })
@@ -314,6 +371,29 @@ pub fn run_all(
         .into_iter()
         .flatten()
         .collect()
+}
+
+/// The suite's program ignored its stop signal after the suite's last case
+/// (`last`): that case fails with it, unless it already failed.
+fn fail_for_stop(last: &mut CaseReport, case: &Case, tail: Vec<String>) {
+    if !last.passed() {
+        return;
+    }
+    let Some(spec) = &case.program else {
+        return;
+    };
+    last.status = CaseStatus::Failed(Failure {
+        kind: FailureKind::Program,
+        summary: format!(
+            "the suite's program ignored {} for {} after the suite's last case and was killed",
+            spec.stop,
+            crate::verdict::millis(spec.grace)
+        ),
+        step: None,
+        mismatch: None,
+        at: last.duration,
+        output: tail,
+    });
 }
 
 /// Runs `run`, turning a panic in hangup's own code into the case's

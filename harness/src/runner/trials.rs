@@ -142,6 +142,16 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
         }
     }
     let conclusion = libtest_mimic::run(&args, trials);
+    // Programs that served a whole suite stop now: under nextest (a process
+    // per test) that is after each test.
+    let failed = collected
+        .lock()
+        .map(|r| r.iter().any(|r| !r.passed()))
+        .unwrap_or(true);
+    let killed = super::suite_program::stop_all(options.keep_artifacts || failed);
+    for why in &killed {
+        eprintln!("hangup: {why}");
+    }
     if let Some(path) = std::env::var_os("HANGUP_JUNIT").filter(|_| !args.list) {
         let reports = collected.lock().map(|r| r.clone()).unwrap_or_default();
         if let Err(err) = write_junit(PathBuf::from(&path).as_path(), &reports) {
@@ -152,7 +162,11 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    conclusion.exit_code()
+    if killed.is_empty() {
+        conclusion.exit_code()
+    } else {
+        ExitCode::from(101)
+    }
 }
 
 #[cfg(test)]

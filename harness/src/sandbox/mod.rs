@@ -237,6 +237,24 @@ pub fn spawn_in_case_namespace<T: Send + 'static>(
         })
 }
 
+/// [`spawn_in_case_namespace`], but the thread joins the namespace
+/// `handle` names (a suite's, made by an earlier thread; see
+/// [`CaseNamespace::handle`]) instead of making one.
+pub fn spawn_in_namespace<T: Send + 'static>(
+    name: String,
+    handle: std::sync::Arc<std::os::fd::OwnedFd>,
+    f: impl FnOnce(Result<CaseNamespace, SandboxError>) -> T + Send + 'static,
+) -> Result<std::thread::JoinHandle<T>, SandboxError> {
+    use std::os::fd::AsFd;
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || f(CaseNamespace::join(handle.as_fd())))
+        .map_err(|source| SandboxError::Io {
+            action: "spawn a case's thread".into(),
+            source,
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

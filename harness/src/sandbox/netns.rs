@@ -101,6 +101,48 @@ impl CaseNamespace {
         })
     }
 
+    /// A handle on this namespace, for the threads of later cases to
+    /// [`join`](Self::join): a program that serves a whole suite lives in
+    /// one namespace its cases share. The handle keeps the namespace alive
+    /// while it is held. Call it on the namespace's own thread.
+    pub fn handle(&self) -> Result<std::os::fd::OwnedFd, SandboxError> {
+        let file =
+            fs::File::open("/proc/thread-self/ns/net").map_err(|source| SandboxError::Io {
+                action: "open /proc/thread-self/ns/net".into(),
+                source,
+            })?;
+        let handle = std::os::fd::OwnedFd::from(file);
+        let opened = fs::metadata("/proc/thread-self/ns/net").map(|m| m.ino());
+        if opened.ok() != Some(self.inode) {
+            return Err(SandboxError::WrongThread {
+                reason: "a namespace's handle was asked for on a thread outside it",
+            });
+        }
+        Ok(handle)
+    }
+
+    /// Moves the calling thread into the namespace `handle` names (see
+    /// [`handle`](Self::handle)), with the same rules as
+    /// [`create`](Self::create): a fresh thread made for one case.
+    pub fn join(handle: std::os::fd::BorrowedFd<'_>) -> Result<CaseNamespace, SandboxError> {
+        if gettid() == getpid() {
+            return Err(SandboxError::WrongThread {
+                reason: "called on the process's main thread; spawn a fresh OS thread per case",
+            });
+        }
+        if HAS_CASE_NAMESPACE.get() {
+            return Err(SandboxError::WrongThread {
+                reason: "this thread already has a case namespace; spawn a fresh OS thread per case",
+            });
+        }
+        nix::sched::setns(handle, CloneFlags::CLONE_NEWNET)
+            .map_err(|errno| SandboxError::NetworkNamespace { errno })?;
+        HAS_CASE_NAMESPACE.set(true);
+        Ok(CaseNamespace {
+            inode: current_namespace_inode()?,
+        })
+    }
+
     /// Inode number of the namespace (`net:[<inode>]` in
     /// `/proc/<pid>/task/<tid>/ns/net`), for logs and for matching a
     /// process's namespace to a case.

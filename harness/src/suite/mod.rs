@@ -114,8 +114,33 @@ pub struct Program {
     pub requires: Vec<String>,
     /// How to install what `requires` names, for the skip message.
     pub install: Option<String>,
+    /// Whether it starts for each case or once for the whole suite.
+    pub scope: Scope,
     /// Where the program table is written.
     pub location: Location,
+}
+
+/// How long one start of a program serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A fresh program, in a fresh namespace, for every case (the default).
+    Case,
+    /// One program for all the suite's cases that use the suite's
+    /// `[program]`, for programs that take seconds to start (a JVM). Those
+    /// cases share its namespace and run one at a time; each tells its own
+    /// connections apart by 4-tuple and sees only the output and calls of
+    /// its own time.
+    Suite,
+}
+
+impl Scope {
+    /// As a suite writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::Case => "case",
+            Scope::Suite => "suite",
+        }
+    }
 }
 
 impl Program {
@@ -155,6 +180,14 @@ impl Case {
     /// The test name, `<suite>::<case>`, as `cargo test` lists it.
     pub fn test_name(&self, suite: &Suite) -> String {
         format!("{}::{}", suite.name, self.name)
+    }
+
+    /// Whether the case is served by its suite's one program (`scope =
+    /// "suite"`) rather than a program of its own.
+    pub fn shares_program(&self) -> bool {
+        self.program
+            .as_ref()
+            .is_some_and(|p| p.scope == Scope::Suite)
     }
 
     /// Whether a step checks the program's socket calls, so that it must

@@ -472,6 +472,10 @@ fn program(description: &str) -> Value {
                 "type": "string",
                 "description": "How to install what `requires` names, for the skip message.",
             },
+            "scope": {
+                "enum": ["case", "suite"],
+                "description": "\"case\" (the default): a fresh program in a fresh namespace for every case. \"suite\" (the suite's `[program]` only, as the server): started once and shared by every case that uses it, for programs that take seconds to start; those cases run one at a time in its namespace, cannot set sysctls of their own or signal it, and each sees only its own connections, output and calls.",
+            },
         },
         "required": ["run", "port"],
         "additionalProperties": false,

@@ -33,7 +33,7 @@ use nix::unistd::Pid;
 
 use crate::model::{Side, TcpState};
 use crate::observe::SockDiag;
-use crate::record::{EventKind, Recorder};
+use crate::record::{EventKind, Recorder, Route};
 use crate::suite::Program;
 
 /// How many of the program's last output lines a failure report shows.
@@ -198,6 +198,9 @@ pub struct ProgramView {
     stopping: Arc<AtomicBool>,
     /// Its socket calls, when they are traced.
     calls: Option<Arc<Calls>>,
+    /// The first output line `log` checks count: lines printed before the
+    /// case it serves began belong to earlier cases.
+    from: usize,
 }
 
 /// A TCP socket the program holds, as its fd table and `TCP_INFO` say.
@@ -324,14 +327,27 @@ impl ProgramView {
         self.calls.as_ref()
     }
 
-    /// How many lines so far, on either stream, match `pattern`.
+    /// How many lines so far, on either stream, match `pattern` (of the
+    /// lines since this view was made with [`from_now`](Self::from_now)).
     pub fn count(&self, pattern: &regex::Regex) -> usize {
-        self.output
-            .lock()
+        let state = self.output.lock();
+        state
             .lines
+            .get(self.from..)
+            .unwrap_or_default()
             .iter()
             .filter(|(_, line)| pattern.is_match(line))
             .count()
+    }
+
+    /// The same view, counting only the lines printed from now on: for a
+    /// program that serves a whole suite, a case's `log` checks see the
+    /// output of its own time.
+    pub fn from_now(&self) -> ProgramView {
+        ProgramView {
+            from: self.output.lock().lines.len(),
+            ..self.clone()
+        }
     }
 }
 
@@ -371,6 +387,7 @@ pub fn start(
     spec: &Program,
     places: &Places,
     record: &Recorder,
+    route: &Route,
     side: Side,
     trace: bool,
     on_exit: impl FnOnce(Exit, Vec<String>) + Send + 'static,
@@ -415,7 +432,7 @@ pub fn start(
         "out",
         side,
         spec.ready.clone(),
-        record,
+        (record, route),
         &output,
     );
     read_lines(
@@ -423,17 +440,17 @@ pub fn start(
         "err",
         side,
         spec.ready.clone(),
-        record,
+        (record, route),
         &output,
     );
     let calls = spawned.trace.map(|records| {
         let calls = Arc::new(Calls::default());
-        trace::read_records(records, side, record, &calls);
+        trace::read_records(records, side, route, &calls);
         calls
     });
     let stopping = Arc::new(AtomicBool::new(false));
-    watch(group, side, record, &output, &stopping, on_exit);
-    record.push(
+    watch(group, side, route, &output, &stopping, on_exit);
+    route.push(
         Instant::now(),
         Some(side),
         EventKind::Note {
@@ -544,10 +561,10 @@ fn read_lines(
     name: &'static str,
     side: Side,
     ready: Option<regex::Regex>,
-    record: &Recorder,
+    (record, route): (&Recorder, &Route),
     output: &Arc<Output>,
 ) {
-    let (record, output) = (record.clone(), Arc::clone(output));
+    let (record, route, output) = (record.clone(), route.clone(), Arc::clone(output));
     // Detached: a process the program started may hold the pipe open after
     // the program is gone; nothing waits for this thread.
     let _ = std::thread::Builder::new()
@@ -577,7 +594,7 @@ fn read_lines(
                 state.lines.push((name, line.clone()));
                 output.changed.notify_all();
                 drop(state);
-                record.push(now, Some(side), EventKind::Output { stream: name, line });
+                route.push(now, Some(side), EventKind::Output { stream: name, line });
             }
         });
 }
@@ -586,12 +603,12 @@ fn read_lines(
 fn watch(
     relay: Pid,
     side: Side,
-    record: &Recorder,
+    route: &Route,
     output: &Arc<Output>,
     stopping: &Arc<AtomicBool>,
     on_exit: impl FnOnce(Exit, Vec<String>) + Send + 'static,
 ) {
-    let (record, output, stopping) = (record.clone(), Arc::clone(output), Arc::clone(stopping));
+    let (route, output, stopping) = (route.clone(), Arc::clone(output), Arc::clone(stopping));
     let _ = std::thread::Builder::new()
         .name("program watcher".into())
         .spawn(move || {
@@ -606,7 +623,7 @@ fn watch(
                     Err(_) => break Exit::Code(-1),
                 }
             };
-            record.push(
+            route.push(
                 Instant::now(),
                 Some(side),
                 EventKind::Note {
@@ -647,6 +664,7 @@ impl Running {
             group: self.group,
             stopping: Arc::clone(&self.stopping),
             calls: self.calls.clone(),
+            from: 0,
         }
     }
 

@@ -40,7 +40,7 @@ use nix::libc;
 
 use crate::model::syscall::{self, AUDIT_ARCH, Class, Syscall, TRACED};
 use crate::model::{CallResult, Errno, Side};
-use crate::record::{EventKind, Recorder};
+use crate::record::{EventKind, Route};
 
 /// A record's kind: the call's entry, with its socket.
 const ENTRY: u16 = 1;
@@ -528,8 +528,8 @@ impl Calls {
 /// Reads init's records on a thread of its own until the program ends,
 /// pairing entries and exits per thread into `calls`; each finished call
 /// goes on the timeline, stamped when it was made.
-pub(super) fn read_records(mut from: File, side: Side, record: &Recorder, calls: &Arc<Calls>) {
-    let (record, calls) = (record.clone(), Arc::clone(calls));
+pub(super) fn read_records(mut from: File, side: Side, route: &Route, calls: &Arc<Calls>) {
+    let (route, calls) = (route.clone(), Arc::clone(calls));
     // The two clocks at one moment: init stamps CLOCK_MONOTONIC, which is
     // what `Instant` reads on Linux, but an `Instant` cannot be made from it.
     let (then, then_ns) = (Instant::now(), monotonic_ns());
@@ -560,7 +560,7 @@ pub(super) fn read_records(mut from: File, side: Side, record: &Recorder, calls:
                 for bytes in pending[..whole].chunks_exact(RECORD_SIZE) {
                     // SAFETY: `Record` is plain old data, written whole by init.
                     let raw: Record = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
-                    take(raw, &mut open, &calls, &record, side, &instant);
+                    take(raw, &mut open, &calls, &route, side, &instant);
                 }
                 pending.drain(..whole);
                 // Records gather in the pipe meanwhile: one wake-up for
@@ -581,7 +581,7 @@ fn take(
     raw: Record,
     open: &mut HashMap<i32, usize>,
     calls: &Calls,
-    record: &Recorder,
+    route: &Route,
     side: Side,
     instant: &impl Fn(u64) -> Instant,
 ) {
@@ -618,7 +618,7 @@ fn take(
             call.ended = Some((instant(raw.mono_ns), raw.ret));
             let (began, text) = (call.began, format!("traced {}", call.describe()));
             drop(list);
-            record.push(began, Some(side), EventKind::Note { text });
+            route.push(began, Some(side), EventKind::Note { text });
         }
         _ => {}
     }

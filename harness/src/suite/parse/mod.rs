@@ -28,7 +28,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::limits::{MAX_CASES_PER_FILE, MAX_FILE_BYTES, MAX_PROBLEMS_SHOWN, bytes_in_words};
 use super::{
     Action, Case, Check, Control, DEFAULT_DEADLINE, DEFAULT_READY_WITHIN, DEFAULT_STOP_GRACE,
-    Location, Program, Script, Step, Suite, Tolerance,
+    Location, Program, Scope, Script, Step, Suite, Tolerance,
 };
 use crate::model::Side;
 use raw::{DurationValue, RawProgram, RawTolerance, SysctlValue};
@@ -260,7 +260,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 "case" => cases = Some(value),
-                "program" => defaults.program = self.program(value),
+                "program" => defaults.program = self.program(value, true),
                 "sysctl" => defaults.sysctls = self.sysctls(value),
                 other => self.problem(
                     key.span(),
@@ -340,6 +340,8 @@ impl<'a> Reader<'a> {
         // Where the `client` and `server` scripts are, for a program that
         // plays one of them.
         let mut side_keys = [None, None];
+        // Where the case sets sysctls of its own, if it does.
+        let mut own_sysctl = None;
         // `Some(None)`: a `name` is there but is not a string (already reported).
         let mut name = None;
         for (key, value) in table {
@@ -358,6 +360,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 "sysctl" => {
+                    own_sysctl = Some(key.span());
                     // The case's own values win over the suite's, key by key.
                     for (key, value) in self.sysctls(value) {
                         case.sysctls.retain(|(k, _)| *k != key);
@@ -372,7 +375,7 @@ impl<'a> Reader<'a> {
                     side_keys[1] = Some(key.span());
                     case.scripts.push(Script { side: Side::Server, steps: self.steps(Side::Server, value, false) })
                 }
-                "program" => case.program = self.program(value),
+                "program" => case.program = self.program(value, false),
                 "proxy" => case.scripts.push(Script { side: Side::Proxy, steps: self.steps(Side::Proxy, value, false) }),
                 other => self.problem(
                     key.span(),
@@ -433,8 +436,37 @@ impl<'a> Reader<'a> {
                 ),
             );
         }
+        if let (Some(program), Some(at)) = (case.program.as_ref(), own_sysctl) {
+            if program.scope == Scope::Suite {
+                self.problem(
+                    at,
+                    format!(
+                        "expected no `sysctl` of its own in a case that shares the suite's program (`scope = \"suite\"` at line {}), found one: a sysctl applies to the whole namespace that program serves every case in; set it in the suite's `sysctl` table, or give this case a `program` of its own",
+                        program.location.line
+                    ),
+                );
+            }
+        }
         self.across_scripts(&case.scripts, role);
+        if case.shares_program() {
+            self.shared_program_steps(&case.scripts);
+        }
         (self.count == before).then_some(case)
+    }
+
+    /// Steps a case that shares the suite's program cannot have: a
+    /// `signal` would stop (or change) the program for every later case.
+    fn shared_program_steps(&mut self, scripts: &[Script]) {
+        for script in scripts {
+            for step in every_step(&script.steps) {
+                if let Action::Control(Control::Signal(_)) = &step.action {
+                    self.problem(
+                        step.span.clone(),
+                        "expected no `signal` in a case that shares the suite's program (`scope = \"suite\"`), found one: the signal would reach the program every later case uses; give this case a `program` of its own",
+                    );
+                }
+            }
+        }
     }
 
     /// What no single step shows: a state check of a side that has no
@@ -509,7 +541,9 @@ impl<'a> Reader<'a> {
     /// A `[program]` table: serde reads its shape, this checks the rest
     /// (an empty command, port 0, a pattern that does not compile, a
     /// signal that is not one).
-    fn program(&mut self, value: &Spanned<DeValue<'a>>) -> Option<Program> {
+    /// `suite_level`: the suite's own `[program]` (only it may serve the
+    /// whole suite).
+    fn program(&mut self, value: &Spanned<DeValue<'a>>, suite_level: bool) -> Option<Program> {
         let raw = self.value::<RawProgram>(value)?;
         let before = self.count;
         let at = value.span();
@@ -558,7 +592,33 @@ impl<'a> Reader<'a> {
                 }
             },
         };
+        let scope = match raw.scope.as_deref() {
+            None | Some("case") => Scope::Case,
+            Some("suite") if !suite_level => {
+                self.problem(
+                    at.clone(),
+                    "expected `scope = \"suite\"` only in the suite's `[program]`, found it in a case's: a case's own program serves that case alone",
+                );
+                Scope::Case
+            }
+            Some("suite") if role == Side::Client => {
+                self.problem(
+                    at.clone(),
+                    "expected `scope = \"suite\"` only for a program that plays the server, found `role = \"client\"`: a client program starts once a case's script listens, so it runs per case",
+                );
+                Scope::Case
+            }
+            Some("suite") => Scope::Suite,
+            Some(other) => {
+                self.problem(
+                    at.clone(),
+                    format!("expected `scope` to be \"case\" or \"suite\", found \"{other}\""),
+                );
+                Scope::Case
+            }
+        };
         (self.count == before).then(|| Program {
+            scope,
             argv: raw.run,
             env: raw.env.into_iter().collect(),
             cwd: raw.cwd,

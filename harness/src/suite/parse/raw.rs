@@ -649,6 +649,7 @@ pub(super) struct RawProgram {
     #[serde(default)]
     pub(super) requires: Vec<String>,
     pub(super) install: Option<String>,
+    pub(super) scope: Option<String>,
 }
 
 /// A regular expression, compiled as it is read so a bad one is reported

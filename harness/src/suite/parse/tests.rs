@@ -837,9 +837,62 @@ fn with_program(table: &str) -> String {
     with_program("run = [\"./server\"]\nport = 8080\nrole = \"proxy\""),
     "expected `role` to be \"server\" or \"client\", found \"proxy\""
 )]
+#[case::unknown_scope(
+    with_program("run = [\"./server\"]\nport = 8080\nscope = \"run\""),
+    "expected `scope` to be \"case\" or \"suite\", found \"run\""
+)]
+#[case::suite_scope_for_a_client(
+    "[program]\nrun = [\"./pool\"]\nport = 8080\nrole = \"client\"\nscope = \"suite\"\n\n[[case]]\nname = \"a\"\nserver = [{ listen = 8080 }]\n".to_string(),
+    "expected `scope = \"suite\"` only for a program that plays the server, found `role = \"client\"`"
+)]
+#[case::suite_scope_in_a_case(
+    "[[case]]\nname = \"a\"\nprogram = { run = [\"./s\"], port = 8080, scope = \"suite\" }\nclient = [{ connect = 8080 }]\n".to_string(),
+    "expected `scope = \"suite\"` only in the suite's `[program]`, found it in a case's"
+)]
+#[case::sysctl_beside_a_suite_program(
+    "[program]\nrun = [\"./s\"]\nport = 8080\nscope = \"suite\"\n\n[[case]]\nname = \"a\"\nsysctl = { \"net.ipv4.tcp_fin_timeout\" = 5 }\nclient = [{ connect = 8080 }]\n".to_string(),
+    "expected no `sysctl` of its own in a case that shares the suite's program (`scope = \"suite\"` at line 1), found one"
+)]
+#[case::signal_to_a_suite_program(
+    "[program]\nrun = [\"./s\"]\nport = 8080\nscope = \"suite\"\n\n[[case]]\nname = \"a\"\nclient = [{ signal = \"SIGTERM\" }]\n".to_string(),
+    "expected no `signal` in a case that shares the suite's program (`scope = \"suite\"`), found one"
+)]
 fn a_program_table_is_checked(#[case] text: String, #[case] message: &str) {
     let (_, _, found) = problem(&text);
     assert!(found.starts_with(message), "{found}");
+}
+
+#[test]
+fn a_suite_scoped_program_is_shared_by_the_cases_without_their_own() {
+    let text = r#"
+sysctl = { "net.ipv4.tcp_rfc1337" = 1 }
+
+[program]
+run = ["./server"]
+port = 8080
+scope = "suite"
+
+[[case]]
+name = "shares"
+client = [{ connect = 8080 }, { released = true }]
+
+[[case]]
+name = "own"
+program = { run = ["./other"], port = 9000 }
+sysctl = { "net.ipv4.tcp_fin_timeout" = 5 }
+client = [{ connect = 9000 }, { signal = "SIGTERM" }]
+"#;
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).expect("valid suite");
+    assert!(suite.cases[0].shares_program());
+    assert_eq!(
+        suite.cases[0].sysctls,
+        [("net.ipv4.tcp_rfc1337".to_string(), "1".to_string())]
+    );
+    assert!(!suite.cases[1].shares_program());
+    assert_eq!(
+        suite.cases[1].program.as_ref().map(|p| p.scope),
+        Some(crate::suite::Scope::Case)
+    );
 }
 
 #[test]
