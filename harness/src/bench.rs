@@ -251,7 +251,12 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
         cases as f64 / throughput.as_secs_f64()
     );
     match program {
-        Some((with, without)) => {
+        Some(ProgramCosts {
+            with,
+            without,
+            served,
+            first_served,
+        }) => {
             row("no-wait case with a program (echo fixture)", with);
             row("the same case without one", without);
             out!(
@@ -260,6 +265,22 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
                 "",
                 fmt_duration(with.median.saturating_sub(without.median)),
                 fmt_duration(with.p90.saturating_sub(without.p90)),
+            );
+            row("the same case, served by a suite's program", served);
+            // Below 1×: a served case joins the program's namespace, where
+            // a case without a program makes one.
+            out!(
+                "  {:<44} {:>6} {:>10.2}× {:>10.2}×  (no start or stop; joins a namespace, makes none)",
+                "served / without a program",
+                "",
+                ratio(served.median, without.median),
+                ratio(served.p90, without.p90),
+            );
+            out!(
+                "  {:<44} {:>6} {:>11}  (start and ready: once per suite)",
+                "its first case, which starts it",
+                1,
+                fmt_duration(first_served),
             );
         }
         None => out!(
@@ -371,29 +392,57 @@ fn tracing_cost() -> Result<Option<EchoLoops>, String> {
     }))
 }
 
+/// What a program costs a case: started for it, or shared by the suite.
+struct ProgramCosts {
+    /// A case with its own program (start, ready, stop).
+    with: Stats,
+    /// The same case without a program.
+    without: Stats,
+    /// The same case served by a suite-scoped program already running.
+    served: Stats,
+    /// The first case served by it, which starts it.
+    first_served: Duration,
+}
+
 /// A case that runs a program: the `echo` fixture, ready when the kernel
 /// lists its listener, a refused connect to another port and a state check
 /// (the no-wait case's work), then its stop. Beside it, the same case
-/// without a program; alternately. `None` when the fixture is not built.
-fn program_cost(suite: &Suite) -> Result<Option<(Stats, Stats)>, String> {
+/// without a program, and the same case served by one program for the
+/// whole suite (`scope = "suite"`); in turn. `None` when the fixture is not
+/// built.
+fn program_cost(suite: &Suite) -> Result<Option<ProgramCosts>, String> {
     let places = hangup::sut::Places::for_suite(Path::new("bench.toml"));
     if !places.fixtures.iter().any(|dir| dir.join("echo").is_file()) {
         return Ok(None);
     }
-    let with_program =
-        hangup::suite::parse_suite(Path::new("bench.toml"), PROGRAM_SUITE.as_bytes())
-            .map_err(|e| format!("the embedded program suite is invalid: {e}"))?;
+    let parse = |path: &str, text: &str| {
+        hangup::suite::parse_suite(Path::new(path), text.as_bytes())
+            .map_err(|e| format!("the embedded program suite is invalid: {e}"))
+    };
+    let with_program = parse("bench.toml", PROGRAM_SUITE)?;
+    let shared = parse(
+        "bench_shared.toml",
+        &PROGRAM_SUITE.replace("port = 9000\n", "port = 9000\nscope = \"suite\"\n"),
+    )?;
     let options = RunOptions::default();
     let mut with = Vec::with_capacity(PROGRAM_SAMPLES);
     let mut without = Vec::with_capacity(PROGRAM_SAMPLES);
+    let mut served = Vec::with_capacity(PROGRAM_SAMPLES);
+    let first_served = timed_case(&shared, &shared.cases[0], &options)?;
     for _ in 0..PROGRAM_SAMPLES {
         with.push(timed_case(&with_program, &with_program.cases[0], &options)?);
         without.push(timed_case(suite, &suite.cases[0], &options)?);
+        served.push(timed_case(&shared, &shared.cases[0], &options)?);
     }
-    Ok(Some((
-        Stats::of(with).ok_or("no samples")?,
-        Stats::of(without).ok_or("no samples")?,
-    )))
+    if let Some(why) = runner::stop_suite_programs().into_iter().next() {
+        return Err(why);
+    }
+    Ok(Some(ProgramCosts {
+        with: Stats::of(with).ok_or("no samples")?,
+        without: Stats::of(without).ok_or("no samples")?,
+        served: Stats::of(served).ok_or("no samples")?,
+        first_served,
+    }))
 }
 
 fn row(name: &str, stats: Stats) {

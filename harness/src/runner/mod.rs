@@ -396,6 +396,14 @@ fn fail_for_stop(last: &mut CaseReport, case: &Case, tail: Vec<String>) {
     });
 }
 
+/// Stops every program still serving a whole suite (`scope = "suite"`)
+/// that [`run_case`] started; for callers that run cases one by one
+/// ([`run_all`] and [`test_main`] stop theirs themselves). Says which had to
+/// be killed because they ignored their stop signal.
+pub fn stop_suite_programs() -> Vec<String> {
+    suite_program::stop_all(false)
+}
+
 /// Runs `run`, turning a panic in hangup's own code into the case's
 /// failure: a bug in one case's bookkeeping must not take the worker, and
 /// with it the cases it would have run next, out of the run's reports.
