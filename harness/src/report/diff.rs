@@ -239,7 +239,9 @@ fn observations(case: &Value) -> Vec<(String, Seen)> {
                     || (note.starts_with("program ")
                         && !note.starts_with("program started")
                         && !note.starts_with("program ready"));
-                kept.then(|| match note.split_once(": ") {
+                // The count comes last, after the pattern, which may
+                // itself hold ": ".
+                kept.then(|| match note.rsplit_once(": ") {
                     Some((what, value)) => (
                         format!("{side} {what}"),
                         Seen {
@@ -367,6 +369,31 @@ mod tests {
             Tolerance::DEFAULT,
         );
         assert!(close.expect("comparable").is_empty());
+    }
+
+    #[test]
+    fn a_log_count_is_told_apart_by_its_whole_pattern() {
+        let with = |events: Value| {
+            let mut r = report("passed", "gone", 200.0);
+            r["rounds"][0]["cases"][0]["timeline"]["events"] = events;
+            r
+        };
+        let notes = |quiet: u32, raised: u32| {
+            with(json!([
+                { "side": "client", "event": "note",
+                  "text": format!("log \"^app: send returned\": {quiet} matching") },
+                { "side": "client", "event": "note",
+                  "text": format!("log \"^app: send raised\": {raised} matching") },
+            ]))
+        };
+        let found = diff(&notes(1, 0), &notes(0, 1), Tolerance::DEFAULT).expect("comparable");
+        assert_eq!(
+            whats(&found),
+            [
+                "s::c: client log \"^app: send returned\": 1 matching -> 0 matching",
+                "s::c: client log \"^app: send raised\": 0 matching -> 1 matching",
+            ]
+        );
     }
 
     #[test]
