@@ -63,6 +63,11 @@ enum Command {
         /// matches nothing); by default that is an error.
         #[arg(long)]
         allow_empty: bool,
+        /// For suites whose program names two versions (`compare`): the
+        /// differences between them to accept, one a line as the run
+        /// prints them; any other fails the run.
+        #[arg(long, value_name = "FILE")]
+        accept: Option<PathBuf>,
     },
     /// Validate suites without running them.
     Check {
@@ -126,7 +131,18 @@ pub fn main() -> ExitCode {
             repeat,
             soak,
             allow_empty,
+            accept,
         } => {
+            let accepted = match accept.as_deref() {
+                None => Default::default(),
+                Some(path) => match std::fs::read_to_string(path) {
+                    Ok(text) => hangup::report::diff::accepted(&text),
+                    Err(err) => {
+                        err!("hangup: failed to read {}: {err}", path.display());
+                        return ExitCode::from(2);
+                    }
+                },
+            };
             let from_env = match RunOptions::from_env() {
                 Ok(options) => options,
                 Err(err) => {
@@ -146,6 +162,7 @@ pub fn main() -> ExitCode {
                 repeat,
                 soak,
                 allow_empty,
+                accepted,
             };
             // Suites are read first (no threads needed), so an invalid one is
             // reported as such even where namespaces cannot be had.
@@ -243,6 +260,9 @@ struct Plan<'a> {
     repeat: usize,
     soak: bool,
     allow_empty: bool,
+    /// Differences between a program's two versions that do not fail the
+    /// run.
+    accepted: std::collections::BTreeSet<String>,
 }
 
 /// "1 case", "2 cases".
@@ -341,6 +361,9 @@ fn run(
             out!("    {}", report.name);
         }
     }
+    if !compare_versions(&suites, last, &plan.accepted, options) {
+        code = ExitCode::from(1);
+    }
     if options.stop.is_set() {
         out!("\ninterrupted: cases that had not started were not run");
         code = ExitCode::from(INTERRUPTED);
@@ -360,6 +383,45 @@ fn run(
         out!("\n{}", report::summary_line(&all));
     }
     code
+}
+
+/// For suites that run each case against two versions of their program
+/// (`compare`): prints what changed between the versions, case by case,
+/// as `hangup diff` would between two runs; whether every difference is
+/// accepted.
+fn compare_versions(
+    suites: &[hangup::suite::Suite],
+    reports: &[CaseReport],
+    accepted: &std::collections::BTreeSet<String>,
+    options: &RunOptions,
+) -> bool {
+    if !suites
+        .iter()
+        .flat_map(|s| &s.cases)
+        .any(|c| c.version.is_some())
+    {
+        return true;
+    }
+    let tolerance = hangup::suite::Tolerance::DEFAULT
+        .widened(options.tolerance_floor, options.tolerance_percent);
+    let differences = hangup::report::diff::between_versions(suites, reports, tolerance);
+    out!("\nversions compared:");
+    let mut open = 0;
+    for difference in &differences {
+        let line = difference.to_string();
+        if accepted.contains(&line) {
+            out!("{line}  (accepted)");
+        } else {
+            open += 1;
+            out!("{line}");
+        }
+    }
+    out!(
+        "{} differences, {} accepted",
+        differences.len(),
+        differences.len() - open
+    );
+    open == 0
 }
 
 /// Colour for the console's status words: on a terminal, unless `NO_COLOR`

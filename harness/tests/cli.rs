@@ -551,3 +551,45 @@ fn a_suite_scoped_program_starts_once_for_all_its_cases() {
     assert_eq!(served.len(), 3, "{served:?}");
     assert!(served.iter().all(|pid| *pid == served[0]), "{served:?}");
 }
+
+/// `compare`: every case runs against both versions of the program in one
+/// run, which ends naming what changed between them and fails on a change
+/// the accept file does not list.
+#[test]
+fn a_suite_compares_two_versions_of_its_program_in_one_run() {
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/versions/stream_or_leaky.toml");
+    let suite = suite.to_str().expect("utf-8");
+    let out = hangup(&["run", suite]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("case stream_or_leaky::client_reads_it_all@stream ... ok"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("case stream_or_leaky::client_reads_it_all@leaky ... ok"),
+        "{stdout}"
+    );
+    let compared = stdout
+        .split("\nversions compared:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no comparison: {stdout}"));
+    let changed = "stream_or_leaky::client_reads_it_all (stream -> leaky): client #4 recv (timeout 300 ms): eof -> EAGAIN";
+    assert!(compared.contains(changed), "{stdout}");
+
+    // Every difference accepted: the run passes, each one still shown.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let accept = dir.path().join("accepted.txt");
+    let lines: Vec<&str> = compared
+        .lines()
+        .take_while(|line| line.starts_with("stream_or_leaky::"))
+        .collect();
+    std::fs::write(&accept, lines.join("\n")).expect("write accept file");
+    let out = hangup(&["run", suite, "--accept", accept.to_str().expect("utf-8")]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{changed}  (accepted)")),
+        "{stdout}"
+    );
+}

@@ -1,7 +1,8 @@
 //! The published JSON Schema against real suites and against the parser.
 //!
-//! Every suite in `suites/` and `harness/tests/broken/` must validate (those
-//! are the files editors open with the schema), and for a catalog of single
+//! Every suite in `suites/`, `harness/tests/broken/` and
+//! `harness/tests/versions/` must validate (those are the files editors
+//! open with the schema), and for a catalog of single
 //! steps the schema must agree with `parse_suite`: a step the parser rejects
 //! must not pass the schema, and one it accepts must pass, except for the
 //! few deviations `suite::schema` documents.
@@ -49,6 +50,10 @@ fn every_suite_validates_against_the_schema_and_names_it() {
         ("../suites", "#:schema ../schema/hangup-suite.schema.json"),
         (
             "tests/broken",
+            "#:schema ../../../schema/hangup-suite.schema.json",
+        ),
+        (
+            "tests/versions",
             "#:schema ../../../schema/hangup-suite.schema.json",
         ),
     ] {

@@ -284,6 +284,54 @@ pub fn accepted(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The differences between the two versions of each case that a suite
+/// runs against two versions of its program (`compare`), from one run's
+/// `reports`: each pair compared as `hangup diff` compares two runs, named
+/// `<suite>::<case> (<base> -> <new>)`.
+pub fn between_versions(
+    suites: &[crate::suite::Suite],
+    reports: &[super::CaseReport],
+    tolerance: Tolerance,
+) -> Vec<Difference> {
+    let mut out = Vec::new();
+    for suite in suites {
+        let pairs = suite.cases.iter().filter_map(|case| {
+            let version = case.version.as_ref().filter(|v| v.base)?;
+            let new = suite.cases.iter().find(|other| {
+                other
+                    .version
+                    .as_ref()
+                    .is_some_and(|v| !v.base && v.case == version.case)
+            })?;
+            Some((case, version, new))
+        });
+        for (base, version, new) in pairs {
+            let found = |case: &crate::suite::Case| {
+                let name = case.test_name(suite);
+                reports.iter().find(|r| r.name == name)
+            };
+            let (Some(a), Some(b)) = (found(base), found(new)) else {
+                continue;
+            };
+            let new_name = new.version.as_ref().map_or("", |v| v.name.as_str());
+            let label = format!(
+                "{}::{} ({} -> {new_name})",
+                suite.name, version.case, version.name
+            );
+            // Each as a one-case report of its own, under the one name.
+            let as_report = |report: &super::CaseReport| {
+                let mut case = serde_json::to_value(report).unwrap_or(Value::Null);
+                case["name"] = Value::String(label.clone());
+                serde_json::json!({ "format": JSON_FORMAT, "rounds": [{ "round": 1, "cases": [case] }] })
+            };
+            if let Ok(differences) = diff(&as_report(a), &as_report(b), tolerance) {
+                out.extend(differences);
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

@@ -70,6 +70,33 @@ pub struct Case {
     /// The program under test, when the case has one: it plays the server
     /// (a case with a program has no `server` script).
     pub program: Option<Program>,
+    /// Which of its program's versions this case runs, when the program
+    /// names two to compare (`compare`): the case is then one of a pair.
+    pub version: Option<CaseVersion>,
+}
+
+/// One case of a pair that runs the same script against two versions of
+/// a program (`compare` in `[program]`), named `<case>@<version>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseVersion {
+    /// The case's name as written, without `@<version>`.
+    pub case: String,
+    /// The version's name.
+    pub name: String,
+    /// Whether it is the version compared against (the first listed).
+    pub base: bool,
+}
+
+/// A version of a program to compare (`compare` in `[program]`): its own
+/// command, or more environment, over the program's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// Its name: the case's test name gets `@<name>`.
+    pub name: String,
+    /// Its command instead of the program's `run`, if it has one.
+    pub argv: Option<Vec<String>>,
+    /// Variables set over the program's `env`.
+    pub env: Vec<(String, String)>,
 }
 
 /// A program under test: a user's server, started in the case's network
@@ -116,6 +143,9 @@ pub struct Program {
     pub install: Option<String>,
     /// Whether it starts for each case or once for the whole suite.
     pub scope: Scope,
+    /// Two versions to run every case against (`compare`); empty once the
+    /// parser made each case a pair.
+    pub versions: Vec<Version>,
     /// Where the program table is written.
     pub location: Location,
 }

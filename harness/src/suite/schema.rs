@@ -472,6 +472,35 @@ fn program(description: &str) -> Value {
                 "type": "string",
                 "description": "How to install what `requires` names, for the skip message.",
             },
+            "compare": {
+                "type": "array",
+                "minItems": 2,
+                "maxItems": 2,
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "name": {
+                            "type": "string",
+                            "pattern": "^[A-Za-z0-9._-]+$",
+                            "description": "The version's name: each case runs as `<case>@<name>`.",
+                        },
+                        "run": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": { "type": "string" },
+                            "description": "This version's command, instead of the program's `run`.",
+                        },
+                        "env": {
+                            "type": "object",
+                            "additionalProperties": { "type": "string" },
+                            "description": "Variables set for this version, over the program's `env`.",
+                        },
+                    },
+                    "required": ["name"],
+                    "additionalProperties": false,
+                },
+                "description": "Two versions of the program (the one compared against first): every case runs against each, as `<case>@<name>`, and `hangup run` ends with what changed between them, case by case (as `hangup diff` would); a difference not listed in `--accept` fails the run.",
+            },
             "scope": {
                 "enum": ["case", "suite"],
                 "description": "\"case\" (the default): a fresh program in a fresh namespace for every case. \"suite\" (the suite's `[program]` only, as the server): started once and shared by every case that uses it, for programs that take seconds to start; those cases run one at a time in its namespace, cannot set sysctls of their own or signal it, and each sees only its own connections, output and calls.",

@@ -27,8 +27,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::limits::{MAX_CASES_PER_FILE, MAX_FILE_BYTES, MAX_PROBLEMS_SHOWN, bytes_in_words};
 use super::{
-    Action, Case, Check, Control, DEFAULT_DEADLINE, DEFAULT_READY_WITHIN, DEFAULT_STOP_GRACE,
-    Location, Program, Scope, Script, Step, Suite, Tolerance,
+    Action, Case, CaseVersion, Check, Control, DEFAULT_DEADLINE, DEFAULT_READY_WITHIN,
+    DEFAULT_STOP_GRACE, Location, Program, Scope, Script, Step, Suite, Tolerance, Version,
 };
 use crate::model::Side;
 use raw::{DurationValue, RawProgram, RawTolerance, SysctlValue};
@@ -302,7 +302,7 @@ impl<'a> Reader<'a> {
         let mut names = BTreeMap::new();
         for item in array.iter() {
             if let Some(case) = self.case(item, defaults.clone(), &mut names) {
-                suite.cases.push(case);
+                suite.cases.extend(versions_of(case));
             }
         }
         suite
@@ -336,6 +336,7 @@ impl<'a> Reader<'a> {
             tolerance: defaults.tolerance,
             scripts: Vec::new(),
             program: defaults.program.clone(),
+            version: None,
         };
         // Where the `client` and `server` scripts are, for a program that
         // plays one of them.
@@ -617,7 +618,9 @@ impl<'a> Reader<'a> {
                 Scope::Case
             }
         };
+        let versions = self.versions(raw.compare, scope, &at);
         (self.count == before).then(|| Program {
+            versions,
             scope,
             argv: raw.run,
             env: raw.env.into_iter().collect(),
@@ -632,6 +635,75 @@ impl<'a> Reader<'a> {
             install: raw.install,
             location: self.location(at.start),
         })
+    }
+
+    /// `compare`: two versions, named, each with its own command or more
+    /// environment; not beside a program that serves the whole suite.
+    fn versions(
+        &mut self,
+        raw: Vec<raw::RawVersion>,
+        scope: Scope,
+        at: &Range<usize>,
+    ) -> Vec<Version> {
+        if raw.is_empty() {
+            return Vec::new();
+        }
+        if raw.len() != 2 {
+            self.problem(
+                at.clone(),
+                format!(
+                    "expected `compare` to name two versions (the one compared against first), found {}",
+                    raw.len()
+                ),
+            );
+            return Vec::new();
+        }
+        if scope == Scope::Suite {
+            self.problem(
+                at.clone(),
+                "expected `compare` only for a program started per case, found `scope = \"suite\"` beside it",
+            );
+        }
+        for version in &raw {
+            if !valid_version_name(&version.name) {
+                self.problem(
+                    at.clone(),
+                    format!(
+                        "expected a version name of letters, digits, `.`, `_` and `-`, found `{}`",
+                        version.name
+                    ),
+                );
+            }
+            if version
+                .run
+                .as_ref()
+                .is_some_and(|run| run.first().is_none_or(String::is_empty))
+            {
+                self.problem(
+                    at.clone(),
+                    format!(
+                        "expected version `{}`'s `run` to name a command, found none",
+                        version.name
+                    ),
+                );
+            }
+        }
+        if raw[0].name == raw[1].name {
+            self.problem(
+                at.clone(),
+                format!(
+                    "expected two different version names, found `{}` twice",
+                    raw[0].name
+                ),
+            );
+        }
+        raw.into_iter()
+            .map(|v| Version {
+                name: v.name,
+                argv: v.run,
+                env: v.env.into_iter().collect(),
+            })
+            .collect()
     }
 
     fn sysctls(&mut self, value: &Spanned<DeValue<'a>>) -> Vec<(String, String)> {
@@ -695,6 +767,52 @@ impl<'a> Reader<'a> {
             rendered,
         }
     }
+}
+
+/// A version's name: what may follow `@` in a test name.
+fn valid_version_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// The case itself, or, when its program names two versions to compare,
+/// one case per version: `<case>@<version>`, its program with that
+/// version's command and environment.
+fn versions_of(case: Case) -> Vec<Case> {
+    let Some(versions) = case
+        .program
+        .as_ref()
+        .map(|p| p.versions.clone())
+        .filter(|v| !v.is_empty())
+    else {
+        return vec![case];
+    };
+    versions
+        .into_iter()
+        .enumerate()
+        .map(|(i, version)| {
+            let mut one = case.clone();
+            one.name = format!("{}@{}", case.name, version.name);
+            if let Some(program) = &mut one.program {
+                if let Some(argv) = version.argv {
+                    program.argv = argv;
+                }
+                for (key, value) in version.env {
+                    program.env.retain(|(k, _)| *k != key);
+                    program.env.push((key, value));
+                }
+                program.versions = Vec::new();
+            }
+            one.version = Some(CaseVersion {
+                case: case.name.clone(),
+                name: version.name,
+                base: i == 0,
+            });
+            one
+        })
+        .collect()
 }
 
 /// Every step of a script, the steps inside its loops included.

@@ -650,6 +650,18 @@ pub(super) struct RawProgram {
     pub(super) requires: Vec<String>,
     pub(super) install: Option<String>,
     pub(super) scope: Option<String>,
+    #[serde(default)]
+    pub(super) compare: Vec<RawVersion>,
+}
+
+/// One entry of `compare` in a `[program]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawVersion {
+    pub(super) name: String,
+    pub(super) run: Option<Vec<String>>,
+    #[serde(default)]
+    pub(super) env: std::collections::BTreeMap<String, String>,
 }
 
 /// A regular expression, compiled as it is read so a bad one is reported

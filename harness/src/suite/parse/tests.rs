@@ -857,9 +857,64 @@ fn with_program(table: &str) -> String {
     "[program]\nrun = [\"./s\"]\nport = 8080\nscope = \"suite\"\n\n[[case]]\nname = \"a\"\nclient = [{ signal = \"SIGTERM\" }]\n".to_string(),
     "expected no `signal` in a case that shares the suite's program (`scope = \"suite\"`), found one"
 )]
+#[case::one_version(
+    with_program("run = [\"./s\"]\nport = 8080\ncompare = [{ name = \"a\" }]"),
+    "expected `compare` to name two versions (the one compared against first), found 1"
+)]
+#[case::version_name(
+    with_program("run = [\"./s\"]\nport = 8080\ncompare = [{ name = \"a b\" }, { name = \"c\" }]"),
+    "expected a version name of letters, digits, `.`, `_` and `-`, found `a b`"
+)]
+#[case::same_versions(
+    with_program("run = [\"./s\"]\nport = 8080\ncompare = [{ name = \"a\" }, { name = \"a\" }]"),
+    "expected two different version names, found `a` twice"
+)]
+#[case::versions_of_a_suite_program(
+    with_program(
+        "run = [\"./s\"]\nport = 8080\nscope = \"suite\"\ncompare = [{ name = \"a\" }, { name = \"b\" }]"
+    ),
+    "expected `compare` only for a program started per case"
+)]
 fn a_program_table_is_checked(#[case] text: String, #[case] message: &str) {
     let (_, _, found) = problem(&text);
     assert!(found.starts_with(message), "{found}");
+}
+
+#[test]
+fn two_versions_make_each_case_a_pair() {
+    let text = r#"
+[program]
+run = ["./server", "--port", "{port}"]
+port = 8080
+env = { MODE = "test", LEVEL = "1" }
+compare = [
+  { name = "1.0", env = { LEVEL = "2" } },
+  { name = "1.1", run = ["./server-1.1", "--port", "{port}"] },
+]
+
+[[case]]
+name = "leaves"
+client = [{ connect = 8080 }]
+"#;
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).expect("valid suite");
+    let names: Vec<&str> = suite.cases.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["leaves@1.0", "leaves@1.1"]);
+    let program = |i: usize| suite.cases[i].program.as_ref().expect("a program");
+    assert_eq!(program(0).argv, ["./server", "--port", "{port}"]);
+    assert_eq!(
+        program(0).env,
+        [
+            ("MODE".to_string(), "test".to_string()),
+            ("LEVEL".to_string(), "2".to_string())
+        ]
+    );
+    assert_eq!(program(1).argv, ["./server-1.1", "--port", "{port}"]);
+    let version = suite.cases[0].version.as_ref().expect("a version");
+    assert_eq!(
+        (version.case.as_str(), version.name.as_str(), version.base),
+        ("leaves", "1.0", true)
+    );
+    assert!(!suite.cases[1].version.as_ref().expect("a version").base);
 }
 
 #[test]
