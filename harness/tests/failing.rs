@@ -471,6 +471,25 @@ fn a_suite_program_that_misbehaves_fails_the_cases_it_serves() {
     drop(dir);
 }
 
+/// The accept-queue leak soak against `leaky`: the 20 clients whose request
+/// and FIN were queued before it accepted them leak, and the failure names
+/// each socket the program still holds (reset into CLOSE: the kernel no
+/// longer knows their addresses, the program's fd table still has them).
+#[test]
+fn a_leak_soak_names_every_socket_the_program_leaked() {
+    let (code, stdout, cases, dir) = run_broken("twin_leaky_aborts.toml");
+    assert_eq!(code, Some(1), "{stdout}");
+    let summary = cases[0]["summary"].as_str().expect("a summary");
+    assert!(
+        summary.contains("expected the program to hold no connection"),
+        "{summary}"
+    );
+    // `fd 7: CLOSE` or `fd 7: CLOSE_WAIT ...`, one per socket.
+    let held = summary.matches(": CLOSE").count();
+    assert_eq!(held, 20, "{summary}");
+    drop(dir);
+}
+
 /// Each deliberately broken fixture makes the suite its correct twin passes
 /// (`fixtures/suites/`) fail, and the report names the cause.
 #[rstest]

@@ -495,7 +495,7 @@ pub const CATALOG: &[ActionDef] = &[
         keyword: "signal",
         kind: StepKind::Control,
         written: "signal = \"SIGTERM\"",
-        summary: "send the program under test (its process group) a signal, e.g. to shut it down mid-case (S14); an exit that follows is its answer, not a crash",
+        summary: "send the program under test (its process group) a signal, e.g. to shut it down mid-case (S14); an exit that follows is its answer, not a crash; `SIGSTOP` and `SIGCONT` pause and resume it (its accept queue fills meanwhile)",
         sides: ANY,
         on_connection: false,
         judged: false,

@@ -237,9 +237,13 @@ impl ProgramView {
     }
 
     /// Sends the program's process group `signal`; an exit after it is the
-    /// program's answer, not a crash.
+    /// program's answer, not a crash. SIGSTOP and SIGCONT only pause and
+    /// resume it (a suite fills its accept queue meanwhile): an exit after
+    /// those is still a crash.
     pub fn signal(&self, signal: Signal) -> nix::Result<()> {
-        self.stopping.store(true, Ordering::SeqCst);
+        if !matches!(signal, Signal::SIGSTOP | Signal::SIGCONT) {
+            self.stopping.store(true, Ordering::SeqCst);
+        }
         // Once the relay is reaped its pid may name a stranger's group.
         if self.output.lock().exit.is_some() {
             return Err(nix::errno::Errno::ESRCH);
