@@ -127,6 +127,12 @@ fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::
     "observed it holds fd",
     "held"
 )]
+#[case::released_by_a_worker(
+    "released_by_a_worker.toml",
+    "expected the program to hold no connection and at most",
+    "observed it holds pid ",
+    "held"
+)]
 #[case::connect_again(
     "connect_again.toml",
     "expected EALREADY (Operation already in progress)",

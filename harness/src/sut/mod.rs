@@ -206,7 +206,10 @@ pub struct ProgramView {
 /// A TCP socket the program holds, as its fd table and `TCP_INFO` say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Held {
-    /// Its fd number in the program.
+    /// The process that holds it, when not the program itself but a
+    /// process it started (a worker).
+    pub process: Option<Pid>,
+    /// Its fd number in that process.
     pub fd: i32,
     /// Its state.
     pub state: TcpState,
@@ -216,9 +219,13 @@ pub struct Held {
     pub remote: Option<SocketAddr>,
 }
 
-/// `fd 7: CLOSE_WAIT 127.0.0.1:8080 <- 127.0.0.1:41234`.
+/// `fd 7: CLOSE_WAIT 127.0.0.1:8080 <- 127.0.0.1:41234`, or `pid 57 fd 7:
+/// ...` for a process the program started.
 impl fmt::Display for Held {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(pid) = self.process {
+            write!(f, "pid {pid} ")?;
+        }
         write!(f, "fd {}: {}", self.fd, self.state.name())?;
         if let Some(local) = self.local {
             write!(f, " {local}")?;
@@ -251,13 +258,48 @@ impl ProgramView {
         killpg(self.group, signal)
     }
 
-    /// How many fds the program has open.
-    pub fn fd_count(&self) -> std::io::Result<usize> {
-        Ok(std::fs::read_dir(format!("/proc/{}/fd", self.pid))?.count())
+    /// The program and every process it started that still runs, as the
+    /// host numbers them: a master and its workers alike. Found through
+    /// each thread's `children` in /proc, so a process whose parent died
+    /// (reparented to the namespace's init) is no longer among them.
+    fn processes(&self) -> Vec<Pid> {
+        let mut all = vec![self.pid];
+        let mut next = 0;
+        while let Some(&pid) = all.get(next) {
+            next += 1;
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                continue;
+            };
+            for task in tasks.flatten() {
+                let children = std::fs::read_to_string(task.path().join("children"));
+                for child in children.iter().flat_map(|c| c.split_whitespace()) {
+                    if let Ok(child) = child.parse::<i32>() {
+                        let child = Pid::from_raw(child);
+                        if !all.contains(&child) {
+                            all.push(child);
+                        }
+                    }
+                }
+            }
+        }
+        all
     }
 
-    /// The TCP sockets (IPv4 and IPv6) the program holds, found through its
-    /// fd table and the kernel's socket table, without touching them: each
+    /// How many fds the program and the processes it started have open.
+    pub fn fd_count(&self) -> std::io::Result<usize> {
+        let mut count = std::fs::read_dir(format!("/proc/{}/fd", self.pid))?.count();
+        for pid in self.processes().into_iter().skip(1) {
+            // One that ended since it was listed holds nothing.
+            if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
+                count += fds.count();
+            }
+        }
+        Ok(count)
+    }
+
+    /// The TCP sockets (IPv4 and IPv6) the program holds, it or a process
+    /// it started (a worker), found through their fd tables and the
+    /// kernel's socket table, without touching them: each
     /// `socket:[inode]` in `/proc/<pid>/fd` that the socket's own
     /// `system.sockprotoname` says is TCP is looked up by inode in a
     /// sock_diag dump of the case's namespace (`diag`). One the table no
@@ -269,48 +311,63 @@ impl ProgramView {
     pub fn held_sockets(&self, diag: &mut SockDiag) -> std::io::Result<Vec<Held>> {
         let table = diag.tcp_sockets().map_err(std::io::Error::other)?;
         let mut held = Vec::new();
-        for entry in std::fs::read_dir(format!("/proc/{}/fd", self.pid))? {
-            let entry = entry?;
-            let Some(fd) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-            else {
-                continue;
+        for (n, pid) in self.processes().into_iter().enumerate() {
+            let listed = std::fs::read_dir(format!("/proc/{pid}/fd"));
+            // The program's own table must be there; a process it started
+            // may have ended since it was listed.
+            let entries = match (n, listed) {
+                (_, Ok(entries)) => entries,
+                (0, Err(err)) => return Err(err),
+                (_, Err(_)) => continue,
             };
-            // Closed since the listing, or not a socket: not held.
-            let Some(inode) = std::fs::read_link(entry.path()).ok().and_then(|target| {
-                let target = target.to_string_lossy().into_owned();
-                target
-                    .strip_prefix("socket:[")?
-                    .strip_suffix(']')?
-                    .parse::<u32>()
-                    .ok()
-            }) else {
-                continue;
-            };
-            if !matches!(
-                socket_protocol(&entry.path()).as_deref(),
-                Some("TCP" | "TCPv6")
-            ) {
-                continue;
+            let process = (n > 0).then_some(pid);
+            for entry in entries {
+                let Ok(entry) = entry else {
+                    continue;
+                };
+                let Some(fd) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<i32>().ok())
+                else {
+                    continue;
+                };
+                // Closed since the listing, or not a socket: not held.
+                let Some(inode) = std::fs::read_link(entry.path()).ok().and_then(|target| {
+                    let target = target.to_string_lossy().into_owned();
+                    target
+                        .strip_prefix("socket:[")?
+                        .strip_suffix(']')?
+                        .parse::<u32>()
+                        .ok()
+                }) else {
+                    continue;
+                };
+                if !matches!(
+                    socket_protocol(&entry.path()).as_deref(),
+                    Some("TCP" | "TCPv6")
+                ) {
+                    continue;
+                }
+                held.push(match table.iter().find(|s| s.inode == inode) {
+                    Some(socket) => Held {
+                        process,
+                        fd,
+                        state: socket.state,
+                        local: Some(socket.local),
+                        remote: (socket.state != TcpState::Listen).then_some(socket.remote),
+                    },
+                    None => Held {
+                        process,
+                        fd,
+                        state: TcpState::Close,
+                        local: None,
+                        remote: None,
+                    },
+                });
             }
-            held.push(match table.iter().find(|s| s.inode == inode) {
-                Some(socket) => Held {
-                    fd,
-                    state: socket.state,
-                    local: Some(socket.local),
-                    remote: (socket.state != TcpState::Listen).then_some(socket.remote),
-                },
-                None => Held {
-                    fd,
-                    state: TcpState::Close,
-                    local: None,
-                    remote: None,
-                },
-            });
         }
-        held.sort_by_key(|h| h.fd);
+        held.sort_by_key(|h| (h.process.map(Pid::as_raw), h.fd));
         Ok(held)
     }
 
