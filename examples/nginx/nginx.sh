@@ -6,7 +6,8 @@
 #
 # hangup starts this as the program under test: nginx is what the suite's
 # client talks to, on 127.0.0.1:PORT; the upstream listens on PORT+1.
-# Both end with the program's PID namespace when hangup stops it.
+# Both end with the program's PID namespace when hangup stops it. It says
+# "nginx.sh: ready" once a request went through nginx.
 set -eu
 port=$1
 base=$2
@@ -58,4 +59,30 @@ http {
     }
 }
 CONF
-exec nginx -c "$base/nginx.conf" -e stderr
+nginx -c "$base/nginx.conf" -e stderr &
+nginx=$!
+# Ready once a request went through nginx's worker and back and nginx
+# closed that connection: the worker is up with all its fds (a `released`
+# check compares with what the program holds when it is ready), which the
+# master's "start worker process" line does not promise.
+python3 - "$port" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+deadline = time.monotonic() + 10
+while True:
+    try:
+        s = socket.create_connection(("127.0.0.1", port))
+        break
+    except OSError:
+        if time.monotonic() > deadline:
+            sys.exit("nginx.sh: nginx did not listen within 10 s")
+        time.sleep(0.05)
+s.sendall(b"GET /ping HTTP/1.1\r\nHost: ready\r\nConnection: close\r\n\r\n")
+while s.recv(4096):
+    pass
+s.close()
+PY
+echo "nginx.sh: ready (a request went through the worker)" >&2
+# SIGTERM (hangup's stop) reaches nginx and this shell alike: they are one
+# process group.
+wait "$nginx"
