@@ -182,6 +182,12 @@ impl Sockets {
         self.lock().connectors[side as usize] = Some(port);
     }
 
+    /// Where `side` (a script, or the program playing it) listens, while
+    /// it does.
+    pub fn listener(&self, side: Side) -> Option<SocketAddr> {
+        self.lock().listeners[side as usize]
+    }
+
     fn set_listener(&self, side: Side, addr: Option<SocketAddr>) {
         self.lock().listeners[side as usize] = addr;
     }

@@ -38,6 +38,8 @@ pub enum MismatchKind {
     Held,
     /// A program's own socket calls.
     Syscall,
+    /// Connections waiting in a listener's accept queue.
+    AcceptQueue,
 }
 
 /// What was expected and what was seen instead.
@@ -390,6 +392,40 @@ pub fn judge_released(
         expected,
         observed,
     })
+}
+
+/// Judges an `accept_queue` check: per listening side, the count expected
+/// and the count the kernel gave.
+pub fn judge_accept_queue(
+    counts: &[(crate::model::Side, u32, u32)],
+    within: Option<Duration>,
+) -> Result<(), Mismatch> {
+    if counts.iter().all(|(_, expected, seen)| expected == seen) {
+        return Ok(());
+    }
+    let when = within
+        .map(|d| format!(" within {}", millis(d)))
+        .unwrap_or_default();
+    let each = |pick: fn(&(crate::model::Side, u32, u32)) -> u32| {
+        counts
+            .iter()
+            .map(|c| format!("{} {}", c.0, waiting(pick(c))))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    Err(Mismatch {
+        kind: MismatchKind::AcceptQueue,
+        expected: format!("in the accept queue: {}{when}", each(|c| c.1)),
+        observed: each(|c| c.2),
+    })
+}
+
+/// "1 connection waiting", "80 connections waiting".
+pub fn waiting(n: u32) -> String {
+    match n {
+        1 => "1 connection waiting".to_string(),
+        n => format!("{n} connections waiting"),
+    }
 }
 
 /// A duration as people read timelines: "200 ms", "1.5 s".

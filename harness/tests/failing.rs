@@ -127,6 +127,12 @@ fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::
     "observed it holds fd",
     "held"
 )]
+#[case::accept_queue(
+    "accept_queue.toml",
+    "expected in the accept queue: server 3 connections waiting within 300 ms",
+    "observed server 2 connections waiting",
+    "accept_queue"
+)]
 #[case::released_by_a_worker(
     "released_by_a_worker.toml",
     "expected the program to hold no connection and at most",

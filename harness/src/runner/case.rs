@@ -1029,6 +1029,11 @@ fn run_step(
             let checked = check_states(shared, diag, at.index + 1, expected, *within);
             return settle(checked, FailureKind::Harness, fail);
         }
+        Action::Check(Check::AcceptQueue { expected, within }) => {
+            let diag = opened(diag).map_err(|why| fail(FailureKind::Harness, None, why))?;
+            let checked = check_accept_queues(shared, side, diag, expected, *within);
+            return settle(checked, FailureKind::Script, fail);
+        }
         Action::Check(Check::Released { within }) => {
             let Some((view, baseline)) = shared.program.get() else {
                 return Err(fail(
@@ -1441,6 +1446,66 @@ enum Unsettled {
     Unobservable(String),
     /// The case ended while polling.
     CaseEnded,
+}
+
+/// Samples the accept queue of each listed side's listener until every
+/// count holds, or `within` passes (one sample without it); the last
+/// sample goes on the record. A side that does not listen is the script's
+/// error: its queue cannot be asked about.
+fn check_accept_queues(
+    shared: &Shared,
+    side: Side,
+    diag: &mut SockDiag,
+    expected: &[(Side, u32)],
+    within: Option<Duration>,
+) -> Result<(), Unsettled> {
+    let deadline = later(within.unwrap_or_default());
+    loop {
+        let mut counts = Vec::with_capacity(expected.len());
+        for (listening, want) in expected {
+            let Some(local) = shared.sockets.listener(*listening) else {
+                return Err(Unsettled::Unobservable(format!(
+                    "the {listening} does not listen (yet): there is no accept queue to count"
+                )));
+            };
+            let any = std::net::SocketAddr::new(
+                match local {
+                    std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+                    std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+                },
+                0,
+            );
+            let found = diag
+                .find(local, any)
+                .map_err(|err| Unsettled::Unobservable(format!("sock_diag failed: {err}")))?;
+            let Some(listener) = found.filter(|s| s.state == TcpState::Listen) else {
+                return Err(Unsettled::Unobservable(format!(
+                    "the kernel lists no listener of the {listening} on {local}"
+                )));
+            };
+            counts.push((*listening, *want, listener.recv_q));
+        }
+        let verdict = verdict::judge_accept_queue(&counts, within);
+        if verdict.is_ok() || Instant::now() >= deadline {
+            for (listening, _, seen) in &counts {
+                shared.push(
+                    Instant::now(),
+                    Some(side),
+                    EventKind::Note {
+                        text: format!(
+                            "accept queue of the {listening}: {}",
+                            verdict::waiting(*seen)
+                        ),
+                    },
+                );
+            }
+            return verdict.map_err(Unsettled::Mismatch);
+        }
+        let next = later(POLL_INTERVAL).min(deadline);
+        if !shared.sleep_until(next) {
+            return Err(Unsettled::CaseEnded);
+        }
+    }
 }
 
 /// Samples the kernel until every expected state holds, or `within` passes

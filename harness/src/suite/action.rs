@@ -157,6 +157,14 @@ pub enum Check {
         /// Poll until it holds; `None` samples once.
         within: Option<Duration>,
     },
+    /// How many connections wait in a side's accept queue: the kernel's
+    /// count for its listener (the program's, when it plays that side).
+    AcceptQueue {
+        /// Per listening side (`server`, `proxy`), the count it must be.
+        expected: Vec<(crate::model::Side, u32)>,
+        /// Poll until it holds; `None` samples once.
+        within: Option<Duration>,
+    },
     /// Count the lines of the program's output that match a pattern.
     Log {
         /// The regular expression.
@@ -525,6 +533,17 @@ pub const CATALOG: &[ActionDef] = &[
         modifiers: &["within"],
     },
     ActionDef {
+        keyword: "accept_queue",
+        kind: StepKind::Check,
+        written: "accept_queue = { server = 80 }",
+        summary: "how many connections wait in the accept queue of the `server`'s (the program's) or the `proxy`'s listener, as the kernel counts them: handshakes done, not yet accepted",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &["within"],
+    },
+    ActionDef {
         keyword: "log",
         kind: StepKind::Check,
         written: "log = \"Broken pipe\"",
@@ -739,6 +758,7 @@ impl Action {
             Action::Check(Check::State { .. }) => "state",
             Action::Check(Check::Log { .. }) => "log",
             Action::Check(Check::Released { .. }) => "released",
+            Action::Check(Check::AcceptQueue { .. }) => "accept_queue",
             Action::Check(Check::Syscall { .. }) => "syscall",
         }
     }
@@ -882,6 +902,16 @@ impl fmt::Display for Control {
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Check::AcceptQueue { expected, within } => {
+                f.write_str("accept_queue")?;
+                for (side, n) in expected {
+                    write!(f, " {side} {n}")?;
+                }
+                match within {
+                    Some(d) => write!(f, " within {}", ms(d)),
+                    None => Ok(()),
+                }
+            }
             Check::Released { within } => {
                 f.write_str("released")?;
                 match within {

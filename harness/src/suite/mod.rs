@@ -250,7 +250,8 @@ impl Case {
                         Check::State { within, .. }
                         | Check::Log { within, .. }
                         | Check::Syscall { within, .. }
-                        | Check::Released { within },
+                        | Check::Released { within }
+                        | Check::AcceptQueue { within, .. },
                     ) => within.unwrap_or_default(),
                     _ => step
                         .expect

@@ -352,6 +352,15 @@ fn action_value(keyword: &str) -> Value {
                 "not": { "type": "object", "required": ["loop"] },
             },
         }),
+        "accept_queue" => json!({
+            "type": "object",
+            "properties": {
+                "server": { "type": "integer", "minimum": 0, "maximum": u32::MAX, "description": "Connections waiting in the server's (or the program's) listener's accept queue." },
+                "proxy": { "type": "integer", "minimum": 0, "maximum": u32::MAX, "description": "Connections waiting in the proxy's listener's accept queue." },
+            },
+            "minProperties": 1,
+            "additionalProperties": false,
+        }),
         "state" => json!({
             "type": "object",
             "properties": {

@@ -501,6 +501,18 @@ impl<'a> Reader<'a> {
                             }
                         }
                     }
+                    Action::Check(Check::AcceptQueue { expected, .. }) => {
+                        for (listening, _) in expected {
+                            if !has(*listening) {
+                                self.problem(
+                                    step.span.clone(),
+                                    format!(
+                                        "expected the accept queue of a side that listens, found `{listening}`, and this case has no `{listening}` script or program playing it"
+                                    ),
+                                );
+                            }
+                        }
+                    }
                     Action::Check(Check::Log { .. }) if !program => {
                         self.problem(
                             step.span.clone(),

@@ -45,6 +45,7 @@ pub(super) struct RawStepTable {
     pub(super) log: Option<Spanned<RawPattern>>,
     pub(super) syscall: Option<Spanned<SyscallName>>,
     pub(super) state: Option<Spanned<RawStates>>,
+    pub(super) accept_queue: Option<Spanned<RawQueues>>,
     pub(super) timeout: Option<Spanned<DurationValue>>,
     pub(super) within: Option<Spanned<DurationValue>>,
     pub(super) repeat: Option<Spanned<usize>>,
@@ -134,6 +135,7 @@ impl RawStepTable {
             log,
             syscall,
             state,
+            accept_queue,
             timeout,
             within,
             repeat,
@@ -555,6 +557,24 @@ impl RawStates {
         .into_iter()
         .filter_map(|(socket, state)| state.map(|s| (socket, s.0)))
         .collect()
+    }
+}
+
+/// `accept_queue = { server = 80 }`: per listening side, a count.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawQueues {
+    server: Option<u32>,
+    proxy: Option<u32>,
+}
+
+impl RawQueues {
+    pub(super) fn into_expected(self) -> Vec<(crate::model::Side, u32)> {
+        use crate::model::Side;
+        [(Side::Server, self.server), (Side::Proxy, self.proxy)]
+            .into_iter()
+            .filter_map(|(side, n)| n.map(|n| (side, n)))
+            .collect()
     }
 }
 

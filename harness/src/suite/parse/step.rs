@@ -215,6 +215,10 @@ impl<'a> Reader<'a> {
             calls: LineCount::AtLeastOne,
             within: None,
         }));
+        take!(accept_queue, "accept_queue", |v| K(Check::AcceptQueue {
+            expected: v.into_expected(),
+            within: None
+        }));
         take!(state, "state", |v| K(Check::State {
             expected: v.into_expected(),
             within: None
@@ -357,7 +361,8 @@ impl<'a> Reader<'a> {
                 Check::State { within: w, .. }
                 | Check::Log { within: w, .. }
                 | Check::Syscall { within: w, .. }
-                | Check::Released { within: w },
+                | Check::Released { within: w }
+                | Check::AcceptQueue { within: w, .. },
             ),
         ) = (&raw.within, &mut *action)
         {

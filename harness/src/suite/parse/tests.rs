@@ -875,6 +875,14 @@ fn with_program(table: &str) -> String {
     ),
     "expected `compare` only for a program started per case"
 )]
+#[case::accept_queue_of_no_listener(
+    "[[case]]\nname = \"a\"\nclient = [{ accept_queue = { server = 1 } }]\n".to_string(),
+    "expected the accept queue of a side that listens, found `server`, and this case has no `server` script or program playing it"
+)]
+#[case::accept_queue_of_a_client(
+    "[[case]]\nname = \"a\"\nclient = [{ accept_queue = { client = 1 } }]\n".to_string(),
+    "unknown field `client`, expected `server` or `proxy`"
+)]
 fn a_program_table_is_checked(#[case] text: String, #[case] message: &str) {
     let (_, _, found) = problem(&text);
     assert!(found.starts_with(message), "{found}");
