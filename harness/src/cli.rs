@@ -406,8 +406,23 @@ fn compare_versions(
         .widened(options.tolerance_floor, options.tolerance_percent);
     let differences = hangup::report::diff::between_versions(suites, reports, tolerance);
     out!("\nversions compared:");
+    let open = print_differences(&differences, accepted);
+    out!(
+        "{} differences, {} accepted",
+        differences.len(),
+        differences.len() - open
+    );
+    open == 0
+}
+
+/// Prints each difference, one a line as an accept file lists it, accepted
+/// ones marked so; how many are not accepted.
+fn print_differences(
+    differences: &[hangup::report::diff::Difference],
+    accepted: &std::collections::BTreeSet<String>,
+) -> usize {
     let mut open = 0;
-    for difference in &differences {
+    for difference in differences {
         let line = difference.to_string();
         if accepted.contains(&line) {
             out!("{line}  (accepted)");
@@ -416,12 +431,7 @@ fn compare_versions(
             out!("{line}");
         }
     }
-    out!(
-        "{} differences, {} accepted",
-        differences.len(),
-        differences.len() - open
-    );
-    open == 0
+    open
 }
 
 /// Colour for the console's status words: on a terminal, unless `NO_COLOR`
@@ -541,16 +551,7 @@ fn diff(
             return ExitCode::from(2);
         }
     };
-    let mut open = 0;
-    for difference in &differences {
-        let line = difference.to_string();
-        if accepted.contains(&line) {
-            out!("{line}  (accepted)");
-        } else {
-            open += 1;
-            out!("{line}");
-        }
-    }
+    let open = print_differences(&differences, &accepted);
     let changed: std::collections::BTreeSet<&str> =
         differences.iter().map(|d| d.case.as_str()).collect();
     let mut code = if open == 0 {
