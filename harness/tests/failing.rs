@@ -133,6 +133,12 @@ fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::
     "observed server 2 connections waiting",
     "accept_queue"
 )]
+#[case::released_traced(
+    "released_traced.toml",
+    "expected the program to hold no connection and at most",
+    "observed it holds fd 4: CLOSE (was 127.0.0.1:9000 <- 127.0.0.1:",
+    "held"
+)]
 #[case::released_by_a_worker(
     "released_by_a_worker.toml",
     "expected the program to hold no connection and at most",

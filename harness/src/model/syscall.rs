@@ -20,11 +20,20 @@ pub enum Class {
     Close,
     /// `shutdown`.
     Shutdown,
+    /// `accept`, `accept4`: the call is on the connection it returns (its
+    /// fd), not on the listener it was made on.
+    Accept,
 }
 
 impl Class {
     /// Every class, as a `syscall` check may name it.
-    pub const ALL: [Class; 4] = [Class::Write, Class::Read, Class::Close, Class::Shutdown];
+    pub const ALL: [Class; 5] = [
+        Class::Write,
+        Class::Read,
+        Class::Close,
+        Class::Shutdown,
+        Class::Accept,
+    ];
 
     /// The name a suite writes for the whole class.
     pub fn name(self) -> &'static str {
@@ -33,6 +42,7 @@ impl Class {
             Class::Read => "read",
             Class::Close => "close",
             Class::Shutdown => "shutdown",
+            Class::Accept => "accept",
         }
     }
 }
@@ -80,6 +90,8 @@ pub const TRACED: &[Syscall] = &[
     call(libc::SYS_recvmmsg, "recvmmsg", Class::Read),
     call(libc::SYS_close, "close", Class::Close),
     call(libc::SYS_shutdown, "shutdown", Class::Shutdown),
+    call(libc::SYS_accept, "accept", Class::Accept),
+    call(libc::SYS_accept4, "accept4", Class::Accept),
     SPLICE,
 ];
 
@@ -99,6 +111,8 @@ pub const TRACED: &[Syscall] = &[
     call(libc::SYS_recvmmsg, "recvmmsg", Class::Read),
     call(libc::SYS_close, "close", Class::Close),
     call(libc::SYS_shutdown, "shutdown", Class::Shutdown),
+    call(libc::SYS_accept, "accept", Class::Accept),
+    call(libc::SYS_accept4, "accept4", Class::Accept),
     SPLICE,
 ];
 
@@ -213,9 +227,14 @@ mod tests {
         let unknown = Which::parse("ioctl").unwrap_err();
         assert!(unknown.contains("found `ioctl`"), "{unknown}");
         assert!(
-            unknown.contains("write, read, close, shutdown, writev"),
+            unknown.contains("write, read, close, shutdown, accept, writev"),
             "{unknown}"
         );
+        let accept4 = TRACED
+            .iter()
+            .find(|s| s.name == "accept4")
+            .expect("accept4");
+        assert!(Which::parse("accept").expect("accept").covers(accept4, 0));
     }
 
     #[test]

@@ -1379,11 +1379,21 @@ fn check_released(
                 ));
             }
         }
+        // A socket reset into CLOSE has no addresses left in the kernel;
+        // the program's traced calls on it, if any, knew them.
         held.extend(
             held_sockets
                 .iter()
                 .filter(|h| h.state != TcpState::Listen)
-                .map(ToString::to_string),
+                .map(|h| match (h.remote, view.calls()) {
+                    (None, Some(calls)) => match calls.addresses_of(h.inode) {
+                        Some((local, peer)) => {
+                            format!("{h} (was {local} <- {peer}, as its traced calls saw it)")
+                        }
+                        None => h.to_string(),
+                    },
+                    _ => h.to_string(),
+                }),
         );
         let fds = view.fd_count().map_err(unreadable)?;
         let verdict = verdict::judge_released(&held, fds, baseline.fds, within);

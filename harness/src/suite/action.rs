@@ -558,7 +558,7 @@ pub const CATALOG: &[ActionDef] = &[
         keyword: "syscall",
         kind: StepKind::Check,
         written: "syscall = \"write\", expect = \"EPIPE\"",
-        summary: "the program under test's own socket calls on its end of the connection that returned after this side's latest socket call began, or are still in flight (the program is traced: seccomp and ptrace): one or more with `expect`'s outcome (waiting up to `within`), or `count`/`at_most` of them over `within`; `write`, `read`, `close` and `shutdown` name every call of their kind (writev, sendmsg, sendfile, ...), or name one call (`sendmsg`)",
+        summary: "the program under test's own socket calls on its end of the connection that returned after this side's latest socket call began, or are still in flight (the program is traced: seccomp and ptrace): one or more with `expect`'s outcome (waiting up to `within`), or `count`/`at_most` of them over `within`; `write`, `read`, `close`, `shutdown` and `accept` name every call of their kind (writev, sendmsg, sendfile, accept4, ...), or name one call (`sendmsg`)",
         sides: ANY,
         on_connection: false,
         judged: false,

@@ -217,6 +217,8 @@ pub struct Held {
     pub local: Option<SocketAddr>,
     /// Its peer (none once it is closed or reset: the kernel forgets it).
     pub remote: Option<SocketAddr>,
+    /// Its inode, as the fd table links it (`socket:[inode]`).
+    pub inode: u64,
 }
 
 /// `fd 7: CLOSE_WAIT 127.0.0.1:8080 <- 127.0.0.1:41234`, or `pid 57 fd 7:
@@ -351,6 +353,7 @@ impl ProgramView {
                 }
                 held.push(match table.iter().find(|s| s.inode == inode) {
                     Some(socket) => Held {
+                        inode: inode.into(),
                         process,
                         fd,
                         state: socket.state,
@@ -358,6 +361,7 @@ impl ProgramView {
                         remote: (socket.state != TcpState::Listen).then_some(socket.remote),
                     },
                     None => Held {
+                        inode: inode.into(),
                         process,
                         fd,
                         state: TcpState::Close,

@@ -140,6 +140,10 @@ pub(super) unsafe fn trace_until(program: libc::pid_t, to_relay: RawFd, records:
             len: 0,
             to: records,
         };
+        // The threads inside an accept whose entry was sent: at its exit
+        // the new connection's socket is looked at too. A full table only
+        // loses that look (the accept is recorded all the same).
+        let mut accepting: [libc::pid_t; ACCEPTING] = [0; ACCEPTING];
         loop {
             let mut status = 0;
             // Records wait while more stops are pending, and go out in one
@@ -173,13 +177,24 @@ pub(super) unsafe fn trace_until(program: libc::pid_t, to_relay: RawFd, records:
             let event = (status >> 16) & 0xffff;
             let (request, deliver) = if event == libc::PTRACE_EVENT_SECCOMP {
                 // Only a socket call needs its exit stop.
-                if entered(tid, &mut batch) {
-                    (libc::PTRACE_SYSCALL, 0)
-                } else {
-                    (libc::PTRACE_CONT, 0)
+                match entered(tid, &mut batch) {
+                    Some(call) => {
+                        if call.class == Some(Class::Accept) {
+                            if let Some(slot) = accepting.iter_mut().find(|t| **t == 0) {
+                                *slot = tid;
+                            }
+                        }
+                        (libc::PTRACE_SYSCALL, 0)
+                    }
+                    None => (libc::PTRACE_CONT, 0),
                 }
             } else if signal == libc::SIGTRAP | 0x80 {
-                exited(tid, &mut batch);
+                let accepted = accepting.iter_mut().find(|t| **t == tid);
+                let accept = accepted.is_some();
+                if let Some(slot) = accepted {
+                    *slot = 0;
+                }
+                exited(tid, &mut batch, accept);
                 (libc::PTRACE_CONT, 0)
             } else if event == libc::PTRACE_EVENT_STOP {
                 // A group stop (SIGSTOP and the like) stays a stop until a
@@ -200,6 +215,10 @@ pub(super) unsafe fn trace_until(program: libc::pid_t, to_relay: RawFd, records:
         }
     }
 }
+
+/// Threads that may be inside a traced accept at once (see
+/// `trace_until`).
+const ACCEPTING: usize = 64;
 
 /// The `addr` argument of a ptrace request that takes none.
 const NULL: *mut libc::c_void = std::ptr::null_mut();
@@ -233,20 +252,16 @@ unsafe fn syscall_info(tid: libc::pid_t) -> Option<SyscallInfo> {
 
 /// At a seccomp stop: if the call is on a TCP socket, sends its entry
 /// record and says so (its exit is then wanted).
-unsafe fn entered(tid: libc::pid_t, batch: &mut Batch) -> bool {
+unsafe fn entered(tid: libc::pid_t, batch: &mut Batch) -> Option<&'static Syscall> {
     // SAFETY: raw syscalls on a stopped tracee and our own stack.
     unsafe {
         let mono_ns = monotonic_ns();
-        let Some(info) = syscall_info(tid) else {
-            return false;
-        };
+        let info = syscall_info(tid)?;
         if info.op != libc::PTRACE_SYSCALL_INFO_SECCOMP {
-            return false;
+            return None;
         }
         let nr = info.data[0] as i64;
-        let Some(call) = TRACED.iter().find(|s| s.nr == nr) else {
-            return false;
-        };
+        let call = TRACED.iter().find(|s| s.nr == nr)?;
         for (i, &arg) in call.fd_args.iter().enumerate() {
             if i > 0 && arg == call.fd_args[0] {
                 break;
@@ -261,15 +276,18 @@ unsafe fn entered(tid: libc::pid_t, batch: &mut Batch) -> bool {
                 record.fd = fd;
                 record.mono_ns = mono_ns;
                 batch.push(record);
-                return true;
+                return Some(call);
             }
         }
-        false
+        None
     }
 }
 
-/// At the exit stop of a call whose entry was sent: sends its result.
-unsafe fn exited(tid: libc::pid_t, batch: &mut Batch) {
+/// At the exit stop of a call whose entry was sent: sends its result;
+/// for an `accept` that returned a TCP connection, with that connection's
+/// socket (its peer is known now, and may not be at the program's next
+/// call, should the client reset it first).
+unsafe fn exited(tid: libc::pid_t, batch: &mut Batch, accept: bool) {
     // SAFETY: raw syscalls on a stopped tracee and our own stack.
     unsafe {
         let mono_ns = monotonic_ns();
@@ -280,9 +298,14 @@ unsafe fn exited(tid: libc::pid_t, batch: &mut Batch) {
             return;
         }
         let mut record: Record = std::mem::zeroed();
+        let ret = info.data[0] as i64;
+        if !(accept && ret >= 0 && socket_of(tid, ret, &mut record)) {
+            record = std::mem::zeroed();
+        }
         record.kind = EXIT;
         record.tid = tid;
-        record.ret = info.data[0] as i64;
+        record.ret = ret;
+        record.fd = ret;
         record.mono_ns = mono_ns;
         batch.push(record);
     }
@@ -457,7 +480,7 @@ impl TracedCall {
             CallResult::eof(0)
         } else {
             CallResult::ok(
-                if self.class() == Class::Close || self.class() == Class::Shutdown {
+                if matches!(self.class(), Class::Close | Class::Shutdown | Class::Accept) {
                     0
                 } else {
                     ret as u64
@@ -475,7 +498,12 @@ impl TracedCall {
             },
             None => "in flight".to_string(),
         };
-        format!("{}(fd {}) = {result}", self.call.name, self.fd)
+        match (self.class(), &self.ended) {
+            (Class::Accept, Some((_, ret))) if *ret >= 0 => {
+                format!("{}() = fd {ret}", self.call.name)
+            }
+            _ => format!("{}(fd {}) = {result}", self.call.name, self.fd),
+        }
     }
 }
 
@@ -512,6 +540,16 @@ impl Calls {
             .filter(|c| inodes.contains(&c.inode))
             .cloned()
             .collect()
+    }
+
+    /// The addresses the socket with `inode` had when one of its traced
+    /// calls was made (local, peer): for a socket reset into CLOSE, which
+    /// the kernel no longer lists, the connection it was.
+    pub fn addresses_of(&self, inode: u64) -> Option<(SocketAddr, SocketAddr)> {
+        self.lock()
+            .iter()
+            .filter(|c| c.inode == inode)
+            .find_map(|c| c.local.zip(c.peer))
     }
 
     /// How many calls were traced, on any socket.
@@ -616,6 +654,14 @@ fn take(
             }
             let call = &mut list[at];
             call.ended = Some((instant(raw.mono_ns), raw.ret));
+            // An accept's exit names the connection it returned: the call
+            // is on that connection from now on, not on the listener.
+            if raw.inode != 0 {
+                call.fd = raw.fd;
+                call.inode = raw.inode;
+                call.local = address(&raw.local, raw.local_len);
+                call.peer = address(&raw.peer, raw.peer_len);
+            }
             let (began, text) = (call.began, format!("traced {}", call.describe()));
             drop(list);
             route.push(began, Some(side), EventKind::Note { text });
