@@ -155,6 +155,10 @@ pub struct SocketSnapshot {
     /// `Send-Q` as `ss` shows it: bytes sent and not yet acknowledged, or for
     /// a listener its backlog.
     pub send_q: u32,
+    /// The socket's cookie (`idiag_cookie`, what `SO_COOKIE` returns): one
+    /// value for the socket's whole life, given to it before any process
+    /// accepted it (when its inode is still 0).
+    pub cookie: u64,
 }
 
 /// A sock_diag netlink socket bound to the network namespace of the thread
@@ -423,6 +427,18 @@ fn snapshot(payload: &[u8]) -> Result<SocketSnapshot, ObserveError> {
         inode: header.inode,
         recv_q: header.recv_queue,
         send_q: header.send_queue,
+        // Two 32-bit halves in the kernel's byte order, low half first.
+        cookie: u64::from(u32::from_ne_bytes([
+            id.cookie[0],
+            id.cookie[1],
+            id.cookie[2],
+            id.cookie[3],
+        ])) | (u64::from(u32::from_ne_bytes([
+            id.cookie[4],
+            id.cookie[5],
+            id.cookie[6],
+            id.cookie[7],
+        ])) << 32),
     })
 }
 

@@ -99,6 +99,9 @@ struct Table {
     /// For a program under test that plays a side and connects: the port
     /// it connects to, indexed by [`Side`].
     connectors: [Option<u16>; 3],
+    /// The cookie of a program's end of a connection, indexed by
+    /// [`Socket::index`], looked up when the connection was made.
+    cookies: [Option<u64>; 4],
 }
 
 #[derive(Debug, Default)]
@@ -180,6 +183,17 @@ impl Sockets {
     /// from the script's 4-tuple.
     pub fn program_connects(&self, side: Side, port: u16) {
         self.lock().connectors[side as usize] = Some(port);
+    }
+
+    /// Notes (or forgets) the cookie of the program's end `socket` of the
+    /// connection just made.
+    pub fn set_cookie(&self, socket: Socket, cookie: Option<u64>) {
+        self.lock().cookies[socket.index()] = cookie;
+    }
+
+    /// The cookie of the program's end `socket`, when it was found.
+    pub fn cookie(&self, socket: Socket) -> Option<u64> {
+        self.lock().cookies[socket.index()]
     }
 
     /// Where `side` (a script, or the program playing it) listens, while

@@ -1152,6 +1152,11 @@ fn run_step(
                     shared.changed.notify_all();
                 }
             }
+            if matches!(socket_call, crate::suite::SocketCall::Connect { .. })
+                && call.result.outcome == Outcome::Ok
+            {
+                remember_program_end(shared, diag);
+            }
             if until.is_some_and(|until| until.contains(&call.result.outcome)) {
                 return Ok(Flow::UntilReached);
             }
@@ -1282,7 +1287,8 @@ fn check_syscall(
     let until = later(ask.within.unwrap_or_default());
     loop {
         let tuple = shared.sockets.locate(socket);
-        let on = tuple.map_or_else(Vec::new, |(local, peer)| traced.on(local, peer));
+        let cookie = shared.sockets.cookie(socket);
+        let on = tuple.map_or_else(Vec::new, |(local, peer)| traced.on(local, peer, cookie));
         let named: Vec<&sut::TracedCall> = on
             .iter()
             .filter(|c| since.is_none_or(|s| c.ended.is_none_or(|(end, _)| end >= s)))
@@ -1379,20 +1385,26 @@ fn check_released(
                 ));
             }
         }
-        // A socket reset into CLOSE has no addresses left in the kernel;
-        // the program's traced calls on it, if any, knew them.
+        // A socket reset into CLOSE has no addresses left in the kernel:
+        // name the connection it was from the program's traced calls on it,
+        // or from its cookie, which hangup noted when the connection was
+        // made.
+        let was = |inode: u64| {
+            let calls = view.calls()?;
+            calls.addresses_of(inode).or_else(|| {
+                let cookie = calls.cookie_of(inode)?;
+                (shared.sockets.cookie(Socket::Server) == Some(cookie))
+                    .then(|| shared.sockets.locate(Socket::Server))
+                    .flatten()
+            })
+        };
         held.extend(
             held_sockets
                 .iter()
                 .filter(|h| h.state != TcpState::Listen)
-                .map(|h| match (h.remote, view.calls()) {
-                    (None, Some(calls)) => match calls.addresses_of(h.inode) {
-                        Some((local, peer)) => {
-                            format!("{h} (was {local} <- {peer}, as its traced calls saw it)")
-                        }
-                        None => h.to_string(),
-                    },
-                    _ => h.to_string(),
+                .map(|h| match h.remote.map_or_else(|| was(h.inode), |_| None) {
+                    Some((local, peer)) => format!("{h} (was {local} <- {peer})"),
+                    None => h.to_string(),
                 }),
         );
         let fds = view.fd_count().map_err(unreadable)?;
@@ -1456,6 +1468,29 @@ enum Unsettled {
     Unobservable(String),
     /// The case ended while polling.
     CaseEnded,
+}
+
+/// After a script's connect, when the case traces a program that plays the
+/// server: looks up the program's end of the new connection (it is in the
+/// kernel's table from the handshake on, before the program accepts it) and
+/// notes its cookie. The program's traced calls carry the same cookie, so
+/// they are tied to the connection even when the client reset it before
+/// the program's first call, which then finds no peer address to report.
+fn remember_program_end(shared: &Shared, diag: &mut Option<SockDiag>) {
+    let serves = shared
+        .case
+        .program
+        .as_ref()
+        .is_some_and(|p| p.role == Side::Server);
+    if !serves || !shared.case.traces_program() {
+        return;
+    }
+    let end = Socket::Server;
+    let cookie = shared.sockets.locate(end).and_then(|(local, remote)| {
+        let diag = opened(diag).ok()?;
+        diag.find(local, remote).ok().flatten().map(|s| s.cookie)
+    });
+    shared.sockets.set_cookie(end, cookie.filter(|&c| c != 0));
 }
 
 /// Samples the accept queue of each listed side's listener until every

@@ -67,6 +67,8 @@ pub(super) struct Record {
     mono_ns: u64,
     /// The socket's inode (entry).
     inode: u64,
+    /// The socket's cookie (`SO_COOKIE`, entry).
+    cookie: u64,
     local_len: u32,
     peer_len: u32,
     /// `getsockname` (entry): a `sockaddr_in` or `sockaddr_in6`.
@@ -396,6 +398,18 @@ unsafe fn socket_of(tid: libc::pid_t, fd: i64, record: &mut Record) -> bool {
             && protocol == libc::IPPROTO_TCP;
         if tcp {
             record.inode = stat.st_ino;
+            let mut cookie: u64 = 0;
+            let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+            if libc::getsockopt(
+                copy,
+                libc::SOL_SOCKET,
+                libc::SO_COOKIE,
+                (&raw mut cookie).cast(),
+                &mut len,
+            ) == 0
+            {
+                record.cookie = cookie;
+            }
             let mut len = record.local.len() as libc::socklen_t;
             if libc::getsockname(copy, record.local.as_mut_ptr().cast(), &mut len) == 0 {
                 record.local_len = len;
@@ -449,6 +463,9 @@ pub struct TracedCall {
     /// The socket's inode: one socket across its calls, also once a reset
     /// made the kernel forget its peer.
     pub inode: u64,
+    /// The socket's cookie (`SO_COOKIE`): what hangup can learn of the
+    /// program's end of a connection before the program touches it.
+    pub cookie: u64,
     /// The socket's own address.
     pub local: Option<SocketAddr>,
     /// Its peer's, while the kernel knows it.
@@ -527,13 +544,17 @@ impl Calls {
     }
 
     /// The calls on the connection whose program end is `local` with peer
-    /// `peer`: those the kernel gave these addresses, and those on the same
-    /// socket (by inode) once a reset made it forget its peer.
-    pub fn on(&self, local: SocketAddr, peer: SocketAddr) -> Vec<TracedCall> {
+    /// `peer`, or has `cookie` (looked up when the connection was made):
+    /// those the kernel gave these addresses or that cookie, and those on
+    /// the same socket (by inode), whatever the kernel still knew of it.
+    pub fn on(&self, local: SocketAddr, peer: SocketAddr, cookie: Option<u64>) -> Vec<TracedCall> {
         let list = self.lock();
         let inodes: Vec<u64> = list
             .iter()
-            .filter(|c| c.local == Some(local) && c.peer == Some(peer))
+            .filter(|c| {
+                (c.local == Some(local) && c.peer == Some(peer))
+                    || cookie.is_some_and(|k| k != 0 && c.cookie == k)
+            })
             .map(|c| c.inode)
             .collect();
         list.iter()
@@ -550,6 +571,14 @@ impl Calls {
             .iter()
             .filter(|c| c.inode == inode)
             .find_map(|c| c.local.zip(c.peer))
+    }
+
+    /// The cookie of the socket with `inode`, from its traced calls.
+    pub fn cookie_of(&self, inode: u64) -> Option<u64> {
+        self.lock()
+            .iter()
+            .find(|c| c.inode == inode && c.cookie != 0)
+            .map(|c| c.cookie)
     }
 
     /// How many calls were traced, on any socket.
@@ -636,6 +665,7 @@ fn take(
                 fd_arg: raw.fd_arg as u8,
                 fd: raw.fd,
                 inode: raw.inode,
+                cookie: raw.cookie,
                 local: address(&raw.local, raw.local_len),
                 peer: address(&raw.peer, raw.peer_len),
                 began: instant(raw.mono_ns),
@@ -659,6 +689,7 @@ fn take(
             if raw.inode != 0 {
                 call.fd = raw.fd;
                 call.inode = raw.inode;
+                call.cookie = raw.cookie;
                 call.local = address(&raw.local, raw.local_len);
                 call.peer = address(&raw.peer, raw.peer_len);
             }
@@ -676,7 +707,7 @@ mod tests {
 
     #[test]
     fn a_record_fits_a_pipe_write_whole() {
-        assert_eq!(RECORD_SIZE, 112);
+        assert_eq!(RECORD_SIZE, 120);
     }
 
     #[test]
