@@ -30,6 +30,7 @@
 //! of a connection still in the accept queue (found through the listener),
 //! CLOSE for a connect that failed.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -102,7 +103,18 @@ struct Table {
     /// The cookie of a program's end of a connection, indexed by
     /// [`Socket::index`], looked up when the connection was made.
     cookies: [Option<u64>; 4],
+    /// Every connection whose program end's cookie was noted, oldest
+    /// first, as (cookie, (program's local, peer)): a socket reset into
+    /// CLOSE keeps its cookie but not its addresses, so this is how a
+    /// leak soak names each leaked connection, not just the latest on a
+    /// socket. At most [`CONNECTIONS_KEPT`].
+    connections: VecDeque<(u64, (SocketAddr, SocketAddr))>,
 }
+
+/// Connections named by cookie that a case keeps (see
+/// `Table::connections`): more than any suite's connections, whose
+/// request loops are bounded, and a few hundred KiB at most.
+const CONNECTIONS_KEPT: usize = 8192;
 
 #[derive(Debug, Default)]
 struct Entry {
@@ -186,9 +198,33 @@ impl Sockets {
     }
 
     /// Notes (or forgets) the cookie of the program's end `socket` of the
-    /// connection just made.
-    pub fn set_cookie(&self, socket: Socket, cookie: Option<u64>) {
-        self.lock().cookies[socket.index()] = cookie;
+    /// connection just made, whose addresses (program's local, peer) are
+    /// `tuple`.
+    pub fn set_cookie(
+        &self,
+        socket: Socket,
+        cookie: Option<u64>,
+        tuple: Option<(SocketAddr, SocketAddr)>,
+    ) {
+        let mut table = self.lock();
+        table.cookies[socket.index()] = cookie;
+        if let (Some(cookie), Some(tuple)) = (cookie, tuple) {
+            if table.connections.len() == CONNECTIONS_KEPT {
+                table.connections.pop_front();
+            }
+            table.connections.push_back((cookie, tuple));
+        }
+    }
+
+    /// The connection (program's local, peer) whose program end had
+    /// `cookie`, among all those noted by [`Sockets::set_cookie`].
+    pub fn connection_with_cookie(&self, cookie: u64) -> Option<(SocketAddr, SocketAddr)> {
+        self.lock()
+            .connections
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == cookie)
+            .map(|(_, tuple)| *tuple)
     }
 
     /// The cookie of the program's end `socket`, when it was found.

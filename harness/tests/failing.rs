@@ -508,6 +508,23 @@ fn a_leak_soak_names_every_socket_the_program_leaked() {
     drop(dir);
 }
 
+/// A traced program that keeps sockets reset before it accepted them: the
+/// failure names each leaked connection, from the cookie hangup noted when
+/// that connection was made (not only the latest connection's).
+#[test]
+fn a_traced_leak_names_each_leaked_connection() {
+    let (code, stdout, cases, dir) = run_broken("released_traced_many.toml");
+    assert_eq!(code, Some(1), "{stdout}");
+    let summary = cases[0]["summary"].as_str().expect("a summary");
+    let named: std::collections::BTreeSet<&str> = summary
+        .split("(was 127.0.0.1:9000 <- ")
+        .skip(1)
+        .filter_map(|rest| rest.split(')').next())
+        .collect();
+    assert_eq!(named.len(), 3, "{summary}");
+    drop(dir);
+}
+
 /// Each deliberately broken fixture makes the suite its correct twin passes
 /// (`fixtures/suites/`) fail, and the report names the cause.
 #[rstest]

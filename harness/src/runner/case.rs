@@ -1393,9 +1393,7 @@ fn check_released(
             let calls = view.calls()?;
             calls.addresses_of(inode).or_else(|| {
                 let cookie = calls.cookie_of(inode)?;
-                (shared.sockets.cookie(Socket::Server) == Some(cookie))
-                    .then(|| shared.sockets.locate(Socket::Server))
-                    .flatten()
+                shared.sockets.connection_with_cookie(cookie)
             })
         };
         held.extend(
@@ -1486,11 +1484,14 @@ fn remember_program_end(shared: &Shared, diag: &mut Option<SockDiag>) {
         return;
     }
     let end = Socket::Server;
-    let cookie = shared.sockets.locate(end).and_then(|(local, remote)| {
+    let tuple = shared.sockets.locate(end);
+    let cookie = tuple.and_then(|(local, remote)| {
         let diag = opened(diag).ok()?;
         diag.find(local, remote).ok().flatten().map(|s| s.cookie)
     });
-    shared.sockets.set_cookie(end, cookie.filter(|&c| c != 0));
+    shared
+        .sockets
+        .set_cookie(end, cookie.filter(|&c| c != 0), tuple);
 }
 
 /// Samples the accept queue of each listed side's listener until every
