@@ -36,6 +36,7 @@
 
 #![warn(missing_docs)]
 
+pub mod fault;
 pub mod model;
 pub mod observe;
 pub mod peer;

@@ -8,11 +8,13 @@
 
 pub mod errno;
 mod outcome;
+pub mod packet;
 pub mod side;
 pub mod syscall;
 pub mod tcp_state;
 
 pub use errno::Errno;
 pub use outcome::{CallResult, Outcome, PollEvents};
+pub use packet::{Reject, TcpFlags, Verdict};
 pub use side::{Link, Side, Socket};
 pub use tcp_state::TcpState;

@@ -1,0 +1,105 @@
+//! What the network does wrong: packets dropped or rejected inside a case's
+//! namespace, by who sends them, their TCP flags, whether they carry data,
+//! and a probability.
+//!
+//! # How
+//!
+//! Rules go into the kernel's nf_tables, in a table of the case's own
+//! network namespace, over netlink (no `nft` binary: hangup runs no
+//! external tools). The messages are encoded by **netlink-packet-netfilter**
+//! (rust-netlink, MIT, pure Rust, the same family as the netlink crates
+//! hangup already uses). The alternatives were weighed in
+//! `docs/faults-research.md`: rustables is GPL-3 and needs libclang to
+//! build, nftnl links the GPL libnftnl, the `nftables` crate runs `nft`,
+//! and neli has no nf_tables types. The crate types every expression a
+//! rule here needs but `reject` and `counter`, which go through its
+//! `Expressions::Other` with the attributes of
+//! `linux/netfilter/nf_tables.h`; `tests` read each rule back from the
+//! kernel and compare.
+//!
+//! Why these choices (each checked on Linux 6.18, rootless):
+//! - **The input hook**, not output. A packet dropped on its way out fails
+//!   inside its sender (the netfilter drop is an `EPERM` from
+//!   `ip_local_out`, which TCP sees and counts as `TCPRetransFail`), which
+//!   no packet lost on a wire does. Dropped on its way in, the sender's
+//!   kernel believes it went out, as a paused host or a silent firewall
+//!   makes it. `reject` works in this hook too.
+//! - **The owner flag on the table** (`NFT_TABLE_F_OWNER`): the kernel
+//!   deletes the table when the netlink socket that made it closes, so a
+//!   case's faults are gone with its [`Faults`], whatever way the case
+//!   ended (and the namespace goes with the case anyway).
+//! - **Stateless rules** (no conntrack): nothing of a connection's history
+//!   decides a packet's fate, only what the suite wrote.
+//! - **A counter on every rule**: the report says how many packets each
+//!   fault took, as the kernel counted them.
+//! - **A probability from `meta random`**: a uniform 32-bit value, compared
+//!   byte by byte (`cmp` is a memcmp) with the threshold's big-endian bytes;
+//!   uniform bits make that true with exactly threshold / 2^32, whatever
+//!   the host's byte order, so no `byteorder` expression is needed.
+//! - **Every acknowledgement read** before the socket is used again or
+//!   closed: a batch's outcome is only known from them.
+//!
+//! On one namespace's loopback every packet passes the input hook once, on
+//! its way to its receiver, so who sent it is told by its ports: the
+//! runner turns "what the client sends" into "TCP to the port the client
+//! connects to" and "TCP from the port the server listens on" (see
+//! `runner`), and this module only knows ports.
+
+mod nft;
+
+use std::io;
+
+use crate::model::{TcpFlags, Verdict};
+
+pub use nft::Faults;
+
+/// Which packets a rule takes, by one of their ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// TCP from this port (what a listener's connections send).
+    Source(u16),
+    /// TCP to this port (what a connecting side sends its peer).
+    Destination(u16),
+}
+
+/// One rule: the packets it matches and what becomes of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Filter {
+    /// By port.
+    pub port: Port,
+    /// Exactly these of FIN, SYN, RST and ACK set, the others clear.
+    pub flags: Option<TcpFlags>,
+    /// `Some(false)`: only segments without data (a bare ACK);
+    /// `Some(true)`: only segments with data.
+    pub data: Option<bool>,
+    /// The chance, over 0 and at most 1, that a matching packet is taken.
+    pub probability: Option<f64>,
+    /// What becomes of it.
+    pub verdict: Verdict,
+}
+
+/// Why a fault could not be put in place or taken away.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    /// The netlink socket failed.
+    #[error("nf_tables: {doing}: {source}")]
+    Io {
+        /// What hangup was doing.
+        doing: &'static str,
+        /// The socket's error.
+        source: io::Error,
+    },
+    /// The kernel refused a message.
+    #[error("nf_tables refused {what}: {source}{hint}")]
+    Refused {
+        /// Which message.
+        what: String,
+        /// The kernel's errno.
+        source: io::Error,
+        /// What to do about it, when known.
+        hint: &'static str,
+    },
+    /// The kernel's answer made no sense.
+    #[error("nf_tables: {0}")]
+    Malformed(String),
+}

@@ -1,0 +1,773 @@
+//! The nf_tables messages for [`Filter`]s, and the netlink exchange that
+//! puts them in the kernel, counts what they took, and takes them away.
+
+use std::time::Duration;
+
+use netlink_packet_core::{
+    DefaultNla, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_REQUEST,
+    NetlinkMessage, NetlinkPayload, Nla as _,
+};
+use netlink_packet_netfilter::nftables::{
+    Bitwise, ChainAttribute, ChainMessage, Cmp, DataAttribute, ExpressionAttribute, Expressions,
+    Hook, Immediate, InetHookNumber, ListAttribute, Meta, MetaKey, NfTablesMessage, Operator,
+    Payload, Register, RuleAttribute, RuleMessage, TableAttribute, TableFlags, TableMessage,
+    Verdict as NftVerdict, VerdictAttribute,
+};
+use netlink_packet_netfilter::none::ControlMessage;
+use netlink_packet_netfilter::{
+    NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
+};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
+use nix::libc;
+
+use super::{FaultError, Filter, Port};
+use crate::model::{Reject, Verdict};
+
+/// The table and chain every case's rules go in.
+const TABLE: &str = "hangup";
+const CHAIN: &str = "faults";
+
+/// How long the kernel may take to answer a batch: it answers at once, so
+/// this only keeps a lost answer from hanging the case.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+// From linux/netfilter/nf_tables.h and linux/netfilter.h.
+const NFPROTO_IPV4: u8 = 2;
+const NFPROTO_IPV6: u8 = 10;
+const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
+const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
+const NF_DROP: u32 = 0;
+const NF_ACCEPT: u32 = 1;
+const NFTA_REJECT_TYPE: u16 = 1;
+const NFTA_REJECT_ICMP_CODE: u16 = 2;
+const NFT_REJECT_TCP_RST: u32 = 1;
+const NFT_REJECT_ICMPX_UNREACH: u32 = 2;
+const NFT_REJECT_ICMPX_PORT_UNREACH: u8 = 1;
+const NFT_REJECT_ICMPX_HOST_UNREACH: u8 = 2;
+const NFT_REJECT_ICMPX_ADMIN_PROHIBITED: u8 = 3;
+const NFTA_COUNTER_PACKETS: u16 = 2;
+
+/// A case's faults: one nfnetlink socket in the case's namespace, and the
+/// table it owns (made at the first rule, gone when this is dropped).
+pub struct Faults {
+    socket: Socket,
+    sequence: u32,
+    table_made: bool,
+    buffer: Vec<u8>,
+}
+
+impl Faults {
+    /// Opens an nfnetlink socket in the calling thread's network namespace:
+    /// call it on a thread of the case.
+    pub fn open() -> Result<Faults, FaultError> {
+        let io = |doing| move |source| FaultError::Io { doing, source };
+        let mut socket = Socket::new(NETLINK_NETFILTER).map_err(io("opening a netlink socket"))?;
+        socket
+            .bind_auto()
+            .map_err(io("binding the netlink socket"))?;
+        socket
+            .connect(&SocketAddr::new(0, 0))
+            .map_err(io("connecting the netlink socket"))?;
+        let timeout = libc::timeval {
+            tv_sec: ANSWER_TIMEOUT.as_secs() as libc::time_t,
+            tv_usec: 0,
+        };
+        nix::sys::socket::setsockopt(
+            &socket,
+            nix::sys::socket::sockopt::ReceiveTimeout,
+            &timeout.into(),
+        )
+        .map_err(|e| FaultError::Io {
+            doing: "setting the netlink socket's receive timeout",
+            source: e.into(),
+        })?;
+        Ok(Faults {
+            socket,
+            sequence: 0,
+            table_made: false,
+            buffer: vec![0; 64 * 1024],
+        })
+    }
+
+    /// Puts `filters` in the kernel, after any rules already there, in one
+    /// batch (all or none); returns each rule's handle, in order.
+    pub fn install(&mut self, filters: &[Filter]) -> Result<Vec<u64>, FaultError> {
+        let mut batch = Vec::new();
+        if !self.table_made {
+            batch.push((
+                "the table".to_string(),
+                NfTablesMessage::NewTable(TableMessage {
+                    attributes: vec![
+                        TableAttribute::Name(TABLE.into()),
+                        TableAttribute::Flags(TableFlags::Owner),
+                    ],
+                }),
+                NLM_F_CREATE,
+            ));
+            batch.push((
+                "the input chain".to_string(),
+                NfTablesMessage::NewChain(ChainMessage {
+                    attributes: vec![
+                        ChainAttribute::Table(TABLE.into()),
+                        ChainAttribute::Name(CHAIN.into()),
+                        ChainAttribute::Type("filter".into()),
+                        ChainAttribute::Hook(vec![
+                            Hook::Number(InetHookNumber::LocalIn.into()),
+                            Hook::Priority(0),
+                        ]),
+                        ChainAttribute::Policy(NF_ACCEPT),
+                    ],
+                }),
+                NLM_F_CREATE,
+            ));
+        }
+        for (i, filter) in filters.iter().enumerate() {
+            for rule in rules(filter) {
+                batch.push((
+                    format!("rule {} ({filter:?})", i + 1),
+                    NfTablesMessage::NewRule(RuleMessage {
+                        attributes: vec![
+                            RuleAttribute::Table(TABLE.into()),
+                            RuleAttribute::Chain(CHAIN.into()),
+                            RuleAttribute::Expressions(rule),
+                        ],
+                    }),
+                    NLM_F_CREATE | NLM_F_APPEND | NLM_F_ECHO,
+                ));
+            }
+        }
+        let echoed = self.batch(batch)?;
+        self.table_made = true;
+        Ok(echoed
+            .iter()
+            .filter_map(|message| match message {
+                NfTablesMessage::NewRule(rule) => handle(rule),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Takes the rules with these handles out of the kernel, in one batch.
+    pub fn remove(&mut self, handles: &[u64]) -> Result<(), FaultError> {
+        let batch = handles
+            .iter()
+            .map(|&h| {
+                (
+                    format!("removing rule {h}"),
+                    NfTablesMessage::DeleteRule(RuleMessage {
+                        attributes: vec![
+                            RuleAttribute::Table(TABLE.into()),
+                            RuleAttribute::Chain(CHAIN.into()),
+                            RuleAttribute::Handle(h),
+                        ],
+                    }),
+                    0,
+                )
+            })
+            .collect();
+        self.batch(batch).map(drop)
+    }
+
+    /// Every rule in the case's chain, as the kernel reads it back.
+    pub fn rules(&mut self) -> Result<Vec<RuleMessage>, FaultError> {
+        if !self.table_made {
+            return Ok(Vec::new());
+        }
+        let request = RuleMessage {
+            attributes: vec![
+                RuleAttribute::Table(TABLE.into()),
+                RuleAttribute::Chain(CHAIN.into()),
+            ],
+        };
+        let sequence = self.next_sequence();
+        let bytes = encode(
+            NetfilterProtoFamily::Inet,
+            NfTablesMessage::GetRule(request),
+            NLM_F_REQUEST | NLM_F_DUMP,
+            sequence,
+        );
+        self.send(&bytes)?;
+        let mut rules = Vec::new();
+        loop {
+            for message in self.receive()? {
+                if message.header.sequence_number != sequence {
+                    continue;
+                }
+                match message.payload {
+                    NetlinkPayload::Done(_) => return Ok(rules),
+                    NetlinkPayload::Error(e) => {
+                        if let Some(code) = e.code {
+                            return Err(refused("the rule dump".into(), -code.get()));
+                        }
+                    }
+                    NetlinkPayload::InnerMessage(NetfilterMessage {
+                        inner: NetfilterMessageInner::NfTables(NfTablesMessage::NewRule(rule)),
+                        ..
+                    }) => rules.push(rule),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// How many packets the rules with these handles took, by the kernel's
+    /// counters.
+    pub fn packets(&mut self, handles: &[u64]) -> Result<u64, FaultError> {
+        Ok(self
+            .rules()?
+            .iter()
+            .filter(|rule| handle(rule).is_some_and(|h| handles.contains(&h)))
+            .map(counted_packets)
+            .sum())
+    }
+
+    fn next_sequence(&mut self) -> u32 {
+        self.sequence = self.sequence.wrapping_add(1);
+        self.sequence
+    }
+
+    /// Sends `messages` as one nf_tables batch, each asking for an
+    /// acknowledgement, and reads every answer: the echoed messages, in
+    /// order, or the first refusal.
+    fn batch(
+        &mut self,
+        messages: Vec<(String, NfTablesMessage, u16)>,
+    ) -> Result<Vec<NfTablesMessage>, FaultError> {
+        if messages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let subsystem = libc::NFNL_SUBSYS_NFTABLES as u16;
+        let begin = self.next_sequence();
+        let mut bytes = encode_control(ControlMessage::BatchBegin, subsystem, begin);
+        let mut pending = Vec::new();
+        for (what, message, flags) in messages {
+            let sequence = self.next_sequence();
+            bytes.extend(encode(
+                NetfilterProtoFamily::Inet,
+                message,
+                NLM_F_REQUEST | NLM_F_ACK | flags,
+                sequence,
+            ));
+            pending.push((sequence, what));
+        }
+        let end = self.next_sequence();
+        bytes.extend(encode_control(ControlMessage::BatchEnd, subsystem, end));
+        self.send(&bytes)?;
+
+        let mut echoed = Vec::new();
+        let mut refusal = None;
+        while !pending.is_empty() {
+            for message in self.receive()? {
+                let sequence = message.header.sequence_number;
+                match message.payload {
+                    NetlinkPayload::Error(e) => {
+                        let Some(at) = pending.iter().position(|(s, _)| *s == sequence) else {
+                            continue;
+                        };
+                        let (_, what) = pending.remove(at);
+                        if let (Some(code), None) = (e.code, &refusal) {
+                            refusal = Some(refused(what, -code.get()));
+                        }
+                    }
+                    NetlinkPayload::InnerMessage(NetfilterMessage {
+                        inner: NetfilterMessageInner::NfTables(inner),
+                        ..
+                    }) => echoed.push(inner),
+                    _ => {}
+                }
+            }
+        }
+        match refusal {
+            Some(error) => Err(error),
+            None => Ok(echoed),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> Result<(), FaultError> {
+        self.socket
+            .send(bytes, 0)
+            .map(drop)
+            .map_err(|source| FaultError::Io {
+                doing: "sending to nf_tables",
+                source,
+            })
+    }
+
+    /// One datagram's messages.
+    fn receive(&mut self) -> Result<Vec<NetlinkMessage<NetfilterMessage>>, FaultError> {
+        let received = loop {
+            match self.socket.recv(&mut &mut self.buffer[..], 0) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        }
+        .map_err(|source| FaultError::Io {
+            doing: "reading nf_tables' answer",
+            source,
+        })?;
+        let mut at = &self.buffer[..received.min(self.buffer.len())];
+        let mut messages = Vec::new();
+        while at.len() >= 16 {
+            let length = u32::from_ne_bytes([at[0], at[1], at[2], at[3]]) as usize;
+            if length < 16 || length > at.len() {
+                return Err(FaultError::Malformed(format!(
+                    "a message of {length} bytes in a datagram of {} left",
+                    at.len()
+                )));
+            }
+            let message = NetlinkMessage::<NetfilterMessage>::deserialize(&at[..length])
+                .map_err(|e| FaultError::Malformed(format!("an unreadable answer: {e}")))?;
+            messages.push(message);
+            at = &at[length.next_multiple_of(4).min(at.len())..];
+        }
+        Ok(messages)
+    }
+}
+
+/// The handle the kernel gave a rule.
+fn handle(rule: &RuleMessage) -> Option<u64> {
+    rule.attributes.iter().find_map(|a| match a {
+        RuleAttribute::Handle(h) => Some(*h),
+        _ => None,
+    })
+}
+
+/// What a rule's counter expression counted, in packets.
+fn counted_packets(rule: &RuleMessage) -> u64 {
+    let expressions = rule.attributes.iter().find_map(|a| match a {
+        RuleAttribute::Expressions(e) => Some(e),
+        _ => None,
+    });
+    expressions
+        .into_iter()
+        .flatten()
+        .filter_map(|list| match list {
+            ListAttribute::Element(attributes) => Some(attributes),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|attribute| match attribute {
+            ExpressionAttribute::Data(Expressions::Other {
+                expression_type,
+                attributes,
+            }) if expression_type == "counter" => Some(attributes),
+            _ => None,
+        })
+        .flatten()
+        .filter(|nla| nla.kind() == NFTA_COUNTER_PACKETS)
+        .map(|nla| {
+            let mut value = [0u8; 8];
+            nla.emit_value(&mut value);
+            u64::from_be_bytes(value)
+        })
+        .sum()
+}
+
+fn refused(what: String, errno: i32) -> FaultError {
+    let hint = match errno {
+        libc::EPERM => {
+            " (hangup lacks CAP_NET_ADMIN in the case's namespace: is it in its own user namespace?)"
+        }
+        libc::ENOENT | libc::EOPNOTSUPP => {
+            " (this kernel lacks an nf_tables feature a fault needs: CONFIG_NF_TABLES_INET, NFT_REJECT_INET and NFT_COUNTER built in or loaded)"
+        }
+        _ => "",
+    };
+    FaultError::Refused {
+        what,
+        source: std::io::Error::from_raw_os_error(errno),
+        hint,
+    }
+}
+
+fn encode(
+    family: NetfilterProtoFamily,
+    message: NfTablesMessage,
+    flags: u16,
+    sequence: u32,
+) -> Vec<u8> {
+    let mut message = NetlinkMessage::from(NetfilterMessage::new(
+        NetfilterHeader::new(family, 0, 0),
+        message,
+    ));
+    message.header.flags = flags;
+    message.header.sequence_number = sequence;
+    message.finalize();
+    let mut bytes = vec![0; message.buffer_len()];
+    message.serialize(&mut bytes);
+    bytes
+}
+
+fn encode_control(message: ControlMessage, subsystem: u16, sequence: u32) -> Vec<u8> {
+    let mut message = NetlinkMessage::from(NetfilterMessage::new(
+        NetfilterHeader::new(NetfilterProtoFamily::Unspec, 0, subsystem),
+        message,
+    ));
+    message.header.flags = NLM_F_REQUEST;
+    message.header.sequence_number = sequence;
+    message.finalize();
+    let mut bytes = vec![0; message.buffer_len()];
+    message.serialize(&mut bytes);
+    bytes
+}
+
+type Expression = ListAttribute<ExpressionAttribute>;
+
+/// The rules for one filter: one, or, to tell segments with data from
+/// those without, one per IP version and TCP header length (nf_tables
+/// cannot subtract the header lengths from the packet's; it can compare
+/// each against the lengths a header of that size gives).
+fn rules(filter: &Filter) -> Vec<Vec<Expression>> {
+    let mut head = vec![
+        load_meta(MetaKey::L4Proto),
+        equal(vec![libc::IPPROTO_TCP as u8]),
+    ];
+    let (offset, port) = match filter.port {
+        Port::Source(p) => (0, p),
+        Port::Destination(p) => (2, p),
+    };
+    head.push(load_payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset, 2));
+    head.push(equal(port.to_be_bytes().to_vec()));
+    if let Some(flags) = filter.flags {
+        head.push(load_payload(NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1));
+        head.push(mask(0x17));
+        head.push(equal(vec![flags.0 & 0x17]));
+    }
+    let mut tail = Vec::new();
+    if let Some(p) = filter.probability.filter(|p| *p < 1.0) {
+        // meta random is uniform over all 32 bits: its bytes, compared as
+        // memcmp compares, are below the threshold's big-endian bytes with
+        // probability threshold / 2^32.
+        let threshold = (p * 4_294_967_296.0).round().clamp(1.0, 4_294_967_295.0) as u32;
+        tail.push(load_meta(MetaKey::PseudoRandom));
+        tail.push(compare(
+            Operator::LessThan,
+            threshold.to_be_bytes().to_vec(),
+        ));
+    }
+    tail.push(counter());
+    tail.push(verdict(filter.verdict));
+
+    let Some(data) = filter.data else {
+        return vec![[head, tail].concat()];
+    };
+    let mut all = Vec::new();
+    // A TCP header is 5 to 15 words (its data offset); a segment has no
+    // data when the IP packet is exactly its headers long.
+    for words in 5u16..=15 {
+        let tcp = words * 4;
+        let doff = vec![
+            load_payload(NFT_PAYLOAD_TRANSPORT_HEADER, 12, 1),
+            mask(0xf0),
+            equal(vec![(words as u8) << 4]),
+        ];
+        let op = if data {
+            Operator::NotEqual
+        } else {
+            Operator::Equal
+        };
+        // IPv4 without options (hangup's loopback traffic has none):
+        // total length = 20 + the TCP header.
+        let v4 = vec![
+            load_meta(MetaKey::Nfproto),
+            equal(vec![NFPROTO_IPV4]),
+            load_payload(NFT_PAYLOAD_NETWORK_HEADER, 0, 1),
+            mask(0x0f),
+            equal(vec![5]),
+            load_payload(NFT_PAYLOAD_NETWORK_HEADER, 2, 2),
+            compare(op, (20 + tcp).to_be_bytes().to_vec()),
+        ];
+        // IPv6 without extension headers: payload length = the TCP header.
+        let v6 = vec![
+            load_meta(MetaKey::Nfproto),
+            equal(vec![NFPROTO_IPV6]),
+            load_payload(NFT_PAYLOAD_NETWORK_HEADER, 4, 2),
+            compare(op, tcp.to_be_bytes().to_vec()),
+        ];
+        for family in [v4, v6] {
+            all.push([head.clone(), doff.clone(), family, tail.clone()].concat());
+        }
+    }
+    all
+}
+
+fn load_meta(key: MetaKey) -> Expression {
+    Expressions::Meta(vec![
+        Meta::Key(key),
+        Meta::DestinationRegister(Register::Reg1),
+    ])
+    .into()
+}
+
+fn load_payload(base: u32, offset: u32, len: u32) -> Expression {
+    Expressions::Payload(vec![
+        Payload::DestinationRegister(Register::Reg1),
+        Payload::Base(base),
+        Payload::Offset(offset),
+        Payload::Len(len),
+    ])
+    .into()
+}
+
+fn mask(bits: u8) -> Expression {
+    Expressions::Bitwise(vec![
+        Bitwise::SourceRegister(Register::Reg1),
+        Bitwise::DestinationRegister(Register::Reg1),
+        Bitwise::Length(1),
+        Bitwise::Mask(DataAttribute::Value(vec![bits])),
+        Bitwise::Xor(DataAttribute::Value(vec![0])),
+    ])
+    .into()
+}
+
+fn equal(value: Vec<u8>) -> Expression {
+    compare(Operator::Equal, value)
+}
+
+fn compare(op: Operator, value: Vec<u8>) -> Expression {
+    Expressions::Cmp(vec![
+        Cmp::SourceRegister(Register::Reg1),
+        Cmp::Op(op),
+        Cmp::Data(DataAttribute::Value(value)),
+    ])
+    .into()
+}
+
+fn counter() -> Expression {
+    Expressions::Other {
+        expression_type: "counter".into(),
+        attributes: Vec::new(),
+    }
+    .into()
+}
+
+fn verdict(verdict: Verdict) -> Expression {
+    let (kind, code) = match verdict {
+        Verdict::Drop => {
+            return Expressions::Immediate(vec![
+                Immediate::DestinationRegister(Register::Verdict),
+                Immediate::Data(DataAttribute::Verdict(vec![VerdictAttribute::Code(
+                    NftVerdict::Other(NF_DROP),
+                )])),
+            ])
+            .into();
+        }
+        Verdict::Reject(Reject::TcpReset) => (NFT_REJECT_TCP_RST, None),
+        Verdict::Reject(Reject::PortUnreachable) => (
+            NFT_REJECT_ICMPX_UNREACH,
+            Some(NFT_REJECT_ICMPX_PORT_UNREACH),
+        ),
+        Verdict::Reject(Reject::HostUnreachable) => (
+            NFT_REJECT_ICMPX_UNREACH,
+            Some(NFT_REJECT_ICMPX_HOST_UNREACH),
+        ),
+        Verdict::Reject(Reject::AdminProhibited) => (
+            NFT_REJECT_ICMPX_UNREACH,
+            Some(NFT_REJECT_ICMPX_ADMIN_PROHIBITED),
+        ),
+    };
+    let mut attributes = vec![DefaultNla::new(
+        NFTA_REJECT_TYPE,
+        kind.to_be_bytes().to_vec(),
+    )];
+    if let Some(code) = code {
+        attributes.push(DefaultNla::new(NFTA_REJECT_ICMP_CODE, vec![code]));
+    }
+    Expressions::Other {
+        expression_type: "reject".into(),
+        attributes,
+    }
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::ErrorKind;
+    use std::net::{TcpListener, TcpStream};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::TcpFlags;
+
+    fn in_fresh_netns<T: Send + 'static>(test: impl FnOnce() -> T + Send + 'static) -> T {
+        crate::sandbox::in_case_namespace(|_| test())
+            .expect("a fresh network namespace; these tests need root or a user namespace")
+    }
+
+    fn filter(port: Port, verdict: Verdict) -> Filter {
+        Filter {
+            port,
+            flags: None,
+            data: None,
+            probability: None,
+            verdict,
+        }
+    }
+
+    /// The expressions of a rule as sent, and as the kernel reads it back.
+    fn expressions(rule: &RuleMessage) -> Vec<Expression> {
+        rule.attributes
+            .iter()
+            .find_map(|a| match a {
+                RuleAttribute::Expressions(e) => Some(e.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_kernel_reads_back_each_rule_as_it_was_sent() {
+        let filters = [
+            Filter {
+                port: Port::Destination(8080),
+                flags: Some(TcpFlags::SYN),
+                data: None,
+                probability: Some(0.25),
+                verdict: Verdict::Drop,
+            },
+            Filter {
+                port: Port::Source(8080),
+                flags: Some(TcpFlags::ACK),
+                data: Some(false),
+                probability: None,
+                verdict: Verdict::Reject(Reject::HostUnreachable),
+            },
+            filter(Port::Source(9), Verdict::Reject(Reject::TcpReset)),
+        ];
+        let (sent, read): (Vec<_>, Vec<_>) = in_fresh_netns(move || {
+            let mut faults = Faults::open().unwrap();
+            let handles = faults.install(&filters).unwrap();
+            let sent: Vec<Vec<Expression>> = filters.iter().flat_map(rules).collect();
+            assert_eq!(handles.len(), sent.len(), "a handle per rule");
+            let read: Vec<Vec<Expression>> =
+                faults.rules().unwrap().iter().map(expressions).collect();
+            (sent, read)
+        });
+        assert_eq!(sent.len(), 1 + 22 + 1);
+        assert_eq!(read.len(), sent.len());
+        for (sent, read) in sent.iter().zip(&read) {
+            // The kernel adds the counter's zero counts, and bitwise's
+            // default operation (mask and xor, which older kernels do not
+            // name); all else is as sent.
+            let without_counts = |rule: &Vec<Expression>| -> Vec<Expression> {
+                rule.iter()
+                    .map(|e| match e {
+                        ListAttribute::Element(a) => ListAttribute::Element(
+                            a.iter()
+                                .map(|x| match x {
+                                    ExpressionAttribute::Data(Expressions::Bitwise(b)) => {
+                                        ExpressionAttribute::Data(Expressions::Bitwise(
+                                            b.iter()
+                                                .filter(|y| !matches!(y, Bitwise::Op(0)))
+                                                .cloned()
+                                                .collect(),
+                                        ))
+                                    }
+                                    other => other.clone(),
+                                })
+                                .collect(),
+                        ),
+                        other => other.clone(),
+                    })
+                    .map(|e| match e {
+                        ListAttribute::Element(a)
+                            if a.iter().any(
+                                |x| matches!(x, ExpressionAttribute::Name(n) if n == "counter"),
+                            ) =>
+                        {
+                            counter()
+                        }
+                        other => other,
+                    })
+                    .collect()
+            };
+            assert_eq!(without_counts(read), without_counts(sent));
+        }
+    }
+
+    #[test]
+    fn a_dropped_syn_is_lost_and_a_rejected_one_refused_then_lifted() {
+        in_fresh_netns(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let mut faults = Faults::open().unwrap();
+            let connect = || {
+                let socket =
+                    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                        .unwrap();
+                socket
+                    .connect_timeout(
+                        &listener.local_addr().unwrap().into(),
+                        Duration::from_millis(300),
+                    )
+                    .map(|()| TcpStream::from(socket))
+            };
+            let syn = Filter {
+                flags: Some(TcpFlags::SYN),
+                ..filter(Port::Destination(port), Verdict::Drop)
+            };
+            let dropped = faults.install(&[syn]).unwrap();
+            let err = connect().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+            // The first SYN and none, one or two retransmissions.
+            assert!(faults.packets(&dropped).unwrap() >= 1);
+            faults.remove(&dropped).unwrap();
+            assert!(connect().is_ok());
+
+            let rejected = faults
+                .install(&[filter(
+                    Port::Destination(port),
+                    Verdict::Reject(Reject::TcpReset),
+                )])
+                .unwrap();
+            let err = connect().unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
+            assert_eq!(faults.packets(&rejected).unwrap(), 1);
+            faults.remove(&rejected).unwrap();
+            assert!(faults.rules().unwrap().is_empty());
+            assert!(connect().is_ok());
+        });
+    }
+
+    #[test]
+    fn a_probability_takes_about_that_share() {
+        let share = in_fresh_netns(|| {
+            // Segments to a port nobody listens on are answered by RST; the
+            // rule counts the SYNs it drops among 400 tries.
+            let mut faults = Faults::open().unwrap();
+            let rule = Filter {
+                probability: Some(0.5),
+                ..filter(Port::Destination(9), Verdict::Drop)
+            };
+            let handles = faults.install(&[rule]).unwrap();
+            let mut refused = 0;
+            for _ in 0..400 {
+                let socket =
+                    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                        .unwrap();
+                socket.set_nonblocking(true).unwrap();
+                let to: std::net::SocketAddr = "127.0.0.1:9".parse().unwrap();
+                let _ = socket.connect(&to.into());
+                std::thread::sleep(Duration::from_millis(1));
+                if socket.take_error().unwrap().is_some() {
+                    refused += 1;
+                }
+            }
+            let dropped = faults.packets(&handles).unwrap();
+            assert_eq!(dropped + refused, 400, "each SYN dropped or refused");
+            dropped
+        });
+        // 0.5 of 400: outside 140..=260 once in about 10^9 runs.
+        assert!((140..=260).contains(&share), "{share} of 400");
+    }
+
+    #[test]
+    fn a_refusal_names_the_message() {
+        in_fresh_netns(|| {
+            let mut faults = Faults::open().unwrap();
+            faults.install(&[]).unwrap();
+            let err = faults.remove(&[12345]).unwrap_err();
+            assert!(err.to_string().contains("removing rule 12345"), "{err}");
+        });
+    }
+}

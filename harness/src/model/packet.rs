@@ -1,0 +1,168 @@
+//! What a fault does to a packet and which TCP flags a segment carries,
+//! named as `nft` and the field's packet listings name them.
+
+use std::fmt;
+
+/// The TCP flags a fault matches on (and, later, a capture shows), as the
+/// bits of the header's flags byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    /// FIN: the sender has no more to send.
+    pub const FIN: TcpFlags = TcpFlags(0x01);
+    /// SYN: the first segment of each direction.
+    pub const SYN: TcpFlags = TcpFlags(0x02);
+    /// RST: the connection is over.
+    pub const RST: TcpFlags = TcpFlags(0x04);
+    /// PSH: deliver what came so far.
+    pub const PSH: TcpFlags = TcpFlags(0x08);
+    /// ACK: the acknowledgement number is valid.
+    pub const ACK: TcpFlags = TcpFlags(0x10);
+
+    /// The flags a fault compares (FIN, SYN, RST, ACK): PSH is left out,
+    /// since whether a data segment carries it is the sender's choice, not
+    /// a difference a suite means.
+    pub const MATCHED: TcpFlags = TcpFlags(0x17);
+
+    /// Each flag with its name, in the order `tcpdump` prints them.
+    const NAMES: [(TcpFlags, &'static str); 5] = [
+        (TcpFlags::SYN, "SYN"),
+        (TcpFlags::FIN, "FIN"),
+        (TcpFlags::RST, "RST"),
+        (TcpFlags::PSH, "PSH"),
+        (TcpFlags::ACK, "ACK"),
+    ];
+
+    /// Reads `"SYN"`, `"ACK"`, `"FIN|ACK"`: the names of the flags that
+    /// must be set, all others of FIN, SYN, RST and ACK clear.
+    pub fn parse(text: &str) -> Result<TcpFlags, String> {
+        let mut flags = TcpFlags(0);
+        for name in text.split('|').map(str::trim) {
+            let Some((flag, _)) = TcpFlags::NAMES
+                .iter()
+                .filter(|(flag, _)| flag.0 & TcpFlags::MATCHED.0 != 0)
+                .find(|(_, n)| *n == name)
+            else {
+                return Err(format!(
+                    "expected TCP flags such as \"SYN\", \"ACK\" or \"FIN|ACK\" (of SYN, FIN, RST, ACK), found `{text}`"
+                ));
+            };
+            flags.0 |= flag.0;
+        }
+        Ok(flags)
+    }
+
+    /// Whether every flag of `other` is set here.
+    pub fn contains(self, other: TcpFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl fmt::Display for TcpFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = TcpFlags::NAMES
+            .iter()
+            .filter(|(flag, _)| self.contains(*flag))
+            .map(|(_, name)| *name)
+            .collect();
+        if names.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&names.join("|"))
+        }
+    }
+}
+
+/// What a fault does with a packet it matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// It vanishes: the sender's kernel believes it sent it and
+    /// retransmits, the receiver never sees it (a paused or vanished host,
+    /// a silent firewall).
+    Drop,
+    /// It vanishes and the sender is told so, as a firewall that rejects.
+    Reject(Reject),
+}
+
+/// How a rejected packet's sender is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reject {
+    /// A TCP RST, as if from the receiver.
+    TcpReset,
+    /// ICMP port unreachable.
+    PortUnreachable,
+    /// ICMP host unreachable.
+    HostUnreachable,
+    /// ICMP administratively prohibited.
+    AdminProhibited,
+}
+
+impl Reject {
+    /// Every kind, with the word a suite writes (as `nft` writes it).
+    pub const ALL: [(Reject, &'static str); 4] = [
+        (Reject::TcpReset, "tcp-reset"),
+        (Reject::PortUnreachable, "port-unreachable"),
+        (Reject::HostUnreachable, "host-unreachable"),
+        (Reject::AdminProhibited, "admin-prohibited"),
+    ];
+
+    /// The word a suite writes.
+    pub fn name(self) -> &'static str {
+        Reject::ALL
+            .iter()
+            .find(|(kind, _)| *kind == self)
+            .map_or("tcp-reset", |(_, name)| name)
+    }
+
+    /// The kind a suite's word names.
+    pub fn parse(text: &str) -> Result<Reject, String> {
+        Reject::ALL
+            .iter()
+            .find(|(_, name)| *name == text)
+            .map(|(kind, _)| *kind)
+            .ok_or_else(|| {
+                let names: Vec<String> =
+                    Reject::ALL.iter().map(|(_, n)| format!("`{n}`")).collect();
+                format!(
+                    "expected how to reject, one of {}, found `{text}`",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Drop => f.write_str("drop"),
+            Verdict::Reject(how) => write!(f, "reject with {}", how.name()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_read_and_print_as_suites_write_them() {
+        assert_eq!(TcpFlags::parse("SYN"), Ok(TcpFlags::SYN));
+        let fin_ack = TcpFlags::parse("FIN|ACK").unwrap();
+        assert_eq!(fin_ack, TcpFlags(0x11));
+        assert_eq!(fin_ack.to_string(), "FIN|ACK");
+        assert_eq!(TcpFlags(0x12).to_string(), "SYN|ACK");
+        assert!(TcpFlags::parse("PSH").is_err(), "PSH is not matched");
+        assert!(TcpFlags::parse("syn").is_err());
+        assert!(TcpFlags::parse("").is_err());
+    }
+
+    #[test]
+    fn reject_kinds_round_trip() {
+        for (kind, name) in Reject::ALL {
+            assert_eq!(Reject::parse(name), Ok(kind));
+            assert_eq!(kind.name(), name);
+        }
+        assert!(Reject::parse("icmp").unwrap_err().contains("tcp-reset"));
+    }
+}
