@@ -40,6 +40,8 @@ pub enum MismatchKind {
     Syscall,
     /// Connections waiting in a listener's accept queue.
     AcceptQueue,
+    /// Packets a fault took.
+    Taken,
 }
 
 /// What was expected and what was seen instead.
@@ -282,6 +284,50 @@ pub fn judge_log(
         kind: MismatchKind::Log,
         expected,
         observed: format!("{} matching", lines(seen)),
+    })
+}
+
+/// Judges a `taken` check: the fault `name` took `seen` packets.
+pub fn judge_taken(
+    name: &str,
+    wanted: LineCount,
+    within: Option<Duration>,
+    seen: u64,
+) -> Result<(), Mismatch> {
+    let holds = match wanted {
+        LineCount::AtLeastOne => seen >= 1,
+        LineCount::Exactly(n) => seen == u64::from(n),
+        LineCount::AtMost(n) => seen <= u64::from(n),
+    };
+    if holds {
+        return Ok(());
+    }
+    let packets = |n: u64| {
+        if n == 1 {
+            "1 packet".to_string()
+        } else {
+            format!("{n} packets")
+        }
+    };
+    let when = match (wanted, within) {
+        (LineCount::AtLeastOne, Some(d)) => format!(" within {}", millis(d)),
+        (_, Some(d)) => format!(" over {}", millis(d)),
+        (_, None) => String::new(),
+    };
+    let expected = match wanted {
+        LineCount::AtLeastOne => format!("the fault {name:?} to take a packet{when}"),
+        LineCount::Exactly(n) => format!("the fault {name:?} to take {}{when}", packets(n.into())),
+        LineCount::AtMost(n) => {
+            format!(
+                "the fault {name:?} to take at most {}{when}",
+                packets(n.into())
+            )
+        }
+    };
+    Err(Mismatch {
+        kind: MismatchKind::Taken,
+        expected,
+        observed: format!("it took {}", packets(seen)),
     })
 }
 

@@ -133,6 +133,24 @@ fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::
     "observed server 2 connections waiting",
     "accept_queue"
 )]
+#[case::fault_drop(
+    "fault_drop.toml",
+    "expected ok",
+    "observed EINPROGRESS (Operation now in progress)",
+    "outcome"
+)]
+#[case::fault_reject(
+    "fault_reject.toml",
+    "expected ok",
+    "observed ECONNREFUSED (Connection refused)",
+    "outcome"
+)]
+#[case::taken(
+    "taken.toml",
+    "expected the fault \"never\" to take a packet within 300 ms",
+    "observed it took 0 packets",
+    "taken"
+)]
 #[case::released_traced(
     "released_traced.toml",
     "expected the program to hold no connection and at most",
@@ -522,6 +540,22 @@ fn a_traced_leak_names_each_leaked_connection() {
         .filter_map(|rest| rest.split(')').next())
         .collect();
     assert_eq!(named.len(), 3, "{summary}");
+    drop(dir);
+}
+
+/// Faults are put in place and lifted as the scripts run: a `lift` that
+/// comes before its fault (in another side's script) fails the case there,
+/// saying so, rather than lifting nothing.
+#[test]
+fn a_lift_of_a_fault_not_in_place_fails_saying_so() {
+    let (code, stdout, cases, dir) = run_broken("lift_early.toml");
+    assert_eq!(code, Some(1), "{stdout}");
+    let summary = cases[0]["summary"].as_str().expect("a summary");
+    assert!(
+        summary.contains("no fault named \"late\" was in place to lift"),
+        "{summary}"
+    );
+    assert_eq!(cases[0]["kind"], "script", "{}", cases[0]);
     drop(dir);
 }
 

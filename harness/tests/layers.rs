@@ -5,7 +5,7 @@
 use std::path::Path;
 
 /// The layers, lowest first. `model` is the shared vocabulary; `sandbox`,
-/// `observe` and `record` talk to the kernel or hold events and know
+/// `fault`, `observe` and `record` talk to the kernel or hold events and know
 /// nothing of suites; `suite` is the declarative model (it may ask the
 /// sandbox which sysctls are allowed); `peer` performs a suite's socket
 /// calls, `sut` runs its program under test and `verdict` judges its
@@ -13,7 +13,7 @@ use std::path::Path;
 /// drives all of them.
 const LAYERS: &[&[&str]] = &[
     &["model"],
-    &["sandbox", "observe", "record"],
+    &["sandbox", "fault", "observe", "record"],
     &["suite"],
     &["peer", "sut", "verdict"],
     &["report"],

@@ -49,18 +49,9 @@ mod nft;
 
 use std::io;
 
-use crate::model::{TcpFlags, Verdict};
+use crate::model::{Port, TcpFlags, Verdict};
 
 pub use nft::Faults;
-
-/// Which packets a rule takes, by one of their ports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Port {
-    /// TCP from this port (what a listener's connections send).
-    Source(u16),
-    /// TCP to this port (what a connecting side sends its peer).
-    Destination(u16),
-}
 
 /// One rule: the packets it matches and what becomes of them.
 #[derive(Debug, Clone, PartialEq)]

@@ -20,8 +20,8 @@ use netlink_packet_netfilter::{
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 use nix::libc;
 
-use super::{FaultError, Filter, Port};
-use crate::model::{Reject, Verdict};
+use super::{FaultError, Filter};
+use crate::model::{Port, Reject, Verdict};
 
 /// The table and chain every case's rules go in.
 const TABLE: &str = "hangup";

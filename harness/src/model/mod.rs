@@ -15,6 +15,6 @@ pub mod tcp_state;
 
 pub use errno::Errno;
 pub use outcome::{CallResult, Outcome, PollEvents};
-pub use packet::{Reject, TcpFlags, Verdict};
+pub use packet::{Port, Reject, TcpFlags, Verdict};
 pub use side::{Link, Side, Socket};
 pub use tcp_state::TcpState;

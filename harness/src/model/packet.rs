@@ -74,6 +74,25 @@ impl fmt::Display for TcpFlags {
     }
 }
 
+/// Which packets a fault takes, by one of their TCP ports: on one
+/// namespace's loopback, who sent a packet is told by its ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Port {
+    /// TCP from this port (what a listener's connections send).
+    Source(u16),
+    /// TCP to this port (what a connecting side sends its peer).
+    Destination(u16),
+}
+
+impl fmt::Display for Port {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Port::Source(p) => write!(f, "from port {p}"),
+            Port::Destination(p) => write!(f, "to port {p}"),
+        }
+    }
+}
+
 /// What a fault does with a packet it matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {

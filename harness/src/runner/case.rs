@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use super::interrupt::{self, Waker};
 use super::queued;
 use super::suite_program::{Serving, SuiteProgram};
+use crate::fault::{Faults, Filter};
 use crate::model::Outcome;
 use crate::model::TcpState;
 use crate::model::syscall::Which;
@@ -33,7 +34,9 @@ use crate::peer::{Call, Peer, Sockets};
 use crate::record::{EventKind, Recorder, StateSource, Timeline};
 use crate::report::{CaseStatus, Failure, FailureKind, StepRef};
 use crate::sandbox::{CaseNamespace, SandboxError};
-use crate::suite::{Action, Case, Check, Control, LineCount, Loop, Pattern, Program, Script, Step};
+use crate::suite::{
+    Action, Case, Check, Control, Fault, Lift, LineCount, Loop, Pattern, Program, Script, Step,
+};
 use crate::sut;
 use crate::verdict::{self, Mismatch};
 
@@ -88,11 +91,32 @@ struct Shared {
     changed: Condvar,
     /// The run's request to stop, which the supervisor looks at.
     stop: super::StopSignal,
+    /// The case's faults on the network, once a step put one in place.
+    faults: Mutex<FaultsInPlace>,
     /// Signalled only when the supervisor has something to do: a verdict
     /// (a failure), a side leaving a stopping case, the end of teardown.
     /// Marks, sleeps and waits never wake it: on a loaded machine every
     /// needless wake-up costs a scheduling round.
     supervisor: Condvar,
+}
+
+/// The nf_tables socket of the case (its table goes when the socket
+/// closes) and the faults in place, oldest first.
+#[derive(Default)]
+struct FaultsInPlace {
+    kernel: Option<Faults>,
+    active: Vec<ActiveFault>,
+    /// Each named fault lifted, with the packets it took.
+    lifted: Vec<(String, u64)>,
+}
+
+/// A fault a step put in place and no `lift` took away yet.
+struct ActiveFault {
+    name: Option<String>,
+    /// As the timeline names it.
+    description: String,
+    /// Its rules in the kernel.
+    handles: Vec<u64>,
 }
 
 /// The coordination state, behind one lock.
@@ -262,6 +286,7 @@ pub(crate) fn run(
         program: std::sync::OnceLock::new(),
         threads: Mutex::default(),
         control: Mutex::default(),
+        faults: Mutex::default(),
         changed: Condvar::new(),
         supervisor: Condvar::new(),
     });
@@ -435,6 +460,7 @@ fn prepare_and_run(shared: &Arc<Shared>, namespace: Result<CaseNamespace, Sandbo
             }
             let peers = run_sides(shared, &mut program);
             keep_kernel_counters(shared);
+            end_faults(shared);
             // Sockets live until the case ends: every peer came back from
             // its thread, and all are closed together now that every side
             // is done, before the program is asked to stop (a server that
@@ -480,6 +506,164 @@ fn keep_kernel_counters(shared: &Shared) {
         Err(err) => format!("the kernel's counters could not be read: {err}\n"),
     };
     let _ = std::fs::write(dir.join("kernel-counters.txt"), text);
+}
+
+/// Notes what each fault still in place took, and takes them all away
+/// (closing the socket that owns the case's table), so that the sockets
+/// close and the program stops on a network that works.
+fn end_faults(shared: &Shared) {
+    let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+    let FaultsInPlace { kernel, active, .. } = &mut *faults;
+    if let Some(kernel) = kernel.as_mut() {
+        for fault in active.drain(..) {
+            let took = kernel
+                .packets(&fault.handles)
+                .map_or_else(|e| format!("its count is unknown: {e}"), took_packets);
+            shared.push(
+                Instant::now(),
+                None,
+                EventKind::Note {
+                    text: format!("{} was in place to the end: {took}", fault.description),
+                },
+            );
+        }
+    }
+    *kernel = None;
+}
+
+/// "it took 3 packets".
+fn took_packets(n: u64) -> String {
+    format!("it took {n} packet{}", if n == 1 { "" } else { "s" })
+}
+
+/// Puts `fault` in place: its rules, one per port it matches (see
+/// [`Case::fault_ports`]), in the case's table, made at the first fault.
+fn put_fault(shared: &Shared, side: Side, fault: &Fault) -> Result<(), String> {
+    let ports = shared.case.fault_ports(fault);
+    let filters: Vec<Filter> = ports
+        .iter()
+        .map(|&port| Filter {
+            port,
+            flags: fault.flags,
+            data: fault.data,
+            probability: fault.probability,
+            verdict: fault.verdict,
+        })
+        .collect();
+    let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+    let kernel = match &mut faults.kernel {
+        Some(kernel) => kernel,
+        empty => empty.insert(Faults::open().map_err(|e| e.to_string())?),
+    };
+    let handles = kernel.install(&filters).map_err(|e| e.to_string())?;
+    let which: Vec<String> = ports.iter().map(ToString::to_string).collect();
+    let description = format!("{fault}");
+    note(
+        shared,
+        side,
+        format!(
+            "{description}: TCP {} ({} rule{})",
+            which.join(" or "),
+            handles.len(),
+            if handles.len() == 1 { "" } else { "s" }
+        ),
+    );
+    faults.active.push(ActiveFault {
+        name: fault.name.clone(),
+        description,
+        handles,
+    });
+    Ok(())
+}
+
+/// Takes away the faults `which` names, noting what each took; an error
+/// when none of them is in place.
+fn lift_faults(shared: &Shared, side: Side, which: &Lift) -> Result<(), String> {
+    let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+    let FaultsInPlace {
+        kernel,
+        active,
+        lifted,
+    } = &mut *faults;
+    let chosen: Vec<ActiveFault> = match which {
+        Lift::All => std::mem::take(active),
+        Lift::Named(name) => {
+            let at = active.iter().position(|f| f.name.as_ref() == Some(name));
+            at.map(|i| active.remove(i)).into_iter().collect()
+        }
+    };
+    let (Some(kernel), false) = (kernel.as_mut(), chosen.is_empty()) else {
+        return Err(match which {
+            Lift::All => "no fault was in place to lift".to_string(),
+            Lift::Named(name) => format!("no fault named {name:?} was in place to lift"),
+        });
+    };
+    for fault in chosen {
+        let took = kernel.packets(&fault.handles).map_err(|e| e.to_string())?;
+        kernel.remove(&fault.handles).map_err(|e| e.to_string())?;
+        if let Some(name) = &fault.name {
+            lifted.push((name.clone(), took));
+        }
+        note(
+            shared,
+            side,
+            format!("lifted {}: {}", fault.description, took_packets(took)),
+        );
+    }
+    Ok(())
+}
+
+/// The packets the fault `name` took so far (or in all, once lifted);
+/// an error when it was never put in place.
+fn packets_taken(shared: &Shared, name: &str) -> Result<u64, String> {
+    let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+    let FaultsInPlace {
+        kernel,
+        active,
+        lifted,
+    } = &mut *faults;
+    if let Some((_, took)) = lifted.iter().find(|(n, _)| n == name) {
+        return Ok(*took);
+    }
+    match (
+        active.iter().find(|f| f.name.as_deref() == Some(name)),
+        kernel,
+    ) {
+        (Some(fault), Some(kernel)) => kernel.packets(&fault.handles).map_err(|e| e.to_string()),
+        _ => Err(format!("no fault named {name:?} was in place yet")),
+    }
+}
+
+/// Counts the packets the fault `name` took until there is one or
+/// `within` passes (with a count: until `within` passes); the count goes
+/// on the record. `Err(None)`: the case ended meanwhile.
+fn check_taken(
+    shared: &Shared,
+    side: Side,
+    name: &str,
+    packets: LineCount,
+    within: Option<Duration>,
+) -> Result<(), Option<(FailureKind, Option<Mismatch>, String)>> {
+    let until = later(within.unwrap_or_default());
+    loop {
+        let seen =
+            packets_taken(shared, name).map_err(|why| Some((FailureKind::Script, None, why)))?;
+        let now = Instant::now();
+        if (packets == LineCount::AtLeastOne && seen > 0) || now >= until {
+            note(
+                shared,
+                side,
+                format!("fault {name:?}: {}", took_packets(seen)),
+            );
+            return verdict::judge_taken(name, packets, within, seen).map_err(|m| {
+                let what = m.to_string();
+                Some((FailureKind::Expectation, Some(m), what))
+            });
+        }
+        if !shared.sleep_until((now + POLL_INTERVAL).min(until)) {
+            return Err(None);
+        }
+    }
 }
 
 /// Starts the program under test from this (the case's) thread, waits until
@@ -1021,6 +1205,18 @@ fn run_step(
                 ));
             }
         }
+        Action::Control(Control::Fault(fault)) => {
+            put_fault(shared, side, fault).map_err(|why| {
+                fail(
+                    FailureKind::Setup,
+                    None,
+                    format!("the fault could not be put in place: {why}"),
+                )
+            })?;
+        }
+        Action::Control(Control::Lift(which)) => {
+            lift_faults(shared, side, which).map_err(|why| fail(FailureKind::Script, None, why))?;
+        }
         Action::Control(Control::Loop(_)) => {
             unreachable!("loops do not nest (the parser refuses them) and run_script runs loops")
         }
@@ -1067,6 +1263,15 @@ fn run_step(
                 Err(None) => return Ok(Flow::CaseEnded),
             }
         }
+        Action::Check(Check::Taken {
+            name,
+            packets,
+            within,
+        }) => match check_taken(shared, side, name, *packets, *within) {
+            Ok(()) => {}
+            Err(Some((kind, mismatch, what))) => return Err(fail(kind, mismatch, what)),
+            Err(None) => return Ok(Flow::CaseEnded),
+        },
         Action::Check(Check::Syscall {
             which,
             results,

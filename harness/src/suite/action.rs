@@ -20,6 +20,7 @@ use std::time::Duration;
 use super::Step;
 use crate::model::syscall::Which;
 use crate::model::{Outcome, PollEvents, Side, Socket, TcpState};
+use crate::model::{TcpFlags, Verdict};
 
 /// What a side does in one step.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +125,41 @@ pub enum Control {
     /// Send the program under test (its process group) a signal; its exit
     /// after that is its answer, not a crash.
     Signal(nix::sys::signal::Signal),
+    /// Put a fault on the network of the case: from now on, packets that
+    /// match it are dropped or rejected.
+    Fault(Fault),
+    /// Take faults away.
+    Lift(Lift),
+}
+
+/// Packets one side sends that the network of the case drops or rejects
+/// (see [`crate::fault`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fault {
+    /// The side whose packets it takes.
+    pub from: Side,
+    /// Only those on its connections with this side (the proxy talks to
+    /// two).
+    pub to: Option<Side>,
+    /// Only segments with exactly these of FIN, SYN, RST and ACK.
+    pub flags: Option<TcpFlags>,
+    /// Only segments without data (`false`: a bare ACK), or only with.
+    pub data: Option<bool>,
+    /// The chance each matching packet is taken (1 when not given).
+    pub probability: Option<f64>,
+    /// Drop, or reject.
+    pub verdict: Verdict,
+    /// What `lift` calls it.
+    pub name: Option<String>,
+}
+
+/// Which faults a `lift` takes away.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lift {
+    /// The one with this name.
+    Named(String),
+    /// Every fault in place.
+    All,
 }
 
 /// A bounded loop: `body` up to `times` rounds, ended early by a call
@@ -171,6 +207,17 @@ pub enum Check {
         pattern: Pattern,
         /// How many matching lines may there be.
         lines: LineCount,
+        /// With [`LineCount::AtLeastOne`], wait up to this long for one;
+        /// with a count, watch for this long before counting.
+        within: Option<Duration>,
+    },
+    /// Count the packets a fault took (dropped or rejected), by the
+    /// kernel's counter of its rules.
+    Taken {
+        /// The fault's `name`.
+        name: String,
+        /// How many packets there may be.
+        packets: LineCount,
         /// With [`LineCount::AtLeastOne`], wait up to this long for one;
         /// with a count, watch for this long before counting.
         within: Option<Duration>,
@@ -511,6 +558,39 @@ pub const CATALOG: &[ActionDef] = &[
         modifiers: &[],
     },
     ActionDef {
+        keyword: "drop",
+        kind: StepKind::Control,
+        written: "drop = \"server\"",
+        summary: "from now on the network loses what this side sends (a paused or vanished host, a silent firewall): the sender's kernel believes it went out and retransmits; narrowed by `to`, `flags`, `data`, `probability`; until `lift` or the case's end",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &["to", "flags", "data", "probability", "name"],
+    },
+    ActionDef {
+        keyword: "reject",
+        kind: StepKind::Control,
+        written: "reject = \"client\", with = \"tcp-reset\"",
+        summary: "as `drop`, and the sender is told: `with` a TCP reset (the default) or ICMP `port-unreachable`, `host-unreachable`, `admin-prohibited`",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &["to", "flags", "data", "probability", "name", "with"],
+    },
+    ActionDef {
+        keyword: "lift",
+        kind: StepKind::Control,
+        written: "lift = \"pause\"",
+        summary: "take away the fault with this `name`, or `\"all\"`; the timeline says how many packets each took",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &[],
+    },
+    ActionDef {
         keyword: "loop",
         kind: StepKind::Control,
         written: "loop = [{ send = 100 }, { sleep = \"100ms\" }]",
@@ -566,6 +646,17 @@ pub const CATALOG: &[ActionDef] = &[
         modifiers: &["expect", "within", "count", "at_most"],
     },
     ActionDef {
+        keyword: "taken",
+        kind: StepKind::Check,
+        written: "taken = \"pause\"",
+        summary: "count the packets the fault with this `name` took, by the kernel's counter of its rules (lifted or not): one or more (waiting up to `within`), or `count`/`at_most` of them over `within`; e.g. wait until a paused side's ACK was really lost before lifting the fault",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &["within", "count", "at_most"],
+    },
+    ActionDef {
         keyword: "state",
         kind: StepKind::Check,
         written: "state = { client = \"FIN_WAIT2\", server = \"CLOSE_WAIT\" }",
@@ -586,7 +677,7 @@ pub const MODIFIERS: &[ModifierDef] = &[
     },
     ModifierDef {
         keyword: "within",
-        summary: "for `state` and `released`: poll until it holds, failing after this long; without it, sample once; for `log` and `syscall`, see there",
+        summary: "for `state` and `released`: poll until it holds, failing after this long; without it, sample once; for `log`, `syscall` and `taken`, see there",
     },
     ModifierDef {
         keyword: "repeat",
@@ -630,11 +721,35 @@ pub const MODIFIERS: &[ModifierDef] = &[
     },
     ModifierDef {
         keyword: "count",
-        summary: "for `log` and `syscall`: exactly this many matching lines or calls (`0`: never logged, never called), counted once `within` has passed",
+        summary: "for `log`, `syscall` and `taken`: exactly this many matching lines, calls or packets (`0`: never logged, never called), counted once `within` has passed",
     },
     ModifierDef {
         keyword: "at_most",
-        summary: "for `log` and `syscall`: no more than this many matching lines or calls (`1`: logged at most once), counted once `within` has passed",
+        summary: "for `log`, `syscall` and `taken`: no more than this many matching lines, calls or packets (`1`: logged at most once), counted once `within` has passed",
+    },
+    ModifierDef {
+        keyword: "to",
+        summary: "for `drop` and `reject`: only what the side sends to this side (`client`, `proxy`, `server`)",
+    },
+    ModifierDef {
+        keyword: "flags",
+        summary: "for `drop` and `reject`: only TCP segments with exactly these of SYN, FIN, RST, ACK set (`\"SYN\"`, `\"ACK\"`, `\"FIN|ACK\"`); PSH is not looked at",
+    },
+    ModifierDef {
+        keyword: "data",
+        summary: "for `drop` and `reject`: `false`, only segments without data (with `flags = \"ACK\"`: a bare ACK, such as a handshake's last); `true`, only segments with data",
+    },
+    ModifierDef {
+        keyword: "probability",
+        summary: "for `drop` and `reject`: the chance, above 0 and at most 1, that each matching packet is taken",
+    },
+    ModifierDef {
+        keyword: "name",
+        summary: "for `drop` and `reject`: what `lift` calls the fault",
+    },
+    ModifierDef {
+        keyword: "with",
+        summary: "for `reject`: `\"tcp-reset\"` (the default), `\"port-unreachable\"`, `\"host-unreachable\"` or `\"admin-prohibited\"` (ICMP)",
     },
     ModifierDef {
         keyword: "on",
@@ -754,12 +869,19 @@ impl Action {
                 Control::Wait { .. } => "wait",
                 Control::Loop(_) => "loop",
                 Control::Signal(_) => "signal",
+                Control::Fault(Fault {
+                    verdict: Verdict::Drop,
+                    ..
+                }) => "drop",
+                Control::Fault(_) => "reject",
+                Control::Lift(_) => "lift",
             },
             Action::Check(Check::State { .. }) => "state",
             Action::Check(Check::Log { .. }) => "log",
             Action::Check(Check::Released { .. }) => "released",
             Action::Check(Check::AcceptQueue { .. }) => "accept_queue",
             Action::Check(Check::Syscall { .. }) => "syscall",
+            Action::Check(Check::Taken { .. }) => "taken",
         }
     }
 
@@ -895,7 +1017,39 @@ impl fmt::Display for Control {
                 write!(f, "loop of {} steps, {times} rounds at most", body.len())
             }
             Control::Signal(signal) => write!(f, "signal {signal} to the program"),
+            Control::Fault(fault) => write!(f, "{fault}"),
+            Control::Lift(Lift::Named(name)) => write!(f, "lift {name:?}"),
+            Control::Lift(Lift::All) => f.write_str("lift all"),
         }
+    }
+}
+
+impl fmt::Display for Fault {
+    /// `drop what client sends to server: SYN, without data, 50%`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} what {} sends", self.verdict, self.from)?;
+        if let Some(to) = self.to {
+            write!(f, " to {to}")?;
+        }
+        let mut only = Vec::new();
+        if let Some(flags) = self.flags {
+            only.push(format!("{flags} segments"));
+        }
+        match self.data {
+            Some(false) => only.push("without data".to_string()),
+            Some(true) => only.push("with data".to_string()),
+            None => {}
+        }
+        if let Some(p) = self.probability {
+            only.push(format!("{}%", p * 100.0));
+        }
+        if !only.is_empty() {
+            write!(f, " ({})", only.join(", "))?;
+        }
+        if let Some(name) = &self.name {
+            write!(f, " as {name:?}")?;
+        }
+        Ok(())
     }
 }
 
@@ -906,6 +1060,22 @@ impl fmt::Display for Check {
                 f.write_str("accept_queue")?;
                 for (side, n) in expected {
                     write!(f, " {side} {n}")?;
+                }
+                match within {
+                    Some(d) => write!(f, " within {}", ms(d)),
+                    None => Ok(()),
+                }
+            }
+            Check::Taken {
+                name,
+                packets,
+                within,
+            } => {
+                write!(f, "taken by {name:?}")?;
+                match packets {
+                    LineCount::AtLeastOne => {}
+                    LineCount::Exactly(n) => write!(f, " count {n}")?,
+                    LineCount::AtMost(n) => write!(f, " at most {n}")?,
                 }
                 match within {
                     Some(d) => write!(f, " within {}", ms(d)),

@@ -26,11 +26,13 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::model::{Link, Outcome, PollEvents, Side};
+use std::collections::BTreeSet;
+
+use crate::model::{Link, Outcome, PollEvents, Port, Side};
 
 pub use action::{
-    Action, Check, Control, How, LineCount, Loop, Pattern, Payload, SocketCall, SocketOptions,
-    StepKind, Until,
+    Action, Check, Control, Fault, How, Lift, LineCount, Loop, Pattern, Payload, SocketCall,
+    SocketOptions, StepKind, Until,
 };
 pub use parse::{Diagnostic, SuiteError, parse_suite};
 
@@ -206,7 +208,76 @@ pub const DEFAULT_READY_WITHIN: Duration = Duration::from_secs(10);
 /// How long a program may take to stop, unless the suite says.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(2);
 
+/// Every step of a script, a loop's body after the loop (loops do not
+/// nest).
+pub(crate) fn every_step(steps: &[Step]) -> impl Iterator<Item = &Step> {
+    steps.iter().flat_map(|step| {
+        let inner: &[Step] = match &step.action {
+            Action::Control(Control::Loop(looped)) => &looped.body,
+            _ => &[],
+        };
+        std::iter::once(step).chain(inner.iter())
+    })
+}
+
 impl Case {
+    /// The ports `side` listens on and connects to: its script's `listen`
+    /// and `connect` steps, and the program's port when it plays the side.
+    fn ports_of(&self, side: Side) -> (BTreeSet<u16>, BTreeSet<u16>) {
+        let (mut listens, mut connects) = (BTreeSet::new(), BTreeSet::new());
+        for script in self.scripts.iter().filter(|s| s.side == side) {
+            for step in every_step(&script.steps) {
+                match &step.action {
+                    Action::Socket(SocketCall::Listen { addr, .. }) => {
+                        listens.insert(addr.port());
+                    }
+                    Action::Socket(SocketCall::Connect { addr, .. }) => {
+                        connects.insert(addr.port());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        match &self.program {
+            Some(p) if p.role == side && side == Side::Server => {
+                listens.insert(p.port);
+            }
+            Some(p) if p.role == side => {
+                connects.insert(p.port);
+            }
+            _ => {}
+        }
+        listens.remove(&0);
+        connects.remove(&0);
+        (listens, connects)
+    }
+
+    /// The packets `fault` takes, by port: on the case's loopback what a
+    /// side sends is TCP from a port it listens on, or to a port it
+    /// connects to; with `to`, only those the other side connects to or
+    /// listens on. Empty when the case gives the side no such port.
+    pub fn fault_ports(&self, fault: &Fault) -> Vec<Port> {
+        let (listens, connects) = self.ports_of(fault.from);
+        let (sources, destinations): (Vec<u16>, Vec<u16>) = match fault.to {
+            None => (
+                listens.into_iter().collect(),
+                connects.into_iter().collect(),
+            ),
+            Some(to) => {
+                let (their_listens, their_connects) = self.ports_of(to);
+                (
+                    listens.intersection(&their_connects).copied().collect(),
+                    connects.intersection(&their_listens).copied().collect(),
+                )
+            }
+        };
+        sources
+            .into_iter()
+            .map(Port::Source)
+            .chain(destinations.into_iter().map(Port::Destination))
+            .collect()
+    }
+
     /// The test name, `<suite>::<case>`, as `cargo test` lists it.
     pub fn test_name(&self, suite: &Suite) -> String {
         format!("{}::{}", suite.name, self.name)
@@ -250,6 +321,7 @@ impl Case {
                         Check::State { within, .. }
                         | Check::Log { within, .. }
                         | Check::Syscall { within, .. }
+                        | Check::Taken { within, .. }
                         | Check::Released { within }
                         | Check::AcceptQueue { within, .. },
                     ) => within.unwrap_or_default(),

@@ -332,6 +332,9 @@ fn action_value(keyword: &str) -> Value {
         }),
         "released" => json!({ "const": true, "description": "Written `true`." }),
         "signal" => json!({ "type": "string", "pattern": "^SIG[A-Z0-9]+$" }),
+        "drop" | "reject" => json!({ "enum": ["client", "proxy", "server"] }),
+        "taken" => json!({ "type": "string", "minLength": 1, "maxLength": 64 }),
+        "lift" => json!({ "type": "string", "minLength": 1, "maxLength": 64 }),
         "send" => json!({ "type": ["string", "integer"], "minimum": 1, "maximum": MAX_SEND_BYTES }),
         "recv_until" => json!({ "type": ["integer", "string"], "minimum": 1, "minLength": 1 }),
         "shutdown" => json!({ "enum": ["read", "write", "both"] }),
@@ -405,6 +408,20 @@ fn modifier_value(keyword: &str) -> Value {
             })
         }
         "on" => json!({ "enum": ["client", "server"] }),
+        "to" => json!({ "enum": ["client", "proxy", "server"] }),
+        "flags" => json!({
+            "type": "string",
+            "pattern": "^(SYN|FIN|RST|ACK)(\\|(SYN|FIN|RST|ACK))*$",
+        }),
+        "data" => json!({ "type": "boolean" }),
+        "probability" => json!({ "type": "number", "exclusiveMinimum": 0, "maximum": 1 }),
+        "name" => {
+            json!({ "type": "string", "minLength": 1, "maxLength": 64, "not": { "const": "all" } })
+        }
+        "with" => {
+            let kinds: Vec<&str> = crate::model::Reject::ALL.iter().map(|(_, n)| *n).collect();
+            json!({ "enum": kinds })
+        }
         "bytes" => json!({ "type": "integer", "minimum": 0 }),
         "matches" => json!({ "type": "string" }),
         other => unreachable!("modifier `{other}` has no value schema"),

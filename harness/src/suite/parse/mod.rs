@@ -28,7 +28,7 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use super::limits::{MAX_CASES_PER_FILE, MAX_FILE_BYTES, MAX_PROBLEMS_SHOWN, bytes_in_words};
 use super::{
     Action, Case, CaseVersion, Check, Control, DEFAULT_DEADLINE, DEFAULT_READY_WITHIN,
-    DEFAULT_STOP_GRACE, Location, Program, Scope, Script, Step, Suite, Tolerance, Version,
+    DEFAULT_STOP_GRACE, Location, Program, Scope, Script, Suite, Tolerance, Version,
 };
 use crate::model::Side;
 use raw::{DurationValue, RawProgram, RawTolerance, SysctlValue};
@@ -449,6 +449,7 @@ impl<'a> Reader<'a> {
             }
         }
         self.across_scripts(&case.scripts, role);
+        self.faults(&case);
         if case.shares_program() {
             self.shared_program_steps(&case.scripts);
         }
@@ -459,13 +460,102 @@ impl<'a> Reader<'a> {
     /// `signal` would stop (or change) the program for every later case.
     fn shared_program_steps(&mut self, scripts: &[Script]) {
         for script in scripts {
-            for step in every_step(&script.steps) {
+            for step in super::every_step(&script.steps) {
                 if let Action::Control(Control::Signal(_)) = &step.action {
                     self.problem(
                         step.span.clone(),
                         "expected no `signal` in a case that shares the suite's program (`scope = \"suite\"`), found one: the signal would reach the program every later case uses; give this case a `program` of its own",
                     );
                 }
+                if let Action::Control(Control::Fault(_)) = &step.action {
+                    self.problem(
+                        step.span.clone(),
+                        "expected no fault in a case that shares the suite's program (`scope = \"suite\"`), found one: a fault is a rule of the namespace that program serves every case in; give this case a `program` of its own",
+                    );
+                }
+            }
+        }
+    }
+
+    /// Faults no step alone can judge: one whose side has no port in the
+    /// case (nothing it sends could be told apart), two of one name, and
+    /// a `lift` of a name no fault has, or of `all` with no fault at all.
+    fn faults(&mut self, case: &Case) {
+        let steps = || {
+            case.scripts
+                .iter()
+                .flat_map(|script| super::every_step(&script.steps))
+        };
+        let mut names: Vec<&str> = Vec::new();
+        for step in steps() {
+            let Action::Control(Control::Fault(fault)) = &step.action else {
+                continue;
+            };
+            if case.fault_ports(fault).is_empty() {
+                let to = fault
+                    .to
+                    .map(|to| format!(" to the {to}"))
+                    .unwrap_or_default();
+                self.problem(
+                    step.span.clone(),
+                    format!(
+                        "expected a fault on what a side sends through a port this case names, found none for what the {}{to} sends: the {} neither listens on nor connects to a port{}",
+                        fault.from,
+                        fault.from,
+                        if to.is_empty() { "" } else { " the other side connects to or listens on" }
+                    ),
+                );
+            }
+            if let Some(name) = &fault.name {
+                if names.contains(&name.as_str()) {
+                    self.problem(
+                        step.span.clone(),
+                        format!(
+                            "expected each fault's `name` once in a case, found {name:?} again"
+                        ),
+                    );
+                }
+                names.push(name);
+            }
+        }
+        let any = steps().any(|s| matches!(s.action, Action::Control(Control::Fault(_))));
+        for step in steps() {
+            match &step.action {
+                Action::Control(Control::Lift(super::Lift::Named(name)))
+                    if !names.contains(&name.as_str()) =>
+                {
+                    self.problem(
+                        step.span.clone(),
+                        format!(
+                            "expected `lift` of a fault this case names, found {name:?}; its faults are named {}",
+                            if names.is_empty() {
+                                "nothing (give one a `name`, or `lift = \"all\"`)".to_string()
+                            } else {
+                                names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+                            }
+                        ),
+                    );
+                }
+                Action::Check(Check::Taken { name, .. }) if !names.contains(&name.as_str()) => {
+                    self.problem(
+                        step.span.clone(),
+                        format!(
+                            "expected `taken` of a fault this case names, found {name:?}; its faults are named {}",
+                            if names.is_empty() {
+                                "nothing (give one a `name`)".to_string()
+                            } else {
+                                names.iter().map(|n| format!("{n:?}")).collect::<Vec<_>>().join(", ")
+                            }
+                        ),
+                    );
+                }
+                Action::Control(Control::Lift(super::Lift::All)) if !any => {
+                    self.problem(
+                        step.span.clone(),
+                        "expected `lift = \"all\"` in a case with a fault, found no `drop` or `reject`: it would lift nothing",
+                    );
+                }
+                _ => {}
             }
         }
     }
@@ -480,12 +570,12 @@ impl<'a> Reader<'a> {
         let has = |side: Side| scripts.iter().any(|s| s.side == side) || role == Some(side);
         let marks = |side: Side, label: &str| {
             scripts.iter().filter(|s| s.side != side).any(|s| {
-                every_step(&s.steps)
+                super::every_step(&s.steps)
                     .any(|m| matches!(&m.action, Action::Control(Control::Mark(l)) if l == label))
             })
         };
         for script in scripts {
-            for step in every_step(&script.steps) {
+            for step in super::every_step(&script.steps) {
                 match &step.action {
                     Action::Check(Check::State { expected, .. }) => {
                         for (socket, _) in expected {
@@ -825,17 +915,6 @@ fn versions_of(case: Case) -> Vec<Case> {
             one
         })
         .collect()
-}
-
-/// Every step of a script, the steps inside its loops included.
-fn every_step(steps: &[Step]) -> impl Iterator<Item = &Step> {
-    steps.iter().flat_map(|step| {
-        let inner: &[Step] = match &step.action {
-            Action::Control(Control::Loop(looped)) => &looped.body,
-            _ => &[],
-        };
-        std::iter::once(step).chain(inner.iter())
-    })
 }
 
 #[derive(Clone)]

@@ -46,6 +46,16 @@ pub(super) struct RawStepTable {
     pub(super) syscall: Option<Spanned<SyscallName>>,
     pub(super) state: Option<Spanned<RawStates>>,
     pub(super) accept_queue: Option<Spanned<RawQueues>>,
+    pub(super) drop: Option<Spanned<SideName>>,
+    pub(super) reject: Option<Spanned<SideName>>,
+    pub(super) lift: Option<Spanned<String>>,
+    pub(super) taken: Option<Spanned<String>>,
+    pub(super) to: Option<Spanned<SideName>>,
+    pub(super) flags: Option<Spanned<FlagsValue>>,
+    pub(super) data: Option<Spanned<bool>>,
+    pub(super) probability: Option<Spanned<f64>>,
+    pub(super) name: Option<Spanned<String>>,
+    pub(super) with: Option<Spanned<RejectValue>>,
     pub(super) timeout: Option<Spanned<DurationValue>>,
     pub(super) within: Option<Spanned<DurationValue>>,
     pub(super) repeat: Option<Spanned<usize>>,
@@ -97,7 +107,13 @@ impl RawStepTable {
             expect => "expect",
             bytes => "bytes",
             after => "after",
-            longer_than => "longer_than"
+            longer_than => "longer_than",
+            to => "to",
+            flags => "flags",
+            data => "data",
+            probability => "probability",
+            name => "name",
+            with => "with"
         );
         out
     }
@@ -136,6 +152,16 @@ impl RawStepTable {
             syscall,
             state,
             accept_queue,
+            drop,
+            reject,
+            lift,
+            taken,
+            to,
+            flags,
+            data,
+            probability,
+            name,
+            with,
             timeout,
             within,
             repeat,
@@ -709,6 +735,49 @@ impl<'de> Deserialize<'de> for SyscallName {
         let name = String::deserialize(d)?;
         crate::model::syscall::Which::parse(&name)
             .map(SyscallName)
+            .map_err(de::Error::custom)
+    }
+}
+
+/// A side by name, `"client"`, `"proxy"` or `"server"`.
+pub(super) struct SideName(pub(super) crate::model::Side);
+
+impl<'de> Deserialize<'de> for SideName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use crate::model::Side;
+        let name = String::deserialize(d)?;
+        [Side::Client, Side::Proxy, Side::Server]
+            .into_iter()
+            .find(|side| side.name() == name)
+            .map(SideName)
+            .ok_or_else(|| {
+                de::Error::custom(format!(
+                    "expected a side, \"client\", \"proxy\" or \"server\", found \"{name}\""
+                ))
+            })
+    }
+}
+
+/// TCP flags, `"SYN"` or `"FIN|ACK"`.
+pub(super) struct FlagsValue(pub(super) crate::model::TcpFlags);
+
+impl<'de> Deserialize<'de> for FlagsValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::model::TcpFlags::parse(&text)
+            .map(FlagsValue)
+            .map_err(de::Error::custom)
+    }
+}
+
+/// How to reject, `"tcp-reset"` or an ICMP kind.
+pub(super) struct RejectValue(pub(super) crate::model::Reject);
+
+impl<'de> Deserialize<'de> for RejectValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::model::Reject::parse(&text)
+            .map(RejectValue)
             .map_err(de::Error::custom)
     }
 }

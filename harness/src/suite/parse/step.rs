@@ -8,11 +8,12 @@ use toml::de::{DeTable, DeValue};
 
 use super::Reader;
 use super::raw::{RawExpect, RawPayload, RawStep, RawStepTable, parse_outcome};
-use crate::model::{Link, Outcome, PollEvents, Side};
+use crate::model::{Link, Outcome, PollEvents, Reject, Side, Verdict};
 use crate::suite::action::{self, ActionDef, CATALOG, JUDGING};
 use crate::suite::limits::{MAX_READ_BYTES, MAX_SEND_BYTES, MAX_STEPS_PER_CASE, bytes_in_words};
 use crate::suite::{
-    Action, Check, Control, Expect, LineCount, Loop, Pattern, Payload, SocketCall, Step,
+    Action, Check, Control, Expect, Fault, Lift, LineCount, Loop, Pattern, Payload, SocketCall,
+    Step,
 };
 
 /// A step's table as read: the serde-readable keys, and a `loop`'s body,
@@ -201,6 +202,34 @@ impl<'a> Reader<'a> {
             until: Vec::new(),
         })));
         take!(signal, "signal", |v| C(Control::Signal(v.0)));
+        take!(drop, "drop", |v| C(Control::Fault(Fault {
+            from: v.0,
+            to: None,
+            flags: None,
+            data: None,
+            probability: None,
+            verdict: Verdict::Drop,
+            name: None,
+        })));
+        take!(reject, "reject", |v| C(Control::Fault(Fault {
+            from: v.0,
+            to: None,
+            flags: None,
+            data: None,
+            probability: None,
+            verdict: Verdict::Reject(Reject::TcpReset),
+            name: None,
+        })));
+        take!(taken, "taken", |v| K(Check::Taken {
+            name: v,
+            packets: LineCount::AtLeastOne,
+            within: None,
+        }));
+        take!(lift, "lift", |v| C(Control::Lift(if v == "all" {
+            Lift::All
+        } else {
+            Lift::Named(v)
+        })));
         take!(released, "released", |_v| K(Check::Released {
             within: None
         }));
@@ -361,6 +390,7 @@ impl<'a> Reader<'a> {
                 Check::State { within: w, .. }
                 | Check::Log { within: w, .. }
                 | Check::Syscall { within: w, .. }
+                | Check::Taken { within: w, .. }
                 | Check::Released { within: w }
                 | Check::AcceptQueue { within: w, .. },
             ),
@@ -368,7 +398,12 @@ impl<'a> Reader<'a> {
         {
             *w = Some(within.get_ref().0);
         }
-        if let K(Check::Log { lines, .. } | Check::Syscall { calls: lines, .. }) = action {
+        if let K(
+            Check::Log { lines, .. }
+            | Check::Syscall { calls: lines, .. }
+            | Check::Taken { packets: lines, .. },
+        ) = action
+        {
             match (&raw.count, &raw.at_most) {
                 (Some(_), Some(both)) => self.problem(
                     both.span(),
@@ -463,6 +498,49 @@ impl<'a> Reader<'a> {
                         PollEvents::REQUESTABLE.join(", ")
                     ),
                 );
+            }
+        }
+        if let C(Control::Fault(fault)) = action {
+            fault.to = raw.to.as_ref().map(|to| to.get_ref().0);
+            if fault.to == Some(fault.from) {
+                if let Some(to) = &raw.to {
+                    self.problem(
+                        to.span(),
+                        format!(
+                            "expected `to` to name the side the {} sends to, found the {} itself",
+                            fault.from, fault.from
+                        ),
+                    );
+                }
+            }
+            fault.flags = raw.flags.as_ref().map(|f| f.get_ref().0);
+            fault.data = raw.data.as_ref().map(|d| *d.get_ref());
+            if let Some(p) = &raw.probability {
+                let p_value = *p.get_ref();
+                if p_value > 0.0 && p_value <= 1.0 {
+                    fault.probability = Some(p_value);
+                } else {
+                    self.problem(
+                        p.span(),
+                        format!("expected `probability` above 0 and at most 1, found {p_value}"),
+                    );
+                }
+            }
+            if let Some(name) = &raw.name {
+                let text = name.get_ref();
+                if text.is_empty() || text == "all" || text.len() > 64 {
+                    self.problem(
+                        name.span(),
+                        format!(
+                            "expected a fault's `name` of 1 to 64 characters other than \"all\" (which `lift` takes as every fault), found {text:?}"
+                        ),
+                    );
+                } else {
+                    fault.name = Some(text.clone());
+                }
+            }
+            if let (Some(with), Verdict::Reject(how)) = (&raw.with, &mut fault.verdict) {
+                *how = with.get_ref().0;
             }
         }
         if let C(Control::Loop(looped)) = action {

@@ -1138,3 +1138,151 @@ server = [{ listen = 8080 }, "accept", { state = { client = "ESTABLISHED" }, wit
         "{found:#?}"
     );
 }
+
+#[rstest]
+#[case::fault_on_a_side_without_a_port(
+    client("  { connect = 8080 },\n  { drop = \"server\" },"),
+    5,
+    3,
+    "expected a fault on what a side sends through a port this case names, found none for what the server sends"
+)]
+#[case::fault_to_itself(
+    client("  { connect = 8080 },\n  { drop = \"client\", to = \"client\" },"),
+    5,
+    27,
+    "expected `to` to name the side the client sends to, found the client itself"
+)]
+#[case::probability_zero(
+    client("  { connect = 8080 },\n  { drop = \"client\", probability = 0.0 },"),
+    5,
+    36,
+    "expected `probability` above 0 and at most 1, found 0"
+)]
+#[case::probability_over_one(
+    client("  { connect = 8080 },\n  { drop = \"client\", probability = 1.5 },"),
+    5,
+    36,
+    "expected `probability` above 0 and at most 1, found 1.5"
+)]
+#[case::fault_named_all(
+    client("  { connect = 8080 },\n  { drop = \"client\", name = \"all\" },"),
+    5,
+    29,
+    "expected a fault's `name` of 1 to 64 characters other than \"all\""
+)]
+#[case::flags_not_matched(
+    client("  { connect = 8080 },\n  { drop = \"client\", flags = \"PSH\" },"),
+    5,
+    30,
+    "expected TCP flags such as \"SYN\", \"ACK\" or \"FIN|ACK\" (of SYN, FIN, RST, ACK), found `PSH`"
+)]
+#[case::reject_with_what(
+    client("  { connect = 8080 },\n  { reject = \"client\", with = \"icmp\" },"),
+    5,
+    31,
+    "expected how to reject, one of `tcp-reset`, `port-unreachable`, `host-unreachable`, `admin-prohibited`, found `icmp`"
+)]
+#[case::with_on_a_drop(
+    client("  { connect = 8080 },\n  { drop = \"client\", with = \"tcp-reset\" },"),
+    5,
+    29,
+    "`with` does not apply to `drop`"
+)]
+#[case::fault_side_unknown(
+    client("  { connect = 8080 },\n  { drop = \"laptop\" },"),
+    5,
+    12,
+    "expected a side, \"client\", \"proxy\" or \"server\", found \"laptop\""
+)]
+#[case::lift_of_an_unknown_name(
+    client("  { connect = 8080 },\n  { drop = \"client\", name = \"p\" },\n  { lift = \"q\" },"),
+    6,
+    3,
+    "expected `lift` of a fault this case names, found \"q\"; its faults are named \"p\""
+)]
+#[case::lift_all_without_a_fault(
+    client("  { lift = \"all\" },"),
+    4,
+    3,
+    "expected `lift = \"all\"` in a case with a fault, found no `drop` or `reject`: it would lift nothing"
+)]
+#[case::two_faults_of_one_name(
+    client(
+        "  { connect = 8080 },\n  { drop = \"client\", name = \"p\" },\n  { reject = \"client\", name = \"p\" },"
+    ),
+    6,
+    3,
+    "expected each fault's `name` once in a case, found \"p\" again"
+)]
+#[case::taken_of_an_unknown_name(
+    client("  { connect = 8080 },\n  { taken = \"x\" },"),
+    5,
+    3,
+    "expected `taken` of a fault this case names, found \"x\"; its faults are named nothing"
+)]
+fn a_fault_that_cannot_work_is_refused_where_it_is_written(
+    #[case] text: String,
+    #[case] line: usize,
+    #[case] column: usize,
+    #[case] message: &str,
+) {
+    let (l, c, m) = problem(&text);
+    assert!(
+        m.starts_with(message),
+        "expected a message starting with {message:?}, found {m:?}"
+    );
+    assert_eq!((l, c), (line, column), "for {m:?}");
+}
+
+#[rstest]
+#[case::fault_in_a_shared_program_case(
+    "[program]\nrun = [\"./s\"]\nport = 8080\nscope = \"suite\"\n\n[[case]]\nname = \"a\"\nclient = [{ connect = 8080 }, { drop = \"client\" }]\n",
+    "expected no fault in a case that shares the suite's program (`scope = \"suite\"`), found one"
+)]
+#[case::to_a_side_it_does_not_talk_to(
+    "[[case]]\nname = \"a\"\nserver = [{ listen = 9000 }]\nclient = [{ connect = 8080 }, { drop = \"client\", to = \"server\" }]\n",
+    "expected a fault on what a side sends through a port this case names, found none for what the client to the server sends: the client neither listens on nor connects to a port the other side connects to or listens on"
+)]
+fn a_fault_that_cannot_work_across_scripts_is_refused(#[case] text: &str, #[case] message: &str) {
+    let (_, _, m) = problem(text);
+    assert!(m.starts_with(message), "expected {message:?}, found {m:?}");
+}
+
+#[test]
+fn a_fault_reads_every_modifier() {
+    let text = client(
+        "  { connect = 8080 },\n  { reject = \"client\", to = \"server\", flags = \"FIN|ACK\", data = false, probability = 0.5, name = \"p\", with = \"host-unreachable\" },\n  { taken = \"p\", at_most = 3, within = \"1s\" },\n  { lift = \"p\" },",
+    );
+    let text = text.replace("[[case]]", "[[case]]\nserver = [{ listen = 8080 }]");
+    let suite = parse_suite(Path::new("faults.toml"), text.as_bytes()).expect("valid");
+    let steps = &suite.cases[0].scripts[0].steps;
+    let Action::Control(Control::Fault(fault)) = &steps[1].action else {
+        panic!("{:?}", steps[1].action);
+    };
+    assert_eq!(fault.from, Side::Client);
+    assert_eq!(fault.to, Some(Side::Server));
+    assert_eq!(fault.flags, Some(crate::model::TcpFlags(0x11)));
+    assert_eq!(fault.data, Some(false));
+    assert_eq!(fault.probability, Some(0.5));
+    assert_eq!(fault.name.as_deref(), Some("p"));
+    assert_eq!(
+        fault.verdict,
+        crate::model::Verdict::Reject(crate::model::Reject::HostUnreachable)
+    );
+    assert_eq!(
+        suite.cases[0].fault_ports(fault),
+        [crate::model::Port::Destination(8080)]
+    );
+    assert_eq!(
+        steps[2].action,
+        Action::Check(Check::Taken {
+            name: "p".into(),
+            packets: crate::suite::LineCount::AtMost(3),
+            within: Some(Duration::from_secs(1)),
+        })
+    );
+    assert_eq!(
+        steps[3].action,
+        Action::Control(Control::Lift(crate::suite::Lift::Named("p".into())))
+    );
+}
