@@ -58,7 +58,7 @@ pub use nft::Faults;
 pub struct Filter {
     /// By port.
     pub port: Port,
-    /// Exactly these of FIN, SYN, RST and ACK set, the others clear.
+    /// These flags, as [`TcpFlags::matches`] reads them.
     pub flags: Option<TcpFlags>,
     /// `Some(false)`: only segments without data (a bare ACK);
     /// `Some(true)`: only segments with data.

@@ -429,9 +429,10 @@ fn rules(filter: &Filter) -> Vec<Vec<Expression>> {
     head.push(load_payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset, 2));
     head.push(equal(port.to_be_bytes().to_vec()));
     if let Some(flags) = filter.flags {
+        let (bits, value) = flags.mask_and_value();
         head.push(load_payload(NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1));
-        head.push(mask(0x17));
-        head.push(equal(vec![flags.0 & 0x17]));
+        head.push(mask(bits));
+        head.push(equal(vec![value]));
     }
     let mut tail = Vec::new();
     if let Some(p) = filter.probability.filter(|p| *p < 1.0) {

@@ -20,7 +20,7 @@ impl TcpFlags {
     /// ACK: the acknowledgement number is valid.
     pub const ACK: TcpFlags = TcpFlags(0x10);
 
-    /// The flags a fault compares (FIN, SYN, RST, ACK): PSH is left out,
+    /// The flags a suite names (FIN, SYN, RST, ACK): PSH is left out,
     /// since whether a data segment carries it is the sender's choice, not
     /// a difference a suite means.
     pub const MATCHED: TcpFlags = TcpFlags(0x17);
@@ -56,6 +56,25 @@ impl TcpFlags {
     /// Whether every flag of `other` is set here.
     pub fn contains(self, other: TcpFlags) -> bool {
         self.0 & other.0 == other.0
+    }
+
+    /// What a segment's flags byte is masked with, and must then equal,
+    /// for it to match these flags as a suite names them: exactly these of
+    /// SYN, FIN and RST; ACK set when named, free when not (a FIN is nearly
+    /// always FIN|ACK, a reset RST or RST|ACK, as `tcpdump` prints `[F.]`,
+    /// `[R.]`). So `"ACK"` alone is a bare ACK (`[.]`), none of the others
+    /// set, and `"SYN|ACK"` needs the ACK.
+    pub fn mask_and_value(self) -> (u8, u8) {
+        const FIN_SYN_RST: u8 = 0x07;
+        let mask = FIN_SYN_RST | (self.0 & TcpFlags::ACK.0);
+        (mask, self.0 & mask)
+    }
+
+    /// Whether a segment with flags `seen` matches these (see
+    /// [`TcpFlags::mask_and_value`]).
+    pub fn matches(self, seen: TcpFlags) -> bool {
+        let (mask, value) = self.mask_and_value();
+        seen.0 & mask == value
     }
 }
 
@@ -174,6 +193,20 @@ mod tests {
         assert!(TcpFlags::parse("PSH").is_err(), "PSH is not matched");
         assert!(TcpFlags::parse("syn").is_err());
         assert!(TcpFlags::parse("").is_err());
+    }
+
+    #[test]
+    fn ack_is_free_but_a_bare_ack_is_bare() {
+        let [syn, syn_ack, fin_ack, rst, rst_ack, ack, psh_ack] =
+            [0x02, 0x12, 0x11, 0x04, 0x14, 0x10, 0x18].map(TcpFlags);
+        let rule = |text| TcpFlags::parse(text).unwrap();
+        assert!(rule("SYN").matches(syn) && rule("SYN").matches(syn_ack));
+        assert!(rule("FIN").matches(fin_ack));
+        assert!(rule("RST").matches(rst) && rule("RST").matches(rst_ack));
+        assert!(rule("ACK").matches(ack) && rule("ACK").matches(psh_ack));
+        assert!(!rule("ACK").matches(fin_ack) && !rule("ACK").matches(rst_ack));
+        assert!(!rule("SYN").matches(rst) && !rule("FIN").matches(ack));
+        assert!(!rule("SYN|ACK").matches(syn), "named ACK is required");
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub struct Fault {
     /// Only those on its connections with this side (the proxy talks to
     /// two).
     pub to: Option<Side>,
-    /// Only segments with exactly these of FIN, SYN, RST and ACK.
+    /// Only segments with these flags (see [`TcpFlags::matches`]).
     pub flags: Option<TcpFlags>,
     /// Only segments without data (`false`: a bare ACK), or only with.
     pub data: Option<bool>,
@@ -733,7 +733,7 @@ pub const MODIFIERS: &[ModifierDef] = &[
     },
     ModifierDef {
         keyword: "flags",
-        summary: "for `drop` and `reject`: only TCP segments with exactly these of SYN, FIN, RST, ACK set (`\"SYN\"`, `\"ACK\"`, `\"FIN|ACK\"`); PSH is not looked at",
+        summary: "for `drop` and `reject`: only TCP segments with exactly these of SYN, FIN and RST set, ACK or not (`\"SYN\"` is a SYN or a SYN|ACK, `\"RST\"` a reset with or without ACK); `\"ACK\"` alone is a bare ACK, none of the others; PSH is not looked at",
     },
     ModifierDef {
         keyword: "data",
