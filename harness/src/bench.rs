@@ -88,6 +88,24 @@ client = [
 ]
 "#;
 
+/// The no-wait case with one fault in place: a rule on the client's FINs,
+/// which this case never sends, so the case does what it does without
+/// one and only the rule's setup is measured.
+const FAULT_SUITE: &str = r#"
+[[case]]
+name = "refused_connect_with_a_fault"
+client = [
+  { drop = "client", flags = "FIN" },
+  { connect = 8080, expect = "ECONNREFUSED" },
+  { state = { client = "CLOSE" } },
+]
+"#;
+
+/// Samples of the no-wait case with capture on and off, and with a fault.
+const CAPTURE_SAMPLES: usize = 300;
+/// Target: capturing a case's packets costs it at most this factor.
+const CAPTURE_TARGET: f64 = 1.5;
+
 /// Round trips in the echo loop.
 const ECHO_ROUNDS: usize = 1000;
 /// Samples of each echo loop case.
@@ -186,6 +204,8 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
     let reads = state_reads()?;
     err!("running {cases} no-wait cases with {jobs} jobs...");
     let throughput = throughput(&suite, &case, cases, jobs)?;
+    err!("measuring packet capture and a fault ({CAPTURE_SAMPLES} samples each)...");
+    let packets = capture_and_fault_cost(&suite)?;
     err!("measuring a per-case program ({PROGRAM_SAMPLES} samples)...");
     let program = program_cost(&suite)?;
     err!("measuring syscall tracing on an echo loop ({ECHO_SAMPLES} samples each)...");
@@ -249,6 +269,30 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
         cases,
         fmt_duration(throughput),
         cases as f64 / throughput.as_secs_f64()
+    );
+    row(
+        "no-wait case, packets captured (the default)",
+        packets.captured,
+    );
+    row("the same case, --no-capture", packets.uncaptured);
+    let median = ratio(packets.captured.median, packets.uncaptured.median);
+    ratio_line(
+        "captured / not captured",
+        median,
+        ratio(packets.captured.p90, packets.uncaptured.p90),
+        format!("target ≤ {CAPTURE_TARGET}×"),
+        median <= CAPTURE_TARGET,
+    );
+    row(
+        "the same case with one drop rule (captured)",
+        packets.faulted,
+    );
+    out!(
+        "  {:<44} {:>6} {:>10.2}× {:>10.2}×  (an nf_tables table, chain and rule; no target)",
+        "with a fault / without",
+        "",
+        ratio(packets.faulted.median, packets.captured.median),
+        ratio(packets.faulted.p90, packets.captured.p90),
     );
     match program {
         Some(ProgramCosts {
@@ -410,6 +454,45 @@ struct ProgramCosts {
 /// without a program, and the same case served by one program for the
 /// whole suite (`scope = "suite"`); in turn. `None` when the fixture is not
 /// built.
+/// The no-wait case with and without its packet capture, and with one
+/// fault in place.
+struct PacketCosts {
+    captured: Stats,
+    uncaptured: Stats,
+    faulted: Stats,
+}
+
+/// Runs the no-wait case captured, not captured, and with a fault, in
+/// turn, so that the machine's drift touches all three alike.
+fn capture_and_fault_cost(suite: &Suite) -> Result<PacketCosts, String> {
+    let faulted_suite =
+        hangup::suite::parse_suite(Path::new("bench_fault.toml"), FAULT_SUITE.as_bytes())
+            .map_err(|e| format!("the embedded fault suite is invalid: {e}"))?;
+    let captured_options = RunOptions::default();
+    let uncaptured_options = RunOptions {
+        no_capture: true,
+        ..RunOptions::default()
+    };
+    let case = &suite.cases[0];
+    let faulted_case = &faulted_suite.cases[0];
+    for _ in 0..WARMUP {
+        timed_case(suite, case, &captured_options)?;
+        timed_case(suite, case, &uncaptured_options)?;
+        timed_case(&faulted_suite, faulted_case, &captured_options)?;
+    }
+    let (mut captured, mut uncaptured, mut faulted) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..CAPTURE_SAMPLES {
+        captured.push(timed_case(suite, case, &captured_options)?);
+        uncaptured.push(timed_case(suite, case, &uncaptured_options)?);
+        faulted.push(timed_case(&faulted_suite, faulted_case, &captured_options)?);
+    }
+    Ok(PacketCosts {
+        captured: Stats::of(captured).ok_or("no samples")?,
+        uncaptured: Stats::of(uncaptured).ok_or("no samples")?,
+        faulted: Stats::of(faulted).ok_or("no samples")?,
+    })
+}
+
 fn program_cost(suite: &Suite) -> Result<Option<ProgramCosts>, String> {
     let places = hangup::sut::Places::for_suite(Path::new("bench.toml"));
     if !places.fixtures.iter().any(|dir| dir.join("echo").is_file()) {

@@ -43,6 +43,10 @@ enum Command {
         /// Keep every case's artifact folder, not only failing ones.
         #[arg(long)]
         keep_artifacts: bool,
+        /// Capture no packets, except in cases that check them (`sent`,
+        /// `first`): no ladder in the timeline, no capture.pcap.
+        #[arg(long)]
+        no_capture: bool,
         /// Where artifact folders go (default: the system temp dir).
         #[arg(long, value_name = "DIR")]
         artifacts: Option<PathBuf>,
@@ -126,6 +130,7 @@ pub fn main() -> ExitCode {
             filter,
             jobs,
             keep_artifacts,
+            no_capture,
             artifacts,
             include_ignored,
             repeat,
@@ -152,6 +157,7 @@ pub fn main() -> ExitCode {
             };
             let options = RunOptions {
                 keep_artifacts: keep_artifacts || from_env.keep_artifacts,
+                no_capture: no_capture || from_env.no_capture,
                 artifact_root: artifacts.or(from_env.artifact_root),
                 ..from_env
             };

@@ -92,6 +92,28 @@ pub enum EventKind {
         /// The line, without its newline (invalid UTF-8 replaced).
         line: String,
     },
+    /// A TCP segment the case's capture saw arrive (the event's side is
+    /// its sender's, when the case tells).
+    Packet {
+        /// Its sender's address.
+        from: std::net::SocketAddr,
+        /// Its receiver's address.
+        to: std::net::SocketAddr,
+        /// Its receiver's side, when the case tells.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        to_side: Option<Side>,
+        /// Its flags, `SYN|ACK`.
+        flags: crate::model::TcpFlags,
+        /// Its sequence number, from the sender's first (its SYN's) as 0.
+        seq: u32,
+        /// Its acknowledgement number on the same scale of the other
+        /// direction (with ACK).
+        ack: u32,
+        /// The window it advertises, unscaled.
+        window: u16,
+        /// The bytes of data it carries.
+        len: u32,
+    },
     /// Anything else worth a line (setup, sleeps, marks, the deadline).
     Note {
         /// The text.

@@ -42,6 +42,8 @@ pub enum MismatchKind {
     AcceptQueue,
     /// Packets a fault took.
     Taken,
+    /// Segments a side sent, as the capture saw them.
+    Packets,
 }
 
 /// What was expected and what was seen instead.
@@ -328,6 +330,52 @@ pub fn judge_taken(
         kind: MismatchKind::Taken,
         expected,
         observed: format!("it took {}", packets(seen)),
+    })
+}
+
+/// Judges a `sent` check: `seen` segments matched `what` (`RST segments
+/// the server sent`); `examples` are the first few, as the timeline shows
+/// them; `otherwise` is what the side sent instead, when none matched.
+pub fn judge_sent(
+    what: &str,
+    wanted: LineCount,
+    within: Option<Duration>,
+    seen: usize,
+    examples: &[String],
+    otherwise: &str,
+) -> Result<(), Mismatch> {
+    let holds = match wanted {
+        LineCount::AtLeastOne => seen >= 1,
+        LineCount::Exactly(n) => seen == n as usize,
+        LineCount::AtMost(n) => seen <= n as usize,
+    };
+    if holds {
+        return Ok(());
+    }
+    let when = match (wanted, within) {
+        (LineCount::AtLeastOne, Some(d)) => format!(" within {}", millis(d)),
+        (_, Some(d)) => format!(" over {}", millis(d)),
+        (_, None) => String::new(),
+    };
+    let expected = match wanted {
+        LineCount::AtLeastOne => format!("one or more {what}{when}"),
+        LineCount::Exactly(n) => format!("{n} {what}{when}"),
+        LineCount::AtMost(n) => format!("at most {n} {what}{when}"),
+    };
+    let mut observed = format!("{seen}");
+    if seen == 0 && !otherwise.is_empty() {
+        observed.push_str(&format!(" ({otherwise})"));
+    }
+    if !examples.is_empty() {
+        observed.push_str(&format!(": {}", examples.join("; ")));
+        if seen > examples.len() {
+            observed.push_str("; ...");
+        }
+    }
+    Err(Mismatch {
+        kind: MismatchKind::Packets,
+        expected,
+        observed,
     })
 }
 

@@ -593,3 +593,78 @@ fn a_suite_compares_two_versions_of_its_program_in_one_run() {
         "{stdout}"
     );
 }
+
+/// A case's packets, written as its `capture.pcap`: tshark (Wireshark's
+/// reader) opens it and shows the same TCP segments, with the same flags
+/// in the same order, as hangup's report. Skipped without tshark, except
+/// in CI, which installs it.
+#[test]
+fn a_case_capture_opens_in_tshark_with_the_flags_the_report_shows() {
+    let tshark = Command::new("tshark").arg("--version").output();
+    if tshark.is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "tshark (Debian's tshark) is needed in CI"
+        );
+        eprintln!("tshark not found: the pcap check is skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suite =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../suites/s02_read_timeout_mid_stream.toml");
+    let json = dir.path().join("report.json");
+    let out = hangup(&[
+        "run",
+        suite.to_str().expect("utf-8"),
+        "--keep-artifacts",
+        "--artifacts",
+        dir.path().to_str().expect("utf-8"),
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("report")).expect("JSON");
+    let case = &report["rounds"][0]["cases"][0];
+    let flags_bits = |text: &str| -> u8 {
+        text.split('|')
+            .map(|name| match name {
+                "FIN" => 0x01,
+                "SYN" => 0x02,
+                "RST" => 0x04,
+                "PSH" => 0x08,
+                "ACK" => 0x10,
+                other => panic!("flag {other}"),
+            })
+            .fold(0, |all, bit| all | bit)
+    };
+    let reported: Vec<u8> = case["timeline"]["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["event"] == "packet")
+        .map(|e| flags_bits(e["flags"].as_str().expect("flags")))
+        .collect();
+    assert!(reported.len() >= 8, "{reported:?}");
+    let pcap = Path::new(case["artifacts"].as_str().expect("kept artifacts")).join("capture.pcap");
+    let read = Command::new("tshark")
+        .args([
+            "-r",
+            pcap.to_str().expect("utf-8"),
+            "-T",
+            "fields",
+            "-e",
+            "tcp.flags",
+        ])
+        .output()
+        .expect("run tshark");
+    assert!(read.status.success(), "{}", text(&read.stderr));
+    let shown: Vec<u8> = text(&read.stdout)
+        .lines()
+        .map(|line| {
+            let hex = line.trim().trim_start_matches("0x");
+            (u16::from_str_radix(hex, 16).expect("tshark's hex flags") & 0x1f) as u8
+        })
+        .collect();
+    assert_eq!(shown, reported, "tshark's flags against the report's");
+}

@@ -151,6 +151,18 @@ fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::
     "observed it took 0 packets",
     "taken"
 )]
+#[case::sent(
+    "sent.toml",
+    "expected one or more RST segments the client sent within 200 ms",
+    "observed 0 (the client sent SYN, ACK, FIN|ACK)",
+    "packets"
+)]
+#[case::first(
+    "first.toml",
+    "expected the first FIN segment to be the client's within 1000 ms",
+    "observed the server's: FIN|ACK (0 B, win ",
+    "packets"
+)]
 #[case::released_traced(
     "released_traced.toml",
     "expected the program to hold no connection and at most",

@@ -23,9 +23,25 @@ impl Timeline {
         }
         let mut out = out.trim_end().to_string();
         out.push('\n');
+        let column_of =
+            |side: Option<Side>| side.and_then(|s| columns.iter().position(|c| *c == s));
         for event in &self.events {
             let text = event.kind.describe();
             let ms = format!("{:.1}", event.at.as_secs_f64() * 1000.0);
+            if let EventKind::Packet {
+                to_side, from, to, ..
+            } = &event.kind
+            {
+                let line = match (column_of(event.side), column_of(*to_side)) {
+                    (Some(a), Some(b)) if a != b => {
+                        format!("{ms:>9}  {}", arrow(a, b, &text, WIDTH + 2))
+                    }
+                    _ => format!("{ms:>9}  -- {text} {from} > {to}"),
+                };
+                out.push_str(line.trim_end());
+                out.push('\n');
+                continue;
+            }
             let line = match event
                 .side
                 .and_then(|side| columns.iter().position(|c| *c == side))
@@ -42,6 +58,22 @@ impl Timeline {
         }
         out
     }
+}
+
+/// A packet from column `from` to column `to` (each `step` characters
+/// wide), as the field's ladder diagrams draw it: the label at the
+/// sender's end, the arrow's head at the receiver's column.
+fn arrow(from: usize, to: usize, label: &str, step: usize) -> String {
+    let (left, right) = (from.min(to), from.max(to));
+    // From the left column's start to just before the right column's.
+    let span = (right - left) * step;
+    let dashes = span.saturating_sub(label.chars().count() + 3).max(3);
+    let drawn = if from < to {
+        format!("{label} {}>", "-".repeat(dashes))
+    } else {
+        format!("<{} {label}", "-".repeat(dashes))
+    };
+    format!("{:indent$}{drawn}", "", indent = left * step)
 }
 
 impl EventKind {
@@ -94,6 +126,27 @@ impl EventKind {
                 }
             }
             EventKind::Output { stream, line } => format!("{stream}| {line}"),
+            EventKind::Packet {
+                flags,
+                seq,
+                ack,
+                window,
+                len,
+                ..
+            } => {
+                let mut text = format!("{flags} seq {seq}");
+                if *len > 0 {
+                    text = format!("{flags} seq {seq}:{}", seq.wrapping_add(*len));
+                }
+                if flags.contains(crate::model::TcpFlags::ACK) {
+                    text.push_str(&format!(" ack {ack}"));
+                }
+                text.push_str(&format!(" win {window}"));
+                if *len > 0 {
+                    text.push_str(&format!(" ({len} B)"));
+                }
+                text
+            }
             EventKind::Note { text } => text.clone(),
         }
     }

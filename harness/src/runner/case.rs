@@ -35,7 +35,8 @@ use crate::record::{EventKind, Recorder, StateSource, Timeline};
 use crate::report::{CaseStatus, Failure, FailureKind, StepRef};
 use crate::sandbox::{CaseNamespace, SandboxError};
 use crate::suite::{
-    Action, Case, Check, Control, Fault, Lift, LineCount, Loop, Pattern, Program, Script, Step,
+    Action, Case, Check, Control, Fault, Lift, LineCount, Loop, Pattern, Program, Script, Segments,
+    Step,
 };
 use crate::sut;
 use crate::verdict::{self, Mismatch};
@@ -77,6 +78,8 @@ struct Shared {
     case: Case,
     /// Whether a passing case's artifacts are kept too (`--keep-artifacts`).
     keep_artifacts: bool,
+    /// Whether its packets are captured.
+    capture_packets: bool,
     sockets: Arc<Sockets>,
     /// The case's record; its clock starts when the namespace is ready.
     record: Recorder,
@@ -93,11 +96,21 @@ struct Shared {
     stop: super::StopSignal,
     /// The case's faults on the network, once a step put one in place.
     faults: Mutex<FaultsInPlace>,
+    /// Every packet of the case, from before its first step to its end.
+    capture: Mutex<Option<observe::Capture>>,
     /// Signalled only when the supervisor has something to do: a verdict
     /// (a failure), a side leaving a stopping case, the end of teardown.
     /// Marks, sleeps and waits never wake it: on a loaded machine every
     /// needless wake-up costs a scheduling round.
     supervisor: Condvar,
+}
+
+/// What a case keeps and records beyond its verdict.
+pub(super) struct Artifacts {
+    /// Its artifact folder even when it passes (`--keep-artifacts`).
+    pub keep: bool,
+    /// A capture of its packets.
+    pub capture: bool,
 }
 
 /// The nf_tables socket of the case (its table goes when the socket
@@ -274,19 +287,21 @@ pub(crate) fn run(
     case: Case,
     record: Recorder,
     stop: super::StopSignal,
-    keep_artifacts: bool,
+    artifacts: Artifacts,
     serving: Option<&SuiteProgram>,
 ) -> (CaseStatus, Timeline, Duration) {
     let shared = Arc::new(Shared {
         case,
         stop,
-        keep_artifacts,
+        keep_artifacts: artifacts.keep,
+        capture_packets: artifacts.capture,
         sockets: Arc::default(),
         record,
         program: std::sync::OnceLock::new(),
         threads: Mutex::default(),
         control: Mutex::default(),
         faults: Mutex::default(),
+        capture: Mutex::default(),
         changed: Condvar::new(),
         supervisor: Condvar::new(),
     });
@@ -436,6 +451,7 @@ fn prepare_and_run(shared: &Arc<Shared>, namespace: Result<CaseNamespace, Sandbo
         shared.fail(harness_failure(shared, FailureKind::Setup, summary));
     } else {
         interrupt::install();
+        start_capture(shared);
         shared.record.start_clock(Instant::now());
         // A server starts before the scripts; a client once a script
         // listens where it connects (in `run_sides`).
@@ -483,9 +499,134 @@ fn prepare_and_run(shared: &Arc<Shared>, namespace: Result<CaseNamespace, Sandbo
             }
         }
     }
+    end_capture(shared);
     let mut control = shared.control();
     control.torn_down = true;
     shared.supervisor.notify_all();
+}
+
+/// Starts capturing the case's packets, on its thread (so in its
+/// namespace). A capture the kernel refuses is noted; the case goes on
+/// without its packets.
+fn start_capture(shared: &Shared) {
+    if !shared.capture_packets {
+        return;
+    }
+    match observe::Capture::start() {
+        Ok(capture) => {
+            *shared.capture.lock().unwrap_or_else(|p| p.into_inner()) = Some(capture);
+        }
+        Err(err) => shared.push(
+            Instant::now(),
+            None,
+            EventKind::Note {
+                text: format!("no packet capture: {err}"),
+            },
+        ),
+    }
+}
+
+/// Ends the capture: every TCP segment goes on the record, on the case's
+/// clock, with its sender's side and its sequence numbers relative to
+/// each direction's first; for a failed case (or with `--keep-artifacts`)
+/// the frames go to `capture.pcap` in its artifact folder.
+fn end_capture(shared: &Shared) {
+    let Some(capture) = shared
+        .capture
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take()
+    else {
+        return;
+    };
+    let bases = |frames: &[observe::Frame]| {
+        let mut bases: std::collections::HashMap<
+            (std::net::SocketAddr, std::net::SocketAddr),
+            u32,
+        > = std::collections::HashMap::new();
+        for segment in frames.iter().filter_map(observe::Frame::segment) {
+            let key = (segment.from, segment.to);
+            if segment.flags.contains(crate::model::TcpFlags::SYN) {
+                bases.insert(key, segment.seq);
+            } else {
+                bases.entry(key).or_insert(segment.seq);
+            }
+        }
+        bases
+    };
+    let captured = match capture.finish() {
+        Ok((captured, socket)) => {
+            super::reaper::drop_later(socket);
+            captured
+        }
+        Err(err) => {
+            shared.push(
+                Instant::now(),
+                None,
+                EventKind::Note {
+                    text: format!("the packet capture failed: {err}"),
+                },
+            );
+            return;
+        }
+    };
+    let bases = bases(&captured.frames);
+    for frame in &captured.frames {
+        let at = captured.instant(frame.stamp);
+        let Some(segment) = frame.segment() else {
+            continue;
+        };
+        let base = |key| bases.get(&key).copied().unwrap_or(0);
+        let sender = shared
+            .case
+            .side_sending(segment.from.port(), segment.to.port());
+        let receiver = shared
+            .case
+            .side_sending(segment.to.port(), segment.from.port());
+        shared.push(
+            at,
+            sender,
+            EventKind::Packet {
+                from: segment.from,
+                to: segment.to,
+                to_side: receiver,
+                flags: segment.flags,
+                seq: segment.seq.wrapping_sub(base((segment.from, segment.to))),
+                ack: segment.ack.wrapping_sub(base((segment.to, segment.from))),
+                window: segment.window,
+                len: segment.len,
+            },
+        );
+    }
+    if captured.dropped > 0 {
+        shared.push(
+            Instant::now(),
+            None,
+            EventKind::Note {
+                text: format!(
+                    "the capture kept the first {} packets and counted {} more",
+                    captured.frames.len(),
+                    captured.dropped
+                ),
+            },
+        );
+    }
+    if shared.control().failure.is_none() && !shared.keep_artifacts {
+        return;
+    }
+    if let Ok(dir) = shared.record.artifacts() {
+        let written = std::fs::File::create(dir.join("capture.pcap"))
+            .and_then(|file| observe::write_pcap(std::io::BufWriter::new(file), &captured.frames));
+        if let Err(err) = written {
+            shared.push(
+                Instant::now(),
+                None,
+                EventKind::Note {
+                    text: format!("capture.pcap could not be written: {err}"),
+                },
+            );
+        }
+    }
 }
 
 /// For a failed case (or any, with `--keep-artifacts`), writes the
@@ -528,7 +669,10 @@ fn end_faults(shared: &Shared) {
             );
         }
     }
-    *kernel = None;
+    if let Some(kernel) = kernel.take() {
+        // Closing it removes the table: an RCU grace period (see reaper).
+        super::reaper::drop_later(kernel);
+    }
 }
 
 /// "it took 3 packets".
@@ -659,6 +803,164 @@ fn check_taken(
                 let what = m.to_string();
                 Some((FailureKind::Expectation, Some(m), what))
             });
+        }
+        if !shared.sleep_until((now + POLL_INTERVAL).min(until)) {
+            return Err(None);
+        }
+    }
+}
+
+/// A check's failure: its kind, the mismatch if it judged one, and the
+/// summary; `None` when the case ended first.
+type CheckEnd = Option<(FailureKind, Option<Mismatch>, String)>;
+
+/// Every TCP segment the capture has seen so far, with when it arrived;
+/// an error when the case has no capture.
+fn captured_segments(shared: &Shared) -> Result<Vec<(Instant, observe::Segment)>, String> {
+    let capture = shared.capture.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(capture) = capture.as_ref() else {
+        return Err("the case has no packet capture (see its timeline)".into());
+    };
+    let captured = capture.frames();
+    Ok(captured
+        .frames
+        .iter()
+        .filter_map(|f| f.segment().map(|s| (captured.instant(f.stamp), s)))
+        .collect())
+}
+
+/// Whether `segment` is one `segments` names.
+fn is_one_of(case: &Case, segment: &observe::Segment, segments: &Segments) -> bool {
+    let (from, to) = (segment.from.port(), segment.to.port());
+    case.side_sending(from, to) == Some(segments.from)
+        && segments
+            .to
+            .is_none_or(|side| case.side_sending(to, from) == Some(side))
+        && segments.flags.is_none_or(|f| f.matches(segment.flags))
+        && segments.data.is_none_or(|d| (segment.len > 0) == d)
+        && segments.window.is_none_or(|w| {
+            segment.window == w && !segment.flags.contains(crate::model::TcpFlags::RST)
+        })
+}
+
+/// `RST seq 5 win 0 at 12.3 ms`, for reports.
+fn segment_at(shared: &Shared, at: Instant, segment: &observe::Segment) -> String {
+    format!(
+        "{} ({} B, win {}) at {}",
+        segment.flags,
+        segment.len,
+        segment.window,
+        verdict::millis(shared.at(at))
+    )
+}
+
+/// Counts the segments `segments` names until there is one or `within`
+/// passes (with a count: until `within` passes); the count goes on the
+/// record.
+fn check_sent(
+    shared: &Shared,
+    side: Side,
+    segments: &Segments,
+    packets: LineCount,
+    within: Option<Duration>,
+) -> Result<(), CheckEnd> {
+    let until = later(within.unwrap_or_default());
+    loop {
+        let all =
+            captured_segments(shared).map_err(|why| Some((FailureKind::Harness, None, why)))?;
+        let matching: Vec<&(Instant, observe::Segment)> = all
+            .iter()
+            .filter(|(_, s)| is_one_of(&shared.case, s, segments))
+            .collect();
+        let now = Instant::now();
+        if (packets == LineCount::AtLeastOne && !matching.is_empty()) || now >= until {
+            note(shared, side, format!("sent: {} {segments}", matching.len()));
+            let examples: Vec<String> = matching
+                .iter()
+                .take(3)
+                .map(|(at, s)| segment_at(shared, *at, s))
+                .collect();
+            let sender = Segments {
+                from: segments.from,
+                to: segments.to,
+                flags: None,
+                data: None,
+                window: None,
+            };
+            let instead: Vec<String> = all
+                .iter()
+                .filter(|(_, s)| is_one_of(&shared.case, s, &sender))
+                .map(|(_, s)| s.flags.to_string())
+                .collect();
+            let otherwise = match instead.len() {
+                0 => format!("the {} sent no segment", segments.from),
+                n if n <= 12 => format!("the {} sent {}", segments.from, instead.join(", ")),
+                n => format!(
+                    "the {} sent {}, ... ({n} in all)",
+                    segments.from,
+                    instead[..12].join(", ")
+                ),
+            };
+            return verdict::judge_sent(
+                &segments.to_string(),
+                packets,
+                within,
+                matching.len(),
+                &examples,
+                &otherwise,
+            )
+            .map_err(|m| {
+                let what = m.to_string();
+                Some((FailureKind::Expectation, Some(m), what))
+            });
+        }
+        if !shared.sleep_until((now + POLL_INTERVAL).min(until)) {
+            return Err(None);
+        }
+    }
+}
+
+/// Waits up to `within` for a segment with `flags`, and judges whether
+/// the first was `from`'s.
+fn check_first(
+    shared: &Shared,
+    side: Side,
+    from: Side,
+    flags: crate::model::TcpFlags,
+    within: Option<Duration>,
+) -> Result<(), CheckEnd> {
+    let until = later(within.unwrap_or_default());
+    loop {
+        let all =
+            captured_segments(shared).map_err(|why| Some((FailureKind::Harness, None, why)))?;
+        let first = all.iter().find(|(_, s)| flags.matches(s.flags));
+        let now = Instant::now();
+        if first.is_some() || now >= until {
+            let sender =
+                first.and_then(|(_, s)| shared.case.side_sending(s.from.port(), s.to.port()));
+            let observed = match (first, sender) {
+                (None, _) => format!("no {flags} segment"),
+                (Some((at, s)), Some(sender)) => {
+                    format!("the {sender}'s: {}", segment_at(shared, *at, s))
+                }
+                (Some((at, s)), None) => {
+                    format!("one from {}: {}", s.from, segment_at(shared, *at, s))
+                }
+            };
+            note(shared, side, format!("first {flags}: {observed}"));
+            if sender == Some(from) {
+                return Ok(());
+            }
+            let when = within
+                .map(|d| format!(" within {}", verdict::millis(d)))
+                .unwrap_or_default();
+            let mismatch = Mismatch {
+                kind: verdict::MismatchKind::Packets,
+                expected: format!("the first {flags} segment to be the {from}'s{when}"),
+                observed,
+            };
+            let what = mismatch.to_string();
+            return Err(Some((FailureKind::Expectation, Some(mismatch), what)));
         }
         if !shared.sleep_until((now + POLL_INTERVAL).min(until)) {
             return Err(None);
@@ -1268,6 +1570,24 @@ fn run_step(
             packets,
             within,
         }) => match check_taken(shared, side, name, *packets, *within) {
+            Ok(()) => {}
+            Err(Some((kind, mismatch, what))) => return Err(fail(kind, mismatch, what)),
+            Err(None) => return Ok(Flow::CaseEnded),
+        },
+        Action::Check(Check::Sent {
+            segments,
+            packets,
+            within,
+        }) => match check_sent(shared, side, segments, *packets, *within) {
+            Ok(()) => {}
+            Err(Some((kind, mismatch, what))) => return Err(fail(kind, mismatch, what)),
+            Err(None) => return Ok(Flow::CaseEnded),
+        },
+        Action::Check(Check::First {
+            from,
+            flags,
+            within,
+        }) => match check_first(shared, side, *from, *flags, *within) {
             Ok(()) => {}
             Err(Some((kind, mismatch, what))) => return Err(fail(kind, mismatch, what)),
             Err(None) => return Ok(Flow::CaseEnded),

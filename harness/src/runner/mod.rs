@@ -15,6 +15,7 @@
 mod case;
 mod interrupt;
 mod queued;
+mod reaper;
 mod suite_program;
 mod trials;
 
@@ -50,6 +51,9 @@ pub struct RunOptions {
     pub slow_notice: Option<Duration>,
     /// Asks the run to stop (the CLI arms it for SIGINT and SIGTERM).
     pub stop: StopSignal,
+    /// Capture no packets (`--no-capture`, `HANGUP_NO_CAPTURE=1`), except
+    /// in cases that check them (`sent`, `first`).
+    pub no_capture: bool,
 }
 
 /// A request to stop a run: once set, no case starts (each is reported as
@@ -119,6 +123,7 @@ impl RunOptions {
             tolerance_percent,
             slow_notice: None,
             stop: StopSignal::default(),
+            no_capture: var("HANGUP_NO_CAPTURE").is_some_and(|v| v != "0"),
         })
     }
 }
@@ -158,7 +163,10 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
         owned,
         record.clone(),
         options.stop.clone(),
-        options.keep_artifacts,
+        case::Artifacts {
+            keep: options.keep_artifacts,
+            capture: !options.no_capture || case.checks_packets(),
+        },
         program.as_deref(),
     );
     drop(turn);

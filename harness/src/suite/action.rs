@@ -153,6 +153,21 @@ pub struct Fault {
     pub name: Option<String>,
 }
 
+/// The segments a `sent` check counts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segments {
+    /// Sent by this side.
+    pub from: Side,
+    /// To this side, when given.
+    pub to: Option<Side>,
+    /// With these flags (see [`TcpFlags::matches`]).
+    pub flags: Option<TcpFlags>,
+    /// With data (`true`) or without.
+    pub data: Option<bool>,
+    /// Advertising this window (unscaled), resets aside.
+    pub window: Option<u16>,
+}
+
 /// Which faults a `lift` takes away.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lift {
@@ -220,6 +235,27 @@ pub enum Check {
         packets: LineCount,
         /// With [`LineCount::AtLeastOne`], wait up to this long for one;
         /// with a count, watch for this long before counting.
+        within: Option<Duration>,
+    },
+    /// Count the TCP segments a side sent, as the case's capture saw them
+    /// arrive.
+    Sent {
+        /// Which segments.
+        segments: Segments,
+        /// How many there may be.
+        packets: LineCount,
+        /// With [`LineCount::AtLeastOne`], wait up to this long for one;
+        /// with a count, watch for this long before counting.
+        within: Option<Duration>,
+    },
+    /// Which side sent the first segment with these flags (the first FIN:
+    /// who closed first).
+    First {
+        /// The side that must have sent it.
+        from: Side,
+        /// Its flags.
+        flags: TcpFlags,
+        /// Wait up to this long for one.
         within: Option<Duration>,
     },
     /// Count the program under test's traced socket calls on its end of
@@ -657,6 +693,30 @@ pub const CATALOG: &[ActionDef] = &[
         modifiers: &["within", "count", "at_most"],
     },
     ActionDef {
+        keyword: "sent",
+        kind: StepKind::Check,
+        written: "sent = \"server\", flags = \"RST\", count = 0",
+        summary: "count the TCP segments a side sent, as the case's packet capture saw them arrive (from its start), narrowed by `to`, `flags`, `data`, `window` (`0`: a zero window, the slow reader's): one or more (waiting up to `within`), or `count`/`at_most` of them over `within`; `count = 0` says none was sent",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &[
+            "to", "flags", "data", "window", "within", "count", "at_most",
+        ],
+    },
+    ActionDef {
+        keyword: "first",
+        kind: StepKind::Check,
+        written: "first = \"client\", flags = \"FIN\"",
+        summary: "the first TCP segment with these `flags` (required) came from this side (the first FIN: who closed first), waiting up to `within` for one",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &["flags", "within"],
+    },
+    ActionDef {
         keyword: "state",
         kind: StepKind::Check,
         written: "state = { client = \"FIN_WAIT2\", server = \"CLOSE_WAIT\" }",
@@ -677,7 +737,7 @@ pub const MODIFIERS: &[ModifierDef] = &[
     },
     ModifierDef {
         keyword: "within",
-        summary: "for `state` and `released`: poll until it holds, failing after this long; without it, sample once; for `log`, `syscall` and `taken`, see there",
+        summary: "for `state` and `released`: poll until it holds, failing after this long; without it, sample once; for `log`, `syscall`, `taken`, `sent` and `first`, see there",
     },
     ModifierDef {
         keyword: "repeat",
@@ -721,27 +781,31 @@ pub const MODIFIERS: &[ModifierDef] = &[
     },
     ModifierDef {
         keyword: "count",
-        summary: "for `log`, `syscall` and `taken`: exactly this many matching lines, calls or packets (`0`: never logged, never called), counted once `within` has passed",
+        summary: "for `log`, `syscall`, `taken` and `sent`: exactly this many matching lines, calls or packets (`0`: never logged, never called), counted once `within` has passed",
     },
     ModifierDef {
         keyword: "at_most",
-        summary: "for `log`, `syscall` and `taken`: no more than this many matching lines, calls or packets (`1`: logged at most once), counted once `within` has passed",
+        summary: "for `log`, `syscall`, `taken` and `sent`: no more than this many matching lines, calls or packets (`1`: logged at most once), counted once `within` has passed",
     },
     ModifierDef {
         keyword: "to",
-        summary: "for `drop` and `reject`: only what the side sends to this side (`client`, `proxy`, `server`)",
+        summary: "for `drop`, `reject` and `sent`: only what the side sends to this side (`client`, `proxy`, `server`)",
     },
     ModifierDef {
         keyword: "flags",
-        summary: "for `drop` and `reject`: only TCP segments with exactly these of SYN, FIN and RST set, ACK or not (`\"SYN\"` is a SYN or a SYN|ACK, `\"RST\"` a reset with or without ACK); `\"ACK\"` alone is a bare ACK, none of the others; PSH is not looked at",
+        summary: "for `drop`, `reject`, `sent` and `first`: only TCP segments with exactly these of SYN, FIN and RST set, and ACK when named: unnamed, ACK may be set or not (`\"SYN\"` is a SYN or a SYN|ACK, `\"RST\"` a reset with or without ACK, `\"FIN\"` the FIN|ACK Linux sends); `\"ACK\"` alone is a bare ACK; PSH is not looked at",
     },
     ModifierDef {
         keyword: "data",
-        summary: "for `drop` and `reject`: `false`, only segments without data (with `flags = \"ACK\"`: a bare ACK, such as a handshake's last); `true`, only segments with data",
+        summary: "for `drop`, `reject` and `sent`: `false`, only segments without data (with `flags = \"ACK\"`: a bare ACK, such as a handshake's last); `true`, only segments with data",
     },
     ModifierDef {
         keyword: "probability",
         summary: "for `drop` and `reject`: the chance, above 0 and at most 1, that each matching packet is taken",
+    },
+    ModifierDef {
+        keyword: "window",
+        summary: "for `sent`: only segments advertising this window, unscaled as in the header (`0`: a zero window), resets aside",
     },
     ModifierDef {
         keyword: "name",
@@ -882,6 +946,8 @@ impl Action {
             Action::Check(Check::AcceptQueue { .. }) => "accept_queue",
             Action::Check(Check::Syscall { .. }) => "syscall",
             Action::Check(Check::Taken { .. }) => "taken",
+            Action::Check(Check::Sent { .. }) => "sent",
+            Action::Check(Check::First { .. }) => "first",
         }
     }
 
@@ -1053,6 +1119,29 @@ impl fmt::Display for Fault {
     }
 }
 
+impl fmt::Display for Segments {
+    /// `RST segments the server sent to the client`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.flags {
+            Some(flags) => write!(f, "{flags} segments")?,
+            None => f.write_str("segments")?,
+        }
+        match self.data {
+            Some(true) => f.write_str(" with data")?,
+            Some(false) => f.write_str(" without data")?,
+            None => {}
+        }
+        if let Some(window) = self.window {
+            write!(f, " advertising window {window}")?;
+        }
+        write!(f, " the {} sent", self.from)?;
+        if let Some(to) = self.to {
+            write!(f, " to the {to}")?;
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -1077,6 +1166,33 @@ impl fmt::Display for Check {
                     LineCount::Exactly(n) => write!(f, " count {n}")?,
                     LineCount::AtMost(n) => write!(f, " at most {n}")?,
                 }
+                match within {
+                    Some(d) => write!(f, " within {}", ms(d)),
+                    None => Ok(()),
+                }
+            }
+            Check::Sent {
+                segments,
+                packets,
+                within,
+            } => {
+                write!(f, "sent {segments}")?;
+                match packets {
+                    LineCount::AtLeastOne => {}
+                    LineCount::Exactly(n) => write!(f, " count {n}")?,
+                    LineCount::AtMost(n) => write!(f, " at most {n}")?,
+                }
+                match within {
+                    Some(d) => write!(f, " within {}", ms(d)),
+                    None => Ok(()),
+                }
+            }
+            Check::First {
+                from,
+                flags,
+                within,
+            } => {
+                write!(f, "first {flags} from {from}")?;
                 match within {
                     Some(d) => write!(f, " within {}", ms(d)),
                     None => Ok(()),

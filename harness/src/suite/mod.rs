@@ -31,8 +31,8 @@ use std::collections::BTreeSet;
 use crate::model::{Link, Outcome, PollEvents, Port, Side};
 
 pub use action::{
-    Action, Check, Control, Fault, How, Lift, LineCount, Loop, Pattern, Payload, SocketCall,
-    SocketOptions, StepKind, Until,
+    Action, Check, Control, Fault, How, Lift, LineCount, Loop, Pattern, Payload, Segments,
+    SocketCall, SocketOptions, StepKind, Until,
 };
 pub use parse::{Diagnostic, SuiteError, parse_suite};
 
@@ -252,13 +252,44 @@ impl Case {
         (listens, connects)
     }
 
+    /// Whether a step checks the case's packets (`sent`, `first`): it is
+    /// then captured even when the run asks for no capture.
+    pub fn checks_packets(&self) -> bool {
+        self.scripts.iter().any(|script| {
+            every_step(&script.steps).any(|step| {
+                matches!(
+                    step.action,
+                    Action::Check(Check::Sent { .. } | Check::First { .. })
+                )
+            })
+        })
+    }
+
+    /// The side that sends a TCP segment from port `from` to port `to`: the
+    /// one that listens on `from`, or connects to `to` (see
+    /// [`Case::fault_ports`]).
+    pub fn side_sending(&self, from: u16, to: u16) -> Option<Side> {
+        [Side::Client, Side::Proxy, Side::Server]
+            .into_iter()
+            .find(|&side| {
+                let (listens, connects) = self.ports_of(side);
+                listens.contains(&from) || connects.contains(&to)
+            })
+    }
+
     /// The packets `fault` takes, by port: on the case's loopback what a
     /// side sends is TCP from a port it listens on, or to a port it
     /// connects to; with `to`, only those the other side connects to or
     /// listens on. Empty when the case gives the side no such port.
     pub fn fault_ports(&self, fault: &Fault) -> Vec<Port> {
-        let (listens, connects) = self.ports_of(fault.from);
-        let (sources, destinations): (Vec<u16>, Vec<u16>) = match fault.to {
+        self.ports_between(fault.from, fault.to)
+    }
+
+    /// What `from` sends (to `to`, when given), by port (see
+    /// [`Case::fault_ports`]).
+    pub fn ports_between(&self, from: Side, to: Option<Side>) -> Vec<Port> {
+        let (listens, connects) = self.ports_of(from);
+        let (sources, destinations): (Vec<u16>, Vec<u16>) = match to {
             None => (
                 listens.into_iter().collect(),
                 connects.into_iter().collect(),
@@ -322,6 +353,8 @@ impl Case {
                         | Check::Log { within, .. }
                         | Check::Syscall { within, .. }
                         | Check::Taken { within, .. }
+                        | Check::Sent { within, .. }
+                        | Check::First { within, .. }
                         | Check::Released { within }
                         | Check::AcceptQueue { within, .. },
                     ) => within.unwrap_or_default(),

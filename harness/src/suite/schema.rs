@@ -332,7 +332,7 @@ fn action_value(keyword: &str) -> Value {
         }),
         "released" => json!({ "const": true, "description": "Written `true`." }),
         "signal" => json!({ "type": "string", "pattern": "^SIG[A-Z0-9]+$" }),
-        "drop" | "reject" => json!({ "enum": ["client", "proxy", "server"] }),
+        "drop" | "reject" | "sent" | "first" => json!({ "enum": ["client", "proxy", "server"] }),
         "taken" => json!({ "type": "string", "minLength": 1, "maxLength": 64 }),
         "lift" => json!({ "type": "string", "minLength": 1, "maxLength": 64 }),
         "send" => json!({ "type": ["string", "integer"], "minimum": 1, "maximum": MAX_SEND_BYTES }),
@@ -414,6 +414,7 @@ fn modifier_value(keyword: &str) -> Value {
             "pattern": "^(SYN|FIN|RST|ACK)(\\|(SYN|FIN|RST|ACK))*$",
         }),
         "data" => json!({ "type": "boolean" }),
+        "window" => json!({ "type": "integer", "minimum": 0, "maximum": 65535 }),
         "probability" => json!({ "type": "number", "exclusiveMinimum": 0, "maximum": 1 }),
         "name" => {
             json!({ "type": "string", "minLength": 1, "maxLength": 64, "not": { "const": "all" } })

@@ -488,24 +488,26 @@ impl<'a> Reader<'a> {
         };
         let mut names: Vec<&str> = Vec::new();
         for step in steps() {
-            let Action::Control(Control::Fault(fault)) = &step.action else {
-                continue;
+            let (from, to, what) = match &step.action {
+                Action::Control(Control::Fault(fault)) => (fault.from, fault.to, "a fault on"),
+                Action::Check(Check::Sent { segments, .. }) => {
+                    (segments.from, segments.to, "a count of")
+                }
+                _ => continue,
             };
-            if case.fault_ports(fault).is_empty() {
-                let to = fault
-                    .to
-                    .map(|to| format!(" to the {to}"))
-                    .unwrap_or_default();
+            if case.ports_between(from, to).is_empty() {
+                let to_text = to.map(|to| format!(" to the {to}")).unwrap_or_default();
                 self.problem(
                     step.span.clone(),
                     format!(
-                        "expected a fault on what a side sends through a port this case names, found none for what the {}{to} sends: the {} neither listens on nor connects to a port{}",
-                        fault.from,
-                        fault.from,
-                        if to.is_empty() { "" } else { " the other side connects to or listens on" }
+                        "expected {what} what a side sends through a port this case names, found none for what the {from}{to_text} sends: the {from} neither listens on nor connects to a port{}",
+                        if to.is_none() { "" } else { " the other side connects to or listens on" }
                     ),
                 );
             }
+            let Action::Control(Control::Fault(fault)) = &step.action else {
+                continue;
+            };
             if let Some(name) = &fault.name {
                 if names.contains(&name.as_str()) {
                     self.problem(

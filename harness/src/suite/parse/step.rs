@@ -8,12 +8,12 @@ use toml::de::{DeTable, DeValue};
 
 use super::Reader;
 use super::raw::{RawExpect, RawPayload, RawStep, RawStepTable, parse_outcome};
-use crate::model::{Link, Outcome, PollEvents, Reject, Side, Verdict};
+use crate::model::{Link, Outcome, PollEvents, Reject, Side, TcpFlags, Verdict};
 use crate::suite::action::{self, ActionDef, CATALOG, JUDGING};
 use crate::suite::limits::{MAX_READ_BYTES, MAX_SEND_BYTES, MAX_STEPS_PER_CASE, bytes_in_words};
 use crate::suite::{
-    Action, Check, Control, Expect, Fault, Lift, LineCount, Loop, Pattern, Payload, SocketCall,
-    Step,
+    Action, Check, Control, Expect, Fault, Lift, LineCount, Loop, Pattern, Payload, Segments,
+    SocketCall, Step,
 };
 
 /// A step's table as read: the serde-readable keys, and a `loop`'s body,
@@ -220,6 +220,22 @@ impl<'a> Reader<'a> {
             verdict: Verdict::Reject(Reject::TcpReset),
             name: None,
         })));
+        take!(sent, "sent", |v| K(Check::Sent {
+            segments: Segments {
+                from: v.0,
+                to: None,
+                flags: None,
+                data: None,
+                window: None,
+            },
+            packets: LineCount::AtLeastOne,
+            within: None,
+        }));
+        take!(first, "first", |v| K(Check::First {
+            from: v.0,
+            flags: TcpFlags(0),
+            within: None,
+        }));
         take!(taken, "taken", |v| K(Check::Taken {
             name: v,
             packets: LineCount::AtLeastOne,
@@ -391,6 +407,8 @@ impl<'a> Reader<'a> {
                 | Check::Log { within: w, .. }
                 | Check::Syscall { within: w, .. }
                 | Check::Taken { within: w, .. }
+                | Check::Sent { within: w, .. }
+                | Check::First { within: w, .. }
                 | Check::Released { within: w }
                 | Check::AcceptQueue { within: w, .. },
             ),
@@ -401,7 +419,8 @@ impl<'a> Reader<'a> {
         if let K(
             Check::Log { lines, .. }
             | Check::Syscall { calls: lines, .. }
-            | Check::Taken { packets: lines, .. },
+            | Check::Taken { packets: lines, .. }
+            | Check::Sent { packets: lines, .. },
         ) = action
         {
             match (&raw.count, &raw.at_most) {
@@ -500,21 +519,47 @@ impl<'a> Reader<'a> {
                 );
             }
         }
-        if let C(Control::Fault(fault)) = action {
-            fault.to = raw.to.as_ref().map(|to| to.get_ref().0);
-            if fault.to == Some(fault.from) {
+        let sender = match action {
+            C(Control::Fault(fault)) => {
+                Some((fault.from, &mut fault.to, &mut fault.flags, &mut fault.data))
+            }
+            K(Check::Sent { segments, .. }) => Some((
+                segments.from,
+                &mut segments.to,
+                &mut segments.flags,
+                &mut segments.data,
+            )),
+            _ => None,
+        };
+        if let Some((from, to, flags, data)) = sender {
+            *to = raw.to.as_ref().map(|to| to.get_ref().0);
+            if *to == Some(from) {
                 if let Some(to) = &raw.to {
                     self.problem(
                         to.span(),
                         format!(
-                            "expected `to` to name the side the {} sends to, found the {} itself",
-                            fault.from, fault.from
+                            "expected `to` to name the side the {from} sends to, found the {from} itself"
                         ),
                     );
                 }
             }
-            fault.flags = raw.flags.as_ref().map(|f| f.get_ref().0);
-            fault.data = raw.data.as_ref().map(|d| *d.get_ref());
+            *flags = raw.flags.as_ref().map(|f| f.get_ref().0);
+            *data = raw.data.as_ref().map(|d| *d.get_ref());
+        }
+        if let K(Check::Sent { segments, .. }) = action {
+            segments.window = raw.window.as_ref().map(|w| *w.get_ref());
+        }
+        if let K(Check::First { flags, .. }) = action {
+            match &raw.flags {
+                Some(f) => *flags = f.get_ref().0,
+                None if refused.iter().any(|key| key == "flags") => {}
+                None => self.problem(
+                    at.clone(),
+                    "expected `flags` with `first` (the first segment with which flags: \"FIN\", \"RST\"), found none",
+                ),
+            }
+        }
+        if let C(Control::Fault(fault)) = action {
             if let Some(p) = &raw.probability {
                 let p_value = *p.get_ref();
                 if p_value > 0.0 && p_value <= 1.0 {

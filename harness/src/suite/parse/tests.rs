@@ -1214,6 +1214,24 @@ server = [{ listen = 8080 }, "accept", { state = { client = "ESTABLISHED" }, wit
     3,
     "expected each fault's `name` once in a case, found \"p\" again"
 )]
+#[case::first_without_flags(
+    client("  { connect = 8080 },\n  { first = \"client\" },"),
+    5,
+    13,
+    "expected `flags` with `first` (the first segment with which flags: \"FIN\", \"RST\"), found none"
+)]
+#[case::sent_by_a_side_without_a_port(
+    client("  { connect = 8080 },\n  { sent = \"server\", flags = \"RST\" },"),
+    5,
+    3,
+    "expected a count of what a side sends through a port this case names, found none for what the server sends"
+)]
+#[case::window_too_large(
+    client("  { connect = 8080 },\n  { sent = \"client\", window = 70000 },"),
+    5,
+    31,
+    "expected u16, found integer `70000`"
+)]
 #[case::taken_of_an_unknown_name(
     client("  { connect = 8080 },\n  { taken = \"x\" },"),
     5,

@@ -49,6 +49,12 @@
 //! Lookups compare addresses in their canonical form, so a plain IPv4
 //! address also finds such a dual-stack socket.
 
+mod capture;
+mod pcap;
+
+pub use capture::{Capture, Captured, Frame, MAX_FRAMES, SNAP_LEN, Segment};
+pub use pcap::write_pcap;
+
 use std::net::{IpAddr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -94,6 +100,14 @@ pub enum ObserveError {
     #[error("sock_diag dump failed while {doing}: {source}")]
     Io {
         /// What was being done: "sending the request" or "receiving the reply".
+        doing: &'static str,
+        /// The failing system call's error.
+        source: std::io::Error,
+    },
+    /// The packet capture failed.
+    #[error("packet capture failed while {doing}: {source}")]
+    Capture {
+        /// What was being done.
         doing: &'static str,
         /// The failing system call's error.
         source: std::io::Error,
