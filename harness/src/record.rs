@@ -113,6 +113,10 @@ pub enum EventKind {
         window: u16,
         /// The bytes of data it carries.
         len: u32,
+        /// The fault that took it (dropped or rejected it), as the kernel
+        /// logged it, when one did: it never reached its receiver.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        lost_to: Option<String>,
     },
     /// Anything else worth a line (setup, sleeps, marks, the deadline).
     Note {

@@ -571,6 +571,32 @@ fn a_lift_of_a_fault_not_in_place_fails_saying_so() {
     drop(dir);
 }
 
+/// A packet a fault took is in the timeline as lost, to that fault, as the
+/// kernel logged it: in the JSON, and drawn in the ladder as an arrow that
+/// stops at an `X`.
+#[test]
+fn a_packet_a_fault_took_is_drawn_as_lost() {
+    let (code, stdout, cases, dir) = run_broken("fault_drop.toml");
+    assert_eq!(code, Some(1), "{stdout}");
+    let events = cases[0]["timeline"]["events"].as_array().expect("events");
+    let syns: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "packet" && e["flags"] == "SYN")
+        .collect();
+    assert!(!syns.is_empty(), "{stdout}");
+    for syn in syns {
+        assert_eq!(
+            syn["lost_to"], "drop what client sends (SYN segments)",
+            "{syn}"
+        );
+    }
+    assert!(
+        stdout.contains("SYN seq 0 win 65495 -----------X  lost: drop what client sends"),
+        "{stdout}"
+    );
+    drop(dir);
+}
+
 /// Each deliberately broken fixture makes the suite its correct twin passes
 /// (`fixtures/suites/`) fail, and the report names the cause.
 #[rstest]

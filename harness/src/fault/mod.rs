@@ -32,6 +32,10 @@
 //!   decides a packet's fate, only what the suite wrote.
 //! - **A counter on every rule**: the report says how many packets each
 //!   fault took, as the kernel counted them.
+//! - **A log expression on every rule** (nflog, group [`LOG_GROUP`] of the
+//!   case's namespace): the kernel sends hangup the head of each packet a
+//!   rule took, so the capture can show which packets were lost, and to
+//!   which fault, without guessing from the rule.
 //! - **A probability from `meta random`**: a uniform 32-bit value, compared
 //!   byte by byte (`cmp` is a memcmp) with the threshold's big-endian bytes;
 //!   uniform bits make that true with exactly threshold / 2^32, whatever
@@ -51,7 +55,7 @@ use std::io;
 
 use crate::model::{Port, TcpFlags, Verdict};
 
-pub use nft::Faults;
+pub use nft::{Faults, LOG_GROUP};
 
 /// One rule: the packets it matches and what becomes of them.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +71,18 @@ pub struct Filter {
     pub probability: Option<f64>,
     /// What becomes of it.
     pub verdict: Verdict,
+    /// Named in each packet the rule takes, as [`Faults::taken`] hands
+    /// them back.
+    pub tag: u32,
+}
+
+/// A packet a rule took, as the kernel logged it (`nflog`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken {
+    /// The [`Filter::tag`] of the rule that took it.
+    pub tag: u32,
+    /// Its first bytes, from its IP header on.
+    pub packet: Vec<u8>,
 }
 
 /// Why a fault could not be put in place or taken away.

@@ -7,6 +7,9 @@ use netlink_packet_core::{
     DefaultNla, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_REQUEST,
     NetlinkMessage, NetlinkPayload, Nla as _,
 };
+use netlink_packet_netfilter::nflog::{
+    self, ConfigCmd, ConfigMode, ConfigNla, PacketNla, ULogMessage,
+};
 use netlink_packet_netfilter::nftables::{
     Bitwise, ChainAttribute, ChainMessage, Cmp, DataAttribute, ExpressionAttribute, Expressions,
     Hook, Immediate, InetHookNumber, ListAttribute, Meta, MetaKey, NfTablesMessage, Operator,
@@ -20,7 +23,7 @@ use netlink_packet_netfilter::{
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 use nix::libc;
 
-use super::{FaultError, Filter};
+use super::{FaultError, Filter, Taken};
 use crate::model::{Port, Reject, Verdict};
 
 /// The table and chain every case's rules go in.
@@ -46,15 +49,29 @@ const NFT_REJECT_ICMPX_PORT_UNREACH: u8 = 1;
 const NFT_REJECT_ICMPX_HOST_UNREACH: u8 = 2;
 const NFT_REJECT_ICMPX_ADMIN_PROHIBITED: u8 = 3;
 const NFTA_COUNTER_PACKETS: u16 = 2;
+const NFTA_LOG_GROUP: u16 = 1;
+const NFTA_LOG_PREFIX: u16 = 2;
+const NFTA_LOG_SNAPLEN: u16 = 3;
+const NFTA_LOG_QTHRESHOLD: u16 = 4;
 
 /// A case's faults: one nfnetlink socket in the case's namespace, and the
 /// table it owns (made at the first rule, gone when this is dropped).
 pub struct Faults {
     socket: Socket,
+    /// Bound to [`LOG_GROUP`]: the packets the rules took.
+    log: Socket,
     sequence: u32,
     table_made: bool,
     buffer: Vec<u8>,
 }
+
+/// The nflog group the rules log to; each case has a namespace, and so
+/// groups, of its own.
+pub const LOG_GROUP: u16 = 7;
+
+/// The bytes of each taken packet the kernel logs: the IP and TCP headers
+/// at their longest.
+const LOG_COPY: u32 = 120;
 
 impl Faults {
     /// Opens an nfnetlink socket in the calling thread's network namespace:
@@ -81,12 +98,62 @@ impl Faults {
             doing: "setting the netlink socket's receive timeout",
             source: e.into(),
         })?;
+        let log = open_log()?;
         Ok(Faults {
             socket,
+            log,
             sequence: 0,
             table_made: false,
             buffer: vec![0; 64 * 1024],
         })
+    }
+
+    /// The packets the rules took since the last call, oldest first.
+    /// `Err` when the kernel had to drop some of its messages (the socket's
+    /// buffer was full): those that came are still returned in `Ok` on the
+    /// next call.
+    pub fn taken(&mut self) -> Result<Vec<Taken>, FaultError> {
+        let mut taken = Vec::new();
+        loop {
+            let received = match self.log.recv(&mut &mut self.buffer[..], libc::MSG_DONTWAIT) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(taken),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(FaultError::Io {
+                        doing: "reading the packets the faults took",
+                        source,
+                    });
+                }
+            };
+            for message in messages(&self.buffer[..received.min(self.buffer.len())])? {
+                let NetlinkPayload::InnerMessage(NetfilterMessage {
+                    inner: NetfilterMessageInner::ULog(ULogMessage::Packet(attributes)),
+                    ..
+                }) = message.payload
+                else {
+                    continue;
+                };
+                let mut tag = None;
+                let mut packet = None;
+                for attribute in attributes {
+                    match attribute {
+                        PacketNla::Prefix(prefix) => {
+                            tag = prefix
+                                .to_str()
+                                .ok()
+                                .and_then(|p| p.strip_prefix("hangup "))
+                                .and_then(|t| t.parse().ok());
+                        }
+                        PacketNla::Payload(bytes) => packet = Some(bytes),
+                        _ => {}
+                    }
+                }
+                if let (Some(tag), Some(packet)) = (tag, packet) {
+                    taken.push(Taken { tag, packet });
+                }
+            }
+        }
     }
 
     /// Puts `filters` in the kernel, after any rules already there, in one
@@ -305,23 +372,66 @@ impl Faults {
             doing: "reading nf_tables' answer",
             source,
         })?;
-        let mut at = &self.buffer[..received.min(self.buffer.len())];
-        let mut messages = Vec::new();
-        while at.len() >= 16 {
-            let length = u32::from_ne_bytes([at[0], at[1], at[2], at[3]]) as usize;
-            if length < 16 || length > at.len() {
-                return Err(FaultError::Malformed(format!(
-                    "a message of {length} bytes in a datagram of {} left",
-                    at.len()
-                )));
-            }
-            let message = NetlinkMessage::<NetfilterMessage>::deserialize(&at[..length])
-                .map_err(|e| FaultError::Malformed(format!("an unreadable answer: {e}")))?;
-            messages.push(message);
-            at = &at[length.next_multiple_of(4).min(at.len())..];
-        }
-        Ok(messages)
+        messages(&self.buffer[..received.min(self.buffer.len())])
     }
+}
+
+/// Opens the socket the kernel logs taken packets to: bound to
+/// [`LOG_GROUP`], copying [`LOG_COPY`] bytes of each, non-blocking.
+fn open_log() -> Result<Socket, FaultError> {
+    let io = |doing| move |source| FaultError::Io { doing, source };
+    let mut log = Socket::new(NETLINK_NETFILTER).map_err(io("opening the nflog socket"))?;
+    log.bind_auto().map_err(io("binding the nflog socket"))?;
+    log.connect(&SocketAddr::new(0, 0))
+        .map_err(io("connecting the nflog socket"))?;
+    let mut buffer = vec![0u8; 4096];
+    for (what, attribute) in [
+        ("binding nflog group 7", ConfigNla::Cmd(ConfigCmd::Bind)),
+        (
+            "setting nflog's copy mode",
+            ConfigNla::Mode(ConfigMode::new_packet(LOG_COPY)),
+        ),
+    ] {
+        let mut request =
+            nflog::config_request(NetfilterProtoFamily::Unspec, LOG_GROUP, vec![attribute]);
+        request.header.sequence_number = 1;
+        request.finalize();
+        let mut bytes = vec![0; request.buffer_len()];
+        request.serialize(&mut bytes);
+        log.send(&bytes, 0).map_err(io("configuring nflog"))?;
+        let received = log
+            .recv(&mut &mut buffer[..], 0)
+            .map_err(io("reading nflog's answer"))?;
+        for message in messages(&buffer[..received.min(buffer.len())])? {
+            if let NetlinkPayload::Error(e) = message.payload {
+                if let Some(code) = e.code {
+                    return Err(refused(what.to_string(), -code.get()));
+                }
+            }
+        }
+    }
+    log.set_non_blocking(true)
+        .map_err(io("making the nflog socket non-blocking"))?;
+    Ok(log)
+}
+
+/// The netlink messages of one datagram.
+fn messages(mut at: &[u8]) -> Result<Vec<NetlinkMessage<NetfilterMessage>>, FaultError> {
+    let mut messages = Vec::new();
+    while at.len() >= 16 {
+        let length = u32::from_ne_bytes([at[0], at[1], at[2], at[3]]) as usize;
+        if length < 16 || length > at.len() {
+            return Err(FaultError::Malformed(format!(
+                "a message of {length} bytes in a datagram of {} left",
+                at.len()
+            )));
+        }
+        let message = NetlinkMessage::<NetfilterMessage>::deserialize(&at[..length])
+            .map_err(|e| FaultError::Malformed(format!("an unreadable answer: {e}")))?;
+        messages.push(message);
+        at = &at[length.next_multiple_of(4).min(at.len())..];
+    }
+    Ok(messages)
 }
 
 /// The handle the kernel gave a rule.
@@ -447,6 +557,7 @@ fn rules(filter: &Filter) -> Vec<Vec<Expression>> {
         ));
     }
     tail.push(counter());
+    tail.push(log(filter.tag));
     tail.push(verdict(filter.verdict));
 
     let Some(data) = filter.data else {
@@ -542,6 +653,25 @@ fn counter() -> Expression {
     .into()
 }
 
+/// Sends the packet's head to [`LOG_GROUP`], prefixed `hangup <tag>`.
+fn log(tag: u32) -> Expression {
+    let mut prefix = format!("hangup {tag}").into_bytes();
+    prefix.push(0);
+    Expressions::Other {
+        expression_type: "log".into(),
+        attributes: vec![
+            // In the order the kernel reads the rule back.
+            DefaultNla::new(NFTA_LOG_PREFIX, prefix),
+            DefaultNla::new(NFTA_LOG_GROUP, LOG_GROUP.to_be_bytes().to_vec()),
+            DefaultNla::new(NFTA_LOG_SNAPLEN, LOG_COPY.to_be_bytes().to_vec()),
+            // Sent at once, one packet per message (not batched for up to
+            // the instance's flush timeout, a second).
+            DefaultNla::new(NFTA_LOG_QTHRESHOLD, 1u16.to_be_bytes().to_vec()),
+        ],
+    }
+    .into()
+}
+
 fn verdict(verdict: Verdict) -> Expression {
     let (kind, code) = match verdict {
         Verdict::Drop => {
@@ -602,6 +732,7 @@ mod tests {
             data: None,
             probability: None,
             verdict,
+            tag: 3,
         }
     }
 
@@ -625,6 +756,7 @@ mod tests {
                 data: None,
                 probability: Some(0.25),
                 verdict: Verdict::Drop,
+                tag: 1,
             },
             Filter {
                 port: Port::Source(8080),
@@ -632,6 +764,7 @@ mod tests {
                 data: Some(false),
                 probability: None,
                 verdict: Verdict::Reject(Reject::HostUnreachable),
+                tag: 2,
             },
             filter(Port::Source(9), Verdict::Reject(Reject::TcpReset)),
         ];
@@ -712,6 +845,14 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
             // The first SYN and none, one or two retransmissions.
             assert!(faults.packets(&dropped).unwrap() >= 1);
+            // The kernel logged it as it dropped it: its head, from the
+            // IP header, and the rule's tag.
+            let taken = faults.taken().unwrap();
+            assert!(!taken.is_empty(), "the dropped SYN was logged");
+            assert!(
+                taken.iter().all(|t| t.tag == 3 && t.packet[0] >> 4 == 4),
+                "{taken:?}"
+            );
             faults.remove(&dropped).unwrap();
             assert!(connect().is_ok());
 

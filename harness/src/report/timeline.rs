@@ -29,15 +29,23 @@ impl Timeline {
             let text = event.kind.describe();
             let ms = format!("{:.1}", event.at.as_secs_f64() * 1000.0);
             if let EventKind::Packet {
-                to_side, from, to, ..
+                to_side,
+                from,
+                to,
+                lost_to,
+                ..
             } = &event.kind
             {
-                let line = match (column_of(event.side), column_of(*to_side)) {
+                let mut line = match (column_of(event.side), column_of(*to_side)) {
                     (Some(a), Some(b)) if a != b => {
-                        format!("{ms:>9}  {}", arrow(a, b, &text, WIDTH + 2))
+                        let lost = lost_to.is_some();
+                        format!("{ms:>9}  {}", arrow(a, b, &text, WIDTH + 2, lost))
                     }
                     _ => format!("{ms:>9}  -- {text} {from} > {to}"),
                 };
+                if let Some(fault) = lost_to {
+                    line.push_str(&format!("  lost: {fault}"));
+                }
                 out.push_str(line.trim_end());
                 out.push('\n');
                 continue;
@@ -62,18 +70,32 @@ impl Timeline {
 
 /// A packet from column `from` to column `to` (each `step` characters
 /// wide), as the field's ladder diagrams draw it: the label at the
-/// sender's end, the arrow's head at the receiver's column.
-fn arrow(from: usize, to: usize, label: &str, step: usize) -> String {
+/// sender's end, the arrow's head at the receiver's column. A `lost`
+/// packet stops half way, at an `X`.
+fn arrow(from: usize, to: usize, label: &str, step: usize, lost: bool) -> String {
     let (left, right) = (from.min(to), from.max(to));
     // From the left column's start to just before the right column's.
     let span = (right - left) * step;
-    let dashes = span.saturating_sub(label.chars().count() + 3).max(3);
-    let drawn = if from < to {
-        format!("{label} {}>", "-".repeat(dashes))
+    let reach = if lost {
+        span / 2 + label.chars().count() / 2
     } else {
-        format!("<{} {label}", "-".repeat(dashes))
+        span
     };
-    format!("{:indent$}{drawn}", "", indent = left * step)
+    let dashes = reach.saturating_sub(label.chars().count() + 3).max(3);
+    let (head_right, head_left) = if lost { ("X", "X") } else { (">", "<") };
+    if from < to {
+        let drawn = format!("{label} {}{head_right}", "-".repeat(dashes));
+        format!("{:indent$}{drawn}", "", indent = left * step)
+    } else {
+        let drawn = format!("{head_left}{} {label}", "-".repeat(dashes));
+        // A lost one ends where an arrow that arrives would: at the sender.
+        let indent = if lost {
+            left * step + span.saturating_sub(drawn.chars().count() + 1)
+        } else {
+            left * step
+        };
+        format!("{:indent$}{drawn}", "")
+    }
 }
 
 impl EventKind {

@@ -119,8 +119,44 @@ pub(super) struct Artifacts {
 struct FaultsInPlace {
     kernel: Option<Faults>,
     active: Vec<ActiveFault>,
+    /// Each fault put in place, as the timeline names it, indexed by its
+    /// rules' [`Filter::tag`].
+    described: Vec<String>,
+    /// The packets the faults took, as the kernel logged them.
+    taken: Vec<crate::fault::Taken>,
+    /// Whether the kernel dropped some of those logs (its buffer was full).
+    untold: bool,
     /// Each named fault lifted, with the packets it took.
     lifted: Vec<(String, u64)>,
+}
+
+impl FaultsInPlace {
+    /// Moves the packets the kernel logged as taken since the last call
+    /// into `taken` (its socket holds a few hundred: called at each lift,
+    /// each `taken` check and the end).
+    fn collect_taken(&mut self) {
+        let Some(kernel) = self.kernel.as_mut() else {
+            return;
+        };
+        loop {
+            match kernel.taken() {
+                Ok(taken) if taken.is_empty() => return,
+                Ok(taken) => self.taken.extend(taken),
+                Err(_) => self.untold = true,
+            }
+        }
+    }
+
+    /// The fault that took the packet whose IP header starts `ip`, if one
+    /// did; each logged packet answers once.
+    fn took(&mut self, ip: &[u8]) -> Option<String> {
+        let at = self.taken.iter().position(|taken| {
+            let n = taken.packet.len().min(ip.len());
+            n >= 20 && taken.packet[..n] == ip[..n]
+        })?;
+        let taken = self.taken.remove(at);
+        self.described.get(taken.tag as usize).cloned()
+    }
 }
 
 /// A fault a step put in place and no `lift` took away yet.
@@ -526,6 +562,10 @@ fn start_capture(shared: &Shared) {
     }
 }
 
+/// The most packets a case's timeline shows (a case streaming megabytes
+/// sends thousands); the pcap keeps them all.
+const TIMELINE_PACKETS: usize = 5000;
+
 /// Ends the capture: every TCP segment goes on the record, on the case's
 /// clock, with its sender's side and its sequence numbers relative to
 /// each direction's first; for a failed case (or with `--keep-artifacts`)
@@ -571,11 +611,27 @@ fn end_capture(shared: &Shared) {
         }
     };
     let bases = bases(&captured.frames);
+    let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+    let mut recorded = 0;
     for frame in &captured.frames {
+        if recorded == TIMELINE_PACKETS {
+            shared.push(
+                Instant::now(),
+                None,
+                EventKind::Note {
+                    text: format!(
+                        "the timeline shows the first {TIMELINE_PACKETS} packets; capture.pcap has all {} (with --keep-artifacts, or when the case fails)",
+                        captured.frames.len()
+                    ),
+                },
+            );
+            break;
+        }
         let at = captured.instant(frame.stamp);
         let Some(segment) = frame.segment() else {
             continue;
         };
+        let lost_to = frame.data.get(14..).and_then(|ip| faults.took(ip));
         let base = |key| bases.get(&key).copied().unwrap_or(0);
         let sender = shared
             .case
@@ -595,9 +651,21 @@ fn end_capture(shared: &Shared) {
                 ack: segment.ack.wrapping_sub(base((segment.to, segment.from))),
                 window: segment.window,
                 len: segment.len,
+                lost_to,
+            },
+        );
+        recorded += 1;
+    }
+    if faults.untold {
+        shared.push(
+            Instant::now(),
+            None,
+            EventKind::Note {
+                text: "the kernel's log of the packets the faults took overflowed: some lost packets are not marked as lost".into(),
             },
         );
     }
+    drop(faults);
     if captured.dropped > 0 {
         shared.push(
             Instant::now(),
@@ -654,6 +722,7 @@ fn keep_kernel_counters(shared: &Shared) {
 /// close and the program stops on a network that works.
 fn end_faults(shared: &Shared) {
     let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+    faults.collect_taken();
     let FaultsInPlace { kernel, active, .. } = &mut *faults;
     if let Some(kernel) = kernel.as_mut() {
         for fault in active.drain(..) {
@@ -692,9 +761,12 @@ fn put_fault(shared: &Shared, side: Side, fault: &Fault) -> Result<(), String> {
             data: fault.data,
             probability: fault.probability,
             verdict: fault.verdict,
+            tag: 0,
         })
         .collect();
     let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+    let tag = faults.described.len() as u32;
+    let filters: Vec<Filter> = filters.into_iter().map(|f| Filter { tag, ..f }).collect();
     let kernel = match &mut faults.kernel {
         Some(kernel) => kernel,
         empty => empty.insert(Faults::open().map_err(|e| e.to_string())?),
@@ -702,6 +774,7 @@ fn put_fault(shared: &Shared, side: Side, fault: &Fault) -> Result<(), String> {
     let handles = kernel.install(&filters).map_err(|e| e.to_string())?;
     let which: Vec<String> = ports.iter().map(ToString::to_string).collect();
     let description = format!("{fault}");
+    faults.described.push(description.clone());
     note(
         shared,
         side,
@@ -724,10 +797,12 @@ fn put_fault(shared: &Shared, side: Side, fault: &Fault) -> Result<(), String> {
 /// when none of them is in place.
 fn lift_faults(shared: &Shared, side: Side, which: &Lift) -> Result<(), String> {
     let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+    faults.collect_taken();
     let FaultsInPlace {
         kernel,
         active,
         lifted,
+        ..
     } = &mut *faults;
     let chosen: Vec<ActiveFault> = match which {
         Lift::All => std::mem::take(active),
@@ -761,10 +836,12 @@ fn lift_faults(shared: &Shared, side: Side, which: &Lift) -> Result<(), String> 
 /// an error when it was never put in place.
 fn packets_taken(shared: &Shared, name: &str) -> Result<u64, String> {
     let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+    faults.collect_taken();
     let FaultsInPlace {
         kernel,
         active,
         lifted,
+        ..
     } = &mut *faults;
     if let Some((_, took)) = lifted.iter().find(|(n, _)| n == name) {
         return Ok(*took);
