@@ -668,3 +668,65 @@ fn a_case_capture_opens_in_tshark_with_the_flags_the_report_shows() {
         .collect();
     assert_eq!(shown, reported, "tshark's flags against the report's");
 }
+
+/// `--no-capture` leaves a case's packets out of its timeline, except in a
+/// case that checks them, which is captured all the same.
+#[test]
+fn no_capture_captures_only_the_cases_that_check_packets() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suite = dir.path().join("capture.toml");
+    std::fs::write(
+        &suite,
+        r#"[[case]]
+name = "unchecked"
+client = [{ connect = 8080, expect = "ECONNREFUSED" }]
+
+[[case]]
+name = "checked"
+client = [
+  { connect = 8080, expect = "ECONNREFUSED" },
+  { sent = "client", flags = "SYN", count = 1 },
+]
+"#,
+    )
+    .expect("write suite");
+    let packets = |extra: &[&str]| -> Vec<(String, usize)> {
+        let json = dir.path().join("report.json");
+        let mut args = vec![
+            "run",
+            suite.to_str().expect("utf-8"),
+            "--json",
+            json.to_str().expect("utf-8"),
+        ];
+        args.extend(extra);
+        let out = hangup(&args);
+        assert!(out.status.success(), "{}", text(&out.stdout));
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).expect("report")).expect("JSON");
+        let mut seen: Vec<(String, usize)> = report["rounds"][0]["cases"]
+            .as_array()
+            .expect("cases")
+            .iter()
+            .map(|case| {
+                let n = case["timeline"]["events"]
+                    .as_array()
+                    .expect("events")
+                    .iter()
+                    .filter(|e| e["event"] == "packet")
+                    .count();
+                (case["case"].as_str().expect("name").to_string(), n)
+            })
+            .collect();
+        seen.sort();
+        seen
+    };
+    // A refused connect: the SYN and the RST that answers it.
+    assert_eq!(
+        packets(&[]),
+        [("checked".to_string(), 2), ("unchecked".to_string(), 2)]
+    );
+    assert_eq!(
+        packets(&["--no-capture"]),
+        [("checked".to_string(), 2), ("unchecked".to_string(), 0)]
+    );
+}

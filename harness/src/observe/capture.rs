@@ -105,9 +105,11 @@ impl Captured {
 
 /// A running capture of the calling thread's network namespace.
 pub struct Capture {
+    /// Shared with the thread; `None` once [`Capture::finish`] took it.
+    fd: Option<Arc<OwnedFd>>,
     shared: Arc<Mutex<Captured>>,
     stop: Arc<EventFd>,
-    thread: Option<JoinHandle<Result<OwnedFd, ObserveError>>>,
+    thread: Option<JoinHandle<Result<(), ObserveError>>>,
 }
 
 impl Capture {
@@ -138,27 +140,39 @@ impl Capture {
             base: Some(base),
             ..Captured::default()
         }));
+        let fd = Arc::new(fd);
         let thread = std::thread::Builder::new()
             .name("capture".into())
             .spawn({
+                let fd = Arc::clone(&fd);
                 let shared = Arc::clone(&shared);
                 let stop = Arc::clone(&stop);
-                move || read_until_stopped(&fd, &stop, &shared).map(|()| fd)
+                move || read_until_stopped(&fd, &stop, &shared)
             })
             .map_err(|source| ObserveError::Capture {
                 doing: "starting the capture thread",
                 source,
             })?;
         Ok(Capture {
+            fd: Some(fd),
             shared,
             stop,
             thread: Some(thread),
         })
     }
 
-    /// The frames so far.
+    /// Every frame so far: those the kernel has queued for the capture
+    /// are read first, on this thread, so a packet that arrived before
+    /// this call is among them (the capture's own thread may not have
+    /// woken for it yet).
     pub fn frames(&self) -> MutexGuard<'_, Captured> {
-        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+        let mut captured = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        // A read that fails here fails the capture's thread too, which
+        // says so at the end.
+        if let Some(fd) = &self.fd {
+            let _ = drain(fd, &mut captured);
+        }
+        captured
     }
 
     /// Reads what is still queued, stops the thread, and hands back every
@@ -168,7 +182,16 @@ impl Capture {
     pub fn finish(mut self) -> Result<(Captured, OwnedFd), ObserveError> {
         let _ = self.stop.write(1);
         let ended = match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(ended)) => ended,
+            Some(Ok(ended)) => ended.and_then(|()| {
+                // The thread has ended, so this is the socket's last owner.
+                self.fd
+                    .take()
+                    .and_then(|fd| Arc::try_unwrap(fd).ok())
+                    .ok_or_else(|| ObserveError::Capture {
+                        doing: "closing the capture",
+                        source: std::io::Error::other("the packet socket is still shared"),
+                    })
+            }),
             Some(Err(_)) => Err(ObserveError::Capture {
                 doing: "reading packets",
                 source: std::io::Error::other("the capture thread panicked"),
@@ -178,7 +201,7 @@ impl Capture {
                 source: std::io::Error::other("the capture had already ended"),
             }),
         };
-        let captured = std::mem::take(&mut *self.frames());
+        let captured = std::mem::take(&mut *self.shared.lock().unwrap_or_else(|p| p.into_inner()));
         ended.map(|fd| (captured, fd))
     }
 }
@@ -215,8 +238,6 @@ fn read_until_stopped(
     stop: &EventFd,
     shared: &Mutex<Captured>,
 ) -> Result<(), ObserveError> {
-    let mut buffer = vec![0u8; SNAP_LEN];
-    let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
     loop {
         let mut fds = [
             PollFd::new(fd.as_fd(), PollFlags::POLLIN),
@@ -233,54 +254,60 @@ fn read_until_stopped(
             Ok(_) => {}
         }
         let stopping = fds[1].any().unwrap_or(false);
-        // Every frame queued now, then look again (or end).
-        loop {
-            let mut iov = [std::io::IoSliceMut::new(&mut buffer)];
-            let got = recvmsg::<()>(
-                fd.as_raw_fd(),
-                &mut iov,
-                Some(&mut control),
-                MsgFlags::MSG_TRUNC | MsgFlags::MSG_DONTWAIT,
-            );
-            let message = match got {
-                Ok(message) => message,
-                Err(nix::errno::Errno::EAGAIN) => break,
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => {
-                    return Err(ObserveError::Capture {
-                        doing: "reading a packet",
-                        source: e.into(),
-                    });
-                }
-            };
-            let stamp = message
-                .cmsgs()
-                .ok()
-                .into_iter()
-                .flatten()
-                .find_map(|c| match c {
-                    ControlMessageOwned::ScmTimestampns(t) => Some(
-                        SystemTime::UNIX_EPOCH
-                            + Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32),
-                    ),
-                    _ => None,
-                })
-                .unwrap_or_else(SystemTime::now);
-            let len = message.bytes;
-            let kept = len.min(SNAP_LEN);
-            let mut captured = shared.lock().unwrap_or_else(|p| p.into_inner());
-            if captured.frames.len() < MAX_FRAMES {
-                captured.frames.push(Frame {
-                    stamp,
-                    len: len as u32,
-                    data: buffer[..kept].to_vec(),
-                });
-            } else {
-                captured.dropped += 1;
-            }
-        }
+        drain(fd, &mut shared.lock().unwrap_or_else(|p| p.into_inner()))?;
         if stopping {
             return Ok(());
+        }
+    }
+}
+
+/// Reads every frame queued on `fd` now into `captured`. Called with the
+/// capture's lock held, by its thread or by [`Capture::frames`], so frames
+/// go in in the order the kernel queued them.
+fn drain(fd: &OwnedFd, captured: &mut Captured) -> Result<(), ObserveError> {
+    let mut buffer = [0u8; SNAP_LEN];
+    let mut control = nix::cmsg_space!(nix::sys::time::TimeSpec);
+    loop {
+        let mut iov = [std::io::IoSliceMut::new(&mut buffer)];
+        let got = recvmsg::<()>(
+            fd.as_raw_fd(),
+            &mut iov,
+            Some(&mut control),
+            MsgFlags::MSG_TRUNC | MsgFlags::MSG_DONTWAIT,
+        );
+        let message = match got {
+            Ok(message) => message,
+            Err(nix::errno::Errno::EAGAIN) => return Ok(()),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => {
+                return Err(ObserveError::Capture {
+                    doing: "reading a packet",
+                    source: e.into(),
+                });
+            }
+        };
+        let stamp = message
+            .cmsgs()
+            .ok()
+            .into_iter()
+            .flatten()
+            .find_map(|c| match c {
+                ControlMessageOwned::ScmTimestampns(t) => Some(
+                    SystemTime::UNIX_EPOCH + Duration::new(t.tv_sec() as u64, t.tv_nsec() as u32),
+                ),
+                _ => None,
+            })
+            .unwrap_or_else(SystemTime::now);
+        let len = message.bytes;
+        let kept = len.min(SNAP_LEN);
+        if captured.frames.len() < MAX_FRAMES {
+            captured.frames.push(Frame {
+                stamp,
+                len: len as u32,
+                data: buffer[..kept].to_vec(),
+            });
+        } else {
+            captured.dropped += 1;
         }
     }
 }

@@ -16,7 +16,7 @@
 //! The case's deadline does the same. Sockets live until the case ends, not
 //! until their side's script does.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -171,7 +171,8 @@ struct ActiveFault {
 /// The coordination state, behind one lock.
 #[derive(Default)]
 struct Coordination {
-    marks: HashSet<String>,
+    /// Each label marked, with when it first was.
+    marks: HashMap<String, Instant>,
     /// The first failure; the case stops at it.
     failure: Option<Failure>,
     /// Set once the case has a verdict (a failure or the deadline): sides
@@ -942,11 +943,27 @@ fn check_sent(
     within: Option<Duration>,
 ) -> Result<(), CheckEnd> {
     let until = later(within.unwrap_or_default());
+    let since = match &segments.since {
+        None => None,
+        Some(label) => match shared.control().marks.get(label) {
+            Some(at) => Some(*at),
+            None => {
+                return Err(Some((
+                    FailureKind::Script,
+                    None,
+                    format!(
+                        "no side had reached `mark = {label:?}` yet, so there is no \"since\" to count from"
+                    ),
+                )));
+            }
+        },
+    };
     loop {
         let all =
             captured_segments(shared).map_err(|why| Some((FailureKind::Harness, None, why)))?;
         let matching: Vec<&(Instant, observe::Segment)> = all
             .iter()
+            .filter(|(at, _)| since.is_none_or(|since| *at >= since))
             .filter(|(_, s)| is_one_of(&shared.case, s, segments))
             .collect();
         let now = Instant::now();
@@ -963,9 +980,11 @@ fn check_sent(
                 flags: None,
                 data: None,
                 window: None,
+                since: None,
             };
             let instead: Vec<String> = all
                 .iter()
+                .filter(|(at, _)| since.is_none_or(|since| *at >= since))
                 .filter(|(_, s)| is_one_of(&shared.case, s, &sender))
                 .map(|(_, s)| s.flags.to_string())
                 .collect();
@@ -1551,7 +1570,10 @@ fn run_step(
             // never shows a waiter going on before the mark it waited for.
             note(shared, side, format!("mark {label:?}"));
             let mut control = shared.control();
-            control.marks.insert(label.clone());
+            control
+                .marks
+                .entry(label.clone())
+                .or_insert_with(Instant::now);
             shared.changed.notify_all();
         }
         Action::Control(Control::Wait { label, timeout }) => {
@@ -1818,7 +1840,7 @@ fn wait_for_mark(shared: &Shared, label: &str, timeout: Option<Duration>) -> Res
     let until = timeout.map(later);
     let mut control = shared.control();
     loop {
-        if control.marks.contains(label) {
+        if control.marks.contains_key(label) {
             return Ok(true);
         }
         if control.stopping {

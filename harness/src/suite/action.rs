@@ -166,6 +166,8 @@ pub struct Segments {
     pub data: Option<bool>,
     /// Advertising this window (unscaled), resets aside.
     pub window: Option<u16>,
+    /// Only those that arrived once a side marked this label.
+    pub since: Option<String>,
 }
 
 /// Which faults a `lift` takes away.
@@ -702,7 +704,7 @@ pub const CATALOG: &[ActionDef] = &[
         judged: false,
         bare: false,
         modifiers: &[
-            "to", "flags", "data", "window", "within", "count", "at_most",
+            "to", "flags", "data", "window", "since", "within", "count", "at_most",
         ],
     },
     ActionDef {
@@ -802,6 +804,10 @@ pub const MODIFIERS: &[ModifierDef] = &[
     ModifierDef {
         keyword: "probability",
         summary: "for `drop` and `reject`: the chance, above 0 and at most 1, that each matching packet is taken",
+    },
+    ModifierDef {
+        keyword: "since",
+        summary: "for `sent`: only segments that arrived after a side reached `mark = \"label\"` (between two steps: mark, then count)",
     },
     ModifierDef {
         keyword: "window",
@@ -1137,6 +1143,9 @@ impl fmt::Display for Segments {
         write!(f, " the {} sent", self.from)?;
         if let Some(to) = self.to {
             write!(f, " to the {to}")?;
+        }
+        if let Some(label) = &self.since {
+            write!(f, " since mark {label:?}")?;
         }
         Ok(())
     }

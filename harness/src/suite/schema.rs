@@ -414,6 +414,7 @@ fn modifier_value(keyword: &str) -> Value {
             "pattern": "^(SYN|FIN|RST|ACK)(\\|(SYN|FIN|RST|ACK))*$",
         }),
         "data" => json!({ "type": "boolean" }),
+        "since" => json!({ "type": "string" }),
         "window" => json!({ "type": "integer", "minimum": 0, "maximum": 65535 }),
         "probability" => json!({ "type": "number", "exclusiveMinimum": 0, "maximum": 1 }),
         "name" => {

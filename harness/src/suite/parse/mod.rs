@@ -629,6 +629,23 @@ impl<'a> Reader<'a> {
                             "expected a program under test for `released` to look into, found none: `released` reads a program's fd table",
                         );
                     }
+                    Action::Check(Check::Sent { segments, .. })
+                        if segments.since.as_ref().is_some_and(|label| {
+                            !scripts.iter().any(|s| {
+                                super::every_step(&s.steps).any(|m| {
+                                matches!(&m.action, Action::Control(Control::Mark(l)) if l == label)
+                            })
+                            })
+                        }) =>
+                    {
+                        self.problem(
+                        step.span.clone(),
+                        format!(
+                            "expected `since` to name a label some side marks, found {:?} and no `mark` of it",
+                            segments.since.as_deref().unwrap_or_default()
+                        ),
+                    );
+                    }
                     Action::Control(Control::Wait { label, .. }) if !marks(script.side, label) => {
                         self.problem(
                             step.span.clone(),

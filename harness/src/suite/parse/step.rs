@@ -227,6 +227,7 @@ impl<'a> Reader<'a> {
                 flags: None,
                 data: None,
                 window: None,
+                since: None,
             },
             packets: LineCount::AtLeastOne,
             within: None,
@@ -548,6 +549,7 @@ impl<'a> Reader<'a> {
         }
         if let K(Check::Sent { segments, .. }) = action {
             segments.window = raw.window.as_ref().map(|w| *w.get_ref());
+            segments.since = raw.since.as_ref().map(|s| s.get_ref().clone());
         }
         if let K(Check::First { flags, .. }) = action {
             match &raw.flags {

@@ -1232,6 +1232,12 @@ server = [{ listen = 8080 }, "accept", { state = { client = "ESTABLISHED" }, wit
     31,
     "expected u16, found integer `70000`"
 )]
+#[case::since_a_label_nobody_marks(
+    client("  { connect = 8080 },\n  { sent = \"client\", since = \"x\" },"),
+    5,
+    3,
+    "expected `since` to name a label some side marks, found \"x\" and no `mark` of it"
+)]
 #[case::taken_of_an_unknown_name(
     client("  { connect = 8080 },\n  { taken = \"x\" },"),
     5,
