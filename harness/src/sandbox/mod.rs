@@ -45,6 +45,7 @@ use thiserror::Error;
 
 mod netns;
 mod sysctl;
+pub mod topology;
 mod userns;
 
 pub use netns::CaseNamespace;

@@ -1,0 +1,232 @@
+//! Two hosts: the case's namespace and a second one, joined by a veth
+//! pair, each end with an address from 198.18.0.0/15 (RFC 2544's
+//! benchmarking range, never routed on the internet): what lets a side be
+//! cut off by its link or a route, and its packets be seen leaving one
+//! host and arriving at the other.
+//!
+//! Everything is done over rtnetlink (no `ip`), with the messages of
+//! netlink-packet-route, on blocking sockets made in the namespace each
+//! request is for: a netlink socket acts on the namespace it was created
+//! in.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+
+use netlink_packet_core::{
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
+    NetlinkPayload,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
+
+use super::{CaseNamespace, SandboxError};
+
+/// The case's host: the server's (and a program under test's) end.
+pub const HOST_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+/// The other host: the client's end.
+pub const PEER_ADDRESS: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// Both ends are in one /30.
+const PREFIX_LEN: u8 = 30;
+/// The veth ends' names, in the case's namespace and in the other.
+pub const HOST_LINK: &str = "hangup0";
+/// See [`HOST_LINK`].
+pub const PEER_LINK: &str = "hangup1";
+
+/// The second host of a case: a network namespace of its own (kept alive
+/// by this handle), its end of the veth pair up with [`PEER_ADDRESS`].
+#[derive(Debug)]
+pub struct PeerHost {
+    /// Joins the other host's namespace ([`CaseNamespace::join`]).
+    pub namespace: OwnedFd,
+}
+
+/// Makes a second namespace and joins it to the calling thread's (the
+/// case's) by a veth pair: [`HOST_LINK`] here with [`HOST_ADDRESS`],
+/// [`PEER_LINK`] there with [`PEER_ADDRESS`], both up. Call it on the
+/// case's thread.
+pub fn two_hosts() -> Result<PeerHost, SandboxError> {
+    // A namespace is made by a thread that moves into it; the handle keeps
+    // it alive once that thread has ended.
+    let namespace = std::thread::Builder::new()
+        .name("hangup-peer-host".into())
+        .spawn(|| CaseNamespace::create().and_then(|peer| peer.handle()))
+        .map_err(|source| SandboxError::Io {
+            action: "start a thread for the peer host's namespace".into(),
+            source,
+        })?
+        .join()
+        .map_err(|_| failed("the peer host's thread panicked"))??;
+    let mut socket = route_socket()?;
+    let mut veth = LinkMessage::default();
+    veth.attributes = vec![
+        LinkAttribute::IfName(HOST_LINK.into()),
+        LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Veth),
+            LinkInfo::Data(InfoData::Veth(InfoVeth::Peer({
+                let mut peer = LinkMessage::default();
+                peer.attributes = vec![
+                    LinkAttribute::IfName(PEER_LINK.into()),
+                    LinkAttribute::NetNsFd(namespace.as_raw_fd()),
+                ];
+                peer
+            }))),
+        ]),
+    ];
+    request(
+        &mut socket,
+        RouteNetlinkMessage::NewLink(veth),
+        NLM_F_CREATE | NLM_F_EXCL,
+        "create the veth pair",
+    )?;
+    configure(&mut socket, HOST_LINK, HOST_ADDRESS)?;
+    // The other end is configured from a thread in its namespace.
+    let peer = namespace.try_clone().map_err(|source| SandboxError::Io {
+        action: "duplicate the peer host's namespace handle".into(),
+        source,
+    })?;
+    std::thread::Builder::new()
+        .name("hangup-peer-host".into())
+        .spawn(move || {
+            CaseNamespace::join(peer.as_fd())?;
+            configure(&mut route_socket()?, PEER_LINK, PEER_ADDRESS)
+        })
+        .map_err(|source| SandboxError::Io {
+            action: "start a thread for the peer host's namespace".into(),
+            source,
+        })?
+        .join()
+        .map_err(|_| failed("the peer host's thread panicked"))??;
+    Ok(PeerHost { namespace })
+}
+
+/// Gives the link `name` (of the socket's namespace) `address`/30 and
+/// brings it up.
+fn configure(socket: &mut Socket, name: &str, address: Ipv4Addr) -> Result<(), SandboxError> {
+    let index = nix::net::if_::if_nametoindex(name)
+        .map_err(|errno| failed(&format!("no link {name} after creating it: {errno}")))?;
+    let mut message = AddressMessage::default();
+    message.header.family = netlink_packet_route::AddressFamily::Inet;
+    message.header.prefix_len = PREFIX_LEN;
+    message.header.index = index;
+    message.attributes = vec![
+        AddressAttribute::Local(IpAddr::V4(address)),
+        AddressAttribute::Address(IpAddr::V4(address)),
+    ];
+    request(
+        socket,
+        RouteNetlinkMessage::NewAddress(message),
+        NLM_F_CREATE | NLM_F_EXCL,
+        "give the veth its address",
+    )?;
+    let mut up = LinkMessage::default();
+    up.header.index = index;
+    up.header.flags = LinkFlags::Up;
+    up.header.change_mask = LinkFlags::Up;
+    request(
+        socket,
+        RouteNetlinkMessage::SetLink(up),
+        0,
+        "bring the veth up",
+    )
+}
+
+fn route_socket() -> Result<Socket, SandboxError> {
+    let io = |action: &str| {
+        let action = action.to_string();
+        move |source| SandboxError::Io { action, source }
+    };
+    let mut socket = Socket::new(NETLINK_ROUTE).map_err(io("open a netlink socket"))?;
+    socket.bind_auto().map_err(io("bind a netlink socket"))?;
+    socket
+        .connect(&SocketAddr::new(0, 0))
+        .map_err(io("connect a netlink socket"))?;
+    Ok(socket)
+}
+
+/// Sends one request and reads its acknowledgement.
+fn request(
+    socket: &mut Socket,
+    message: RouteNetlinkMessage,
+    flags: u16,
+    what: &str,
+) -> Result<(), SandboxError> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+    header.sequence_number = 1;
+    let mut message = NetlinkMessage::new(header, NetlinkPayload::from(message));
+    message.finalize();
+    let mut bytes = vec![0; message.buffer_len()];
+    message.serialize(&mut bytes);
+    socket.send(&bytes, 0).map_err(|source| SandboxError::Io {
+        action: format!("{what}: send"),
+        source,
+    })?;
+    let mut reply = Vec::with_capacity(4096);
+    socket
+        .recv(&mut reply, 0)
+        .map_err(|source| SandboxError::Io {
+            action: format!("{what}: read the answer"),
+            source,
+        })?;
+    let answer = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&reply)
+        .map_err(|e| failed(&format!("{what}: an unreadable answer: {e}")))?;
+    match answer.payload {
+        NetlinkPayload::Error(error) => match error.code {
+            None => Ok(()),
+            Some(code) => Err(SandboxError::Io {
+                action: what.to_string(),
+                source: std::io::Error::from_raw_os_error(-code.get()),
+            }),
+        },
+        other => Err(failed(&format!(
+            "{what}: expected an acknowledgement, found {other:?}"
+        ))),
+    }
+}
+
+fn failed(why: &str) -> SandboxError {
+    SandboxError::Io {
+        action: why.to_string(),
+        source: std::io::Error::other(why.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddrV4, TcpListener, TcpStream};
+
+    use super::*;
+
+    #[test]
+    fn two_hosts_talk_over_their_veth_and_only_their_own_addresses() {
+        let result = crate::sandbox::in_case_namespace(|_| {
+            let peer = two_hosts().expect("two hosts");
+            let listener = TcpListener::bind(SocketAddrV4::new(HOST_ADDRESS, 8080)).unwrap();
+            let handle = peer.namespace.try_clone().unwrap();
+            let client = std::thread::spawn(move || {
+                CaseNamespace::join(handle.as_fd()).unwrap();
+                // The host's loopback address is its own, not the peer's.
+                assert!(TcpStream::connect(("127.0.0.1", 8080)).is_err());
+                let mut stream = TcpStream::connect(SocketAddrV4::new(HOST_ADDRESS, 8080)).unwrap();
+                let local = stream.local_addr().unwrap();
+                stream.write_all(b"hello").unwrap();
+                local
+            });
+            let (mut accepted, from) = listener.accept().unwrap();
+            let mut got = [0u8; 5];
+            accepted.read_exact(&mut got).unwrap();
+            let local = client.join().unwrap();
+            (from, local, got)
+        })
+        .expect("a fresh namespace; these tests need root or a user namespace");
+        let (from, local, got) = result;
+        assert_eq!(from, local);
+        assert_eq!(from.ip(), IpAddr::V4(PEER_ADDRESS));
+        assert_eq!(&got, b"hello");
+    }
+}
