@@ -264,6 +264,10 @@ pub struct Peer {
     /// When the side's latest socket call began: where a `syscall` check's
     /// window opens.
     last_call: Option<Instant>,
+    /// The address its connections are made from, when it is not the
+    /// destination's own (on one loopback it is: 127.0.0.1 to 127.0.0.1;
+    /// on two hosts, the side's host's).
+    source: Option<std::net::IpAddr>,
 }
 
 impl Peer {
@@ -278,7 +282,13 @@ impl Peer {
             replaced: Vec::new(),
             pending: SocketOptions::default(),
             last_call: None,
+            source: None,
         }
+    }
+
+    /// Makes its connections from `address` (its host's, on two hosts).
+    pub fn connect_from(&mut self, address: std::net::IpAddr) {
+        self.source = Some(address);
     }
 
     /// When the side's latest socket call began, if it made one.
@@ -445,7 +455,8 @@ impl Peer {
         nonblocking: bool,
     ) -> Call {
         let prepared = self.new_socket(addr).and_then(|socket| {
-            socket.bind(&SocketAddr::new(addr.ip(), from.unwrap_or(0)).into())?;
+            let source = self.source.unwrap_or(addr.ip());
+            socket.bind(&SocketAddr::new(source, from.unwrap_or(0)).into())?;
             socket.set_write_timeout(kernel_timeout(timeout))?;
             socket.set_nonblocking(nonblocking)?;
             let local = socket.local_addr()?.as_socket();

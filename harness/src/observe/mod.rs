@@ -189,6 +189,9 @@ pub struct SockDiag {
     requests: [Vec<u8>; 3],
     buffer: Vec<u8>,
     sequence: u32,
+    /// The other host's, in a two-host case: a connection's two ends are
+    /// in two namespaces, each asked in turn (a 4-tuple is in one only).
+    other: Option<Box<SockDiag>>,
 }
 
 impl SockDiag {
@@ -212,7 +215,15 @@ impl SockDiag {
             ],
             buffer: vec![0; RECV_BUFFER_LEN],
             sequence: 0,
+            other: None,
         })
+    }
+
+    /// This namespace's, which also asks `other`'s (another host's, opened
+    /// there) for what it does not hold.
+    pub fn with_other(mut self, other: SockDiag) -> SockDiag {
+        self.other = Some(Box::new(other));
+        self
     }
 
     /// Every IPv4 and IPv6 TCP socket of the namespace, in every state (see
@@ -221,6 +232,9 @@ impl SockDiag {
         let mut sockets = Vec::new();
         for query in [Query::DumpV4, Query::DumpV6] {
             self.exchange(query, |snapshot| sockets.push(snapshot))?;
+        }
+        if let Some(other) = &mut self.other {
+            sockets.extend(other.tcp_sockets()?);
         }
         Ok(sockets)
     }
@@ -269,9 +283,13 @@ impl SockDiag {
         self.exchange(Query::Exact, |snapshot| found = Some(snapshot))?;
         // The kernel's lookup falls back from connections to listeners, so
         // a listener may answer for a 4-tuple that has no socket.
-        Ok(found.filter(|snapshot| {
+        let found = found.filter(|snapshot| {
             same_endpoint(snapshot.local, local) && same_endpoint(snapshot.remote, remote)
-        }))
+        });
+        match (found, &mut self.other) {
+            (None, Some(other)) => other.find(local, remote),
+            (found, _) => Ok(found),
+        }
     }
 
     /// The state of the socket with this 4-tuple, or [`TcpState::Gone`] if

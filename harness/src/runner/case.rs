@@ -36,7 +36,7 @@ use crate::report::{CaseStatus, Failure, FailureKind, StepRef};
 use crate::sandbox::{CaseNamespace, SandboxError};
 use crate::suite::{
     Action, Case, Check, Control, Fault, Lift, LineCount, Loop, Pattern, Program, Script, Segments,
-    Step,
+    Step, Topology,
 };
 use crate::sut;
 use crate::verdict::{self, Mismatch};
@@ -96,8 +96,11 @@ struct Shared {
     stop: super::StopSignal,
     /// The case's faults on the network, once a step put one in place.
     faults: Mutex<FaultsInPlace>,
-    /// Every packet of the case, from before its first step to its end.
-    capture: Mutex<Option<observe::Capture>>,
+    /// Every packet of the case, from before its first step to its end:
+    /// one capture per host (on two hosts, each sees what arrives there).
+    capture: Mutex<Vec<observe::Capture>>,
+    /// In a two-host case, once made: each host's namespace.
+    hosts: std::sync::OnceLock<Hosts>,
     /// Signalled only when the supervisor has something to do: a verdict
     /// (a failure), a side leaving a stopping case, the end of teardown.
     /// Marks, sleeps and waits never wake it: on a loaded machine every
@@ -113,11 +116,13 @@ pub(super) struct Artifacts {
     pub capture: bool,
 }
 
-/// The nf_tables socket of the case (its table goes when the socket
+/// The nf_tables sockets of the case (a table goes when its socket
 /// closes) and the faults in place, oldest first.
 #[derive(Default)]
 struct FaultsInPlace {
-    kernel: Option<Faults>,
+    /// Per host a fault's packets arrive at ([`FaultsInPlace::host`]):
+    /// the case's namespace, and in a two-host case the client's.
+    kernels: [Option<Faults>; 2],
     active: Vec<ActiveFault>,
     /// Each fault put in place, as the timeline names it, indexed by its
     /// rules' [`Filter::tag`].
@@ -135,16 +140,22 @@ impl FaultsInPlace {
     /// into `taken` (its socket holds a few hundred: called at each lift,
     /// each `taken` check and the end).
     fn collect_taken(&mut self) {
-        let Some(kernel) = self.kernel.as_mut() else {
-            return;
-        };
-        loop {
-            match kernel.taken() {
-                Ok(taken) if taken.is_empty() => return,
-                Ok(taken) => self.taken.extend(taken),
-                Err(_) => self.untold = true,
+        for kernel in self.kernels.iter_mut().flatten() {
+            loop {
+                match kernel.taken() {
+                    Ok(taken) if taken.is_empty() => break,
+                    Ok(taken) => self.taken.extend(taken),
+                    Err(_) => self.untold = true,
+                }
             }
         }
+    }
+
+    /// Which of [`FaultsInPlace::kernels`] holds the rules on what `from`
+    /// sends: they act on the input hook, so on the host the packets
+    /// arrive at (on one loopback, the case's).
+    fn host(two_hosts: bool, from: Side) -> usize {
+        usize::from(two_hosts && from == Side::Server)
     }
 
     /// The fault that took the packet whose IP header starts `ip`, if one
@@ -162,6 +173,8 @@ impl FaultsInPlace {
 /// A fault a step put in place and no `lift` took away yet.
 struct ActiveFault {
     name: Option<String>,
+    /// Its host, in [`FaultsInPlace::kernels`].
+    host: usize,
     /// As the timeline names it.
     description: String,
     /// Its rules in the kernel.
@@ -339,6 +352,7 @@ pub(crate) fn run(
         control: Mutex::default(),
         faults: Mutex::default(),
         capture: Mutex::default(),
+        hosts: std::sync::OnceLock::new(),
         changed: Condvar::new(),
         supervisor: Condvar::new(),
     });
@@ -453,6 +467,62 @@ fn serve<'a>(shared: &Arc<Shared>, program: &'a SuiteProgram) -> Result<Serving<
     Ok(serving)
 }
 
+/// The namespaces of a two-host case: the case's own (the server's host)
+/// and the client's, joined by a veth pair.
+struct Hosts {
+    /// The case's namespace.
+    server: Arc<std::os::fd::OwnedFd>,
+    /// The client's host's.
+    client: Arc<std::os::fd::OwnedFd>,
+}
+
+impl Hosts {
+    /// The namespace of `side`'s host.
+    fn of(&self, side: Side) -> &Arc<std::os::fd::OwnedFd> {
+        match side {
+            Side::Client => &self.client,
+            Side::Proxy | Side::Server => &self.server,
+        }
+    }
+}
+
+/// On the case's thread: the second host, with the case's sysctls too
+/// (its timers are the client's).
+fn make_hosts(
+    namespace: &CaseNamespace,
+    sysctls: &[(String, String)],
+) -> Result<Hosts, SandboxError> {
+    let server = Arc::new(namespace.handle()?);
+    let peer = crate::sandbox::topology::two_hosts()?;
+    let client = Arc::new(peer.namespace);
+    let sysctls = sysctls.to_vec();
+    in_host(&client, move |host| {
+        for (key, value) in &sysctls {
+            host.set_sysctl(key, value)?;
+        }
+        Ok(())
+    })??;
+    Ok(Hosts { server, client })
+}
+
+/// Runs `f` on a thread in the namespace `host` names, and waits for it.
+fn in_host<T: Send + 'static>(
+    host: &Arc<std::os::fd::OwnedFd>,
+    f: impl FnOnce(&CaseNamespace) -> T + Send + 'static,
+) -> Result<T, SandboxError> {
+    let thread = crate::sandbox::spawn_in_namespace(
+        "hangup host".into(),
+        Arc::clone(host),
+        move |joined| joined.map(|namespace| f(&namespace)),
+    )?;
+    thread.join().unwrap_or_else(|_| {
+        Err(SandboxError::Io {
+            action: "run on a host's thread".into(),
+            source: std::io::Error::other("the thread panicked"),
+        })
+    })
+}
+
 /// A case that ended without a verdict on what it tested.
 fn unjudged(kind: FailureKind, summary: String) -> CaseStatus {
     CaseStatus::Failed(Failure {
@@ -481,6 +551,11 @@ fn prepare_and_run(shared: &Arc<Shared>, namespace: Result<CaseNamespace, Sandbo
                 namespace
                     .set_sysctl(key, value)
                     .map_err(|err| format!("failed to set up the case: {err}"))?;
+            }
+            if shared.case.topology == Topology::TwoHosts {
+                let hosts = make_hosts(&namespace, sysctls)
+                    .map_err(|err| format!("failed to set up the case's two hosts: {err}"))?;
+                let _ = shared.hosts.set(hosts);
             }
             Ok(())
         });
@@ -549,17 +624,29 @@ fn start_capture(shared: &Shared) {
     if !shared.capture_packets {
         return;
     }
-    match observe::Capture::start() {
-        Ok(capture) => {
-            *shared.capture.lock().unwrap_or_else(|p| p.into_inner()) = Some(capture);
+    let mut started = vec![observe::Capture::start()];
+    if let Some(hosts) = shared.hosts.get() {
+        started.push(
+            in_host(&hosts.client, |_| observe::Capture::start()).unwrap_or_else(|e| {
+                Err(observe::ObserveError::Capture {
+                    doing: "starting a capture on the client's host",
+                    source: std::io::Error::other(e.to_string()),
+                })
+            }),
+        );
+    }
+    let mut captures = shared.capture.lock().unwrap_or_else(|p| p.into_inner());
+    for capture in started {
+        match capture {
+            Ok(capture) => captures.push(capture),
+            Err(err) => shared.push(
+                Instant::now(),
+                None,
+                EventKind::Note {
+                    text: format!("no packet capture: {err}"),
+                },
+            ),
         }
-        Err(err) => shared.push(
-            Instant::now(),
-            None,
-            EventKind::Note {
-                text: format!("no packet capture: {err}"),
-            },
-        ),
     }
 }
 
@@ -572,14 +659,10 @@ const TIMELINE_PACKETS: usize = 5000;
 /// each direction's first; for a failed case (or with `--keep-artifacts`)
 /// the frames go to `capture.pcap` in its artifact folder.
 fn end_capture(shared: &Shared) {
-    let Some(capture) = shared
-        .capture
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take()
-    else {
+    let captures = std::mem::take(&mut *shared.capture.lock().unwrap_or_else(|p| p.into_inner()));
+    if captures.is_empty() {
         return;
-    };
+    }
     let bases = |frames: &[observe::Frame]| {
         let mut bases: std::collections::HashMap<
             (std::net::SocketAddr, std::net::SocketAddr),
@@ -595,26 +678,36 @@ fn end_capture(shared: &Shared) {
         }
         bases
     };
-    let captured = match capture.finish() {
-        Ok((captured, socket)) => {
-            super::reaper::drop_later(socket);
-            captured
-        }
-        Err(err) => {
-            shared.push(
+    // Every host's frames, in the order the kernels stamped them.
+    let mut frames: Vec<(Instant, observe::Frame)> = Vec::new();
+    let mut dropped = 0;
+    for capture in captures {
+        match capture.finish() {
+            Ok((captured, socket)) => {
+                super::reaper::drop_later(socket);
+                dropped += captured.dropped;
+                frames.extend(
+                    captured
+                        .frames
+                        .iter()
+                        .map(|f| (captured.instant(f.stamp), f.clone())),
+                );
+            }
+            Err(err) => shared.push(
                 Instant::now(),
                 None,
                 EventKind::Note {
                     text: format!("the packet capture failed: {err}"),
                 },
-            );
-            return;
+            ),
         }
-    };
-    let bases = bases(&captured.frames);
+    }
+    frames.sort_by_key(|(_, f)| f.stamp);
+    let (instants, frames): (Vec<Instant>, Vec<observe::Frame>) = frames.into_iter().unzip();
+    let bases = bases(&frames);
     let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
     let mut recorded = 0;
-    for frame in &captured.frames {
+    for (frame, at) in frames.iter().zip(instants) {
         if recorded == TIMELINE_PACKETS {
             shared.push(
                 Instant::now(),
@@ -622,13 +715,12 @@ fn end_capture(shared: &Shared) {
                 EventKind::Note {
                     text: format!(
                         "the timeline shows the first {TIMELINE_PACKETS} packets; capture.pcap has all {} (with --keep-artifacts, or when the case fails)",
-                        captured.frames.len()
+                        frames.len()
                     ),
                 },
             );
             break;
         }
-        let at = captured.instant(frame.stamp);
         let Some(segment) = frame.segment() else {
             continue;
         };
@@ -667,15 +759,14 @@ fn end_capture(shared: &Shared) {
         );
     }
     drop(faults);
-    if captured.dropped > 0 {
+    if dropped > 0 {
         shared.push(
             Instant::now(),
             None,
             EventKind::Note {
                 text: format!(
-                    "the capture kept the first {} packets and counted {} more",
-                    captured.frames.len(),
-                    captured.dropped
+                    "the capture kept the first {} packets and counted {dropped} more",
+                    frames.len(),
                 ),
             },
         );
@@ -685,7 +776,7 @@ fn end_capture(shared: &Shared) {
     }
     if let Ok(dir) = shared.record.artifacts() {
         let written = std::fs::File::create(dir.join("capture.pcap"))
-            .and_then(|file| observe::write_pcap(std::io::BufWriter::new(file), &captured.frames));
+            .and_then(|file| observe::write_pcap(std::io::BufWriter::new(file), &frames));
         if let Err(err) = written {
             shared.push(
                 Instant::now(),
@@ -724,22 +815,25 @@ fn keep_kernel_counters(shared: &Shared) {
 fn end_faults(shared: &Shared) {
     let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
     faults.collect_taken();
-    let FaultsInPlace { kernel, active, .. } = &mut *faults;
-    if let Some(kernel) = kernel.as_mut() {
-        for fault in active.drain(..) {
-            let took = kernel
-                .packets(&fault.handles)
-                .map_or_else(|e| format!("its count is unknown: {e}"), took_packets);
-            shared.push(
-                Instant::now(),
-                None,
-                EventKind::Note {
-                    text: format!("{} was in place to the end: {took}", fault.description),
-                },
-            );
-        }
+    let FaultsInPlace {
+        kernels, active, ..
+    } = &mut *faults;
+    for fault in active.drain(..) {
+        let Some(kernel) = kernels[fault.host].as_mut() else {
+            continue;
+        };
+        let took = kernel
+            .packets(&fault.handles)
+            .map_or_else(|e| format!("its count is unknown: {e}"), took_packets);
+        shared.push(
+            Instant::now(),
+            None,
+            EventKind::Note {
+                text: format!("{} was in place to the end: {took}", fault.description),
+            },
+        );
     }
-    if let Some(kernel) = kernel.take() {
+    for kernel in kernels.iter_mut().filter_map(Option::take) {
         // Closing it removes the table: an RCU grace period (see reaper).
         super::reaper::drop_later(kernel);
     }
@@ -768,9 +862,28 @@ fn put_fault(shared: &Shared, side: Side, fault: &Fault) -> Result<(), String> {
     let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
     let tag = faults.described.len() as u32;
     let filters: Vec<Filter> = filters.into_iter().map(|f| Filter { tag, ..f }).collect();
-    let kernel = match &mut faults.kernel {
+    let hosts = shared.hosts.get();
+    let host = FaultsInPlace::host(hosts.is_some(), fault.from);
+    let kernel = match &mut faults.kernels[host] {
         Some(kernel) => kernel,
-        empty => empty.insert(Faults::open().map_err(|e| e.to_string())?),
+        empty => {
+            // Opened on its host: a netlink socket acts on the namespace it
+            // was made in.
+            let opened = match hosts {
+                Some(hosts) => {
+                    let on = if host == 0 {
+                        &hosts.server
+                    } else {
+                        &hosts.client
+                    };
+                    in_host(on, |_| Faults::open())
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?
+                }
+                None => Faults::open().map_err(|e| e.to_string())?,
+            };
+            empty.insert(opened)
+        }
     };
     let handles = kernel.install(&filters).map_err(|e| e.to_string())?;
     let which: Vec<String> = ports.iter().map(ToString::to_string).collect();
@@ -787,6 +900,7 @@ fn put_fault(shared: &Shared, side: Side, fault: &Fault) -> Result<(), String> {
         ),
     );
     faults.active.push(ActiveFault {
+        host,
         name: fault.name.clone(),
         description,
         handles,
@@ -800,7 +914,7 @@ fn lift_faults(shared: &Shared, side: Side, which: &Lift) -> Result<(), String> 
     let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
     faults.collect_taken();
     let FaultsInPlace {
-        kernel,
+        kernels,
         active,
         lifted,
         ..
@@ -812,13 +926,16 @@ fn lift_faults(shared: &Shared, side: Side, which: &Lift) -> Result<(), String> 
             at.map(|i| active.remove(i)).into_iter().collect()
         }
     };
-    let (Some(kernel), false) = (kernel.as_mut(), chosen.is_empty()) else {
+    if chosen.is_empty() {
         return Err(match which {
             Lift::All => "no fault was in place to lift".to_string(),
             Lift::Named(name) => format!("no fault named {name:?} was in place to lift"),
         });
-    };
+    }
     for fault in chosen {
+        let Some(kernel) = kernels[fault.host].as_mut() else {
+            continue;
+        };
         let took = kernel.packets(&fault.handles).map_err(|e| e.to_string())?;
         kernel.remove(&fault.handles).map_err(|e| e.to_string())?;
         if let Some(name) = &fault.name {
@@ -839,7 +956,7 @@ fn packets_taken(shared: &Shared, name: &str) -> Result<u64, String> {
     let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
     faults.collect_taken();
     let FaultsInPlace {
-        kernel,
+        kernels,
         active,
         lifted,
         ..
@@ -847,12 +964,10 @@ fn packets_taken(shared: &Shared, name: &str) -> Result<u64, String> {
     if let Some((_, took)) = lifted.iter().find(|(n, _)| n == name) {
         return Ok(*took);
     }
-    match (
-        active.iter().find(|f| f.name.as_deref() == Some(name)),
-        kernel,
-    ) {
-        (Some(fault), Some(kernel)) => kernel.packets(&fault.handles).map_err(|e| e.to_string()),
-        _ => Err(format!("no fault named {name:?} was in place yet")),
+    let fault = active.iter().find(|f| f.name.as_deref() == Some(name));
+    match fault.and_then(|f| kernels[f.host].as_mut().map(|k| (f, k))) {
+        Some((fault, kernel)) => kernel.packets(&fault.handles).map_err(|e| e.to_string()),
+        None => Err(format!("no fault named {name:?} was in place yet")),
     }
 }
 
@@ -895,16 +1010,22 @@ type CheckEnd = Option<(FailureKind, Option<Mismatch>, String)>;
 /// Every TCP segment the capture has seen so far, with when it arrived;
 /// an error when the case has no capture.
 fn captured_segments(shared: &Shared) -> Result<Vec<(Instant, observe::Segment)>, String> {
-    let capture = shared.capture.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(capture) = capture.as_ref() else {
+    let captures = shared.capture.lock().unwrap_or_else(|p| p.into_inner());
+    if captures.is_empty() {
         return Err("the case has no packet capture (see its timeline)".into());
-    };
-    let captured = capture.frames();
-    Ok(captured
-        .frames
-        .iter()
-        .filter_map(|f| f.segment().map(|s| (captured.instant(f.stamp), s)))
-        .collect())
+    }
+    let mut all: Vec<(Instant, observe::Segment)> = Vec::new();
+    for capture in captures.iter() {
+        let captured = capture.frames();
+        all.extend(
+            captured
+                .frames
+                .iter()
+                .filter_map(|f| f.segment().map(|s| (captured.instant(f.stamp), s))),
+        );
+    }
+    all.sort_by_key(|(at, _)| *at);
+    Ok(all)
 }
 
 /// Whether `segment` is one `segments` names.
@@ -1145,7 +1266,10 @@ fn run_sides(shared: &Arc<Shared>, program: &mut Option<sut::Running>) -> Vec<Pe
         .program
         .as_ref()
         .filter(|spec| spec.role == Side::Client);
-    let here = usize::from(client.is_none());
+    // On two hosts every side has a thread that joins its host; otherwise
+    // the first side runs on this, the case's, thread.
+    let two_hosts = shared.hosts.get().is_some();
+    let here = usize::from(client.is_none() && !two_hosts);
     let mut threads = Vec::new();
     for (index, script) in shared.case.scripts.iter().enumerate().skip(here) {
         let shared_for_side = Arc::clone(shared);
@@ -1172,7 +1296,7 @@ fn run_sides(shared: &Arc<Shared>, program: &mut Option<sut::Running>) -> Vec<Pe
                 Err(failure) => shared.fail(*failure),
             }
         }
-    } else if !shared.case.scripts.is_empty() {
+    } else if !shared.case.scripts.is_empty() && !two_hosts {
         peers.push(run_side(shared, 0));
     }
     for thread in threads {
@@ -1388,6 +1512,21 @@ fn run_side(shared: &Arc<Shared>, index: usize) -> Peer {
     let script = &shared.case.scripts[index];
     let side = script.side;
     let mut peer = Peer::new(side, Arc::clone(&shared.sockets));
+    if let Some(hosts) = shared.hosts.get() {
+        if side == Side::Client {
+            peer.connect_from(std::net::IpAddr::V4(crate::sandbox::topology::PEER_ADDRESS));
+        }
+        // A fresh thread: it joins its side's host.
+        if let Err(err) = CaseNamespace::join(std::os::fd::AsFd::as_fd(&**hosts.of(side))) {
+            shared.fail(harness_failure(
+                shared,
+                FailureKind::Setup,
+                format!("the {side} could not join its host: {err}"),
+            ));
+            shared.control().sides[side as usize].running = false;
+            return peer;
+        }
+    }
     shared
         .threads
         .lock()
@@ -1622,12 +1761,12 @@ fn run_step(
             unreachable!("loops do not nest (the parser refuses them) and run_script runs loops")
         }
         Action::Check(Check::State { expected, within }) => {
-            let diag = opened(diag).map_err(|why| fail(FailureKind::Harness, None, why))?;
+            let diag = opened(shared, diag).map_err(|why| fail(FailureKind::Harness, None, why))?;
             let checked = check_states(shared, diag, at.index + 1, expected, *within);
             return settle(checked, FailureKind::Harness, fail);
         }
         Action::Check(Check::AcceptQueue { expected, within }) => {
-            let diag = opened(diag).map_err(|why| fail(FailureKind::Harness, None, why))?;
+            let diag = opened(shared, diag).map_err(|why| fail(FailureKind::Harness, None, why))?;
             let checked = check_accept_queues(shared, side, diag, expected, *within);
             return settle(checked, FailureKind::Script, fail);
         }
@@ -1639,7 +1778,7 @@ fn run_step(
                     "there is no program under test whose fd table `released` could read".into(),
                 ));
             };
-            let diag = opened(diag).map_err(|why| fail(FailureKind::Harness, None, why))?;
+            let diag = opened(shared, diag).map_err(|why| fail(FailureKind::Harness, None, why))?;
             let checked = check_released(shared, side, diag, view, *baseline, *within);
             return settle(checked, FailureKind::Program, fail);
         }
@@ -2073,13 +2212,24 @@ fn settle(
 
 /// The side's sock_diag socket, opened on first use (on the side's thread,
 /// so in the case's namespace; only sides that check states need one).
-fn opened(diag: &mut Option<SockDiag>) -> Result<&mut SockDiag, String> {
-    match diag {
-        Some(diag) => Ok(diag),
-        None => SockDiag::open()
-            .map(|opened| diag.insert(opened))
-            .map_err(|err| format!("failed to open sock_diag: {err}")),
+fn opened<'d>(shared: &Shared, diag: &'d mut Option<SockDiag>) -> Result<&'d mut SockDiag, String> {
+    if let Some(diag) = diag {
+        return Ok(diag);
     }
+    let why = |err: &dyn std::fmt::Display| format!("failed to open sock_diag: {err}");
+    let opened = match shared.hosts.get() {
+        // Each host's, opened there: a connection's ends are on both.
+        Some(hosts) => {
+            let on = |host| -> Result<SockDiag, String> {
+                in_host(host, |_| SockDiag::open().map_err(|e| e.to_string()))
+                    .map_err(|e| why(&e))?
+                    .map_err(|e| why(&e))
+            };
+            on(&hosts.server)?.with_other(on(&hosts.client)?)
+        }
+        None => SockDiag::open().map_err(|e| why(&e))?,
+    };
+    Ok(diag.insert(opened))
 }
 
 /// Why a state check did not pass.
@@ -2110,7 +2260,7 @@ fn remember_program_end(shared: &Shared, diag: &mut Option<SockDiag>) {
     let end = Socket::Server;
     let tuple = shared.sockets.locate(end);
     let cookie = tuple.and_then(|(local, remote)| {
-        let diag = opened(diag).ok()?;
+        let diag = opened(shared, diag).ok()?;
         diag.find(local, remote).ok().flatten().map(|s| s.cookie)
     });
     shared

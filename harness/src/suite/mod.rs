@@ -75,6 +75,21 @@ pub struct Case {
     /// Which of its program's versions this case runs, when the program
     /// names two to compare (`compare`): the case is then one of a pair.
     pub version: Option<CaseVersion>,
+    /// Where its sides run: one namespace's loopback, or two hosts.
+    pub topology: Topology,
+}
+
+/// Where a case's sides run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Topology {
+    /// All in one network namespace, over its loopback (the default).
+    #[default]
+    Loopback,
+    /// The client on a host of its own, joined to the server's by a veth
+    /// pair (198.18.0.1 and 198.18.0.2, see `sandbox::topology`): each
+    /// side's packets leave one host and arrive at the other, and each
+    /// side's states are read in its own namespace.
+    TwoHosts,
 }
 
 /// One case of a pair that runs the same script against two versions of
@@ -218,6 +233,22 @@ pub(crate) fn every_step(steps: &[Step]) -> impl Iterator<Item = &Step> {
         };
         std::iter::once(step).chain(inner.iter())
     })
+}
+
+/// [`every_step`], to change them.
+pub(crate) fn every_step_mut(steps: &mut [Step]) -> Vec<&mut Step> {
+    let mut all = Vec::new();
+    for step in steps {
+        if matches!(step.action, Action::Control(Control::Loop(_))) {
+            // The loop's own step has no address to change.
+            if let Action::Control(Control::Loop(looped)) = &mut step.action {
+                all.extend(looped.body.iter_mut());
+            }
+        } else {
+            all.push(step);
+        }
+    }
+    all
 }
 
 impl Case {

@@ -137,7 +137,11 @@ fn case() -> Value {
                 "The whole case must finish within this (the suite's `deadline` by default); an overrun fails the case and says what each side was waiting for.",
             ),
             "tolerance": tolerance("How far a measured duration (`after`) may be from the expected one in this case; unset fields keep the suite's."),
-            "sysctl": sysctls("Per-namespace sysctls of this case, over the suite's."),
+            "sysctl": sysctls("Per-namespace sysctls of this case, over the suite's (on two hosts, set on both)."),
+            "topology": {
+                "enum": ["loopback", "two_hosts"],
+                "description": "\"loopback\" (the default): every side in one network namespace, over its loopback. \"two_hosts\": the client on a host of its own (198.18.0.1), joined to the server's (198.18.0.2) by a veth pair; a bare port means the server's host; each side's packets leave one host and arrive at the other, and faults act where they arrive. Client and server scripts only, no program under test yet.",
+            },
             "program": program("The program under test of this case, instead of the suite's."),
             "client": side_script(Side::Client, "The client's script: its steps, in order. The client connects; it may not listen or accept."),
             "server": side_script(Side::Server, "The server's script: its steps, in order. The server listens and accepts; it may not connect."),

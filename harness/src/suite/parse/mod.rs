@@ -337,7 +337,9 @@ impl<'a> Reader<'a> {
             scripts: Vec::new(),
             program: defaults.program.clone(),
             version: None,
+            topology: super::Topology::Loopback,
         };
+        let mut topology_key = None;
         // Where the `client` and `server` scripts are, for a program that
         // plays one of them.
         let mut side_keys = [None, None];
@@ -377,14 +379,28 @@ impl<'a> Reader<'a> {
                     case.scripts.push(Script { side: Side::Server, steps: self.steps(Side::Server, value, false) })
                 }
                 "program" => case.program = self.program(value, false),
+                "topology" => {
+                    topology_key = Some(value.span());
+                    match value.get_ref().as_str() {
+                        Some("loopback") => case.topology = super::Topology::Loopback,
+                        Some("two_hosts") => case.topology = super::Topology::TwoHosts,
+                        _ => self.problem(
+                            value.span(),
+                            "expected `topology` to be \"loopback\" (the default) or \"two_hosts\"",
+                        ),
+                    }
+                }
                 "proxy" => case.scripts.push(Script { side: Side::Proxy, steps: self.steps(Side::Proxy, value, false) }),
                 other => self.problem(
                     key.span(),
-                    format!("unknown key `{other}` in a case, expected one of `name`, `description`, `ignore`, `deadline`, `tolerance`, `sysctl`, `program`, `client`, `server`, `proxy`"),
+                    format!("unknown key `{other}` in a case, expected one of `name`, `description`, `ignore`, `deadline`, `tolerance`, `sysctl`, `topology`, `program`, `client`, `server`, `proxy`"),
                 ),
             }
         }
         case.scripts.sort_by_key(|s| s.side);
+        if let (super::Topology::TwoHosts, Some(at)) = (case.topology, topology_key) {
+            self.two_hosts(&mut case, at);
+        }
         match name {
             Some(Some(name)) if valid_case_name(name.get_ref()) => {
                 let at = self.location(name.span().start);
@@ -474,6 +490,50 @@ impl<'a> Reader<'a> {
                     );
                 }
             }
+        }
+    }
+
+    /// A two-host case: only a client and a server script, no program yet,
+    /// and IPv4 loopback addresses, which mean the server's host there
+    /// (`connect = 8080` reaches the server across the link).
+    fn two_hosts(&mut self, case: &mut Case, at: Range<usize>) {
+        if case.program.is_some() {
+            self.problem(
+                at.clone(),
+                "expected no program under test in a `two_hosts` case, found one: a program runs on one namespace's loopback so far",
+            );
+        }
+        if case.scripts.iter().any(|s| s.side == Side::Proxy) {
+            self.problem(
+                at.clone(),
+                "expected a `client` and a `server` in a `two_hosts` case, found a `proxy`: two hosts have no third",
+            );
+        }
+        let server = std::net::IpAddr::V4(crate::sandbox::topology::HOST_ADDRESS);
+        let mut problems = Vec::new();
+        for script in &mut case.scripts {
+            for step in super::every_step_mut(&mut script.steps) {
+                let addr = match &mut step.action {
+                    Action::Socket(
+                        super::SocketCall::Listen { addr, .. }
+                        | super::SocketCall::Connect { addr, .. },
+                    ) => addr,
+                    _ => continue,
+                };
+                if addr.ip() == std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST) {
+                    addr.set_ip(server);
+                } else {
+                    problems.push((step.span.clone(), *addr));
+                }
+            }
+        }
+        for (span, addr) in problems {
+            self.problem(
+                span,
+                format!(
+                    "expected a bare port (the server's host, {server}) in a `two_hosts` case, found {addr}"
+                ),
+            );
         }
     }
 

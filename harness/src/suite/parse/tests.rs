@@ -1259,6 +1259,22 @@ fn a_fault_that_cannot_work_is_refused_where_it_is_written(
 }
 
 #[rstest]
+#[case::unknown_topology(
+    "[[case]]\nname = \"a\"\ntopology = \"three_hosts\"\nclient = [{ connect = 8080 }]\n",
+    "expected `topology` to be \"loopback\" (the default) or \"two_hosts\""
+)]
+#[case::a_proxy_on_two_hosts(
+    "[[case]]\nname = \"a\"\ntopology = \"two_hosts\"\nclient = [{ connect = 8081 }]\nproxy = [{ listen = 8081 }]\n",
+    "expected a `client` and a `server` in a `two_hosts` case, found a `proxy`"
+)]
+#[case::a_program_on_two_hosts(
+    "[program]\nrun = [\"./s\"]\nport = 8080\n\n[[case]]\nname = \"a\"\ntopology = \"two_hosts\"\nclient = [{ connect = 8080 }]\n",
+    "expected no program under test in a `two_hosts` case, found one"
+)]
+#[case::an_address_on_two_hosts(
+    "[[case]]\nname = \"a\"\ntopology = \"two_hosts\"\nclient = [{ connect = \"[::1]:8080\" }]\n",
+    "expected a bare port (the server's host, 198.18.0.2) in a `two_hosts` case, found [::1]:8080"
+)]
 #[case::fault_in_a_shared_program_case(
     "[program]\nrun = [\"./s\"]\nport = 8080\nscope = \"suite\"\n\n[[case]]\nname = \"a\"\nclient = [{ connect = 8080 }, { drop = \"client\" }]\n",
     "expected no fault in a case that shares the suite's program (`scope = \"suite\"`), found one"
@@ -1309,4 +1325,25 @@ fn a_fault_reads_every_modifier() {
         steps[3].action,
         Action::Control(Control::Lift(crate::suite::Lift::Named("p".into())))
     );
+}
+
+#[test]
+fn on_two_hosts_a_bare_port_is_the_server_s_host() {
+    let text = "[[case]]\nname = \"a\"\ntopology = \"two_hosts\"\nserver = [{ listen = 8080 }]\nclient = [{ connect = 8080 }, { loop = [{ connect = 8080 }], times = 2 }]\n";
+    let suite = parse_suite(Path::new("two.toml"), text.as_bytes()).expect("valid");
+    let case = &suite.cases[0];
+    assert_eq!(case.topology, crate::suite::Topology::TwoHosts);
+    let server: std::net::SocketAddr = "198.18.0.2:8080".parse().unwrap();
+    let addresses: Vec<std::net::SocketAddr> = case
+        .scripts
+        .iter()
+        .flat_map(|s| crate::suite::every_step(&s.steps))
+        .filter_map(|step| match &step.action {
+            Action::Socket(SocketCall::Listen { addr, .. } | SocketCall::Connect { addr, .. }) => {
+                Some(*addr)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(addresses, [server, server, server]);
 }
