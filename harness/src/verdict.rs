@@ -240,6 +240,25 @@ pub fn excerpt(received: &[u8]) -> String {
     }
 }
 
+/// Whether `seen` is the count `wanted` asks for.
+fn counted(wanted: LineCount, seen: u64) -> bool {
+    match wanted {
+        LineCount::AtLeastOne => seen >= 1,
+        LineCount::Exactly(n) => seen == u64::from(n),
+        LineCount::AtMost(n) => seen <= u64::from(n),
+    }
+}
+
+/// ` within 300 ms` for one or more, ` over 300 ms` for a count watched
+/// that long, or nothing.
+fn counted_when(wanted: LineCount, within: Option<Duration>) -> String {
+    match (wanted, within) {
+        (LineCount::AtLeastOne, Some(d)) => format!(" within {}", millis(d)),
+        (_, Some(d)) => format!(" over {}", millis(d)),
+        (_, None) => String::new(),
+    }
+}
+
 /// Judges a `log` check: `seen` lines matched `pattern`.
 pub fn judge_log(
     pattern: &str,
@@ -247,12 +266,7 @@ pub fn judge_log(
     within: Option<Duration>,
     seen: usize,
 ) -> Result<(), Mismatch> {
-    let holds = match wanted {
-        LineCount::AtLeastOne => seen >= 1,
-        LineCount::Exactly(n) => seen == n as usize,
-        LineCount::AtMost(n) => seen <= n as usize,
-    };
-    if holds {
+    if counted(wanted, seen as u64) {
         return Ok(());
     }
     let lines = |n: usize| {
@@ -262,11 +276,7 @@ pub fn judge_log(
             format!("{n} lines")
         }
     };
-    let when = match (wanted, within) {
-        (LineCount::AtLeastOne, Some(d)) => format!(" within {}", millis(d)),
-        (_, Some(d)) => format!(" over {}", millis(d)),
-        (_, None) => String::new(),
-    };
+    let when = counted_when(wanted, within);
     let expected = match wanted {
         LineCount::AtLeastOne => {
             format!("a line of the program's output matching `{pattern}`{when}")
@@ -296,12 +306,7 @@ pub fn judge_taken(
     within: Option<Duration>,
     seen: u64,
 ) -> Result<(), Mismatch> {
-    let holds = match wanted {
-        LineCount::AtLeastOne => seen >= 1,
-        LineCount::Exactly(n) => seen == u64::from(n),
-        LineCount::AtMost(n) => seen <= u64::from(n),
-    };
-    if holds {
+    if counted(wanted, seen) {
         return Ok(());
     }
     let packets = |n: u64| {
@@ -311,11 +316,7 @@ pub fn judge_taken(
             format!("{n} packets")
         }
     };
-    let when = match (wanted, within) {
-        (LineCount::AtLeastOne, Some(d)) => format!(" within {}", millis(d)),
-        (_, Some(d)) => format!(" over {}", millis(d)),
-        (_, None) => String::new(),
-    };
+    let when = counted_when(wanted, within);
     let expected = match wanted {
         LineCount::AtLeastOne => format!("the fault {name:?} to take a packet{when}"),
         LineCount::Exactly(n) => format!("the fault {name:?} to take {}{when}", packets(n.into())),
@@ -344,19 +345,10 @@ pub fn judge_sent(
     examples: &[String],
     otherwise: &str,
 ) -> Result<(), Mismatch> {
-    let holds = match wanted {
-        LineCount::AtLeastOne => seen >= 1,
-        LineCount::Exactly(n) => seen == n as usize,
-        LineCount::AtMost(n) => seen <= n as usize,
-    };
-    if holds {
+    if counted(wanted, seen as u64) {
         return Ok(());
     }
-    let when = match (wanted, within) {
-        (LineCount::AtLeastOne, Some(d)) => format!(" within {}", millis(d)),
-        (_, Some(d)) => format!(" over {}", millis(d)),
-        (_, None) => String::new(),
-    };
+    let when = counted_when(wanted, within);
     let expected = match wanted {
         LineCount::AtLeastOne => format!("one or more {what}{when}"),
         LineCount::Exactly(n) => format!("{n} {what}{when}"),
@@ -401,12 +393,7 @@ pub fn judge_syscall(
     counted: usize,
     seen: &[String],
 ) -> Result<(), Mismatch> {
-    let holds = match ask.wanted {
-        LineCount::AtLeastOne => counted >= 1,
-        LineCount::Exactly(n) => counted == n as usize,
-        LineCount::AtMost(n) => counted <= n as usize,
-    };
-    if holds {
+    if self::counted(ask.wanted, counted as u64) {
         return Ok(());
     }
     let calls = |n: usize| {
@@ -423,11 +410,7 @@ pub fn judge_syscall(
         let names: Vec<String> = ask.results.iter().map(ToString::to_string).collect();
         format!(" returning {}", names.join(" or "))
     };
-    let when = match (ask.wanted, ask.within) {
-        (LineCount::AtLeastOne, Some(d)) => format!(" within {}", millis(d)),
-        (_, Some(d)) => format!(" over {}", millis(d)),
-        (_, None) => String::new(),
-    };
+    let when = counted_when(ask.wanted, ask.within);
     let how_many = match ask.wanted {
         LineCount::AtLeastOne => format!("a {} call", ask.which),
         LineCount::Exactly(n) => calls(n as usize),

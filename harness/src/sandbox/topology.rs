@@ -51,15 +51,7 @@ pub struct PeerHost {
 pub fn two_hosts() -> Result<PeerHost, SandboxError> {
     // A namespace is made by a thread that moves into it; the handle keeps
     // it alive once that thread has ended.
-    let namespace = std::thread::Builder::new()
-        .name("hangup-peer-host".into())
-        .spawn(|| CaseNamespace::create().and_then(|peer| peer.handle()))
-        .map_err(|source| SandboxError::Io {
-            action: "start a thread for the peer host's namespace".into(),
-            source,
-        })?
-        .join()
-        .map_err(|_| failed("the peer host's thread panicked"))??;
+    let namespace = on_a_thread(|| CaseNamespace::create().and_then(|peer| peer.handle()))?;
     let mut socket = route_socket()?;
     let mut veth = LinkMessage::default();
     veth.attributes = vec![
@@ -88,19 +80,27 @@ pub fn two_hosts() -> Result<PeerHost, SandboxError> {
         action: "duplicate the peer host's namespace handle".into(),
         source,
     })?;
+    on_a_thread(move || {
+        CaseNamespace::join(peer.as_fd())?;
+        configure(&mut route_socket()?, PEER_LINK, PEER_ADDRESS)
+    })?;
+    Ok(PeerHost { namespace })
+}
+
+/// Runs `f` on a fresh thread (which may move into the peer host's
+/// namespace: this one stays where it is) and waits for it.
+fn on_a_thread<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SandboxError> + Send + 'static,
+) -> Result<T, SandboxError> {
     std::thread::Builder::new()
         .name("hangup-peer-host".into())
-        .spawn(move || {
-            CaseNamespace::join(peer.as_fd())?;
-            configure(&mut route_socket()?, PEER_LINK, PEER_ADDRESS)
-        })
+        .spawn(f)
         .map_err(|source| SandboxError::Io {
             action: "start a thread for the peer host's namespace".into(),
             source,
         })?
         .join()
-        .map_err(|_| failed("the peer host's thread panicked"))??;
-    Ok(PeerHost { namespace })
+        .map_err(|_| failed("the peer host's thread panicked"))?
 }
 
 /// Gives the link `name` (of the socket's namespace) `address`/30 and

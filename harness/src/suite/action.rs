@@ -1151,6 +1151,25 @@ impl fmt::Display for Segments {
     }
 }
 
+/// ` within 300 ms`, or nothing.
+fn within_suffix(within: Option<Duration>) -> String {
+    within
+        .map(|d| format!(" within {}", ms(&d)))
+        .unwrap_or_default()
+}
+
+impl LineCount {
+    /// ` count 2`, ` at most 1`, or nothing (one or more), as a step's
+    /// description ends.
+    fn suffix(self) -> String {
+        match self {
+            LineCount::AtLeastOne => String::new(),
+            LineCount::Exactly(n) => format!(" count {n}"),
+            LineCount::AtMost(n) => format!(" at most {n}"),
+        }
+    }
+}
+
 impl fmt::Display for Check {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -1159,10 +1178,7 @@ impl fmt::Display for Check {
                 for (side, n) in expected {
                     write!(f, " {side} {n}")?;
                 }
-                match within {
-                    Some(d) => write!(f, " within {}", ms(d)),
-                    None => Ok(()),
-                }
+                f.write_str(&within_suffix(*within))
             }
             Check::Taken {
                 name,
@@ -1170,15 +1186,8 @@ impl fmt::Display for Check {
                 within,
             } => {
                 write!(f, "taken by {name:?}")?;
-                match packets {
-                    LineCount::AtLeastOne => {}
-                    LineCount::Exactly(n) => write!(f, " count {n}")?,
-                    LineCount::AtMost(n) => write!(f, " at most {n}")?,
-                }
-                match within {
-                    Some(d) => write!(f, " within {}", ms(d)),
-                    None => Ok(()),
-                }
+                write!(f, "{}", packets.suffix())?;
+                f.write_str(&within_suffix(*within))
             }
             Check::Sent {
                 segments,
@@ -1186,15 +1195,8 @@ impl fmt::Display for Check {
                 within,
             } => {
                 write!(f, "sent {segments}")?;
-                match packets {
-                    LineCount::AtLeastOne => {}
-                    LineCount::Exactly(n) => write!(f, " count {n}")?,
-                    LineCount::AtMost(n) => write!(f, " at most {n}")?,
-                }
-                match within {
-                    Some(d) => write!(f, " within {}", ms(d)),
-                    None => Ok(()),
-                }
+                write!(f, "{}", packets.suffix())?;
+                f.write_str(&within_suffix(*within))
             }
             Check::First {
                 from,
@@ -1202,17 +1204,11 @@ impl fmt::Display for Check {
                 within,
             } => {
                 write!(f, "first {flags} from {from}")?;
-                match within {
-                    Some(d) => write!(f, " within {}", ms(d)),
-                    None => Ok(()),
-                }
+                f.write_str(&within_suffix(*within))
             }
             Check::Released { within } => {
                 f.write_str("released")?;
-                match within {
-                    Some(d) => write!(f, " within {}", ms(d)),
-                    None => Ok(()),
-                }
+                f.write_str(&within_suffix(*within))
             }
             Check::Log {
                 pattern,
@@ -1220,15 +1216,8 @@ impl fmt::Display for Check {
                 within,
             } => {
                 write!(f, "log {:?}", pattern.0.as_str())?;
-                match lines {
-                    LineCount::AtLeastOne => {}
-                    LineCount::Exactly(n) => write!(f, " count {n}")?,
-                    LineCount::AtMost(n) => write!(f, " at most {n}")?,
-                }
-                match within {
-                    Some(d) => write!(f, " within {}", ms(d)),
-                    None => Ok(()),
-                }
+                write!(f, "{}", lines.suffix())?;
+                f.write_str(&within_suffix(*within))
             }
             Check::Syscall {
                 which,
@@ -1241,15 +1230,8 @@ impl fmt::Display for Check {
                     let names: Vec<String> = results.iter().map(ToString::to_string).collect();
                     write!(f, " expect {}", names.join(" or "))?;
                 }
-                match calls {
-                    LineCount::AtLeastOne => {}
-                    LineCount::Exactly(n) => write!(f, " count {n}")?,
-                    LineCount::AtMost(n) => write!(f, " at most {n}")?,
-                }
-                match within {
-                    Some(d) => write!(f, " within {}", ms(d)),
-                    None => Ok(()),
-                }
+                write!(f, "{}", calls.suffix())?;
+                f.write_str(&within_suffix(*within))
             }
             Check::State { expected, within } => {
                 let states: Vec<String> = expected
@@ -1257,10 +1239,7 @@ impl fmt::Display for Check {
                     .map(|(socket, state)| format!("{socket} {}", state.name()))
                     .collect();
                 write!(f, "state {}", states.join(", "))?;
-                match within {
-                    Some(d) => write!(f, " within {}", ms(d)),
-                    None => Ok(()),
-                }
+                f.write_str(&within_suffix(*within))
             }
         }
     }

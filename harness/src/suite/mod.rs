@@ -235,7 +235,8 @@ pub(crate) fn every_step(steps: &[Step]) -> impl Iterator<Item = &Step> {
     })
 }
 
-/// [`every_step`], to change them.
+/// Every step of a script but the loops themselves (the steps in their
+/// bodies are in), to change them.
 pub(crate) fn every_step_mut(steps: &mut [Step]) -> Vec<&mut Step> {
     let mut all = Vec::new();
     for step in steps {
