@@ -145,6 +145,12 @@ fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::
     "observed ECONNREFUSED (Connection refused)",
     "outcome"
 )]
+#[case::cut(
+    "cut.toml",
+    "expected ok",
+    "observed ENETUNREACH (Network is unreachable)",
+    "outcome"
+)]
 #[case::taken(
     "taken.toml",
     "expected the fault \"never\" to take a packet within 300 ms",

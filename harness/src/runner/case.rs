@@ -116,6 +116,10 @@ pub(super) struct Artifacts {
     pub capture: bool,
 }
 
+/// How long a `signal = "SIGSTOP"` step waits for the program to be
+/// stopped (it is within a millisecond or two when idle).
+const STOP_TAKES_EFFECT: Duration = Duration::from_secs(2);
+
 /// The nf_tables sockets of the case (a table goes when its socket
 /// closes) and the faults in place, oldest first.
 #[derive(Default)]
@@ -175,6 +179,8 @@ struct ActiveFault {
     name: Option<String>,
     /// Its host, in [`FaultsInPlace::kernels`].
     host: usize,
+    /// For a cut host rather than rules: whose host, and how.
+    cut: Option<(Side, crate::sandbox::topology::Cut)>,
     /// As the timeline names it.
     description: String,
     /// Its rules in the kernel.
@@ -819,6 +825,21 @@ fn end_faults(shared: &Shared) {
         kernels, active, ..
     } = &mut *faults;
     for fault in active.drain(..) {
+        if let Some((side, how)) = fault.cut {
+            // Restored, so the sides close on a network that works.
+            let restored = restore_cut(shared, side, how).map_or_else(
+                |e| format!("it could not be undone: {e}"),
+                |()| "undone".to_string(),
+            );
+            shared.push(
+                Instant::now(),
+                None,
+                EventKind::Note {
+                    text: format!("{} was in place to the end: {restored}", fault.description),
+                },
+            );
+            continue;
+        }
         let Some(kernel) = kernels[fault.host].as_mut() else {
             continue;
         };
@@ -901,11 +922,53 @@ fn put_fault(shared: &Shared, side: Side, fault: &Fault) -> Result<(), String> {
     );
     faults.active.push(ActiveFault {
         host,
+        cut: None,
         name: fault.name.clone(),
         description,
         handles,
     });
     Ok(())
+}
+
+/// Cuts `cut.side`'s host off from the other, on a thread in that host.
+fn put_cut(shared: &Shared, side: Side, cut: &crate::suite::HostCut) -> Result<(), String> {
+    let Some(hosts) = shared.hosts.get() else {
+        return Err("there is no other host to cut this one off from".into());
+    };
+    let how = cut.how;
+    in_host(hosts.of(cut.side), move |_| {
+        crate::sandbox::topology::cut_off(how, false)
+    })
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    let description = cut.to_string();
+    note(shared, side, description.clone());
+    let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
+    faults.active.push(ActiveFault {
+        name: cut.name.clone(),
+        host: 0,
+        cut: Some((cut.side, cut.how)),
+        description,
+        handles: Vec::new(),
+    });
+    Ok(())
+}
+
+/// Undoes a cut of `side`'s host.
+fn restore_cut(
+    shared: &Shared,
+    side: Side,
+    how: crate::sandbox::topology::Cut,
+) -> Result<(), String> {
+    let hosts = shared
+        .hosts
+        .get()
+        .ok_or("there is no other host to restore")?;
+    in_host(hosts.of(side), move |_| {
+        crate::sandbox::topology::cut_off(how, true)
+    })
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())
 }
 
 /// Takes away the faults `which` names, noting what each took; an error
@@ -933,6 +996,11 @@ fn lift_faults(shared: &Shared, side: Side, which: &Lift) -> Result<(), String> 
         });
     }
     for fault in chosen {
+        if let Some((side, how)) = fault.cut {
+            restore_cut(shared, side, how)?;
+            note(shared, side, format!("lifted {}", fault.description));
+            continue;
+        }
         let Some(kernel) = kernels[fault.host].as_mut() else {
             continue;
         };
@@ -1744,6 +1812,27 @@ fn run_step(
                     format!("failed to send the program {signal}: {errno}"),
                 ));
             }
+            if *signal == nix::sys::signal::Signal::SIGSTOP {
+                // The next step may count on it being stopped (its accept
+                // queue filling): wait until the kernel says every thread
+                // is, for a while at most.
+                let sent = Instant::now();
+                let until = later(STOP_TAKES_EFFECT);
+                while !view.stopped() && Instant::now() < until {
+                    if !shared.sleep_until(Instant::now() + Duration::from_millis(1)) {
+                        return Ok(Flow::CaseEnded);
+                    }
+                }
+                let how = if view.stopped() {
+                    format!("stopped after {}", verdict::millis(sent.elapsed()))
+                } else {
+                    format!(
+                        "not every thread stopped within {}",
+                        verdict::millis(STOP_TAKES_EFFECT)
+                    )
+                };
+                note(shared, side, format!("the program {how}"));
+            }
         }
         Action::Control(Control::Fault(fault)) => {
             put_fault(shared, side, fault).map_err(|why| {
@@ -1751,6 +1840,15 @@ fn run_step(
                     FailureKind::Setup,
                     None,
                     format!("the fault could not be put in place: {why}"),
+                )
+            })?;
+        }
+        Action::Control(Control::Cut(cut)) => {
+            put_cut(shared, side, cut).map_err(|why| {
+                fail(
+                    FailureKind::Setup,
+                    None,
+                    format!("the host could not be cut off: {why}"),
                 )
             })?;
         }

@@ -21,6 +21,9 @@ use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 use super::{CaseNamespace, SandboxError};
@@ -101,6 +104,84 @@ fn on_a_thread<T: Send + 'static>(
         })?
         .join()
         .map_err(|_| failed("the peer host's thread panicked"))?
+}
+
+/// How a host is cut off from the other (see [`cut_off`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cut {
+    /// Its end of the veth pair down: the route to the other host goes
+    /// with it (a new connect fails with ENETUNREACH, measured).
+    LinkDown,
+    /// A blackhole route to the other host: what is sent there is
+    /// discarded (a new connect fails with EINVAL, an established
+    /// connection's data is queued and its retransmissions discarded,
+    /// measured).
+    Blackhole,
+}
+
+/// Cuts the calling thread's host (one end of [`two_hosts`]' pair) off
+/// from the other, or (`restore`) undoes that. Call it on a thread in
+/// that host's namespace.
+pub fn cut_off(cut: Cut, restore: bool) -> Result<(), SandboxError> {
+    let mut socket = route_socket()?;
+    let here = [HOST_LINK, PEER_LINK]
+        .into_iter()
+        .find(|name| nix::net::if_::if_nametoindex(*name).is_ok())
+        .ok_or_else(|| failed("this thread is on neither host of a two-host case"))?;
+    let other = if here == HOST_LINK {
+        PEER_ADDRESS
+    } else {
+        HOST_ADDRESS
+    };
+    match cut {
+        Cut::LinkDown => {
+            let index = nix::net::if_::if_nametoindex(here)
+                .map_err(|errno| failed(&format!("no link {here}: {errno}")))?;
+            let mut link = LinkMessage::default();
+            link.header.index = index;
+            link.header.flags = if restore {
+                LinkFlags::Up
+            } else {
+                LinkFlags::empty()
+            };
+            link.header.change_mask = LinkFlags::Up;
+            request(
+                &mut socket,
+                RouteNetlinkMessage::SetLink(link),
+                0,
+                if restore {
+                    "bring the host's link back up"
+                } else {
+                    "take the host's link down"
+                },
+            )
+        }
+        Cut::Blackhole => {
+            let mut route = RouteMessage::default();
+            route.header.address_family = netlink_packet_route::AddressFamily::Inet;
+            route.header.destination_prefix_length = 32;
+            route.header.table = RouteHeader::RT_TABLE_MAIN;
+            route.header.protocol = RouteProtocol::Static;
+            route.header.scope = RouteScope::Universe;
+            route.header.kind = RouteType::BlackHole;
+            route.attributes = vec![RouteAttribute::Destination(RouteAddress::Inet(other))];
+            if restore {
+                request(
+                    &mut socket,
+                    RouteNetlinkMessage::DelRoute(route),
+                    0,
+                    "remove the blackhole route",
+                )
+            } else {
+                request(
+                    &mut socket,
+                    RouteNetlinkMessage::NewRoute(route),
+                    NLM_F_CREATE | NLM_F_EXCL,
+                    "add a blackhole route to the other host",
+                )
+            }
+        }
+    }
 }
 
 /// Gives the link `name` (of the socket's namespace) `address`/30 and
@@ -228,5 +309,45 @@ mod tests {
         assert_eq!(from, local);
         assert_eq!(from.ip(), IpAddr::V4(PEER_ADDRESS));
         assert_eq!(&got, b"hello");
+    }
+
+    /// What each cut does to a new connect from the cut host, as measured
+    /// with `ip` in two namespaces: ENETUNREACH with its link down, EINVAL
+    /// over a blackhole route; and restored, the connect goes through.
+    #[test]
+    fn a_cut_host_cannot_connect_until_restored() {
+        let errors = crate::sandbox::in_case_namespace(|_| {
+            let peer = two_hosts().expect("two hosts");
+            let _listener = TcpListener::bind(SocketAddrV4::new(HOST_ADDRESS, 8080)).unwrap();
+            let handle = peer.namespace.try_clone().unwrap();
+            std::thread::spawn(move || {
+                CaseNamespace::join(handle.as_fd()).unwrap();
+                let to = SocketAddrV4::new(HOST_ADDRESS, 8080);
+                let mut seen = Vec::new();
+                for cut in [Cut::LinkDown, Cut::Blackhole] {
+                    cut_off(cut, false).unwrap();
+                    seen.push(TcpStream::connect(to).unwrap_err().raw_os_error());
+                    cut_off(cut, true).unwrap();
+                    // A link back up may take a moment to carry again.
+                    let mut connected = TcpStream::connect(to);
+                    for _ in 0..50 {
+                        if connected.is_ok() {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(20));
+                        connected = TcpStream::connect(to);
+                    }
+                    assert!(connected.is_ok(), "{cut:?} restored: {connected:?}");
+                }
+                seen
+            })
+            .join()
+            .unwrap()
+        })
+        .expect("a fresh namespace; these tests need root or a user namespace");
+        assert_eq!(
+            errors,
+            [Some(nix::libc::ENETUNREACH), Some(nix::libc::EINVAL)]
+        );
     }
 }

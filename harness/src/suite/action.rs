@@ -128,8 +128,21 @@ pub enum Control {
     /// Put a fault on the network of the case: from now on, packets that
     /// match it are dropped or rejected.
     Fault(Fault),
+    /// Cut a side's host off from the other (two hosts only).
+    Cut(HostCut),
     /// Take faults away.
     Lift(Lift),
+}
+
+/// A side's host cut off from the other, in a two-host case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HostCut {
+    /// Whose host.
+    pub side: Side,
+    /// Its link down, or a blackhole route.
+    pub how: crate::sandbox::topology::Cut,
+    /// What `lift` calls it.
+    pub name: Option<String>,
 }
 
 /// Packets one side sends that the network of the case drops or rejects
@@ -618,6 +631,17 @@ pub const CATALOG: &[ActionDef] = &[
         modifiers: &["to", "flags", "data", "probability", "name", "with"],
     },
     ActionDef {
+        keyword: "cut",
+        kind: StepKind::Control,
+        written: "cut = \"client\", with = \"blackhole\"",
+        summary: "in a `two_hosts` case, cut this side's host off from the other until `lift`: `with` its link down (the default: a new connect fails with ENETUNREACH) or `blackhole`, a route that discards what it sends there (a new connect fails with EINVAL); what was sent before is queued and retransmitted into the void",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &["with", "name"],
+    },
+    ActionDef {
         keyword: "lift",
         kind: StepKind::Control,
         written: "lift = \"pause\"",
@@ -815,11 +839,11 @@ pub const MODIFIERS: &[ModifierDef] = &[
     },
     ModifierDef {
         keyword: "name",
-        summary: "for `drop` and `reject`: what `lift` calls the fault",
+        summary: "for `drop`, `reject` and `cut`: what `lift` calls the fault",
     },
     ModifierDef {
         keyword: "with",
-        summary: "for `reject`: `\"tcp-reset\"` (the default), `\"port-unreachable\"`, `\"host-unreachable\"` or `\"admin-prohibited\"` (ICMP)",
+        summary: "for `reject`: `\"tcp-reset\"` (the default), `\"port-unreachable\"`, `\"host-unreachable\"` or `\"admin-prohibited\"` (ICMP); for `cut`: `\"link_down\"` (the default) or `\"blackhole\"`",
     },
     ModifierDef {
         keyword: "on",
@@ -944,6 +968,7 @@ impl Action {
                     ..
                 }) => "drop",
                 Control::Fault(_) => "reject",
+                Control::Cut(_) => "cut",
                 Control::Lift(_) => "lift",
             },
             Action::Check(Check::State { .. }) => "state",
@@ -1090,6 +1115,7 @@ impl fmt::Display for Control {
             }
             Control::Signal(signal) => write!(f, "signal {signal} to the program"),
             Control::Fault(fault) => write!(f, "{fault}"),
+            Control::Cut(cut) => write!(f, "{cut}"),
             Control::Lift(Lift::Named(name)) => write!(f, "lift {name:?}"),
             Control::Lift(Lift::All) => f.write_str("lift all"),
         }
@@ -1118,6 +1144,21 @@ impl fmt::Display for Fault {
         if !only.is_empty() {
             write!(f, " ({})", only.join(", "))?;
         }
+        if let Some(name) = &self.name {
+            write!(f, " as {name:?}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for HostCut {
+    /// `cut the client's host off (link down) as "sleep"`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = match self.how {
+            crate::sandbox::topology::Cut::LinkDown => "link down",
+            crate::sandbox::topology::Cut::Blackhole => "blackhole route",
+        };
+        write!(f, "cut the {}'s host off ({how})", self.side)?;
         if let Some(name) = &self.name {
             write!(f, " as {name:?}")?;
         }

@@ -31,7 +31,7 @@ use std::collections::BTreeSet;
 use crate::model::{Link, Outcome, PollEvents, Port, Side};
 
 pub use action::{
-    Action, Check, Control, Fault, How, Lift, LineCount, Loop, Pattern, Payload, Segments,
+    Action, Check, Control, Fault, HostCut, How, Lift, LineCount, Loop, Pattern, Payload, Segments,
     SocketCall, SocketOptions, StepKind, Until,
 };
 pub use parse::{Diagnostic, SuiteError, parse_suite};

@@ -336,7 +336,9 @@ fn action_value(keyword: &str) -> Value {
         }),
         "released" => json!({ "const": true, "description": "Written `true`." }),
         "signal" => json!({ "type": "string", "pattern": "^SIG[A-Z0-9]+$" }),
-        "drop" | "reject" | "sent" | "first" => json!({ "enum": ["client", "proxy", "server"] }),
+        "drop" | "reject" | "sent" | "first" | "cut" => {
+            json!({ "enum": ["client", "proxy", "server"] })
+        }
         "taken" => json!({ "type": "string", "minLength": 1, "maxLength": 64 }),
         "lift" => json!({ "type": "string", "minLength": 1, "maxLength": 64 }),
         "send" => json!({ "type": ["string", "integer"], "minimum": 1, "maximum": MAX_SEND_BYTES }),
@@ -425,7 +427,8 @@ fn modifier_value(keyword: &str) -> Value {
             json!({ "type": "string", "minLength": 1, "maxLength": 64, "not": { "const": "all" } })
         }
         "with" => {
-            let kinds: Vec<&str> = crate::model::Reject::ALL.iter().map(|(_, n)| *n).collect();
+            let mut kinds: Vec<&str> = crate::model::Reject::ALL.iter().map(|(_, n)| *n).collect();
+            kinds.extend(["link_down", "blackhole"]);
             json!({ "enum": kinds })
         }
         "bytes" => json!({ "type": "integer", "minimum": 0 }),

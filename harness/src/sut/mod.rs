@@ -287,6 +287,30 @@ impl ProgramView {
         all
     }
 
+    /// Whether every thread of the program and of the processes it started
+    /// is stopped (`T`, or `t` under its tracer), as /proc says: a SIGSTOP
+    /// is delivered when each thread next leaves the kernel, so a thread in
+    /// `accept` may first take one more connection.
+    pub fn stopped(&self) -> bool {
+        self.processes().iter().all(|pid| {
+            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+                // Gone: it holds nothing.
+                return true;
+            };
+            tasks.flatten().all(|task| {
+                std::fs::read_to_string(task.path().join("stat"))
+                    .ok()
+                    .and_then(|stat| {
+                        // The state follows the name, which may hold spaces
+                        // and parentheses: after the last ')'.
+                        let after = stat.rsplit_once(')')?.1;
+                        after.split_whitespace().next().map(str::to_string)
+                    })
+                    .is_none_or(|state| state == "T" || state == "t" || state == "Z")
+            })
+        })
+    }
+
     /// How many fds the program and the processes it started have open.
     pub fn fd_count(&self) -> std::io::Result<usize> {
         let mut count = std::fs::read_dir(format!("/proc/{}/fd", self.pid))?.count();

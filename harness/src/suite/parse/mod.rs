@@ -547,6 +547,30 @@ impl<'a> Reader<'a> {
                 .flat_map(|script| super::every_step(&script.steps))
         };
         let mut names: Vec<&str> = Vec::new();
+        // Cuts first: their names are the faults' too.
+        let mut cuts: Vec<&str> = Vec::new();
+        for step in steps() {
+            let Action::Control(Control::Cut(cut)) = &step.action else {
+                continue;
+            };
+            if case.topology != super::Topology::TwoHosts {
+                self.problem(
+                    step.span.clone(),
+                    "expected `cut` in a case with `topology = \"two_hosts\"`, found it on one loopback: there is no other host to cut a side off from",
+                );
+            }
+            if let Some(name) = &cut.name {
+                if cuts.contains(&name.as_str()) {
+                    self.problem(
+                        step.span.clone(),
+                        format!(
+                            "expected each fault's `name` once in a case, found {name:?} again"
+                        ),
+                    );
+                }
+                cuts.push(name);
+            }
+        }
         for step in steps() {
             let (from, to, what) = match &step.action {
                 Action::Control(Control::Fault(fault)) => (fault.from, fault.to, "a fault on"),
@@ -569,7 +593,7 @@ impl<'a> Reader<'a> {
                 continue;
             };
             if let Some(name) = &fault.name {
-                if names.contains(&name.as_str()) {
+                if names.contains(&name.as_str()) || cuts.contains(&name.as_str()) {
                     self.problem(
                         step.span.clone(),
                         format!(
@@ -580,9 +604,24 @@ impl<'a> Reader<'a> {
                 names.push(name);
             }
         }
-        let any = steps().any(|s| matches!(s.action, Action::Control(Control::Fault(_))));
+        let any = steps().any(|s| {
+            matches!(
+                s.action,
+                Action::Control(Control::Fault(_) | Control::Cut(_))
+            )
+        });
+        let taken_names = names.clone();
+        names.extend(cuts.iter().copied());
         for step in steps() {
             match &step.action {
+                Action::Check(Check::Taken { name, .. }) if cuts.contains(&name.as_str()) => {
+                    self.problem(
+                        step.span.clone(),
+                        format!(
+                            "expected `taken` of a `drop` or `reject`, found {name:?}, a `cut`: a cut host's packets are not counted by a rule"
+                        ),
+                    );
+                }
                 Action::Control(Control::Lift(super::Lift::Named(name)))
                     if !names.contains(&name.as_str()) =>
                 {
@@ -598,7 +637,9 @@ impl<'a> Reader<'a> {
                         ),
                     );
                 }
-                Action::Check(Check::Taken { name, .. }) if !names.contains(&name.as_str()) => {
+                Action::Check(Check::Taken { name, .. })
+                    if !taken_names.contains(&name.as_str()) =>
+                {
                     self.problem(
                         step.span.clone(),
                         format!(

@@ -59,7 +59,8 @@ pub(super) struct RawStepTable {
     pub(super) data: Option<Spanned<bool>>,
     pub(super) probability: Option<Spanned<f64>>,
     pub(super) name: Option<Spanned<String>>,
-    pub(super) with: Option<Spanned<RejectValue>>,
+    pub(super) with: Option<Spanned<String>>,
+    pub(super) cut: Option<Spanned<SideName>>,
     pub(super) timeout: Option<Spanned<DurationValue>>,
     pub(super) within: Option<Spanned<DurationValue>>,
     pub(super) repeat: Option<Spanned<usize>>,
@@ -161,6 +162,7 @@ impl RawStepTable {
             drop,
             reject,
             lift,
+            cut,
             taken,
             sent,
             first,
@@ -776,18 +778,6 @@ impl<'de> Deserialize<'de> for FlagsValue {
         let text = String::deserialize(d)?;
         crate::model::TcpFlags::parse(&text)
             .map(FlagsValue)
-            .map_err(de::Error::custom)
-    }
-}
-
-/// How to reject, `"tcp-reset"` or an ICMP kind.
-pub(super) struct RejectValue(pub(super) crate::model::Reject);
-
-impl<'de> Deserialize<'de> for RejectValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        crate::model::Reject::parse(&text)
-            .map(RejectValue)
             .map_err(de::Error::custom)
     }
 }

@@ -9,11 +9,12 @@ use toml::de::{DeTable, DeValue};
 use super::Reader;
 use super::raw::{RawExpect, RawPayload, RawStep, RawStepTable, parse_outcome};
 use crate::model::{Link, Outcome, PollEvents, Reject, Side, TcpFlags, Verdict};
+use crate::sandbox::topology::Cut;
 use crate::suite::action::{self, ActionDef, CATALOG, JUDGING};
 use crate::suite::limits::{MAX_READ_BYTES, MAX_SEND_BYTES, MAX_STEPS_PER_CASE, bytes_in_words};
 use crate::suite::{
-    Action, Check, Control, Expect, Fault, Lift, LineCount, Loop, Pattern, Payload, Segments,
-    SocketCall, Step,
+    Action, Check, Control, Expect, Fault, HostCut, Lift, LineCount, Loop, Pattern, Payload,
+    Segments, SocketCall, Step,
 };
 
 /// A step's table as read: the serde-readable keys, and a `loop`'s body,
@@ -242,6 +243,11 @@ impl<'a> Reader<'a> {
             packets: LineCount::AtLeastOne,
             within: None,
         }));
+        take!(cut, "cut", |v| C(Control::Cut(HostCut {
+            side: v.0,
+            how: Cut::LinkDown,
+            name: None,
+        })));
         take!(lift, "lift", |v| C(Control::Lift(if v == "all" {
             Lift::All
         } else {
@@ -587,7 +593,35 @@ impl<'a> Reader<'a> {
                 }
             }
             if let (Some(with), Verdict::Reject(how)) = (&raw.with, &mut fault.verdict) {
-                *how = with.get_ref().0;
+                match Reject::parse(with.get_ref()) {
+                    Ok(kind) => *how = kind,
+                    Err(why) => self.problem(with.span(), why),
+                }
+            }
+        }
+        if let C(Control::Cut(cut)) = action {
+            if let Some(with) = &raw.with {
+                match with.get_ref().as_str() {
+                    "link_down" => cut.how = Cut::LinkDown,
+                    "blackhole" => cut.how = Cut::Blackhole,
+                    other => self.problem(
+                        with.span(),
+                        format!("expected how to cut a host off, `link_down` (the default) or `blackhole`, found `{other}`"),
+                    ),
+                }
+            }
+            if let Some(name) = &raw.name {
+                let text = name.get_ref();
+                if text.is_empty() || text == "all" || text.len() > 64 {
+                    self.problem(
+                        name.span(),
+                        format!(
+                            "expected a fault's `name` of 1 to 64 characters other than \"all\" (which `lift` takes as every fault), found {text:?}"
+                        ),
+                    );
+                } else {
+                    cut.name = Some(text.clone());
+                }
             }
         }
         if let C(Control::Loop(looped)) = action {

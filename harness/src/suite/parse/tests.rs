@@ -1275,6 +1275,18 @@ fn a_fault_that_cannot_work_is_refused_where_it_is_written(
     "[[case]]\nname = \"a\"\ntopology = \"two_hosts\"\nclient = [{ connect = \"[::1]:8080\" }]\n",
     "expected a bare port (the server's host, 198.18.0.2) in a `two_hosts` case, found [::1]:8080"
 )]
+#[case::cut_on_one_loopback(
+    "[[case]]\nname = \"a\"\nclient = [{ connect = 8080 }, { cut = \"client\" }]\n",
+    "expected `cut` in a case with `topology = \"two_hosts\"`, found it on one loopback"
+)]
+#[case::cut_with_what(
+    "[[case]]\nname = \"a\"\ntopology = \"two_hosts\"\nclient = [{ connect = 8080 }, { cut = \"client\", with = \"cable\" }]\n",
+    "expected how to cut a host off, `link_down` (the default) or `blackhole`, found `cable`"
+)]
+#[case::taken_of_a_cut(
+    "[[case]]\nname = \"a\"\ntopology = \"two_hosts\"\nclient = [{ connect = 8080 }, { cut = \"client\", name = \"c\" }, { taken = \"c\" }]\n",
+    "expected `taken` of a `drop` or `reject`, found \"c\", a `cut`"
+)]
 #[case::fault_in_a_shared_program_case(
     "[program]\nrun = [\"./s\"]\nport = 8080\nscope = \"suite\"\n\n[[case]]\nname = \"a\"\nclient = [{ connect = 8080 }, { drop = \"client\" }]\n",
     "expected no fault in a case that shares the suite's program (`scope = \"suite\"`), found one"
