@@ -117,6 +117,11 @@ pub enum EventKind {
         /// logged it, when one did: it never reached its receiver.
         #[serde(skip_serializing_if = "Option::is_none")]
         lost_to: Option<String>,
+        /// The delay that held it, and for how long (ms), as hangup let it
+        /// go: it reached its receiver that much later than the capture
+        /// saw it (the capture sees a packet before the input hook).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        held: Option<(String, f64)>,
     },
     /// Anything else worth a line (setup, sleeps, marks, the deadline).
     Note {

@@ -139,6 +139,12 @@ fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::
     "observed EINPROGRESS (Operation now in progress)",
     "outcome"
 )]
+#[case::fault_delay(
+    "fault_delay.toml",
+    "expected ok",
+    "observed EAGAIN (Resource temporarily unavailable)",
+    "outcome"
+)]
 #[case::fault_reject(
     "fault_reject.toml",
     "expected ok",
@@ -598,6 +604,32 @@ fn a_packet_a_fault_took_is_drawn_as_lost() {
     }
     assert!(
         stdout.contains("SYN seq 0 win 65495 -----------X  lost: drop what client sends"),
+        "{stdout}"
+    );
+    drop(dir);
+}
+
+/// A packet a delay held is in the timeline with the delay and how long
+/// it was held, as hangup let the kernel release it.
+#[test]
+fn a_packet_a_delay_held_says_so() {
+    let (code, stdout, cases, dir) = run_broken("fault_delay.toml");
+    assert_eq!(code, Some(1), "{stdout}");
+    let events = cases[0]["timeline"]["events"].as_array().expect("events");
+    let data: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "packet" && e["len"] == 100)
+        .collect();
+    assert_eq!(data.len(), 1, "{stdout}");
+    assert_eq!(
+        data[0]["held"][0], "delay by 300ms what server sends (with data)",
+        "{}",
+        data[0]
+    );
+    assert_eq!(data[0]["held"][1], 300.0, "{}", data[0]);
+    assert!(data[0].get("lost_to").is_none(), "{}", data[0]);
+    assert!(
+        stdout.contains("(100 B)  held 300.0 ms: delay by 300ms what server sends (with data)"),
         "{stdout}"
     );
     drop(dir);

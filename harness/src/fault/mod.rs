@@ -1,6 +1,6 @@
-//! What the network does wrong: packets dropped or rejected inside a case's
-//! namespace, by who sends them, their TCP flags, whether they carry data,
-//! and a probability.
+//! What the network does wrong: packets dropped, rejected or delayed
+//! inside a case's namespace, by who sends them, their TCP flags, whether
+//! they carry data, and a probability.
 //!
 //! # How
 //!
@@ -43,18 +43,24 @@
 //! - **Every acknowledgement read** before the socket is used again or
 //!   closed: a batch's outcome is only known from them.
 //!
+//! - **Delays through the netfilter queue** (`delay`): the kernel holds a
+//!   delayed packet until hangup's verdict lets it go; this kernel has no
+//!   netem (see that module and `docs/faults-research.md`).
+//!
 //! On one namespace's loopback every packet passes the input hook once, on
 //! its way to its receiver, so who sent it is told by its ports: the
 //! runner turns "what the client sends" into "TCP to the port the client
 //! connects to" and "TCP from the port the server listens on" (see
 //! `runner`), and this module only knows ports.
 
+mod delay;
 mod nft;
 
 use std::io;
 
 use crate::model::{Port, TcpFlags, Verdict};
 
+pub use delay::{Delay, Held, QUEUE};
 pub use nft::{Faults, LOG_GROUP};
 
 /// One rule: the packets it matches and what becomes of them.

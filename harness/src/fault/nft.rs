@@ -23,6 +23,7 @@ use netlink_packet_netfilter::{
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 use nix::libc;
 
+use super::delay::{Delay, Delays, Held, QUEUE};
 use super::{FaultError, Filter, Taken};
 use crate::model::{Port, Reject, Verdict};
 
@@ -53,6 +54,9 @@ const NFTA_LOG_GROUP: u16 = 1;
 const NFTA_LOG_PREFIX: u16 = 2;
 const NFTA_LOG_SNAPLEN: u16 = 3;
 const NFTA_LOG_QTHRESHOLD: u16 = 4;
+const NFTA_TARGET_NAME: u16 = 1;
+const NFTA_TARGET_REV: u16 = 2;
+const NFTA_TARGET_INFO: u16 = 3;
 
 /// A case's faults: one nfnetlink socket in the case's namespace, and the
 /// table it owns (made at the first rule, gone when this is dropped).
@@ -60,6 +64,8 @@ pub struct Faults {
     socket: Socket,
     /// Bound to [`LOG_GROUP`]: the packets the rules took.
     log: Socket,
+    /// The listener that holds and lets go the packets of delay rules.
+    delays: Delays,
     sequence: u32,
     table_made: bool,
     buffer: Vec<u8>,
@@ -99,9 +105,11 @@ impl Faults {
             source: e.into(),
         })?;
         let log = open_log()?;
+        let delays = Delays::open()?;
         Ok(Faults {
             socket,
             log,
+            delays,
             sequence: 0,
             table_made: false,
             buffer: vec![0; 64 * 1024],
@@ -156,9 +164,21 @@ impl Faults {
         }
     }
 
+    /// The packets the delay rules held since the last call, oldest first.
+    pub fn held(&mut self) -> Result<Vec<Held>, FaultError> {
+        self.delays.held()
+    }
+
     /// Puts `filters` in the kernel, after any rules already there, in one
     /// batch (all or none); returns each rule's handle, in order.
     pub fn install(&mut self, filters: &[Filter]) -> Result<Vec<u64>, FaultError> {
+        for filter in filters {
+            if let Verdict::Delay { by, jitter } = filter.verdict {
+                // The listener first: the kernel drops what it queues for
+                // no one.
+                self.delays.set(filter.tag, Delay { by, jitter })?;
+            }
+        }
         let mut batch = Vec::new();
         if !self.table_made {
             batch.push((
@@ -416,7 +436,7 @@ fn open_log() -> Result<Socket, FaultError> {
 }
 
 /// The netlink messages of one datagram.
-fn messages(mut at: &[u8]) -> Result<Vec<NetlinkMessage<NetfilterMessage>>, FaultError> {
+pub(super) fn messages(mut at: &[u8]) -> Result<Vec<NetlinkMessage<NetfilterMessage>>, FaultError> {
     let mut messages = Vec::new();
     while at.len() >= 16 {
         let length = u32::from_ne_bytes([at[0], at[1], at[2], at[3]]) as usize;
@@ -556,8 +576,28 @@ fn rules(filter: &Filter) -> Vec<Vec<Expression>> {
             threshold.to_be_bytes().to_vec(),
         ));
     }
-    tail.push(counter());
-    tail.push(log(filter.tag));
+    if let Verdict::Delay { .. } = filter.verdict {
+        // Marked with its tag, which the queue's message carries.
+        tail.push(
+            Expressions::Immediate(vec![
+                Immediate::DestinationRegister(Register::Reg1),
+                Immediate::Data(DataAttribute::Value(filter.tag.to_ne_bytes().to_vec())),
+            ])
+            .into(),
+        );
+        tail.push(
+            Expressions::Meta(vec![
+                Meta::Key(MetaKey::Mark),
+                Meta::SourceRegister(Register::Reg1),
+            ])
+            .into(),
+        );
+        tail.push(counter());
+    } else {
+        // Not a delayed packet: that one is not lost.
+        tail.push(counter());
+        tail.push(log(filter.tag));
+    }
     tail.push(verdict(filter.verdict));
 
     let Some(data) = filter.data else {
@@ -683,6 +723,25 @@ fn verdict(verdict: Verdict) -> Expression {
             ])
             .into();
         }
+        Verdict::Delay { .. } => {
+            // struct xt_NFQ_info_v3: queue number, how many queues, flags
+            // (no bypass: with no listener the packet is dropped, not
+            // let through undelayed), in the host's byte order, padded
+            // to 8 as xtables aligns it.
+            let mut info = Vec::with_capacity(8);
+            for field in [QUEUE, 1, 0, 0] {
+                info.extend(field.to_ne_bytes());
+            }
+            return Expressions::Other {
+                expression_type: "target".into(),
+                attributes: vec![
+                    DefaultNla::new(NFTA_TARGET_NAME, b"NFQUEUE\0".to_vec()),
+                    DefaultNla::new(NFTA_TARGET_REV, 3u32.to_be_bytes().to_vec()),
+                    DefaultNla::new(NFTA_TARGET_INFO, info),
+                ],
+            }
+            .into();
+        }
         Verdict::Reject(Reject::TcpReset) => (NFT_REJECT_TCP_RST, None),
         Verdict::Reject(Reject::PortUnreachable) => (
             NFT_REJECT_ICMPX_UNREACH,
@@ -767,6 +826,13 @@ mod tests {
                 tag: 2,
             },
             filter(Port::Source(9), Verdict::Reject(Reject::TcpReset)),
+            filter(
+                Port::Destination(9),
+                Verdict::Delay {
+                    by: Duration::from_millis(5),
+                    jitter: Duration::ZERO,
+                },
+            ),
         ];
         let (sent, read): (Vec<_>, Vec<_>) = in_fresh_netns(move || {
             let mut faults = Faults::open().unwrap();
@@ -777,7 +843,7 @@ mod tests {
                 faults.rules().unwrap().iter().map(expressions).collect();
             (sent, read)
         });
-        assert_eq!(sent.len(), 1 + 22 + 1);
+        assert_eq!(sent.len(), 1 + 22 + 1 + 1);
         assert_eq!(read.len(), sent.len());
         for (sent, read) in sent.iter().zip(&read) {
             // The kernel adds the counter's zero counts, and bitwise's
@@ -869,6 +935,47 @@ mod tests {
             assert!(faults.rules().unwrap().is_empty());
             assert!(connect().is_ok());
         });
+    }
+
+    #[test]
+    fn a_delayed_syn_arrives_late_and_is_not_lost() {
+        let (took, held, packets, logged) = in_fresh_netns(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            let mut faults = Faults::open().unwrap();
+            let delay = Filter {
+                flags: Some(TcpFlags::SYN),
+                ..filter(
+                    Port::Destination(port),
+                    Verdict::Delay {
+                        by: Duration::from_millis(300),
+                        jitter: Duration::ZERO,
+                    },
+                )
+            };
+            let handles = faults.install(&[delay]).unwrap();
+            let start = std::time::Instant::now();
+            let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+            let took = start.elapsed();
+            drop(stream);
+            let held = faults.held().unwrap();
+            let packets = faults.packets(&handles).unwrap();
+            let logged = faults.taken().unwrap();
+            (took, held, packets, logged)
+        });
+        // The SYN waited in the kernel 300 ms; no retransmission (the first
+        // comes at 1 s) went out meanwhile.
+        assert!(took >= Duration::from_millis(300), "{took:?}");
+        assert!(took < Duration::from_millis(1000), "{took:?}");
+        assert_eq!(packets, 1);
+        assert_eq!(held.len(), 1, "{held:?}");
+        assert_eq!(held[0].tag, 3);
+        assert_eq!(held[0].held, Duration::from_millis(300));
+        assert_eq!(held[0].packet[0] >> 4, 4, "from its IP header");
+        assert!(
+            logged.is_empty(),
+            "a delayed packet is not lost: {logged:?}"
+        );
     }
 
     #[test]

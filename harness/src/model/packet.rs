@@ -127,6 +127,15 @@ pub enum Verdict {
     Drop,
     /// It vanishes and the sender is told so, as a firewall that rejects.
     Reject(Reject),
+    /// It arrives late: held in the receiver's kernel for `by`, give or
+    /// take up to `jitter` (a long or congested path; with jitter, packets
+    /// may overtake each other).
+    Delay {
+        /// How long each packet is held.
+        by: std::time::Duration,
+        /// Each packet's delay is drawn uniformly from `by ± jitter`.
+        jitter: std::time::Duration,
+    },
 }
 
 /// How a rejected packet's sender is told.
@@ -181,6 +190,15 @@ impl fmt::Display for Verdict {
         match self {
             Verdict::Drop => f.write_str("drop"),
             Verdict::Reject(how) => write!(f, "reject with {}", how.name()),
+            Verdict::Delay { by, jitter } if jitter.is_zero() => {
+                write!(f, "delay by {}", humantime::format_duration(*by))
+            }
+            Verdict::Delay { by, jitter } => write!(
+                f,
+                "delay by {} ± {}",
+                humantime::format_duration(*by),
+                humantime::format_duration(*jitter)
+            ),
         }
     }
 }

@@ -33,6 +33,7 @@ impl Timeline {
                 from,
                 to,
                 lost_to,
+                held,
                 ..
             } = &event.kind
             {
@@ -45,6 +46,9 @@ impl Timeline {
                 };
                 if let Some(fault) = lost_to {
                     line.push_str(&format!("  lost: {fault}"));
+                }
+                if let Some((fault, ms)) = held {
+                    line.push_str(&format!("  held {ms:.1} ms: {fault}"));
                 }
                 out.push_str(line.trim_end());
                 out.push('\n');

@@ -133,6 +133,8 @@ struct FaultsInPlace {
     described: Vec<String>,
     /// The packets the faults took, as the kernel logged them.
     taken: Vec<crate::fault::Taken>,
+    /// The packets the delays held, as the kernel queued them.
+    held: Vec<crate::fault::Held>,
     /// Whether the kernel dropped some of those logs (its buffer was full).
     untold: bool,
     /// Each named fault lifted, with the packets it took.
@@ -151,6 +153,10 @@ impl FaultsInPlace {
                     Ok(taken) => self.taken.extend(taken),
                     Err(_) => self.untold = true,
                 }
+            }
+            match kernel.held() {
+                Ok(held) => self.held.extend(held),
+                Err(_) => self.untold = true,
             }
         }
     }
@@ -171,6 +177,18 @@ impl FaultsInPlace {
         })?;
         let taken = self.taken.remove(at);
         self.described.get(taken.tag as usize).cloned()
+    }
+
+    /// The delay that held the packet whose IP header starts `ip`, and
+    /// how long (ms), if one did; each held packet answers once.
+    fn delayed(&mut self, ip: &[u8]) -> Option<(String, f64)> {
+        let at = self.held.iter().position(|held| {
+            let n = held.packet.len().min(ip.len());
+            n >= 20 && held.packet[..n] == ip[..n]
+        })?;
+        let held = self.held.remove(at);
+        let fault = self.described.get(held.tag as usize).cloned()?;
+        Some((fault, held.held.as_secs_f64() * 1000.0))
     }
 }
 
@@ -731,6 +749,7 @@ fn end_capture(shared: &Shared) {
             continue;
         };
         let lost_to = frame.data.get(14..).and_then(|ip| faults.took(ip));
+        let held = frame.data.get(14..).and_then(|ip| faults.delayed(ip));
         let base = |key| bases.get(&key).copied().unwrap_or(0);
         let sender = shared
             .case
@@ -751,6 +770,7 @@ fn end_capture(shared: &Shared) {
                 window: segment.window,
                 len: segment.len,
                 lost_to,
+                held,
             },
         );
         recorded += 1;

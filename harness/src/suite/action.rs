@@ -631,6 +631,17 @@ pub const CATALOG: &[ActionDef] = &[
         modifiers: &["to", "flags", "data", "probability", "name", "with"],
     },
     ActionDef {
+        keyword: "delay",
+        kind: StepKind::Control,
+        written: "delay = \"server\", by = \"200ms\", jitter = \"50ms\"",
+        summary: "from now on what this side sends arrives late: each packet is held in the receiver's kernel `by` this long (give or take up to `jitter`, which may reorder them) before it goes on; narrowed by `to`, `flags`, `data`, `probability`; until `lift` or the case's end",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &["by", "jitter", "to", "flags", "data", "probability", "name"],
+    },
+    ActionDef {
         keyword: "cut",
         kind: StepKind::Control,
         written: "cut = \"client\", with = \"blackhole\"",
@@ -815,19 +826,27 @@ pub const MODIFIERS: &[ModifierDef] = &[
     },
     ModifierDef {
         keyword: "to",
-        summary: "for `drop`, `reject` and `sent`: only what the side sends to this side (`client`, `proxy`, `server`)",
+        summary: "for `drop`, `reject`, `delay` and `sent`: only what the side sends to this side (`client`, `proxy`, `server`)",
     },
     ModifierDef {
         keyword: "flags",
-        summary: "for `drop`, `reject`, `sent` and `first`: only TCP segments with exactly these of SYN, FIN and RST set, and ACK when named: unnamed, ACK may be set or not (`\"SYN\"` is a SYN or a SYN|ACK, `\"RST\"` a reset with or without ACK, `\"FIN\"` the FIN|ACK Linux sends); `\"ACK\"` alone is a bare ACK; PSH is not looked at",
+        summary: "for `drop`, `reject`, `delay`, `sent` and `first`: only TCP segments with exactly these of SYN, FIN and RST set, and ACK when named: unnamed, ACK may be set or not (`\"SYN\"` is a SYN or a SYN|ACK, `\"RST\"` a reset with or without ACK, `\"FIN\"` the FIN|ACK Linux sends); `\"ACK\"` alone is a bare ACK; PSH is not looked at",
     },
     ModifierDef {
         keyword: "data",
-        summary: "for `drop`, `reject` and `sent`: `false`, only segments without data (with `flags = \"ACK\"`: a bare ACK, such as a handshake's last); `true`, only segments with data",
+        summary: "for `drop`, `reject`, `delay` and `sent`: `false`, only segments without data (with `flags = \"ACK\"`: a bare ACK, such as a handshake's last); `true`, only segments with data",
     },
     ModifierDef {
         keyword: "probability",
-        summary: "for `drop` and `reject`: the chance, above 0 and at most 1, that each matching packet is taken",
+        summary: "for `drop`, `reject` and `delay`: the chance, above 0 and at most 1, that each matching packet is taken",
+    },
+    ModifierDef {
+        keyword: "by",
+        summary: "for `delay` (required): how long each packet is held, above 0 and at most 60s",
+    },
+    ModifierDef {
+        keyword: "jitter",
+        summary: "for `delay`: each packet's delay is drawn uniformly from `by` ± this (at most `by`); packets may overtake each other, as on a real path",
     },
     ModifierDef {
         keyword: "since",
@@ -839,7 +858,7 @@ pub const MODIFIERS: &[ModifierDef] = &[
     },
     ModifierDef {
         keyword: "name",
-        summary: "for `drop`, `reject` and `cut`: what `lift` calls the fault",
+        summary: "for `drop`, `reject`, `delay` and `cut`: what `lift` calls the fault",
     },
     ModifierDef {
         keyword: "with",
@@ -967,6 +986,10 @@ impl Action {
                     verdict: Verdict::Drop,
                     ..
                 }) => "drop",
+                Control::Fault(Fault {
+                    verdict: Verdict::Delay { .. },
+                    ..
+                }) => "delay",
                 Control::Fault(_) => "reject",
                 Control::Cut(_) => "cut",
                 Control::Lift(_) => "lift",

@@ -64,3 +64,8 @@ pub(crate) fn pattern(text: &str) -> Result<regex::Regex, regex::Error> {
 pub(crate) fn bytes_in_words(limit: usize) -> String {
     format!("{} MiB ({limit} bytes)", limit >> 20)
 }
+
+/// The longest a `delay` holds each packet: a path slower than a minute
+/// is a cut (`cut`, `drop`), and the kernel holds every delayed packet
+/// meanwhile.
+pub const MAX_DELAY: Duration = Duration::from_secs(60);

@@ -336,7 +336,7 @@ fn action_value(keyword: &str) -> Value {
         }),
         "released" => json!({ "const": true, "description": "Written `true`." }),
         "signal" => json!({ "type": "string", "pattern": "^SIG[A-Z0-9]+$" }),
-        "drop" | "reject" | "sent" | "first" | "cut" => {
+        "drop" | "reject" | "delay" | "sent" | "first" | "cut" => {
             json!({ "enum": ["client", "proxy", "server"] })
         }
         "taken" => json!({ "type": "string", "minLength": 1, "maxLength": 64 }),
@@ -388,7 +388,7 @@ fn action_value(keyword: &str) -> Value {
 /// The shape of a modifier's value.
 fn modifier_value(keyword: &str) -> Value {
     match keyword {
-        "timeout" | "within" | "after" | "longer_than" => duration(),
+        "timeout" | "within" | "after" | "longer_than" | "by" | "jitter" => duration(),
         "max" => json!({ "type": "integer", "minimum": 1, "maximum": MAX_READ_BYTES }),
         "repeat" => json!({ "type": "integer", "minimum": 1, "maximum": MAX_SEND_BYTES }),
         "times" => json!({ "type": "integer", "minimum": 1, "maximum": u32::MAX }),

@@ -48,6 +48,9 @@ pub(super) struct RawStepTable {
     pub(super) accept_queue: Option<Spanned<RawQueues>>,
     pub(super) drop: Option<Spanned<SideName>>,
     pub(super) reject: Option<Spanned<SideName>>,
+    pub(super) delay: Option<Spanned<SideName>>,
+    pub(super) by: Option<Spanned<DurationValue>>,
+    pub(super) jitter: Option<Spanned<DurationValue>>,
     pub(super) lift: Option<Spanned<String>>,
     pub(super) taken: Option<Spanned<String>>,
     pub(super) sent: Option<Spanned<SideName>>,
@@ -119,6 +122,8 @@ impl RawStepTable {
             flags => "flags",
             data => "data",
             probability => "probability",
+            by => "by",
+            jitter => "jitter",
             name => "name",
             with => "with"
         );
@@ -161,6 +166,9 @@ impl RawStepTable {
             accept_queue,
             drop,
             reject,
+            delay,
+            by,
+            jitter,
             lift,
             cut,
             taken,

@@ -2,6 +2,7 @@
 //! catalog entry ([`crate::suite::action::CATALOG`]) allows of them.
 
 use std::ops::Range;
+use std::time::Duration;
 
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
@@ -11,7 +12,9 @@ use super::raw::{RawExpect, RawPayload, RawStep, RawStepTable, parse_outcome};
 use crate::model::{Link, Outcome, PollEvents, Reject, Side, TcpFlags, Verdict};
 use crate::sandbox::topology::Cut;
 use crate::suite::action::{self, ActionDef, CATALOG, JUDGING};
-use crate::suite::limits::{MAX_READ_BYTES, MAX_SEND_BYTES, MAX_STEPS_PER_CASE, bytes_in_words};
+use crate::suite::limits::{
+    MAX_DELAY, MAX_READ_BYTES, MAX_SEND_BYTES, MAX_STEPS_PER_CASE, bytes_in_words,
+};
 use crate::suite::{
     Action, Check, Control, Expect, Fault, HostCut, Lift, LineCount, Loop, Pattern, Payload,
     Segments, SocketCall, Step,
@@ -219,6 +222,18 @@ impl<'a> Reader<'a> {
             data: None,
             probability: None,
             verdict: Verdict::Reject(Reject::TcpReset),
+            name: None,
+        })));
+        take!(delay, "delay", |v| C(Control::Fault(Fault {
+            from: v.0,
+            to: None,
+            flags: None,
+            data: None,
+            probability: None,
+            verdict: Verdict::Delay {
+                by: Duration::ZERO,
+                jitter: Duration::ZERO,
+            },
             name: None,
         })));
         take!(sent, "sent", |v| K(Check::Sent {
@@ -590,6 +605,40 @@ impl<'a> Reader<'a> {
                     );
                 } else {
                     fault.name = Some(text.clone());
+                }
+            }
+            if let Verdict::Delay { by, jitter } = &mut fault.verdict {
+                match &raw.by {
+                    Some(b) if b.get_ref().0 > Duration::ZERO && b.get_ref().0 <= MAX_DELAY => {
+                        *by = b.get_ref().0;
+                    }
+                    Some(b) => self.problem(
+                        b.span(),
+                        format!(
+                            "expected `by` above 0 and at most {}, found {}",
+                            humantime::format_duration(MAX_DELAY),
+                            humantime::format_duration(b.get_ref().0)
+                        ),
+                    ),
+                    None if refused.iter().any(|key| key == "by") => {}
+                    None => self.problem(
+                        at.clone(),
+                        "expected `by` with `delay` (how long each packet is held, e.g. \"200ms\"), found none",
+                    ),
+                }
+                if let Some(j) = &raw.jitter {
+                    if j.get_ref().0 <= *by || raw.by.is_none() {
+                        *jitter = j.get_ref().0;
+                    } else {
+                        self.problem(
+                            j.span(),
+                            format!(
+                                "expected `jitter` at most `by` ({}), found {}: a packet cannot arrive before it was sent",
+                                humantime::format_duration(*by),
+                                humantime::format_duration(j.get_ref().0)
+                            ),
+                        );
+                    }
                 }
             }
             if let (Some(with), Verdict::Reject(how)) = (&raw.with, &mut fault.verdict) {

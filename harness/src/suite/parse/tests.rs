@@ -1152,6 +1152,36 @@ server = [{ listen = 8080 }, "accept", { state = { client = "ESTABLISHED" }, wit
     27,
     "expected `to` to name the side the client sends to, found the client itself"
 )]
+#[case::delay_without_by(
+    client("  { connect = 8080 },\n  { delay = \"client\" },"),
+    5,
+    13,
+    "expected `by` with `delay` (how long each packet is held, e.g. \"200ms\"), found none"
+)]
+#[case::delay_by_zero(
+    client("  { connect = 8080 },\n  { delay = \"client\", by = \"0s\" },"),
+    5,
+    28,
+    "expected `by` above 0 and at most 1m, found 0s"
+)]
+#[case::delay_too_long(
+    client("  { connect = 8080 },\n  { delay = \"client\", by = \"2m\" },"),
+    5,
+    28,
+    "expected `by` above 0 and at most 1m, found 2m"
+)]
+#[case::jitter_over_by(
+    client("  { connect = 8080 },\n  { delay = \"client\", by = \"10ms\", jitter = \"20ms\" },"),
+    5,
+    45,
+    "expected `jitter` at most `by` (10ms), found 20ms: a packet cannot arrive before it was sent"
+)]
+#[case::by_on_a_drop(
+    client("  { connect = 8080 },\n  { drop = \"client\", by = \"10ms\" },"),
+    5,
+    27,
+    "`by`"
+)]
 #[case::probability_zero(
     client("  { connect = 8080 },\n  { drop = \"client\", probability = 0.0 },"),
     5,
@@ -1298,6 +1328,30 @@ fn a_fault_that_cannot_work_is_refused_where_it_is_written(
 fn a_fault_that_cannot_work_across_scripts_is_refused(#[case] text: &str, #[case] message: &str) {
     let (_, _, m) = problem(text);
     assert!(m.starts_with(message), "expected {message:?}, found {m:?}");
+}
+
+#[test]
+fn a_delay_reads_by_and_jitter() {
+    let text = client(
+        "  { connect = 8080 },\n  { delay = \"client\", by = \"200ms\", jitter = \"50ms\", flags = \"ACK\", name = \"slow\" },\n  { lift = \"slow\" },",
+    );
+    let text = text.replace("[[case]]", "[[case]]\nserver = [{ listen = 8080 }]");
+    let suite = parse_suite(Path::new("faults.toml"), text.as_bytes()).expect("valid");
+    let steps = &suite.cases[0].scripts[0].steps;
+    let Action::Control(Control::Fault(fault)) = &steps[1].action else {
+        panic!("{:?}", steps[1].action);
+    };
+    assert_eq!(
+        fault.verdict,
+        crate::model::Verdict::Delay {
+            by: Duration::from_millis(200),
+            jitter: Duration::from_millis(50)
+        }
+    );
+    assert_eq!(
+        fault.to_string(),
+        "delay by 200ms ± 50ms what client sends (ACK segments) as \"slow\""
+    );
 }
 
 #[test]
