@@ -252,6 +252,15 @@ fn wait<'a>(
 }
 
 impl Shared {
+    /// The address the server's side is reached at: 127.0.0.1, or on two
+    /// hosts the server's host's.
+    fn host_address(&self) -> std::net::IpAddr {
+        match self.case.topology {
+            Topology::TwoHosts => crate::sandbox::topology::HOST_ADDRESS.into(),
+            Topology::Loopback => std::net::Ipv4Addr::LOCALHOST.into(),
+        }
+    }
+
     fn control(&self) -> MutexGuard<'_, Coordination> {
         self.control.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -501,6 +510,14 @@ struct Hosts {
 }
 
 impl Hosts {
+    /// The namespace of the host `side`'s host is not.
+    fn other(&self, side: Side) -> &Arc<std::os::fd::OwnedFd> {
+        match side {
+            Side::Client => &self.server,
+            Side::Proxy | Side::Server => &self.client,
+        }
+    }
+
     /// The namespace of `side`'s host.
     fn of(&self, side: Side) -> &Arc<std::os::fd::OwnedFd> {
         match side {
@@ -957,7 +974,7 @@ fn put_cut(shared: &Shared, side: Side, cut: &crate::suite::HostCut) -> Result<(
     };
     let how = cut.how;
     in_host(hosts.of(cut.side), move |_| {
-        crate::sandbox::topology::cut_off(how, false)
+        crate::sandbox::topology::cut_off(how)
     })
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())?;
@@ -984,8 +1001,9 @@ fn restore_cut(
         .hosts
         .get()
         .ok_or("there is no other host to restore")?;
+    let other = Arc::clone(hosts.other(side));
     in_host(hosts.of(side), move |_| {
-        crate::sandbox::topology::cut_off(how, true)
+        crate::sandbox::topology::restore(how, std::os::fd::AsFd::as_fd(&*other))
     })
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())
@@ -1278,7 +1296,8 @@ fn check_first(
 /// find its end of the scripts' connections. An exit once it was ready
 /// fails the case at once.
 fn start_program(shared: &Arc<Shared>, spec: &Program) -> Result<sut::Running, Box<Failure>> {
-    let places = sut::Places::for_suite(&shared.case.location.path);
+    let mut places = sut::Places::for_suite(&shared.case.location.path);
+    places.host = shared.host_address();
     let ready = Arc::new(AtomicBool::new(false));
     let on_exit = {
         let (shared, ready) = (Arc::clone(shared), Arc::clone(&ready));
@@ -1303,7 +1322,7 @@ fn start_program(shared: &Arc<Shared>, spec: &Program) -> Result<sut::Running, B
     if spec.role == Side::Server {
         shared.sockets.program_listens(
             Side::Server,
-            std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, spec.port)),
+            std::net::SocketAddr::from((places.host, spec.port)),
         );
     } else {
         shared.sockets.program_connects(spec.role, spec.port);

@@ -9,8 +9,9 @@
 //! request is for: a netlink socket acts on the namespace it was created
 //! in.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_CREATE, NLM_F_EXCL, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage,
@@ -87,7 +88,83 @@ pub fn two_hosts() -> Result<PeerHost, SandboxError> {
         CaseNamespace::join(peer.as_fd())?;
         configure(&mut route_socket()?, PEER_LINK, PEER_ADDRESS)
     })?;
+    wait_until_linked(namespace.as_fd())?;
     Ok(PeerHost { namespace })
+}
+
+/// How long a link that was brought up may take to carry packets both
+/// ways before the case fails to set up.
+const LINK_UP_WITHIN: Duration = Duration::from_secs(5);
+/// How often a probe is sent meanwhile.
+const PROBE_EVERY: Duration = Duration::from_millis(5);
+
+/// Waits until the link carries packets both ways: a UDP datagram from
+/// the calling thread's host to the other one, `other`, and its answer. A veth end that was just brought up
+/// drops what it sends until the kernel's link watcher has given it its
+/// queueing discipline, on a worker thread that a loaded machine runs
+/// late: a client's first ARP request was seen answered into that void
+/// (the answer never left), so its SYN went a second later. The probe
+/// also settles both hosts' ARP entries, so a case's first packet is not
+/// held for a neighbour lookup.
+pub fn wait_until_linked(other: std::os::fd::BorrowedFd<'_>) -> Result<(), SandboxError> {
+    let io = |action: &'static str| {
+        move |source| SandboxError::Io {
+            action: action.into(),
+            source,
+        }
+    };
+    let (own, others) = addresses()?;
+    let here = UdpSocket::bind((own, 0)).map_err(io("bind the link probe"))?;
+    here.set_read_timeout(Some(PROBE_EVERY))
+        .map_err(io("set the link probe's timeout"))?;
+    let peer = other
+        .try_clone_to_owned()
+        .map_err(io("duplicate the other host's handle"))?;
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answering = std::sync::Arc::clone(&done);
+    let answerer = std::thread::Builder::new()
+        .name("hangup-link-probe".into())
+        .spawn(move || -> Result<(), SandboxError> {
+            CaseNamespace::join(peer.as_fd())?;
+            let there = UdpSocket::bind((others, 0)).map_err(io("bind the link probe"))?;
+            there
+                .set_read_timeout(Some(PROBE_EVERY))
+                .map_err(io("set the link probe's timeout"))?;
+            let _ = port_tx.send(there.local_addr().map_err(io("name the link probe"))?);
+            let until = Instant::now() + LINK_UP_WITHIN;
+            let mut buffer = [0u8; 8];
+            while !answering.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < until {
+                if let Ok((_, from)) = there.recv_from(&mut buffer) {
+                    let _ = there.send_to(b"pong", from);
+                }
+            }
+            Ok(())
+        })
+        .map_err(io("start the link probe's thread"))?;
+    let outcome = (|| {
+        let there = port_rx
+            .recv_timeout(LINK_UP_WITHIN)
+            .map_err(|_| failed("the peer host's probe did not start"))?;
+        let until = Instant::now() + LINK_UP_WITHIN;
+        let mut buffer = [0u8; 8];
+        while Instant::now() < until {
+            let _ = here.send_to(b"ping", there);
+            if let Ok((_, from)) = here.recv_from(&mut buffer) {
+                if from == there {
+                    return Ok(());
+                }
+            }
+        }
+        Err(failed(&format!(
+            "the link between the two hosts did not carry packets both ways within {LINK_UP_WITHIN:?}"
+        )))
+    })();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let answered = answerer
+        .join()
+        .map_err(|_| failed("the link probe's thread panicked"))?;
+    outcome.and(answered)
 }
 
 /// Runs `f` on a fresh thread (which may move into the peer host's
@@ -119,20 +196,40 @@ pub enum Cut {
     Blackhole,
 }
 
-/// Cuts the calling thread's host (one end of [`two_hosts`]' pair) off
-/// from the other, or (`restore`) undoes that. Call it on a thread in
-/// that host's namespace.
-pub fn cut_off(cut: Cut, restore: bool) -> Result<(), SandboxError> {
-    let mut socket = route_socket()?;
-    let here = [HOST_LINK, PEER_LINK]
-        .into_iter()
-        .find(|name| nix::net::if_::if_nametoindex(*name).is_ok())
-        .ok_or_else(|| failed("this thread is on neither host of a two-host case"))?;
-    let other = if here == HOST_LINK {
-        PEER_ADDRESS
+/// The calling thread's host's end of the pair: its link, its address
+/// and the other host's.
+fn ends() -> Result<(&'static str, Ipv4Addr, Ipv4Addr), SandboxError> {
+    if nix::net::if_::if_nametoindex(HOST_LINK).is_ok() {
+        Ok((HOST_LINK, HOST_ADDRESS, PEER_ADDRESS))
+    } else if nix::net::if_::if_nametoindex(PEER_LINK).is_ok() {
+        Ok((PEER_LINK, PEER_ADDRESS, HOST_ADDRESS))
     } else {
-        HOST_ADDRESS
-    };
+        Err(failed("this thread is on neither host of a two-host case"))
+    }
+}
+
+/// This host's address and the other's.
+fn addresses() -> Result<(Ipv4Addr, Ipv4Addr), SandboxError> {
+    ends().map(|(_, own, other)| (own, other))
+}
+
+/// Cuts the calling thread's host (one end of [`two_hosts`]' pair) off
+/// from the other host. Call it on a thread in that host's namespace.
+pub fn cut_off(cut: Cut) -> Result<(), SandboxError> {
+    change(cut, false)
+}
+
+/// Undoes [`cut_off`], on a thread of the same host, and returns once the
+/// link carries packets both ways again (see [`wait_until_linked`]):
+/// `other` is the other host's namespace.
+pub fn restore(cut: Cut, other: std::os::fd::BorrowedFd<'_>) -> Result<(), SandboxError> {
+    change(cut, true)?;
+    wait_until_linked(other)
+}
+
+fn change(cut: Cut, restore: bool) -> Result<(), SandboxError> {
+    let mut socket = route_socket()?;
+    let (here, _, other) = ends()?;
     match cut {
         Cut::LinkDown => {
             let index = nix::net::if_::if_nametoindex(here)
@@ -320,23 +417,16 @@ mod tests {
             let peer = two_hosts().expect("two hosts");
             let _listener = TcpListener::bind(SocketAddrV4::new(HOST_ADDRESS, 8080)).unwrap();
             let handle = peer.namespace.try_clone().unwrap();
+            let case = OwnedFd::from(std::fs::File::open("/proc/thread-self/ns/net").unwrap());
             std::thread::spawn(move || {
                 CaseNamespace::join(handle.as_fd()).unwrap();
                 let to = SocketAddrV4::new(HOST_ADDRESS, 8080);
                 let mut seen = Vec::new();
                 for cut in [Cut::LinkDown, Cut::Blackhole] {
-                    cut_off(cut, false).unwrap();
+                    cut_off(cut).unwrap();
                     seen.push(TcpStream::connect(to).unwrap_err().raw_os_error());
-                    cut_off(cut, true).unwrap();
-                    // A link back up may take a moment to carry again.
-                    let mut connected = TcpStream::connect(to);
-                    for _ in 0..50 {
-                        if connected.is_ok() {
-                            break;
-                        }
-                        std::thread::sleep(std::time::Duration::from_millis(20));
-                        connected = TcpStream::connect(to);
-                    }
+                    restore(cut, case.as_fd()).unwrap();
+                    let connected = TcpStream::connect(to);
                     assert!(connected.is_ok(), "{cut:?} restored: {connected:?}");
                 }
                 seen

@@ -120,7 +120,8 @@ pub struct Version {
 /// namespace before the scripts run and stopped when they are done.
 ///
 /// Its argv, environment and working folder may hold substitutions, filled
-/// in when it starts: `{port}`, `{artifacts}` (the case's artifact folder),
+/// in when it starts: `{port}`, `{host}` (the address to listen on),
+/// `{artifacts}` (the case's artifact folder),
 /// `{suite_dir}` (the folder of the suite file), `{bin:NAME}` (a binary
 /// cargo built beside the running one: your package's, under `cargo test`),
 /// `{fixture:NAME}` (one of the servers in `fixtures/`, found the same way)

@@ -460,7 +460,7 @@ fn state(description: &str) -> Value {
 fn program(description: &str) -> Value {
     json!({
         "type": "object",
-        "description": format!("{description} It runs in the case's network namespace, plays the server (or, with `role = \"client\"`, the client; the case then has no script for that side), and is stopped when the scripts are done. Its command may use {{port}}, {{artifacts}}, {{suite_dir}}, {{bin:NAME}}, {{fixture:NAME}} and {{env:NAME}}."),
+        "description": format!("{description} It runs in the case's network namespace, plays the server (or, with `role = \"client\"`, the client; the case then has no script for that side), and is stopped when the scripts are done. Its command may use {{port}}, {{host}}, {{artifacts}}, {{suite_dir}}, {{bin:NAME}}, {{fixture:NAME}} and {{env:NAME}}."),
         "properties": {
             "role": {
                 "enum": ["server", "client"],

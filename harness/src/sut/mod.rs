@@ -22,7 +22,7 @@ pub use trace::{Calls, TracedCall};
 
 use std::fmt;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -93,6 +93,9 @@ pub struct Places {
     pub suite_dir: PathBuf,
     /// Folders searched for `{fixture:NAME}`.
     pub fixtures: Vec<PathBuf>,
+    /// The address a server reaches its clients on (`{host}`): 127.0.0.1,
+    /// or on two hosts the server's host's address.
+    pub host: IpAddr,
 }
 
 impl Places {
@@ -126,6 +129,7 @@ impl Places {
         Places {
             suite_dir,
             fixtures,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
         }
     }
 }
@@ -448,6 +452,8 @@ pub struct Running {
     /// spawned and reaps.
     group: Pid,
     spec: Program,
+    /// Where it is told to listen ([`Places::host`]).
+    host: IpAddr,
     output: Arc<Output>,
     /// Set before hangup asks it to stop, so its exit is not a crash.
     stopping: Arc<AtomicBool>,
@@ -550,6 +556,7 @@ pub fn start(
         pid,
         group,
         spec: spec.clone(),
+        host: places.host,
         output,
         stopping,
         calls,
@@ -574,7 +581,7 @@ fn shown(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// Fills in `{port}`, `{artifacts}`, `{suite_dir}`, `{bin:NAME}` (a binary
+/// Fills in `{port}`, `{host}`, `{artifacts}`, `{suite_dir}`, `{bin:NAME}` (a binary
 /// cargo built: the one of your package, under `cargo test`),
 /// `{fixture:NAME}` (the same lookup, for hangup's fixtures) and
 /// `{env:NAME}` (an environment variable, which must be set).
@@ -595,6 +602,7 @@ fn substitute(
         let name = &rest[open + 1..open + close];
         match name {
             "port" => out.push_str(&port.to_string()),
+            "host" => out.push_str(&places.host.to_string()),
             "suite_dir" => out.push_str(&places.suite_dir.to_string_lossy()),
             "artifacts" => {
                 let dir = record.artifacts().map_err(SutError::Substitution)?;
@@ -798,14 +806,14 @@ impl Running {
         }
     }
 
-    /// Whether the kernel lists a listener on the program's port, on
-    /// 127.0.0.1 or a wildcard address.
+    /// Whether the kernel lists a listener on the program's port, on its
+    /// host's address (`{host}`) or a wildcard address.
     fn listening(&self, diag: &mut SockDiag) -> bool {
         let port = self.spec.port;
         let any4 = SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0));
         let any6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0));
         [
-            (SocketAddr::from((Ipv4Addr::LOCALHOST, port)), any4),
+            (SocketAddr::from((self.host, port)), any4),
             (SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), any4),
             (SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)), any6),
         ]
@@ -875,6 +883,7 @@ mod tests {
         Places {
             suite_dir: PathBuf::from("/suites/http"),
             fixtures,
+            host: IpAddr::V4(Ipv4Addr::LOCALHOST),
         }
     }
 
@@ -894,6 +903,7 @@ mod tests {
         let record = Recorder::new(dir.path().to_path_buf(), "t-".into());
         let fill = |text: &str| substitute(text, 8080, &places, &record);
         assert_eq!(fill("--port={port}").expect("port"), "--port=8080");
+        assert_eq!(fill("{host}:{port}").expect("host"), "127.0.0.1:8080");
         assert_eq!(
             fill("{suite_dir}/app.py").expect("dir"),
             "/suites/http/app.py"

@@ -493,15 +493,21 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// A two-host case: only a client and a server script, no program yet,
+    /// A two-host case: only a client and a server (a script, or the case's
+    /// own program, which must listen on `{host}` or a wildcard address),
     /// and IPv4 loopback addresses, which mean the server's host there
     /// (`connect = 8080` reaches the server across the link).
     fn two_hosts(&mut self, case: &mut Case, at: Range<usize>) {
-        if case.program.is_some() {
-            self.problem(
+        match &case.program {
+            Some(program) if program.role != Side::Server => self.problem(
                 at.clone(),
-                "expected no program under test in a `two_hosts` case, found one: a program runs on one namespace's loopback so far",
-            );
+                "expected the program under test to play the server in a `two_hosts` case, found it playing the client: the client's host has only the client script",
+            ),
+            Some(_) if case.shares_program() => self.problem(
+                at.clone(),
+                "expected a case's own program in a `two_hosts` case, found the suite's: the suite's program runs in a namespace of its own, with no second host (give the case a `program`)",
+            ),
+            _ => {}
         }
         if case.scripts.iter().any(|s| s.side == Side::Proxy) {
             self.problem(
@@ -618,7 +624,7 @@ impl<'a> Reader<'a> {
                     self.problem(
                         step.span.clone(),
                         format!(
-                            "expected `taken` of a `drop` or `reject`, found {name:?}, a `cut`: a cut host's packets are not counted by a rule"
+                            "expected `taken` of a `drop`, `reject` or `delay`, found {name:?}, a `cut`: a cut host's packets are not counted by a rule"
                         ),
                     );
                 }

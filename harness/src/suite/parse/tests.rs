@@ -1297,9 +1297,13 @@ fn a_fault_that_cannot_work_is_refused_where_it_is_written(
     "[[case]]\nname = \"a\"\ntopology = \"two_hosts\"\nclient = [{ connect = 8081 }]\nproxy = [{ listen = 8081 }]\n",
     "expected a `client` and a `server` in a `two_hosts` case, found a `proxy`"
 )]
-#[case::a_program_on_two_hosts(
-    "[program]\nrun = [\"./s\"]\nport = 8080\n\n[[case]]\nname = \"a\"\ntopology = \"two_hosts\"\nclient = [{ connect = 8080 }]\n",
-    "expected no program under test in a `two_hosts` case, found one"
+#[case::a_client_program_on_two_hosts(
+    "[program]\nrun = [\"./c\"]\nport = 8080\nrole = \"client\"\n\n[[case]]\nname = \"a\"\ntopology = \"two_hosts\"\nserver = [{ listen = 8080 }]\n",
+    "expected the program under test to play the server in a `two_hosts` case, found it playing the client"
+)]
+#[case::the_suite_s_program_on_two_hosts(
+    "[program]\nrun = [\"./s\"]\nport = 8080\nscope = \"suite\"\n\n[[case]]\nname = \"a\"\ntopology = \"two_hosts\"\nclient = [{ connect = 8080 }]\n",
+    "expected a case's own program in a `two_hosts` case, found the suite's"
 )]
 #[case::an_address_on_two_hosts(
     "[[case]]\nname = \"a\"\ntopology = \"two_hosts\"\nclient = [{ connect = \"[::1]:8080\" }]\n",
@@ -1315,7 +1319,7 @@ fn a_fault_that_cannot_work_is_refused_where_it_is_written(
 )]
 #[case::taken_of_a_cut(
     "[[case]]\nname = \"a\"\ntopology = \"two_hosts\"\nclient = [{ connect = 8080 }, { cut = \"client\", name = \"c\" }, { taken = \"c\" }]\n",
-    "expected `taken` of a `drop` or `reject`, found \"c\", a `cut`"
+    "expected `taken` of a `drop`, `reject` or `delay`, found \"c\", a `cut`"
 )]
 #[case::fault_in_a_shared_program_case(
     "[program]\nrun = [\"./s\"]\nport = 8080\nscope = \"suite\"\n\n[[case]]\nname = \"a\"\nclient = [{ connect = 8080 }, { drop = \"client\" }]\n",
