@@ -10,6 +10,11 @@
 //!   when that changed beyond the timing tolerance;
 //! - each state the kernel reported, by socket and the step that checked it;
 //! - what a `log` check counted, and how the program under test ended;
+//! - on the wire, when both runs captured packets: whether each side sent
+//!   a FIN and whether it sent an RST, and whose FIN came first (a close
+//!   that became a reset, or a server that now closes first); not how many
+//!   segments, which delayed ACKs, coalescing and retransmission timers
+//!   change from run to run;
 //! - the case's verdict.
 //!
 //! What differs between any two runs by design is left out: the program's
@@ -84,7 +89,15 @@ pub fn diff(base: &Value, new: &Value, tolerance: Tolerance) -> Result<Vec<Diffe
                 if verdict_a != verdict_b {
                     add(format!("verdict: {verdict_a} -> {verdict_b}"));
                 }
-                let (obs_a, obs_b) = (observations(a), observations(b));
+                let (mut obs_a, mut obs_b) = (observations(a), observations(b));
+                // Packets are compared only when both runs captured them
+                // (`--no-capture` in one leaves them out of both).
+                let captured =
+                    |obs: &[(String, Seen)]| obs.iter().any(|(k, _)| k.starts_with(WIRE));
+                if !(captured(&obs_a) && captured(&obs_b)) {
+                    obs_a.retain(|(k, _)| !k.starts_with(WIRE));
+                    obs_b.retain(|(k, _)| !k.starts_with(WIRE));
+                }
                 let in_b: BTreeMap<&str, &Seen> =
                     obs_b.iter().map(|(k, v)| (k.as_str(), v)).collect();
                 let in_a: BTreeMap<&str, &Seen> =
@@ -180,6 +193,50 @@ struct Seen {
 /// How many observations seen in one run only are listed one by one.
 const FOLD_AFTER: usize = 3;
 
+/// What the keys of packet observations start with.
+const WIRE: &str = "on the wire: ";
+
+/// Whether each side that sent or received a segment sent a FIN, and an
+/// RST, and whose FIN came first; nothing when no packet was captured.
+fn wire(events: &[Value]) -> Vec<(String, Seen)> {
+    let packets: Vec<&Value> = events.iter().filter(|e| e["event"] == "packet").collect();
+    if packets.is_empty() {
+        return Vec::new();
+    }
+    let flags = |e: &Value, flag: &str| {
+        e["flags"]
+            .as_str()
+            .is_some_and(|f| f.split('|').any(|x| x == flag))
+    };
+    let mut sides = BTreeSet::new();
+    for packet in &packets {
+        for key in ["side", "to_side"] {
+            if let Some(side) = packet[key].as_str() {
+                sides.insert(side);
+            }
+        }
+    }
+    let seen = |value: String| Seen { value, took: None };
+    let mut out = Vec::new();
+    for side in sides {
+        for flag in ["FIN", "RST"] {
+            let sent = packets
+                .iter()
+                .any(|p| p["side"].as_str() == Some(side) && flags(p, flag));
+            out.push((
+                format!("{WIRE}{side} sent {flag}"),
+                seen(if sent { "yes" } else { "no" }.into()),
+            ));
+        }
+    }
+    let first = packets
+        .iter()
+        .find(|p| flags(p, "FIN"))
+        .map_or("none", |p| p["side"].as_str().unwrap_or("?"));
+    out.push((format!("{WIRE}first FIN"), seen(first.into())));
+    out
+}
+
 /// A case's observations in the order they happened, each keyed by what
 /// was observed (see the module docs).
 fn observations(case: &Value) -> Vec<(String, Seen)> {
@@ -271,6 +328,7 @@ fn observations(case: &Value) -> Vec<(String, Seen)> {
             out.push((key, seen));
         }
     }
+    out.extend(wire(events));
     out
 }
 
@@ -368,6 +426,68 @@ mod tests {
         other["rounds"][0]["cases"][0]["timeline"]["events"][3]["text"] =
             json!("program started: ./s (pid 99)");
         let found = diff(&report("passed", "gone", 200.0), &other, Tolerance::DEFAULT);
+        assert_eq!(whats(&found.expect("comparable")), Vec::<String>::new());
+    }
+
+    /// A report whose case saw these packets: (sender, receiver, flags).
+    fn wire_report(packets: &[(&str, &str, &str)]) -> Value {
+        let mut r = report("passed", "gone", 200.0);
+        let events = r["rounds"][0]["cases"][0]["timeline"]["events"]
+            .as_array_mut()
+            .expect("events");
+        for (from, to, flags) in packets {
+            events.push(json!({ "side": from, "event": "packet", "to_side": to, "flags": flags,
+                "from": "127.0.0.1:1", "to": "127.0.0.1:2", "seq": 0, "ack": 0, "window": 0, "len": 0 }));
+        }
+        r
+    }
+
+    #[test]
+    fn a_close_that_became_a_reset_is_named_and_segment_counts_are_not() {
+        let graceful = wire_report(&[
+            ("client", "server", "FIN|ACK"),
+            ("server", "client", "ACK"),
+            ("server", "client", "FIN|ACK"),
+            ("client", "server", "ACK"),
+        ]);
+        // Another delayed ACK, and the same closes: no difference.
+        let mut again = graceful.clone();
+        again["rounds"][0]["cases"][0]["timeline"]["events"]
+            .as_array_mut()
+            .expect("events")
+            .push(
+                json!({ "side": "client", "event": "packet", "to_side": "server", "flags": "ACK" }),
+            );
+        let found = diff(&graceful, &again, Tolerance::DEFAULT).expect("comparable");
+        assert_eq!(whats(&found), Vec::<String>::new());
+
+        let reset = wire_report(&[
+            ("server", "client", "RST|ACK"),
+            ("client", "server", "FIN|ACK"),
+        ]);
+        let found = diff(&graceful, &reset, Tolerance::DEFAULT).expect("comparable");
+        assert_eq!(
+            whats(&found),
+            [
+                "s::c: on the wire: server sent FIN: yes -> no",
+                "s::c: on the wire: server sent RST: no -> yes",
+            ]
+        );
+        let server_first = wire_report(&[
+            ("server", "client", "FIN|ACK"),
+            ("client", "server", "FIN|ACK"),
+        ]);
+        let found = diff(&graceful, &server_first, Tolerance::DEFAULT).expect("comparable");
+        assert_eq!(
+            whats(&found),
+            ["s::c: on the wire: first FIN: client -> server"]
+        );
+        // One run without a capture: packets are not compared.
+        let found = diff(
+            &graceful,
+            &report("passed", "gone", 200.0),
+            Tolerance::DEFAULT,
+        );
         assert_eq!(whats(&found.expect("comparable")), Vec::<String>::new());
     }
 
