@@ -25,7 +25,19 @@ impl Timeline {
         out.push('\n');
         let column_of =
             |side: Option<Side>| side.and_then(|s| columns.iter().position(|c| *c == s));
-        for event in &self.events {
+        let folded = fold_plain_segments(&self.events);
+        for (i, event) in self.events.iter().enumerate() {
+            match folded.get(&i) {
+                Some(Fold::Hidden) => continue,
+                Some(Fold::Summary { segments, bytes }) => {
+                    let ms = format!("{:.1}", event.at.as_secs_f64() * 1000.0);
+                    out.push_str(&format!(
+                        "{ms:>9}  -- ... {segments} more segments without SYN, FIN, RST or a zero window ({bytes} B of data; each is in the JSON report and capture.pcap)\n"
+                    ));
+                    continue;
+                }
+                None => {}
+            }
             let text = event.kind.describe();
             let ms = format!("{:.1}", event.at.as_secs_f64() * 1000.0);
             if let EventKind::Packet {
@@ -70,6 +82,75 @@ impl Timeline {
         }
         out
     }
+}
+
+/// How many plain segments in a row (no SYN, FIN or RST, no zero window,
+/// none lost or held, no other event between them) the ladder draws before it folds
+/// the rest: a bulk transfer is thousands of them, and the field's ladders
+/// show the few around what matters.
+const FOLD_AFTER: usize = 8;
+/// How many of a folded run's first and last segments are still drawn.
+const FOLD_KEEP: (usize, usize) = (4, 2);
+
+/// What the ladder does with an event of a long run of plain segments.
+enum Fold {
+    /// Not drawn.
+    Hidden,
+    /// Drawn as one line for the run's hidden middle.
+    Summary { segments: usize, bytes: u64 },
+}
+
+/// The events of long runs of plain segments, by index, that the ladder
+/// folds: each run past [`FOLD_AFTER`] keeps its first and last few.
+fn fold_plain_segments(events: &[crate::record::Event]) -> std::collections::HashMap<usize, Fold> {
+    let plain = |kind: &EventKind| match kind {
+        EventKind::Packet {
+            flags,
+            lost_to,
+            held,
+            window,
+            ..
+        } => {
+            *window != 0
+                && !(flags.contains(crate::model::TcpFlags::SYN)
+                    || flags.contains(crate::model::TcpFlags::FIN)
+                    || flags.contains(crate::model::TcpFlags::RST))
+                && lost_to.is_none()
+                && held.is_none()
+        }
+        _ => false,
+    };
+    let mut folds = std::collections::HashMap::new();
+    let mut start = 0;
+    while start < events.len() {
+        let mut end = start;
+        while end < events.len() && plain(&events[end].kind) {
+            end += 1;
+        }
+        if end - start > FOLD_AFTER {
+            let (first, last) = FOLD_KEEP;
+            let hidden = (start + first)..(end - last);
+            let bytes = events[hidden.clone()]
+                .iter()
+                .map(|e| match e.kind {
+                    EventKind::Packet { len, .. } => u64::from(len),
+                    _ => 0,
+                })
+                .sum();
+            folds.insert(
+                hidden.start,
+                Fold::Summary {
+                    segments: hidden.len(),
+                    bytes,
+                },
+            );
+            for i in hidden.skip(1) {
+                folds.insert(i, Fold::Hidden);
+            }
+        }
+        start = end.max(start + 1);
+    }
+    folds
 }
 
 /// A packet from column `from` to column `to` (each `step` characters
@@ -175,5 +256,62 @@ impl EventKind {
             }
             EventKind::Note { text } => text.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::model::TcpFlags;
+    use crate::record::Event;
+
+    fn packet(at_ms: u64, from: Side, flags: TcpFlags, window: u16) -> Event {
+        let (a, b) = ("127.0.0.1:40000", "127.0.0.1:8080");
+        let (src, dst, to) = if from == Side::Client {
+            (a, b, Side::Server)
+        } else {
+            (b, a, Side::Client)
+        };
+        Event {
+            at: Duration::from_millis(at_ms),
+            side: Some(from),
+            kind: EventKind::Packet {
+                from: src.parse().expect("addr"),
+                to: dst.parse().expect("addr"),
+                to_side: Some(to),
+                flags,
+                seq: 1,
+                ack: 1,
+                window,
+                len: 100,
+                lost_to: None,
+                held: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_long_run_of_plain_segments_is_folded_and_what_matters_is_not() {
+        let ack = TcpFlags::ACK;
+        let mut events: Vec<Event> = (0..30).map(|i| packet(i, Side::Server, ack, 64)).collect();
+        // A zero window in the middle of the run is drawn, and splits it.
+        events.insert(20, packet(20, Side::Client, ack, 0));
+        events.push(packet(40, Side::Server, TcpFlags(0x11), 64));
+        let text = Timeline { events }.render();
+        let drawn = text.lines().filter(|l| l.contains("seq 1")).count();
+        // 20 before the zero window: 4 + 2 drawn, 14 folded; the zero
+        // window; 10 after it: 4 + 2 drawn, 4 folded; the FIN.
+        assert_eq!(drawn, 6 + 1 + 6 + 1, "{text}");
+        assert!(
+            text.contains(
+                "... 14 more segments without SYN, FIN, RST or a zero window (1400 B of data;"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("... 4 more segments"), "{text}");
+        assert!(text.contains("win 0"), "{text}");
+        assert!(text.contains("FIN|ACK"), "{text}");
     }
 }
