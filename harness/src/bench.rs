@@ -101,6 +101,18 @@ client = [
 ]
 "#;
 
+/// The same with a delay instead: a rule on the client's FINs again, and
+/// the netfilter queue's listener (a bound socket and a thread).
+const DELAY_SUITE: &str = r#"
+[[case]]
+name = "refused_connect_with_a_delay"
+client = [
+  { delay = "client", flags = "FIN", by = "10ms" },
+  { connect = 8080, expect = "ECONNREFUSED" },
+  { state = { client = "CLOSE" } },
+]
+"#;
+
 /// Samples of the no-wait case with capture on and off, and with a fault.
 const CAPTURE_SAMPLES: usize = 300;
 /// Target: capturing a case's packets costs it at most this factor.
@@ -294,6 +306,17 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
         ratio(packets.faulted.median, packets.captured.median),
         ratio(packets.faulted.p90, packets.captured.p90),
     );
+    row(
+        "the same case with one delay rule (captured)",
+        packets.delayed,
+    );
+    out!(
+        "  {:<44} {:>6} {:>10.2}× {:>10.2}×  (and the netfilter queue's listener; no target)",
+        "with a delay / without",
+        "",
+        ratio(packets.delayed.median, packets.captured.median),
+        ratio(packets.delayed.p90, packets.captured.p90),
+    );
     match program {
         Some(ProgramCosts {
             with,
@@ -460,6 +483,7 @@ struct PacketCosts {
     captured: Stats,
     uncaptured: Stats,
     faulted: Stats,
+    delayed: Stats,
 }
 
 /// Runs the no-wait case captured, not captured, and with a fault, in
@@ -468,6 +492,10 @@ fn capture_and_fault_cost(suite: &Suite) -> Result<PacketCosts, String> {
     let faulted_suite =
         hangup::suite::parse_suite(Path::new("bench_fault.toml"), FAULT_SUITE.as_bytes())
             .map_err(|e| format!("the embedded fault suite is invalid: {e}"))?;
+    let delayed_suite =
+        hangup::suite::parse_suite(Path::new("bench_delay.toml"), DELAY_SUITE.as_bytes())
+            .map_err(|e| format!("the embedded delay suite is invalid: {e}"))?;
+    let delayed_case = &delayed_suite.cases[0];
     let captured_options = RunOptions::default();
     let uncaptured_options = RunOptions {
         no_capture: true,
@@ -479,17 +507,21 @@ fn capture_and_fault_cost(suite: &Suite) -> Result<PacketCosts, String> {
         timed_case(suite, case, &captured_options)?;
         timed_case(suite, case, &uncaptured_options)?;
         timed_case(&faulted_suite, faulted_case, &captured_options)?;
+        timed_case(&delayed_suite, delayed_case, &captured_options)?;
     }
-    let (mut captured, mut uncaptured, mut faulted) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut captured, mut uncaptured, mut faulted, mut delayed) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..CAPTURE_SAMPLES {
         captured.push(timed_case(suite, case, &captured_options)?);
         uncaptured.push(timed_case(suite, case, &uncaptured_options)?);
         faulted.push(timed_case(&faulted_suite, faulted_case, &captured_options)?);
+        delayed.push(timed_case(&delayed_suite, delayed_case, &captured_options)?);
     }
     Ok(PacketCosts {
         captured: Stats::of(captured).ok_or("no samples")?,
         uncaptured: Stats::of(uncaptured).ok_or("no samples")?,
         faulted: Stats::of(faulted).ok_or("no samples")?,
+        delayed: Stats::of(delayed).ok_or("no samples")?,
     })
 }
 
