@@ -74,6 +74,10 @@ const COPY: u32 = 120;
 const MAX_HELD: u32 = 16_384;
 /// The socket's receive buffer: a burst of queued packets' heads.
 const RECEIVE_BUFFER: usize = 4 << 20;
+/// The most held packets noted between two calls of [`Delays::held`] (the
+/// capture keeps 100,000 frames; the timeline shows 5,000): past it, the
+/// packets are still delayed, only no longer noted.
+const MAX_NOTED: usize = 100_000;
 
 /// How long a rule's packets wait.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -361,11 +365,13 @@ fn serve(
                     let delay = shared.delays.get(&queued.tag).copied();
                     let held = delay.map_or(Duration::ZERO, |d| random.around(d.by, d.jitter));
                     waiting.push(Reverse((at + held, queued.id)));
-                    shared.held.push(Held {
-                        tag: queued.tag,
-                        packet: queued.packet,
-                        held,
-                    });
+                    if shared.held.len() < MAX_NOTED {
+                        shared.held.push(Held {
+                            tag: queued.tag,
+                            packet: queued.packet,
+                            held,
+                        });
+                    }
                 }
                 _ => {}
             }
