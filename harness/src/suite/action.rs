@@ -722,7 +722,7 @@ pub const CATALOG: &[ActionDef] = &[
         keyword: "taken",
         kind: StepKind::Check,
         written: "taken = \"pause\"",
-        summary: "count the packets the fault with this `name` took, by the kernel's counter of its rules (lifted or not): one or more (waiting up to `within`), or `count`/`at_most` of them over `within`; e.g. wait until a paused side's ACK was really lost before lifting the fault",
+        summary: "count the packets the fault with this `name` took (dropped, rejected, or held by a `delay`), by the kernel's counter of its rules (lifted or not): one or more (waiting up to `within`), or `count`/`at_most` of them over `within`; e.g. wait until a paused side's ACK was really lost before lifting the fault",
         sides: ANY,
         on_connection: false,
         judged: false,
