@@ -119,9 +119,12 @@ struct Running {
 struct Shared {
     delays: HashMap<u32, Delay>,
     held: Vec<Held>,
-    /// What went wrong on the thread, if anything did.
-    error: Option<String>,
+    /// What went wrong on the thread, each once.
+    trouble: Vec<String>,
 }
+
+/// The most kinds of trouble noted.
+const MAX_TROUBLE: usize = 8;
 
 impl Delays {
     /// Makes the socket in the calling thread's network namespace.
@@ -143,30 +146,32 @@ impl Delays {
         lock(&self.shared).delays.insert(tag, delay);
         if self.running.is_none() {
             let socket = self.socket.take().ok_or_else(|| {
-                FaultError::Malformed("the netfilter queue's listener stopped".into())
+                FaultError::Malformed(
+                    "the netfilter queue's listener could not be started before".into(),
+                )
             })?;
             self.running = Some(start(socket, Arc::clone(&self.shared))?);
         }
         Ok(())
     }
 
-    /// The packets held since the last call; `Err` when the thread met an
-    /// error (packets it did not let go were dropped by the kernel).
-    pub fn held(&mut self) -> Result<Vec<Held>, FaultError> {
+    /// The packets held since the last call, and what went wrong meanwhile
+    /// (each a sentence for the report).
+    pub fn held(&mut self) -> (Vec<Held>, Vec<String>) {
         let mut shared = lock(&self.shared);
-        let held = std::mem::take(&mut shared.held);
-        match shared.error.take() {
-            Some(error) => Err(FaultError::Malformed(error)),
-            None => Ok(held),
-        }
+        (
+            std::mem::take(&mut shared.held),
+            std::mem::take(&mut shared.trouble),
+        )
     }
 }
 
 impl Drop for Delays {
     fn drop(&mut self) {
-        if let Some(running) = self.running.take() {
-            let _ = nix::unistd::write(&running.stop, &1u64.to_ne_bytes());
-            let _ = running.thread.join();
+        if let Some(Running { stop, thread }) = self.running.take() {
+            // Closing the pipe's write end wakes the thread's poll.
+            drop(stop);
+            let _ = thread.join();
         }
     }
 }
@@ -181,9 +186,18 @@ fn start(mut socket: Socket, shared: Arc<Mutex<Shared>>) -> Result<Running, Faul
     socket
         .bind_auto()
         .map_err(io("binding the queue's socket"))?;
-    socket
-        .set_rx_buf_sz(RECEIVE_BUFFER)
-        .map_err(io("sizing the queue's socket"))?;
+    // Past net.core.rmem_max (212,992 bytes on a stock kernel) with the
+    // namespace's CAP_NET_ADMIN; capped at it otherwise.
+    let forced = nix::sys::socket::setsockopt(
+        &socket,
+        nix::sys::socket::sockopt::RcvBufForce,
+        &RECEIVE_BUFFER,
+    );
+    if forced.is_err() {
+        socket
+            .set_rx_buf_sz(RECEIVE_BUFFER)
+            .map_err(io("sizing the queue's socket"))?;
+    }
     let mut params = COPY.to_be_bytes().to_vec();
     params.push(NFQNL_COPY_PACKET);
     let config = [
@@ -234,9 +248,7 @@ fn start(mut socket: Socket, shared: Arc<Mutex<Shared>>) -> Result<Running, Faul
     let thread = std::thread::Builder::new()
         .name("hangup-delay".into())
         .spawn(move || {
-            if let Err(error) = serve(&socket, &stop_reader, &shared, buffer) {
-                lock(&shared).error = Some(error);
-            }
+            serve(&socket, &stop_reader, &shared, buffer);
         })
         .map_err(io("starting the queue's thread"))?;
     Ok(Running { stop, thread })
@@ -288,15 +300,26 @@ fn wait_for_ack(
 }
 
 /// The thread: takes each queued packet, and lets each go at its time.
-fn serve(
-    socket: &Socket,
-    stop: &OwnedFd,
-    shared: &Mutex<Shared>,
-    mut buffer: Vec<u8>,
-) -> Result<(), String> {
+/// Nothing the kernel answers stops it (what went wrong is noted in
+/// `shared.trouble`): while it runs, every packet a delay rule catches is
+/// let go. Asked to stop, it lets go at once of what it still holds (the
+/// sides' last packets, sent as the case ends, are not lost with it).
+fn serve(socket: &Socket, stop: &OwnedFd, shared: &Mutex<Shared>, mut buffer: Vec<u8>) {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let mut waiting: BinaryHeap<Reverse<(Instant, u32)>> = BinaryHeap::new();
     let mut random = Random::seeded();
+    let note = |what: String| {
+        let mut shared = lock(shared);
+        if shared.trouble.len() < MAX_TROUBLE && !shared.trouble.contains(&what) {
+            shared.trouble.push(what);
+        }
+    };
+    let release = |id: u32| {
+        let bytes = encode(NFQNL_MSG_VERDICT, verdict(id), NLM_F_REQUEST, 0);
+        if let Err(e) = socket.send(&bytes, 0) {
+            note(format!("a delayed packet could not be let go: {e}"));
+        }
+    };
     loop {
         let now = Instant::now();
         while let Some(Reverse((at, id))) = waiting.peek().copied() {
@@ -304,15 +327,15 @@ fn serve(
                 break;
             }
             waiting.pop();
-            let bytes = encode(NFQNL_MSG_VERDICT, verdict(id), NLM_F_REQUEST, 0);
-            socket
-                .send(&bytes, 0)
-                .map_err(|e| format!("letting a delayed packet go: {e}"))?;
+            release(id);
         }
         let timeout = match waiting.peek() {
             // Rounded up: a verdict never goes early.
             Some(Reverse((at, _))) => {
-                let ms = at.saturating_duration_since(now).as_micros().div_ceil(1000);
+                let ms = at
+                    .saturating_duration_since(now)
+                    .as_nanos()
+                    .div_ceil(1_000_000);
                 PollTimeout::try_from(ms.min(60_000) as i32).unwrap_or(PollTimeout::MAX)
             }
             None => PollTimeout::NONE,
@@ -323,11 +346,16 @@ fn serve(
         ];
         match poll(&mut fds, timeout) {
             Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => return Err(format!("waiting for queued packets: {e}")),
+            Err(e) => {
+                note(format!(
+                    "waiting for queued packets failed: {e}; what was held was let go"
+                ));
+                break;
+            }
             Ok(_) => {}
         }
         if fds[1].any().unwrap_or(true) {
-            return Ok(());
+            break;
         }
         if !fds[0].any().unwrap_or(false) {
             continue;
@@ -336,19 +364,36 @@ fn serve(
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(format!("reading queued packets: {e}")),
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                // The kernel could not hand over some packets: it dropped
+                // them (no fail-open), as the report must say.
+                note("the kernel could not hand hangup some packets a delay caught (its socket buffer was full): those were dropped, not delayed".into());
+                continue;
+            }
+            Err(e) => {
+                note(format!("reading queued packets failed: {e}"));
+                continue;
+            }
         };
         let at = Instant::now();
-        for message in messages(&buffer[..n.min(buffer.len())]).map_err(|e| e.to_string())? {
+        let messages = match messages(&buffer[..n.min(buffer.len())]) {
+            Ok(messages) => messages,
+            Err(e) => {
+                note(format!("an unreadable message from the queue: {e}"));
+                continue;
+            }
+        };
+        for message in messages {
             match message.payload {
-                NetlinkPayload::Error(e) => {
-                    if let Some(code) = e.code {
-                        return Err(format!(
-                            "the kernel refused a verdict: {}",
-                            std::io::Error::from_raw_os_error(-code.get())
-                        ));
-                    }
-                }
+                // A verdict for a packet the kernel no longer holds (its
+                // device went down, as a cut does): nothing to let go.
+                NetlinkPayload::Error(e) => match e.code.map(|c| -c.get()) {
+                    None | Some(libc::ENOENT) => {}
+                    Some(errno) => note(format!(
+                        "the kernel refused a verdict: {}",
+                        std::io::Error::from_raw_os_error(errno)
+                    )),
+                },
                 NetlinkPayload::InnerMessage(NetfilterMessage {
                     inner:
                         NetfilterMessageInner::Other {
@@ -376,6 +421,9 @@ fn serve(
                 _ => {}
             }
         }
+    }
+    while let Some(Reverse((_, id))) = waiting.pop() {
+        release(id);
     }
 }
 

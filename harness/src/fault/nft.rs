@@ -30,6 +30,11 @@ use crate::model::{Port, Reject, Verdict};
 /// The table and chain every case's rules go in.
 const TABLE: &str = "hangup";
 const CHAIN: &str = "faults";
+/// The chain of delay rules: on the same hook after [`CHAIN`], so a packet
+/// a drop or reject takes is not also held, and one a delay lets go has
+/// met every other rule already (a verdict lets a packet go on to the
+/// next hook, past the rest of its chain).
+const DELAY_CHAIN: &str = "delays";
 
 /// How long the kernel may take to answer a batch: it answers at once, so
 /// this only keeps a lost answer from hanging the case.
@@ -61,11 +66,17 @@ const NFTA_TARGET_INFO: u16 = 3;
 /// A case's faults: one nfnetlink socket in the case's namespace, and the
 /// table it owns (made at the first rule, gone when this is dropped).
 pub struct Faults {
+    /// The listener that holds and lets go the packets of delay rules.
+    /// First, so dropped first: it lets go of what it holds before the
+    /// table goes, since the kernel drops every packet still queued from a
+    /// hook that is unregistered (measured: a held SYN was lost, and went
+    /// again a second later).
+    delays: Delays,
     socket: Socket,
     /// Bound to [`LOG_GROUP`]: the packets the rules took.
     log: Socket,
-    /// The listener that holds and lets go the packets of delay rules.
-    delays: Delays,
+    /// The handles of the rules in [`DELAY_CHAIN`].
+    delay_rules: std::collections::HashSet<u64>,
     sequence: u32,
     table_made: bool,
     buffer: Vec<u8>,
@@ -110,6 +121,7 @@ impl Faults {
             socket,
             log,
             delays,
+            delay_rules: std::collections::HashSet::new(),
             sequence: 0,
             table_made: false,
             buffer: vec![0; 64 * 1024],
@@ -164,8 +176,9 @@ impl Faults {
         }
     }
 
-    /// The packets the delay rules held since the last call, oldest first.
-    pub fn held(&mut self) -> Result<Vec<Held>, FaultError> {
+    /// The packets the delay rules held since the last call, oldest first,
+    /// and what went wrong with holding them meanwhile.
+    pub fn held(&mut self) -> (Vec<Held>, Vec<String>) {
         self.delays.held()
     }
 
@@ -191,31 +204,34 @@ impl Faults {
                 }),
                 NLM_F_CREATE,
             ));
-            batch.push((
-                "the input chain".to_string(),
-                NfTablesMessage::NewChain(ChainMessage {
-                    attributes: vec![
-                        ChainAttribute::Table(TABLE.into()),
-                        ChainAttribute::Name(CHAIN.into()),
-                        ChainAttribute::Type("filter".into()),
-                        ChainAttribute::Hook(vec![
-                            Hook::Number(InetHookNumber::LocalIn.into()),
-                            Hook::Priority(0),
-                        ]),
-                        ChainAttribute::Policy(NF_ACCEPT),
-                    ],
-                }),
-                NLM_F_CREATE,
-            ));
+            for (chain, priority) in [(CHAIN, 0), (DELAY_CHAIN, 10)] {
+                batch.push((
+                    format!("the input chain {chain:?}"),
+                    NfTablesMessage::NewChain(ChainMessage {
+                        attributes: vec![
+                            ChainAttribute::Table(TABLE.into()),
+                            ChainAttribute::Name(chain.into()),
+                            ChainAttribute::Type("filter".into()),
+                            ChainAttribute::Hook(vec![
+                                Hook::Number(InetHookNumber::LocalIn.into()),
+                                Hook::Priority(priority),
+                            ]),
+                            ChainAttribute::Policy(NF_ACCEPT),
+                        ],
+                    }),
+                    NLM_F_CREATE,
+                ));
+            }
         }
         for (i, filter) in filters.iter().enumerate() {
+            let chain = chain_of(filter.verdict);
             for rule in rules(filter) {
                 batch.push((
                     format!("rule {} ({filter:?})", i + 1),
                     NfTablesMessage::NewRule(RuleMessage {
                         attributes: vec![
                             RuleAttribute::Table(TABLE.into()),
-                            RuleAttribute::Chain(CHAIN.into()),
+                            RuleAttribute::Chain(chain.into()),
                             RuleAttribute::Expressions(rule),
                         ],
                     }),
@@ -225,13 +241,24 @@ impl Faults {
         }
         let echoed = self.batch(batch)?;
         self.table_made = true;
-        Ok(echoed
-            .iter()
-            .filter_map(|message| match message {
-                NfTablesMessage::NewRule(rule) => handle(rule),
-                _ => None,
-            })
-            .collect())
+        let mut handles = Vec::new();
+        for message in &echoed {
+            let NfTablesMessage::NewRule(rule) = message else {
+                continue;
+            };
+            let Some(h) = handle(rule) else {
+                continue;
+            };
+            let in_delays = rule
+                .attributes
+                .iter()
+                .any(|a| matches!(a, RuleAttribute::Chain(c) if c == DELAY_CHAIN));
+            if in_delays {
+                self.delay_rules.insert(h);
+            }
+            handles.push(h);
+        }
+        Ok(handles)
     }
 
     /// Takes the rules with these handles out of the kernel, in one batch.
@@ -244,7 +271,14 @@ impl Faults {
                     NfTablesMessage::DeleteRule(RuleMessage {
                         attributes: vec![
                             RuleAttribute::Table(TABLE.into()),
-                            RuleAttribute::Chain(CHAIN.into()),
+                            RuleAttribute::Chain(
+                                if self.delay_rules.contains(&h) {
+                                    DELAY_CHAIN
+                                } else {
+                                    CHAIN
+                                }
+                                .into(),
+                            ),
                             RuleAttribute::Handle(h),
                         ],
                     }),
@@ -255,16 +289,14 @@ impl Faults {
         self.batch(batch).map(drop)
     }
 
-    /// Every rule in the case's chain, as the kernel reads it back.
+    /// Every rule in the case's chains (the faults', then the delays'), as
+    /// the kernel reads it back.
     pub fn rules(&mut self) -> Result<Vec<RuleMessage>, FaultError> {
         if !self.table_made {
             return Ok(Vec::new());
         }
         let request = RuleMessage {
-            attributes: vec![
-                RuleAttribute::Table(TABLE.into()),
-                RuleAttribute::Chain(CHAIN.into()),
-            ],
+            attributes: vec![RuleAttribute::Table(TABLE.into())],
         };
         let sequence = self.next_sequence();
         let bytes = encode(
@@ -507,6 +539,14 @@ fn refused(what: String, errno: i32) -> FaultError {
         what,
         source: std::io::Error::from_raw_os_error(errno),
         hint,
+    }
+}
+
+/// The chain a rule with this verdict goes in.
+fn chain_of(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Delay { .. } => DELAY_CHAIN,
+        Verdict::Drop | Verdict::Reject(_) => CHAIN,
     }
 }
 
@@ -958,7 +998,8 @@ mod tests {
             let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
             let took = start.elapsed();
             drop(stream);
-            let held = faults.held().unwrap();
+            let (held, trouble) = faults.held();
+            assert!(trouble.is_empty(), "{trouble:?}");
             let packets = faults.packets(&handles).unwrap();
             let logged = faults.taken().unwrap();
             (took, held, packets, logged)
@@ -975,6 +1016,54 @@ mod tests {
         assert!(
             logged.is_empty(),
             "a delayed packet is not lost: {logged:?}"
+        );
+    }
+
+    /// A drop put in place after a delay still takes the packets the delay
+    /// would hold (its chain comes first); and what a delay still holds
+    /// when the faults go is let go, not lost.
+    #[test]
+    fn a_drop_beats_a_delay_and_the_held_go_on_at_the_end() {
+        let (dropped, held, took) = in_fresh_netns(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let to = listener.local_addr().unwrap();
+            let port = to.port();
+            let mut faults = Faults::open().unwrap();
+            let syn = |verdict| Filter {
+                flags: Some(TcpFlags::SYN),
+                ..filter(Port::Destination(port), verdict)
+            };
+            let delay = Verdict::Delay {
+                by: Duration::from_secs(30),
+                jitter: Duration::ZERO,
+            };
+            faults.install(&[syn(delay)]).unwrap();
+            let drop_rule = faults.install(&[syn(Verdict::Drop)]).unwrap();
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            let err = socket
+                .connect_timeout(&to.into(), Duration::from_millis(300))
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
+            let dropped = faults.packets(&drop_rule).unwrap();
+            let (held, _) = faults.held();
+            faults.remove(&drop_rule).unwrap();
+            // Now held for 30 s; the faults go after 100 ms, and the SYN
+            // with them, on its way.
+            let connecting = std::thread::spawn(move || {
+                let start = std::time::Instant::now();
+                TcpStream::connect(to).map(|_| start.elapsed())
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            drop(faults);
+            let took = connecting.join().unwrap().unwrap();
+            (dropped, held.len(), took)
+        });
+        assert!(dropped >= 1);
+        assert_eq!(held, 0, "a dropped SYN is not also held");
+        assert!(
+            took < Duration::from_millis(900),
+            "{took:?}: let go at the end, not retransmitted"
         );
     }
 

@@ -133,8 +133,11 @@ struct FaultsInPlace {
     described: Vec<String>,
     /// The packets the faults took, as the kernel logged them.
     taken: Vec<crate::fault::Taken>,
-    /// The packets the delays held, as the kernel queued them.
+    /// The packets the delays held, as the kernel queued them (at most
+    /// [`MAX_HELD_NOTED`]: the timeline shows fewer packets than that).
     held: Vec<crate::fault::Held>,
+    /// What went wrong with holding them, each once.
+    delay_trouble: Vec<String>,
     /// Whether the kernel dropped some of those logs (its buffer was full).
     untold: bool,
     /// Each named fault lifted, with the packets it took.
@@ -147,16 +150,21 @@ impl FaultsInPlace {
     /// each `taken` check and the end).
     fn collect_taken(&mut self) {
         for kernel in self.kernels.iter_mut().flatten() {
-            loop {
+            // Bounded: a socket that keeps failing is not read forever.
+            for _ in 0..1024 {
                 match kernel.taken() {
                     Ok(taken) if taken.is_empty() => break,
                     Ok(taken) => self.taken.extend(taken),
                     Err(_) => self.untold = true,
                 }
             }
-            match kernel.held() {
-                Ok(held) => self.held.extend(held),
-                Err(_) => self.untold = true,
+            let (held, trouble) = kernel.held();
+            let room = MAX_HELD_NOTED.saturating_sub(self.held.len());
+            self.held.extend(held.into_iter().take(room));
+            for what in trouble {
+                if !self.delay_trouble.contains(&what) {
+                    self.delay_trouble.push(what);
+                }
             }
         }
     }
@@ -191,6 +199,9 @@ impl FaultsInPlace {
         Some((fault, held.held.as_secs_f64() * 1000.0))
     }
 }
+
+/// The most held packets kept to mark in the timeline.
+const MAX_HELD_NOTED: usize = 100_000;
 
 /// A fault a step put in place and no `lift` took away yet.
 struct ActiveFault {
@@ -755,7 +766,8 @@ fn end_capture(shared: &Shared) {
                 None,
                 EventKind::Note {
                     text: format!(
-                        "the timeline shows the first {TIMELINE_PACKETS} packets; capture.pcap has all {} (with --keep-artifacts, or when the case fails)",
+                        "{}{TIMELINE_PACKETS} packets; capture.pcap has all {} (with --keep-artifacts, or when the case fails)",
+                        crate::report::diff::TIMELINE_CUT_SHORT,
                         frames.len()
                     ),
                 },
@@ -801,6 +813,7 @@ fn end_capture(shared: &Shared) {
             },
         );
     }
+
     drop(faults);
     if dropped > 0 {
         shared.push(
@@ -858,13 +871,24 @@ fn keep_kernel_counters(shared: &Shared) {
 fn end_faults(shared: &Shared) {
     let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
     faults.collect_taken();
+    for what in std::mem::take(&mut faults.delay_trouble) {
+        shared.push(
+            Instant::now(),
+            None,
+            EventKind::Note {
+                text: format!("delays: {what}"),
+            },
+        );
+    }
     let FaultsInPlace {
         kernels, active, ..
     } = &mut *faults;
+    let mut cuts_left = active.iter().filter(|f| f.cut.is_some()).count();
     for fault in active.drain(..) {
         if let Some((side, how)) = fault.cut {
             // Restored, so the sides close on a network that works.
-            let restored = restore_cut(shared, side, how).map_or_else(
+            cuts_left -= 1;
+            let restored = restore_cut(shared, side, how, cuts_left == 0).map_or_else(
                 |e| format!("it could not be undone: {e}"),
                 |()| "undone".to_string(),
             );
@@ -992,10 +1016,13 @@ fn put_cut(shared: &Shared, side: Side, cut: &crate::suite::HostCut) -> Result<(
 }
 
 /// Undoes a cut of `side`'s host.
+/// With `probe`, returns once the link carries both ways again (give it
+/// only when no other cut remains, or it cannot).
 fn restore_cut(
     shared: &Shared,
     side: Side,
     how: crate::sandbox::topology::Cut,
+    probe: bool,
 ) -> Result<(), String> {
     let hosts = shared
         .hosts
@@ -1003,15 +1030,18 @@ fn restore_cut(
         .ok_or("there is no other host to restore")?;
     let other = Arc::clone(hosts.other(side));
     in_host(hosts.of(side), move |_| {
-        crate::sandbox::topology::restore(how, std::os::fd::AsFd::as_fd(&*other))
+        let other = probe.then(|| std::os::fd::AsFd::as_fd(&*other));
+        crate::sandbox::topology::restore(how, other)
     })
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())
 }
 
 /// Takes away the faults `which` names, noting what each took; an error
-/// when none of them is in place.
-fn lift_faults(shared: &Shared, side: Side, which: &Lift) -> Result<(), String> {
+/// when none of them is in place (the suite's), or when the kernel refused
+/// (hangup's: the faults not taken away stay in place, for the case's end
+/// to take away and note).
+fn lift_faults(shared: &Shared, side: Side, which: &Lift) -> Result<(), (FailureKind, String)> {
     let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
     faults.collect_taken();
     let FaultsInPlace {
@@ -1028,22 +1058,47 @@ fn lift_faults(shared: &Shared, side: Side, which: &Lift) -> Result<(), String> 
         }
     };
     if chosen.is_empty() {
-        return Err(match which {
-            Lift::All => "no fault was in place to lift".to_string(),
-            Lift::Named(name) => format!("no fault named {name:?} was in place to lift"),
-        });
+        return Err((
+            FailureKind::Script,
+            match which {
+                Lift::All => "no fault was in place to lift".to_string(),
+                Lift::Named(name) => format!("no fault named {name:?} was in place to lift"),
+            },
+        ));
     }
-    for fault in chosen {
-        if let Some((side, how)) = fault.cut {
-            restore_cut(shared, side, how)?;
-            note(shared, side, format!("lifted {}", fault.description));
-            continue;
-        }
-        let Some(kernel) = kernels[fault.host].as_mut() else {
+    let mut chosen = chosen.into_iter();
+    while let Some(fault) = chosen.next() {
+        let cuts_left = active
+            .iter()
+            .chain(chosen.as_slice())
+            .any(|f| f.cut.is_some());
+        let lifted_one = (|| -> Result<Option<u64>, String> {
+            if let Some((side, how)) = fault.cut {
+                restore_cut(shared, side, how, !cuts_left)?;
+                return Ok(None);
+            }
+            let Some(kernel) = kernels[fault.host].as_mut() else {
+                return Ok(None);
+            };
+            let took = kernel.packets(&fault.handles).map_err(|e| e.to_string())?;
+            kernel.remove(&fault.handles).map_err(|e| e.to_string())?;
+            Ok(Some(took))
+        })();
+        let took = match lifted_one {
+            Ok(took) => took,
+            Err(why) => {
+                let why = format!("{} could not be lifted: {why}", fault.description);
+                active.push(fault);
+                active.extend(chosen);
+                return Err((FailureKind::Harness, why));
+            }
+        };
+        let Some(took) = took else {
+            if fault.cut.is_some() {
+                note(shared, side, format!("lifted {}", fault.description));
+            }
             continue;
         };
-        let took = kernel.packets(&fault.handles).map_err(|e| e.to_string())?;
-        kernel.remove(&fault.handles).map_err(|e| e.to_string())?;
         if let Some(name) = &fault.name {
             lifted.push((name.clone(), took));
         }
@@ -1892,7 +1947,7 @@ fn run_step(
             })?;
         }
         Action::Control(Control::Lift(which)) => {
-            lift_faults(shared, side, which).map_err(|why| fail(FailureKind::Script, None, why))?;
+            lift_faults(shared, side, which).map_err(|(kind, why)| fail(kind, None, why))?;
         }
         Action::Control(Control::Loop(_)) => {
             unreachable!("loops do not nest (the parser refuses them) and run_script runs loops")
