@@ -295,28 +295,29 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
         format!("target ≤ {CAPTURE_TARGET}×"),
         median <= CAPTURE_TARGET,
     );
-    row(
-        "the same case with one drop rule (captured)",
-        packets.faulted,
-    );
-    out!(
-        "  {:<44} {:>6} {:>10.2}× {:>10.2}×  (an nf_tables table, chain and rule; no target)",
-        "with a fault / without",
-        "",
-        ratio(packets.faulted.median, packets.captured.median),
-        ratio(packets.faulted.p90, packets.captured.p90),
-    );
-    row(
-        "the same case with one delay rule (captured)",
-        packets.delayed,
-    );
-    out!(
-        "  {:<44} {:>6} {:>10.2}× {:>10.2}×  (and the netfilter queue's listener; no target)",
-        "with a delay / without",
-        "",
-        ratio(packets.delayed.median, packets.captured.median),
-        ratio(packets.delayed.p90, packets.captured.p90),
-    );
+    for (what, stats, per, why) in [
+        (
+            "the same case with one drop rule (captured)",
+            packets.faulted,
+            "with a fault / without",
+            "an nf_tables table, chain and rule",
+        ),
+        (
+            "the same case with one delay rule (captured)",
+            packets.delayed,
+            "with a delay / without",
+            "and the netfilter queue's listener",
+        ),
+    ] {
+        row(what, stats);
+        out!(
+            "  {:<44} {:>6} {:>10.2}× {:>10.2}×  ({why}; no target)",
+            per,
+            "",
+            ratio(stats.median, packets.captured.median),
+            ratio(stats.p90, packets.captured.p90),
+        );
+    }
     match program {
         Some(ProgramCosts {
             with,

@@ -34,7 +34,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use netlink_packet_core::Nla;
-use netlink_packet_core::{DefaultNla, NLM_F_ACK, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload};
+use netlink_packet_core::{DefaultNla, NLM_F_ACK, NLM_F_REQUEST, NetlinkPayload};
 use netlink_packet_netfilter::{
     NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
     NetfilterSubsystem,
@@ -281,7 +281,7 @@ fn wait_for_ack(
                 doing: "reading the queue's answer",
                 source,
             })?;
-        for message in messages(&buffer[..n.min(buffer.len())])? {
+        for message in super::nft::messages(&buffer[..n.min(buffer.len())])? {
             if message.header.sequence_number != sequence {
                 continue;
             }
@@ -376,7 +376,7 @@ fn serve(socket: &Socket, stop: &OwnedFd, shared: &Mutex<Shared>, mut buffer: Ve
             }
         };
         let at = Instant::now();
-        let messages = match messages(&buffer[..n.min(buffer.len())]) {
+        let messages = match super::nft::messages(&buffer[..n.min(buffer.len())]) {
             Ok(messages) => messages,
             Err(e) => {
                 note(format!("an unreadable message from the queue: {e}"));
@@ -470,24 +470,18 @@ fn verdict(id: u32) -> Vec<DefaultNla> {
 }
 
 fn encode(message_type: u8, attributes: Vec<DefaultNla>, flags: u16, sequence: u32) -> Vec<u8> {
-    let mut message = NetlinkMessage::from(NetfilterMessage::new(
-        NetfilterHeader::new(NetfilterProtoFamily::Unspec, 0, QUEUE),
-        NetfilterMessageInner::Other {
-            subsys: NetfilterSubsystem::Other(NFNL_SUBSYS_QUEUE),
-            message_type,
-            attributes,
-        },
-    ));
-    message.header.flags = flags;
-    message.header.sequence_number = sequence;
-    message.finalize();
-    let mut bytes = vec![0; message.buffer_len()];
-    message.serialize(&mut bytes);
-    bytes
-}
-
-fn messages(at: &[u8]) -> Result<Vec<NetlinkMessage<NetfilterMessage>>, FaultError> {
-    super::nft::messages(at)
+    super::nft::serialize(
+        NetfilterMessage::new(
+            NetfilterHeader::new(NetfilterProtoFamily::Unspec, 0, QUEUE),
+            NetfilterMessageInner::Other {
+                subsys: NetfilterSubsystem::Other(NFNL_SUBSYS_QUEUE),
+                message_type,
+                attributes,
+            },
+        ),
+        flags,
+        sequence,
+    )
 }
 
 /// A small generator for jitter (xorshift64*, seeded from the clock): the

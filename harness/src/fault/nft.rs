@@ -556,10 +556,17 @@ fn encode(
     flags: u16,
     sequence: u32,
 ) -> Vec<u8> {
-    let mut message = NetlinkMessage::from(NetfilterMessage::new(
-        NetfilterHeader::new(family, 0, 0),
-        message,
-    ));
+    serialize(
+        NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), message),
+        flags,
+        sequence,
+    )
+}
+
+/// One netlink message's bytes, with these header flags and sequence
+/// number.
+pub(super) fn serialize(message: NetfilterMessage, flags: u16, sequence: u32) -> Vec<u8> {
+    let mut message = NetlinkMessage::from(message);
     message.header.flags = flags;
     message.header.sequence_number = sequence;
     message.finalize();
@@ -569,16 +576,14 @@ fn encode(
 }
 
 fn encode_control(message: ControlMessage, subsystem: u16, sequence: u32) -> Vec<u8> {
-    let mut message = NetlinkMessage::from(NetfilterMessage::new(
-        NetfilterHeader::new(NetfilterProtoFamily::Unspec, 0, subsystem),
-        message,
-    ));
-    message.header.flags = NLM_F_REQUEST;
-    message.header.sequence_number = sequence;
-    message.finalize();
-    let mut bytes = vec![0; message.buffer_len()];
-    message.serialize(&mut bytes);
-    bytes
+    serialize(
+        NetfilterMessage::new(
+            NetfilterHeader::new(NetfilterProtoFamily::Unspec, 0, subsystem),
+            message,
+        ),
+        NLM_F_REQUEST,
+        sequence,
+    )
 }
 
 type Expression = ListAttribute<ExpressionAttribute>;
