@@ -620,7 +620,14 @@ fn a_packet_a_delay_held_says_so() {
         .iter()
         .filter(|e| e["event"] == "packet" && e["len"] == 100)
         .collect();
-    assert_eq!(data.len(), 1, "{stdout}");
+    // The first is held; a teardown slower than the server's first RTO
+    // (~200 ms, under load) adds its retransmission, which the rule, gone
+    // with the case's end by then, did not hold.
+    assert!(!data.is_empty(), "{stdout}");
+    assert!(
+        data[1..].iter().all(|d| d.get("held").is_none()),
+        "{stdout}"
+    );
     assert_eq!(
         data[0]["held"][0], "delay by 300ms what server sends (with data)",
         "{}",

@@ -60,6 +60,7 @@ const NFTA_LOG_PREFIX: u16 = 2;
 const NFTA_LOG_SNAPLEN: u16 = 3;
 const NFTA_LOG_QTHRESHOLD: u16 = 4;
 const NFTA_TARGET_NAME: u16 = 1;
+const NFQ_FLAG_BYPASS: u16 = 1;
 const NFTA_TARGET_REV: u16 = 2;
 const NFTA_TARGET_INFO: u16 = 3;
 
@@ -769,12 +770,14 @@ fn verdict(verdict: Verdict) -> Expression {
             .into();
         }
         Verdict::Delay { .. } => {
-            // struct xt_NFQ_info_v3: queue number, how many queues, flags
-            // (no bypass: with no listener the packet is dropped, not
-            // let through undelayed), in the host's byte order, padded
-            // to 8 as xtables aligns it.
+            // struct xt_NFQ_info_v3: queue number, how many queues, flags,
+            // in the host's byte order, padded to 8 as xtables aligns it.
+            // NFQ_FLAG_BYPASS: with no listener a packet goes on, as it
+            // does once the listener has let go of all it held at the
+            // case's end and the table is not yet gone; while the case
+            // runs there is always one (it is bound before the rule).
             let mut info = Vec::with_capacity(8);
-            for field in [QUEUE, 1, 0, 0] {
+            for field in [QUEUE, 1, NFQ_FLAG_BYPASS, 0] {
                 info.extend(field.to_ne_bytes());
             }
             return Expressions::Other {
