@@ -188,7 +188,7 @@ pub fn run(cases: usize, privileges: Privileges) -> ExitCode {
 }
 
 fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String> {
-    let jobs = crate::cli::default_jobs();
+    let jobs = hangup::runner::default_jobs();
     let suite = no_wait_suite()?;
     let case = suite.cases[0].clone();
 

@@ -38,7 +38,7 @@ enum Command {
         #[arg(long)]
         filter: Option<String>,
         /// Cases run at once (each on its own thread and namespace).
-        #[arg(long, short = 'j', default_value_t = default_jobs(), value_parser = at_least_one)]
+        #[arg(long, short = 'j', default_value_t = runner::default_jobs(), value_parser = at_least_one)]
         jobs: usize,
         /// Keep every case's artifact folder, not only failing ones.
         #[arg(long)]
@@ -94,8 +94,13 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
     },
-    /// Print the JSON Schema of the suite format.
-    Schema,
+    /// Print the JSON Schema of the suite format (or, with --report, of
+    /// the JSON report `run --json` writes).
+    Schema {
+        /// The JSON report's schema instead of the suite format's.
+        #[arg(long)]
+        report: bool,
+    },
     /// Measure the harness's overhead against a bare namespace, sock_diag
     /// against `ss`, and cases per second (a benchmark, run by hand).
     Bench {
@@ -112,11 +117,6 @@ fn at_least_one(value: &str) -> Result<usize, String> {
         Ok(n) => Ok(n),
         Err(_) => Err(format!("expected a whole number, found \"{value}\"")),
     }
-}
-
-/// Cases spend most of their time waiting on timers, so twice the cores.
-pub(crate) fn default_jobs() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
 }
 
 /// Runs the command line; the whole of `hangup`'s `main`.
@@ -201,8 +201,12 @@ pub fn main() -> ExitCode {
             accept,
             junit,
         } => diff(&base, &new, accept.as_deref(), junit.as_deref()),
-        Command::Schema => {
-            out!("{}", hangup::suite::schema::json_schema());
+        Command::Schema { report } => {
+            if report {
+                out!("{}", hangup::report::format::json_schema().trim_end());
+            } else {
+                out!("{}", hangup::suite::schema::json_schema());
+            }
             ExitCode::SUCCESS
         }
         Command::Bench { cases } => match enter_user_namespace() {
@@ -348,14 +352,19 @@ fn run(
     } else {
         ExitCode::from(1)
     };
+    let versions = compare_versions(&suites, last, options);
     if let Some(path) = junit {
-        if let Err(err) = report::write_junit(&path, last) {
+        let compared = versions
+            .as_ref()
+            .map(|(cases, differences)| (cases.as_slice(), differences.as_slice(), &plan.accepted));
+        if let Err(err) = report::write_junit(&path, last, compared) {
             err!("hangup: failed to write {}: {err}", path.display());
             code = ExitCode::from(2);
         }
     }
     if let Some(path) = json {
-        if let Err(err) = report::write_json(&path, &rounds) {
+        let differences = versions.as_ref().map_or_else(Vec::new, |(_, d)| d.clone());
+        if let Err(err) = report::write_json(&path, &rounds, differences) {
             err!("hangup: failed to write {}: {err}", path.display());
             code = ExitCode::from(2);
         }
@@ -367,8 +376,17 @@ fn run(
             out!("    {}", report.name);
         }
     }
-    if !compare_versions(&suites, last, &plan.accepted, options) {
-        code = ExitCode::from(1);
+    if let Some((_, differences)) = &versions {
+        out!("\nversions compared:");
+        let open = print_differences(differences, &plan.accepted);
+        out!(
+            "{} differences, {} accepted",
+            differences.len(),
+            differences.len() - open
+        );
+        if open > 0 {
+            code = ExitCode::from(1);
+        }
     }
     if options.stop.is_set() {
         out!("\ninterrupted: cases that had not started were not run");
@@ -392,33 +410,22 @@ fn run(
 }
 
 /// For suites that run each case against two versions of their program
-/// (`compare`): prints what changed between the versions, case by case,
-/// as `hangup diff` would between two runs; whether every difference is
-/// accepted.
+/// (`compare`): what changed between the versions, case by case, as
+/// `hangup diff` would find between two runs, with the names of the pairs
+/// compared; none when no suite compares versions.
 fn compare_versions(
     suites: &[hangup::suite::Suite],
     reports: &[CaseReport],
-    accepted: &std::collections::BTreeSet<String>,
     options: &RunOptions,
-) -> bool {
-    if !suites
-        .iter()
-        .flat_map(|s| &s.cases)
-        .any(|c| c.version.is_some())
-    {
-        return true;
+) -> Option<(Vec<String>, Vec<hangup::report::diff::Difference>)> {
+    let pairs = hangup::report::diff::version_pairs(suites);
+    if pairs.is_empty() {
+        return None;
     }
     let tolerance = hangup::suite::Tolerance::DEFAULT
         .widened(options.tolerance_floor, options.tolerance_percent);
     let differences = hangup::report::diff::between_versions(suites, reports, tolerance);
-    out!("\nversions compared:");
-    let open = print_differences(&differences, accepted);
-    out!(
-        "{} differences, {} accepted",
-        differences.len(),
-        differences.len() - open
-    );
-    open == 0
+    Some((pairs, differences))
 }
 
 /// Prints each difference, one a line as an accept file lists it, accepted
@@ -487,6 +494,7 @@ impl runner::Progress for Console {
                 report.name,
                 self.paint.word("ignored", 33)
             ),
+            _ => out!("case {} ... ?", report.name),
         }
         if let Some(err) = &report.artifacts_error {
             err!(
@@ -514,11 +522,11 @@ fn diff(
     accept: Option<&std::path::Path>,
     junit: Option<&std::path::Path>,
 ) -> ExitCode {
-    use hangup::report::diff;
-    let read = |path: &std::path::Path| -> Result<serde_json::Value, String> {
+    use hangup::report::{Report, diff};
+    let read = |path: &std::path::Path| -> Result<Report<'static>, String> {
         let bytes =
             std::fs::read(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-        serde_json::from_slice(&bytes).map_err(|e| format!("{} is not JSON: {e}", path.display()))
+        Report::read(&bytes).map_err(|e| format!("{}: {e}", path.display()))
     };
     let loaded = read(base)
         .and_then(|b| read(new).map(|n| (b, n)))
@@ -532,21 +540,11 @@ fn diff(
             let tolerance = RunOptions::from_env().map(|o| {
                 hangup::suite::Tolerance::DEFAULT.widened(o.tolerance_floor, o.tolerance_percent)
             })?;
-            let differences = diff::diff(&b, &n, tolerance).map_err(|e| e.to_string())?;
+            let differences = diff::diff(b.last_round(), n.last_round(), tolerance);
             let cases: std::collections::BTreeSet<String> = [&b, &n]
                 .iter()
-                .filter_map(|r| {
-                    r.pointer("/rounds")
-                        .and_then(|v| v.as_array())
-                        .and_then(|v| v.last())
-                })
-                .filter_map(|round| round.get("cases").and_then(|c| c.as_array()))
-                .flatten()
-                .filter_map(|case| {
-                    case.get("name")
-                        .and_then(|n| n.as_str())
-                        .map(str::to_string)
-                })
+                .flat_map(|r| r.last_round())
+                .map(|case| case.name.clone())
                 .collect();
             Ok((differences, accepted, cases))
         });

@@ -344,7 +344,7 @@ impl Peer {
                 let conn = self.conn(link)?;
                 Ok(recv_until(&conn, until, *timeout))
             }
-            SocketCall::Shutdown(how) => {
+            SocketCall::Shutdown { how } => {
                 let conn = self.conn(link)?;
                 Ok(shutdown(&conn, *how))
             }

@@ -17,8 +17,11 @@ use crate::suite::{Expect, LineCount, Tolerance};
 
 /// Which part of an expectation did not hold (the first, in this order,
 /// when several did not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum MismatchKind {
     /// The outcome: ok, EOF or the errno.
     Outcome,
@@ -46,8 +49,11 @@ pub enum MismatchKind {
     Packets,
 }
 
-/// What was expected and what was seen instead.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// What was expected and what was seen instead, in words (the events of
+/// the case's timeline hold what was seen as data).
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Mismatch {
     /// Which part did not hold.
     pub kind: MismatchKind,
@@ -436,17 +442,19 @@ pub fn judge_syscall(
     })
 }
 
-/// Judges a `released` check: the program holds `held` connections (its
-/// sockets not listening, each described) and `fds` fds, where it held
-/// `baseline_fds` when it became ready.
+/// Judges a `released` check: the program holds `sockets` (its TCP
+/// sockets but its listeners), its listeners hold `queued` connections it
+/// has not accepted, and it has `fds` fds, where it had `baseline_fds`
+/// when it became ready.
 pub fn judge_released(
-    held: &[String],
+    sockets: &[crate::record::HeldSocket],
+    queued: &[crate::record::QueuedAt],
     fds: usize,
     baseline_fds: Option<usize>,
     within: Option<Duration>,
 ) -> Result<(), Mismatch> {
     let fds_ok = baseline_fds.is_none_or(|base| fds <= base);
-    if held.is_empty() && fds_ok {
+    if sockets.is_empty() && queued.is_empty() && fds_ok {
         return Ok(());
     }
     let when = within
@@ -458,6 +466,8 @@ pub fn judge_released(
         ),
         None => format!("the program to hold no connection{when}"),
     };
+    let mut held: Vec<String> = queued.iter().map(ToString::to_string).collect();
+    held.extend(sockets.iter().map(ToString::to_string));
     let mut observed = if held.is_empty() {
         "it holds no connection".to_string()
     } else {
@@ -469,6 +479,42 @@ pub fn judge_released(
         expected,
         observed,
     })
+}
+
+/// `fd 7: CLOSE_WAIT 127.0.0.1:8080 <- 127.0.0.1:41234`, `pid 57 fd 7:
+/// CLOSE (was 127.0.0.1:8080 <- 127.0.0.1:41234)`.
+impl fmt::Display for crate::record::HeldSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(pid) = self.pid {
+            write!(f, "pid {pid} ")?;
+        }
+        write!(f, "fd {}: {}", self.fd, self.state.name())?;
+        if let Some(local) = self.local {
+            write!(f, " {local}")?;
+        }
+        if let Some(remote) = self.remote {
+            write!(f, " <- {remote}")?;
+        }
+        if let Some((local, peer)) = self.was {
+            write!(f, " (was {local} <- {peer})")?;
+        }
+        Ok(())
+    }
+}
+
+/// `2 connections waiting in the accept queue of fd 4 (127.0.0.1:8080)`.
+impl fmt::Display for crate::record::QueuedAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.waiting {
+            1 => f.write_str("1 connection")?,
+            n => write!(f, "{n} connections")?,
+        }
+        write!(
+            f,
+            " waiting in the accept queue of fd {} ({})",
+            self.fd, self.local
+        )
+    }
 }
 
 /// Judges an `accept_queue` check: per listening side, the count expected
@@ -846,9 +892,17 @@ mod tests {
 
     #[test]
     fn a_release_names_what_the_program_still_holds() {
-        assert!(judge_released(&[], 5, Some(5), None).is_ok());
-        let held = ["fd 7: CLOSE_WAIT 127.0.0.1:8080 <- 127.0.0.1:40000".to_string()];
-        let err = judge_released(&held, 6, Some(5), Some(Duration::from_secs(1))).unwrap_err();
+        use crate::record::{HeldSocket, QueuedAt};
+        assert!(judge_released(&[], &[], 5, Some(5), None).is_ok());
+        let held = [HeldSocket {
+            pid: None,
+            fd: 7,
+            state: TcpState::CloseWait,
+            local: Some("127.0.0.1:8080".parse().expect("addr")),
+            remote: Some("127.0.0.1:40000".parse().expect("addr")),
+            was: None,
+        }];
+        let err = judge_released(&held, &[], 6, Some(5), Some(Duration::from_secs(1))).unwrap_err();
         assert_eq!(err.kind, MismatchKind::Held);
         assert_eq!(
             err.expected,
@@ -858,8 +912,18 @@ mod tests {
             err.observed,
             "it holds fd 7: CLOSE_WAIT 127.0.0.1:8080 <- 127.0.0.1:40000, 6 fds"
         );
-        let err = judge_released(&[], 9, Some(5), None).unwrap_err();
+        let err = judge_released(&[], &[], 9, Some(5), None).unwrap_err();
         assert_eq!(err.observed, "it holds no connection, 9 fds");
+        let queued = [QueuedAt {
+            fd: 4,
+            local: "127.0.0.1:8080".parse().expect("addr"),
+            waiting: 2,
+        }];
+        let err = judge_released(&[], &queued, 5, Some(5), None).unwrap_err();
+        assert_eq!(
+            err.observed,
+            "it holds 2 connections waiting in the accept queue of fd 4 (127.0.0.1:8080), 5 fds"
+        );
     }
 
     #[test]

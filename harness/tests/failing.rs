@@ -15,6 +15,16 @@ fn hangup() -> Command {
     Command::new(env!("CARGO_BIN_EXE_hangup"))
 }
 
+/// A program's output line as the JSON report writes it, as the terminal
+/// shows it: `err| the line`.
+fn output_line(line: &serde_json::Value) -> String {
+    format!(
+        "{}| {}",
+        line["stream"].as_str().unwrap_or("?"),
+        line["line"].as_str().unwrap_or("?")
+    )
+}
+
 /// Runs one broken suite and returns (exit code, stdout, parsed JSON report,
 /// the temp dir holding artifacts, which lives as long as the caller keeps it).
 fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::TempDir) {
@@ -36,7 +46,7 @@ fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::
     let report =
         std::fs::read(&json).unwrap_or_else(|e| panic!("no JSON report ({e}); stdout:\n{stdout}"));
     let report: serde_json::Value = serde_json::from_slice(&report).expect("valid JSON");
-    assert_eq!(report["format"], 1, "{report}");
+    assert_eq!(report["format"], hangup::report::format::FORMAT, "{report}");
     // The cases of the (only) round.
     let cases = report["rounds"][0]["cases"].clone();
     (out.status.code(), stdout, cases, dir)
@@ -257,7 +267,7 @@ fn a_state_check_within_a_deadline_records_its_step_and_samples() {
         .rfind(|e| e["event"] == "state")
         .unwrap_or_else(|| panic!("no state event: {events:?}"));
     assert_eq!(state.get("on_the_way"), None, "{state}");
-    assert_eq!(state["step"], 5, "{state}");
+    assert_eq!(state["step"]["index"], 5, "{state}");
     // Polled every 2 ms for 300 ms: many samples, not one.
     assert!(state["samples"].as_u64().is_some_and(|n| n > 10), "{state}");
 }
@@ -482,7 +492,7 @@ fn a_program_that_misbehaves_fails_its_case_with_the_reason(
         assert!(
             case["output"]
                 .as_array()
-                .is_some_and(|lines| lines.iter().any(|l| l == line)),
+                .is_some_and(|lines| lines.iter().any(|l| output_line(l) == line)),
             "{case}"
         );
         // Captured line by line, stamped on the case's clock.
@@ -512,7 +522,7 @@ fn a_suite_program_that_misbehaves_fails_the_cases_it_serves() {
         assert!(
             output
                 .iter()
-                .any(|l| l == "err| boom: giving up on the first client"),
+                .any(|l| output_line(l) == "err| boom: giving up on the first client"),
             "{case}"
         );
     }
@@ -597,10 +607,11 @@ fn a_packet_a_fault_took_is_drawn_as_lost() {
         .collect();
     assert!(!syns.is_empty(), "{stdout}");
     for syn in syns {
-        assert_eq!(
-            syn["lost_to"], "drop what client sends (SYN segments)",
-            "{syn}"
-        );
+        let fault = &syn["lost_to"];
+        assert_eq!(fault["target"], "packets", "{syn}");
+        assert_eq!(fault["from"], "client", "{syn}");
+        assert_eq!(fault["flags"], "SYN", "{syn}");
+        assert_eq!(fault["verdict"]["kind"], "drop", "{syn}");
     }
     assert!(
         stdout.contains("SYN seq 0 win 65495 -----------X  lost: drop what client sends"),
@@ -628,12 +639,11 @@ fn a_packet_a_delay_held_says_so() {
         data[1..].iter().all(|d| d.get("held").is_none()),
         "{stdout}"
     );
-    assert_eq!(
-        data[0]["held"][0], "delay by 300ms what server sends (with data)",
-        "{}",
-        data[0]
-    );
-    assert_eq!(data[0]["held"][1], 300.0, "{}", data[0]);
+    let held = &data[0]["held"];
+    assert_eq!(held["fault"]["from"], "server", "{}", data[0]);
+    assert_eq!(held["fault"]["verdict"]["kind"], "delay", "{}", data[0]);
+    assert_eq!(held["fault"]["verdict"]["by_ms"], 300.0, "{}", data[0]);
+    assert_eq!(held["for_ms"], 300.0, "{}", data[0]);
     assert!(data[0].get("lost_to").is_none(), "{}", data[0]);
     assert!(
         stdout.contains("(100 B)  held 300.0 ms: delay by 300ms what server sends (with data)"),

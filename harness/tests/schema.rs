@@ -838,3 +838,54 @@ fn taplo_completes_and_describes_steps() {
     }
     assert!(problems.is_empty(), "{problems:#?}");
 }
+
+/// Every bundled suite's JSON report validates against the report's
+/// schema (`hangup schema --report`): the reference suites, the suites run
+/// against the fixtures, the broken ones (every kind of failure), and a
+/// run comparing two versions of a program.
+#[test]
+fn every_bundled_suite_s_report_validates_against_the_report_schema() {
+    let schema: Value = serde_json::from_str(&hangup::report::format::json_schema())
+        .expect("the report schema is JSON");
+    jsonschema::meta::validate(&schema).expect("a valid draft 2020-12 schema");
+    let validator = jsonschema::draft202012::new(&schema).expect("the schema compiles");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut validated = 0;
+    for (name, paths) in [
+        ("reference", vec![root.join("../suites")]),
+        ("fixtures", vec![root.join("../fixtures/suites")]),
+        ("broken", vec![root.join("tests/broken")]),
+        ("versions", vec![root.join("tests/versions")]),
+    ] {
+        let json = dir.path().join(format!("{name}.json"));
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hangup"))
+            .arg("run")
+            .args(&paths)
+            .arg("--json")
+            .arg(&json)
+            .arg("--artifacts")
+            .arg(dir.path())
+            .output()
+            .expect("run hangup");
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{name}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: Value =
+            serde_json::from_slice(&std::fs::read(&json).expect("the report")).expect("JSON");
+        let problems = errors(&validator, &report);
+        assert!(
+            problems.is_empty(),
+            "{name}'s report fails the schema: {problems:#?}"
+        );
+        // And it reads back as the report's own types.
+        let bytes = std::fs::read(&json).expect("the report");
+        let read = hangup::report::Report::read(&bytes)
+            .unwrap_or_else(|e| panic!("{name}'s report does not read back: {e}"));
+        validated += read.last_round().len();
+    }
+    assert!(validated > 50, "only {validated} cases were validated");
+}

@@ -43,10 +43,7 @@ use netlink_sys::{Socket, protocols::NETLINK_NETFILTER};
 use nix::libc;
 
 use super::FaultError;
-
-/// The queue number the delay rules hand packets to; each case has a
-/// namespace, and so queues, of its own.
-pub const QUEUE: u16 = 7;
+use super::encode::QUEUE;
 
 const NFNL_SUBSYS_QUEUE: u8 = 3;
 const NFQNL_MSG_PACKET: u8 = 0;
@@ -100,6 +97,43 @@ pub struct Held {
     pub held: Duration,
 }
 
+/// Something that went wrong while delays held packets: reported, never a
+/// reason to stop letting packets go.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(tag = "trouble", rename_all = "snake_case")]
+pub enum DelayTrouble {
+    /// A verdict letting a held packet go could not be sent.
+    NotLetGo {
+        /// The socket's error.
+        error: String,
+    },
+    /// Waiting for queued packets failed; what was held was let go.
+    WaitFailed {
+        /// The poll's error.
+        error: String,
+    },
+    /// The kernel could not hand hangup some packets a delay caught (the
+    /// socket's buffer was full): it dropped them instead of delaying them.
+    KernelDropped,
+    /// Reading queued packets failed.
+    ReadFailed {
+        /// The socket's error.
+        error: String,
+    },
+    /// A message from the queue could not be read.
+    Unreadable {
+        /// Why.
+        error: String,
+    },
+    /// The kernel refused a verdict.
+    VerdictRefused {
+        /// Its errno.
+        errno: crate::model::Errno,
+    },
+}
+
 /// The queue's listener: the socket bound to [`QUEUE`] and the thread that
 /// lets packets go. Made on the case's thread (the socket acts on the
 /// namespace it was made in), bound at the first delay rule.
@@ -120,7 +154,7 @@ struct Shared {
     delays: HashMap<u32, Delay>,
     held: Vec<Held>,
     /// What went wrong on the thread, each once.
-    trouble: Vec<String>,
+    trouble: Vec<DelayTrouble>,
 }
 
 /// The most kinds of trouble noted.
@@ -155,9 +189,8 @@ impl Delays {
         Ok(())
     }
 
-    /// The packets held since the last call, and what went wrong meanwhile
-    /// (each a sentence for the report).
-    pub fn held(&mut self) -> (Vec<Held>, Vec<String>) {
+    /// The packets held since the last call, and what went wrong meanwhile.
+    pub fn held(&mut self) -> (Vec<Held>, Vec<DelayTrouble>) {
         let mut shared = lock(&self.shared);
         (
             std::mem::take(&mut shared.held),
@@ -281,7 +314,7 @@ fn wait_for_ack(
                 doing: "reading the queue's answer",
                 source,
             })?;
-        for message in super::nft::messages(&buffer[..n.min(buffer.len())])? {
+        for message in super::encode::messages(&buffer[..n.min(buffer.len())])? {
             if message.header.sequence_number != sequence {
                 continue;
             }
@@ -308,7 +341,7 @@ fn serve(socket: &Socket, stop: &OwnedFd, shared: &Mutex<Shared>, mut buffer: Ve
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     let mut waiting: BinaryHeap<Reverse<(Instant, u32)>> = BinaryHeap::new();
     let mut random = Random::seeded();
-    let note = |what: String| {
+    let note = |what: DelayTrouble| {
         let mut shared = lock(shared);
         if shared.trouble.len() < MAX_TROUBLE && !shared.trouble.contains(&what) {
             shared.trouble.push(what);
@@ -317,7 +350,9 @@ fn serve(socket: &Socket, stop: &OwnedFd, shared: &Mutex<Shared>, mut buffer: Ve
     let release = |id: u32| {
         let bytes = encode(NFQNL_MSG_VERDICT, verdict(id), NLM_F_REQUEST, 0);
         if let Err(e) = socket.send(&bytes, 0) {
-            note(format!("a delayed packet could not be let go: {e}"));
+            note(DelayTrouble::NotLetGo {
+                error: e.to_string(),
+            });
         }
     };
     loop {
@@ -347,9 +382,9 @@ fn serve(socket: &Socket, stop: &OwnedFd, shared: &Mutex<Shared>, mut buffer: Ve
         match poll(&mut fds, timeout) {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => {
-                note(format!(
-                    "waiting for queued packets failed: {e}; what was held was let go"
-                ));
+                note(DelayTrouble::WaitFailed {
+                    error: e.to_string(),
+                });
                 break;
             }
             Ok(_) => {}
@@ -367,19 +402,23 @@ fn serve(socket: &Socket, stop: &OwnedFd, shared: &Mutex<Shared>, mut buffer: Ve
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
                 // The kernel could not hand over some packets: it dropped
                 // them (no fail-open), as the report must say.
-                note("the kernel could not hand hangup some packets a delay caught (its socket buffer was full): those were dropped, not delayed".into());
+                note(DelayTrouble::KernelDropped);
                 continue;
             }
             Err(e) => {
-                note(format!("reading queued packets failed: {e}"));
+                note(DelayTrouble::ReadFailed {
+                    error: e.to_string(),
+                });
                 continue;
             }
         };
         let at = Instant::now();
-        let messages = match super::nft::messages(&buffer[..n.min(buffer.len())]) {
+        let messages = match super::encode::messages(&buffer[..n.min(buffer.len())]) {
             Ok(messages) => messages,
             Err(e) => {
-                note(format!("an unreadable message from the queue: {e}"));
+                note(DelayTrouble::Unreadable {
+                    error: e.to_string(),
+                });
                 continue;
             }
         };
@@ -389,10 +428,9 @@ fn serve(socket: &Socket, stop: &OwnedFd, shared: &Mutex<Shared>, mut buffer: Ve
                 // device went down, as a cut does): nothing to let go.
                 NetlinkPayload::Error(e) => match e.code.map(|c| -c.get()) {
                     None | Some(libc::ENOENT) => {}
-                    Some(errno) => note(format!(
-                        "the kernel refused a verdict: {}",
-                        std::io::Error::from_raw_os_error(errno)
-                    )),
+                    Some(errno) => note(DelayTrouble::VerdictRefused {
+                        errno: crate::model::Errno::from_raw(errno),
+                    }),
                 },
                 NetlinkPayload::InnerMessage(NetfilterMessage {
                     inner:
@@ -470,7 +508,7 @@ fn verdict(id: u32) -> Vec<DefaultNla> {
 }
 
 fn encode(message_type: u8, attributes: Vec<DefaultNla>, flags: u16, sequence: u32) -> Vec<u8> {
-    super::nft::serialize(
+    super::encode::serialize(
         NetfilterMessage::new(
             NetfilterHeader::new(NetfilterProtoFamily::Unspec, 0, QUEUE),
             NetfilterMessageInner::Other {

@@ -54,14 +54,16 @@
 //! `runner`), and this module only knows ports.
 
 mod delay;
+mod encode;
 mod nft;
 
 use std::io;
 
 use crate::model::{Port, TcpFlags, Verdict};
 
-pub use delay::{Delay, Held, QUEUE};
-pub use nft::{Faults, LOG_GROUP};
+pub use delay::{Delay, DelayTrouble, Held};
+pub use encode::{LOG_GROUP, QUEUE};
+pub use nft::Faults;
 
 /// One rule: the packets it matches and what becomes of them.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,65 +4,32 @@
 use std::time::Duration;
 
 use netlink_packet_core::{
-    DefaultNla, NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_REQUEST,
-    NetlinkMessage, NetlinkPayload, Nla as _,
+    NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_REQUEST, NetlinkMessage,
+    NetlinkPayload,
 };
 use netlink_packet_netfilter::nflog::{
     self, ConfigCmd, ConfigMode, ConfigNla, PacketNla, ULogMessage,
 };
 use netlink_packet_netfilter::nftables::{
-    Bitwise, ChainAttribute, ChainMessage, Cmp, DataAttribute, ExpressionAttribute, Expressions,
-    Hook, Immediate, InetHookNumber, ListAttribute, Meta, MetaKey, NfTablesMessage, Operator,
-    Payload, Register, RuleAttribute, RuleMessage, TableAttribute, TableFlags, TableMessage,
-    Verdict as NftVerdict, VerdictAttribute,
+    ChainAttribute, ChainMessage, Hook, InetHookNumber, NfTablesMessage, RuleAttribute,
+    RuleMessage, TableAttribute, TableFlags, TableMessage,
 };
 use netlink_packet_netfilter::none::ControlMessage;
-use netlink_packet_netfilter::{
-    NetfilterHeader, NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily,
-};
+use netlink_packet_netfilter::{NetfilterMessage, NetfilterMessageInner, NetfilterProtoFamily};
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 use nix::libc;
 
-use super::delay::{Delay, Delays, Held, QUEUE};
+use super::delay::{Delay, Delays, Held};
+use super::encode::{
+    CHAIN, DELAY_CHAIN, LOG_COPY, LOG_GROUP, NF_ACCEPT, TABLE, chain_of, counted_packets, encode,
+    encode_control, handle, messages, rules,
+};
 use super::{FaultError, Filter, Taken};
-use crate::model::{Port, Reject, Verdict};
-
-/// The table and chain every case's rules go in.
-const TABLE: &str = "hangup";
-const CHAIN: &str = "faults";
-/// The chain of delay rules: on the same hook after [`CHAIN`], so a packet
-/// a drop or reject takes is not also held, and one a delay lets go has
-/// met every other rule already (a verdict lets a packet go on to the
-/// next hook, past the rest of its chain).
-const DELAY_CHAIN: &str = "delays";
+use crate::model::Verdict;
 
 /// How long the kernel may take to answer a batch: it answers at once, so
 /// this only keeps a lost answer from hanging the case.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
-
-// From linux/netfilter/nf_tables.h and linux/netfilter.h.
-const NFPROTO_IPV4: u8 = 2;
-const NFPROTO_IPV6: u8 = 10;
-const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
-const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
-const NF_DROP: u32 = 0;
-const NF_ACCEPT: u32 = 1;
-const NFTA_REJECT_TYPE: u16 = 1;
-const NFTA_REJECT_ICMP_CODE: u16 = 2;
-const NFT_REJECT_TCP_RST: u32 = 1;
-const NFT_REJECT_ICMPX_UNREACH: u32 = 2;
-const NFT_REJECT_ICMPX_PORT_UNREACH: u8 = 1;
-const NFT_REJECT_ICMPX_HOST_UNREACH: u8 = 2;
-const NFT_REJECT_ICMPX_ADMIN_PROHIBITED: u8 = 3;
-const NFTA_COUNTER_PACKETS: u16 = 2;
-const NFTA_LOG_GROUP: u16 = 1;
-const NFTA_LOG_PREFIX: u16 = 2;
-const NFTA_LOG_SNAPLEN: u16 = 3;
-const NFTA_LOG_QTHRESHOLD: u16 = 4;
-const NFTA_TARGET_NAME: u16 = 1;
-const NFQ_FLAG_BYPASS: u16 = 1;
-const NFTA_TARGET_REV: u16 = 2;
-const NFTA_TARGET_INFO: u16 = 3;
 
 /// A case's faults: one nfnetlink socket in the case's namespace, and the
 /// table it owns (made at the first rule, gone when this is dropped).
@@ -82,14 +49,6 @@ pub struct Faults {
     table_made: bool,
     buffer: Vec<u8>,
 }
-
-/// The nflog group the rules log to; each case has a namespace, and so
-/// groups, of its own.
-pub const LOG_GROUP: u16 = 7;
-
-/// The bytes of each taken packet the kernel logs: the IP and TCP headers
-/// at their longest.
-const LOG_COPY: u32 = 120;
 
 impl Faults {
     /// Opens an nfnetlink socket in the calling thread's network namespace:
@@ -179,7 +138,7 @@ impl Faults {
 
     /// The packets the delay rules held since the last call, oldest first,
     /// and what went wrong with holding them meanwhile.
-    pub fn held(&mut self) -> (Vec<Held>, Vec<String>) {
+    pub fn held(&mut self) -> (Vec<Held>, Vec<super::delay::DelayTrouble>) {
         self.delays.held()
     }
 
@@ -468,64 +427,6 @@ fn open_log() -> Result<Socket, FaultError> {
     Ok(log)
 }
 
-/// The netlink messages of one datagram.
-pub(super) fn messages(mut at: &[u8]) -> Result<Vec<NetlinkMessage<NetfilterMessage>>, FaultError> {
-    let mut messages = Vec::new();
-    while at.len() >= 16 {
-        let length = u32::from_ne_bytes([at[0], at[1], at[2], at[3]]) as usize;
-        if length < 16 || length > at.len() {
-            return Err(FaultError::Malformed(format!(
-                "a message of {length} bytes in a datagram of {} left",
-                at.len()
-            )));
-        }
-        let message = NetlinkMessage::<NetfilterMessage>::deserialize(&at[..length])
-            .map_err(|e| FaultError::Malformed(format!("an unreadable answer: {e}")))?;
-        messages.push(message);
-        at = &at[length.next_multiple_of(4).min(at.len())..];
-    }
-    Ok(messages)
-}
-
-/// The handle the kernel gave a rule.
-fn handle(rule: &RuleMessage) -> Option<u64> {
-    rule.attributes.iter().find_map(|a| match a {
-        RuleAttribute::Handle(h) => Some(*h),
-        _ => None,
-    })
-}
-
-/// What a rule's counter expression counted, in packets.
-fn counted_packets(rule: &RuleMessage) -> u64 {
-    let expressions = rule.attributes.iter().find_map(|a| match a {
-        RuleAttribute::Expressions(e) => Some(e),
-        _ => None,
-    });
-    expressions
-        .into_iter()
-        .flatten()
-        .filter_map(|list| match list {
-            ListAttribute::Element(attributes) => Some(attributes),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|attribute| match attribute {
-            ExpressionAttribute::Data(Expressions::Other {
-                expression_type,
-                attributes,
-            }) if expression_type == "counter" => Some(attributes),
-            _ => None,
-        })
-        .flatten()
-        .filter(|nla| nla.kind() == NFTA_COUNTER_PACKETS)
-        .map(|nla| {
-            let mut value = [0u8; 8];
-            nla.emit_value(&mut value);
-            u64::from_be_bytes(value)
-        })
-        .sum()
-}
-
 fn refused(what: String, errno: i32) -> FaultError {
     let hint = match errno {
         libc::EPERM => {
@@ -543,289 +444,19 @@ fn refused(what: String, errno: i32) -> FaultError {
     }
 }
 
-/// The chain a rule with this verdict goes in.
-fn chain_of(verdict: Verdict) -> &'static str {
-    match verdict {
-        Verdict::Delay { .. } => DELAY_CHAIN,
-        Verdict::Drop | Verdict::Reject(_) => CHAIN,
-    }
-}
-
-fn encode(
-    family: NetfilterProtoFamily,
-    message: NfTablesMessage,
-    flags: u16,
-    sequence: u32,
-) -> Vec<u8> {
-    serialize(
-        NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), message),
-        flags,
-        sequence,
-    )
-}
-
-/// One netlink message's bytes, with these header flags and sequence
-/// number.
-pub(super) fn serialize(message: NetfilterMessage, flags: u16, sequence: u32) -> Vec<u8> {
-    let mut message = NetlinkMessage::from(message);
-    message.header.flags = flags;
-    message.header.sequence_number = sequence;
-    message.finalize();
-    let mut bytes = vec![0; message.buffer_len()];
-    message.serialize(&mut bytes);
-    bytes
-}
-
-fn encode_control(message: ControlMessage, subsystem: u16, sequence: u32) -> Vec<u8> {
-    serialize(
-        NetfilterMessage::new(
-            NetfilterHeader::new(NetfilterProtoFamily::Unspec, 0, subsystem),
-            message,
-        ),
-        NLM_F_REQUEST,
-        sequence,
-    )
-}
-
-type Expression = ListAttribute<ExpressionAttribute>;
-
-/// The rules for one filter: one, or, to tell segments with data from
-/// those without, one per IP version and TCP header length (nf_tables
-/// cannot subtract the header lengths from the packet's; it can compare
-/// each against the lengths a header of that size gives).
-fn rules(filter: &Filter) -> Vec<Vec<Expression>> {
-    let mut head = vec![
-        load_meta(MetaKey::L4Proto),
-        equal(vec![libc::IPPROTO_TCP as u8]),
-    ];
-    let (offset, port) = match filter.port {
-        Port::Source(p) => (0, p),
-        Port::Destination(p) => (2, p),
-    };
-    head.push(load_payload(NFT_PAYLOAD_TRANSPORT_HEADER, offset, 2));
-    head.push(equal(port.to_be_bytes().to_vec()));
-    if let Some(flags) = filter.flags {
-        let (bits, value) = flags.mask_and_value();
-        head.push(load_payload(NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1));
-        head.push(mask(bits));
-        head.push(equal(vec![value]));
-    }
-    let mut tail = Vec::new();
-    if let Some(p) = filter.probability.filter(|p| *p < 1.0) {
-        // meta random is uniform over all 32 bits: its bytes, compared as
-        // memcmp compares, are below the threshold's big-endian bytes with
-        // probability threshold / 2^32.
-        let threshold = (p * 4_294_967_296.0).round().clamp(1.0, 4_294_967_295.0) as u32;
-        tail.push(load_meta(MetaKey::PseudoRandom));
-        tail.push(compare(
-            Operator::LessThan,
-            threshold.to_be_bytes().to_vec(),
-        ));
-    }
-    if let Verdict::Delay { .. } = filter.verdict {
-        // Marked with its tag, which the queue's message carries.
-        tail.push(
-            Expressions::Immediate(vec![
-                Immediate::DestinationRegister(Register::Reg1),
-                Immediate::Data(DataAttribute::Value(filter.tag.to_ne_bytes().to_vec())),
-            ])
-            .into(),
-        );
-        tail.push(
-            Expressions::Meta(vec![
-                Meta::Key(MetaKey::Mark),
-                Meta::SourceRegister(Register::Reg1),
-            ])
-            .into(),
-        );
-        tail.push(counter());
-    } else {
-        // Not a delayed packet: that one is not lost.
-        tail.push(counter());
-        tail.push(log(filter.tag));
-    }
-    tail.push(verdict(filter.verdict));
-
-    let Some(data) = filter.data else {
-        return vec![[head, tail].concat()];
-    };
-    let mut all = Vec::new();
-    // A TCP header is 5 to 15 words (its data offset); a segment has no
-    // data when the IP packet is exactly its headers long.
-    for words in 5u16..=15 {
-        let tcp = words * 4;
-        let doff = vec![
-            load_payload(NFT_PAYLOAD_TRANSPORT_HEADER, 12, 1),
-            mask(0xf0),
-            equal(vec![(words as u8) << 4]),
-        ];
-        let op = if data {
-            Operator::NotEqual
-        } else {
-            Operator::Equal
-        };
-        // IPv4 without options (hangup's loopback traffic has none):
-        // total length = 20 + the TCP header.
-        let v4 = vec![
-            load_meta(MetaKey::Nfproto),
-            equal(vec![NFPROTO_IPV4]),
-            load_payload(NFT_PAYLOAD_NETWORK_HEADER, 0, 1),
-            mask(0x0f),
-            equal(vec![5]),
-            load_payload(NFT_PAYLOAD_NETWORK_HEADER, 2, 2),
-            compare(op, (20 + tcp).to_be_bytes().to_vec()),
-        ];
-        // IPv6 without extension headers: payload length = the TCP header.
-        let v6 = vec![
-            load_meta(MetaKey::Nfproto),
-            equal(vec![NFPROTO_IPV6]),
-            load_payload(NFT_PAYLOAD_NETWORK_HEADER, 4, 2),
-            compare(op, tcp.to_be_bytes().to_vec()),
-        ];
-        for family in [v4, v6] {
-            all.push([head.clone(), doff.clone(), family, tail.clone()].concat());
-        }
-    }
-    all
-}
-
-fn load_meta(key: MetaKey) -> Expression {
-    Expressions::Meta(vec![
-        Meta::Key(key),
-        Meta::DestinationRegister(Register::Reg1),
-    ])
-    .into()
-}
-
-fn load_payload(base: u32, offset: u32, len: u32) -> Expression {
-    Expressions::Payload(vec![
-        Payload::DestinationRegister(Register::Reg1),
-        Payload::Base(base),
-        Payload::Offset(offset),
-        Payload::Len(len),
-    ])
-    .into()
-}
-
-fn mask(bits: u8) -> Expression {
-    Expressions::Bitwise(vec![
-        Bitwise::SourceRegister(Register::Reg1),
-        Bitwise::DestinationRegister(Register::Reg1),
-        Bitwise::Length(1),
-        Bitwise::Mask(DataAttribute::Value(vec![bits])),
-        Bitwise::Xor(DataAttribute::Value(vec![0])),
-    ])
-    .into()
-}
-
-fn equal(value: Vec<u8>) -> Expression {
-    compare(Operator::Equal, value)
-}
-
-fn compare(op: Operator, value: Vec<u8>) -> Expression {
-    Expressions::Cmp(vec![
-        Cmp::SourceRegister(Register::Reg1),
-        Cmp::Op(op),
-        Cmp::Data(DataAttribute::Value(value)),
-    ])
-    .into()
-}
-
-fn counter() -> Expression {
-    Expressions::Other {
-        expression_type: "counter".into(),
-        attributes: Vec::new(),
-    }
-    .into()
-}
-
-/// Sends the packet's head to [`LOG_GROUP`], prefixed `hangup <tag>`.
-fn log(tag: u32) -> Expression {
-    let mut prefix = format!("hangup {tag}").into_bytes();
-    prefix.push(0);
-    Expressions::Other {
-        expression_type: "log".into(),
-        attributes: vec![
-            // In the order the kernel reads the rule back.
-            DefaultNla::new(NFTA_LOG_PREFIX, prefix),
-            DefaultNla::new(NFTA_LOG_GROUP, LOG_GROUP.to_be_bytes().to_vec()),
-            DefaultNla::new(NFTA_LOG_SNAPLEN, LOG_COPY.to_be_bytes().to_vec()),
-            // Sent at once, one packet per message (not batched for up to
-            // the instance's flush timeout, a second).
-            DefaultNla::new(NFTA_LOG_QTHRESHOLD, 1u16.to_be_bytes().to_vec()),
-        ],
-    }
-    .into()
-}
-
-fn verdict(verdict: Verdict) -> Expression {
-    let (kind, code) = match verdict {
-        Verdict::Drop => {
-            return Expressions::Immediate(vec![
-                Immediate::DestinationRegister(Register::Verdict),
-                Immediate::Data(DataAttribute::Verdict(vec![VerdictAttribute::Code(
-                    NftVerdict::Other(NF_DROP),
-                )])),
-            ])
-            .into();
-        }
-        Verdict::Delay { .. } => {
-            // struct xt_NFQ_info_v3: queue number, how many queues, flags,
-            // in the host's byte order, padded to 8 as xtables aligns it.
-            // NFQ_FLAG_BYPASS: with no listener a packet goes on, as it
-            // does once the listener has let go of all it held at the
-            // case's end and the table is not yet gone; while the case
-            // runs there is always one (it is bound before the rule).
-            let mut info = Vec::with_capacity(8);
-            for field in [QUEUE, 1, NFQ_FLAG_BYPASS, 0] {
-                info.extend(field.to_ne_bytes());
-            }
-            return Expressions::Other {
-                expression_type: "target".into(),
-                attributes: vec![
-                    DefaultNla::new(NFTA_TARGET_NAME, b"NFQUEUE\0".to_vec()),
-                    DefaultNla::new(NFTA_TARGET_REV, 3u32.to_be_bytes().to_vec()),
-                    DefaultNla::new(NFTA_TARGET_INFO, info),
-                ],
-            }
-            .into();
-        }
-        Verdict::Reject(Reject::TcpReset) => (NFT_REJECT_TCP_RST, None),
-        Verdict::Reject(Reject::PortUnreachable) => (
-            NFT_REJECT_ICMPX_UNREACH,
-            Some(NFT_REJECT_ICMPX_PORT_UNREACH),
-        ),
-        Verdict::Reject(Reject::HostUnreachable) => (
-            NFT_REJECT_ICMPX_UNREACH,
-            Some(NFT_REJECT_ICMPX_HOST_UNREACH),
-        ),
-        Verdict::Reject(Reject::AdminProhibited) => (
-            NFT_REJECT_ICMPX_UNREACH,
-            Some(NFT_REJECT_ICMPX_ADMIN_PROHIBITED),
-        ),
-    };
-    let mut attributes = vec![DefaultNla::new(
-        NFTA_REJECT_TYPE,
-        kind.to_be_bytes().to_vec(),
-    )];
-    if let Some(code) = code {
-        attributes.push(DefaultNla::new(NFTA_REJECT_ICMP_CODE, vec![code]));
-    }
-    Expressions::Other {
-        expression_type: "reject".into(),
-        attributes,
-    }
-    .into()
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::ErrorKind;
     use std::net::{TcpListener, TcpStream};
     use std::time::Duration;
 
+    use netlink_packet_netfilter::nftables::{
+        Bitwise, ExpressionAttribute, Expressions, ListAttribute,
+    };
+
     use super::*;
-    use crate::model::TcpFlags;
+    use crate::fault::encode::{Expression, counter};
+    use crate::model::{Port, Reject, TcpFlags};
 
     fn in_fresh_netns<T: Send + 'static>(test: impl FnOnce() -> T + Send + 'static) -> T {
         crate::sandbox::in_case_namespace(|_| test())
@@ -870,10 +501,17 @@ mod tests {
                 flags: Some(TcpFlags::ACK),
                 data: Some(false),
                 probability: None,
-                verdict: Verdict::Reject(Reject::HostUnreachable),
+                verdict: Verdict::Reject {
+                    with: Reject::HostUnreachable,
+                },
                 tag: 2,
             },
-            filter(Port::Source(9), Verdict::Reject(Reject::TcpReset)),
+            filter(
+                Port::Source(9),
+                Verdict::Reject {
+                    with: Reject::TcpReset,
+                },
+            ),
             filter(
                 Port::Destination(9),
                 Verdict::Delay {
@@ -973,7 +611,9 @@ mod tests {
             let rejected = faults
                 .install(&[filter(
                     Port::Destination(port),
-                    Verdict::Reject(Reject::TcpReset),
+                    Verdict::Reject {
+                        with: Reject::TcpReset,
+                    },
                 )])
                 .unwrap();
             let err = connect().unwrap_err();

@@ -19,7 +19,7 @@ use nix::errno::Errno as Raw;
 
 /// An errno a socket call returned: any raw value, named where the C
 /// library names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Errno(i32);
 
 /// The errnos a suite may name, in the order error messages list them.
@@ -163,9 +163,53 @@ impl FromStr for Errno {
     }
 }
 
+impl Errno {
+    /// The errno [`Errno::name`] gave this name, whatever it is: a name the
+    /// C library has (`ENOENT` too, which a suite may not name), or
+    /// `errno 531`. What reads a report back uses it.
+    pub fn from_name(name: &str) -> Option<Errno> {
+        if let Some(number) = name.strip_prefix("errno ") {
+            return number.parse().ok().map(Errno);
+        }
+        if let Ok(known) = name.parse::<Errno>() {
+            return Some(known);
+        }
+        // nix's Debug output is the C name (see `name`); errno values are
+        // small.
+        (1..4096)
+            .map(Errno)
+            .find(|errno| errno.known_name().is_none() && errno.name() == name)
+    }
+}
+
+/// Written as its [`Errno::name`].
 impl serde::Serialize for Errno {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.name())
+    }
+}
+
+/// Read from its [`Errno::name`] (see [`Errno::from_name`]).
+impl<'de> serde::Deserialize<'de> for Errno {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Errno::from_name(&name).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "expected an errno name like \"EPIPE\" or \"errno 531\", found \"{name}\""
+            ))
+        })
+    }
+}
+
+impl schemars::JsonSchema for Errno {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Errno".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::units::string_schema(
+            "An errno a syscall returned, by its C name (`EPIPE`, `ECONNRESET`), or `errno N` for a value the C library does not name.",
+        )
     }
 }
 
@@ -212,5 +256,15 @@ mod tests {
         assert_eq!(Errno::from_raw(4242).name(), "errno 4242");
         // A suite still may not name it: a typo is caught, not never matched.
         assert!("ENOENT".parse::<Errno>().is_err());
+    }
+
+    #[test]
+    fn a_report_reads_back_every_name_it_writes() {
+        for raw in [nix::libc::EPIPE, nix::libc::ENOENT, 4242] {
+            let errno = Errno::from_raw(raw);
+            let json = serde_json::to_string(&errno).expect("json");
+            assert_eq!(serde_json::from_str::<Errno>(&json).expect("back"), errno);
+        }
+        assert!(serde_json::from_str::<Errno>("\"EPIPES\"").is_err());
     }
 }

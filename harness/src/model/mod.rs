@@ -7,13 +7,16 @@
 //! reports read the way the field's write-ups do.
 
 pub mod errno;
+mod exit;
 mod outcome;
 pub mod packet;
 pub mod side;
 pub mod syscall;
 pub mod tcp_state;
+pub mod units;
 
 pub use errno::Errno;
+pub use exit::Exit;
 pub use outcome::{CallResult, Outcome, PollEvents};
 pub use packet::{Port, Reject, TcpFlags, Verdict};
 pub use side::{Link, Side, Socket};

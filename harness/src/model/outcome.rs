@@ -5,8 +5,9 @@ use std::io;
 
 use super::Errno;
 
-/// How a socket call ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// How a socket call ended. Reports write it as a suite's `expect` does:
+/// `"ok"`, `"EOF"`, or the errno's name (`"EPIPE"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// It succeeded (for reads: with data).
     Ok,
@@ -26,8 +27,54 @@ impl fmt::Display for Outcome {
     }
 }
 
+impl Outcome {
+    /// The word a suite writes for it in `expect`: `ok`, `EOF`, `EPIPE`.
+    pub fn word(self) -> String {
+        match self {
+            Outcome::Ok => "ok".into(),
+            Outcome::Eof => "EOF".into(),
+            Outcome::Errno(errno) => errno.name(),
+        }
+    }
+}
+
+impl serde::Serialize for Outcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.word())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Outcome {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let word = <String as serde::Deserialize>::deserialize(deserializer)?;
+        match word.as_str() {
+            "ok" => Ok(Outcome::Ok),
+            "EOF" => Ok(Outcome::Eof),
+            name => Errno::from_name(name).map(Outcome::Errno).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "expected \"ok\", \"EOF\" or an errno name, found \"{word}\""
+                ))
+            }),
+        }
+    }
+}
+
+impl schemars::JsonSchema for Outcome {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Outcome".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::units::string_schema(
+            "How a call ended, as a suite's `expect` writes it: `ok`, `EOF` (a read returned 0: the peer's FIN), or the errno's name (`EPIPE`; `errno N` for a value the C library does not name).",
+        )
+    }
+}
+
 /// How one call ended and how many bytes it moved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct CallResult {
     /// Ok, EOF, or the errno.
     pub outcome: Outcome,
@@ -35,7 +82,7 @@ pub struct CallResult {
     pub bytes: u64,
     /// For `poll`: the events the kernel reported ready (none when it
     /// timed out).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<PollEvents>,
 }
 
@@ -149,8 +196,46 @@ impl fmt::Display for PollEvents {
     }
 }
 
+/// Written as the list of its [`PollEvents::names`].
 impl serde::Serialize for PollEvents {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(self.names())
+    }
+}
+
+/// Read from its names; a bit without one is written by value (`0x400`).
+impl<'de> serde::Deserialize<'de> for PollEvents {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let names = <Vec<String> as serde::Deserialize>::deserialize(deserializer)?;
+        let mut raw = 0;
+        for name in &names {
+            let bit = match PollEvents::NAMES.iter().find(|(n, _)| n == name) {
+                Some((_, bit)) => *bit,
+                None => name
+                    .strip_prefix("0x")
+                    .and_then(|hex| i16::from_str_radix(hex, 16).ok())
+                    .ok_or_else(|| {
+                        serde::de::Error::custom(format!(
+                            "expected a poll event name, found \"{name}\""
+                        ))
+                    })?,
+            };
+            raw |= bit;
+        }
+        Ok(PollEvents(raw))
+    }
+}
+
+impl schemars::JsonSchema for PollEvents {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PollEvents".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "array",
+            "items": { "type": "string" },
+            "description": "poll(2) events by name: in, pri, out, rdhup, err, hup, nval (a bit without a name by value, `0x400`).",
+        })
     }
 }

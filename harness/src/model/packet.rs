@@ -78,9 +78,47 @@ impl TcpFlags {
     }
 }
 
+/// Written as it displays: `SYN|ACK`, `none`.
 impl serde::Serialize for TcpFlags {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+/// Read as it displays: any of SYN, FIN, RST, PSH, ACK joined by `|`, or
+/// `none` (what a capture saw, PSH included; a suite's flags are read by
+/// [`TcpFlags::parse`]).
+impl<'de> serde::Deserialize<'de> for TcpFlags {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        if text == "none" {
+            return Ok(TcpFlags(0));
+        }
+        let mut flags = TcpFlags(0);
+        for name in text.split('|') {
+            let (flag, _) = TcpFlags::NAMES
+                .iter()
+                .find(|(_, n)| *n == name)
+                .ok_or_else(|| {
+                    serde::de::Error::custom(format!(
+                        "expected TCP flags like \"FIN|ACK\", found \"{text}\""
+                    ))
+                })?;
+            flags.0 |= flag.0;
+        }
+        Ok(flags)
+    }
+}
+
+impl schemars::JsonSchema for TcpFlags {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TcpFlags".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::units::string_schema(
+            "TCP flags as tcpdump names them, joined by `|` in the order SYN, FIN, RST, PSH, ACK (`FIN|ACK`), or `none`.",
+        )
     }
 }
 
@@ -100,12 +138,26 @@ impl fmt::Display for TcpFlags {
 }
 
 /// Which packets a fault takes, by one of their TCP ports: on one
-/// namespace's loopback, who sent a packet is told by its ports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// namespace's loopback, who sent a packet is told by its ports. Reports
+/// write `{"from": 8080}` or `{"to": 8080}`.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 pub enum Port {
     /// TCP from this port (what a listener's connections send).
+    #[serde(rename = "from")]
     Source(u16),
     /// TCP to this port (what a connecting side sends its peer).
+    #[serde(rename = "to")]
     Destination(u16),
 }
 
@@ -119,27 +171,41 @@ impl fmt::Display for Port {
 }
 
 /// What a fault does with a packet it matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Verdict {
     /// It vanishes: the sender's kernel believes it sent it and
     /// retransmits, the receiver never sees it (a paused or vanished host,
     /// a silent firewall).
     Drop,
     /// It vanishes and the sender is told so, as a firewall that rejects.
-    Reject(Reject),
+    Reject {
+        /// How the sender is told.
+        with: Reject,
+    },
     /// It arrives late: held in the receiver's kernel for `by`, give or
     /// take up to `jitter` (a long or congested path; with jitter, packets
     /// may overtake each other).
     Delay {
         /// How long each packet is held.
+        #[serde(rename = "by_ms", with = "super::units::millis")]
+        #[schemars(with = "f64")]
         by: std::time::Duration,
         /// Each packet's delay is drawn uniformly from `by ± jitter`.
+        #[serde(rename = "jitter_ms", with = "super::units::millis")]
+        #[schemars(with = "f64")]
         jitter: std::time::Duration,
     },
 }
 
-/// How a rejected packet's sender is told.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a rejected packet's sender is told; written as a suite writes it
+/// (`tcp-reset`, `port-unreachable`, ...).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum Reject {
     /// A TCP RST, as if from the receiver.
     TcpReset,
@@ -189,7 +255,7 @@ impl fmt::Display for Verdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Verdict::Drop => f.write_str("drop"),
-            Verdict::Reject(how) => write!(f, "reject with {}", how.name()),
+            Verdict::Reject { with } => write!(f, "reject with {}", with.name()),
             Verdict::Delay { by, jitter } if jitter.is_zero() => {
                 write!(f, "delay by {}", humantime::format_duration(*by))
             }

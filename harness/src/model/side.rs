@@ -9,7 +9,19 @@ use std::fmt;
 /// Any side may be a scripted peer of the harness; later the server may be
 /// a real program under test. Ordered client, proxy, server so timelines
 /// read left to right the way TCP ladder diagrams do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Side {
     /// The end that connects.
@@ -43,7 +55,17 @@ impl fmt::Display for Side {
 /// accepted or the one it made. The client only connects and the server
 /// only accepts; the proxy has both and names them by who is at the other
 /// end (`on = "client"` is the accepted one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Link {
     /// The connection this side accepted.
@@ -54,7 +76,19 @@ pub enum Link {
 
 /// A socket a `state` check names: each side's connection, and the proxy's
 /// two (`proxy_client` faces the client, `proxy_server` the server).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Socket {
     /// The client's connection.

@@ -209,6 +209,34 @@ impl fmt::Display for Which {
     }
 }
 
+/// Written as a suite writes it: `write`, `sendmsg`.
+impl serde::Serialize for Which {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Which {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = <String as serde::Deserialize>::deserialize(d)?;
+        Which::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for Which {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Which".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "enum": names(),
+            "description": "Traced calls as a `syscall` check names them: a kind (`write`, `read`, `close`, `shutdown`, `accept`: every call of it) or one call (`sendmsg`).",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

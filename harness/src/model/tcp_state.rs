@@ -178,6 +178,22 @@ impl<'de> serde::Deserialize<'de> for TcpState {
     }
 }
 
+/// A string: one of the names [`TcpState::name`] gives.
+impl schemars::JsonSchema for TcpState {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "TcpState".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = TcpState::ALL.iter().map(|s| s.name()).collect();
+        schemars::json_schema!({
+            "type": "string",
+            "enum": names,
+            "description": "A TCP state as the kernel and `ss` name it, or `gone`: the kernel holds no socket for the connection any more.",
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,13 +3,28 @@
 //! `hangup run ... --json base.json` against one version of a program,
 //! again with `--json new.json` against the next, then `hangup diff
 //! base.json new.json`: every observation that changed, per case, not just
-//! pass or fail. A case's observations are read from its JSON timeline:
+//! pass or fail. Both reports are read as their types
+//! ([`crate::report::format`]); a case's observations come from its
+//! events, each keyed by what it is an observation of ([`Observation`]:
+//! whose, which step, which action or check), never by how a writer words
+//! it:
 //!
-//! - each call, by side, step and action: its outcome (ok, EOF, the errno),
-//!   the bytes it moved, the events a poll saw ready, and how long it took
-//!   when that changed beyond the timing tolerance;
-//! - each state the kernel reported, by socket and the step that checked it;
-//! - what a `log` check counted, and how the program under test ended;
+//! - each call, by side, step (and loop round) and action: its outcome
+//!   (ok, EOF, the errno), the bytes it moved, the events a poll saw
+//!   ready, and how long it took when that changed beyond the timing
+//!   tolerance; a call still in flight when the case ended;
+//! - each state the kernel reported, by socket and the step that checked
+//!   it;
+//! - what each check counted (`log`, `syscall`, `taken`, `sent`), who sent
+//!   the first segment (`first`), the accept queues, and what the program
+//!   held at each `released` (the states of its connections, and those
+//!   waiting to be accepted);
+//! - how the program under test ended;
+//! - what the program printed that no step asked about: each line, its
+//!   numbers masked (ports, pids, times, ids), printed in one run and not
+//!   the other (a new `ERROR` line, a stack trace, a `clientError`);
+//! - the errnos the program's traced socket calls returned (EAGAIN and
+//!   EINTR aside: a non-blocking runtime's routine);
 //! - on the wire, when both runs captured packets: whether each side sent
 //!   a FIN and whether it sent an RST, and whose FIN came first (a close
 //!   that became a reset, or a server that now closes first); not how many
@@ -17,10 +32,10 @@
 //!   change from run to run;
 //! - the case's verdict.
 //!
-//! What differs between any two runs by design is left out: the program's
-//! own output lines (ports, pids), when things happened, and the command it
-//! was started with. An observation met again (a loop's rounds, a state
-//! checked twice by one step) is told apart by its count.
+//! What differs between any two runs by design is left out: pids, ports,
+//! fd numbers, when things happened, and the command the program was
+//! started with. An observation met again (a state checked twice by one
+//! step) is told apart by its count.
 //!
 //! A difference can be accepted: an accept file lists differences exactly
 //! as [`Difference`]'s display writes them, one a line (`#` starts a
@@ -30,317 +45,765 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use super::JSON_FORMAT;
+use crate::model::units::millis as ms;
+use crate::model::{CallResult, Errno, Link, Outcome, Side, Socket, TcpFlags};
+use crate::record::{Event, EventKind, StepId};
+use crate::report::CaseReport;
 use crate::suite::Tolerance;
 use crate::verdict::millis;
 
 /// One observation that changed in one case.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[non_exhaustive]
 pub struct Difference {
     /// The case's test name.
     pub case: String,
-    /// What changed, e.g. `server state (step 5): CLOSE_WAIT -> gone`.
-    pub what: String,
+    /// What changed.
+    pub change: Change,
+}
+
+/// Which of two runs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Run {
+    /// The run compared against.
+    Base,
+    /// The new run.
+    New,
+}
+
+impl Run {
+    fn name(self) -> &'static str {
+        match self {
+            Run::Base => "base",
+            Run::New => "new",
+        }
+    }
+}
+
+/// What changed in a case.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(tag = "change", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Change {
+    /// The case is in one run's report only.
+    OnlyIn {
+        /// Which.
+        run: Run,
+    },
+    /// Its verdict changed.
+    Verdict {
+        /// `passed`, `ignored`, `failed (expectation)`, ...
+        base: String,
+        /// The same, in the new run.
+        new: String,
+    },
+    /// What was observed changed, or was observed in one run only.
+    Observed {
+        /// Of what.
+        observation: Observation,
+        /// What the base run saw (none: it did not).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base: Option<String>,
+        /// What the new run saw (none: it did not).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        new: Option<String>,
+    },
+    /// A call took longer, or shorter, beyond the timing tolerance.
+    Took {
+        /// Which call.
+        observation: Observation,
+        /// How long in the base run.
+        #[serde(rename = "base_ms", with = "ms")]
+        #[schemars(with = "f64")]
+        base: Duration,
+        /// How long in the new run.
+        #[serde(rename = "new_ms", with = "ms")]
+        #[schemars(with = "f64")]
+        new: Duration,
+    },
+    /// More observations made in one run only, beyond the first few (a
+    /// case that stopped early misses everything after).
+    More {
+        /// How many.
+        count: usize,
+        /// The run that did not make them.
+        missing_in: Run,
+    },
+}
+
+/// What an observation is of: whose, at which step, what. Two runs'
+/// observations are compared when these are equal.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[non_exhaustive]
+pub struct Observation {
+    /// Whose (none: the case's, or the wire's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub side: Option<Side>,
+    /// The step that made it, when a step did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<StepId>,
+    /// What was observed.
+    pub of: Observed,
+}
+
+/// What was observed.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Observed {
+    /// A call: the action's keyword (`recv`), and for the proxy which
+    /// connection.
+    Call {
+        /// The keyword.
+        action: String,
+        /// The proxy's connection.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        on: Option<Link>,
+    },
+    /// A socket's state.
+    State {
+        /// Which socket.
+        socket: Socket,
+    },
+    /// A `log` check's count.
+    Log {
+        /// Its pattern.
+        pattern: String,
+    },
+    /// A `syscall` check's count.
+    Syscall {
+        /// The calls, as the check names them.
+        which: String,
+        /// The outcomes counted.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        results: Vec<String>,
+    },
+    /// A `taken` check's count.
+    Taken {
+        /// The fault's name.
+        fault: String,
+    },
+    /// A `sent` check's count.
+    Sent {
+        /// The segments, as the timeline names them.
+        segments: String,
+    },
+    /// Who sent the first segment with these flags (`first`).
+    First {
+        /// The flags.
+        flags: TcpFlags,
+    },
+    /// A listener's accept queue (`accept_queue`).
+    AcceptQueue {
+        /// Whose.
+        of: Side,
+    },
+    /// What the program held (`released`).
+    Held,
+    /// How the program under test ended.
+    Exit,
+    /// A line the program printed, its numbers masked.
+    Printed {
+        /// The line, with `#` for each run of digits (and long hex).
+        line: String,
+    },
+    /// An errno the program's traced calls of one kind returned.
+    TracedErrno {
+        /// The kind of call (`write`, `read`, ...).
+        call: String,
+        /// The errno.
+        errno: String,
+    },
+    /// Whether a side sent a segment with this flag (FIN, RST).
+    SentFlag {
+        /// The flag.
+        flag: String,
+    },
+    /// Whose FIN came first.
+    FirstFin,
+}
+
+/// How an observation reads in a difference: `client #3 recv`,
+/// `server state (step 5)`, `client log "^app: sent"`.
+impl fmt::Display for Observation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let side = self.side.map_or("", Side::name);
+        // `5`, or in a loop `1.6, round 2`.
+        let step = self.step.map_or_else(String::new, |s| {
+            let mut text = s.index.to_string();
+            if let Some(body) = s.body {
+                text.push_str(&format!(".{body}"));
+            }
+            if let Some(round) = s.round {
+                text.push_str(&format!(", round {round}"));
+            }
+            text
+        });
+        match &self.of {
+            Observed::Call { action, on } => {
+                let index = self.step.map_or(0, |s| s.index);
+                write!(f, "{side} #{index}")?;
+                if let Some(body) = self.step.and_then(|s| s.body) {
+                    write!(f, ".{body}")?;
+                }
+                write!(f, " {action}")?;
+                match on {
+                    Some(Link::Accepted) => f.write_str(" (on client)")?,
+                    Some(Link::Connected) => f.write_str(" (on server)")?,
+                    None => {}
+                }
+                if let Some(round) = self.step.and_then(|s| s.round) {
+                    write!(f, " [round {round}]")?;
+                }
+                Ok(())
+            }
+            Observed::State { socket } => write!(f, "{socket} state (step {step})"),
+            Observed::Log { pattern } => write!(f, "{side} log {pattern:?}"),
+            Observed::Syscall { which, results } if results.is_empty() => {
+                write!(f, "{side} syscall {which}")
+            }
+            Observed::Syscall { which, results } => {
+                write!(f, "{side} syscall {which} expect {}", results.join(" or "))
+            }
+            Observed::Taken { fault } => write!(f, "{side} fault {fault:?}"),
+            Observed::Sent { segments } => write!(f, "{side} sent {segments}"),
+            Observed::First { flags } => write!(f, "{side} first {flags} (step {step})"),
+            Observed::AcceptQueue { of } => {
+                write!(f, "{side} accept queue of the {of} (step {step})")
+            }
+            Observed::Held => write!(f, "{side} released (step {step})"),
+            Observed::Exit => write!(f, "{side} program"),
+            Observed::Printed { line } => write!(f, "{side} printed {line:?}"),
+            Observed::TracedErrno { call, errno } => {
+                write!(f, "{side} traced {call} returned {errno}")
+            }
+            Observed::SentFlag { flag } => write!(f, "on the wire: {side} sent {flag}"),
+            Observed::FirstFin => f.write_str("on the wire: first FIN"),
+        }
+    }
 }
 
 /// `case: what`, the form an accept file lists.
 impl fmt::Display for Difference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.case, self.what)
+        write!(f, "{}: ", self.case)?;
+        let seen = |value: &Option<String>| value.as_deref().unwrap_or("(not seen)").to_string();
+        match &self.change {
+            Change::OnlyIn { run } => write!(f, "only in {}", run.name()),
+            Change::Verdict { base, new } => write!(f, "verdict: {base} -> {new}"),
+            Change::Observed {
+                observation,
+                base,
+                new,
+            } => write!(f, "{observation}: {} -> {}", seen(base), seen(new)),
+            Change::Took {
+                observation,
+                base,
+                new,
+            } => write!(
+                f,
+                "{observation}: took {} -> {}",
+                millis(*base),
+                millis(*new)
+            ),
+            Change::More { count, missing_in } => write!(
+                f,
+                "and {count} more observations not seen in {}",
+                missing_in.name()
+            ),
+        }
     }
 }
 
-/// Why two reports could not be compared.
-#[derive(Debug, thiserror::Error)]
-pub enum DiffError {
-    /// Not a hangup JSON report of a format this version reads.
-    #[error("{which} is not a hangup JSON report of format {JSON_FORMAT}: {why}")]
-    NotAReport {
-        /// `base` or `new`.
-        which: &'static str,
-        /// What is wrong with it.
-        why: String,
-    },
-}
-
-/// Compares the last round of two JSON reports (as `hangup run --json`
-/// writes them); a call's duration counts as changed when the two differ
-/// by more than `tolerance` allows for the longer of them.
-pub fn diff(base: &Value, new: &Value, tolerance: Tolerance) -> Result<Vec<Difference>, DiffError> {
-    let base_cases = last_round(base, "base")?;
-    let new_cases = last_round(new, "new")?;
-    let names: BTreeSet<&String> = base_cases.keys().chain(new_cases.keys()).collect();
+/// Compares the last round of two reports; a call's duration counts as
+/// changed when the two differ by more than `tolerance` allows for the
+/// longer of them.
+pub fn diff(base: &[CaseReport], new: &[CaseReport], tolerance: Tolerance) -> Vec<Difference> {
+    let by_name = |cases: &[CaseReport]| -> BTreeMap<String, usize> {
+        cases
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.name.clone(), i))
+            .collect()
+    };
+    let (in_base, in_new) = (by_name(base), by_name(new));
+    let names: BTreeSet<&String> = in_base.keys().chain(in_new.keys()).collect();
     let mut out = Vec::new();
     for name in names {
-        let mut add = |what: String| {
-            out.push(Difference {
+        match (in_base.get(name), in_new.get(name)) {
+            (Some(_), None) => out.push(Difference {
                 case: name.clone(),
-                what,
-            })
-        };
-        match (base_cases.get(name), new_cases.get(name)) {
-            (Some(_), None) => add("only in base".into()),
-            (None, Some(_)) => add("only in new".into()),
+                change: Change::OnlyIn { run: Run::Base },
+            }),
+            (None, Some(_)) => out.push(Difference {
+                case: name.clone(),
+                change: Change::OnlyIn { run: Run::New },
+            }),
+            (Some(&a), Some(&b)) => {
+                out.extend(
+                    compare(&base[a], &new[b], tolerance)
+                        .into_iter()
+                        .map(|change| Difference {
+                            case: name.clone(),
+                            change,
+                        }),
+                );
+            }
             (None, None) => {}
-            (Some(a), Some(b)) => {
-                let (verdict_a, verdict_b) = (verdict(a), verdict(b));
-                if verdict_a != verdict_b {
-                    add(format!("verdict: {verdict_a} -> {verdict_b}"));
-                }
-                let (mut obs_a, mut obs_b) = (observations(a), observations(b));
-                // Packets are compared only when both runs captured them
-                // (`--no-capture` in one leaves them out of both).
-                let captured =
-                    |obs: &[(String, Seen)]| obs.iter().any(|(k, _)| k.starts_with(WIRE));
-                if !(captured(&obs_a) && captured(&obs_b)) {
-                    obs_a.retain(|(k, _)| !k.starts_with(WIRE));
-                    obs_b.retain(|(k, _)| !k.starts_with(WIRE));
-                }
-                let in_b: BTreeMap<&str, &Seen> =
-                    obs_b.iter().map(|(k, v)| (k.as_str(), v)).collect();
-                let in_a: BTreeMap<&str, &Seen> =
-                    obs_a.iter().map(|(k, v)| (k.as_str(), v)).collect();
-                // Observations one run made and the other did not: named one
-                // by one when few, else the first and a count (a case that
-                // stopped early misses everything after).
-                let mut unseen_in_new = Vec::new();
-                for (key, x) in &obs_a {
-                    match in_b.get(key.as_str()) {
-                        Some(y) if x.value != y.value => {
-                            add(format!("{key}: {} -> {}", x.value, y.value));
-                        }
-                        Some(y) => {
-                            if let (Some(ta), Some(tb)) = (x.took, y.took) {
-                                let slack = tolerance.slack(ta.max(tb));
-                                if ta.abs_diff(tb) > slack {
-                                    add(format!("{key}: took {} -> {}", millis(ta), millis(tb)));
-                                }
-                            }
-                        }
-                        None => unseen_in_new.push(format!("{key}: {} -> (not seen)", x.value)),
-                    }
-                }
-                let unseen_in_base: Vec<String> = obs_b
-                    .iter()
-                    .filter(|(key, _)| !in_a.contains_key(key.as_str()))
-                    .map(|(key, y)| format!("{key}: (not seen) -> {}", y.value))
-                    .collect();
-                for (unseen, run) in [(unseen_in_new, "new"), (unseen_in_base, "base")] {
-                    if unseen.len() <= FOLD_AFTER {
-                        unseen.into_iter().for_each(&mut add);
-                    } else {
-                        let more = unseen.len() - 1;
-                        let first = unseen.into_iter().next().unwrap_or_default();
-                        add(first);
-                        add(format!("and {more} more observations not seen in {run}"));
+        }
+    }
+    out
+}
+
+/// The differences between two runs of one case.
+pub fn compare(a: &CaseReport, b: &CaseReport, tolerance: Tolerance) -> Vec<Change> {
+    let mut out = Vec::new();
+    let (verdict_a, verdict_b) = (verdict(a), verdict(b));
+    if verdict_a != verdict_b {
+        out.push(Change::Verdict {
+            base: verdict_a,
+            new: verdict_b,
+        });
+    }
+    let (mut obs_a, mut obs_b) = (
+        observations(&a.timeline.events),
+        observations(&b.timeline.events),
+    );
+    // What both runs could see, only: packets when both captured (and
+    // showed all), traced calls when both traced.
+    for only_if_both in [is_wire as fn(&Observed) -> bool, is_traced] {
+        let has = |obs: &[(Key, Seen)]| obs.iter().any(|(k, _)| only_if_both(&k.0.of));
+        if !(has(&obs_a) && has(&obs_b)) {
+            obs_a.retain(|(k, _)| !only_if_both(&k.0.of));
+            obs_b.retain(|(k, _)| !only_if_both(&k.0.of));
+        }
+    }
+    let in_b: BTreeMap<&Key, &Seen> = obs_b.iter().map(|(k, v)| (k, v)).collect();
+    let in_a: BTreeMap<&Key, &Seen> = obs_a.iter().map(|(k, v)| (k, v)).collect();
+    let mut unseen = [Vec::new(), Vec::new()];
+    for (key, x) in &obs_a {
+        match in_b.get(key) {
+            Some(y) if x.value != y.value => out.push(Change::Observed {
+                observation: key.0.clone(),
+                base: Some(x.value.clone()),
+                new: Some(y.value.clone()),
+            }),
+            Some(y) => {
+                if let (Some(ta), Some(tb)) = (x.took, y.took) {
+                    if ta.abs_diff(tb) > tolerance.slack(ta.max(tb)) {
+                        out.push(Change::Took {
+                            observation: key.0.clone(),
+                            base: ta,
+                            new: tb,
+                        });
                     }
                 }
             }
+            None => unseen[1].push(Change::Observed {
+                observation: key.0.clone(),
+                base: Some(x.value.clone()),
+                new: None,
+            }),
         }
     }
-    Ok(out)
-}
-
-/// The cases of a report's last round, by test name.
-fn last_round<'a>(
-    report: &'a Value,
-    which: &'static str,
-) -> Result<BTreeMap<String, &'a Value>, DiffError> {
-    let not = |why: &str| DiffError::NotAReport {
-        which,
-        why: why.to_string(),
-    };
-    match report.get("format").and_then(Value::as_u64) {
-        Some(format) if format == u64::from(JSON_FORMAT) => {}
-        Some(other) => return Err(not(&format!("its format is {other}"))),
-        None => return Err(not("it has no `format`")),
+    for (key, y) in &obs_b {
+        if !in_a.contains_key(key) {
+            unseen[0].push(Change::Observed {
+                observation: key.0.clone(),
+                base: None,
+                new: Some(y.value.clone()),
+            });
+        }
     }
-    let cases = report
-        .get("rounds")
-        .and_then(Value::as_array)
-        .and_then(|rounds| rounds.last())
-        .and_then(|round| round.get("cases"))
-        .and_then(Value::as_array)
-        .ok_or_else(|| not("it has no round with cases"))?;
-    let mut by_name = BTreeMap::new();
-    for case in cases {
-        let name = case
-            .get("name")
-            .and_then(Value::as_str)
-            .ok_or_else(|| not("a case has no `name`"))?;
-        by_name.insert(name.to_string(), case);
+    // Observations one run made and the other did not: named one by one
+    // when few, else the first and a count. What a program printed is
+    // folded apart from the rest, so a new stack trace does not hide a
+    // call that went missing.
+    let [only_in_new, only_in_base] = unseen;
+    for (changes, missing_in) in [(only_in_base, Run::New), (only_in_new, Run::Base)] {
+        let (printed, rest): (Vec<Change>, Vec<Change>) = changes
+            .into_iter()
+            .partition(|c| matches!(c, Change::Observed { observation, .. } if matches!(observation.of, Observed::Printed { .. })));
+        for group in [rest, printed] {
+            if group.len() <= FOLD_AFTER {
+                out.extend(group);
+            } else {
+                let count = group.len() - 1;
+                out.extend(group.into_iter().next());
+                out.push(Change::More { count, missing_in });
+            }
+        }
     }
-    Ok(by_name)
+    out
 }
 
 /// `passed`, `ignored`, or `failed (expectation)` and the like.
-fn verdict(case: &Value) -> String {
-    let status = case.get("status").and_then(Value::as_str).unwrap_or("?");
-    match case.get("kind").and_then(Value::as_str) {
-        Some(kind) if status == "failed" => format!("failed ({kind})"),
-        _ => status.to_string(),
+fn verdict(case: &CaseReport) -> String {
+    match case.failure() {
+        Some(failure) => format!("failed ({})", failure.kind.name()),
+        None if case.skipped() => "ignored".into(),
+        None => "passed".into(),
+    }
+}
+
+/// An observation's key: what it is of, and the how-many-th such it is
+/// in its run (an observation met again is told apart by its count).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Key(Observation, usize);
+
+impl PartialOrd for Observation {
+    fn partial_cmp(&self, other: &Observation) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// By what it reads as: a stable order for maps, the same in every run.
+impl Ord for Observation {
+    fn cmp(&self, other: &Observation) -> std::cmp::Ordering {
+        (self.side, self.step, self.to_string()).cmp(&(other.side, other.step, other.to_string()))
     }
 }
 
 /// One observation: what was seen, and for a call how long it took.
+#[derive(Debug)]
 struct Seen {
     value: String,
     took: Option<Duration>,
 }
 
+impl Seen {
+    fn value(value: String) -> Seen {
+        Seen { value, took: None }
+    }
+}
+
 /// How many observations seen in one run only are listed one by one.
 const FOLD_AFTER: usize = 3;
 
-/// How the note of a timeline that shows only its first packets starts
-/// (`runner::case`'s).
-pub const TIMELINE_CUT_SHORT: &str = "the timeline shows the first ";
+fn is_wire(of: &Observed) -> bool {
+    matches!(of, Observed::SentFlag { .. } | Observed::FirstFin)
+}
 
-/// What the keys of packet observations start with.
-const WIRE: &str = "on the wire: ";
+fn is_traced(of: &Observed) -> bool {
+    matches!(of, Observed::TracedErrno { .. })
+}
+
+/// A call's result as a difference shows it: `EAGAIN`, `ok, 5 B`,
+/// `ok, ready: in rdhup`.
+fn result(result: &CallResult) -> String {
+    let mut value = match result.outcome {
+        Outcome::Ok => "ok".to_string(),
+        Outcome::Eof => "eof".to_string(),
+        Outcome::Errno(errno) => errno.name(),
+    };
+    if result.bytes > 0 {
+        value.push_str(&format!(", {} B", result.bytes));
+    }
+    if let Some(ready) = result.ready {
+        value.push_str(&format!(", ready: {}", ready.names().join(" ")));
+    }
+    value
+}
+
+/// A line with every run of digits, and every long run of hex digits
+/// with a digit in it (an id, an address), masked as `#`: what differs
+/// between any two runs of the same program (ports, pids, times).
+fn masked(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let chars: Vec<char> = line.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let hex_run = chars[i..]
+            .iter()
+            .take_while(|c| c.is_ascii_hexdigit())
+            .count();
+        let has_digit = chars[i..i + hex_run].iter().any(char::is_ascii_digit);
+        let word_start = i == 0 || !chars[i - 1].is_ascii_alphanumeric();
+        if hex_run >= 8 && has_digit && word_start {
+            out.push('#');
+            i += hex_run;
+        } else if chars[i].is_ascii_digit() {
+            out.push('#');
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+        } else {
+            out.push(chars[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A case's observations in the order they happened, each keyed by what
+/// it is of (see the module docs).
+fn observations(events: &[Event]) -> Vec<(Key, Seen)> {
+    let mut out: Vec<(Observation, Seen)> = Vec::new();
+    let mut printed: BTreeSet<(Option<Side>, String)> = BTreeSet::new();
+    let mut errnos: BTreeSet<(Option<Side>, String, Errno)> = BTreeSet::new();
+    for event in events {
+        let side = event.side;
+        let at = |step: Option<StepId>, of: Observed| Observation { side, step, of };
+        let seen = match &event.kind {
+            EventKind::Call {
+                step,
+                call,
+                on,
+                took,
+                result: r,
+            } => Some((
+                at(
+                    Some(*step),
+                    Observed::Call {
+                        action: call.keyword().to_string(),
+                        on: *on,
+                    },
+                ),
+                Seen {
+                    value: result(r),
+                    took: Some(*took),
+                },
+            )),
+            EventKind::InFlight { step, call, on, .. } => Some((
+                at(
+                    Some(*step),
+                    Observed::Call {
+                        action: call.keyword().to_string(),
+                        on: *on,
+                    },
+                ),
+                Seen::value("in flight when the case ended".into()),
+            )),
+            // A reading on the way depends on timing, not on the program.
+            EventKind::State {
+                on_the_way: true, ..
+            } => None,
+            EventKind::State {
+                socket,
+                state,
+                step,
+                ..
+            } => Some((
+                Observation {
+                    side: None,
+                    step: *step,
+                    of: Observed::State { socket: *socket },
+                },
+                Seen::value(state.name().to_string()),
+            )),
+            EventKind::LogCount { pattern, count, .. } => Some((
+                at(
+                    None,
+                    Observed::Log {
+                        pattern: pattern.clone(),
+                    },
+                ),
+                Seen::value(format!("{count} matching")),
+            )),
+            EventKind::SyscallCount {
+                which,
+                results,
+                count,
+                ..
+            } => Some((
+                at(
+                    None,
+                    Observed::Syscall {
+                        which: which.to_string(),
+                        results: results.iter().map(|o| o.word()).collect(),
+                    },
+                ),
+                Seen::value(format!("{count} matching")),
+            )),
+            EventKind::TakenCount { fault, count, .. } => Some((
+                at(
+                    None,
+                    Observed::Taken {
+                        fault: fault.clone(),
+                    },
+                ),
+                Seen::value(format!("took {count}")),
+            )),
+            EventKind::SentCount {
+                segments, count, ..
+            } => Some((
+                at(
+                    None,
+                    Observed::Sent {
+                        segments: segments.to_string(),
+                    },
+                ),
+                Seen::value(count.to_string()),
+            )),
+            EventKind::FirstSegment {
+                step, flags, first, ..
+            } => Some((
+                at(Some(*step), Observed::First { flags: *flags }),
+                Seen::value(match first {
+                    None => "none".into(),
+                    Some(seen) => seen.side.map_or("?", Side::name).to_string(),
+                }),
+            )),
+            EventKind::AcceptQueue { step, of, waiting } => Some((
+                at(Some(*step), Observed::AcceptQueue { of: *of }),
+                Seen::value(format!("{waiting} waiting")),
+            )),
+            EventKind::Held {
+                step,
+                sockets,
+                queued,
+                ..
+            } => {
+                let mut states: Vec<&str> = sockets.iter().map(|s| s.state.name()).collect();
+                states.sort_unstable();
+                let waiting: u32 = queued.iter().map(|q| q.waiting).sum();
+                let mut value = if states.is_empty() {
+                    "no connection".to_string()
+                } else {
+                    states.join(", ")
+                };
+                if waiting > 0 {
+                    value.push_str(&format!("; {waiting} waiting to be accepted"));
+                }
+                Some((at(Some(*step), Observed::Held), Seen::value(value)))
+            }
+            EventKind::ProgramExited { exit } => {
+                Some((at(None, Observed::Exit), Seen::value(exit.to_string())))
+            }
+            EventKind::Output { line, .. } => {
+                printed.insert((side, masked(line)));
+                None
+            }
+            EventKind::Traced { call } => {
+                if let Outcome::Errno(errno) = call.result.outcome {
+                    let routine = [nix::libc::EAGAIN, nix::libc::EINTR].contains(&errno.raw());
+                    if !routine {
+                        let kind = crate::model::syscall::TRACED
+                            .iter()
+                            .find(|s| s.name == call.syscall)
+                            .and_then(|s| s.class)
+                            .map_or(call.syscall.clone(), |c| c.name().to_string());
+                        errnos.insert((side, kind, errno));
+                    }
+                }
+                // A traced program, errors or not: its errnos compare.
+                errnos.insert((side, String::new(), Errno::from_raw(0)));
+                None
+            }
+            _ => None,
+        };
+        out.extend(seen);
+    }
+    for (side, line) in printed {
+        out.push((
+            Observation {
+                side,
+                step: None,
+                of: Observed::Printed { line },
+            },
+            Seen::value("printed".into()),
+        ));
+    }
+    let traced_sides: BTreeSet<Option<Side>> = errnos.iter().map(|(side, ..)| *side).collect();
+    for (side, call, errno) in errnos {
+        if call.is_empty() {
+            continue;
+        }
+        out.push((
+            Observation {
+                side,
+                step: None,
+                of: Observed::TracedErrno {
+                    call,
+                    errno: errno.name(),
+                },
+            },
+            Seen::value("yes".into()),
+        ));
+    }
+    // A traced side with no error at all still says it was traced.
+    for side in traced_sides {
+        out.push((
+            Observation {
+                side,
+                step: None,
+                of: Observed::TracedErrno {
+                    call: "any".into(),
+                    errno: "(traced)".into(),
+                },
+            },
+            Seen::value("yes".into()),
+        ));
+    }
+    out.extend(wire(events));
+    let mut met: BTreeMap<Observation, usize> = BTreeMap::new();
+    out.into_iter()
+        .map(|(observation, seen)| {
+            let count = met.entry(observation.clone()).or_insert(0);
+            *count += 1;
+            (Key(observation, *count), seen)
+        })
+        .collect()
+}
 
 /// Whether each side that sent or received a segment sent a FIN, and an
-/// RST, and whose FIN came first; nothing when no packet was captured.
-fn wire(events: &[Value]) -> Vec<(String, Seen)> {
-    let packets: Vec<&Value> = events.iter().filter(|e| e["event"] == "packet").collect();
-    // A timeline that keeps only the first packets cannot say that a side
-    // sent no FIN: leave the wire out (of both runs, then).
-    let cut_short = events.iter().any(|e| {
-        e["event"] == "note"
-            && e["text"]
-                .as_str()
-                .is_some_and(|t| t.starts_with(TIMELINE_CUT_SHORT))
-    });
+/// RST, and whose FIN came first; nothing when no packet was captured, or
+/// when the timeline shows only the first packets (it cannot say a side
+/// sent no FIN).
+fn wire(events: &[Event]) -> Vec<(Observation, Seen)> {
+    let cut_short = events
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::PacketsCut { .. }));
+    let packets: Vec<(Option<Side>, Option<Side>, TcpFlags)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Packet { to_side, flags, .. } => Some((e.side, *to_side, *flags)),
+            _ => None,
+        })
+        .collect();
     if packets.is_empty() || cut_short {
         return Vec::new();
     }
-    let flags = |e: &Value, flag: &str| {
-        e["flags"]
-            .as_str()
-            .is_some_and(|f| f.split('|').any(|x| x == flag))
-    };
-    let mut sides = BTreeSet::new();
-    for packet in &packets {
-        for key in ["side", "to_side"] {
-            if let Some(side) = packet[key].as_str() {
-                sides.insert(side);
-            }
-        }
-    }
-    let seen = |value: String| Seen { value, took: None };
+    let sides: BTreeSet<Side> = packets
+        .iter()
+        .flat_map(|(from, to, _)| [*from, *to])
+        .flatten()
+        .collect();
     let mut out = Vec::new();
     for side in sides {
-        for flag in ["FIN", "RST"] {
+        for (flag, name) in [(TcpFlags::FIN, "FIN"), (TcpFlags::RST, "RST")] {
             let sent = packets
                 .iter()
-                .any(|p| p["side"].as_str() == Some(side) && flags(p, flag));
+                .any(|(from, _, flags)| *from == Some(side) && flags.contains(flag));
             out.push((
-                format!("{WIRE}{side} sent {flag}"),
-                seen(if sent { "yes" } else { "no" }.into()),
+                Observation {
+                    side: Some(side),
+                    step: None,
+                    of: Observed::SentFlag { flag: name.into() },
+                },
+                Seen::value(if sent { "yes" } else { "no" }.into()),
             ));
         }
     }
     let first = packets
         .iter()
-        .find(|p| flags(p, "FIN"))
-        .map_or("none", |p| p["side"].as_str().unwrap_or("?"));
-    out.push((format!("{WIRE}first FIN"), seen(first.into())));
-    out
-}
-
-/// A case's observations in the order they happened, each keyed by what
-/// was observed (see the module docs).
-fn observations(case: &Value) -> Vec<(String, Seen)> {
-    let mut out = Vec::new();
-    let mut met: BTreeMap<String, usize> = BTreeMap::new();
-    let events = case
-        .pointer("/timeline/events")
-        .and_then(Value::as_array)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    for event in events {
-        let text = |key: &str| event.get(key).and_then(Value::as_str).unwrap_or("");
-        let side = text("side");
-        let seen = match text("event") {
-            "call" => {
-                let result = &event["result"];
-                let mut value = match &result["outcome"] {
-                    Value::String(word) => word.to_lowercase(),
-                    Value::Object(errno) => errno
-                        .get("Errno")
-                        .and_then(Value::as_str)
-                        .unwrap_or("?")
-                        .to_string(),
-                    other => other.to_string(),
-                };
-                if let Some(bytes) = result["bytes"].as_u64().filter(|b| *b > 0) {
-                    value.push_str(&format!(", {bytes} B"));
-                }
-                if let Some(ready) = result.get("ready").and_then(Value::as_array) {
-                    let names: Vec<&str> = ready.iter().filter_map(Value::as_str).collect();
-                    value.push_str(&format!(", ready: {}", names.join(" ")));
-                }
-                let took = event["took_ms"]
-                    .as_f64()
-                    .map(|ms| Duration::from_micros((ms * 1000.0) as u64));
-                let key = format!("{side} #{} {}", event["step"], text("action"));
-                Some((key, Seen { value, took }))
-            }
-            // A reading on the way depends on timing, not on the program.
-            "state" if event["on_the_way"].as_bool() == Some(true) => None,
-            "state" => {
-                let key = format!("{} state (step {})", text("socket"), event["step"]);
-                Some((
-                    key,
-                    Seen {
-                        value: text("state").to_string(),
-                        took: None,
-                    },
-                ))
-            }
-            "note" => {
-                let note = text("text");
-                // A log or syscall check's count, and how the program
-                // ended; other notes carry pids, ports or times.
-                let kept = note.starts_with("log ")
-                    || note.starts_with("syscall ")
-                    || (note.starts_with("program ")
-                        && !note.starts_with("program started")
-                        && !note.starts_with("program ready"));
-                // The count comes last, after the pattern, which may
-                // itself hold ": ".
-                kept.then(|| match note.rsplit_once(": ") {
-                    Some((what, value)) => (
-                        format!("{side} {what}"),
-                        Seen {
-                            value: value.to_string(),
-                            took: None,
-                        },
-                    ),
-                    None => (
-                        format!("{side} program"),
-                        Seen {
-                            value: note.trim_start_matches("program ").to_string(),
-                            took: None,
-                        },
-                    ),
-                })
-            }
-            _ => None,
-        };
-        if let Some((key, seen)) = seen {
-            let count = met.entry(key.clone()).or_insert(0);
-            *count += 1;
-            let key = if *count == 1 {
-                key
-            } else {
-                format!("{key} [{count}]")
-            };
-            out.push((key, seen));
-        }
-    }
-    out.extend(wire(events));
+        .find(|(_, _, flags)| flags.contains(TcpFlags::FIN))
+        .map_or("none", |(from, ..)| from.map_or("?", Side::name));
+    out.push((
+        Observation {
+            side: None,
+            step: None,
+            of: Observed::FirstFin,
+        },
+        Seen::value(first.into()),
+    ));
     out
 }
 
@@ -354,13 +817,39 @@ pub fn accepted(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The names of the case pairs that suites run against two versions of
+/// their program (`compare`), as [`between_versions`] names them.
+pub fn version_pairs(suites: &[crate::suite::Suite]) -> Vec<String> {
+    let mut out = Vec::new();
+    for suite in suites {
+        for case in &suite.cases {
+            let Some(version) = case.version.as_ref().filter(|v| v.base) else {
+                continue;
+            };
+            let new = suite.cases.iter().find_map(|other| {
+                other
+                    .version
+                    .as_ref()
+                    .filter(|v| !v.base && v.case == version.case)
+            });
+            if let Some(new) = new {
+                out.push(format!(
+                    "{}::{} ({} -> {})",
+                    suite.name, version.case, version.name, new.name
+                ));
+            }
+        }
+    }
+    out
+}
+
 /// The differences between the two versions of each case that a suite
 /// runs against two versions of its program (`compare`), from one run's
 /// `reports`: each pair compared as `hangup diff` compares two runs, named
 /// `<suite>::<case> (<base> -> <new>)`.
 pub fn between_versions(
     suites: &[crate::suite::Suite],
-    reports: &[super::CaseReport],
+    reports: &[CaseReport],
     tolerance: Tolerance,
 ) -> Vec<Difference> {
     let mut out = Vec::new();
@@ -388,224 +877,18 @@ pub fn between_versions(
                 "{}::{} ({} -> {new_name})",
                 suite.name, version.case, version.name
             );
-            // Each as a one-case report of its own, under the one name.
-            let as_report = |report: &super::CaseReport| {
-                let mut case = serde_json::to_value(report).unwrap_or(Value::Null);
-                case["name"] = Value::String(label.clone());
-                serde_json::json!({ "format": JSON_FORMAT, "rounds": [{ "round": 1, "cases": [case] }] })
-            };
-            if let Ok(differences) = diff(&as_report(a), &as_report(b), tolerance) {
-                out.extend(differences);
-            }
+            out.extend(
+                compare(a, b, tolerance)
+                    .into_iter()
+                    .map(|change| Difference {
+                        case: label.clone(),
+                        change,
+                    }),
+            );
         }
     }
     out
 }
 
 #[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    fn report(status: &str, state: &str, took_ms: f64) -> Value {
-        json!({
-            "format": 1,
-            "rounds": [{ "round": 1, "cases": [{
-                "name": "s::c",
-                "status": status,
-                "kind": if status == "failed" { Some("expectation") } else { None },
-                "timeline": { "events": [
-                    { "at_ms": 0.1, "side": "client", "event": "call", "step": 3, "action": "recv (timeout 200 ms)",
-                      "took_ms": took_ms, "result": { "outcome": { "Errno": "EAGAIN" }, "bytes": 0 } },
-                    { "at_ms": 5.0, "side": "server", "event": "state", "socket": "server", "state": state,
-                      "source": "sock_diag", "step": 5, "samples": 3 },
-                    { "at_ms": 6.0, "side": "server", "event": "output", "stream": "err", "line": "port 41234" },
-                    { "at_ms": 7.0, "side": "server", "event": "note", "text": "program started: ./s (pid 77)" },
-                ] },
-            }] }],
-        })
-    }
-
-    fn whats(differences: &[Difference]) -> Vec<String> {
-        differences.iter().map(ToString::to_string).collect()
-    }
-
-    #[test]
-    fn the_same_observations_are_no_difference_whatever_the_pids_and_ports() {
-        let mut other = report("passed", "gone", 200.0);
-        other["rounds"][0]["cases"][0]["timeline"]["events"][2]["line"] = json!("port 50000");
-        other["rounds"][0]["cases"][0]["timeline"]["events"][3]["text"] =
-            json!("program started: ./s (pid 99)");
-        let found = diff(&report("passed", "gone", 200.0), &other, Tolerance::DEFAULT);
-        assert_eq!(whats(&found.expect("comparable")), Vec::<String>::new());
-    }
-
-    /// A report whose case saw these packets: (sender, receiver, flags).
-    fn wire_report(packets: &[(&str, &str, &str)]) -> Value {
-        let mut r = report("passed", "gone", 200.0);
-        let events = r["rounds"][0]["cases"][0]["timeline"]["events"]
-            .as_array_mut()
-            .expect("events");
-        for (from, to, flags) in packets {
-            events.push(json!({ "side": from, "event": "packet", "to_side": to, "flags": flags,
-                "from": "127.0.0.1:1", "to": "127.0.0.1:2", "seq": 0, "ack": 0, "window": 0, "len": 0 }));
-        }
-        r
-    }
-
-    #[test]
-    fn a_close_that_became_a_reset_is_named_and_segment_counts_are_not() {
-        let graceful = wire_report(&[
-            ("client", "server", "FIN|ACK"),
-            ("server", "client", "ACK"),
-            ("server", "client", "FIN|ACK"),
-            ("client", "server", "ACK"),
-        ]);
-        // Another delayed ACK, and the same closes: no difference.
-        let mut again = graceful.clone();
-        again["rounds"][0]["cases"][0]["timeline"]["events"]
-            .as_array_mut()
-            .expect("events")
-            .push(
-                json!({ "side": "client", "event": "packet", "to_side": "server", "flags": "ACK" }),
-            );
-        let found = diff(&graceful, &again, Tolerance::DEFAULT).expect("comparable");
-        assert_eq!(whats(&found), Vec::<String>::new());
-
-        let reset = wire_report(&[
-            ("server", "client", "RST|ACK"),
-            ("client", "server", "FIN|ACK"),
-        ]);
-        let found = diff(&graceful, &reset, Tolerance::DEFAULT).expect("comparable");
-        assert_eq!(
-            whats(&found),
-            [
-                "s::c: on the wire: server sent FIN: yes -> no",
-                "s::c: on the wire: server sent RST: no -> yes",
-            ]
-        );
-        let server_first = wire_report(&[
-            ("server", "client", "FIN|ACK"),
-            ("client", "server", "FIN|ACK"),
-        ]);
-        let found = diff(&graceful, &server_first, Tolerance::DEFAULT).expect("comparable");
-        assert_eq!(
-            whats(&found),
-            ["s::c: on the wire: first FIN: client -> server"]
-        );
-        // One run whose timeline kept only its first packets: it cannot
-        // say no FIN came, so packets are not compared.
-        let mut cut_short = reset.clone();
-        cut_short["rounds"][0]["cases"][0]["timeline"]["events"]
-            .as_array_mut()
-            .expect("events")
-            .push(json!({ "event": "note", "text": format!("{TIMELINE_CUT_SHORT}5000 packets; ...") }));
-        let found = diff(&graceful, &cut_short, Tolerance::DEFAULT).expect("comparable");
-        assert_eq!(whats(&found), Vec::<String>::new());
-        // One run without a capture: packets are not compared.
-        let found = diff(
-            &graceful,
-            &report("passed", "gone", 200.0),
-            Tolerance::DEFAULT,
-        );
-        assert_eq!(whats(&found.expect("comparable")), Vec::<String>::new());
-    }
-
-    #[test]
-    fn a_changed_state_verdict_and_timing_are_each_named() {
-        let found = diff(
-            &report("passed", "gone", 200.0),
-            &report("failed", "CLOSE_WAIT", 900.0),
-            Tolerance::DEFAULT,
-        )
-        .expect("comparable");
-        assert_eq!(
-            whats(&found),
-            [
-                "s::c: verdict: passed -> failed (expectation)",
-                "s::c: client #3 recv (timeout 200 ms): took 200 ms -> 900 ms",
-                "s::c: server state (step 5): gone -> CLOSE_WAIT",
-            ]
-        );
-        // A case that stopped early misses what came after: folded.
-        let mut short = report("failed", "gone", 200.0);
-        let events = &mut short["rounds"][0]["cases"][0]["timeline"]["events"];
-        let mut many = report("passed", "gone", 200.0);
-        let all = many["rounds"][0]["cases"][0]["timeline"]["events"]
-            .as_array_mut()
-            .expect("events");
-        for step in 10..20 {
-            all.push(
-                json!({ "side": "client", "event": "call", "step": step, "action": "close",
-                "took_ms": 0.0, "result": { "outcome": "Ok", "bytes": 0 } }),
-            );
-        }
-        *events = json!([]);
-        let folded = whats(&diff(&many, &short, Tolerance::DEFAULT).expect("comparable"));
-        assert_eq!(
-            folded,
-            [
-                "s::c: verdict: passed -> failed (expectation)",
-                "s::c: client #3 recv (timeout 200 ms): EAGAIN -> (not seen)",
-                "s::c: and 11 more observations not seen in new",
-            ]
-        );
-        // Within the tolerance: no difference.
-        let close = diff(
-            &report("passed", "gone", 200.0),
-            &report("passed", "gone", 240.0),
-            Tolerance::DEFAULT,
-        );
-        assert!(close.expect("comparable").is_empty());
-    }
-
-    #[test]
-    fn a_log_count_is_told_apart_by_its_whole_pattern() {
-        let with = |events: Value| {
-            let mut r = report("passed", "gone", 200.0);
-            r["rounds"][0]["cases"][0]["timeline"]["events"] = events;
-            r
-        };
-        let notes = |quiet: u32, raised: u32| {
-            with(json!([
-                { "side": "client", "event": "note",
-                  "text": format!("log \"^app: send returned\": {quiet} matching") },
-                { "side": "client", "event": "note",
-                  "text": format!("log \"^app: send raised\": {raised} matching") },
-            ]))
-        };
-        let found = diff(&notes(1, 0), &notes(0, 1), Tolerance::DEFAULT).expect("comparable");
-        assert_eq!(
-            whats(&found),
-            [
-                "s::c: client log \"^app: send returned\": 1 matching -> 0 matching",
-                "s::c: client log \"^app: send raised\": 0 matching -> 1 matching",
-            ]
-        );
-    }
-
-    #[test]
-    fn cases_only_in_one_report_and_reports_of_another_format_are_said() {
-        let mut other = report("passed", "gone", 200.0);
-        other["rounds"][0]["cases"][0]["name"] = json!("s::d");
-        let found = diff(&report("passed", "gone", 200.0), &other, Tolerance::DEFAULT);
-        assert_eq!(
-            whats(&found.expect("comparable")),
-            ["s::c: only in base", "s::d: only in new"]
-        );
-        let err = diff(&json!({ "format": 99 }), &other, Tolerance::DEFAULT).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "base is not a hangup JSON report of format 1: its format is 99"
-        );
-    }
-
-    #[test]
-    fn an_accept_file_lists_differences_one_a_line() {
-        let accepted = accepted("# known\n\ns::c: only in base\n  s::d: x -> y  \n");
-        assert!(accepted.contains("s::c: only in base"));
-        assert!(accepted.contains("s::d: x -> y"));
-        assert_eq!(accepted.len(), 2);
-    }
-}
+mod tests;

@@ -8,14 +8,34 @@
 //! its `system-out`, where for a passing case it is the evidence of what
 //! Linux did.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use junit_report::{Duration, Report, TestCase, TestCaseBuilder, TestSuite};
 
+use super::diff::Difference;
 use super::{CaseReport, CaseStatus, write_atomically};
 
-/// Writes `reports` as JUnit XML to `path`, atomically.
-pub fn write_junit(path: &Path, reports: &[CaseReport]) -> std::io::Result<()> {
+/// The case pairs a run compared between two versions of a program, the
+/// differences found, and those accepted.
+pub type Compared<'a> = (&'a [String], &'a [Difference], &'a BTreeSet<String>);
+
+/// Writes `reports` as JUnit XML to `path`, atomically; with `compared`,
+/// also a `<testsuite>` of the versions compared (see
+/// [`write_diff_junit`]).
+pub fn write_junit(
+    path: &Path,
+    reports: &[CaseReport],
+    compared: Option<Compared<'_>>,
+) -> std::io::Result<()> {
+    write_atomically(path, &junit_xml(reports, compared)?)
+}
+
+/// The JUnit XML [`write_junit`] writes.
+pub(super) fn junit_xml(
+    reports: &[CaseReport],
+    compared: Option<Compared<'_>>,
+) -> std::io::Result<Vec<u8>> {
     let mut suites: Vec<TestSuite> = Vec::new();
     for case in reports {
         let suite = attribute(&case.suite);
@@ -28,11 +48,19 @@ pub fn write_junit(path: &Path, reports: &[CaseReport]) -> std::io::Result<()> {
         };
         suites[index].add_testcase(test_case(case));
     }
+    if let Some((cases, differences, accepted)) = compared {
+        suites.push(differences_suite(
+            "hangup versions",
+            cases,
+            differences,
+            accepted,
+        ));
+    }
     let mut report = Report::new();
     report.add_testsuites(suites);
     let mut xml = Vec::new();
     report.write_xml(&mut xml).map_err(std::io::Error::other)?;
-    write_atomically(path, &xml)
+    Ok(xml)
 }
 
 fn test_case(case: &CaseReport) -> TestCase {
@@ -45,10 +73,7 @@ fn test_case(case: &CaseReport) -> TestCase {
             // that crashed, is a failure; a case that could not be judged
             // (deadline, setup, script, hangup itself) is an error, as JUnit
             // tells them apart.
-            let kind = serde_json::to_value(failure.kind)
-                .ok()
-                .and_then(|v| v.as_str().map(|s| format!("hangup::{s}")))
-                .unwrap_or_else(|| "hangup::failure".into());
+            let kind = format!("hangup::{}", failure.kind.name());
             let summary = attribute(&failure.summary);
             let mut test = if failure.kind.is_failure() {
                 TestCaseBuilder::failure(&name, time, &kind, &summary)
@@ -100,15 +125,36 @@ fn cdata(text: &str) -> String {
 pub fn write_diff_junit(
     path: &Path,
     cases: &[String],
-    differences: &[super::diff::Difference],
-    accepted: &std::collections::BTreeSet<String>,
+    differences: &[Difference],
+    accepted: &BTreeSet<String>,
 ) -> std::io::Result<()> {
-    let mut suite = TestSuite::new("hangup diff");
+    let mut report = Report::new();
+    report.add_testsuite(differences_suite(
+        "hangup diff",
+        cases,
+        differences,
+        accepted,
+    ));
+    let mut xml = Vec::new();
+    report.write_xml(&mut xml).map_err(std::io::Error::other)?;
+    write_atomically(path, &xml)
+}
+
+/// A `<testsuite>` named `title` of one `<testcase>` per compared case,
+/// failed when it has a difference not `accepted`.
+fn differences_suite(
+    title: &str,
+    cases: &[String],
+    differences: &[Difference],
+    accepted: &BTreeSet<String>,
+) -> TestSuite {
+    let mut suite = TestSuite::new(title);
     for case in cases {
         let open: Vec<String> = differences
             .iter()
-            .filter(|d| &d.case == case && !accepted.contains(&d.to_string()))
-            .map(|d| d.what.clone())
+            .filter(|d| &d.case == case)
+            .map(ToString::to_string)
+            .filter(|line| !accepted.contains(line))
             .collect();
         let name = attribute(case);
         let mut test = if open.is_empty() {
@@ -123,12 +169,8 @@ pub fn write_diff_junit(
             test.set_trace(&cdata(&open.join("\n")));
             test
         };
-        test.set_classname("hangup diff");
+        test.set_classname(title);
         suite.add_testcase(test.build());
     }
-    let mut report = Report::new();
-    report.add_testsuite(suite);
-    let mut xml = Vec::new();
-    report.write_xml(&mut xml).map_err(std::io::Error::other)?;
-    write_atomically(path, &xml)
+    suite
 }

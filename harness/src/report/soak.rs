@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::CaseReport;
+use super::{CaseReport, describe_call};
 use crate::model::Side;
-use crate::record::EventKind;
+use crate::record::{EventKind, StepId};
 use crate::verdict::millis;
 
 /// Minimum, median, 99th percentile and maximum of some durations
@@ -105,15 +105,21 @@ fn case_figures(name: &str, runs: &[&CaseReport]) -> CaseFigures {
             let (
                 Some(side),
                 EventKind::Call {
-                    step, action, took, ..
+                    step,
+                    call,
+                    on,
+                    took,
+                    ..
                 },
             ) = (event.side, &event.kind)
             else {
                 continue;
             };
+            // A loop's rounds are one step: described without the round.
+            let step_of_script = StepId::at(step.index);
             calls
-                .entry((side, *step))
-                .or_insert_with(|| (action.clone(), Vec::new()))
+                .entry((side, step.index))
+                .or_insert_with(|| (describe_call(call, *on, step_of_script), Vec::new()))
                 .1
                 .push(*took);
         }

@@ -1,8 +1,15 @@
 //! The timeline of one case: calls and kernel states on both sides, in
 //! time order, rendered as two columns (client left, server right).
 
-use crate::model::{Outcome, Side, Socket};
-use crate::record::{EventKind, StateSource, Timeline};
+use std::time::Duration;
+
+use crate::fault::DelayTrouble;
+use crate::model::{CallResult, Link, Outcome, Side, Socket, TcpFlags};
+use crate::record::{
+    Event, EventKind, FaultSpec, HeldSocket, QueuedAt, SegmentSeen, Shortfall, StateSource, StepId,
+    StopReason, Timeline, TracedSyscall,
+};
+use crate::suite::SocketCall;
 use crate::verdict::millis;
 
 impl Timeline {
@@ -38,7 +45,7 @@ impl Timeline {
                 }
                 None => {}
             }
-            let text = event.kind.describe();
+            let text = event.describe();
             let ms = format!("{:.1}", event.at.as_secs_f64() * 1000.0);
             if let EventKind::Packet {
                 to_side,
@@ -59,8 +66,9 @@ impl Timeline {
                 if let Some(fault) = lost_to {
                     line.push_str(&format!("  lost: {fault}"));
                 }
-                if let Some((fault, ms)) = held {
-                    line.push_str(&format!("  held {ms:.1} ms: {fault}"));
+                if let Some(held) = held {
+                    let ms = held.held.as_secs_f64() * 1000.0;
+                    line.push_str(&format!("  held {ms:.1} ms: {}", held.fault));
                 }
                 out.push_str(line.trim_end());
                 out.push('\n');
@@ -112,9 +120,9 @@ fn fold_plain_segments(events: &[crate::record::Event]) -> std::collections::Has
             ..
         } => {
             *window != 0
-                && !(flags.contains(crate::model::TcpFlags::SYN)
-                    || flags.contains(crate::model::TcpFlags::FIN)
-                    || flags.contains(crate::model::TcpFlags::RST))
+                && !(flags.contains(TcpFlags::SYN)
+                    || flags.contains(TcpFlags::FIN)
+                    || flags.contains(TcpFlags::RST))
                 && lost_to.is_none()
                 && held.is_none()
         }
@@ -183,31 +191,163 @@ fn arrow(from: usize, to: usize, label: &str, step: usize, lost: bool) -> String
     }
 }
 
-impl EventKind {
+/// A call as the timeline shows it: `recv (timeout 200 ms)`, the proxy's
+/// with the connection it is on (` (on client)`), a loop's with its round.
+pub fn describe_call(call: &SocketCall, on: Option<Link>, step: StepId) -> String {
+    let on = match on {
+        Some(Link::Accepted) => " (on client)",
+        Some(Link::Connected) => " (on server)",
+        None => "",
+    };
+    match step.round {
+        Some(round) => format!("{call}{on} [round {round}]"),
+        None => format!("{call}{on}"),
+    }
+}
+
+/// How a call ended, in a timeline line: `5 B`, `EOF`, `EPIPE after 3 B`.
+fn outcome(result: &CallResult) -> String {
+    match result.outcome {
+        Outcome::Ok if result.ready.is_some() => {
+            format!("ready: {}", result.ready.unwrap_or_default())
+        }
+        Outcome::Ok if result.bytes > 0 => format!("{} B", result.bytes),
+        Outcome::Ok => "ok".to_string(),
+        Outcome::Eof if result.bytes > 0 => format!("EOF after {} B", result.bytes),
+        Outcome::Eof => "EOF".to_string(),
+        Outcome::Errno(errno) if result.bytes > 0 => {
+            format!("{} after {} B", errno.name(), result.bytes)
+        }
+        Outcome::Errno(errno) => errno.name(),
+    }
+}
+
+/// A program's command on one line: control characters escaped, each
+/// long argument cut short.
+fn command_line(argv: &[String]) -> String {
+    const LONGEST: usize = 48;
+    argv.iter()
+        .map(|arg| {
+            let escaped: String = arg.chars().flat_map(char::escape_default).collect();
+            if escaped.chars().count() > LONGEST {
+                let cut: String = escaped.chars().take(LONGEST).collect();
+                format!("{cut}...")
+            } else {
+                escaped
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// "it took 3 packets".
+fn took_packets(n: u64) -> String {
+    format!("it took {n} packet{}", if n == 1 { "" } else { "s" })
+}
+
+/// A segment a check saw: `RST (0 B, win 0) at 12 ms`.
+fn segment(seen: &SegmentSeen) -> String {
+    format!(
+        "{} ({} B, win {}) at {}",
+        seen.flags,
+        seen.len,
+        seen.window,
+        millis(seen.at)
+    )
+}
+
+/// What a delay's trouble was, in words.
+fn delay_trouble(trouble: &DelayTrouble) -> String {
+    match trouble {
+        DelayTrouble::NotLetGo { error } => format!("a delayed packet could not be let go: {error}"),
+        DelayTrouble::WaitFailed { error } => {
+            format!("waiting for queued packets failed: {error}; what was held was let go")
+        }
+        DelayTrouble::KernelDropped => "the kernel could not hand hangup some packets a delay caught (its socket buffer was full): those were dropped, not delayed".into(),
+        DelayTrouble::ReadFailed { error } => format!("reading queued packets failed: {error}"),
+        DelayTrouble::Unreadable { error } => {
+            format!("an unreadable message from the queue: {error}")
+        }
+        DelayTrouble::VerdictRefused { errno } => {
+            format!("the kernel refused a verdict: {errno}")
+        }
+    }
+}
+
+/// What a program held, as a `released` check read it.
+fn held(sockets: &[HeldSocket], queued: &[QueuedAt]) -> String {
+    let parts: Vec<String> = queued
+        .iter()
+        .map(ToString::to_string)
+        .chain(sockets.iter().map(ToString::to_string))
+        .collect();
+    if parts.is_empty() {
+        "no connection".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// A fault as the timeline names it: `drop what client sends`, `cut the
+/// client's host off (link down)`.
+impl std::fmt::Display for FaultSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FaultSpec::Packets(fault) => fault.fmt(f),
+            FaultSpec::Host(cut) => cut.fmt(f),
+        }
+    }
+}
+
+/// A traced call: `writev(fd 7) = EPIPE`, `accept4() = fd 9`, with how
+/// long it took when that was a millisecond or more (it blocked).
+fn traced(call: &TracedSyscall) -> String {
+    let text = match call.accepted {
+        Some(fd) => format!("{}() = fd {fd}", call.syscall),
+        None => {
+            let result = match call.result.outcome {
+                Outcome::Ok if call.result.bytes > 0 => format!("{} B", call.result.bytes),
+                outcome => outcome.to_string(),
+            };
+            format!("{}(fd {}) = {result}", call.syscall, call.fd)
+        }
+    };
+    if call.took >= Duration::from_millis(1) {
+        format!("traced {text} (after {})", millis(call.took))
+    } else {
+        format!("traced {text}")
+    }
+}
+
+impl Event {
     /// One line for the timeline.
     pub fn describe(&self) -> String {
-        match self {
+        let side = self.side.map_or("", Side::name);
+        match &self.kind {
             EventKind::Call {
                 step,
-                action,
+                call,
+                on,
                 took,
                 result,
-            } => {
-                let outcome = match result.outcome {
-                    Outcome::Ok if result.ready.is_some() => {
-                        format!("ready: {}", result.ready.unwrap_or_default())
-                    }
-                    Outcome::Ok if result.bytes > 0 => format!("{} B", result.bytes),
-                    Outcome::Ok => "ok".to_string(),
-                    Outcome::Eof if result.bytes > 0 => format!("EOF after {} B", result.bytes),
-                    Outcome::Eof => "EOF".to_string(),
-                    Outcome::Errno(errno) if result.bytes > 0 => {
-                        format!("{} after {} B", errno.name(), result.bytes)
-                    }
-                    Outcome::Errno(errno) => errno.name().to_string(),
-                };
-                format!("#{step} {action} -> {outcome} ({})", millis(*took))
-            }
+            } => format!(
+                "#{} {} -> {} ({})",
+                step.index,
+                describe_call(call, *on, *step),
+                outcome(result),
+                millis(*took)
+            ),
+            EventKind::InFlight {
+                step,
+                call,
+                on,
+                took,
+            } => format!(
+                "#{} {}: still in flight when the case ended ({})",
+                step.index,
+                describe_call(call, *on, *step),
+                millis(*took)
+            ),
             EventKind::State {
                 socket,
                 state,
@@ -232,7 +372,7 @@ impl EventKind {
                     }
                 }
             }
-            EventKind::Output { stream, line } => format!("{stream}| {line}"),
+            EventKind::Output { stream, line } => format!("{}| {line}", stream.name()),
             EventKind::Packet {
                 flags,
                 seq,
@@ -245,7 +385,7 @@ impl EventKind {
                 if *len > 0 {
                     text = format!("{flags} seq {seq}:{}", seq.wrapping_add(*len));
                 }
-                if flags.contains(crate::model::TcpFlags::ACK) {
+                if flags.contains(TcpFlags::ACK) {
                     text.push_str(&format!(" ack {ack}"));
                 }
                 text.push_str(&format!(" win {window}"));
@@ -254,18 +394,150 @@ impl EventKind {
                 }
                 text
             }
-            EventKind::Note { text } => text.clone(),
+            EventKind::ProgramStarted { argv, pid } => {
+                format!("program started: {} (pid {pid})", command_line(argv))
+            }
+            EventKind::ProgramReady {
+                port,
+                role: Side::Client,
+                ..
+            } => format!("program ready, to connect to port {port}"),
+            EventKind::ProgramReady {
+                port,
+                for_suite: true,
+                ..
+            } => format!("program ready on port {port}, for every case of the suite"),
+            EventKind::ProgramReady { port, .. } => format!("program ready on port {port}"),
+            EventKind::ProgramServes { pid, port } => {
+                format!("the suite's program (pid {pid}) serves this case on port {port}")
+            }
+            EventKind::ProgramExited { exit } => format!("program {exit}"),
+            EventKind::Signal { signal, .. } => format!("signal {signal} to the program"),
+            EventKind::ProgramPaused {
+                waited,
+                stopped: true,
+                ..
+            } => format!("the program stopped after {}", millis(*waited)),
+            EventKind::ProgramPaused { waited, .. } => format!(
+                "not every thread of the program stopped within {}",
+                millis(*waited)
+            ),
+            EventKind::Mark { label, .. } => format!("mark {label:?}"),
+            EventKind::LoopEnded { step, round } => {
+                format!("#{} loop ended in round {round}", step.index)
+            }
+            EventKind::LogCount { pattern, count, .. } => {
+                format!("log {pattern:?}: {count} matching")
+            }
+            EventKind::SyscallCount {
+                which,
+                results,
+                count,
+                ..
+            } => {
+                let mut text = format!("syscall {which}");
+                if !results.is_empty() {
+                    let names: Vec<String> = results.iter().map(ToString::to_string).collect();
+                    text.push_str(&format!(" expect {}", names.join(" or ")));
+                }
+                format!("{text}: {count} matching")
+            }
+            EventKind::TakenCount { fault, count, .. } => {
+                format!("fault {fault:?}: {}", took_packets(*count))
+            }
+            EventKind::SentCount {
+                segments, count, ..
+            } => format!("sent: {count} {segments}"),
+            EventKind::FirstSegment { flags, first, .. } => {
+                let observed = match first {
+                    None => format!("no {flags} segment"),
+                    Some(seen) => match seen.side {
+                        Some(sender) => format!("the {sender}'s: {}", segment(seen)),
+                        None => format!("one from {}: {}", seen.from, segment(seen)),
+                    },
+                };
+                format!("first {flags}: {observed}")
+            }
+            EventKind::AcceptQueue { of, waiting, .. } => {
+                format!("accept queue of the {of}: {}", crate::verdict::waiting(*waiting))
+            }
+            EventKind::Held {
+                sockets,
+                queued,
+                fds,
+                ..
+            } => format!("the program holds {}, {fds} fds", held(sockets, queued)),
+            EventKind::FaultPut {
+                fault: fault @ FaultSpec::Packets(_),
+                ports,
+                rules,
+                ..
+            } => {
+                let which: Vec<String> = ports.iter().map(ToString::to_string).collect();
+                format!(
+                    "{fault}: TCP {} ({rules} rule{})",
+                    which.join(" or "),
+                    if *rules == 1 { "" } else { "s" }
+                )
+            }
+            EventKind::FaultPut { fault, .. } => fault.to_string(),
+            EventKind::FaultLifted {
+                fault,
+                took: Some(took),
+                ..
+            } => format!("lifted {fault}: {}", took_packets(*took)),
+            EventKind::FaultLifted { fault, .. } => format!("lifted {fault}"),
+            EventKind::FaultAtEnd { fault, took, error } => {
+                let what = match (fault, took, error) {
+                    (FaultSpec::Host(_), _, Some(error)) => {
+                        format!("it could not be undone: {error}")
+                    }
+                    (FaultSpec::Host(_), _, None) => "undone".to_string(),
+                    (_, _, Some(error)) => format!("its count is unknown: {error}"),
+                    (_, Some(took), None) => took_packets(*took),
+                    (_, None, None) => "its count is unknown".to_string(),
+                };
+                format!("{fault} was in place to the end: {what}")
+            }
+            EventKind::Delays { trouble } => format!("delays: {}", delay_trouble(trouble)),
+            EventKind::Stopped {
+                why: StopReason::Deadline,
+            } => "case deadline passed".into(),
+            EventKind::Stopped { .. } => "the run was interrupted".into(),
+            EventKind::Whereabouts {
+                step,
+                source,
+                location,
+                in_flight,
+            } => {
+                let in_flight = in_flight
+                    .map(|d| format!(", a call in flight for {}", millis(d)))
+                    .unwrap_or_default();
+                format!(
+                    "{side} was at step {} `{source}` ({location}){in_flight} when the case stopped",
+                    step.index
+                )
+            }
+            EventKind::PacketsCut { shown, captured } => format!(
+                "the timeline shows the first {shown} packets; capture.pcap has all {captured} (with --keep-artifacts, or when the case fails)"
+            ),
+            EventKind::CaptureFull { kept, dropped } => format!(
+                "the capture kept the first {kept} packets and counted {dropped} more"
+            ),
+            EventKind::LossesUntold => "the kernel's log of the packets the faults took overflowed: some lost packets are not marked as lost".into(),
+            EventKind::Shortfall { what, error } => match what {
+                Shortfall::CaptureNotStarted => format!("no packet capture: {error}"),
+                Shortfall::CaptureFailed => format!("the packet capture failed: {error}"),
+                Shortfall::PcapNotWritten => format!("capture.pcap could not be written: {error}"),
+            },
+            EventKind::Traced { call } => traced(call),
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::model::TcpFlags;
-    use crate::record::Event;
 
     fn packet(at_ms: u64, from: Side, flags: TcpFlags, window: u16) -> Event {
         let (a, b) = ("127.0.0.1:40000", "127.0.0.1:8080");

@@ -28,10 +28,13 @@ use crate::fault::{Faults, Filter};
 use crate::model::Outcome;
 use crate::model::TcpState;
 use crate::model::syscall::Which;
-use crate::model::{Link, Side, Socket};
+use crate::model::{Side, Socket};
 use crate::observe::{self, SockDiag};
 use crate::peer::{Call, Peer, Sockets};
-use crate::record::{EventKind, Recorder, StateSource, Timeline};
+use crate::record::{
+    EventKind, FaultSpec, HeldBy, HeldSocket, OutputLine, QueuedAt, Recorder, SegmentSeen,
+    Shortfall, StateSource, StepId, StopReason, Timeline,
+};
 use crate::report::{CaseStatus, Failure, FailureKind, StepRef};
 use crate::sandbox::{CaseNamespace, SandboxError};
 use crate::suite::{
@@ -128,16 +131,15 @@ struct FaultsInPlace {
     /// the case's namespace, and in a two-host case the client's.
     kernels: [Option<Faults>; 2],
     active: Vec<ActiveFault>,
-    /// Each fault put in place, as the timeline names it, indexed by its
-    /// rules' [`Filter::tag`].
-    described: Vec<String>,
+    /// Each fault put in place, indexed by its rules' [`Filter::tag`].
+    described: Vec<FaultSpec>,
     /// The packets the faults took, as the kernel logged them.
     taken: Vec<crate::fault::Taken>,
     /// The packets the delays held, as the kernel queued them (at most
     /// [`MAX_HELD_NOTED`]: the timeline shows fewer packets than that).
     held: Vec<crate::fault::Held>,
     /// What went wrong with holding them, each once.
-    delay_trouble: Vec<String>,
+    delay_trouble: Vec<crate::fault::DelayTrouble>,
     /// Whether the kernel dropped some of those logs (its buffer was full).
     untold: bool,
     /// Each named fault lifted, with the packets it took.
@@ -178,7 +180,7 @@ impl FaultsInPlace {
 
     /// The fault that took the packet whose IP header starts `ip`, if one
     /// did; each logged packet answers once.
-    fn took(&mut self, ip: &[u8]) -> Option<String> {
+    fn took(&mut self, ip: &[u8]) -> Option<FaultSpec> {
         let at = self.taken.iter().position(|taken| {
             let n = taken.packet.len().min(ip.len());
             n >= 20 && taken.packet[..n] == ip[..n]
@@ -188,15 +190,18 @@ impl FaultsInPlace {
     }
 
     /// The delay that held the packet whose IP header starts `ip`, and
-    /// how long (ms), if one did; each held packet answers once.
-    fn delayed(&mut self, ip: &[u8]) -> Option<(String, f64)> {
+    /// how long, if one did; each held packet answers once.
+    fn delayed(&mut self, ip: &[u8]) -> Option<HeldBy> {
         let at = self.held.iter().position(|held| {
             let n = held.packet.len().min(ip.len());
             n >= 20 && held.packet[..n] == ip[..n]
         })?;
         let held = self.held.remove(at);
         let fault = self.described.get(held.tag as usize).cloned()?;
-        Some((fault, held.held.as_secs_f64() * 1000.0))
+        Some(HeldBy {
+            fault,
+            held: held.held,
+        })
     }
 }
 
@@ -210,8 +215,8 @@ struct ActiveFault {
     host: usize,
     /// For a cut host rather than rules: whose host, and how.
     cut: Option<(Side, crate::sandbox::topology::Cut)>,
-    /// As the timeline names it.
-    description: String,
+    /// The fault, as the suite put it.
+    spec: FaultSpec,
     /// Its rules in the kernel.
     handles: Vec<u64>,
 }
@@ -453,13 +458,8 @@ pub(crate) fn run(
         (true, false) => None,
     };
     if let Some(summary) = broken {
-        control.failure.get_or_insert_with(|| Failure {
-            kind: FailureKind::Harness,
-            summary,
-            step: None,
-            mismatch: None,
-            at: shared.at(Instant::now()),
-            output: Vec::new(),
+        control.failure.get_or_insert_with(|| {
+            Failure::new(FailureKind::Harness, summary, shared.at(Instant::now()))
         });
     }
     let status = match control.failure.take() {
@@ -478,7 +478,7 @@ pub(crate) fn run(
 fn serve<'a>(shared: &Arc<Shared>, program: &'a SuiteProgram) -> Result<Serving<'a>, Box<Failure>> {
     let on_exit = {
         let shared = Arc::clone(shared);
-        Box::new(move |exit: sut::Exit, tail: Vec<String>| {
+        Box::new(move |exit: sut::Exit, tail: Vec<OutputLine>| {
             shared.fail(program_failure(
                 &shared,
                 format!("the program {exit} while the case ran"),
@@ -487,7 +487,7 @@ fn serve<'a>(shared: &Arc<Shared>, program: &'a SuiteProgram) -> Result<Serving<
         })
     };
     let serving = program
-        .serve(&shared.record, on_exit)
+        .serve(&shared.case.name, &shared.record, on_exit)
         .map_err(|(why, tail)| Box::new(program_failure(shared, why, tail)))?;
     shared.sockets.program_listens(
         Side::Server,
@@ -500,12 +500,9 @@ fn serve<'a>(shared: &Arc<Shared>, program: &'a SuiteProgram) -> Result<Serving<
     shared.push(
         Instant::now(),
         Some(Side::Server),
-        EventKind::Note {
-            text: format!(
-                "the suite's program (pid {}) serves this case on port {}",
-                serving.view.pid(),
-                program.port()
-            ),
+        EventKind::ProgramServes {
+            pid: serving.view.pid().as_raw(),
+            port: program.port(),
         },
     );
     Ok(serving)
@@ -577,14 +574,7 @@ fn in_host<T: Send + 'static>(
 
 /// A case that ended without a verdict on what it tested.
 fn unjudged(kind: FailureKind, summary: String) -> CaseStatus {
-    CaseStatus::Failed(Failure {
-        kind,
-        summary,
-        step: None,
-        mismatch: None,
-        at: Duration::ZERO,
-        output: Vec::new(),
-    })
+    CaseStatus::Failed(Failure::new(kind, summary, Duration::ZERO))
 }
 
 /// The case's thread, in its namespace: sysctls, then the sides (the first
@@ -694,8 +684,9 @@ fn start_capture(shared: &Shared) {
             Err(err) => shared.push(
                 Instant::now(),
                 None,
-                EventKind::Note {
-                    text: format!("no packet capture: {err}"),
+                EventKind::Shortfall {
+                    what: Shortfall::CaptureNotStarted,
+                    error: err.to_string(),
                 },
             ),
         }
@@ -748,8 +739,9 @@ fn end_capture(shared: &Shared) {
             Err(err) => shared.push(
                 Instant::now(),
                 None,
-                EventKind::Note {
-                    text: format!("the packet capture failed: {err}"),
+                EventKind::Shortfall {
+                    what: Shortfall::CaptureFailed,
+                    error: err.to_string(),
                 },
             ),
         }
@@ -764,12 +756,9 @@ fn end_capture(shared: &Shared) {
             shared.push(
                 Instant::now(),
                 None,
-                EventKind::Note {
-                    text: format!(
-                        "{}{TIMELINE_PACKETS} packets; capture.pcap has all {} (with --keep-artifacts, or when the case fails)",
-                        crate::report::diff::TIMELINE_CUT_SHORT,
-                        frames.len()
-                    ),
+                EventKind::PacketsCut {
+                    shown: TIMELINE_PACKETS,
+                    captured: frames.len(),
                 },
             );
             break;
@@ -805,13 +794,7 @@ fn end_capture(shared: &Shared) {
         recorded += 1;
     }
     if faults.untold {
-        shared.push(
-            Instant::now(),
-            None,
-            EventKind::Note {
-                text: "the kernel's log of the packets the faults took overflowed: some lost packets are not marked as lost".into(),
-            },
-        );
+        shared.push(Instant::now(), None, EventKind::LossesUntold);
     }
 
     drop(faults);
@@ -819,11 +802,9 @@ fn end_capture(shared: &Shared) {
         shared.push(
             Instant::now(),
             None,
-            EventKind::Note {
-                text: format!(
-                    "the capture kept the first {} packets and counted {dropped} more",
-                    frames.len(),
-                ),
+            EventKind::CaptureFull {
+                kept: frames.len(),
+                dropped,
             },
         );
     }
@@ -837,8 +818,9 @@ fn end_capture(shared: &Shared) {
             shared.push(
                 Instant::now(),
                 None,
-                EventKind::Note {
-                    text: format!("capture.pcap could not be written: {err}"),
+                EventKind::Shortfall {
+                    what: Shortfall::PcapNotWritten,
+                    error: err.to_string(),
                 },
             );
         }
@@ -871,14 +853,8 @@ fn keep_kernel_counters(shared: &Shared) {
 fn end_faults(shared: &Shared) {
     let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
     faults.collect_taken();
-    for what in std::mem::take(&mut faults.delay_trouble) {
-        shared.push(
-            Instant::now(),
-            None,
-            EventKind::Note {
-                text: format!("delays: {what}"),
-            },
-        );
+    for trouble in std::mem::take(&mut faults.delay_trouble) {
+        shared.push(Instant::now(), None, EventKind::Delays { trouble });
     }
     let FaultsInPlace {
         kernels, active, ..
@@ -888,15 +864,14 @@ fn end_faults(shared: &Shared) {
         if let Some((side, how)) = fault.cut {
             // Restored, so the sides close on a network that works.
             cuts_left -= 1;
-            let restored = restore_cut(shared, side, how, cuts_left == 0).map_or_else(
-                |e| format!("it could not be undone: {e}"),
-                |()| "undone".to_string(),
-            );
+            let error = restore_cut(shared, side, how, cuts_left == 0).err();
             shared.push(
                 Instant::now(),
                 None,
-                EventKind::Note {
-                    text: format!("{} was in place to the end: {restored}", fault.description),
+                EventKind::FaultAtEnd {
+                    fault: fault.spec,
+                    took: None,
+                    error,
                 },
             );
             continue;
@@ -904,14 +879,17 @@ fn end_faults(shared: &Shared) {
         let Some(kernel) = kernels[fault.host].as_mut() else {
             continue;
         };
-        let took = kernel
-            .packets(&fault.handles)
-            .map_or_else(|e| format!("its count is unknown: {e}"), took_packets);
+        let (took, error) = match kernel.packets(&fault.handles) {
+            Ok(took) => (Some(took), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
         shared.push(
             Instant::now(),
             None,
-            EventKind::Note {
-                text: format!("{} was in place to the end: {took}", fault.description),
+            EventKind::FaultAtEnd {
+                fault: fault.spec,
+                took,
+                error,
             },
         );
     }
@@ -921,14 +899,9 @@ fn end_faults(shared: &Shared) {
     }
 }
 
-/// "it took 3 packets".
-fn took_packets(n: u64) -> String {
-    format!("it took {n} packet{}", if n == 1 { "" } else { "s" })
-}
-
 /// Puts `fault` in place: its rules, one per port it matches (see
 /// [`Case::fault_ports`]), in the case's table, made at the first fault.
-fn put_fault(shared: &Shared, side: Side, fault: &Fault) -> Result<(), String> {
+fn put_fault(shared: &Shared, side: Side, step: StepId, fault: &Fault) -> Result<(), String> {
     let ports = shared.case.fault_ports(fault);
     let filters: Vec<Filter> = ports
         .iter()
@@ -968,31 +941,35 @@ fn put_fault(shared: &Shared, side: Side, fault: &Fault) -> Result<(), String> {
         }
     };
     let handles = kernel.install(&filters).map_err(|e| e.to_string())?;
-    let which: Vec<String> = ports.iter().map(ToString::to_string).collect();
-    let description = format!("{fault}");
-    faults.described.push(description.clone());
-    note(
-        shared,
-        side,
-        format!(
-            "{description}: TCP {} ({} rule{})",
-            which.join(" or "),
-            handles.len(),
-            if handles.len() == 1 { "" } else { "s" }
-        ),
+    let spec = FaultSpec::Packets(fault.clone());
+    faults.described.push(spec.clone());
+    shared.push(
+        Instant::now(),
+        Some(side),
+        EventKind::FaultPut {
+            step,
+            fault: spec.clone(),
+            ports,
+            rules: handles.len(),
+        },
     );
     faults.active.push(ActiveFault {
         host,
         cut: None,
         name: fault.name.clone(),
-        description,
+        spec,
         handles,
     });
     Ok(())
 }
 
 /// Cuts `cut.side`'s host off from the other, on a thread in that host.
-fn put_cut(shared: &Shared, side: Side, cut: &crate::suite::HostCut) -> Result<(), String> {
+fn put_cut(
+    shared: &Shared,
+    side: Side,
+    step: StepId,
+    cut: &crate::suite::HostCut,
+) -> Result<(), String> {
     let Some(hosts) = shared.hosts.get() else {
         return Err("there is no other host to cut this one off from".into());
     };
@@ -1002,14 +979,23 @@ fn put_cut(shared: &Shared, side: Side, cut: &crate::suite::HostCut) -> Result<(
     })
     .map_err(|e| e.to_string())?
     .map_err(|e| e.to_string())?;
-    let description = cut.to_string();
-    note(shared, side, description.clone());
+    let spec = FaultSpec::Host(cut.clone());
+    shared.push(
+        Instant::now(),
+        Some(side),
+        EventKind::FaultPut {
+            step,
+            fault: spec.clone(),
+            ports: Vec::new(),
+            rules: 0,
+        },
+    );
     let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
     faults.active.push(ActiveFault {
         name: cut.name.clone(),
         host: 0,
         cut: Some((cut.side, cut.how)),
-        description,
+        spec,
         handles: Vec::new(),
     });
     Ok(())
@@ -1041,7 +1027,12 @@ fn restore_cut(
 /// when none of them is in place (the suite's), or when the kernel refused
 /// (hangup's: the faults not taken away stay in place, for the case's end
 /// to take away and note).
-fn lift_faults(shared: &Shared, side: Side, which: &Lift) -> Result<(), (FailureKind, String)> {
+fn lift_faults(
+    shared: &Shared,
+    side: Side,
+    step: StepId,
+    which: &Lift,
+) -> Result<(), (FailureKind, String)> {
     let mut faults = shared.faults.lock().unwrap_or_else(|p| p.into_inner());
     faults.collect_taken();
     let FaultsInPlace {
@@ -1087,26 +1078,26 @@ fn lift_faults(shared: &Shared, side: Side, which: &Lift) -> Result<(), (Failure
         let took = match lifted_one {
             Ok(took) => took,
             Err(why) => {
-                let why = format!("{} could not be lifted: {why}", fault.description);
+                let why = format!("{} could not be lifted: {why}", fault.spec);
                 active.push(fault);
                 active.extend(chosen);
                 return Err((FailureKind::Harness, why));
             }
         };
-        let Some(took) = took else {
-            if fault.cut.is_some() {
-                note(shared, side, format!("lifted {}", fault.description));
-            }
-            continue;
-        };
-        if let Some(name) = &fault.name {
+        if let (Some(name), Some(took)) = (&fault.name, took) {
             lifted.push((name.clone(), took));
         }
-        note(
-            shared,
-            side,
-            format!("lifted {}: {}", fault.description, took_packets(took)),
-        );
+        if took.is_some() || fault.cut.is_some() {
+            shared.push(
+                Instant::now(),
+                Some(side),
+                EventKind::FaultLifted {
+                    step,
+                    fault: fault.spec,
+                    took,
+                },
+            );
+        }
     }
     Ok(())
 }
@@ -1138,6 +1129,7 @@ fn packets_taken(shared: &Shared, name: &str) -> Result<u64, String> {
 fn check_taken(
     shared: &Shared,
     side: Side,
+    step: StepId,
     name: &str,
     packets: LineCount,
     within: Option<Duration>,
@@ -1148,10 +1140,14 @@ fn check_taken(
             packets_taken(shared, name).map_err(|why| Some((FailureKind::Script, None, why)))?;
         let now = Instant::now();
         if (packets == LineCount::AtLeastOne && seen > 0) || now >= until {
-            note(
-                shared,
-                side,
-                format!("fault {name:?}: {}", took_packets(seen)),
+            shared.push(
+                now,
+                Some(side),
+                EventKind::TakenCount {
+                    step,
+                    fault: name.to_string(),
+                    count: seen,
+                },
             );
             return verdict::judge_taken(name, packets, within, seen).map_err(|m| {
                 let what = m.to_string();
@@ -1220,6 +1216,7 @@ fn segment_at(shared: &Shared, at: Instant, segment: &observe::Segment) -> Strin
 fn check_sent(
     shared: &Shared,
     side: Side,
+    step: StepId,
     segments: &Segments,
     packets: LineCount,
     within: Option<Duration>,
@@ -1250,7 +1247,15 @@ fn check_sent(
             .collect();
         let now = Instant::now();
         if (packets == LineCount::AtLeastOne && !matching.is_empty()) || now >= until {
-            note(shared, side, format!("sent: {} {segments}", matching.len()));
+            shared.push(
+                now,
+                Some(side),
+                EventKind::SentCount {
+                    step,
+                    segments: segments.clone(),
+                    count: matching.len() as u64,
+                },
+            );
             let examples: Vec<String> = matching
                 .iter()
                 .take(3)
@@ -1303,6 +1308,7 @@ fn check_sent(
 fn check_first(
     shared: &Shared,
     side: Side,
+    step: StepId,
     from: Side,
     flags: crate::model::TcpFlags,
     within: Option<Duration>,
@@ -1325,7 +1331,22 @@ fn check_first(
                     format!("one from {}: {}", s.from, segment_at(shared, *at, s))
                 }
             };
-            note(shared, side, format!("first {flags}: {observed}"));
+            shared.push(
+                now,
+                Some(side),
+                EventKind::FirstSegment {
+                    step,
+                    flags,
+                    first: first.map(|(at, s)| SegmentSeen {
+                        at: shared.at(*at),
+                        side: sender,
+                        from: s.from,
+                        flags: s.flags,
+                        len: s.len,
+                        window: s.window,
+                    }),
+                },
+            );
             if sender == Some(from) {
                 return Ok(());
             }
@@ -1357,7 +1378,7 @@ fn start_program(shared: &Arc<Shared>, spec: &Program) -> Result<sut::Running, B
     let on_exit = {
         let (shared, ready) = (Arc::clone(shared), Arc::clone(&ready));
         let role = spec.role;
-        move |exit: sut::Exit, tail: Vec<String>| {
+        move |exit: sut::Exit, tail: Vec<OutputLine>| {
             // Before it was ready, `wait_ready` says so itself. A client
             // that did its work and exited 0 is done, not crashed.
             let finished = role == Side::Client && exit == sut::Exit::Code(0);
@@ -1408,12 +1429,15 @@ fn start_program(shared: &Arc<Shared>, spec: &Program) -> Result<sut::Running, B
         fds: view.fd_count().ok(),
     };
     let _ = shared.program.set((view, baseline));
-    let text = if spec.role == Side::Server {
-        format!("program ready on port {}", spec.port)
-    } else {
-        format!("program ready, to connect to port {}", spec.port)
-    };
-    shared.push(Instant::now(), Some(spec.role), EventKind::Note { text });
+    shared.push(
+        Instant::now(),
+        Some(spec.role),
+        EventKind::ProgramReady {
+            port: spec.port,
+            role: spec.role,
+            for_suite: false,
+        },
+    );
     Ok(running)
 }
 
@@ -1544,17 +1568,11 @@ fn supervise(shared: &Shared) {
             .as_ref()
             .and_then(|f| f.step.as_ref())
             .map(|step| step.side);
-        for (side, doing) in whereabouts(shared, &control, now)
+        for (side, at) in whereabouts(shared, &control, now)
             .into_iter()
             .filter(|(side, _)| Some(*side) != failed)
         {
-            shared.push(
-                now,
-                Some(side),
-                EventKind::Note {
-                    text: format!("{doing} when the case stopped"),
-                },
-            );
+            shared.push(now, Some(side), at);
         }
     }
     let give_up = later(STOP_GRACE);
@@ -1568,9 +1586,9 @@ fn supervise(shared: &Shared) {
     }
 }
 
-/// What each side still running is doing: "was at step 3 `recv` (file:3:4),
-/// a call in flight for 120 ms".
-fn whereabouts(shared: &Shared, control: &Coordination, now: Instant) -> Vec<(Side, String)> {
+/// Where each side still running is: its step, and how long its call has
+/// been in flight if it is in one.
+fn whereabouts(shared: &Shared, control: &Coordination, now: Instant) -> Vec<(Side, EventKind)> {
     shared
         .case
         .scripts
@@ -1578,32 +1596,44 @@ fn whereabouts(shared: &Shared, control: &Coordination, now: Instant) -> Vec<(Si
         .filter(|script| control.sides[script.side as usize].running)
         .filter_map(|script| {
             let (i, call) = control.sides[script.side as usize].step?;
-            let in_flight = call
-                .map(|began| {
-                    format!(
-                        ", a call in flight for {}",
-                        verdict::millis(now.saturating_duration_since(began))
-                    )
-                })
-                .unwrap_or_default();
             Some((
                 script.side,
-                format!(
-                    "{} was at step {} `{}` ({}){in_flight}",
-                    script.side,
-                    i + 1,
-                    script.steps[i].source,
-                    script.steps[i].location
-                ),
+                EventKind::Whereabouts {
+                    step: StepId::at(i + 1),
+                    source: script.steps[i].source.clone(),
+                    location: script.steps[i].location.to_string(),
+                    in_flight: call.map(|began| now.saturating_duration_since(began)),
+                },
             ))
         })
         .collect()
 }
 
+/// "client was at step 3 `recv` (file:3:4), a call in flight for 120 ms",
+/// for a deadline's summary.
+fn whereabouts_in_words(side: Side, at: &EventKind) -> String {
+    let EventKind::Whereabouts {
+        step,
+        source,
+        location,
+        in_flight,
+    } = at
+    else {
+        return String::new();
+    };
+    let in_flight = in_flight
+        .map(|d| format!(", a call in flight for {}", verdict::millis(d)))
+        .unwrap_or_default();
+    format!(
+        "{side} was at step {} `{source}` ({location}){in_flight}",
+        step.index
+    )
+}
+
 /// The deadline failure: what each side was doing when time ran out,
 /// including the calls still in flight.
 fn overrun(shared: &Shared, control: &Coordination) -> Failure {
-    let mut failure = stopped_here(shared, control, "case deadline passed");
+    let mut failure = stopped_here(shared, control, StopReason::Deadline);
     failure.kind = FailureKind::Deadline;
     failure.summary = format!(
         "the case overran its deadline of {}: {}",
@@ -1615,7 +1645,7 @@ fn overrun(shared: &Shared, control: &Coordination) -> Failure {
 
 /// The run was interrupted while the case ran: what each side was doing.
 fn interrupted(shared: &Shared, control: &Coordination) -> Failure {
-    let mut failure = stopped_here(shared, control, "the run was interrupted");
+    let mut failure = stopped_here(shared, control, StopReason::Interrupted);
     failure.kind = FailureKind::Interrupted;
     failure.summary = format!(
         "the run was interrupted; the case was stopped, not judged: {}",
@@ -1624,13 +1654,13 @@ fn interrupted(shared: &Shared, control: &Coordination) -> Failure {
     failure
 }
 
-/// A case stopped from outside its scripts: a note on the timeline, and a
-/// summary of what each side was doing (to be worded by the caller).
-fn stopped_here(shared: &Shared, control: &Coordination, note: &str) -> Failure {
+/// A case stopped from outside its scripts: the stop on the timeline, and
+/// a summary of what each side was doing (to be worded by the caller).
+fn stopped_here(shared: &Shared, control: &Coordination, why: StopReason) -> Failure {
     let now = Instant::now();
     let mut waiting: Vec<String> = whereabouts(shared, control, now)
-        .into_iter()
-        .map(|(_, doing)| doing)
+        .iter()
+        .map(|(side, at)| whereabouts_in_words(*side, at))
         .collect();
     for script in &shared.case.scripts {
         if !control.sides[script.side as usize].running {
@@ -1638,30 +1668,16 @@ fn stopped_here(shared: &Shared, control: &Coordination, note: &str) -> Failure 
         }
     }
     let at = shared.at(now);
-    shared.push(now, None, EventKind::Note { text: note.into() });
-    Failure {
-        kind: FailureKind::Deadline,
-        summary: waiting.join("; "),
-        step: None,
-        mismatch: None,
-        at,
-        output: Vec::new(),
-    }
+    shared.push(now, None, EventKind::Stopped { why });
+    Failure::new(FailureKind::Deadline, waiting.join("; "), at)
 }
 
 fn harness_failure(shared: &Shared, kind: FailureKind, summary: String) -> Failure {
-    Failure {
-        kind,
-        summary,
-        step: None,
-        mismatch: None,
-        at: shared.at(Instant::now()),
-        output: Vec::new(),
-    }
+    Failure::new(kind, summary, shared.at(Instant::now()))
 }
 
 /// A failure of the program under test, with its last output.
-fn program_failure(shared: &Shared, summary: String, output: Vec<String>) -> Failure {
+fn program_failure(shared: &Shared, summary: String, output: Vec<OutputLine>) -> Failure {
     Failure {
         output,
         ..harness_failure(shared, FailureKind::Program, summary)
@@ -1727,8 +1743,24 @@ struct At<'s> {
     script: &'s Script,
     /// 0-based position in the script (of the loop, for a step in one).
     index: usize,
-    /// The loop's round (1-based), for a step in a loop's body.
-    round: Option<u32>,
+    /// For a step in a loop's body: its 0-based position in the body, and
+    /// the round (1-based).
+    in_loop: Option<(usize, u32)>,
+}
+
+impl At<'_> {
+    /// The step as the record names it.
+    fn step(&self) -> StepId {
+        StepId {
+            index: self.index + 1,
+            body: self.in_loop.map(|(body, _)| body + 1),
+            round: self.in_loop.map(|(_, round)| round),
+        }
+    }
+
+    fn side(&self) -> Side {
+        self.script.side
+    }
 }
 
 /// Runs one side's script. Each step runs as [`run_step`] does; a loop
@@ -1745,7 +1777,7 @@ fn run_script(shared: &Shared, script: &Script, peer: &mut Peer) -> Result<(), B
         let at = At {
             script,
             index,
-            round: None,
+            in_loop: None,
         };
         let flow = match &step.action {
             Action::Control(Control::Loop(looped)) => {
@@ -1769,22 +1801,25 @@ fn run_loop(
     diag: &mut Option<SockDiag>,
 ) -> Result<Flow, Box<Failure>> {
     for round in 1..=looped.times {
-        for inner in &looped.body {
+        for (body, inner) in looped.body.iter().enumerate() {
             if shared.stopping() {
                 return Ok(Flow::CaseEnded);
             }
             let inner_at = At {
-                round: Some(round),
+                in_loop: Some((body, round)),
                 ..at
             };
             match run_step(shared, inner_at, inner, Some(&looped.until), peer, diag)? {
                 Flow::Next => {}
                 Flow::CaseEnded => return Ok(Flow::CaseEnded),
                 Flow::UntilReached => {
-                    note(
-                        shared,
-                        at.script.side,
-                        format!("#{} loop ended in round {round}", at.index + 1),
+                    shared.push(
+                        Instant::now(),
+                        Some(at.side()),
+                        EventKind::LoopEnded {
+                            step: at.step(),
+                            round,
+                        },
                     );
                     return Ok(Flow::Next);
                 }
@@ -1818,31 +1853,25 @@ fn failure(
     mismatch: Option<Mismatch>,
     what: String,
 ) -> Box<Failure> {
-    let side = at.script.side;
+    let side = at.side();
     let round = at
-        .round
-        .map(|r| format!(" (in round {r} of the loop at step {})", at.index + 1))
+        .in_loop
+        .map(|(_, r)| format!(" (in round {r} of the loop at step {})", at.index + 1))
         .unwrap_or_default();
-    let number = match at.round {
-        Some(_) => at.index + 1,
-        None => at.index + 1,
-    };
+    let number = at.index + 1;
     let summary = format!(
         "{side} step {number}{round} `{}` at {}: {what}",
         step.source, step.location
     );
     Box::new(Failure {
-        kind,
-        summary,
-        step: Some(StepRef {
+        step: Some(StepRef::new(
             side,
-            index: number,
-            location: step.location.to_string(),
-            source: step.source.clone(),
-        }),
+            at.step(),
+            step.location.to_string(),
+            step.source.clone(),
+        )),
         mismatch,
-        at: shared.at(Instant::now()),
-        output: Vec::new(),
+        ..Failure::new(kind, summary, shared.at(Instant::now()))
     })
 }
 
@@ -1856,7 +1885,8 @@ fn run_step(
     peer: &mut Peer,
     diag: &mut Option<SockDiag>,
 ) -> Result<Flow, Box<Failure>> {
-    let side = at.script.side;
+    let side = at.side();
+    let id = at.step();
     let fail = |kind: FailureKind, mismatch: Option<Mismatch>, what: String| {
         failure(shared, at, step, kind, mismatch, what)
     };
@@ -1869,7 +1899,14 @@ fn run_step(
         Action::Control(Control::Mark(label)) => {
             // Stamped before the other sides are woken, so the timeline
             // never shows a waiter going on before the mark it waited for.
-            note(shared, side, format!("mark {label:?}"));
+            shared.push(
+                Instant::now(),
+                Some(side),
+                EventKind::Mark {
+                    step: id,
+                    label: label.clone(),
+                },
+            );
             let mut control = shared.control();
             control
                 .marks
@@ -1898,7 +1935,14 @@ fn run_step(
                     "there is no program under test to send a signal to".into(),
                 ));
             };
-            note(shared, side, format!("signal {signal} to the program"));
+            shared.push(
+                Instant::now(),
+                Some(side),
+                EventKind::Signal {
+                    step: id,
+                    signal: signal.as_str().to_string(),
+                },
+            );
             if let Err(errno) = view.signal(*signal) {
                 return Err(fail(
                     FailureKind::Program,
@@ -1917,19 +1961,19 @@ fn run_step(
                         return Ok(Flow::CaseEnded);
                     }
                 }
-                let how = if view.stopped() {
-                    format!("stopped after {}", verdict::millis(sent.elapsed()))
-                } else {
-                    format!(
-                        "not every thread stopped within {}",
-                        verdict::millis(STOP_TAKES_EFFECT)
-                    )
-                };
-                note(shared, side, format!("the program {how}"));
+                shared.push(
+                    Instant::now(),
+                    Some(side),
+                    EventKind::ProgramPaused {
+                        step: id,
+                        waited: sent.elapsed(),
+                        stopped: view.stopped(),
+                    },
+                );
             }
         }
         Action::Control(Control::Fault(fault)) => {
-            put_fault(shared, side, fault).map_err(|why| {
+            put_fault(shared, side, id, fault).map_err(|why| {
                 fail(
                     FailureKind::Setup,
                     None,
@@ -1938,7 +1982,7 @@ fn run_step(
             })?;
         }
         Action::Control(Control::Cut(cut)) => {
-            put_cut(shared, side, cut).map_err(|why| {
+            put_cut(shared, side, id, cut).map_err(|why| {
                 fail(
                     FailureKind::Setup,
                     None,
@@ -1947,19 +1991,19 @@ fn run_step(
             })?;
         }
         Action::Control(Control::Lift(which)) => {
-            lift_faults(shared, side, which).map_err(|(kind, why)| fail(kind, None, why))?;
+            lift_faults(shared, side, id, which).map_err(|(kind, why)| fail(kind, None, why))?;
         }
         Action::Control(Control::Loop(_)) => {
             unreachable!("loops do not nest (the parser refuses them) and run_script runs loops")
         }
         Action::Check(Check::State { expected, within }) => {
             let diag = opened(shared, diag).map_err(|why| fail(FailureKind::Harness, None, why))?;
-            let checked = check_states(shared, diag, at.index + 1, expected, *within);
+            let checked = check_states(shared, diag, id, expected, *within);
             return settle(checked, FailureKind::Harness, fail);
         }
         Action::Check(Check::AcceptQueue { expected, within }) => {
             let diag = opened(shared, diag).map_err(|why| fail(FailureKind::Harness, None, why))?;
-            let checked = check_accept_queues(shared, side, diag, expected, *within);
+            let checked = check_accept_queues(shared, (side, id), diag, expected, *within);
             return settle(checked, FailureKind::Script, fail);
         }
         Action::Check(Check::Released { within }) => {
@@ -1971,7 +2015,7 @@ fn run_step(
                 ));
             };
             let diag = opened(shared, diag).map_err(|why| fail(FailureKind::Harness, None, why))?;
-            let checked = check_released(shared, side, diag, view, *baseline, *within);
+            let checked = check_released(shared, (side, id), diag, view, *baseline, *within);
             return settle(checked, FailureKind::Program, fail);
         }
         Action::Check(Check::Log {
@@ -1986,7 +2030,7 @@ fn run_step(
                     "there is no program under test whose output `log` could read".into(),
                 ));
             };
-            match check_log(shared, side, reader, pattern, *lines, *within) {
+            match check_log(shared, (side, id), reader, pattern, *lines, *within) {
                 Ok(()) => {}
                 Err(Some(m)) => {
                     let what = m.to_string();
@@ -1999,7 +2043,7 @@ fn run_step(
             name,
             packets,
             within,
-        }) => match check_taken(shared, side, name, *packets, *within) {
+        }) => match check_taken(shared, side, id, name, *packets, *within) {
             Ok(()) => {}
             Err(Some((kind, mismatch, what))) => return Err(fail(kind, mismatch, what)),
             Err(None) => return Ok(Flow::CaseEnded),
@@ -2008,7 +2052,7 @@ fn run_step(
             segments,
             packets,
             within,
-        }) => match check_sent(shared, side, segments, *packets, *within) {
+        }) => match check_sent(shared, side, id, segments, *packets, *within) {
             Ok(()) => {}
             Err(Some((kind, mismatch, what))) => return Err(fail(kind, mismatch, what)),
             Err(None) => return Ok(Flow::CaseEnded),
@@ -2017,7 +2061,7 @@ fn run_step(
             from,
             flags,
             within,
-        }) => match check_first(shared, side, *from, *flags, *within) {
+        }) => match check_first(shared, side, id, *from, *flags, *within) {
             Ok(()) => {}
             Err(Some((kind, mismatch, what))) => return Err(fail(kind, mismatch, what)),
             Err(None) => return Ok(Flow::CaseEnded),
@@ -2047,7 +2091,15 @@ fn run_step(
                 Side::Client => Socket::Client,
                 _ => Socket::Server,
             };
-            match check_syscall(shared, side, socket, traced, *which, &ask, peer.last_call()) {
+            match check_syscall(
+                shared,
+                (side, id),
+                socket,
+                traced,
+                *which,
+                &ask,
+                peer.last_call(),
+            ) {
                 Ok(()) => {}
                 Err(Some(m)) => {
                     let what = m.to_string();
@@ -2078,16 +2130,19 @@ fn run_step(
                 let mut control = shared.control();
                 control.lateness = control.lateness.max(queued);
             }
-            let described = describe_call(side, step, at.round);
+            // The proxy's calls on a connection say which one.
+            let on = (side == Side::Proxy && step.action.definition().on_connection)
+                .then_some(step.link);
             if call.result.interrupted() && shared.stopping() {
-                note(
-                    shared,
-                    side,
-                    format!(
-                        "#{} {described}: still in flight when the case ended ({})",
-                        at.index + 1,
-                        verdict::millis(call.took)
-                    ),
+                shared.push(
+                    call.began,
+                    Some(side),
+                    EventKind::InFlight {
+                        step: id,
+                        call: socket_call.clone(),
+                        on,
+                        took: call.took,
+                    },
                 );
                 return Ok(Flow::CaseEnded);
             }
@@ -2095,8 +2150,9 @@ fn run_step(
                 call.began,
                 Some(side),
                 EventKind::Call {
-                    step: at.index + 1,
-                    action: described,
+                    step: id,
+                    call: socket_call.clone(),
+                    on,
                     took: call.took,
                     result: call.result,
                 },
@@ -2124,22 +2180,6 @@ fn run_step(
     Ok(Flow::Next)
 }
 
-/// The call as the timeline shows it: the proxy's say which connection,
-/// and a loop's which round.
-fn describe_call(side: Side, step: &Step, round: Option<u32>) -> String {
-    let action = &step.action;
-    let on = match (side, step.link) {
-        (Side::Proxy, _) if !action.definition().on_connection => "",
-        (Side::Proxy, Link::Accepted) => " (on client)",
-        (Side::Proxy, Link::Connected) => " (on server)",
-        _ => "",
-    };
-    match round {
-        Some(round) => format!("{action}{on} [round {round}]"),
-        None => format!("{action}{on}"),
-    }
-}
-
 /// Judges a call; `queued` is how long its side waited for a CPU during
 /// it, which counts as the harness's lateness as a late timer does.
 fn judge(shared: &Shared, step: &Step, call: &Call, queued: Duration) -> Result<(), Mismatch> {
@@ -2156,10 +2196,6 @@ fn judge(shared: &Shared, step: &Step, call: &Call, queued: Duration) -> Result<
         shared.case.tolerance,
         lateness,
     )
-}
-
-fn note(shared: &Shared, side: Side, text: String) {
-    shared.push(Instant::now(), Some(side), EventKind::Note { text });
 }
 
 /// The case ended while a side waited.
@@ -2199,7 +2235,7 @@ fn wait_for_mark(shared: &Shared, label: &str, timeout: Option<Duration>) -> Res
 /// `Err(None)`: the case ended while it watched.
 fn check_log(
     shared: &Shared,
-    side: Side,
+    (side, step): (Side, StepId),
     reader: &sut::ProgramView,
     pattern: &Pattern,
     lines: LineCount,
@@ -2213,8 +2249,10 @@ fn check_log(
             shared.push(
                 now,
                 Some(side),
-                EventKind::Note {
-                    text: format!("log {:?}: {seen} matching", pattern.0.as_str()),
+                EventKind::LogCount {
+                    step,
+                    pattern: pattern.0.as_str().to_string(),
+                    count: seen as u64,
                 },
             );
             return verdict::judge_log(pattern.0.as_str(), lines, within, seen).map_err(Some);
@@ -2232,7 +2270,7 @@ fn check_log(
 /// on the record.
 fn check_syscall(
     shared: &Shared,
-    side: Side,
+    (side, step): (Side, StepId),
     socket: Socket,
     traced: &sut::Calls,
     which: Which,
@@ -2258,17 +2296,14 @@ fn check_syscall(
             .count();
         let now = Instant::now();
         if (ask.wanted == LineCount::AtLeastOne && counted > 0) || now >= until {
-            let label = Check::Syscall {
-                which,
-                results: ask.results.to_vec(),
-                calls: ask.wanted,
-                within: None,
-            };
             shared.push(
                 now,
                 Some(side),
-                EventKind::Note {
-                    text: format!("{label}: {counted} matching"),
+                EventKind::SyscallCount {
+                    step,
+                    which,
+                    results: ask.results.to_vec(),
+                    count: counted as u64,
                 },
             );
             let connection = match tuple {
@@ -2304,7 +2339,7 @@ fn check_syscall(
 /// the record.
 fn check_released(
     shared: &Shared,
-    side: Side,
+    (side, step): (Side, StepId),
     diag: &mut SockDiag,
     view: &sut::ProgramView,
     baseline: Baseline,
@@ -2316,7 +2351,7 @@ fn check_released(
             Unsettled::Unobservable(format!("failed to read the program's fd table: {e}"))
         };
         let held_sockets = view.held_sockets(diag).map_err(unreadable)?;
-        let mut held: Vec<String> = Vec::new();
+        let mut queued: Vec<QueuedAt> = Vec::new();
         // A connection still waiting in a listener's accept queue is the
         // program's too: the kernel holds it until the program accepts it.
         for listener in held_sockets.iter().filter(|h| h.state == TcpState::Listen) {
@@ -2333,11 +2368,11 @@ fn check_released(
                 .flatten()
                 .map_or(0, |snapshot| snapshot.recv_q);
             if waiting > 0 {
-                held.push(format!(
-                    "{waiting} connection{} waiting in the accept queue of fd {} ({local})",
-                    if waiting == 1 { "" } else { "s" },
-                    listener.fd
-                ));
+                queued.push(QueuedAt {
+                    fd: listener.fd,
+                    local,
+                    waiting,
+                });
             }
         }
         // A socket reset into CLOSE has no addresses left in the kernel:
@@ -2351,29 +2386,31 @@ fn check_released(
                 shared.sockets.connection_with_cookie(cookie)
             })
         };
-        held.extend(
-            held_sockets
-                .iter()
-                .filter(|h| h.state != TcpState::Listen)
-                .map(|h| match h.remote.map_or_else(|| was(h.inode), |_| None) {
-                    Some((local, peer)) => format!("{h} (was {local} <- {peer})"),
-                    None => h.to_string(),
-                }),
-        );
+        let sockets: Vec<HeldSocket> = held_sockets
+            .iter()
+            .filter(|h| h.state != TcpState::Listen)
+            .map(|h| HeldSocket {
+                pid: h.process.map(nix::unistd::Pid::as_raw),
+                fd: h.fd,
+                state: h.state,
+                local: h.local,
+                remote: h.remote,
+                was: h.remote.map_or_else(|| was(h.inode), |_| None),
+            })
+            .collect();
         let fds = view.fd_count().map_err(unreadable)?;
-        let verdict = verdict::judge_released(&held, fds, baseline.fds, within);
+        let verdict = verdict::judge_released(&sockets, &queued, fds, baseline.fds, within);
         let now = Instant::now();
         if verdict.is_ok() || now >= until {
-            let what = if held.is_empty() {
-                "no connection".to_string()
-            } else {
-                held.join("; ")
-            };
             shared.push(
                 now,
                 Some(side),
-                EventKind::Note {
-                    text: format!("the program holds {what}, {fds} fds"),
+                EventKind::Held {
+                    step,
+                    sockets,
+                    queued,
+                    fds,
+                    fds_at_ready: baseline.fds,
                 },
             );
             return verdict.map_err(Unsettled::Mismatch);
@@ -2466,7 +2503,7 @@ fn remember_program_end(shared: &Shared, diag: &mut Option<SockDiag>) {
 /// error: its queue cannot be asked about.
 fn check_accept_queues(
     shared: &Shared,
-    side: Side,
+    (side, step): (Side, StepId),
     diag: &mut SockDiag,
     expected: &[(Side, u32)],
     within: Option<Duration>,
@@ -2503,11 +2540,10 @@ fn check_accept_queues(
                 shared.push(
                     Instant::now(),
                     Some(side),
-                    EventKind::Note {
-                        text: format!(
-                            "accept queue of the {listening}: {}",
-                            verdict::waiting(*seen)
-                        ),
+                    EventKind::AcceptQueue {
+                        step,
+                        of: *listening,
+                        waiting: *seen,
                     },
                 );
             }
@@ -2527,7 +2563,7 @@ fn check_accept_queues(
 fn check_states(
     shared: &Shared,
     diag: &mut SockDiag,
-    step: usize,
+    step: StepId,
     expected: &[(Socket, TcpState)],
     within: Option<Duration>,
 ) -> Result<(), Unsettled> {

@@ -238,6 +238,12 @@ impl<F: Fn(&CaseReport) + Sync> Progress for F {
     }
 }
 
+/// How many cases run at once unless asked otherwise: twice the cores,
+/// since cases spend most of their time waiting on timers.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get() * 2)
+}
+
 /// How long a case runs before [`Progress::slow`] hears of it (and again
 /// after each further period).
 pub const SLOW_NOTICE: Duration = Duration::from_secs(5);
@@ -383,7 +389,7 @@ pub fn run_all(
 
 /// The suite's program ignored its stop signal after the suite's last case
 /// (`last`): that case fails with it, unless it already failed.
-fn fail_for_stop(last: &mut CaseReport, case: &Case, tail: Vec<String>) {
+fn fail_for_stop(last: &mut CaseReport, case: &Case, tail: Vec<crate::record::OutputLine>) {
     if !last.passed() {
         return;
     }

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use crate::model::Side;
 use crate::observe::SockDiag;
-use crate::record::{Recorder, Route};
+use crate::record::{EventKind, OutputLine, Recorder, Route};
 use crate::sandbox::CaseNamespace;
 use crate::suite::{Program, Suite};
 use crate::sut::{self, Exit, ProgramView, Stopped};
@@ -31,7 +31,7 @@ use crate::sut::{self, Exit, ProgramView, Stopped};
 use super::RunOptions;
 
 /// Told of the program's exit hangup did not ask for, with its last output.
-type ExitHook = Box<dyn Fn(Exit, Vec<String>) + Send>;
+type ExitHook = Box<dyn Fn(Exit, Vec<OutputLine>) + Send>;
 
 /// The host thread: asked to stop the program, it hands back how that went.
 type Host = (mpsc::Sender<()>, std::thread::JoinHandle<Option<Stopped>>);
@@ -50,7 +50,7 @@ pub(crate) struct SuiteProgram {
     /// Where its events go: the case it serves now, or `record`.
     route: Route,
     /// Ready in its namespace, or why it never was (and its last output).
-    ready: Result<(Arc<OwnedFd>, ProgramView), (String, Vec<String>)>,
+    ready: Result<(Arc<OwnedFd>, ProgramView), (String, Vec<OutputLine>)>,
     exits: Arc<Mutex<Exits>>,
     /// Held by the case it serves: one at a time.
     turn: Mutex<()>,
@@ -64,7 +64,7 @@ struct Exits {
     /// The case it serves now.
     hook: Option<ExitHook>,
     /// How it ended, for the cases after.
-    exited: Option<(Exit, Vec<String>)>,
+    exited: Option<(Exit, Vec<OutputLine>)>,
 }
 
 /// What a case gets when it begins: the program's namespace and a view of
@@ -73,6 +73,8 @@ pub(crate) struct Serving<'a> {
     pub(crate) namespace: Arc<OwnedFd>,
     pub(crate) view: ProgramView,
     program: &'a SuiteProgram,
+    /// The case's test name, for `program.log`.
+    case: String,
 }
 
 impl Drop for Serving<'_> {
@@ -81,6 +83,10 @@ impl Drop for Serving<'_> {
     fn drop(&mut self) {
         lock(&self.program.exits).hook = None;
         self.program.route.switch(self.program.record.clone());
+        self.view.log_marker(&format!(
+            "{} ended: the lines below are stamped on the program's own clock",
+            self.case
+        ));
     }
 }
 
@@ -179,9 +185,10 @@ impl SuiteProgram {
     /// or has ended since.
     pub(crate) fn serve(
         &self,
+        case: &str,
         record: &Recorder,
         on_exit: ExitHook,
-    ) -> Result<Serving<'_>, (String, Vec<String>)> {
+    ) -> Result<Serving<'_>, (String, Vec<OutputLine>)> {
         let (namespace, view) = self.ready.as_ref().map_err(Clone::clone)?;
         let mut exits = lock(&self.exits);
         if let Some((exit, tail)) = &exits.exited {
@@ -190,12 +197,16 @@ impl SuiteProgram {
                 tail.clone(),
             ));
         }
+        view.log_marker(&format!(
+            "{case} began: the lines below are stamped on its clock, as its timeline shows them"
+        ));
         self.route.switch(record.clone());
         exits.hook = Some(on_exit);
         Ok(Serving {
             namespace: Arc::clone(namespace),
             view: view.from_now(),
             program: self,
+            case: case.to_string(),
         })
     }
 
@@ -236,7 +247,7 @@ fn host_start(
     route: &Route,
     trace: bool,
     exits: Arc<Mutex<Exits>>,
-) -> Result<(Arc<OwnedFd>, sut::Running), (String, Vec<String>)> {
+) -> Result<(Arc<OwnedFd>, sut::Running), (String, Vec<OutputLine>)> {
     let setup = |e: crate::sandbox::SandboxError| {
         (
             format!("failed to set up the suite's program's namespace: {e}"),
@@ -249,7 +260,7 @@ fn host_start(
     }
     let handle = namespace.handle().map_err(setup)?;
     record.start_clock(Instant::now());
-    let on_exit = move |exit: Exit, tail: Vec<String>| {
+    let on_exit = move |exit: Exit, tail: Vec<OutputLine>| {
         let mut exits = lock(&exits);
         if let Some(hook) = &exits.hook {
             hook(exit, tail.clone());
@@ -269,11 +280,10 @@ fn host_start(
     route.push(
         Instant::now(),
         Some(Side::Server),
-        crate::record::EventKind::Note {
-            text: format!(
-                "program ready on port {}, for every case of the suite",
-                spec.port
-            ),
+        EventKind::ProgramReady {
+            port: spec.port,
+            role: Side::Server,
+            for_suite: true,
         },
     );
     Ok((Arc::new(handle), running))

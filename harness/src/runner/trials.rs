@@ -154,7 +154,7 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
     }
     if let Some(path) = std::env::var_os("HANGUP_JUNIT").filter(|_| !args.list) {
         let reports = collected.lock().map(|r| r.clone()).unwrap_or_default();
-        if let Err(err) = write_junit(PathBuf::from(&path).as_path(), &reports) {
+        if let Err(err) = write_junit(PathBuf::from(&path).as_path(), &reports, None) {
             eprintln!(
                 "hangup: failed to write JUnit to {}: {err}",
                 PathBuf::from(path).display()

@@ -185,8 +185,12 @@ fn on_a_thread<T: Send + 'static>(
         .map_err(|_| failed("the peer host's thread panicked"))?
 }
 
-/// How a host is cut off from the other (see [`cut_off`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a host is cut off from the other (see [`cut_off`]); written as a
+/// suite writes it (`link_down`, `blackhole`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Cut {
     /// Its end of the veth pair down: the route to the other host goes
     /// with it (a new connect fails with ENETUNREACH, measured).

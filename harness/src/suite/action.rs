@@ -33,8 +33,11 @@ pub enum Action {
     Check(Check),
 }
 
-/// A syscall on one of the side's sockets.
-#[derive(Debug, Clone, PartialEq)]
+/// A syscall on one of the side's sockets. Reports write it as the
+/// action's keyword and its arguments: `{"action": "recv", "max": 65536,
+/// "timeout_ms": 200.0}`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(tag = "action", rename_all = "snake_case")]
 pub enum SocketCall {
     /// Bind and listen.
     Listen {
@@ -46,6 +49,13 @@ pub enum SocketCall {
     /// Accept one connection from the listener.
     Accept {
         /// `SO_RCVTIMEO` for the call (EAGAIN when it passes).
+        #[serde(
+            default,
+            rename = "timeout_ms",
+            with = "crate::model::units::millis_option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        #[schemars(with = "Option<f64>")]
         timeout: Option<Duration>,
     },
     /// Connect to an address.
@@ -54,15 +64,25 @@ pub enum SocketCall {
         addr: SocketAddr,
         /// `SO_SNDTIMEO` for the call (EINPROGRESS when it passes; the SYN
         /// keeps going).
+        #[serde(
+            default,
+            rename = "timeout_ms",
+            with = "crate::model::units::millis_option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        #[schemars(with = "Option<f64>")]
         timeout: Option<Duration>,
         /// Bind this local port first (to show a 4-tuple in TIME_WAIT
         /// cannot be reused); an ephemeral port otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         from: Option<u16>,
         /// Make the call with `O_NONBLOCK`: it returns EINPROGRESS at once.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         nonblocking: bool,
         /// Call `connect(2)` again on the socket the side already has
         /// (EALREADY while the first attempt is pending, the attempt's
         /// error once it failed, success or EISCONN once it connected).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         again: bool,
     },
     /// Write a payload in full.
@@ -71,6 +91,13 @@ pub enum SocketCall {
         payload: Payload,
         /// For the whole step: each `send(2)` gets what is left as
         /// `SO_SNDTIMEO`.
+        #[serde(
+            default,
+            rename = "timeout_ms",
+            with = "crate::model::units::millis_option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        #[schemars(with = "Option<f64>")]
         timeout: Option<Duration>,
     },
     /// One read call.
@@ -78,6 +105,13 @@ pub enum SocketCall {
         /// Read at most this many bytes.
         max: usize,
         /// `SO_RCVTIMEO` for the call (EAGAIN when it passes).
+        #[serde(
+            default,
+            rename = "timeout_ms",
+            with = "crate::model::units::millis_option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        #[schemars(with = "Option<f64>")]
         timeout: Option<Duration>,
     },
     /// Read until a byte count or a pattern.
@@ -85,10 +119,20 @@ pub enum SocketCall {
         /// When to stop.
         until: Until,
         /// `SO_RCVTIMEO` for each read: the idle time allowed.
+        #[serde(
+            default,
+            rename = "timeout_ms",
+            with = "crate::model::units::millis_option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        #[schemars(with = "Option<f64>")]
         timeout: Option<Duration>,
     },
     /// `shutdown(2)` one or both directions.
-    Shutdown(How),
+    Shutdown {
+        /// Which.
+        how: How,
+    },
     /// `close(2)`: FIN, or RST when unread data is pending.
     Close,
     /// Close with `SO_LINGER {on, 0}`: RST, no TIME_WAIT.
@@ -102,6 +146,13 @@ pub enum SocketCall {
         /// The events asked for.
         events: PollEvents,
         /// How long to wait; `None` waits for an event.
+        #[serde(
+            default,
+            rename = "timeout_ms",
+            with = "crate::model::units::millis_option",
+            skip_serializing_if = "Option::is_none"
+        )]
+        #[schemars(with = "Option<f64>")]
         timeout: Option<Duration>,
     },
 }
@@ -135,51 +186,62 @@ pub enum Control {
 }
 
 /// A side's host cut off from the other, in a two-host case.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct HostCut {
     /// Whose host.
     pub side: Side,
     /// Its link down, or a blackhole route.
     pub how: crate::sandbox::topology::Cut,
     /// What `lift` calls it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
 /// Packets one side sends that the network of the case drops or rejects
 /// (see [`crate::fault`]).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Fault {
     /// The side whose packets it takes.
     pub from: Side,
     /// Only those on its connections with this side (the proxy talks to
     /// two).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<Side>,
     /// Only segments with these flags (see [`TcpFlags::matches`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flags: Option<TcpFlags>,
     /// Only segments without data (`false`: a bare ACK), or only with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<bool>,
     /// The chance each matching packet is taken (1 when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability: Option<f64>,
-    /// Drop, or reject.
+    /// Drop, reject or delay.
     pub verdict: Verdict,
     /// What `lift` calls it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
 /// The segments a `sent` check counts.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 pub struct Segments {
     /// Sent by this side.
     pub from: Side,
     /// To this side, when given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<Side>,
     /// With these flags (see [`TcpFlags::matches`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flags: Option<TcpFlags>,
     /// With data (`true`) or without.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<bool>,
     /// Advertising this window (unscaled), resets aside.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<u16>,
     /// Only those that arrived once a side marked this label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<String>,
 }
 
@@ -312,8 +374,11 @@ impl PartialEq for Pattern {
     }
 }
 
-/// What to write.
-#[derive(Debug, Clone, PartialEq)]
+/// What to write. Reports write its size, and its text when it is short
+/// (see [`WrittenPayload`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(into = "WrittenPayload", from = "WrittenPayload")]
+#[schemars(with = "WrittenPayload")]
 pub enum Payload {
     /// These bytes, `repeat` times.
     Text {
@@ -341,8 +406,51 @@ impl Payload {
     }
 }
 
-/// When `recv_until` stops.
-#[derive(Debug, Clone, PartialEq)]
+/// A payload as reports write it: its size in bytes, and its text when
+/// the step wrote text of at most [`WrittenPayload::TEXT_SHOWN`] bytes in
+/// all. A report thus stays small however large a step's text (and a loop
+/// repeats it), and reads back as what reports show of it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Payload")]
+pub struct WrittenPayload {
+    /// How many bytes the step writes.
+    pub bytes: u64,
+    /// The text, when the step wrote one copy of at most 64 bytes (else
+    /// left out: filler bytes, or text too long to repeat here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl WrittenPayload {
+    /// The longest text a report keeps.
+    pub const TEXT_SHOWN: usize = 64;
+}
+
+impl From<Payload> for WrittenPayload {
+    fn from(payload: Payload) -> WrittenPayload {
+        let bytes = payload.len() as u64;
+        let text = match payload {
+            Payload::Text { text, repeat: 1 } if text.len() <= WrittenPayload::TEXT_SHOWN => {
+                Some(text)
+            }
+            _ => None,
+        };
+        WrittenPayload { bytes, text }
+    }
+}
+
+impl From<WrittenPayload> for Payload {
+    fn from(written: WrittenPayload) -> Payload {
+        match written.text {
+            Some(text) if !text.is_empty() => Payload::Text { text, repeat: 1 },
+            _ => Payload::Size(usize::try_from(written.bytes).unwrap_or(usize::MAX)),
+        }
+    }
+}
+
+/// When `recv_until` stops; reports write the byte count or the text.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
 pub enum Until {
     /// Once this many bytes have arrived in total.
     Bytes(u64),
@@ -350,8 +458,11 @@ pub enum Until {
     Pattern(String),
 }
 
-/// Which direction `shutdown` closes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which direction `shutdown` closes, as a suite writes it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum How {
     /// `SHUT_RD`.
     Read,
@@ -362,20 +473,75 @@ pub enum How {
 }
 
 /// Socket options a `set` step names; unnamed ones are left alone.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct SocketOptions {
     /// `SO_LINGER`: `Some(None)` turns it off, `Some(Some(d))` on with `d`,
     /// a whole number of seconds (the parser refuses any other: `l_linger`
-    /// counts seconds).
+    /// counts seconds). Reports write `"linger": "off"` or the seconds.
+    #[serde(default, with = "linger", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<linger::Written>")]
     pub linger: Option<Option<Duration>>,
     /// `TCP_NODELAY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nodelay: Option<bool>,
     /// `SO_KEEPALIVE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keepalive: Option<bool>,
     /// `SO_RCVBUF`, in bytes (the kernel doubles it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rcvbuf: Option<usize>,
     /// `SO_SNDBUF`, in bytes (the kernel doubles it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sndbuf: Option<usize>,
+}
+
+/// `SO_LINGER` as reports write it: `"off"`, or whole seconds.
+mod linger {
+    use std::time::Duration;
+
+    /// `"off"`, or the seconds a close may linger.
+    #[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+    #[serde(untagged)]
+    pub enum Written {
+        /// `"off"`.
+        Off(Off),
+        /// Whole seconds (0: an abortive close).
+        Seconds(u64),
+    }
+
+    /// The word `off`.
+    #[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Off {
+        /// Lingering turned off.
+        Off,
+    }
+
+    pub fn serialize<S: serde::Serializer>(
+        linger: &Option<Option<Duration>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        use serde::Serialize;
+        match linger {
+            None => s.serialize_none(),
+            Some(None) => Some(Written::Off(Off::Off)).serialize(s),
+            Some(Some(d)) => Some(Written::Seconds(d.as_secs())).serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<Duration>>, D::Error> {
+        use serde::Deserialize;
+        Ok(
+            Option::<Written>::deserialize(d)?.map(|written| match written {
+                Written::Off(_) => None,
+                Written::Seconds(s) => Some(Duration::from_secs(s)),
+            }),
+        )
+    }
 }
 
 /// Which kind of step an action is.
@@ -962,20 +1128,7 @@ impl Action {
     /// The name the step is written with, e.g. `recv_until`.
     pub fn keyword(&self) -> &'static str {
         match self {
-            Action::Socket(call) => match call {
-                SocketCall::Listen { .. } => "listen",
-                SocketCall::Accept { .. } => "accept",
-                SocketCall::Connect { .. } => "connect",
-                SocketCall::Send { .. } => "send",
-                SocketCall::Recv { .. } => "recv",
-                SocketCall::RecvUntil { .. } => "recv_until",
-                SocketCall::Shutdown(_) => "shutdown",
-                SocketCall::Close => "close",
-                SocketCall::Abort => "abort",
-                SocketCall::Set(_) => "set",
-                SocketCall::SoError => "so_error",
-                SocketCall::Poll { .. } => "poll",
-            },
+            Action::Socket(call) => call.keyword(),
             Action::Control(control) => match control {
                 Control::Sleep(_) => "sleep",
                 Control::Mark(_) => "mark",
@@ -1025,6 +1178,26 @@ impl Action {
             longer_than: None,
             revents: None,
             matches: None,
+        }
+    }
+}
+
+impl SocketCall {
+    /// The name the step is written with, e.g. `recv_until`.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            SocketCall::Listen { .. } => "listen",
+            SocketCall::Accept { .. } => "accept",
+            SocketCall::Connect { .. } => "connect",
+            SocketCall::Send { .. } => "send",
+            SocketCall::Recv { .. } => "recv",
+            SocketCall::RecvUntil { .. } => "recv_until",
+            SocketCall::Shutdown { .. } => "shutdown",
+            SocketCall::Close => "close",
+            SocketCall::Abort => "abort",
+            SocketCall::Set(_) => "set",
+            SocketCall::SoError => "so_error",
+            SocketCall::Poll { .. } => "poll",
         }
     }
 }
@@ -1115,7 +1288,7 @@ impl fmt::Display for SocketCall {
                 until: Until::Pattern(p),
                 timeout: t,
             } => write!(f, "recv_until {p:?}{}", timeout(t)),
-            SocketCall::Shutdown(how) => {
+            SocketCall::Shutdown { how } => {
                 write!(f, "shutdown {}", format!("{how:?}").to_lowercase())
             }
             SocketCall::Close => f.write_str("close"),

@@ -15,6 +15,7 @@
 //! it and reports how it ended, so an exit while the case runs is noticed
 //! at once.
 
+mod raw;
 mod spawn;
 mod trace;
 
@@ -33,7 +34,7 @@ use nix::unistd::Pid;
 
 use crate::model::{Side, TcpState};
 use crate::observe::SockDiag;
-use crate::record::{EventKind, Recorder, Route};
+use crate::record::{EventKind, OutputLine, Recorder, Route, Stream};
 use crate::suite::Program;
 
 /// How many of the program's last output lines a failure report shows.
@@ -45,26 +46,7 @@ const READY_POLL: Duration = Duration::from_millis(2);
 /// How long a program killed with SIGKILL may take to be reaped.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
-/// How a program ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
-    /// It exited with this status.
-    Code(i32),
-    /// A signal killed it.
-    Signal(i32),
-}
-
-impl fmt::Display for Exit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Exit::Code(code) => write!(f, "exited with status {code}"),
-            Exit::Signal(number) => match Signal::try_from(*number) {
-                Ok(signal) => write!(f, "was killed by {signal}"),
-                Err(_) => write!(f, "was killed by signal {number}"),
-            },
-        }
-    }
-}
+pub use crate::model::Exit;
 
 /// What went wrong with a program.
 #[derive(Debug, thiserror::Error)]
@@ -143,7 +125,7 @@ struct Output {
 
 struct OutputState {
     /// Every line, with its stream: `log` checks count over all of them.
-    lines: Vec<(&'static str, String)>,
+    lines: Vec<OutputLine>,
     ready: bool,
     exit: Option<Exit>,
     /// `program.log`, when the artifact folder could be made.
@@ -177,13 +159,18 @@ impl Output {
 }
 
 impl OutputState {
-    /// The last [`TAIL_LINES`] lines, oldest first, as `out| line`.
-    fn tail(&self) -> Vec<String> {
+    /// The last [`TAIL_LINES`] lines, oldest first.
+    fn tail(&self) -> Vec<OutputLine> {
         let from = self.lines.len().saturating_sub(TAIL_LINES);
-        self.lines[from..]
-            .iter()
-            .map(|(stream, line)| format!("{stream}| {line}"))
-            .collect()
+        self.lines[from..].to_vec()
+    }
+
+    /// Appends `text` to `program.log`, if it is open: a full disk loses
+    /// log lines, not the case.
+    fn log(&mut self, text: std::fmt::Arguments<'_>) {
+        if let Some(file) = &mut self.file {
+            let _ = file.write_fmt(text);
+        }
     }
 }
 
@@ -205,6 +192,16 @@ pub struct ProgramView {
     /// The first output line `log` checks count: lines printed before the
     /// case it serves began belong to earlier cases.
     from: usize,
+}
+
+/// Lines in `program.log` are stamped on the clock of the case the program
+/// serves when it prints them, as its timeline shows them; a program that
+/// serves a whole suite has a line there where each case begins and ends.
+impl ProgramView {
+    /// Writes `what` into `program.log` as a line of its own (`# what`).
+    pub fn log_marker(&self, what: &str) {
+        self.output.lock().log(format_args!("# {what}\n"));
+    }
 }
 
 /// A TCP socket the program holds, as its fd table and `TCP_INFO` say.
@@ -429,7 +426,7 @@ impl ProgramView {
             .get(self.from..)
             .unwrap_or_default()
             .iter()
-            .filter(|(_, line)| pattern.is_match(line))
+            .filter(|output| pattern.is_match(&output.line))
             .count()
     }
 
@@ -470,7 +467,7 @@ pub struct Stopped {
     /// its whole grace period.
     pub killed: bool,
     /// Its last output lines.
-    pub tail: Vec<String>,
+    pub tail: Vec<OutputLine>,
 }
 
 /// Starts `spec` from the calling thread, which must be in the case's
@@ -485,7 +482,7 @@ pub fn start(
     route: &Route,
     side: Side,
     trace: bool,
-    on_exit: impl FnOnce(Exit, Vec<String>) + Send + 'static,
+    on_exit: impl FnOnce(Exit, Vec<OutputLine>) + Send + 'static,
 ) -> Result<Running, SutError> {
     let argv: Vec<String> = spec
         .argv
@@ -524,18 +521,18 @@ pub fn start(
     });
     read_lines(
         spawned.stdout,
-        "out",
+        Stream::Out,
         side,
         spec.ready.clone(),
-        (record, route),
+        route,
         &output,
     );
     read_lines(
         spawned.stderr,
-        "err",
+        Stream::Err,
         side,
         spec.ready.clone(),
-        (record, route),
+        route,
         &output,
     );
     let calls = spawned.trace.map(|records| {
@@ -548,8 +545,9 @@ pub fn start(
     route.push(
         Instant::now(),
         Some(side),
-        EventKind::Note {
-            text: format!("program started: {} (pid {pid})", shown(&argv)),
+        EventKind::ProgramStarted {
+            argv: argv.iter().map(|arg| bounded(arg)).collect(),
+            pid: pid.as_raw(),
         },
     );
     Ok(Running {
@@ -563,22 +561,14 @@ pub fn start(
     })
 }
 
-/// The command as a timeline line shows it: one line (control characters
-/// escaped), each long argument cut short.
-fn shown(argv: &[String]) -> String {
-    const LONGEST: usize = 48;
-    argv.iter()
-        .map(|arg| {
-            let escaped: String = arg.chars().flat_map(char::escape_default).collect();
-            if escaped.chars().count() > LONGEST {
-                let cut: String = escaped.chars().take(LONGEST).collect();
-                format!("{cut}...")
-            } else {
-                escaped
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+/// An argument as the record keeps it: its first KiB (a suite may pass a
+/// whole script as one argument).
+fn bounded(arg: &str) -> String {
+    const KEPT: usize = 1024;
+    match arg.char_indices().nth(KEPT) {
+        Some((cut, _)) => format!("{}...", &arg[..cut]),
+        None => arg.to_string(),
+    }
 }
 
 /// Fills in `{port}`, `{host}`, `{artifacts}`, `{suite_dir}`, `{bin:NAME}` (a binary
@@ -652,22 +642,25 @@ fn find_fixture(name: &str, places: &Places) -> Result<PathBuf, SutError> {
         })
 }
 
-/// A thread that reads one of the program's streams line by line.
+/// A thread that reads one of the program's streams line by line. Each
+/// line is made once and goes three places: `program.log`, stamped on the
+/// clock of the record the route leads to (as the event is), the lines
+/// `log` checks count, and the record.
 fn read_lines(
-    stream: impl Read + Send + 'static,
-    name: &'static str,
+    from: impl Read + Send + 'static,
+    stream: Stream,
     side: Side,
     ready: Option<regex::Regex>,
-    (record, route): (&Recorder, &Route),
+    route: &Route,
     output: &Arc<Output>,
 ) {
-    let (record, route, output) = (record.clone(), route.clone(), Arc::clone(output));
+    let (route, output) = (route.clone(), Arc::clone(output));
     // Detached: a process the program started may hold the pipe open after
     // the program is gone; nothing waits for this thread.
     let _ = std::thread::Builder::new()
-        .name(format!("program {name}"))
+        .name(format!("program {}", stream.name()))
         .spawn(move || {
-            let mut reader = BufReader::new(stream);
+            let mut reader = BufReader::new(from);
             let mut bytes = Vec::new();
             loop {
                 bytes.clear();
@@ -676,22 +669,24 @@ fn read_lines(
                     Ok(_) => {}
                 }
                 let now = Instant::now();
-                let line = String::from_utf8_lossy(&bytes)
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string();
+                let line = OutputLine {
+                    stream,
+                    line: String::from_utf8_lossy(&bytes)
+                        .trim_end_matches(['\n', '\r'])
+                        .to_string(),
+                };
+                let record = route.current();
                 let mut state = output.lock();
-                if let Some(file) = &mut state.file {
-                    let ms = record.at(now).as_secs_f64() * 1000.0;
-                    // A full disk loses log lines, not the case.
-                    let _ = writeln!(file, "{ms:>10.1} {name}| {line}");
-                }
-                if ready.as_ref().is_some_and(|r| r.is_match(&line)) {
+                let ms = record.at(now).as_secs_f64() * 1000.0;
+                state.log(format_args!("{ms:>10.1} {line}\n"));
+                if ready.as_ref().is_some_and(|r| r.is_match(&line.line)) {
                     state.ready = true;
                 }
-                state.lines.push((name, line.clone()));
+                state.lines.push(line.clone());
                 output.changed.notify_all();
                 drop(state);
-                route.push(now, Some(side), EventKind::Output { stream: name, line });
+                let OutputLine { stream, line } = line;
+                record.push(now, Some(side), EventKind::Output { stream, line });
             }
         });
 }
@@ -703,7 +698,7 @@ fn watch(
     route: &Route,
     output: &Arc<Output>,
     stopping: &Arc<AtomicBool>,
-    on_exit: impl FnOnce(Exit, Vec<String>) + Send + 'static,
+    on_exit: impl FnOnce(Exit, Vec<OutputLine>) + Send + 'static,
 ) {
     let (route, output, stopping) = (route.clone(), Arc::clone(output), Arc::clone(stopping));
     let _ = std::thread::Builder::new()
@@ -723,9 +718,7 @@ fn watch(
             route.push(
                 Instant::now(),
                 Some(side),
-                EventKind::Note {
-                    text: format!("program {exit}"),
-                },
+                EventKind::ProgramExited { exit },
             );
             {
                 let mut state = output.lock();
@@ -749,7 +742,7 @@ impl Running {
     }
 
     /// Its last output lines, oldest first.
-    pub fn tail(&self) -> Vec<String> {
+    pub fn tail(&self) -> Vec<OutputLine> {
         self.output.lock().tail()
     }
 
@@ -945,21 +938,11 @@ mod tests {
     }
 
     #[test]
-    fn a_command_is_shown_on_one_line_and_long_arguments_cut_short() {
-        let argv = vec![
-            "python3".to_string(),
-            "-c".to_string(),
-            format!("import os\n{}", "x".repeat(100)),
-        ];
-        let line = shown(&argv);
-        assert!(!line.contains('\n'), "{line}");
-        assert!(line.starts_with("python3 -c import os\\nxxx"), "{line}");
-        assert!(line.ends_with("..."), "{line}");
-    }
-
-    #[test]
-    fn an_exit_says_its_status_or_its_signal() {
-        assert_eq!(Exit::Code(3).to_string(), "exited with status 3");
-        assert_eq!(Exit::Signal(9).to_string(), "was killed by SIGKILL");
+    fn a_long_argument_is_kept_to_its_first_kib() {
+        assert_eq!(bounded("python3"), "python3");
+        let long = format!("import os\n{}", "é".repeat(2000));
+        let kept = bounded(&long);
+        assert_eq!(kept.chars().count(), 1024 + 3, "{kept}");
+        assert!(kept.starts_with("import os\n") && kept.ends_with("..."));
     }
 }

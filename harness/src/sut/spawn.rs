@@ -64,6 +64,8 @@ use std::path::{Path, PathBuf};
 use nix::libc;
 use nix::unistd::Pid;
 
+use super::raw;
+
 /// A started program: the relay hangup reaps and signals as a group, the
 /// program's own pid, and the read ends of its stdout and stderr.
 pub(super) struct Spawned {
@@ -268,40 +270,6 @@ fn find_executable(program: &str, path: Option<&OsStr>, cwd: &Path) -> io::Resul
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ENOENT))
 }
 
-/// A fork made with a raw `clone`, without glibc's fork handlers.
-///
-/// # Safety
-///
-/// Only in a child made by `spawn`, under its rules (see the module docs).
-unsafe fn raw_fork() -> libc::pid_t {
-    // SAFETY: clone with only the exit signal is fork.
-    unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            libc::SIGCHLD as libc::c_ulong,
-            0usize,
-            0usize,
-            0usize,
-            0usize,
-        ) as libc::pid_t
-    }
-}
-
-pub(super) fn errno() -> libc::c_int {
-    // SAFETY: __errno_location returns this thread's errno slot.
-    unsafe { *libc::__errno_location() }
-}
-
-/// Reports `errno` on the report pipe and ends the process.
-unsafe fn fail(report: RawFd, code: libc::c_int) -> ! {
-    // SAFETY: a write of 4 bytes from the stack, then _exit.
-    unsafe {
-        let bytes = errno().to_ne_bytes();
-        libc::write(report, bytes.as_ptr().cast(), bytes.len());
-        libc::_exit(code);
-    }
-}
-
 /// The relay, in the child `clone` made. Never returns.
 unsafe fn relay(plan: &Plan, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> ! {
     // SAFETY: raw syscalls on `plan`'s memory; see the module docs.
@@ -336,14 +304,14 @@ unsafe fn relay(plan: &Plan, argv: &[*const libc::c_char], envp: &[*const libc::
             || !reopen(plan.stderr.as_ptr(), libc::O_WRONLY, 2)
             || !reopen(c"/dev/null".as_ptr(), libc::O_RDONLY, 0)
         {
-            fail(report, 122);
+            raw::fail(report, 122);
         }
         // Init's end of the trace records; never the program's (CLOEXEC).
         let trace = match &plan.trace {
             Some((path, _)) => {
                 let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
                 if fd < 0 {
-                    fail(report, 122);
+                    raw::fail(report, 122);
                 }
                 fd
             }
@@ -351,7 +319,7 @@ unsafe fn relay(plan: &Plan, argv: &[*const libc::c_char], envp: &[*const libc::
         };
         libc::write(report, [READY].as_ptr().cast(), 1);
         if libc::chdir(plan.cwd.as_ptr()) != 0 {
-            fail(report, 122);
+            raw::fail(report, 122);
         }
         libc::setsid();
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -363,11 +331,11 @@ unsafe fn relay(plan: &Plan, argv: &[*const libc::c_char], envp: &[*const libc::
         if libc::unshare(libc::CLONE_NEWPID) != 0
             || libc::pipe2(status.as_mut_ptr(), libc::O_CLOEXEC) != 0
         {
-            fail(report, 122);
+            raw::fail(report, 122);
         }
-        let init = raw_fork();
+        let init = raw::fork();
         if init < 0 {
-            fail(report, 122);
+            raw::fail(report, 122);
         }
         if init > 0 {
             libc::prctl(libc::PR_SET_NAME, c"hangup relay".as_ptr());
@@ -380,7 +348,7 @@ unsafe fn relay(plan: &Plan, argv: &[*const libc::c_char], envp: &[*const libc::
         // too, and everything in the namespace with it.
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
         libc::prctl(libc::PR_SET_NAME, c"hangup init".as_ptr());
-        let program = raw_fork();
+        let program = raw::fork();
         if program == 0 {
             exec_program(plan, argv, envp, report);
         }
@@ -402,7 +370,7 @@ unsafe fn exec_program(
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
         libc::execve(plan.exe.as_ptr(), argv.as_ptr(), envp.as_ptr());
-        fail(report, 127);
+        raw::fail(report, 127);
     }
 }
 
@@ -426,9 +394,9 @@ unsafe fn trace_from_init(
     unsafe {
         let mut go = [0 as RawFd; 2];
         if libc::pipe2(go.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
-            fail(report, 122);
+            raw::fail(report, 122);
         }
-        let program = raw_fork();
+        let program = raw::fork();
         if program == 0 {
             // Only init may hold the write end, so that init's end is EOF.
             libc::close(go[1]);
@@ -447,12 +415,12 @@ unsafe fn trace_from_init(
                     &raw const program,
                 ) != 0
             {
-                fail(report, 122);
+                raw::fail(report, 122);
             }
             exec_program(plan, argv, envp, report);
         }
         if program < 0 {
-            fail(report, 122);
+            raw::fail(report, 122);
         }
         libc::close(go[0]);
         let options = libc::PTRACE_O_TRACESECCOMP
@@ -464,38 +432,11 @@ unsafe fn trace_from_init(
         let none = std::ptr::null_mut::<libc::c_void>();
         if libc::ptrace(libc::PTRACE_SEIZE, program, none, options as libc::c_ulong) != 0 {
             libc::kill(program, libc::SIGKILL);
-            fail(report, 122);
+            raw::fail(report, 122);
         }
         libc::write(go[1], [b'g'].as_ptr().cast(), 1);
         libc::close(go[1]);
         super::trace::trace_until(program, to_relay, records);
-    }
-}
-
-/// Blocks every signal that can be blocked: the group's signals are for
-/// the program.
-pub(super) unsafe fn block_signals() {
-    // SAFETY: a sigset on the stack, filled and applied.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::sigprocmask(libc::SIG_BLOCK, &all, std::ptr::null_mut());
-    }
-}
-
-/// Closes every fd but those in `keep` (in ascending order): the relay
-/// and init hold nothing the program's readers or hangup wait on.
-pub(super) unsafe fn close_all_but(keep: &[RawFd]) {
-    // SAFETY: close_range on this process's own table.
-    unsafe {
-        let mut from = 0;
-        for &kept in keep {
-            if kept > from {
-                libc::syscall(libc::SYS_close_range, from as u32, (kept - 1) as u32, 0u32);
-            }
-            from = kept + 1;
-        }
-        libc::syscall(libc::SYS_close_range, from as u32, u32::MAX, 0u32);
     }
 }
 
@@ -504,19 +445,19 @@ pub(super) unsafe fn close_all_but(keep: &[RawFd]) {
 unsafe fn wait_and_end_alike(init: libc::pid_t, from_init: RawFd) -> ! {
     // SAFETY: syscalls on our own fds and child.
     unsafe {
-        block_signals();
-        close_all_but(&[from_init]);
+        raw::block_signals();
+        raw::close_all_but(&[from_init]);
         let mut raw = [0u8; 4];
         let mut got = 0;
         while got < raw.len() {
             let n = libc::read(from_init, raw[got..].as_mut_ptr().cast(), raw.len() - got);
             if n > 0 {
                 got += n as usize;
-            } else if n == 0 || errno() != libc::EINTR {
+            } else if n == 0 || raw::errno() != libc::EINTR {
                 break;
             }
         }
-        while libc::waitpid(init, std::ptr::null_mut(), 0) < 0 && errno() == libc::EINTR {}
+        while libc::waitpid(init, std::ptr::null_mut(), 0) < 0 && raw::errno() == libc::EINTR {}
         if got < raw.len() {
             // Init ended without a report: it was killed.
             libc::_exit(125);
@@ -541,8 +482,8 @@ unsafe fn wait_and_end_alike(init: libc::pid_t, from_init: RawFd) -> ! {
 unsafe fn reap_until(program: libc::pid_t, to_relay: RawFd) -> ! {
     // SAFETY: syscalls on our own fds and children.
     unsafe {
-        block_signals();
-        close_all_but(&[to_relay]);
+        raw::block_signals();
+        raw::close_all_but(&[to_relay]);
         if program < 0 {
             libc::_exit(126);
         }
@@ -554,7 +495,7 @@ unsafe fn reap_until(program: libc::pid_t, to_relay: RawFd) -> ! {
                 libc::write(to_relay, raw.as_ptr().cast(), raw.len());
                 libc::_exit(0);
             }
-            if ended < 0 && errno() != libc::EINTR {
+            if ended < 0 && raw::errno() != libc::EINTR {
                 libc::_exit(126);
             }
         }

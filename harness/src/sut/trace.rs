@@ -40,7 +40,7 @@ use nix::libc;
 
 use crate::model::syscall::{self, AUDIT_ARCH, Class, Syscall, TRACED};
 use crate::model::{CallResult, Errno, Side};
-use crate::record::{EventKind, Route};
+use crate::record::{EventKind, Route, TracedSyscall};
 
 /// A record's kind: the call's entry, with its socket.
 const ENTRY: u16 = 1;
@@ -134,9 +134,9 @@ struct SyscallInfo {
 pub(super) unsafe fn trace_until(program: libc::pid_t, to_relay: RawFd, records: RawFd) -> ! {
     // SAFETY: syscalls on our own fds and on tracees we seized.
     unsafe {
-        super::spawn::block_signals();
+        super::raw::block_signals();
         let (a, b) = (to_relay.min(records), to_relay.max(records));
-        super::spawn::close_all_but(&[a, b]);
+        super::raw::close_all_but(&[a, b]);
         let mut batch = Batch {
             records: [std::mem::zeroed(); BATCH],
             len: 0,
@@ -157,7 +157,7 @@ pub(super) unsafe fn trace_until(program: libc::pid_t, to_relay: RawFd, records:
                 tid = libc::waitpid(-1, &mut status, libc::__WALL);
             }
             if tid < 0 {
-                if super::spawn::errno() == libc::EINTR {
+                if super::raw::errno() == libc::EINTR {
                     continue;
                 }
                 batch.flush();
@@ -350,7 +350,7 @@ impl Batch {
             };
             if n > 0 {
                 done += n as usize;
-            } else if n == 0 || super::spawn::errno() != libc::EINTR {
+            } else if n == 0 || super::raw::errno() != libc::EINTR {
                 // hangup is gone: nobody to tell.
                 break;
             }
@@ -458,8 +458,11 @@ pub struct TracedCall {
     pub call: &'static Syscall,
     /// The argument that held the socket (`splice` has two fds).
     pub fd_arg: u8,
-    /// The socket's fd in the program.
+    /// The socket's fd in the program (for an accept that returned, the
+    /// connection's).
     pub fd: i64,
+    /// For an accept that returned a connection: the listener's fd.
+    pub listener_fd: Option<i64>,
     /// The socket's inode: one socket across its calls, also once a reset
     /// made the kernel forget its peer.
     pub inode: u64,
@@ -503,6 +506,22 @@ impl TracedCall {
                     ret as u64
                 },
             )
+        })
+    }
+
+    /// The call as the record keeps it, once it returned.
+    pub fn recorded(&self) -> Option<TracedSyscall> {
+        let result = self.result()?;
+        let (ended, ret) = self.ended?;
+        Some(TracedSyscall {
+            syscall: self.call.name.to_string(),
+            tid: self.tid,
+            fd: self.listener_fd.unwrap_or(self.fd),
+            accepted: (self.class() == Class::Accept && ret >= 0).then_some(ret),
+            result,
+            took: ended.saturating_duration_since(self.began),
+            local: self.local,
+            peer: self.peer,
         })
     }
 
@@ -594,7 +613,10 @@ impl Calls {
 
 /// Reads init's records on a thread of its own until the program ends,
 /// pairing entries and exits per thread into `calls`; each finished call
-/// goes on the timeline, stamped when it was made.
+/// goes on the timeline, stamped when it returned: what it reports (the
+/// fd an accept returned, a read's bytes or EOF) exists only then, and a
+/// call that blocked (a runtime's acceptor thread waits in `accept` for
+/// the next client) would otherwise show before what it waited for.
 pub(super) fn read_records(mut from: File, side: Side, route: &Route, calls: &Arc<Calls>) {
     let (route, calls) = (route.clone(), Arc::clone(calls));
     // The two clocks at one moment: init stamps CLOCK_MONOTONIC, which is
@@ -664,6 +686,7 @@ fn take(
                 call,
                 fd_arg: raw.fd_arg as u8,
                 fd: raw.fd,
+                listener_fd: None,
                 inode: raw.inode,
                 cookie: raw.cookie,
                 local: address(&raw.local, raw.local_len),
@@ -682,20 +705,24 @@ fn take(
                 open.values_mut().filter(|i| **i > at).for_each(|i| *i -= 1);
                 return;
             }
+            let ended = instant(raw.mono_ns);
             let call = &mut list[at];
-            call.ended = Some((instant(raw.mono_ns), raw.ret));
+            call.ended = Some((ended, raw.ret));
             // An accept's exit names the connection it returned: the call
             // is on that connection from now on, not on the listener.
             if raw.inode != 0 {
+                call.listener_fd = Some(call.fd);
                 call.fd = raw.fd;
                 call.inode = raw.inode;
                 call.cookie = raw.cookie;
                 call.local = address(&raw.local, raw.local_len);
                 call.peer = address(&raw.peer, raw.peer_len);
             }
-            let (began, text) = (call.began, format!("traced {}", call.describe()));
+            let traced = call.recorded();
             drop(list);
-            route.push(began, Some(side), EventKind::Note { text });
+            if let Some(call) = traced {
+                route.push(ended, Some(side), EventKind::Traced { call });
+            }
         }
         _ => {}
     }

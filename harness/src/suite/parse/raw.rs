@@ -433,6 +433,13 @@ impl<'de> Deserialize<'de> for Until {
                     .map(Until::Bytes)
                     .ok_or_else(|| E::custom(format!("expected a positive byte count, found {v}")))
             }
+            // JSON's unsigned numbers (a report read back), as TOML's.
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Until, E> {
+                match v {
+                    0 => Err(E::custom("expected a positive byte count, found 0")),
+                    n => Ok(Until::Bytes(n)),
+                }
+            }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Until, E> {
                 if v.is_empty() {
                     return Err(E::custom(

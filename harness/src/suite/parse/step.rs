@@ -185,7 +185,9 @@ impl<'a> Reader<'a> {
             until: v,
             timeout: None
         }));
-        take!(shutdown, "shutdown", |v| S(SocketCall::Shutdown(v.0)));
+        take!(shutdown, "shutdown", |v| S(SocketCall::Shutdown {
+            how: v.0
+        }));
         take!(close, "close", |_v| S(SocketCall::Close));
         take!(abort, "abort", |_v| S(SocketCall::Abort));
         take!(set, "set", |v| S(SocketCall::Set(v.into_options())));
@@ -221,7 +223,9 @@ impl<'a> Reader<'a> {
             flags: None,
             data: None,
             probability: None,
-            verdict: Verdict::Reject(Reject::TcpReset),
+            verdict: Verdict::Reject {
+                with: Reject::TcpReset
+            },
             name: None,
         })));
         take!(delay, "delay", |v| C(Control::Fault(Fault {
@@ -641,7 +645,7 @@ impl<'a> Reader<'a> {
                     }
                 }
             }
-            if let (Some(with), Verdict::Reject(how)) = (&raw.with, &mut fault.verdict) {
+            if let (Some(with), Verdict::Reject { with: how }) = (&raw.with, &mut fault.verdict) {
                 match Reject::parse(with.get_ref()) {
                     Ok(kind) => *how = kind,
                     Err(why) => self.problem(with.span(), why),

@@ -1377,7 +1377,9 @@ fn a_fault_reads_every_modifier() {
     assert_eq!(fault.name.as_deref(), Some("p"));
     assert_eq!(
         fault.verdict,
-        crate::model::Verdict::Reject(crate::model::Reject::HostUnreachable)
+        crate::model::Verdict::Reject {
+            with: crate::model::Reject::HostUnreachable
+        }
     );
     assert_eq!(
         suite.cases[0].fault_ports(fault),

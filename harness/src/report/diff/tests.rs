@@ -1,0 +1,412 @@
+use std::time::Duration;
+
+use super::*;
+use crate::model::{Errno, Exit};
+use crate::record::{OutputLine, StateSource, Stream, Timeline, TracedSyscall};
+use crate::report::{CaseStatus, Failure, FailureKind};
+use crate::suite::SocketCall;
+
+/// A case named `s::c` with these events (each at 1 ms, on the client
+/// unless it says).
+fn case(status: CaseStatus, events: Vec<(Option<Side>, EventKind)>) -> CaseReport {
+    let mut timeline = Timeline::default();
+    for (side, kind) in events {
+        timeline.push(Duration::from_millis(1), side, kind);
+    }
+    CaseReport::new(
+        ("s::c".into(), "s".into(), "c".into(), "s.toml:1:1".into()),
+        status,
+        Duration::from_millis(5),
+        timeline,
+        Duration::ZERO,
+    )
+}
+
+fn failed() -> CaseStatus {
+    CaseStatus::Failed(Failure::new(
+        FailureKind::Expectation,
+        "x".into(),
+        Duration::ZERO,
+    ))
+}
+
+fn recv(step: usize, timeout_ms: u64, outcome: Outcome, took_ms: u64) -> (Option<Side>, EventKind) {
+    (
+        Some(Side::Client),
+        EventKind::Call {
+            step: StepId::at(step),
+            call: SocketCall::Recv {
+                max: 65536,
+                timeout: Some(Duration::from_millis(timeout_ms)),
+            },
+            on: None,
+            took: Duration::from_millis(took_ms),
+            result: CallResult {
+                outcome,
+                bytes: 0,
+                ready: None,
+            },
+        },
+    )
+}
+
+fn state(step: usize, state: crate::model::TcpState) -> (Option<Side>, EventKind) {
+    (
+        Some(Side::Server),
+        EventKind::State {
+            socket: Socket::Server,
+            state,
+            source: StateSource::SockDiag,
+            step: Some(StepId::at(step)),
+            samples: 3,
+            on_the_way: false,
+        },
+    )
+}
+
+fn output(line: &str) -> (Option<Side>, EventKind) {
+    let OutputLine { stream, line } = OutputLine {
+        stream: Stream::Err,
+        line: line.into(),
+    };
+    (Some(Side::Server), EventKind::Output { stream, line })
+}
+
+fn packet(from: Side, to: Side, flags: &str) -> (Option<Side>, EventKind) {
+    (
+        Some(from),
+        EventKind::Packet {
+            from: "127.0.0.1:1".parse().expect("addr"),
+            to: "127.0.0.1:2".parse().expect("addr"),
+            to_side: Some(to),
+            flags: serde_json::from_value(serde_json::json!(flags)).expect("flags"),
+            seq: 0,
+            ack: 0,
+            window: 64,
+            len: 0,
+            lost_to: None,
+            held: None,
+        },
+    )
+}
+
+fn eagain() -> Outcome {
+    Outcome::Errno(Errno::from_raw(nix::libc::EAGAIN))
+}
+
+fn whats(differences: &[Difference]) -> Vec<String> {
+    differences.iter().map(ToString::to_string).collect()
+}
+
+fn one(case: CaseReport) -> Vec<CaseReport> {
+    vec![case]
+}
+
+#[test]
+fn the_same_observations_are_no_difference_whatever_the_pids_and_ports() {
+    let run = |port: u16, pid: i32| {
+        case(
+            CaseStatus::Passed,
+            vec![
+                recv(3, 200, eagain(), 200),
+                state(5, crate::model::TcpState::Gone),
+                output(&format!("listening on 127.0.0.1:{port} as pid {pid}")),
+                (
+                    Some(Side::Server),
+                    EventKind::ProgramStarted {
+                        argv: vec!["./s".into(), port.to_string()],
+                        pid,
+                    },
+                ),
+            ],
+        )
+    };
+    let found = diff(
+        &one(run(41234, 77)),
+        &one(run(50000, 99)),
+        Tolerance::DEFAULT,
+    );
+    assert_eq!(whats(&found), Vec::<String>::new());
+}
+
+/// A call is keyed by its side, step and action: how the timeline words it
+/// (here its arguments, which its text shows) is not what is compared, so
+/// a writer's wording can change without changing any diff.
+#[test]
+fn a_call_is_keyed_by_side_step_and_action_never_by_its_words() {
+    let base = case(CaseStatus::Passed, vec![recv(3, 200, eagain(), 200)]);
+    let worded_otherwise = case(CaseStatus::Passed, vec![recv(3, 250, eagain(), 210)]);
+    assert_ne!(
+        base.timeline.events[0].describe(),
+        worded_otherwise.timeline.events[0].describe()
+    );
+    let found = diff(
+        &one(base.clone()),
+        &one(worded_otherwise),
+        Tolerance::DEFAULT,
+    );
+    assert_eq!(whats(&found), Vec::<String>::new());
+    let changed = case(CaseStatus::Passed, vec![recv(3, 200, Outcome::Eof, 200)]);
+    let found = diff(&one(base), &one(changed), Tolerance::DEFAULT);
+    assert_eq!(whats(&found), ["s::c: client #3 recv: EAGAIN -> eof"]);
+}
+
+#[test]
+fn a_close_that_became_a_reset_is_named_and_segment_counts_are_not() {
+    let graceful = case(
+        CaseStatus::Passed,
+        vec![
+            packet(Side::Client, Side::Server, "FIN|ACK"),
+            packet(Side::Server, Side::Client, "ACK"),
+            packet(Side::Server, Side::Client, "FIN|ACK"),
+            packet(Side::Client, Side::Server, "ACK"),
+        ],
+    );
+    // Another delayed ACK, and the same closes: no difference.
+    let mut again = graceful.clone();
+    let (side, ack) = packet(Side::Client, Side::Server, "ACK");
+    again.timeline.push(Duration::from_millis(2), side, ack);
+    let found = diff(&one(graceful.clone()), &one(again), Tolerance::DEFAULT);
+    assert_eq!(whats(&found), Vec::<String>::new());
+
+    let reset = case(
+        CaseStatus::Passed,
+        vec![
+            packet(Side::Server, Side::Client, "RST|ACK"),
+            packet(Side::Client, Side::Server, "FIN|ACK"),
+        ],
+    );
+    let found = diff(
+        &one(graceful.clone()),
+        &one(reset.clone()),
+        Tolerance::DEFAULT,
+    );
+    assert_eq!(
+        whats(&found),
+        [
+            "s::c: on the wire: server sent FIN: yes -> no",
+            "s::c: on the wire: server sent RST: no -> yes",
+        ]
+    );
+    // A run whose timeline shows only its first packets cannot say no FIN
+    // came: packets are not compared.
+    let mut cut_short = reset;
+    cut_short.timeline.push(
+        Duration::from_millis(3),
+        None,
+        EventKind::PacketsCut {
+            shown: 5000,
+            captured: 9000,
+        },
+    );
+    let found = diff(&one(graceful.clone()), &one(cut_short), Tolerance::DEFAULT);
+    assert_eq!(whats(&found), Vec::<String>::new());
+    // Nor when one run captured none.
+    let none = case(CaseStatus::Passed, vec![]);
+    let found = diff(&one(graceful), &one(none), Tolerance::DEFAULT);
+    assert_eq!(whats(&found), Vec::<String>::new());
+}
+
+#[test]
+fn a_changed_state_verdict_and_timing_are_each_named_and_the_unseen_folded() {
+    let passed = case(
+        CaseStatus::Passed,
+        vec![
+            recv(3, 200, eagain(), 200),
+            state(5, crate::model::TcpState::Gone),
+        ],
+    );
+    let worse = case(
+        failed(),
+        vec![
+            recv(3, 200, eagain(), 900),
+            state(5, crate::model::TcpState::CloseWait),
+        ],
+    );
+    let found = diff(&one(passed.clone()), &one(worse), Tolerance::DEFAULT);
+    assert_eq!(
+        whats(&found),
+        [
+            "s::c: verdict: passed -> failed (expectation)",
+            "s::c: client #3 recv: took 200 ms -> 900 ms",
+            "s::c: server state (step 5): gone -> CLOSE_WAIT",
+        ]
+    );
+    // Within the tolerance: no difference.
+    let close = case(
+        CaseStatus::Passed,
+        vec![
+            recv(3, 200, eagain(), 240),
+            state(5, crate::model::TcpState::Gone),
+        ],
+    );
+    let found = diff(&one(passed.clone()), &one(close), Tolerance::DEFAULT);
+    assert_eq!(whats(&found), Vec::<String>::new());
+    // A case that stopped early misses what came after: folded.
+    let mut many = passed;
+    for step in 10..20 {
+        let (side, call) = recv(step, 100, Outcome::Ok, 0);
+        many.timeline.push(Duration::from_millis(9), side, call);
+    }
+    let short = case(failed(), vec![recv(3, 200, eagain(), 200)]);
+    let found = diff(&one(many), &one(short), Tolerance::DEFAULT);
+    assert_eq!(
+        whats(&found),
+        [
+            "s::c: verdict: passed -> failed (expectation)",
+            "s::c: server state (step 5): gone -> (not seen)",
+            "s::c: and 10 more observations not seen in new",
+        ]
+    );
+}
+
+#[test]
+fn a_log_count_is_told_apart_by_its_whole_pattern() {
+    let counts = |quiet: u64, raised: u64| {
+        case(
+            CaseStatus::Passed,
+            vec![
+                (
+                    Some(Side::Client),
+                    EventKind::LogCount {
+                        step: StepId::at(4),
+                        pattern: "^app: send returned".into(),
+                        count: quiet,
+                    },
+                ),
+                (
+                    Some(Side::Client),
+                    EventKind::LogCount {
+                        step: StepId::at(5),
+                        pattern: "^app: send raised".into(),
+                        count: raised,
+                    },
+                ),
+            ],
+        )
+    };
+    let found = diff(&one(counts(1, 0)), &one(counts(0, 1)), Tolerance::DEFAULT);
+    assert_eq!(
+        whats(&found),
+        [
+            "s::c: client log \"^app: send returned\": 1 matching -> 0 matching",
+            "s::c: client log \"^app: send raised\": 0 matching -> 1 matching",
+        ]
+    );
+}
+
+/// What no step asked about is compared too: a new error line and stack
+/// trace in the program's output, a new errno of its traced calls, how it
+/// ended, and what it held.
+#[test]
+fn what_no_step_asserted_is_compared_too() {
+    let traced = |errno: i32| {
+        (
+            Some(Side::Server),
+            EventKind::Traced {
+                call: TracedSyscall {
+                    syscall: "writev".into(),
+                    tid: 9,
+                    fd: 7,
+                    accepted: None,
+                    result: CallResult {
+                        outcome: Outcome::Errno(Errno::from_raw(errno)),
+                        bytes: 0,
+                        ready: None,
+                    },
+                    took: Duration::ZERO,
+                    local: None,
+                    peer: None,
+                },
+            },
+        )
+    };
+    let exit = |code: i32| {
+        (
+            Some(Side::Server),
+            EventKind::ProgramExited {
+                exit: Exit::Code(code),
+            },
+        )
+    };
+    let quiet = case(
+        CaseStatus::Passed,
+        vec![
+            output("GET /stream 200 in 12 ms"),
+            traced(nix::libc::EPIPE),
+            traced(nix::libc::EAGAIN),
+            exit(0),
+        ],
+    );
+    let mut loud_events = vec![
+        output("GET /stream 200 in 15 ms"),
+        output("ERROR: client gone (pid 4411)"),
+    ];
+    for frame in 0..6 {
+        loud_events.push(output(&format!("  at frame{frame} (app.js:{frame}:1)")));
+    }
+    loud_events.extend([traced(nix::libc::ECONNRESET), exit(1)]);
+    let loud = case(CaseStatus::Passed, loud_events);
+    let found = diff(&one(quiet), &one(loud), Tolerance::DEFAULT);
+    assert_eq!(
+        whats(&found),
+        [
+            "s::c: server program: exited with status 0 -> exited with status 1",
+            "s::c: server traced write returned EPIPE: yes -> (not seen)",
+            "s::c: server traced write returned ECONNRESET: (not seen) -> yes",
+            "s::c: server printed \"  at frame# (app.js:#:#)\": (not seen) -> printed",
+            "s::c: server printed \"ERROR: client gone (pid #)\": (not seen) -> printed",
+        ]
+    );
+}
+
+#[test]
+fn numbers_and_long_hex_ids_are_masked_words_are_not() {
+    assert_eq!(
+        masked("req 7f3a2b9c1d at 2026-12-07 03:50:48,123 from 127.0.0.1:41234"),
+        "req # at #-#-# #:#:#,# from #.#.#.#:#"
+    );
+    assert_eq!(masked("deadbeef cafe"), "deadbeef cafe");
+}
+
+#[test]
+fn cases_only_in_one_report_are_said() {
+    let mut other = case(CaseStatus::Passed, vec![]);
+    other.name = "s::d".into();
+    let found = diff(
+        &one(case(CaseStatus::Passed, vec![])),
+        &one(other),
+        Tolerance::DEFAULT,
+    );
+    assert_eq!(whats(&found), ["s::c: only in base", "s::d: only in new"]);
+}
+
+#[test]
+fn a_report_of_another_format_is_refused_naming_both() {
+    let old = br#"{ "format": 1, "tool": "hangup 0.1.0", "rounds": [] }"#;
+    let err = crate::report::Report::read(old).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "it is a hangup JSON report of format 1, and this hangup reads format 2 (it was written by an older hangup: run the suites again with this one to compare)"
+    );
+    let err = crate::report::Report::read(b"{}").unwrap_err().to_string();
+    assert!(err.contains("it has no `format`"), "{err}");
+}
+
+#[test]
+fn a_difference_reads_back_as_written() {
+    let base = case(CaseStatus::Passed, vec![recv(3, 200, eagain(), 200)]);
+    let new = case(failed(), vec![recv(3, 200, Outcome::Eof, 900)]);
+    let found = diff(&one(base), &one(new), Tolerance::DEFAULT);
+    let json = serde_json::to_string(&found).expect("json");
+    let back: Vec<Difference> = serde_json::from_str(&json).expect("reads back");
+    assert_eq!(back, found);
+}
+
+#[test]
+fn an_accept_file_lists_differences_one_a_line() {
+    let accepted = accepted("# known\n\ns::c: only in base\n  s::d: x -> y  \n");
+    assert!(accepted.contains("s::c: only in base"));
+    assert!(accepted.contains("s::d: x -> y"));
+    assert_eq!(accepted.len(), 2);
+}

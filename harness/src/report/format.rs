@@ -1,0 +1,371 @@
+//! The JSON report's types: what `hangup run --json` writes, what `hangup
+//! diff` reads back, and what the other writers (terminal, JUnit) render.
+//!
+//! Each type here is `Serialize`, `Deserialize` and `JsonSchema`; the
+//! report's JSON Schema (`hangup schema --report`) is generated from them,
+//! so it cannot drift from what is written. A case's events are
+//! [`crate::record`]'s types, written as they are.
+//!
+//! # What `format` promises
+//!
+//! [`FORMAT`] is raised when a field changes meaning or goes away, or an
+//! enum's value is renamed; a reader of one format refuses another (as
+//! `hangup diff` does, naming both). New fields, new event kinds and new
+//! enum values may appear within a format: the types are
+//! `#[non_exhaustive]`, and a reader should skip an event it does not
+//! know. Keys and enum values are `snake_case`; the domain's own names
+//! keep their spelling (`EPIPE`, `CLOSE_WAIT`, `SYN|ACK`, `SIGTERM`), and a
+//! call's outcome is written as a suite's `expect` writes it (`ok`, `EOF`,
+//! `EPIPE`). Durations are milliseconds, in fields whose names end in
+//! `_ms`. `docs/report-format.md` describes every field.
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::model::Side;
+use crate::model::units::millis;
+use crate::record::{OutputLine, StepId, Timeline};
+use crate::verdict::Mismatch;
+
+use super::diff::Difference;
+
+/// The version of the JSON report's format (see the [module docs](self)).
+/// Format 1 (hangup before the typed record) wrote calls as text.
+pub const FORMAT: u32 = 2;
+
+/// A whole run: every round of it, every case of each round.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[non_exhaustive]
+pub struct Report<'a> {
+    /// The report's format ([`FORMAT`]).
+    pub format: u32,
+    /// The hangup that wrote it: `hangup 0.1.0`.
+    pub tool: String,
+    /// Each round of the run (`--repeat`), in order.
+    pub rounds: Vec<Round<'a>>,
+    /// For suites whose program names two versions (`compare`): what
+    /// changed between the versions in the last round, case by case.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub versions: Vec<Difference>,
+}
+
+/// One round of a run.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[non_exhaustive]
+pub struct Round<'a> {
+    /// Its number, from 1.
+    pub round: usize,
+    /// Every case of the round, in file order.
+    pub cases: Cow<'a, [CaseReport]>,
+}
+
+impl<'a> Report<'a> {
+    /// The report of `rounds`, with the differences between versions, as
+    /// this hangup writes it.
+    pub fn new(rounds: &'a [Vec<CaseReport>], versions: Vec<Difference>) -> Report<'a> {
+        Report {
+            format: FORMAT,
+            tool: format!("hangup {}", env!("CARGO_PKG_VERSION")),
+            rounds: rounds
+                .iter()
+                .enumerate()
+                .map(|(i, cases)| Round {
+                    round: i + 1,
+                    cases: Cow::Borrowed(cases),
+                })
+                .collect(),
+            versions,
+        }
+    }
+
+    /// The cases of the last round.
+    pub fn last_round(&self) -> &[CaseReport] {
+        self.rounds.last().map_or(&[], |round| &round.cases)
+    }
+}
+
+/// Why a file could not be read as a report.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// Not JSON, or not a report at all.
+    #[error("it is not a hangup JSON report: {0}")]
+    NotAReport(String),
+    /// A report of another format.
+    #[error(
+        "it is a hangup JSON report of format {found}, and this hangup reads format {FORMAT}{hint}"
+    )]
+    OtherFormat {
+        /// Its format.
+        found: u64,
+        /// What to do.
+        hint: &'static str,
+    },
+}
+
+impl Report<'static> {
+    /// Reads a report `hangup run --json` wrote, of this format.
+    pub fn read(bytes: &[u8]) -> Result<Report<'static>, ReadError> {
+        /// Only the format, first: a report of another one is named as
+        /// such, not as a pile of missing fields.
+        #[derive(serde::Deserialize)]
+        struct Head {
+            format: Option<u64>,
+        }
+        let head: Head =
+            serde_json::from_slice(bytes).map_err(|e| ReadError::NotAReport(e.to_string()))?;
+        match head.format {
+            None => return Err(ReadError::NotAReport("it has no `format`".into())),
+            Some(found) if found != u64::from(FORMAT) => {
+                return Err(ReadError::OtherFormat {
+                    found,
+                    hint: if found < u64::from(FORMAT) {
+                        " (it was written by an older hangup: run the suites again with this one to compare)"
+                    } else {
+                        " (it was written by a newer hangup)"
+                    },
+                });
+            }
+            Some(_) => {}
+        }
+        serde_json::from_slice(bytes).map_err(|e| ReadError::NotAReport(e.to_string()))
+    }
+}
+
+/// Everything known about one case after it ran.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[non_exhaustive]
+pub struct CaseReport {
+    /// `<suite>::<case>`.
+    pub name: String,
+    /// The suite (file stem).
+    pub suite: String,
+    /// The case name.
+    pub case: String,
+    /// Where the case is written (`file:line:col`).
+    pub location: String,
+    /// How it ended.
+    #[serde(flatten)]
+    pub status: CaseStatus,
+    /// Wall time from setup to teardown.
+    #[serde(rename = "duration_ms", with = "millis")]
+    #[schemars(with = "f64")]
+    pub duration: Duration,
+    /// Everything that happened, in time order.
+    pub timeline: Timeline,
+    /// How late hangup's own threads ran in the case, at most: a timer
+    /// waking late, or a side waiting for a CPU during a timed call (what
+    /// timing checks allowed on top of their tolerance).
+    #[serde(rename = "lateness_ms", with = "millis")]
+    #[schemars(with = "f64")]
+    pub lateness: Duration,
+    /// The case's artifact folder when it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts: Option<PathBuf>,
+    /// Why the artifact folder could not be made or written, if it could
+    /// not: reported, never silently dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifacts_error: Option<String>,
+}
+
+impl CaseReport {
+    /// A report of a case that has not yet kept its artifacts.
+    pub fn new(
+        (name, suite, case, location): (String, String, String, String),
+        status: CaseStatus,
+        duration: Duration,
+        timeline: Timeline,
+        lateness: Duration,
+    ) -> CaseReport {
+        CaseReport {
+            name,
+            suite,
+            case,
+            location,
+            status,
+            duration,
+            timeline,
+            lateness,
+            artifacts: None,
+            artifacts_error: None,
+        }
+    }
+
+    /// Whether the case passed.
+    pub fn passed(&self) -> bool {
+        matches!(self.status, CaseStatus::Passed)
+    }
+
+    /// Whether the case did not run (ignored, or not run).
+    pub fn skipped(&self) -> bool {
+        matches!(self.status, CaseStatus::Ignored { .. })
+    }
+
+    /// The failure, if the case failed.
+    pub fn failure(&self) -> Option<&Failure> {
+        match &self.status {
+            CaseStatus::Failed(failure) => Some(failure),
+            _ => None,
+        }
+    }
+}
+
+/// How one case ended.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum CaseStatus {
+    /// Every expectation held.
+    Passed,
+    /// An expectation did not hold, the case overran its deadline, or the
+    /// harness could not set the case up.
+    Failed(Failure),
+    /// Marked `ignore` in the suite and not asked for, or not run.
+    Ignored {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Which kind of failure: an expectation that did not hold says something
+/// about what was tested (JUnit `<failure>`); the others say the case could
+/// not be judged (JUnit `<error>`).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// An expectation did not hold.
+    Expectation,
+    /// The case overran its deadline.
+    Deadline,
+    /// A step could not run as written (no connection to act on).
+    Script,
+    /// The case's namespace, sysctls or threads could not be set up.
+    Setup,
+    /// hangup itself went wrong (a thread panicked or never finished).
+    Harness,
+    /// The program under test crashed, exited while the case ran, never
+    /// became ready, or ignored its stop signal.
+    Program,
+    /// The run was interrupted (SIGINT, SIGTERM) while the case ran: it was
+    /// stopped and torn down, not judged.
+    Interrupted,
+}
+
+impl FailureKind {
+    /// Whether JUnit calls it a failure (something about what was tested:
+    /// an expectation, or the program under test) rather than an error.
+    pub fn is_failure(self) -> bool {
+        matches!(self, FailureKind::Expectation | FailureKind::Program)
+    }
+
+    /// Its name, as the JSON report writes it: `expectation`, `deadline`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Expectation => "expectation",
+            FailureKind::Deadline => "deadline",
+            FailureKind::Script => "script",
+            FailureKind::Setup => "setup",
+            FailureKind::Harness => "harness",
+            FailureKind::Program => "program",
+            FailureKind::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// Why a case failed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[non_exhaustive]
+pub struct Failure {
+    /// What kind of failure it is.
+    pub kind: FailureKind,
+    /// One line: where and what.
+    pub summary: String,
+    /// The step that failed, when a step did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<StepRef>,
+    /// Expected against observed, when an expectation failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mismatch: Option<Mismatch>,
+    /// When it was noticed, from the start of the case.
+    #[serde(rename = "at_ms", with = "millis")]
+    #[schemars(with = "f64")]
+    pub at: Duration,
+    /// The program under test's last output lines, when it is involved.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output: Vec<OutputLine>,
+}
+
+impl Failure {
+    /// A failure of `kind` noticed `at` into the case, of no step.
+    pub fn new(kind: FailureKind, summary: String, at: Duration) -> Failure {
+        Failure {
+            kind,
+            summary,
+            step: None,
+            mismatch: None,
+            at,
+            output: Vec::new(),
+        }
+    }
+}
+
+/// A step of a script, as reports name it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[non_exhaustive]
+pub struct StepRef {
+    /// Whose script.
+    pub side: Side,
+    /// Which step.
+    pub step: StepId,
+    /// Where it is written (`file:line:col`).
+    pub location: String,
+    /// The step as written.
+    pub source: String,
+}
+
+impl StepRef {
+    /// The step `step` of `side`'s script, written `source` at `location`.
+    pub fn new(side: Side, step: StepId, location: String, source: String) -> StepRef {
+        StepRef {
+            side,
+            step,
+            location,
+            source,
+        }
+    }
+}
+
+/// The report's JSON Schema, as `hangup schema --report` prints it.
+pub fn json_schema() -> String {
+    let schema = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<Report<'static>>();
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed schema is what this hangup writes: tools that
+    /// validate reports read it from the repository.
+    #[test]
+    fn the_committed_report_schema_is_current() {
+        let committed = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../schema/hangup-report.schema.json"
+        ))
+        .expect("schema/hangup-report.schema.json");
+        assert!(
+            committed == json_schema(),
+            "schema/hangup-report.schema.json is out of date with report::format::json_schema(); \
+             run `cargo run -p hangup -- schema --report > schema/hangup-report.schema.json` from the \
+             repository's root"
+        );
+    }
+}

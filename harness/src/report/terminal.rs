@@ -1,0 +1,145 @@
+//! A case's failure as people read it on a terminal (and in `case.log`
+//! and JUnit's failure text), and the closing line of a run.
+
+use super::{CaseReport, CaseStatus};
+use crate::verdict::millis;
+
+impl CaseReport {
+    /// The failure as people read it: what, expected, observed, the
+    /// program's last output, the timeline; empty for a case that did not
+    /// fail.
+    pub fn render_failure(&self) -> String {
+        let CaseStatus::Failed(failure) = &self.status else {
+            return String::new();
+        };
+        let mut out = format!("{} failed: {}\n", self.name, failure.summary);
+        if let Some(step) = &failure.step {
+            out.push_str(&format!(
+                "  step:     {} step {} at {}: {}\n",
+                step.side, step.step.index, step.location, step.source
+            ));
+        }
+        if let Some(mismatch) = &failure.mismatch {
+            out.push_str(&format!(
+                "  expected: {}\n  observed: {}\n",
+                mismatch.expected, mismatch.observed
+            ));
+        }
+        out.push_str(&format!(
+            "  at:       {} into the case\n",
+            millis(failure.at)
+        ));
+        if !failure.output.is_empty() {
+            out.push_str("\nthe program's last output:\n");
+            for line in &failure.output {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+        out.push_str("\ntimeline:\n");
+        out.push_str(&self.timeline.render());
+        if let Some(dir) = &self.artifacts {
+            out.push_str(&format!("\nartifacts: {}\n", dir.display()));
+        }
+        out
+    }
+}
+
+/// The closing line `cargo test`-style runners print: `N passed, N failed`,
+/// with `, N skipped` when any were.
+pub fn summary_line(reports: &[CaseReport]) -> String {
+    let passed = reports.iter().filter(|r| r.passed()).count();
+    let skipped = reports.iter().filter(|r| r.skipped()).count();
+    let failed = reports.len() - passed - skipped;
+    if skipped > 0 {
+        format!("{passed} passed, {failed} failed, {skipped} skipped")
+    } else {
+        format!("{passed} passed, {failed} failed")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rstest::rstest;
+
+    use super::*;
+    use crate::model::{CallResult, Outcome, Side};
+    use crate::record::{EventKind, StepId, Timeline};
+    use crate::report::{Failure, FailureKind};
+    use crate::suite::SocketCall;
+    use crate::verdict::{Mismatch, MismatchKind};
+
+    fn report(status: CaseStatus) -> CaseReport {
+        CaseReport::new(
+            ("s::c".into(), "s".into(), "c".into(), "s.toml:2:1".into()),
+            status,
+            Duration::from_millis(3),
+            Timeline::default(),
+            Duration::ZERO,
+        )
+    }
+
+    fn failed() -> CaseStatus {
+        CaseStatus::Failed(Failure {
+            mismatch: Some(Mismatch {
+                kind: MismatchKind::Outcome,
+                expected: "EOF".into(),
+                observed: "ok, 5 bytes".into(),
+            }),
+            ..Failure::new(
+                FailureKind::Expectation,
+                "client step 1: expected EOF".into(),
+                Duration::from_millis(2),
+            )
+        })
+    }
+
+    #[rstest]
+    #[case::all_passed(vec![CaseStatus::Passed, CaseStatus::Passed], "2 passed, 0 failed")]
+    #[case::one_failed(vec![CaseStatus::Passed, failed()], "1 passed, 1 failed")]
+    #[case::skipped(
+        vec![failed(), CaseStatus::Ignored { reason: "slow".into() }],
+        "0 passed, 1 failed, 1 skipped"
+    )]
+    fn the_summary_line_counts_like_cargo_test(
+        #[case] statuses: Vec<CaseStatus>,
+        #[case] line: &str,
+    ) {
+        let reports: Vec<CaseReport> = statuses.into_iter().map(report).collect();
+        assert_eq!(summary_line(&reports), line);
+    }
+
+    #[test]
+    fn a_failure_renders_expected_observed_and_timeline() {
+        let mut case = report(failed());
+        case.timeline.push(
+            Duration::from_millis(1),
+            Some(Side::Client),
+            EventKind::Call {
+                step: StepId::at(1),
+                call: SocketCall::Recv {
+                    max: 65536,
+                    timeout: None,
+                },
+                on: None,
+                took: Duration::ZERO,
+                result: CallResult {
+                    outcome: Outcome::Ok,
+                    bytes: 5,
+                    ready: None,
+                },
+            },
+        );
+        let text = case.render_failure();
+        for part in [
+            "s::c failed: client step 1",
+            "  expected: EOF",
+            "  observed: ok, 5 bytes",
+            "#1 recv -> 5 B",
+        ] {
+            assert!(text.contains(part), "{part:?} missing from:\n{text}");
+        }
+        assert_eq!(report(CaseStatus::Passed).render_failure(), "");
+    }
+}
