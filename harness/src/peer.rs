@@ -109,6 +109,10 @@ struct Table {
     /// leak soak names each leaked connection, not just the latest on a
     /// socket. At most [`CONNECTIONS_KEPT`].
     connections: VecDeque<(u64, (SocketAddr, SocketAddr))>,
+    /// Every address a script's socket had in the case, its connections'
+    /// and its listeners': a program's socket whose peer is one of them is
+    /// one of the case's connections. At most [`CONNECTIONS_KEPT`].
+    script_ends: VecDeque<SocketAddr>,
 }
 
 /// Connections named by cookie that a case keeps (see
@@ -173,6 +177,9 @@ impl Sockets {
 
     fn enter(&self, socket: Socket, tuple: Option<(SocketAddr, SocketAddr)>, held: &Arc<Sock>) {
         let mut table = self.lock();
+        if let Some((local, _)) = tuple {
+            table.note_script_end(local);
+        }
         table.conns[socket.index()] = Entry {
             tuple,
             socket: Some(Arc::clone(held)),
@@ -240,6 +247,32 @@ impl Sockets {
 
     fn set_listener(&self, side: Side, addr: Option<SocketAddr>) {
         self.lock().listeners[side as usize] = addr;
+    }
+
+    /// Notes where a script listens: a program connecting there makes one
+    /// of the case's connections.
+    fn script_listens(&self, side: Side, addr: SocketAddr) {
+        let mut table = self.lock();
+        table.listeners[side as usize] = Some(addr);
+        table.note_script_end(addr);
+    }
+
+    /// Whether a socket whose peer is `peer` is one of the case's
+    /// connections: `peer` is an address a script's socket had.
+    pub fn is_the_case_s(&self, peer: SocketAddr) -> bool {
+        self.lock().script_ends.contains(&peer)
+    }
+}
+
+impl Table {
+    fn note_script_end(&mut self, addr: SocketAddr) {
+        if self.script_ends.contains(&addr) {
+            return;
+        }
+        if self.script_ends.len() == CONNECTIONS_KEPT {
+            self.script_ends.pop_front();
+        }
+        self.script_ends.push_back(addr);
     }
 }
 
@@ -397,7 +430,7 @@ impl Peer {
         let result = match result {
             Ok(listener) => {
                 self.listener = Some(listener);
-                self.sockets.set_listener(self.side, Some(addr));
+                self.sockets.script_listens(self.side, addr);
                 CallResult::ok(0)
             }
             Err(err) => CallResult::from_io(&err, 0),

@@ -236,6 +236,44 @@ pub struct HeldSocket {
     /// hangup noted when the connection was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub was: Option<(SocketAddr, SocketAddr)>,
+    /// Whether it is one of the case's connections: its peer (or the peer
+    /// it was) is an address of a script's socket.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub of_the_case: bool,
+}
+
+impl HeldSocket {
+    /// Whether a `released` check counts it against the program: one of
+    /// the case's connections, in any state; or any socket left in
+    /// CLOSE_WAIT (its peer closed, the program did not) or reset into
+    /// CLOSE (the kernel forgot it, the program did not). A connection the
+    /// program keeps open to something else (a database, an upstream) is
+    /// its own business.
+    pub fn is_held_against(&self) -> bool {
+        self.of_the_case || matches!(self.state, TcpState::CloseWait | TcpState::Close)
+    }
+}
+
+/// An fd a program has open, and what it is.
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct OpenFd {
+    /// The process that holds it, when not the program itself but a
+    /// process it started, as the host numbers it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<i32>,
+    /// Its number.
+    pub fd: i32,
+    /// What it is, as /proc links it (`/usr/lib/jvm/.../modules`,
+    /// `pipe:[4242]`, `anon_inode:[eventpoll]`), a socket by its protocol
+    /// (`socket TCP`, `socket UNIX-STREAM`); cut at 256 characters.
+    pub target: String,
+}
+
+impl OpenFd {
+    /// The most characters of a target kept.
+    pub const TARGET_KEPT: usize = 256;
 }
 
 /// Connections waiting in one of a program's listeners' accept queue:
@@ -528,7 +566,7 @@ pub enum EventKind {
     },
     /// What the program under test held, as a `released` check read its
     /// fd table: every TCP socket but its listeners, the connections
-    /// waiting in its listeners, and its fd count.
+    /// waiting in its listeners, and its fds.
     Held {
         /// Its step.
         step: StepId,
@@ -542,6 +580,12 @@ pub enum EventKind {
         /// How many it had when it became ready, when that could be read.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fds_at_ready: Option<usize>,
+        /// The fds it has now that it did not have when it became ready
+        /// (at most 16): what grew, reported beside the verdict, not
+        /// judged (a runtime opens some lazily: a JVM's NIO opens a
+        /// socketpair on its first request).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        new_fds: Vec<OpenFd>,
     },
     /// A fault was put in place.
     FaultPut {

@@ -15,7 +15,7 @@ use crate::model::{
     CallResult, Errno, Exit, Link, Outcome, Port, Reject, Side, Socket, TcpFlags, TcpState, Verdict,
 };
 use crate::record::{
-    EventKind, FaultSpec, HeldBy, HeldSocket, OutputLine, QueuedAt, SegmentSeen, Shortfall,
+    EventKind, FaultSpec, HeldBy, HeldSocket, OpenFd, OutputLine, QueuedAt, SegmentSeen, Shortfall,
     StateSource, StepId, StopReason, Stream, Timeline, TracedSyscall,
 };
 use crate::suite::{Fault, HostCut, Payload, Segments, SocketCall};
@@ -387,21 +387,45 @@ fn timeline() -> Timeline {
             client,
             EventKind::Held {
                 step: step(15),
-                sockets: vec![HeldSocket {
-                    pid: None,
-                    fd: 4,
-                    state: TcpState::Close,
-                    local: None,
-                    remote: None,
-                    was: Some((s, c)),
-                }],
+                sockets: vec![
+                    HeldSocket {
+                        pid: None,
+                        fd: 4,
+                        state: TcpState::Close,
+                        local: None,
+                        remote: None,
+                        was: Some((s, c)),
+                        of_the_case: true,
+                    },
+                    HeldSocket {
+                        pid: Some(4243),
+                        fd: 9,
+                        state: TcpState::Established,
+                        local: Some(addr("127.0.0.1:50000")),
+                        remote: Some(addr("127.0.0.1:5432")),
+                        was: None,
+                        of_the_case: false,
+                    },
+                ],
                 queued: vec![QueuedAt {
                     fd: 3,
                     local: s,
                     waiting: 1,
                 }],
-                fds: 7,
+                fds: 8,
                 fds_at_ready: Some(6),
+                new_fds: vec![
+                    OpenFd {
+                        pid: None,
+                        fd: 4,
+                        target: "socket TCP".into(),
+                    },
+                    OpenFd {
+                        pid: Some(4243),
+                        fd: 9,
+                        target: "socket TCP".into(),
+                    },
+                ],
             },
         ),
         (
@@ -544,8 +568,8 @@ fn case() -> CaseReport {
             )),
             mismatch: Some(Mismatch {
                 kind: MismatchKind::Held,
-                expected: "the program to hold no connection within 1000 ms".into(),
-                observed: "it holds fd 4: CLOSE, 7 fds".into(),
+                expected: "the program to hold none of the case's connections, none in CLOSE_WAIT or CLOSE, and none waiting to be accepted within 1000 ms".into(),
+                observed: "it holds fd 4: CLOSE; 8 fds (6 at ready; opened since: fd 4: socket TCP)".into(),
             }),
             output: vec![OutputLine {
                 stream: Stream::Err,
@@ -553,7 +577,7 @@ fn case() -> CaseReport {
             }],
             ..Failure::new(
                 FailureKind::Expectation,
-                "client step 15 `{ released = true, within = \"1s\" }` at suites/s02.toml:30:3: expected the program to hold no connection within 1000 ms, observed it holds fd 4: CLOSE, 7 fds".into(),
+                "client step 15 `{ released = true, within = \"1s\" }` at suites/s02.toml:30:3: expected the program to hold none of the case's connections, none in CLOSE_WAIT or CLOSE, and none waiting to be accepted within 1000 ms, observed it holds fd 4: CLOSE; 8 fds (6 at ready; opened since: fd 4: socket TCP)".into(),
                 ms(2223),
             )
         }),

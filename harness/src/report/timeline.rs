@@ -274,12 +274,20 @@ fn delay_trouble(trouble: &DelayTrouble) -> String {
     }
 }
 
-/// What a program held, as a `released` check read it.
+/// What a program held, as a `released` check read it: a socket that is
+/// neither one of the case's connections nor left behind is marked as its
+/// own.
 fn held(sockets: &[HeldSocket], queued: &[QueuedAt]) -> String {
     let parts: Vec<String> = queued
         .iter()
         .map(ToString::to_string)
-        .chain(sockets.iter().map(ToString::to_string))
+        .chain(sockets.iter().map(|socket| {
+            if socket.is_held_against() {
+                socket.to_string()
+            } else {
+                format!("{socket} (its own, not the case's)")
+            }
+        }))
         .collect();
     if parts.is_empty() {
         "no connection".into()
@@ -465,8 +473,14 @@ impl Event {
                 sockets,
                 queued,
                 fds,
+                fds_at_ready,
+                new_fds,
                 ..
-            } => format!("the program holds {}, {fds} fds", held(sockets, queued)),
+            } => format!(
+                "the program holds {}; {}",
+                held(sockets, queued),
+                crate::verdict::fds_in_words(*fds, *fds_at_ready, new_fds)
+            ),
             EventKind::FaultPut {
                 fault: fault @ FaultSpec::Packets(_),
                 ports,

@@ -32,7 +32,7 @@ use crate::model::{Side, Socket};
 use crate::observe::{self, SockDiag};
 use crate::peer::{Call, Peer, Sockets};
 use crate::record::{
-    EventKind, FaultSpec, HeldBy, HeldSocket, OutputLine, QueuedAt, Recorder, SegmentSeen,
+    EventKind, FaultSpec, HeldBy, HeldSocket, OpenFd, OutputLine, QueuedAt, Recorder, SegmentSeen,
     Shortfall, StateSource, StepId, StopReason, Timeline,
 };
 use crate::report::{CaseStatus, Failure, FailureKind, StepRef};
@@ -69,11 +69,11 @@ const PROGRAM_EXIT_GRACE: Duration = Duration::from_secs(1);
 const TEARDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// What the program under test held once it was ready: what a `released`
-/// check compares against.
-#[derive(Debug, Clone, Copy)]
+/// check tells the fds it has since opened by.
+#[derive(Debug, Clone)]
 struct Baseline {
-    /// Its fd count (`None` when /proc could not say).
-    fds: Option<usize>,
+    /// Its fds (`None` when /proc could not say).
+    fds: Option<Vec<OpenFd>>,
 }
 
 /// What the sides of one case share.
@@ -307,6 +307,34 @@ impl Shared {
         self.control().stopping
     }
 
+    /// The program under test, once it runs and is ready, for a step that
+    /// needs it (`log`, `released`, `syscall`, `signal`). A program that
+    /// plays the client is started by the case's thread while the scripts
+    /// run, and under load a script's step can come to it first (the
+    /// program connected, the server's script accepted and went on): such
+    /// a step waits until the program is there, or could not be started
+    /// (then the case is stopping). `None` when the case has no program.
+    fn program(&self) -> Option<&(sut::ProgramView, Baseline)> {
+        self.case.program.as_ref()?;
+        let mut control = self.control();
+        loop {
+            if let Some(program) = self.program.get() {
+                return Some(program);
+            }
+            if control.stopping {
+                return None;
+            }
+            control = wait(&self.changed, control, Duration::from_millis(50));
+        }
+    }
+
+    /// Makes the program under test known to the steps, once it is ready.
+    fn set_program(&self, view: sut::ProgramView, baseline: Baseline) {
+        let _ = self.program.set((view, baseline));
+        let _control = self.control();
+        self.changed.notify_all();
+    }
+
     /// Records the case's first failure and stops it. A failure while the
     /// program under test had already ended on its own says so: its exit
     /// is likely the cause (a refused connect, a reset).
@@ -494,9 +522,9 @@ fn serve<'a>(shared: &Arc<Shared>, program: &'a SuiteProgram) -> Result<Serving<
         std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, program.port())),
     );
     let baseline = Baseline {
-        fds: serving.view.fd_count().ok(),
+        fds: serving.view.open_fds().ok(),
     };
-    let _ = shared.program.set((serving.view.clone(), baseline));
+    shared.set_program(serving.view.clone(), baseline);
     shared.push(
         Instant::now(),
         Some(Side::Server),
@@ -1426,9 +1454,9 @@ fn start_program(shared: &Arc<Shared>, spec: &Program) -> Result<sut::Running, B
     ready.store(true, Ordering::SeqCst);
     let view = running.view();
     let baseline = Baseline {
-        fds: view.fd_count().ok(),
+        fds: view.open_fds().ok(),
     };
-    let _ = shared.program.set((view, baseline));
+    shared.set_program(view, baseline);
     shared.push(
         Instant::now(),
         Some(spec.role),
@@ -1928,7 +1956,10 @@ fn run_step(
             }
         }
         Action::Control(Control::Signal(signal)) => {
-            let Some((view, _)) = shared.program.get() else {
+            let Some((view, _)) = shared.program() else {
+                if shared.stopping() {
+                    return Ok(Flow::CaseEnded);
+                }
                 return Err(fail(
                     FailureKind::Script,
                     None,
@@ -2007,7 +2038,10 @@ fn run_step(
             return settle(checked, FailureKind::Script, fail);
         }
         Action::Check(Check::Released { within }) => {
-            let Some((view, baseline)) = shared.program.get() else {
+            let Some((view, baseline)) = shared.program() else {
+                if shared.stopping() {
+                    return Ok(Flow::CaseEnded);
+                }
                 return Err(fail(
                     FailureKind::Script,
                     None,
@@ -2015,7 +2049,7 @@ fn run_step(
                 ));
             };
             let diag = opened(shared, diag).map_err(|why| fail(FailureKind::Harness, None, why))?;
-            let checked = check_released(shared, (side, id), diag, view, *baseline, *within);
+            let checked = check_released(shared, (side, id), diag, view, baseline, *within);
             return settle(checked, FailureKind::Program, fail);
         }
         Action::Check(Check::Log {
@@ -2023,7 +2057,10 @@ fn run_step(
             lines,
             within,
         }) => {
-            let Some(reader) = shared.program.get().map(|(view, _)| view) else {
+            let Some(reader) = shared.program().map(|(view, _)| view) else {
+                if shared.stopping() {
+                    return Ok(Flow::CaseEnded);
+                }
                 return Err(fail(
                     FailureKind::Script,
                     None,
@@ -2072,8 +2109,11 @@ fn run_step(
             calls,
             within,
         }) => {
-            let traced = shared.program.get().and_then(|(view, _)| view.calls());
+            let traced = shared.program().and_then(|(view, _)| view.calls());
             let (Some(traced), Some(spec)) = (traced, shared.case.program.as_ref()) else {
+                if shared.stopping() {
+                    return Ok(Flow::CaseEnded);
+                }
                 return Err(fail(
                     FailureKind::Script,
                     None,
@@ -2342,7 +2382,7 @@ fn check_released(
     (side, step): (Side, StepId),
     diag: &mut SockDiag,
     view: &sut::ProgramView,
-    baseline: Baseline,
+    baseline: &Baseline,
     within: Option<Duration>,
 ) -> Result<(), Unsettled> {
     let until = later(within.unwrap_or_default());
@@ -2389,17 +2429,40 @@ fn check_released(
         let sockets: Vec<HeldSocket> = held_sockets
             .iter()
             .filter(|h| h.state != TcpState::Listen)
-            .map(|h| HeldSocket {
-                pid: h.process.map(nix::unistd::Pid::as_raw),
-                fd: h.fd,
-                state: h.state,
-                local: h.local,
-                remote: h.remote,
-                was: h.remote.map_or_else(|| was(h.inode), |_| None),
+            .map(|h| {
+                let was = h.remote.map_or_else(|| was(h.inode), |_| None);
+                let peer = h.remote.or(was.map(|(_, peer)| peer));
+                HeldSocket {
+                    pid: h.process.map(nix::unistd::Pid::as_raw),
+                    fd: h.fd,
+                    state: h.state,
+                    local: h.local,
+                    remote: h.remote,
+                    was,
+                    of_the_case: peer.is_some_and(|peer| shared.sockets.is_the_case_s(peer)),
+                }
             })
             .collect();
-        let fds = view.fd_count().map_err(unreadable)?;
-        let verdict = verdict::judge_released(&sockets, &queued, fds, baseline.fds, within);
+        let fds = view.open_fds().map_err(unreadable)?;
+        // The TCP sockets among them are named above, each with its
+        // state: the others are what grew besides.
+        let new_fds: Vec<OpenFd> = match &baseline.fds {
+            Some(before) => fds
+                .iter()
+                .filter(|fd| !before.contains(fd))
+                .filter(|fd| !matches!(fd.target.as_str(), "socket TCP" | "socket TCPv6"))
+                .take(NEW_FDS_SHOWN)
+                .cloned()
+                .collect(),
+            None => Vec::new(),
+        };
+        let fds_at_ready = baseline.fds.as_ref().map(Vec::len);
+        let verdict = verdict::judge_released(
+            &sockets,
+            &queued,
+            (fds.len(), fds_at_ready, &new_fds),
+            within,
+        );
         let now = Instant::now();
         if verdict.is_ok() || now >= until {
             shared.push(
@@ -2409,8 +2472,9 @@ fn check_released(
                     step,
                     sockets,
                     queued,
-                    fds,
-                    fds_at_ready: baseline.fds,
+                    fds: fds.len(),
+                    fds_at_ready,
+                    new_fds,
                 },
             );
             return verdict.map_err(Unsettled::Mismatch);
@@ -2420,6 +2484,9 @@ fn check_released(
         }
     }
 }
+
+/// The most fds opened since ready that a `released` check names.
+const NEW_FDS_SHOWN: usize = 16;
 
 /// The step's flow after a check: on, a failed expectation, the kernel
 /// (or the program) unreadable as `unreadable`, or the case ended.

@@ -278,9 +278,10 @@ pub enum Check {
         /// Poll until this passes; `None` samples once.
         within: Option<Duration>,
     },
-    /// The program under test holds no connection (listeners aside) and
-    /// no more fds than when it became ready: it released what it was
-    /// given, not only in the kernel's table but in its own fd table.
+    /// The program under test holds none of the case's connections, no
+    /// socket left in CLOSE_WAIT or reset into CLOSE, and none waiting to
+    /// be accepted: it released what it was given, not only in the
+    /// kernel's table but in its own fd table.
     Released {
         /// Poll until it holds; `None` samples once.
         within: Option<Duration>,
@@ -844,7 +845,7 @@ pub const CATALOG: &[ActionDef] = &[
         keyword: "released",
         kind: StepKind::Check,
         written: "released = true",
-        summary: "the program under test holds no connection (listeners aside) in its fd table and no more fds than when it became ready; a failure names each socket it still holds",
+        summary: "the program under test (or a process it started) holds none of the case's connections in its fd table, no socket left in CLOSE_WAIT or reset into CLOSE, and none waiting in its listeners' accept queues; a failure names each socket; the fds it opened since it became ready are said beside, not judged (a runtime opens some lazily)",
         sides: ANY,
         on_connection: false,
         judged: false,

@@ -34,7 +34,7 @@ use nix::unistd::Pid;
 
 use crate::model::{Side, TcpState};
 use crate::observe::SockDiag;
-use crate::record::{EventKind, OutputLine, Recorder, Route, Stream};
+use crate::record::{EventKind, OpenFd, OutputLine, Recorder, Route, Stream};
 use crate::suite::Program;
 
 /// How many of the program's last output lines a failure report shows.
@@ -42,6 +42,10 @@ pub const TAIL_LINES: usize = 20;
 
 /// How often readiness through the listener is sampled.
 const READY_POLL: Duration = Duration::from_millis(2);
+
+/// How long, once a program ended, its output readers get to take what is
+/// left in its pipes.
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
 
 /// How long a program killed with SIGKILL may take to be reaped.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -128,6 +132,9 @@ struct OutputState {
     lines: Vec<OutputLine>,
     ready: bool,
     exit: Option<Exit>,
+    /// How many of its two streams are still open (their readers have not
+    /// met EOF).
+    open_streams: u8,
     /// `program.log`, when the artifact folder could be made.
     file: Option<std::fs::File>,
 }
@@ -135,6 +142,27 @@ struct OutputState {
 impl Output {
     fn lock(&self) -> MutexGuard<'_, OutputState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits up to `limit` for both readers to meet EOF, so that what the
+    /// program printed before it ended is all on the record (and in its
+    /// tail) before the case is. Once the program has ended, every process
+    /// of its PID namespace has too (its init's end kills them), so the
+    /// pipes close at once; the limit only bounds a surprise.
+    fn wait_drained(&self, limit: Duration) {
+        let until = Instant::now() + limit;
+        let mut state = self.lock();
+        while state.open_streams > 0 {
+            let now = Instant::now();
+            if now >= until {
+                return;
+            }
+            state = self
+                .changed
+                .wait_timeout(state, until - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
     }
 
     /// How the program ended, waiting up to `limit` for it to end.
@@ -312,16 +340,51 @@ impl ProgramView {
         })
     }
 
-    /// How many fds the program and the processes it started have open.
-    pub fn fd_count(&self) -> std::io::Result<usize> {
-        let mut count = std::fs::read_dir(format!("/proc/{}/fd", self.pid))?.count();
-        for pid in self.processes().into_iter().skip(1) {
-            // One that ended since it was listed holds nothing.
-            if let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) {
-                count += fds.count();
+    /// Every fd the program and the processes it started have open, with
+    /// what each is (read from /proc without touching it), by process and
+    /// fd number.
+    pub fn open_fds(&self) -> std::io::Result<Vec<OpenFd>> {
+        let mut out = Vec::new();
+        for (n, pid) in self.processes().into_iter().enumerate() {
+            let listed = std::fs::read_dir(format!("/proc/{pid}/fd"));
+            // The program's own table must be there; a process it started
+            // may have ended since it was listed.
+            let entries = match (n, listed) {
+                (_, Ok(entries)) => entries,
+                (0, Err(err)) => return Err(err),
+                (_, Err(_)) => continue,
+            };
+            for entry in entries.flatten() {
+                let Some(fd) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<i32>().ok())
+                else {
+                    continue;
+                };
+                // Closed since the listing: not open.
+                let Ok(target) = std::fs::read_link(entry.path()) else {
+                    continue;
+                };
+                let mut target = target.to_string_lossy().into_owned();
+                if target.starts_with("socket:[") {
+                    if let Some(protocol) = socket_protocol(&entry.path()) {
+                        target = format!("socket {protocol}");
+                    }
+                }
+                if let Some((cut, _)) = target.char_indices().nth(OpenFd::TARGET_KEPT) {
+                    target.truncate(cut);
+                    target.push_str("...");
+                }
+                out.push(OpenFd {
+                    pid: (n > 0).then(|| pid.as_raw()),
+                    fd,
+                    target,
+                });
             }
         }
-        Ok(count)
+        out.sort_by_key(|f| (f.pid, f.fd));
+        Ok(out)
     }
 
     /// The TCP sockets (IPv4 and IPv6) the program holds, it or a process
@@ -502,6 +565,8 @@ pub fn start(
         command: argv.join(" "),
         source,
     })?;
+    // What it prints comes after this: its start is stamped here.
+    let started = Instant::now();
     let (group, pid) = (spawned.relay, spawned.program);
     let file = record.artifacts().ok().and_then(|dir| {
         std::fs::OpenOptions::new()
@@ -515,6 +580,7 @@ pub fn start(
             lines: Vec::new(),
             ready: false,
             exit: None,
+            open_streams: 2,
             file,
         }),
         changed: Condvar::new(),
@@ -543,7 +609,7 @@ pub fn start(
     let stopping = Arc::new(AtomicBool::new(false));
     watch(group, side, route, &output, &stopping, on_exit);
     route.push(
-        Instant::now(),
+        started,
         Some(side),
         EventKind::ProgramStarted {
             argv: argv.iter().map(|arg| bounded(arg)).collect(),
@@ -665,7 +731,11 @@ fn read_lines(
             loop {
                 bytes.clear();
                 match reader.read_until(b'\n', &mut bytes) {
-                    Ok(0) | Err(_) => return,
+                    Ok(0) | Err(_) => {
+                        output.lock().open_streams -= 1;
+                        output.changed.notify_all();
+                        return;
+                    }
                     Ok(_) => {}
                 }
                 let now = Instant::now();
@@ -725,9 +795,9 @@ fn watch(
                 state.exit = Some(exit);
                 output.changed.notify_all();
             }
-            // Its last words may still be in the pipes: let the readers
-            // catch up a little before the tail is taken.
-            std::thread::sleep(Duration::from_millis(20));
+            // Its last words may still be in the pipes: the readers take
+            // them before the tail is.
+            output.wait_drained(DRAIN_WAIT);
             let tail = output.lock().tail();
             if !stopping.load(Ordering::SeqCst) {
                 on_exit(exit, tail);
@@ -833,6 +903,7 @@ impl Running {
         let exit = exit
             .or_else(|| self.wait_exit(KILL_WAIT))
             .unwrap_or(Exit::Signal(Signal::SIGKILL as i32));
+        self.output.wait_drained(DRAIN_WAIT);
         Stopped {
             exit,
             killed,
