@@ -733,3 +733,62 @@ client = [
         [("checked".to_string(), 2), ("unchecked".to_string(), 0)]
     );
 }
+
+/// A program whose acceptor thread blocks in accept (as Tomcat's does):
+/// each traced accept is on the timeline after the connect it answered,
+/// and names the fd its connection's reads use. Stamped where it began,
+/// each showed before the connect, beside the connection before it, naming
+/// another fd than that connection's ("accept() = fd 44 while I/O is on fd
+/// 40").
+#[test]
+fn a_blocking_accept_is_beside_the_connection_it_returned() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let json = dir.path().join("report.json");
+    let suite =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/suites/blocking_accept.toml");
+    let out = hangup(&[
+        "run",
+        suite.to_str().expect("utf-8"),
+        "--json",
+        json.to_str().expect("utf-8"),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).expect("json")).expect("JSON");
+    let events = report["rounds"][0]["cases"][0]["timeline"]["events"]
+        .as_array()
+        .expect("events");
+    let connects: Vec<f64> = events
+        .iter()
+        .filter(|e| e["event"] == "call" && e["call"]["action"] == "connect")
+        .filter_map(|e| e["at_ms"].as_f64())
+        .collect();
+    let accepts: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["event"] == "traced" && e["call"]["accepted"].is_i64())
+        .collect();
+    assert_eq!((connects.len(), accepts.len()), (2, 2), "{stdout}");
+    for (k, (connect, accept)) in connects.iter().zip(&accepts).enumerate() {
+        let at = accept["at_ms"].as_f64().expect("at_ms");
+        assert!(
+            at >= *connect,
+            "accept {k} at {at} before its connect at {connect}"
+        );
+        let next_connect = connects.get(k + 1).copied().unwrap_or(f64::MAX);
+        assert!(
+            at < next_connect,
+            "accept {k} at {at} after the next connect"
+        );
+        // The first read after it is on the fd it returned.
+        let read = events
+            .iter()
+            .filter(|e| e["at_ms"].as_f64().is_some_and(|t| t >= at))
+            .find(|e| e["event"] == "traced" && e["call"]["syscall"] == "recvfrom")
+            .unwrap_or_else(|| panic!("no read after accept {k}"));
+        assert_eq!(
+            read["call"]["fd"], accept["call"]["accepted"],
+            "{accept} {read}"
+        );
+    }
+}
