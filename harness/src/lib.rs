@@ -10,7 +10,7 @@
 //! # Where things are
 //!
 //! Data flows one way: [`suite`] (TOML in, validated model out; each action
-//! defined once in [`suite::action::CATALOG`]) → [`runner`] (a fresh thread
+//! defined once in [`suite::action::catalog`]) → [`runner`] (a fresh thread
 //! and network namespace per case, from [`sandbox`], and a thread per side)
 //! → [`peer`] (the sides' blocking socket calls) → [`observe`] (sock_diag
 //! and `TCP_INFO`) → [`record`] (the case's events on its clock) →

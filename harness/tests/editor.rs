@@ -19,7 +19,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use hangup::model::TcpState;
-use hangup::suite::action::{CATALOG, MODIFIERS};
+use hangup::suite::action::{MODIFIERS, catalog};
 use hangup::suite::schema::json_schema;
 use serde_json::{Value, json};
 
@@ -186,8 +186,7 @@ fn document() -> String {
 }
 
 fn step_keys() -> Vec<&'static str> {
-    CATALOG
-        .iter()
+    catalog()
         .map(|d| d.keyword)
         .chain(MODIFIERS.iter().map(|d| d.keyword))
         .collect()

@@ -752,7 +752,7 @@ impl<'a> Taplo<'a> {
 #[test]
 fn taplo_completes_and_describes_steps() {
     use hangup::model::TcpState;
-    use hangup::suite::action::{CATALOG, MODIFIERS};
+    use hangup::suite::action::{MODIFIERS, catalog};
 
     let schema: Value = serde_json::from_str(&json_schema()).expect("the schema is JSON");
     let taplo = Taplo { root: &schema };
@@ -762,13 +762,11 @@ fn taplo_completes_and_describes_steps() {
          { loop = [{ send = 1 }, { sleep = \"1ms\" }], times = 2 },\n  \
          { state = { client = \"TIME_WAIT\" } },\n]\n",
     );
-    let keys: Vec<&str> = CATALOG
-        .iter()
+    let keys: Vec<&str> = catalog()
         .map(|d| d.keyword)
         .chain(MODIFIERS.iter().map(|d| d.keyword))
         .collect();
-    let summaries: Vec<&str> = CATALOG
-        .iter()
+    let summaries: Vec<&str> = catalog()
         .map(|d| d.summary)
         .chain(MODIFIERS.iter().map(|d| d.summary))
         .collect();

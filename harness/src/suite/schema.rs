@@ -18,7 +18,7 @@
 //! may listen, accept or connect, `repeat` only with a text payload, and the
 //! grammar of durations. Every action, its modifiers, which sides may use
 //! it and its words come from the action catalog
-//! ([`CATALOG`]); only the shape of each value is
+//! ([`catalog`]); only the shape of each value is
 //! written here. Where the two still differ the schema is the stricter
 //! one, so an editor may flag a file that `hangup check` accepts but never
 //! the reverse, except for the checks a schema cannot make (unique case
@@ -69,9 +69,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::action::{ActionDef, CATALOG, MODIFIERS};
-use super::limits::{MAX_READ_BYTES, MAX_SEND_BYTES};
-use crate::model::{Errno, PollEvents, Side, TcpState};
+use super::action::values::schema::duration;
+use super::action::{ActionDef, MODIFIERS, catalog};
+use crate::model::Side;
 use crate::sandbox::ALLOWED_SYSCTLS;
 
 /// The JSON Schema (draft 2020-12) of a suite file, pretty-printed.
@@ -153,10 +153,10 @@ fn case() -> Value {
                     "$ref": "#/$defs/step",
                     "not": {
                         "anyOf": [
-                            { "enum": CATALOG.iter().filter(|d| d.bare && d.on_connection).map(|d| d.keyword).collect::<Vec<_>>() },
+                            { "enum": catalog().filter(|d| d.bare && d.on_connection).map(|d| d.keyword).collect::<Vec<_>>() },
                             {
                                 "type": "object",
-                                "anyOf": CATALOG.iter().filter(|d| d.on_connection).map(|d| json!({ "required": [d.keyword] })).collect::<Vec<_>>(),
+                                "anyOf": catalog().filter(|d| d.on_connection).map(|d| json!({ "required": [d.keyword] })).collect::<Vec<_>>(),
                                 "not": { "required": ["on"] },
                             },
                         ],
@@ -211,22 +211,17 @@ fn step() -> Value {
         .map(|(key, schema)| (key.to_string(), schema))
         .collect();
     let no_action = json!({
-        "anyOf": CATALOG.iter().map(|d| json!({ "required": [d.keyword] })).collect::<Vec<_>>(),
+        "anyOf": catalog().map(|d| json!({ "required": [d.keyword] })).collect::<Vec<_>>(),
     });
-    let tables = CATALOG.iter().rev().fold(no_action, |otherwise, def| {
+    let tables = catalog().rev().fold(no_action, |otherwise, def| {
         json!({
             "if": { "required": [def.keyword] },
             "then": action_rules(def),
             "else": otherwise,
         })
     });
-    let bare: Vec<&str> = CATALOG
-        .iter()
-        .filter(|d| d.bare)
-        .map(|d| d.keyword)
-        .collect();
-    let bare_words: Vec<String> = CATALOG
-        .iter()
+    let bare: Vec<&str> = catalog().filter(|d| d.bare).map(|d| d.keyword).collect();
+    let bare_words: Vec<String> = catalog()
         .filter(|d| d.bare)
         .map(|d| format!("\"{}\": {}", d.keyword, d.summary))
         .collect();
@@ -251,22 +246,8 @@ fn action_rules(def: &ActionDef) -> Value {
     let mut keys = vec![def.keyword];
     keys.extend(def.all_modifiers());
     let mut rules = json!({ "propertyNames": { "enum": keys } });
-    match def.keyword {
-        // A loop is always bounded: `times` is required with it.
-        "loop" => rules["required"] = json!(["times"]),
-        // `repeat` copies text; a filler size has nothing to repeat.
-        "send" => {
-            rules["if"] = json!({ "required": ["repeat"] });
-            rules["then"] = json!({
-                "properties": {
-                    "send": {
-                        "type": "string",
-                        "description": "With `repeat`, the payload is text to copy.",
-                    },
-                },
-            });
-        }
-        _ => {}
+    if let Some(step_rules) = def.step_rules {
+        step_rules(&mut rules);
     }
     rules
 }
@@ -278,23 +259,24 @@ fn action_rules(def: &ActionDef) -> Value {
 /// one beside it.
 fn step_properties() -> Vec<(&'static str, Value)> {
     let mut out = Vec::new();
-    for def in CATALOG {
+    for def in catalog() {
         let mut description = format!("{} ({}).", capitalised(def.summary), def.sides_in_words());
         if !def.modifiers.is_empty() {
-            let modifiers: Vec<String> = def.modifiers.iter().map(|m| format!("`{m}`")).collect();
+            let modifiers: Vec<String> = def
+                .modifiers
+                .iter()
+                .map(|m| match m.default {
+                    Some(default) => format!("`{}` (`{default}` by default)", m.keyword),
+                    None => format!("`{}`", m.keyword),
+                })
+                .collect();
             description.push_str(&format!(" Modifiers: {}.", modifiers.join(", ")));
         }
-        out.push((
-            def.keyword,
-            described(action_value(def.keyword), &description),
-        ));
+        out.push((def.keyword, described((def.value_schema)(), &description)));
     }
     for def in MODIFIERS {
         let description = format!("{}.", capitalised(def.summary));
-        out.push((
-            def.keyword,
-            described(modifier_value(def.keyword), &description),
-        ));
+        out.push((def.keyword, described((def.schema)(), &description)));
     }
     out
 }
@@ -315,144 +297,6 @@ fn described(mut value: Value, description: &str) -> Value {
     };
     value["description"] = json!(description);
     value
-}
-
-/// The shape of an action's value. Where a value may take two shapes, a
-/// list of types with the keywords of each (which apply to their own type
-/// only) says it instead of `oneOf`, whose branches taplo would offer as
-/// keys of their own.
-fn action_value(keyword: &str) -> Value {
-    match keyword {
-        "listen" | "connect" => json!({
-            "type": ["integer", "string"],
-            "minimum": 1,
-            "maximum": 65535,
-            "pattern": loopback_pattern(),
-            "description": "A port (1 to 65535) on 127.0.0.1, or a loopback address with a port like \"127.0.0.1:8080\" or \"[::1]:8080\": traffic stays inside the case's namespace.",
-        }),
-        "accept" | "recv" | "close" | "abort" | "so_error" => json!({
-            "const": true,
-            "description": "Written `true` (the bare string step means the same).",
-        }),
-        "released" => json!({ "const": true, "description": "Written `true`." }),
-        "signal" => json!({ "type": "string", "pattern": "^SIG[A-Z0-9]+$" }),
-        "drop" | "reject" | "delay" | "sent" | "first" | "cut" => {
-            json!({ "enum": ["client", "proxy", "server"] })
-        }
-        "taken" => json!({ "type": "string", "minLength": 1, "maxLength": 64 }),
-        "lift" => json!({ "type": "string", "minLength": 1, "maxLength": 64 }),
-        "send" => json!({ "type": ["string", "integer"], "minimum": 1, "maximum": MAX_SEND_BYTES }),
-        "recv_until" => json!({ "type": ["integer", "string"], "minimum": 1, "minLength": 1 }),
-        "shutdown" => json!({ "enum": ["read", "write", "both"] }),
-        "set" => options(),
-        "poll" => json!({
-            "type": ["string", "array"],
-            "pattern": words_pattern(PollEvents::REQUESTABLE),
-            "items": { "enum": PollEvents::REQUESTABLE, "description": "An event to wait for." },
-        }),
-        "sleep" => duration(),
-        "mark" | "wait" | "log" => json!({ "type": "string" }),
-        "syscall" => json!({ "enum": crate::model::syscall::names() }),
-        "loop" => json!({
-            "type": "array",
-            "minItems": 1,
-            "items": {
-                "$ref": "#/$defs/step",
-                "not": { "type": "object", "required": ["loop"] },
-            },
-        }),
-        "accept_queue" => json!({
-            "type": "object",
-            "properties": {
-                "server": { "type": "integer", "minimum": 0, "maximum": u32::MAX, "description": "Connections waiting in the server's (or the program's) listener's accept queue." },
-                "proxy": { "type": "integer", "minimum": 0, "maximum": u32::MAX, "description": "Connections waiting in the proxy's listener's accept queue." },
-            },
-            "minProperties": 1,
-            "additionalProperties": false,
-        }),
-        "state" => json!({
-            "type": "object",
-            "properties": {
-                "client": state("The state the client's socket must be in."),
-                "server": state("The state the server's socket must be in."),
-                "proxy_client": state("The state the proxy's socket facing the client (the one it accepted) must be in."),
-                "proxy_server": state("The state the proxy's socket facing the server (the one it made) must be in."),
-            },
-            "minProperties": 1,
-            "additionalProperties": false,
-        }),
-        other => unreachable!("action `{other}` has no value schema"),
-    }
-}
-
-/// The shape of a modifier's value.
-fn modifier_value(keyword: &str) -> Value {
-    match keyword {
-        "timeout" | "within" | "after" | "longer_than" | "by" | "jitter" => duration(),
-        "max" => json!({ "type": "integer", "minimum": 1, "maximum": MAX_READ_BYTES }),
-        "repeat" => json!({ "type": "integer", "minimum": 1, "maximum": MAX_SEND_BYTES }),
-        "times" => json!({ "type": "integer", "minimum": 1, "maximum": u32::MAX }),
-        "count" | "at_most" => json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX }),
-        "backlog" => json!({ "type": "integer", "minimum": 0, "maximum": u32::MAX }),
-        "from" => json!({ "type": "integer", "minimum": 1, "maximum": 65535 }),
-        "nonblocking" | "again" => json!({ "type": "boolean" }),
-        "revents" => {
-            let names: Vec<&str> = PollEvents::NAMES.iter().map(|(n, _)| *n).collect();
-            json!({ "type": "array", "items": { "enum": names, "description": "An event poll reported." } })
-        }
-        "until" | "expect" => {
-            let mut outcomes = vec!["ok".to_string(), "EOF".to_string()];
-            outcomes.extend(Errno::known_names().map(String::from));
-            json!({
-                "type": ["string", "array"],
-                "pattern": words_pattern(&outcomes),
-                "items": {
-                    "enum": outcomes,
-                    "description": "\"ok\", \"EOF\" or an errno name.",
-                },
-                "minItems": 1,
-            })
-        }
-        "on" => json!({ "enum": ["client", "server"] }),
-        "to" => json!({ "enum": ["client", "proxy", "server"] }),
-        "flags" => json!({
-            "type": "string",
-            "pattern": "^(SYN|FIN|RST|ACK)(\\|(SYN|FIN|RST|ACK))*$",
-        }),
-        "data" => json!({ "type": "boolean" }),
-        "since" => json!({ "type": "string" }),
-        "window" => json!({ "type": "integer", "minimum": 0, "maximum": 65535 }),
-        "probability" => json!({ "type": "number", "exclusiveMinimum": 0, "maximum": 1 }),
-        "name" => {
-            json!({ "type": "string", "minLength": 1, "maxLength": 64, "not": { "const": "all" } })
-        }
-        "with" => {
-            let mut kinds: Vec<&str> = crate::model::Reject::ALL.iter().map(|(_, n)| *n).collect();
-            kinds.extend(["link_down", "blackhole"]);
-            json!({ "enum": kinds })
-        }
-        "bytes" => json!({ "type": "integer", "minimum": 0 }),
-        "matches" => json!({ "type": "string" }),
-        other => unreachable!("modifier `{other}` has no value schema"),
-    }
-}
-
-/// A duration, as `parse_duration` in `parse.rs` reads it.
-fn duration() -> Value {
-    json!({
-        "type": "string",
-        "pattern": duration_pattern(),
-        "description": "A duration like \"200ms\", \"1.5s\" or \"1m 30s\", with no spaces around it (units ns, us, ms, s, m or min, h, d, w, M for months, y, and their longer spellings).",
-    })
-}
-
-/// A TCP state a `state` check names.
-fn state(description: &str) -> Value {
-    let states: Vec<&str> = TcpState::ALL.iter().map(|s| s.name()).collect();
-    json!({
-        "enum": states,
-        "description": format!("{description} A TCP state by the name `ss` prints, or \"gone\": the kernel holds no socket for the connection any more."),
-    })
 }
 
 /// The timing tolerance of a suite or a case.
@@ -586,61 +430,10 @@ fn tolerance(description: &str) -> Value {
     })
 }
 
-/// The socket options of a `set` step.
-fn options() -> Value {
-    json!({
-        "type": "object",
-        "properties": {
-            "linger": {
-                "type": "string",
-                "pattern": linger_pattern(),
-                "description": "SO_LINGER: \"off\", or how long close may linger in whole seconds, which the kernel counts (\"0s\" makes close abortive: RST, no TIME_WAIT).",
-            },
-            "nodelay": {
-                "type": "boolean",
-                "description": "TCP_NODELAY: send small writes at once instead of coalescing them (Nagle).",
-            },
-            "keepalive": {
-                "type": "boolean",
-                "description": "SO_KEEPALIVE: probe an idle connection so a vanished peer is noticed.",
-            },
-            "rcvbuf": {
-                "type": "integer",
-                "minimum": 0,
-                "description": "SO_RCVBUF in bytes (the kernel doubles it); small buffers make transfers slow enough to observe.",
-            },
-            "sndbuf": {
-                "type": "integer",
-                "minimum": 0,
-                "description": "SO_SNDBUF in bytes (the kernel doubles it).",
-            },
-        },
-        "additionalProperties": false,
-    })
-}
-
-/// A pattern matching exactly one of `words`: an `enum` for strings only.
-fn words_pattern(words: &[impl AsRef<str>]) -> String {
-    let escaped: Vec<String> = words
-        .iter()
-        .map(|word| {
-            word.as_ref()
-                .chars()
-                .flat_map(|c| {
-                    let special = !(c.is_ascii_alphanumeric() || c == '_');
-                    special.then_some('\\').into_iter().chain([c])
-                })
-                .collect()
-        })
-        .collect();
-    format!("^(?:{})$", escaped.join("|"))
-}
-
 /// A side's script: the steps its side may take (the catalog's `sides`),
 /// and no `on`, which only the proxy's steps have.
 fn side_script(side: Side, description: &str) -> Value {
-    let refused: Vec<Value> = CATALOG
-        .iter()
+    let refused: Vec<Value> = catalog()
         .filter(|def| !def.sides.contains(&side))
         .flat_map(|def| {
             let mut refused = vec![json!({ "type": "object", "required": [def.keyword] })];
@@ -662,66 +455,6 @@ fn side_script(side: Side, description: &str) -> Value {
             "not": { "anyOf": refused },
         },
     })
-}
-
-/// humantime's unit names by unit, each with the most fraction digits it
-/// converts exactly and without overflow (humantime rejects a fraction that
-/// is not a whole nanosecond, or a whole second from hours up).
-const UNITS: &[(&[&str], usize)] = &[
-    (&["nanos", "nsec", "ns"], 0),
-    (&["usec", "us", "µs"], 3),
-    (&["millis", "msec", "ms"], 6),
-    (&["seconds", "second", "secs", "sec", "s"], 9),
-    // 60e9 ns a minute holds 10 digits exactly, but humantime multiplies
-    // the fraction by it in a u64, which overflows past 8 digits.
-    (&["minutes", "minute", "mins", "min", "m"], 8),
-    (&["hours", "hour", "hrs", "hr", "h"], 2),
-    (&["days", "day", "d"], 2),
-    (&["weeks", "week", "wks", "wk", "w"], 2),
-    // 2_630_016 s a month: no number of fraction digits is always whole.
-    (&["months", "month", "M"], 0),
-    (&["years", "year", "yrs", "yr", "y"], 2),
-];
-
-/// What `parse_duration` in `parse.rs` accepts: `humantime::parse_duration`
-/// (spans like `1h 30m`, a fraction on any unit, `"0"` alone), with no
-/// whitespace around the value.
-fn duration_pattern() -> String {
-    let span = |(names, digits): &(&[&str], usize)| {
-        let fraction = match digits {
-            0 => String::new(),
-            n => format!("(?:\\.[0-9]{{1,{n}}})?"),
-        };
-        format!("[0-9]+{fraction}\\s*(?:{})", names.join("|"))
-    };
-    let any_span = UNITS.iter().map(span).collect::<Vec<_>>().join("|");
-    format!("^(?:0|(?:{any_span})(?:\\s*(?:{any_span}))*)$")
-}
-
-/// What `LingerValue` in `parse.rs` accepts: "off", or a duration of whole
-/// seconds. The schema cannot add spans up, so it takes whole numbers of
-/// seconds and longer units only (and `"0"`).
-fn linger_pattern() -> String {
-    let names: Vec<&str> = UNITS
-        .iter()
-        .skip_while(|(names, _)| !names.contains(&"s"))
-        .flat_map(|(names, _)| names.iter().copied())
-        .collect();
-    let span = format!("[0-9]+\\s*(?:{})", names.join("|"));
-    format!("^(?:off|0|{span}(?:\\s*{span})*)$")
-}
-
-/// A loopback socket address as `SocketAddr` parses it: 127.0.0.0/8, or
-/// `::1` (a zero group is 1-4 zeros, `::` anywhere), then a port from 1 to
-/// 65535 (leading zeros allowed, as `SocketAddr` allows them).
-fn loopback_pattern() -> String {
-    let octet = "(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])";
-    let zero = "0{1,4}";
-    let one = "0{0,3}1";
-    let v6 =
-        format!("(?:(?:{zero}:){{7}}{one}|(?:{zero}(?::{zero}){{0,5}})?::(?:{zero}:){{0,5}}{one})");
-    let port = "0*(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[1-9][0-9]{0,3})";
-    format!("^(?:127(?:\\.{octet}){{3}}|\\[{v6}\\]):{port}$")
 }
 
 #[cfg(test)]
@@ -748,7 +481,7 @@ mod tests {
     #[test]
     fn every_action_and_modifier_of_the_catalog_is_a_property() {
         let keys: Vec<&str> = step_properties().into_iter().map(|(k, _)| k).collect();
-        for def in CATALOG {
+        for def in catalog() {
             assert!(keys.contains(&def.keyword), "{}", def.keyword);
             for modifier in def.all_modifiers() {
                 assert!(keys.contains(&modifier), "{modifier} of {}", def.keyword);
@@ -758,7 +491,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(keys.len(), CATALOG.len() + MODIFIERS.len());
+        assert_eq!(keys.len(), catalog().count() + MODIFIERS.len());
     }
 
     #[test]

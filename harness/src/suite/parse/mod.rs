@@ -9,6 +9,8 @@
 //! `serde(flatten)`, which would turn precise messages into "data did not
 //! match any variant".
 
+#[cfg(test)]
+mod definition_tests;
 mod raw;
 mod step;
 #[cfg(test)]
@@ -25,13 +27,14 @@ use serde::de;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
+use super::action::values::DurationValue;
 use super::limits::{MAX_CASES_PER_FILE, MAX_FILE_BYTES, MAX_PROBLEMS_SHOWN, bytes_in_words};
 use super::{
     Action, Case, CaseVersion, Check, Control, DEFAULT_DEADLINE, DEFAULT_READY_WITHIN,
     DEFAULT_STOP_GRACE, Location, Program, Scope, Script, Suite, Tolerance, Version,
 };
 use crate::model::Side;
-use raw::{DurationValue, RawProgram, RawTolerance, SysctlValue};
+use raw::{RawProgram, RawTolerance, SysctlValue};
 
 /// What went wrong reading a suite.
 #[derive(Debug, thiserror::Error)]

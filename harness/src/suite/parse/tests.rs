@@ -4,7 +4,7 @@ use rstest::rstest;
 
 use super::*;
 use crate::model::Outcome;
-use crate::suite::action::CATALOG;
+use crate::suite::action::catalog;
 use crate::suite::{Control, SocketCall};
 
 const PATH: &str = "suites/t.toml";
@@ -474,11 +474,9 @@ fn serde_wording_is_turned_around(#[case] serde: &str, #[case] ours: &str) {
 #[test]
 fn unknown_action_lists_every_action_and_modifier() {
     let (_, _, message) = problem(&client("  { conect = 8080 },"));
-    for name in
-        CATALOG
-            .iter()
-            .map(|d| d.keyword)
-            .chain(["timeout", "within", "expect", "longer_than"])
+    for name in catalog()
+        .map(|d| d.keyword)
+        .chain(["timeout", "within", "expect", "longer_than"])
     {
         assert!(
             message.contains(&format!("`{name}`")),
@@ -1007,7 +1005,7 @@ fn sizes_and_durations_at_their_limits_parse() {
         panic!("expected the suite to parse, found {err}");
     }
     assert_eq!(
-        raw::parse_duration(crate::suite::limits::MAX_DURATION_WORDS),
+        crate::suite::action::values::parse_duration(crate::suite::limits::MAX_DURATION_WORDS),
         Ok(crate::suite::limits::MAX_DURATION)
     );
 }
