@@ -156,6 +156,46 @@ fn a_planted_circle_is_found_and_a_parent_with_its_children_is_not() {
     assert_eq!(circles(&fixed), Vec::<String>::new());
 }
 
+/// A circle through a parent's re-export (`use crate::report::CaseReport`
+/// where `report/mod.rs` has `pub use format::CaseReport`) is a circle
+/// with the file that owns the name; what an inline test module or a raw
+/// string names is not an import.
+#[test]
+fn a_circle_through_a_re_export_is_found_and_test_code_is_not_one() {
+    let files: BTreeMap<String, String> = [
+        ("lib.rs", "pub mod report;\n"),
+        (
+            "report/mod.rs",
+            "pub mod diff;\nmod format;\nmod ladder;\npub use format::{CaseReport, Status};\n",
+        ),
+        ("report/format.rs", "use super::diff::Difference;\npub struct CaseReport;\n"),
+        ("report/diff.rs", "use crate::report::CaseReport;\npub struct Difference;\n"),
+        (
+            "report/ladder.rs",
+            "pub struct Rung;\nconst S: &str = r#\"use super::diff::Difference; \"quoted\"\"#;\n#[cfg(test)]\nmod tests {\n    use crate::report::diff::Difference;\n    fn f() { if true { let _ = 1; } }\n}\n",
+        ),
+    ]
+    .into_iter()
+    .map(|(path, text)| (path.to_string(), text.to_string()))
+    .collect();
+    let found = circles(&files);
+    assert_eq!(
+        found,
+        [
+            "report/diff.rs -> report/format.rs: CaseReport; report/format.rs -> report/diff.rs: Difference"
+        ],
+        "{found:#?}"
+    );
+    // The ladder's test imports diff, and diff importing the ladder makes
+    // no circle.
+    let mut more = files.clone();
+    more.insert(
+        "report/diff.rs".into(),
+        "use super::ladder::Rung;\npub struct Difference;\n".into(),
+    );
+    assert_eq!(circles(&more), Vec::<String>::new());
+}
+
 /// The module path a file defines (`runner::case` for `runner/case.rs` or
 /// `runner/case/mod.rs`; the crate root is empty), and which crate it is
 /// of: the binary's (`main.rs` and the modules it declares) or the
@@ -195,6 +235,34 @@ fn code_only(text: &str) -> String {
                 }
                 i += 2;
             }
+            // A raw string, `r"..."` or `r#"..."#` (or `br`): skip it whole.
+            ('r', Some('"' | '#')) if !ident_before(&chars, i) || raw_byte(&chars, i) => {
+                let mut j = i + 1;
+                let mut hashes = 0;
+                while chars.get(j) == Some(&'#') {
+                    hashes += 1;
+                    j += 1;
+                }
+                if chars.get(j) != Some(&'"') {
+                    // `r#ident`, a raw identifier.
+                    out.push('r');
+                    i += 1;
+                    continue;
+                }
+                j += 1;
+                loop {
+                    if j >= chars.len() {
+                        break;
+                    }
+                    if chars[j] == '"' && (1..=hashes).all(|h| chars.get(j + h) == Some(&'#')) {
+                        j += 1 + hashes;
+                        break;
+                    }
+                    j += 1;
+                }
+                i = j;
+                out.push_str("\"\"");
+            }
             ('"', _) => {
                 i += 1;
                 while i < chars.len() && chars[i] != '"' {
@@ -223,6 +291,56 @@ fn code_only(text: &str) -> String {
             }
         }
     }
+    out
+}
+
+fn ident_before(chars: &[char], i: usize) -> bool {
+    i > 0 && (chars[i - 1].is_ascii_alphanumeric() || chars[i - 1] == '_')
+}
+
+/// `br"..."`: the `r` of a raw byte string.
+fn raw_byte(chars: &[char], i: usize) -> bool {
+    i > 0 && chars[i - 1] == 'b' && !ident_before(chars, i - 1)
+}
+
+/// The code without its inline test modules (`#[cfg(test)] mod tests {
+/// ... }`): what tests import is not part of the house's shape. Takes
+/// code from [`code_only`], so braces in strings and comments are gone.
+fn without_inline_tests(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut rest = code;
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "#[cfg(test)]".len()..];
+        let trimmed = after.trim_start();
+        let opens = trimmed.strip_prefix("mod ").and_then(|m| {
+            let name_end = m.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))?;
+            m[name_end..].trim_start().starts_with('{').then_some(())
+        });
+        if opens.is_none() {
+            out.push_str("#[cfg(test)]");
+            rest = after;
+            continue;
+        }
+        let open = after.find('{').unwrap_or(after.len());
+        let mut depth = 0usize;
+        let mut end = after.len();
+        for (n, c) in after[open..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = open + n + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -314,45 +432,39 @@ fn circles(files: &BTreeMap<String, String>) -> Vec<String> {
         .keys()
         .map(|file| (module_of(file, &binary_modules), file))
         .collect();
+    let resolver = Resolver {
+        modules: &modules,
+        binary_modules: &binary_modules,
+    };
+    // What each file re-exports (`pub use child::Name`): the name, and the
+    // file that owns it. A path through a parent's re-export is an import
+    // of the file that owns the name.
+    let mut reexports: BTreeMap<&String, BTreeMap<String, &String>> = BTreeMap::new();
+    for (file, text) in files {
+        for path in reexported_paths(&without_inline_tests(&code_only(text))) {
+            if let Some((target, Some(name))) = resolver.resolve(file, &path) {
+                if target != file {
+                    reexports.entry(file).or_default().insert(name, target);
+                }
+            }
+        }
+    }
     // file -> file -> the names taken.
     let mut edges: BTreeMap<&String, BTreeMap<&String, BTreeSet<String>>> = BTreeMap::new();
     for (file, text) in files {
-        let (binary, own) = module_of(file, &binary_modules);
-        // `super` of a file is its module's parent.
-        for path in paths(&code_only(text)) {
-            let mut resolved: Vec<String> = Vec::new();
-            let mut rest = path.as_slice();
-            match rest.first().map(String::as_str) {
-                Some("crate") => rest = &rest[1..],
-                Some("self") => {
-                    resolved = own.clone();
-                    rest = &rest[1..];
-                }
-                Some("super") => {
-                    resolved = own.clone();
-                    while rest.first().is_some_and(|s| s == "super") {
-                        resolved.pop();
-                        rest = &rest[1..];
-                    }
-                }
-                _ => continue,
-            }
-            // The longest module path the path names, and the name after.
-            let mut target = None;
-            let mut full = resolved.clone();
-            for (n, segment) in rest.iter().enumerate() {
-                full.push(segment.clone());
-                if let Some(file) = modules.get(&(binary, full.clone())) {
-                    target = Some((*file, rest.get(n + 1).cloned()));
-                }
-            }
-            let (target, name) = match target {
-                Some(found) => found,
-                None => match modules.get(&(binary, resolved.clone())) {
-                    Some(file) => (*file, rest.first().cloned()),
-                    None => continue,
-                },
+        let (_, own) = module_of(file, &binary_modules);
+        for path in paths(&without_inline_tests(&code_only(text))) {
+            let Some((mut target, name)) = resolver.resolve(file, &path) else {
+                continue;
             };
+            // Through re-exports to the file that owns the name (a few
+            // hops at most; a re-export circle would be a compile error).
+            for _ in 0..8 {
+                match name.as_ref().and_then(|n| reexports.get(target)?.get(n)) {
+                    Some(owner) if *owner != target => target = owner,
+                    _ => break,
+                }
+            }
             let (_, theirs) = module_of(target, &binary_modules);
             // A file using its own children (or itself) is not an edge.
             if target == file || (theirs.len() > own.len() && theirs.starts_with(&own)) {
@@ -395,6 +507,79 @@ fn circles(files: &BTreeMap<String, String>) -> Vec<String> {
             }
         }
         out.push(parts.join("; "));
+    }
+    out
+}
+
+/// Resolves a path a file names to the file of the module it reaches.
+struct Resolver<'a> {
+    modules: &'a BTreeMap<(bool, Vec<String>), &'a String>,
+    binary_modules: &'a BTreeSet<String>,
+}
+
+impl<'a> Resolver<'a> {
+    /// The file a path written in `file` reaches, and the name it takes
+    /// there (none when the path names the module itself).
+    fn resolve(&self, file: &str, path: &[String]) -> Option<(&'a String, Option<String>)> {
+        let (binary, own) = module_of(file, self.binary_modules);
+        let mut resolved: Vec<String> = Vec::new();
+        let mut rest = path;
+        match rest.first().map(String::as_str) {
+            Some("crate") => rest = &rest[1..],
+            Some("self") => {
+                resolved = own.clone();
+                rest = &rest[1..];
+            }
+            Some("super") => {
+                // `super` of a file is its module's parent.
+                resolved = own.clone();
+                while rest.first().is_some_and(|s| s == "super") {
+                    resolved.pop();
+                    rest = &rest[1..];
+                }
+            }
+            _ => return None,
+        }
+        // The longest module path the path names, and the name after.
+        let mut target = None;
+        let mut full = resolved.clone();
+        for (n, segment) in rest.iter().enumerate() {
+            full.push(segment.clone());
+            if let Some(found) = self.modules.get(&(binary, full.clone())) {
+                target = Some((*found, rest.get(n + 1).cloned()));
+            }
+        }
+        target.or_else(|| {
+            self.modules
+                .get(&(binary, resolved))
+                .map(|found| (*found, rest.first().cloned()))
+        })
+    }
+}
+
+/// The paths of a file's `pub use` (and `pub(crate) use`) items, each
+/// starting at `crate`, `super` or `self` (a path from a child module,
+/// `pub use format::Report`, is read as `self::format::Report`).
+fn reexported_paths(code: &str) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for item in code.split(';') {
+        let item = item.trim();
+        let Some(path) = ["pub use ", "pub(crate) use ", "pub(super) use "]
+            .iter()
+            .find_map(|p| item.rsplit_once(p).map(|(_, path)| path.trim()))
+        else {
+            continue;
+        };
+        let path = if ["crate::", "super::", "self::"]
+            .iter()
+            .any(|p| path.starts_with(p))
+        {
+            path.to_string()
+        } else {
+            format!("self::{path}")
+        };
+        let chars: Vec<char> = path.chars().collect();
+        out.extend(path_at(&chars, 0, Vec::new()).0);
     }
     out
 }

@@ -28,7 +28,7 @@ use crate::model::units::millis;
 use crate::record::{OutputLine, StepId, Timeline};
 use crate::verdict::Mismatch;
 
-use super::diff::Difference;
+use super::difference::Difference;
 
 /// The version of the JSON report's format (see the [module docs](self)).
 /// Format 1 (hangup before the typed record) wrote calls as text.

@@ -8,11 +8,13 @@
 //!   columns (client left, server right, a proxy between);
 //! - `terminal`: a failure as people read it, and the closing line;
 //! - `junit`: JUnit XML for CI servers;
-//! - [`diff`]: what changed between two runs, or two versions;
+//! - [`diff`]: what changed between two runs, or two versions, computed
+//!   into `difference`'s types;
 //! - [`soak`]: the figures of many rounds;
 //! - `file`: every report file written whole or not at all.
 
 pub mod diff;
+mod difference;
 mod file;
 pub mod format;
 mod junit;

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::model::{Errno, Exit};
+use crate::model::{Errno, Exit, Socket};
 use crate::record::{OutputLine, StateSource, Stream, Timeline, TracedSyscall};
 use crate::report::{CaseStatus, Failure, FailureKind};
 use crate::suite::SocketCall;
