@@ -682,6 +682,13 @@ pub enum EventKind {
         /// The call.
         call: TracedSyscall,
     },
+    /// An event of a kind this version of hangup does not know, read from
+    /// a report a later one wrote: every writer and `hangup diff` skip it
+    /// (a new kind of event is not a new format; see `report::format`).
+    /// Never recorded.
+    #[serde(other)]
+    #[schemars(skip)]
+    Unknown,
 }
 
 impl EventKind {

@@ -35,7 +35,7 @@ impl fmt::Display for Exit {
 
 /// The shape reports write.
 #[derive(serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(rename_all = "snake_case")]
 #[schemars(rename = "Exit")]
 enum Written {
     /// It exited with this status.

@@ -174,7 +174,7 @@ impl fmt::Display for Port {
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
 )]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Verdict {
     /// It vanishes: the sender's kernel believes it sent it and
     /// retransmits, the receiver never sees it (a paused or vanished host,

@@ -8,12 +8,13 @@
 //!
 //! # What `format` promises
 //!
-//! [`FORMAT`] is raised when a field changes meaning or goes away, or an
-//! enum's value is renamed; a reader of one format refuses another (as
-//! `hangup diff` does, naming both). New fields, new event kinds and new
-//! enum values may appear within a format: the types are
-//! `#[non_exhaustive]`, and a reader should skip an event it does not
-//! know. Keys and enum values are `snake_case`; the domain's own names
+//! [`FORMAT`] is raised when a field changes meaning or goes away, an
+//! enum's value is renamed, or an enum other than the event's kind gains
+//! a value; a reader of one format refuses another (as `hangup diff` does,
+//! naming both). New fields and new kinds of event may appear within a
+//! format: a reader ignores fields it does not know and skips events it
+//! does not know ([`crate::record::EventKind::Unknown`]), as this one
+//! does (a test reads such a report). Keys and enum values are `snake_case`; the domain's own names
 //! keep their spelling (`EPIPE`, `CLOSE_WAIT`, `SYN|ACK`, `SIGTERM`), and a
 //! call's outcome is written as a suite's `expect` writes it (`ok`, `EOF`,
 //! `EPIPE`). Durations are milliseconds, in fields whose names end in

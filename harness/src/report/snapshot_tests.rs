@@ -631,3 +631,36 @@ fn json() {
     let back = Report::read(json.as_bytes()).expect("reads back");
     assert_eq!(back.last_round(), rounds[0].as_slice());
 }
+
+/// A report a later hangup of the same format wrote, with an event kind
+/// and a field this one does not know, reads; the unknown event is
+/// skipped by the timeline and the diff, as `format`'s promise says.
+#[test]
+fn a_later_report_of_the_same_format_reads_and_its_unknown_events_are_skipped() {
+    let rounds = [vec![case()]];
+    let report = Report::new(&rounds, Vec::new());
+    let mut json = serde_json::to_value(&report).expect("json");
+    let events = json["rounds"][0]["cases"][0]["timeline"]["events"]
+        .as_array_mut()
+        .expect("events");
+    events[0]["a_field_from_later"] = serde_json::json!({ "nested": [1, 2] });
+    events.insert(
+        1,
+        serde_json::json!({ "at_ms": 1.5, "side": "client", "event": "a_kind_from_later", "what": 7 }),
+    );
+    let bytes = serde_json::to_vec(&json).expect("bytes");
+    let later = Report::read(&bytes).expect("a later report of format 2 reads");
+    let read = &later.last_round()[0];
+    assert_eq!(
+        read.timeline.events.len(),
+        rounds[0][0].timeline.events.len() + 1
+    );
+    assert!(matches!(read.timeline.events[1].kind, EventKind::Unknown));
+    assert_eq!(read.timeline.render(), rounds[0][0].timeline.render());
+    let differences = crate::report::diff::diff(
+        &rounds[0],
+        later.last_round(),
+        crate::suite::Tolerance::DEFAULT,
+    );
+    assert!(differences.is_empty(), "{differences:#?}");
+}

@@ -45,7 +45,9 @@ impl Timeline {
                 }
                 None => {}
             }
-            let text = event.describe();
+            let Some(text) = event.describe() else {
+                continue;
+            };
             let ms = format!("{:.1}", event.at.as_secs_f64() * 1000.0);
             if let EventKind::Packet {
                 to_side,
@@ -328,10 +330,11 @@ fn traced(call: &TracedSyscall) -> String {
 }
 
 impl Event {
-    /// One line for the timeline.
-    pub fn describe(&self) -> String {
+    /// One line for the timeline; none for an event of a kind this version
+    /// does not know (read from a later hangup's report).
+    pub fn describe(&self) -> Option<String> {
         let side = self.side.map_or("", Side::name);
-        match &self.kind {
+        Some(match &self.kind {
             EventKind::Call {
                 step,
                 call,
@@ -545,7 +548,8 @@ impl Event {
                 Shortfall::PcapNotWritten => format!("capture.pcap could not be written: {error}"),
             },
             EventKind::Traced { call } => traced(call),
-        }
+            EventKind::Unknown => return None,
+        })
     }
 }
 

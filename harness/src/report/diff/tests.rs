@@ -137,8 +137,10 @@ fn a_call_is_keyed_by_side_step_and_action_never_by_its_words() {
     let base = case(CaseStatus::Passed, vec![recv(3, 200, eagain(), 200)]);
     let worded_otherwise = case(CaseStatus::Passed, vec![recv(3, 250, eagain(), 210)]);
     assert_ne!(
-        base.timeline.events[0].describe(),
-        worded_otherwise.timeline.events[0].describe()
+        base.timeline.events[0].describe().expect("known"),
+        worded_otherwise.timeline.events[0]
+            .describe()
+            .expect("known")
     );
     let found = diff(
         &one(base.clone()),
