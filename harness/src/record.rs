@@ -29,7 +29,7 @@ use crate::fault::DelayTrouble;
 use crate::model::syscall::Which;
 use crate::model::units::{millis, millis_option};
 use crate::model::{CallResult, Exit, Link, Outcome, Port, Side, Socket, TcpFlags, TcpState};
-use crate::suite::{Fault, HostCut, Segments, SocketCall};
+use crate::suite::{Fault, HostCut, LineCount, Segments, SocketCall};
 
 /// Everything that happened in a case, in the order it happened.
 #[derive(
@@ -394,6 +394,10 @@ pub enum EventKind {
         /// The step that checked it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         step: Option<StepId>,
+        /// The side whose step checked it (any side may check any
+        /// socket's state).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        by: Option<Side>,
         /// How many times a `within` check sampled the kernel before this
         /// reading (1 for a check without `within`).
         samples: u32,
@@ -513,6 +517,8 @@ pub enum EventKind {
         pattern: String,
         /// How many lines matched.
         count: u64,
+        /// How many the check asked for.
+        wanted: LineCount,
     },
     /// A `syscall` check's count of the program's traced calls on its end
     /// of the connection.
@@ -526,6 +532,8 @@ pub enum EventKind {
         results: Vec<Outcome>,
         /// How many matched.
         count: u64,
+        /// How many the check asked for.
+        wanted: LineCount,
     },
     /// A `taken` check's count of the packets a fault took.
     TakenCount {
@@ -535,6 +543,8 @@ pub enum EventKind {
         fault: String,
         /// How many packets, by the kernel's counter.
         count: u64,
+        /// How many the check asked for.
+        wanted: LineCount,
     },
     /// A `sent` check's count of the segments a side sent.
     SentCount {
@@ -544,6 +554,8 @@ pub enum EventKind {
         segments: Segments,
         /// How many, as the capture saw them arrive.
         count: u64,
+        /// How many the check asked for.
+        wanted: LineCount,
     },
     /// A `first` check: the first segment with these flags.
     FirstSegment {

@@ -239,7 +239,8 @@ fn diff_names_what_changed_between_two_versions_of_a_program_and_accepts_what_is
     let case = "leak_soak::twenty_clients_leave_no_close_wait";
     for line in [
         format!("{case}: verdict: passed -> failed (expectation)"),
-        format!("{case}: server state (step 1.6, round 1): TIME_WAIT -> CLOSE_WAIT"),
+        format!("{case}: client #1.4 recv: eof -> EAGAIN"),
+        format!("{case}: server state (client step 1.6): TIME_WAIT -> CLOSE_WAIT"),
         // On the wire: the leaking twin no longer closes first (its FIN
         // comes only when it is stopped).
         format!("{case}: on the wire: first FIN: server -> client"),

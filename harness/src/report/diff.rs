@@ -9,12 +9,15 @@
 //! whose, which step, which action or check), never by how a writer words
 //! it:
 //!
-//! - each call, by side, step (and loop round) and action: its outcome
-//!   (ok, EOF, the errno), the bytes it moved, the events a poll saw
-//!   ready, and how long it took when that changed beyond the timing
-//!   tolerance; a call still in flight when the case ended;
-//! - each state the kernel reported, by socket and the step that checked
-//!   it;
+//! - each call, by side, step and action: its outcome (ok, EOF, the
+//!   errno), the bytes it moved, the events a poll saw ready, and how
+//!   long it took when that changed beyond the timing tolerance; a call
+//!   still in flight when the case ended;
+//! - each state the kernel reported, by socket and the side and step that
+//!   checked it;
+//! - in a loop, each step of its body once: the set of what its rounds
+//!   saw (how many rounds ran, and in which order they met an outcome, is
+//!   timing);
 //! - what each check counted (`log`, `syscall`, `taken`, `sent`), who sent
 //!   the first segment (`first`), the accept queues, and what the program
 //!   held at each `released` (the states of its connections, and those
@@ -47,7 +50,7 @@ use std::time::Duration;
 use crate::model::{CallResult, Errno, Outcome, Side, TcpFlags};
 use crate::record::{Event, EventKind, StepId};
 use crate::report::CaseReport;
-use crate::suite::Tolerance;
+use crate::suite::{LineCount, Tolerance};
 
 pub use super::difference::{Change, Difference, Observation, Observed, Run};
 
@@ -228,6 +231,19 @@ fn result(result: &CallResult) -> String {
     value
 }
 
+/// A check's count as a difference shows it. A check that asked for one
+/// or more stopped counting at the first, or at a burst that came at
+/// once: how many it saw beyond one is timing, so only whether there were
+/// any compares (`1 or more taken`, `none taken`). A check that asked for
+/// a count counted for its whole window: the number compares.
+fn counted(count: u64, wanted: LineCount, what: &str) -> String {
+    match wanted {
+        LineCount::AtLeastOne if count > 0 => format!("1 or more {what}"),
+        LineCount::AtLeastOne => format!("none {what}"),
+        LineCount::Exactly(_) | LineCount::AtMost(_) => format!("{count} {what}"),
+    }
+}
+
 /// A line with every run of digits, and every long run of hex digits
 /// with a digit in it (an id, an address), masked as `#`: what differs
 /// between any two runs of the same program (ports, pids, times).
@@ -305,58 +321,73 @@ fn observations(events: &[Event]) -> Vec<(Key, Seen)> {
                 socket,
                 state,
                 step,
+                by,
                 ..
             } => Some((
                 Observation {
-                    side: None,
+                    side: *by,
                     step: *step,
                     of: Observed::State { socket: *socket },
                 },
                 Seen::value(state.name().to_string()),
             )),
-            EventKind::LogCount { pattern, count, .. } => Some((
+            EventKind::LogCount {
+                step,
+                pattern,
+                count,
+                wanted,
+            } => Some((
                 at(
-                    None,
+                    Some(*step),
                     Observed::Log {
                         pattern: pattern.clone(),
                     },
                 ),
-                Seen::value(format!("{count} matching")),
+                Seen::value(counted(*count, *wanted, "matching")),
             )),
             EventKind::SyscallCount {
+                step,
                 which,
                 results,
                 count,
-                ..
+                wanted,
             } => Some((
                 at(
-                    None,
+                    Some(*step),
                     Observed::Syscall {
                         which: which.to_string(),
                         results: results.iter().map(|o| o.word()).collect(),
                     },
                 ),
-                Seen::value(format!("{count} matching")),
+                Seen::value(counted(*count, *wanted, "matching")),
             )),
-            EventKind::TakenCount { fault, count, .. } => Some((
+            EventKind::TakenCount {
+                step,
+                fault,
+                count,
+                wanted,
+            } => Some((
                 at(
-                    None,
+                    Some(*step),
                     Observed::Taken {
                         fault: fault.clone(),
                     },
                 ),
-                Seen::value(format!("took {count}")),
+                Seen::value(counted(*count, *wanted, "taken")),
             )),
             EventKind::SentCount {
-                segments, count, ..
+                step,
+                segments,
+                count,
+                wanted,
             } => Some((
                 at(
-                    None,
+                    Some(*step),
                     Observed::Sent {
                         segments: segments.to_string(),
                     },
                 ),
-                Seen::value(count.to_string()),
+                Seen::value(counted(*count, *wanted, "sent")),
             )),
             EventKind::FirstSegment {
                 step, flags, first, ..
@@ -460,13 +491,46 @@ fn observations(events: &[Event]) -> Vec<(Key, Seen)> {
     }
     out.extend(wire(events));
     let mut met: BTreeMap<Observation, usize> = BTreeMap::new();
-    out.into_iter()
+    by_loop_body(out)
+        .into_iter()
         .map(|(observation, seen)| {
             let count = met.entry(observation.clone()).or_insert(0);
             *count += 1;
             (Key(observation, *count), seen)
         })
         .collect()
+}
+
+/// A loop's rounds folded into its body's steps: each step of the body is
+/// one observation, whose value is every different thing its rounds saw
+/// (`eof`, or `EAGAIN, eof`), in a stable order. How many rounds a loop
+/// ran is timing when it has an `until`, and the order in which rounds
+/// met an outcome is scheduling; which outcomes they met is the
+/// program's. Durations of calls in a loop are not compared.
+fn by_loop_body(observations: Vec<(Observation, Seen)>) -> Vec<(Observation, Seen)> {
+    let mut out: Vec<(Observation, Seen)> = Vec::with_capacity(observations.len());
+    // For each folded observation: where it is in `out`, and its values.
+    let mut folded: BTreeMap<Observation, (usize, BTreeSet<String>)> = BTreeMap::new();
+    for (mut observation, seen) in observations {
+        let Some(step) = observation.step.filter(|s| s.round.is_some()) else {
+            out.push((observation, seen));
+            continue;
+        };
+        observation.step = Some(StepId {
+            round: None,
+            ..step
+        });
+        let at = out.len();
+        let (_, values) = folded.entry(observation.clone()).or_insert_with(|| {
+            out.push((observation, Seen::value(String::new())));
+            (at, BTreeSet::new())
+        });
+        values.insert(seen.value);
+    }
+    for (at, values) in folded.into_values() {
+        out[at].1 = Seen::value(values.into_iter().collect::<Vec<_>>().join("; "));
+    }
+    out
 }
 
 /// Whether each side that sent or received a segment sent a FIN, and an

@@ -224,16 +224,21 @@ impl fmt::Display for Observation {
                 }
                 Ok(())
             }
-            Observed::State { socket } => write!(f, "{socket} state (step {step})"),
-            Observed::Log { pattern } => write!(f, "{side} log {pattern:?}"),
+            Observed::State { socket } if side.is_empty() => {
+                write!(f, "{socket} state (step {step})")
+            }
+            Observed::State { socket } => write!(f, "{socket} state ({side} step {step})"),
+            Observed::Log { pattern } => write!(f, "{side} log {pattern:?} (step {step})"),
             Observed::Syscall { which, results } if results.is_empty() => {
-                write!(f, "{side} syscall {which}")
+                write!(f, "{side} syscall {which} (step {step})")
             }
-            Observed::Syscall { which, results } => {
-                write!(f, "{side} syscall {which} expect {}", results.join(" or "))
-            }
-            Observed::Taken { fault } => write!(f, "{side} fault {fault:?}"),
-            Observed::Sent { segments } => write!(f, "{side} sent {segments}"),
+            Observed::Syscall { which, results } => write!(
+                f,
+                "{side} syscall {which} expect {} (step {step})",
+                results.join(" or ")
+            ),
+            Observed::Taken { fault } => write!(f, "{side} fault {fault:?} (step {step})"),
+            Observed::Sent { segments } => write!(f, "{side} sent {segments} (step {step})"),
             Observed::First { flags } => write!(f, "{side} first {flags} (step {step})"),
             Observed::AcceptQueue { of } => {
                 write!(f, "{side} accept queue of the {of} (step {step})")

@@ -18,7 +18,7 @@ use crate::record::{
     EventKind, FaultSpec, HeldBy, HeldSocket, OpenFd, OutputLine, QueuedAt, SegmentSeen, Shortfall,
     StateSource, StepId, StopReason, Stream, Timeline, TracedSyscall,
 };
-use crate::suite::{Fault, HostCut, Payload, Segments, SocketCall};
+use crate::suite::{Fault, HostCut, LineCount, Payload, Segments, SocketCall};
 use crate::verdict::{Mismatch, MismatchKind};
 
 fn addr(text: &str) -> SocketAddr {
@@ -272,6 +272,7 @@ fn timeline() -> Timeline {
                 state: TcpState::CloseWait,
                 source: StateSource::SockDiag,
                 step: Some(step(8)),
+                by: Some(Side::Client),
                 samples: 3,
                 on_the_way: true,
             },
@@ -284,6 +285,7 @@ fn timeline() -> Timeline {
                 state: TcpState::Close,
                 source: StateSource::TcpInfo,
                 step: Some(step(8)),
+                by: Some(Side::Client),
                 samples: 4,
                 on_the_way: false,
             },
@@ -320,6 +322,7 @@ fn timeline() -> Timeline {
                 step: step(9),
                 pattern: "client gone".into(),
                 count: 1,
+                wanted: LineCount::AtLeastOne,
             },
         ),
         (
@@ -330,6 +333,7 @@ fn timeline() -> Timeline {
                 which: crate::model::syscall::Which::parse("write").expect("write"),
                 results: vec![errno(EPIPE)],
                 count: 1,
+                wanted: LineCount::AtLeastOne,
             },
         ),
         (
@@ -346,6 +350,7 @@ fn timeline() -> Timeline {
                     since: None,
                 },
                 count: 1,
+                wanted: LineCount::Exactly(1),
             },
         ),
         (
@@ -371,6 +376,7 @@ fn timeline() -> Timeline {
                 step: step(13),
                 fault: "syn".into(),
                 count: 1,
+                wanted: LineCount::AtLeastOne,
             },
         ),
         (

@@ -4,7 +4,7 @@ use super::*;
 use crate::model::{Errno, Exit, Socket};
 use crate::record::{OutputLine, StateSource, Stream, Timeline, TracedSyscall};
 use crate::report::{CaseStatus, Failure, FailureKind};
-use crate::suite::SocketCall;
+use crate::suite::{LineCount, SocketCall};
 
 /// A case named `s::c` with these events (each at 1 ms, on the client
 /// unless it says).
@@ -58,6 +58,7 @@ fn state(step: usize, state: crate::model::TcpState) -> (Option<Side>, EventKind
             state,
             source: StateSource::SockDiag,
             step: Some(StepId::at(step)),
+            by: Some(Side::Client),
             samples: 3,
             on_the_way: false,
         },
@@ -231,7 +232,7 @@ fn a_changed_state_verdict_and_timing_are_each_named_and_the_unseen_folded() {
         [
             "s::c: verdict: passed -> failed (expectation)",
             "s::c: client #3 recv: took 200 ms -> 900 ms",
-            "s::c: server state (step 5): gone -> CLOSE_WAIT",
+            "s::c: server state (client step 5): gone -> CLOSE_WAIT",
         ]
     );
     // Within the tolerance: no difference.
@@ -256,7 +257,7 @@ fn a_changed_state_verdict_and_timing_are_each_named_and_the_unseen_folded() {
         whats(&found),
         [
             "s::c: verdict: passed -> failed (expectation)",
-            "s::c: server state (step 5): gone -> (not seen)",
+            "s::c: server state (client step 5): gone -> (not seen)",
             "s::c: and 10 more observations not seen in new",
         ]
     );
@@ -274,6 +275,7 @@ fn a_log_count_is_told_apart_by_its_whole_pattern() {
                         step: StepId::at(4),
                         pattern: "^app: send returned".into(),
                         count: quiet,
+                        wanted: LineCount::AtMost(1),
                     },
                 ),
                 (
@@ -282,6 +284,7 @@ fn a_log_count_is_told_apart_by_its_whole_pattern() {
                         step: StepId::at(5),
                         pattern: "^app: send raised".into(),
                         count: raised,
+                        wanted: LineCount::AtMost(1),
                     },
                 ),
             ],
@@ -291,8 +294,8 @@ fn a_log_count_is_told_apart_by_its_whole_pattern() {
     assert_eq!(
         whats(&found),
         [
-            "s::c: client log \"^app: send returned\": 1 matching -> 0 matching",
-            "s::c: client log \"^app: send raised\": 0 matching -> 1 matching",
+            "s::c: client log \"^app: send returned\" (step 4): 1 matching -> 0 matching",
+            "s::c: client log \"^app: send raised\" (step 5): 0 matching -> 1 matching",
         ]
     );
 }
@@ -411,4 +414,133 @@ fn an_accept_file_lists_differences_one_a_line() {
     assert!(accepted.contains("s::c: only in base"));
     assert!(accepted.contains("s::d: x -> y"));
     assert_eq!(accepted.len(), 2);
+}
+
+/// A check that asked for one or more stopped at the first (or at a burst
+/// that came at once): 1 against 3 is timing, not a difference, while
+/// none against one is. A check that counted over its window compares its
+/// number.
+#[test]
+fn a_count_compares_as_its_check_asked() {
+    let taken = |count: u64, wanted: LineCount| {
+        case(
+            CaseStatus::Passed,
+            vec![(
+                Some(Side::Client),
+                EventKind::TakenCount {
+                    step: StepId::at(3),
+                    fault: "syn".into(),
+                    count,
+                    wanted,
+                },
+            )],
+        )
+    };
+    let one_or_more = LineCount::AtLeastOne;
+    assert_eq!(
+        whats(&diff(
+            &one(taken(1, one_or_more)),
+            &one(taken(3, one_or_more)),
+            Tolerance::DEFAULT
+        )),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        whats(&diff(
+            &one(taken(1, one_or_more)),
+            &one(taken(0, one_or_more)),
+            Tolerance::DEFAULT
+        )),
+        ["s::c: client fault \"syn\" (step 3): 1 or more taken -> none taken"]
+    );
+    let exactly = LineCount::Exactly(1);
+    assert_eq!(
+        whats(&diff(
+            &one(taken(1, exactly)),
+            &one(taken(3, exactly)),
+            Tolerance::DEFAULT
+        )),
+        ["s::c: client fault \"syn\" (step 3): 1 taken -> 3 taken"]
+    );
+}
+
+/// Any side may check any socket's state: the server's socket checked by
+/// the client's step 5 and by the server's step 5 are two observations.
+#[test]
+fn a_state_is_keyed_by_the_side_whose_step_checked_it() {
+    let checked = |by: Side, state: crate::model::TcpState| {
+        (
+            Some(Side::Server),
+            EventKind::State {
+                socket: Socket::Server,
+                state,
+                source: StateSource::SockDiag,
+                step: Some(StepId::at(5)),
+                by: Some(by),
+                samples: 1,
+                on_the_way: false,
+            },
+        )
+    };
+    use crate::model::TcpState::{CloseWait, Established};
+    let base = case(
+        CaseStatus::Passed,
+        vec![
+            checked(Side::Client, Established),
+            checked(Side::Server, CloseWait),
+        ],
+    );
+    // The same readings, in the other order: no difference.
+    let new = case(
+        CaseStatus::Passed,
+        vec![
+            checked(Side::Server, CloseWait),
+            checked(Side::Client, Established),
+        ],
+    );
+    assert_eq!(
+        whats(&diff(&one(base), &one(new), Tolerance::DEFAULT)),
+        Vec::<String>::new()
+    );
+}
+
+/// A loop's rounds fold into its body's steps: a run that looped three
+/// times and one that looped five (an `until` met later) compare equal
+/// when their rounds met the same outcomes, and differ by the set when
+/// a new outcome appears.
+#[test]
+fn a_loop_compares_the_outcomes_its_rounds_met_not_round_by_round() {
+    let rounds = |outcomes: &[Outcome]| {
+        let events = outcomes
+            .iter()
+            .enumerate()
+            .map(|(n, outcome)| {
+                let (side, mut kind) = recv(1, 100, *outcome, 1);
+                if let EventKind::Call { step, .. } = &mut kind {
+                    step.body = Some(2);
+                    step.round = Some(n as u32 + 1);
+                }
+                (side, kind)
+            })
+            .collect();
+        case(CaseStatus::Passed, events)
+    };
+    let eagain = Outcome::Errno(Errno::from_raw(nix::libc::EAGAIN));
+    let base = rounds(&[Outcome::Ok, Outcome::Ok, Outcome::Eof]);
+    let longer = rounds(&[
+        Outcome::Ok,
+        Outcome::Eof,
+        Outcome::Ok,
+        Outcome::Ok,
+        Outcome::Eof,
+    ]);
+    assert_eq!(
+        whats(&diff(&one(base.clone()), &one(longer), Tolerance::DEFAULT)),
+        Vec::<String>::new()
+    );
+    let new_outcome = rounds(&[Outcome::Ok, eagain, Outcome::Eof]);
+    assert_eq!(
+        whats(&diff(&one(base), &one(new_outcome), Tolerance::DEFAULT)),
+        ["s::c: client #1.2 recv: eof; ok -> EAGAIN; eof; ok"]
+    );
 }

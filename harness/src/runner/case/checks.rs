@@ -39,7 +39,7 @@ pub(super) fn run(
     match check {
         Check::State { expected, within } => {
             let diag = opened(shared, diag).map_err(|why| fail(FailureKind::Harness, None, why))?;
-            let checked = check_states(shared, diag, id, expected, *within);
+            let checked = check_states(shared, diag, (side, id), expected, *within);
             return settle(checked, FailureKind::Harness, fail);
         }
         Check::AcceptQueue { expected, within } => {
@@ -186,6 +186,7 @@ pub(super) fn check_log(
                     step,
                     pattern: pattern.0.as_str().to_string(),
                     count: seen as u64,
+                    wanted: lines,
                 },
             );
             return verdict::judge_log(pattern.0.as_str(), lines, within, seen).map_err(Some);
@@ -237,6 +238,7 @@ pub(super) fn check_syscall(
                     which,
                     results: ask.results.to_vec(),
                     count: counted as u64,
+                    wanted: ask.wanted,
                 },
             );
             let connection = match tuple {
@@ -500,7 +502,7 @@ pub(super) fn check_accept_queues(
 pub(super) fn check_states(
     shared: &Shared,
     diag: &mut SockDiag,
-    step: StepId,
+    (by, step): (Side, StepId),
     expected: &[(Socket, TcpState)],
     within: Option<Duration>,
 ) -> Result<(), Unsettled> {
@@ -535,6 +537,7 @@ pub(super) fn check_states(
                         state,
                         source,
                         step: Some(step),
+                        by: Some(by),
                         samples,
                         on_the_way: !last,
                     },

@@ -416,6 +416,7 @@ pub(super) fn check_taken(
                     step,
                     fault: name.to_string(),
                     count: seen,
+                    wanted: packets,
                 },
             );
             return verdict::judge_taken(name, packets, within, seen).map_err(|m| {

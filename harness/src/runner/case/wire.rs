@@ -272,6 +272,7 @@ pub(super) fn check_sent(
                     step,
                     segments: segments.clone(),
                     count: matching.len() as u64,
+                    wanted: packets,
                 },
             );
             let examples: Vec<String> = matching

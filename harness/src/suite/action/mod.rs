@@ -373,7 +373,10 @@ pub enum Check {
 
 /// How many matching lines a `log` check wants, or matching calls a
 /// `syscall` check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum LineCount {
     /// One or more (the default: "it is logged").
     AtLeastOne,
