@@ -244,24 +244,59 @@ fn counted(count: u64, wanted: LineCount, what: &str) -> String {
     }
 }
 
-/// A line with every run of digits, and every long run of hex digits
-/// with a digit in it (an id, an address), masked as `#`: what differs
-/// between any two runs of the same program (ports, pids, times).
+/// A line with what differs between any two runs of the same program
+/// masked as `#`: every run of digits (ports, pids, times, counts), and
+/// whole any id or address whose letters would otherwise show through in
+/// a pattern of their own: a `0x` address (`0x#`), a word of six or more
+/// hex digits with a digit in it (`7f3a2b`), and hex groups joined by
+/// dashes with eight or more hex digits in all (a UUID, a date).
+///
+/// Small numbers are masked too, though a status code may be what
+/// changed: how many chunks or retries a line counts is timing as often
+/// as not, and a line printed in one run only is still found.
 fn masked(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
     let chars: Vec<char> = line.chars().collect();
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(line.len());
     let mut i = 0;
     while i < chars.len() {
-        let hex_run = chars[i..]
-            .iter()
-            .take_while(|c| c.is_ascii_hexdigit())
-            .count();
-        let has_digit = chars[i..i + hex_run].iter().any(char::is_ascii_digit);
-        let word_start = i == 0 || !chars[i - 1].is_ascii_alphanumeric();
-        if hex_run >= 8 && has_digit && word_start {
-            out.push('#');
-            i += hex_run;
-        } else if chars[i].is_ascii_digit() {
+        let word_start = i == 0 || !is_word(chars[i - 1]);
+        if word_start && is_word(chars[i]) {
+            // Hex groups joined by dashes (a UUID, a date), ending at a word's end.
+            let dashed = chars[i..]
+                .iter()
+                .take_while(|c| c.is_ascii_hexdigit() || **c == '-')
+                .count();
+            let group = &chars[i..i + dashed];
+            let ends_word = chars.get(i + dashed).is_none_or(|c| !is_word(*c));
+            let hex_digits = group.iter().filter(|c| c.is_ascii_hexdigit()).count();
+            let has_digit = group.iter().any(char::is_ascii_digit);
+            if ends_word && group.contains(&'-') && hex_digits >= 8 && has_digit {
+                out.push('#');
+                i += dashed;
+                continue;
+            }
+            let word = chars[i..].iter().take_while(|c| is_word(**c)).count();
+            let text = &chars[i..i + word];
+            let hex_after_0x = text.len() > 2
+                && text[0] == '0'
+                && matches!(text[1], 'x' | 'X')
+                && text[2..].iter().all(char::is_ascii_hexdigit);
+            if hex_after_0x {
+                out.push_str("0x#");
+                i += word;
+                continue;
+            }
+            if word >= 6
+                && text.iter().all(char::is_ascii_hexdigit)
+                && text.iter().any(char::is_ascii_digit)
+            {
+                out.push('#');
+                i += word;
+                continue;
+            }
+        }
+        if chars[i].is_ascii_digit() {
             out.push('#');
             while i < chars.len() && chars[i].is_ascii_digit() {
                 i += 1;
