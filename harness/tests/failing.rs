@@ -593,6 +593,23 @@ fn a_lift_of_a_fault_not_in_place_fails_saying_so() {
     drop(dir);
 }
 
+/// A program that plays the client starts once a script listens; a step
+/// that needs the program before the script's `listen` would have each
+/// wait for the other until the deadline. The case fails as a script
+/// error naming the side, not as an overrun.
+#[test]
+fn a_step_that_needs_the_program_before_it_can_start_fails_saying_why() {
+    let (code, stdout, cases, dir) = run_broken("program_waits_for_itself.toml");
+    assert_eq!(code, Some(1), "{stdout}");
+    let summary = cases[0]["summary"].as_str().expect("a summary");
+    assert!(
+        summary.contains("no script listened on port 9000, where the program connects: the server script's step needs the program first"),
+        "{summary}"
+    );
+    assert_eq!(cases[0]["kind"], "script", "{}", cases[0]);
+    drop(dir);
+}
+
 /// A packet a fault took is in the timeline as lost, to that fault, as the
 /// kernel logged it: in the JSON, and drawn in the ladder as an arrow that
 /// stops at an `X`.

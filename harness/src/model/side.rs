@@ -35,6 +35,9 @@ pub enum Side {
 }
 
 impl Side {
+    /// Every side, in the order reports list them (and their index).
+    pub const ALL: [Side; 3] = [Side::Client, Side::Proxy, Side::Server];
+
     /// The lowercase name suites use as a key.
     pub fn name(self) -> &'static str {
         match self {

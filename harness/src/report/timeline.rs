@@ -18,7 +18,7 @@ impl Timeline {
     /// A proxy, when the case has one, gets the middle column.
     pub fn render(&self) -> String {
         const WIDTH: usize = 46;
-        let columns: Vec<Side> = [Side::Client, Side::Proxy, Side::Server]
+        let columns: Vec<Side> = Side::ALL
             .into_iter()
             .filter(|side| {
                 *side != Side::Proxy || self.events.iter().any(|e| e.side == Some(Side::Proxy))

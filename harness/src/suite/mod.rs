@@ -302,12 +302,10 @@ impl Case {
     /// one that listens on `from`, or connects to `to` (see
     /// [`Case::fault_ports`]).
     pub fn side_sending(&self, from: u16, to: u16) -> Option<Side> {
-        [Side::Client, Side::Proxy, Side::Server]
-            .into_iter()
-            .find(|&side| {
-                let (listens, connects) = self.ports_of(side);
-                listens.contains(&from) || connects.contains(&to)
-            })
+        Side::ALL.into_iter().find(|&side| {
+            let (listens, connects) = self.ports_of(side);
+            listens.contains(&from) || connects.contains(&to)
+        })
     }
 
     /// The packets `fault` takes, by port: on the case's loopback what a

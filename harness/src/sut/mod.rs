@@ -132,8 +132,8 @@ struct OutputState {
     lines: Vec<OutputLine>,
     ready: bool,
     exit: Option<Exit>,
-    /// How many of its two streams are still open (their readers have not
-    /// met EOF).
+    /// How many of its pipes are still open (their readers have not met
+    /// EOF): stdout, stderr, and when it is traced its tracer's records.
     open_streams: u8,
     /// `program.log`, when the artifact folder could be made.
     file: Option<std::fs::File>,
@@ -144,9 +144,16 @@ impl Output {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Waits up to `limit` for both readers to meet EOF, so that what the
-    /// program printed before it ended is all on the record (and in its
-    /// tail) before the case is. Once the program has ended, every process
+    /// One of its pipes is at its end.
+    fn stream_ended(&self) {
+        let mut state = self.lock();
+        state.open_streams = state.open_streams.saturating_sub(1);
+        self.changed.notify_all();
+    }
+
+    /// Waits up to `limit` for every reader to meet EOF, so that what the
+    /// program printed, and the calls it made, before it ended are all on
+    /// the record (and in its tail) before the case is. Once the program has ended, every process
     /// of its PID namespace has too (its init's end kills them), so the
     /// pipes close at once; the limit only bounds a surprise.
     fn wait_drained(&self, limit: Duration) {
@@ -580,7 +587,7 @@ pub fn start(
             lines: Vec::new(),
             ready: false,
             exit: None,
-            open_streams: 2,
+            open_streams: if spawned.trace.is_some() { 3 } else { 2 },
             file,
         }),
         changed: Condvar::new(),
@@ -603,7 +610,8 @@ pub fn start(
     );
     let calls = spawned.trace.map(|records| {
         let calls = Arc::new(Calls::default());
-        trace::read_records(records, side, route, &calls);
+        let drained = Arc::clone(&output);
+        trace::read_records(records, side, route, &calls, move || drained.stream_ended());
         calls
     });
     let stopping = Arc::new(AtomicBool::new(false));
@@ -732,8 +740,7 @@ fn read_lines(
                 bytes.clear();
                 match reader.read_until(b'\n', &mut bytes) {
                     Ok(0) | Err(_) => {
-                        output.lock().open_streams -= 1;
-                        output.changed.notify_all();
+                        output.stream_ended();
                         return;
                     }
                     Ok(_) => {}

@@ -617,7 +617,15 @@ impl Calls {
 /// fd an accept returned, a read's bytes or EOF) exists only then, and a
 /// call that blocked (a runtime's acceptor thread waits in `accept` for
 /// the next client) would otherwise show before what it waited for.
-pub(super) fn read_records(mut from: File, side: Side, route: &Route, calls: &Arc<Calls>) {
+/// `ended` is called once the pipe is at its end (or broke), so that the
+/// program's stop can wait for its last calls to be on the record.
+pub(super) fn read_records(
+    mut from: File,
+    side: Side,
+    route: &Route,
+    calls: &Arc<Calls>,
+    ended: impl FnOnce() + Send + 'static,
+) {
     let (route, calls) = (route.clone(), Arc::clone(calls));
     // The two clocks at one moment: init stamps CLOCK_MONOTONIC, which is
     // what `Instant` reads on Linux, but an `Instant` cannot be made from it.
@@ -639,10 +647,10 @@ pub(super) fn read_records(mut from: File, side: Side, route: &Route, calls: &Ar
             let mut chunk = vec![0u8; 64 * 1024];
             loop {
                 let n = match from.read(&mut chunk) {
-                    Ok(0) => return,
+                    Ok(0) => break,
                     Ok(n) => n,
                     Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => return,
+                    Err(_) => break,
                 };
                 pending.extend_from_slice(&chunk[..n]);
                 let whole = pending.len() / RECORD_SIZE * RECORD_SIZE;
@@ -657,6 +665,7 @@ pub(super) fn read_records(mut from: File, side: Side, route: &Route, calls: &Ar
                 // switch per call. Checks poll no faster than this anyway.
                 std::thread::sleep(GATHER);
             }
+            ended();
         });
 }
 

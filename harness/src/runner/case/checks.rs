@@ -48,7 +48,7 @@ pub(super) fn run(
             return settle(checked, FailureKind::Script, fail);
         }
         Check::Released { within } => {
-            let Some((view, baseline)) = shared.program() else {
+            let Some((view, baseline)) = shared.program(side) else {
                 if shared.stopping() {
                     return Ok(Flow::CaseEnded);
                 }
@@ -67,7 +67,7 @@ pub(super) fn run(
             lines,
             within,
         } => {
-            let Some(reader) = shared.program().map(|(view, _)| view) else {
+            let Some(reader) = shared.program(side).map(|(view, _)| view) else {
                 if shared.stopping() {
                     return Ok(Flow::CaseEnded);
                 }
@@ -119,7 +119,7 @@ pub(super) fn run(
             calls,
             within,
         } => {
-            let traced = shared.program().and_then(|(view, _)| view.calls());
+            let traced = shared.program(side).and_then(|(view, _)| view.calls());
             let (Some(traced), Some(spec)) = (traced, shared.case.program.as_ref()) else {
                 if shared.stopping() {
                     return Ok(Flow::CaseEnded);

@@ -60,7 +60,7 @@ pub(super) fn run(
             Err(Stopped) => return Ok(Flow::CaseEnded),
         },
         Control::Signal(signal) => {
-            let Some((view, _)) = shared.program() else {
+            let Some((view, _)) = shared.program(side) else {
                 if shared.stopping() {
                     return Ok(Flow::CaseEnded);
                 }

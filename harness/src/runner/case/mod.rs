@@ -175,6 +175,11 @@ struct SideProgress {
     waker: Option<Waker>,
     /// The step it is on (0-based) and, for a call, when the call began.
     step: Option<(usize, Option<Instant>)>,
+    /// Whether it waits for the program under test to be ready (see
+    /// [`Shared::program`]): a program that plays the client waits in
+    /// turn for a script to listen, and a case where every running side
+    /// waits for it would wait for its deadline.
+    waiting_for_program: bool,
 }
 
 /// Waits on `condvar` for at most `for_at_most`, handing the guard back
@@ -237,18 +242,25 @@ impl Shared {
     /// program connected, the server's script accepted and went on): such
     /// a step waits until the program is there, or could not be started
     /// (then the case is stopping). `None` when the case has no program.
-    fn program(&self) -> Option<&(sut::ProgramView, Baseline)> {
+    fn program(&self, side: Side) -> Option<&(sut::ProgramView, Baseline)> {
         self.case.program.as_ref()?;
         let mut control = self.control();
-        loop {
+        let found = loop {
             if let Some(program) = self.program.get() {
-                return Some(program);
+                break Some(program);
             }
             if control.stopping {
-                return None;
+                break None;
+            }
+            if !control.sides[side as usize].waiting_for_program {
+                // A program waiting for a listener looks at this.
+                control.sides[side as usize].waiting_for_program = true;
+                self.changed.notify_all();
             }
             control = wait(&self.changed, control, Duration::from_millis(50));
-        }
+        };
+        control.sides[side as usize].waiting_for_program = false;
+        found
     }
 
     /// Makes the program under test known to the steps, once it is ready.

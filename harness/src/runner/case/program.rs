@@ -131,8 +131,9 @@ pub(super) fn start_program(
     Ok(running)
 }
 
-/// Waits until a script listens on `port`; false when the case stopped or
-/// every side finished first (then a failure says so).
+/// Waits until a script listens on `port`; false when the case stopped,
+/// or every side finished or waits for the program itself first (then a
+/// failure says so).
 pub(super) fn wait_for_listener(shared: &Shared, port: u16) -> bool {
     let mut control = shared.control();
     loop {
@@ -142,12 +143,32 @@ pub(super) fn wait_for_listener(shared: &Shared, port: u16) -> bool {
         if control.stopping {
             return false;
         }
-        if control.sides.iter().all(|s| !s.running) {
+        if control
+            .sides
+            .iter()
+            .all(|s| !s.running || s.waiting_for_program)
+        {
+            let waiting: Vec<&str> = Side::ALL
+                .iter()
+                .filter(|side| {
+                    let progress = &control.sides[**side as usize];
+                    progress.running && progress.waiting_for_program
+                })
+                .map(|side| side.name())
+                .collect();
             drop(control);
+            let why = if waiting.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ": the {} script's step needs the program first, which starts only once a script listens (put that step after the `listen`)",
+                    waiting.join(" and ")
+                )
+            };
             shared.fail(harness_failure(
                 shared,
                 FailureKind::Script,
-                format!("no script listened on port {port}, where the program connects"),
+                format!("no script listened on port {port}, where the program connects{why}"),
             ));
             return false;
         }

@@ -135,7 +135,7 @@ pub enum Described<'a> {
 }
 
 /// Every side.
-pub const ANY: &[Side] = &[Side::Client, Side::Proxy, Side::Server];
+pub const ANY: &[Side] = &Side::ALL;
 /// The sides that listen.
 pub const LISTENING: &[Side] = &[Side::Server, Side::Proxy];
 /// The sides that connect.

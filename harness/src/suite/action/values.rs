@@ -466,7 +466,7 @@ impl<'de> Deserialize<'de> for SideName {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use crate::model::Side;
         let name = String::deserialize(d)?;
-        [Side::Client, Side::Proxy, Side::Server]
+        Side::ALL
             .into_iter()
             .find(|side| side.name() == name)
             .map(SideName)
