@@ -81,6 +81,21 @@ pub struct StepId {
     pub round: Option<u32>,
 }
 
+/// How reports name a step: `5`, or in a loop `1.6, round 2` (the loop's
+/// step 1, its body's step 6, its second round).
+impl std::fmt::Display for StepId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.index)?;
+        if let Some(body) = self.body {
+            write!(f, ".{body}")?;
+        }
+        if let Some(round) = self.round {
+            write!(f, ", round {round}")?;
+        }
+        Ok(())
+    }
+}
+
 impl StepId {
     /// The step at 1-based `index` of a script.
     pub fn at(index: usize) -> StepId {

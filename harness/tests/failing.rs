@@ -274,7 +274,7 @@ fn a_state_check_within_a_deadline_records_its_step_and_samples() {
 
 #[test]
 fn an_overrun_says_what_each_side_was_waiting_for() {
-    let (code, stdout, _, _dir) = run_broken("deadline.toml");
+    let (code, stdout, cases, _dir) = run_broken("deadline.toml");
     assert_eq!(code, Some(1), "{stdout}");
     assert!(
         stdout.contains("overran its deadline of 300 ms"),
@@ -296,6 +296,24 @@ fn an_overrun_says_what_each_side_was_waiting_for() {
         stdout.contains("server was at step 4 `{ wait = \"client_read\" }`"),
         "{stdout}"
     );
+    // In a loop: the body's step and the round, in words and as data.
+    let looped = &cases[1];
+    let summary = looped["summary"].as_str().expect("a summary");
+    assert!(
+        summary.contains("client was at step 2.2, round 1 `\"recv\"` ("),
+        "{summary}"
+    );
+    let events = looped["timeline"]["events"].as_array().expect("events");
+    let client_at = events
+        .iter()
+        .find(|e| e["event"] == "whereabouts" && e["side"] == "client")
+        .unwrap_or_else(|| panic!("no client whereabouts in {looped}"));
+    assert_eq!(
+        client_at["step"],
+        serde_json::json!({ "index": 2, "body": 2, "round": 1 }),
+        "{client_at}"
+    );
+    assert!(client_at["in_flight_ms"].is_number(), "{client_at}");
 }
 
 #[test]

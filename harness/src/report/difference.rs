@@ -195,17 +195,7 @@ pub enum Observed {
 impl fmt::Display for Observation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let side = self.side.map_or("", Side::name);
-        // `5`, or in a loop `1.6, round 2`.
-        let step = self.step.map_or_else(String::new, |s| {
-            let mut text = s.index.to_string();
-            if let Some(body) = s.body {
-                text.push_str(&format!(".{body}"));
-            }
-            if let Some(round) = s.round {
-                text.push_str(&format!(", round {round}"));
-            }
-            text
-        });
+        let step = self.step.map_or_else(String::new, |s| s.to_string());
         match &self.of {
             Observed::Call { action, on } => {
                 let index = self.step.map_or(0, |s| s.index);

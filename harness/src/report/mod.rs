@@ -28,7 +28,7 @@ pub use file::write_atomically;
 pub use format::{CaseReport, CaseStatus, Failure, FailureKind, Report, StepRef};
 pub use junit::{write_diff_junit, write_junit};
 pub use terminal::summary_line;
-pub use timeline::describe_call;
+pub use timeline::{describe_call, whereabouts};
 
 #[cfg(test)]
 mod snapshot_tests;

@@ -329,11 +329,32 @@ fn traced(call: &TracedSyscall) -> String {
     }
 }
 
+/// Where a side was when its case stopped: `client was at step 3 `recv`
+/// (file:3:4), a call in flight for 120 ms`; none for another event. The
+/// timeline and a deadline's summary both say it so.
+pub fn whereabouts(side: Option<Side>, kind: &EventKind) -> Option<String> {
+    let EventKind::Whereabouts {
+        step,
+        source,
+        location,
+        in_flight,
+    } = kind
+    else {
+        return None;
+    };
+    let in_flight = in_flight
+        .map(|d| format!(", a call in flight for {}", millis(d)))
+        .unwrap_or_default();
+    let side = side.map_or("", Side::name);
+    Some(format!(
+        "{side} was at step {step} `{source}` ({location}){in_flight}"
+    ))
+}
+
 impl Event {
     /// One line for the timeline; none for an event of a kind this version
     /// does not know (read from a later hangup's report).
     pub fn describe(&self) -> Option<String> {
-        let side = self.side.map_or("", Side::name);
         Some(match &self.kind {
             EventKind::Call {
                 step,
@@ -521,20 +542,10 @@ impl Event {
                 why: StopReason::Deadline,
             } => "case deadline passed".into(),
             EventKind::Stopped { .. } => "the run was interrupted".into(),
-            EventKind::Whereabouts {
-                step,
-                source,
-                location,
-                in_flight,
-            } => {
-                let in_flight = in_flight
-                    .map(|d| format!(", a call in flight for {}", millis(d)))
-                    .unwrap_or_default();
-                format!(
-                    "{side} was at step {} `{source}` ({location}){in_flight} when the case stopped",
-                    step.index
-                )
-            }
+            EventKind::Whereabouts { .. } => format!(
+                "{} when the case stopped",
+                whereabouts(self.side, &self.kind).unwrap_or_default()
+            ),
             EventKind::PacketsCut { shown, captured } => format!(
                 "the timeline shows the first {shown} packets; capture.pcap has all {captured} (with --keep-artifacts, or when the case fails)"
             ),

@@ -36,7 +36,7 @@ pub(super) fn run(
     };
     // The call's start is public before the call, so a deadline
     // that passes during it can say it is in flight.
-    shared.set_step(side, Some((at.index, Some(Instant::now()))));
+    shared.set_step(side, Some((id, Some(Instant::now()))));
     // Read only for a timing check: it costs a file read.
     let timing = step.expect.as_ref().is_some_and(|e| e.after.is_some());
     let queued_before = if timing {

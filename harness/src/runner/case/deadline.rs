@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use crate::model::Side;
 use crate::record::{EventKind, StepId, StopReason};
-use crate::report::{Failure, FailureKind};
+use crate::report::{self, Failure, FailureKind};
+use crate::suite::{Action, Control, Script, Step};
 use crate::verdict::{self};
 
 use super::{Coordination, Shared, add_saturating, later, wait};
@@ -84,8 +85,8 @@ pub(super) fn supervise(shared: &Shared) {
     }
 }
 
-/// Where each side still running is: its step, and how long its call has
-/// been in flight if it is in one.
+/// Where each side still running is: its step (in a loop, the body's step
+/// and round), and how long its call has been in flight if it is in one.
 pub(super) fn whereabouts(
     shared: &Shared,
     control: &Coordination,
@@ -97,13 +98,14 @@ pub(super) fn whereabouts(
         .iter()
         .filter(|script| control.sides[script.side as usize].running)
         .filter_map(|script| {
-            let (i, call) = control.sides[script.side as usize].step?;
+            let (step, call) = control.sides[script.side as usize].step?;
+            let written = step_at(script, step)?;
             Some((
                 script.side,
                 EventKind::Whereabouts {
-                    step: StepId::at(i + 1),
-                    source: script.steps[i].source.clone(),
-                    location: script.steps[i].location.to_string(),
+                    step,
+                    source: written.source.clone(),
+                    location: written.location.to_string(),
                     in_flight: call.map(|began| now.saturating_duration_since(began)),
                 },
             ))
@@ -111,25 +113,17 @@ pub(super) fn whereabouts(
         .collect()
 }
 
-/// "client was at step 3 `recv` (file:3:4), a call in flight for 120 ms",
-/// for a deadline's summary.
-pub(super) fn whereabouts_in_words(side: Side, at: &EventKind) -> String {
-    let EventKind::Whereabouts {
-        step,
-        source,
-        location,
-        in_flight,
-    } = at
-    else {
-        return String::new();
-    };
-    let in_flight = in_flight
-        .map(|d| format!(", a call in flight for {}", verdict::millis(d)))
-        .unwrap_or_default();
-    format!(
-        "{side} was at step {} `{source}` ({location}){in_flight}",
-        step.index
-    )
+/// The step of `script` that `step` names, in a loop's body if it is in
+/// one.
+fn step_at(script: &Script, step: StepId) -> Option<&Step> {
+    let top = script.steps.get(step.index.checked_sub(1)?)?;
+    match (step.body, &top.action) {
+        (None, _) => Some(top),
+        (Some(body), Action::Control(Control::Loop(looped))) => {
+            looped.body.get(body.checked_sub(1)?)
+        }
+        (Some(_), _) => None,
+    }
 }
 
 /// The deadline failure: what each side was doing when time ran out,
@@ -160,16 +154,21 @@ pub(super) fn interrupted(shared: &Shared, control: &Coordination) -> Failure {
 /// a summary of what each side was doing (to be worded by the caller).
 pub(super) fn stopped_here(shared: &Shared, control: &Coordination, why: StopReason) -> Failure {
     let now = Instant::now();
-    let mut waiting: Vec<String> = whereabouts(shared, control, now)
+    let at = whereabouts(shared, control, now);
+    let mut waiting: Vec<String> = at
         .iter()
-        .map(|(side, at)| whereabouts_in_words(*side, at))
+        .filter_map(|(side, kind)| report::whereabouts(Some(*side), kind))
         .collect();
     for script in &shared.case.scripts {
         if !control.sides[script.side as usize].running {
             waiting.push(format!("{} had finished its script", script.side));
         }
     }
-    let at = shared.at(now);
+    // Each side's whereabouts on the timeline, as data, beside the stop.
     shared.push(now, None, EventKind::Stopped { why });
+    for (side, kind) in at {
+        shared.push(now, Some(side), kind);
+    }
+    let at = shared.at(now);
     Failure::new(FailureKind::Deadline, waiting.join("; "), at)
 }

@@ -66,7 +66,7 @@ use super::suite_program::SuiteProgram;
 use crate::model::Side;
 use crate::observe;
 use crate::peer::Sockets;
-use crate::record::{EventKind, OpenFd, OutputLine, Recorder, Timeline};
+use crate::record::{EventKind, OpenFd, OutputLine, Recorder, StepId, Timeline};
 use crate::report::{CaseStatus, Failure, FailureKind};
 use crate::suite::{Case, Topology};
 use crate::sut;
@@ -173,8 +173,9 @@ struct SideProgress {
     /// Whether the side has a script and is still running it.
     running: bool,
     waker: Option<Waker>,
-    /// The step it is on (0-based) and, for a call, when the call began.
-    step: Option<(usize, Option<Instant>)>,
+    /// The step it is on (in a loop: the body's step and round) and, for
+    /// a call, when the call began.
+    step: Option<(StepId, Option<Instant>)>,
     /// Whether it waits for the program under test to be ready (see
     /// [`Shared::program`]): a program that plays the client waits in
     /// turn for a script to listen, and a case where every running side
@@ -327,7 +328,7 @@ impl Shared {
         true
     }
 
-    fn set_step(&self, side: Side, step: Option<(usize, Option<Instant>)>) {
+    fn set_step(&self, side: Side, step: Option<(StepId, Option<Instant>)>) {
         self.control().sides[side as usize].step = step;
     }
 }

@@ -154,12 +154,12 @@ pub(super) fn run_script(
         if shared.stopping() {
             return Ok(());
         }
-        shared.set_step(script.side, Some((index, None)));
         let at = At {
             script,
             index,
             in_loop: None,
         };
+        shared.set_step(script.side, Some((at.step(), None)));
         let flow = match &step.action {
             Action::Control(Control::Loop(looped)) => {
                 run_loop(shared, at, step, looped, peer, &mut diag)?
@@ -190,6 +190,7 @@ pub(super) fn run_loop(
                 in_loop: Some((body, round)),
                 ..at
             };
+            shared.set_step(at.side(), Some((inner_at.step(), None)));
             match run_step(shared, inner_at, inner, Some(&looped.until), peer, diag)? {
                 Flow::Next => {}
                 Flow::CaseEnded => return Ok(Flow::CaseEnded),
