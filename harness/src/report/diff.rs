@@ -211,7 +211,7 @@ fn is_wire(of: &Observed) -> bool {
 }
 
 fn is_traced(of: &Observed) -> bool {
-    matches!(of, Observed::TracedErrno { .. })
+    matches!(of, Observed::TracedErrno { .. } | Observed::Traced)
 }
 
 /// A call's result as a difference shows it: `EAGAIN`, `ok, 5 B`,
@@ -315,6 +315,7 @@ fn observations(events: &[Event]) -> Vec<(Key, Seen)> {
     let mut out: Vec<(Observation, Seen)> = Vec::new();
     let mut printed: BTreeSet<(Option<Side>, String)> = BTreeSet::new();
     let mut errnos: BTreeSet<(Option<Side>, String, Errno)> = BTreeSet::new();
+    let mut traced: BTreeSet<Option<Side>> = BTreeSet::new();
     for event in events {
         let side = event.side;
         let at = |step: Option<StepId>, of: Observed| Observation { side, step, of };
@@ -390,8 +391,8 @@ fn observations(events: &[Event]) -> Vec<(Key, Seen)> {
                 at(
                     Some(*step),
                     Observed::Syscall {
-                        which: which.to_string(),
-                        results: results.iter().map(|o| o.word()).collect(),
+                        which: *which,
+                        results: results.clone(),
                     },
                 ),
                 Seen::value(counted(*count, *wanted, "matching")),
@@ -419,7 +420,7 @@ fn observations(events: &[Event]) -> Vec<(Key, Seen)> {
                 at(
                     Some(*step),
                     Observed::Sent {
-                        segments: segments.to_string(),
+                        segments: segments.clone(),
                     },
                 ),
                 Seen::value(counted(*count, *wanted, "sent")),
@@ -475,8 +476,7 @@ fn observations(events: &[Event]) -> Vec<(Key, Seen)> {
                         errnos.insert((side, kind, errno));
                     }
                 }
-                // A traced program, errors or not: its errnos compare.
-                errnos.insert((side, String::new(), Errno::from_raw(0)));
+                traced.insert(side);
                 None
             }
             _ => None,
@@ -493,33 +493,24 @@ fn observations(events: &[Event]) -> Vec<(Key, Seen)> {
             Seen::value("printed".into()),
         ));
     }
-    let traced_sides: BTreeSet<Option<Side>> = errnos.iter().map(|(side, ..)| *side).collect();
     for (side, call, errno) in errnos {
-        if call.is_empty() {
-            continue;
-        }
         out.push((
             Observation {
                 side,
                 step: None,
-                of: Observed::TracedErrno {
-                    call,
-                    errno: errno.name(),
-                },
+                of: Observed::TracedErrno { call, errno },
             },
             Seen::value("yes".into()),
         ));
     }
-    // A traced side with no error at all still says it was traced.
-    for side in traced_sides {
+    // A traced side, errors or not: so its errnos compare only with a
+    // run that traced it too.
+    for side in traced {
         out.push((
             Observation {
                 side,
                 step: None,
-                of: Observed::TracedErrno {
-                    call: "any".into(),
-                    errno: "(traced)".into(),
-                },
+                of: Observed::Traced,
             },
             Seen::value("yes".into()),
         ));
@@ -593,7 +584,7 @@ fn wire(events: &[Event]) -> Vec<(Observation, Seen)> {
         .collect();
     let mut out = Vec::new();
     for side in sides {
-        for (flag, name) in [(TcpFlags::FIN, "FIN"), (TcpFlags::RST, "RST")] {
+        for flag in [TcpFlags::FIN, TcpFlags::RST] {
             let sent = packets
                 .iter()
                 .any(|(from, _, flags)| *from == Some(side) && flags.contains(flag));
@@ -601,7 +592,7 @@ fn wire(events: &[Event]) -> Vec<(Observation, Seen)> {
                 Observation {
                     side: Some(side),
                     step: None,
-                    of: Observed::SentFlag { flag: name.into() },
+                    of: Observed::SentFlag { flag },
                 },
                 Seen::value(if sent { "yes" } else { "no" }.into()),
             ));

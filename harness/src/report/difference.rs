@@ -7,9 +7,11 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::model::syscall::Which;
 use crate::model::units::millis as ms;
-use crate::model::{Link, Side, Socket, TcpFlags};
+use crate::model::{Errno, Link, Outcome, Side, Socket, TcpFlags};
 use crate::record::StepId;
+use crate::suite::Segments;
 use crate::verdict::millis;
 
 /// One observation that changed in one case.
@@ -97,7 +99,7 @@ pub enum Change {
 /// What an observation is of: whose, at which step, what. Two runs'
 /// observations are compared when these are equal.
 #[derive(
-    Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
 )]
 #[non_exhaustive]
 pub struct Observation {
@@ -113,7 +115,7 @@ pub struct Observation {
 
 /// What was observed.
 #[derive(
-    Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
 )]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -139,11 +141,11 @@ pub enum Observed {
     },
     /// A `syscall` check's count.
     Syscall {
-        /// The calls, as the check names them.
-        which: String,
+        /// The calls the check names.
+        which: Which,
         /// The outcomes counted.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        results: Vec<String>,
+        results: Vec<Outcome>,
     },
     /// A `taken` check's count.
     Taken {
@@ -152,8 +154,8 @@ pub enum Observed {
     },
     /// A `sent` check's count.
     Sent {
-        /// The segments, as the timeline names them.
-        segments: String,
+        /// The segments.
+        segments: Segments,
     },
     /// Who sent the first segment with these flags (`first`).
     First {
@@ -176,15 +178,19 @@ pub enum Observed {
     },
     /// An errno the program's traced calls of one kind returned.
     TracedErrno {
-        /// The kind of call (`write`, `read`, ...).
+        /// The kind of call (`write`, `read`, ...), or the syscall's name
+        /// when it is of no class.
         call: String,
         /// The errno.
-        errno: String,
+        errno: Errno,
     },
+    /// That a side's calls were traced at all (whether or not one
+    /// failed): so a run traced against one that was not is a difference.
+    Traced,
     /// Whether a side sent a segment with this flag (FIN, RST).
     SentFlag {
         /// The flag.
-        flag: String,
+        flag: TcpFlags,
     },
     /// Whose FIN came first.
     FirstFin,
@@ -222,11 +228,14 @@ impl fmt::Display for Observation {
             Observed::Syscall { which, results } if results.is_empty() => {
                 write!(f, "{side} syscall {which} (step {step})")
             }
-            Observed::Syscall { which, results } => write!(
-                f,
-                "{side} syscall {which} expect {} (step {step})",
-                results.join(" or ")
-            ),
+            Observed::Syscall { which, results } => {
+                let results: Vec<String> = results.iter().map(|o| o.word()).collect();
+                write!(
+                    f,
+                    "{side} syscall {which} expect {} (step {step})",
+                    results.join(" or ")
+                )
+            }
             Observed::Taken { fault } => write!(f, "{side} fault {fault:?} (step {step})"),
             Observed::Sent { segments } => write!(f, "{side} sent {segments} (step {step})"),
             Observed::First { flags } => write!(f, "{side} first {flags} (step {step})"),
@@ -237,8 +246,9 @@ impl fmt::Display for Observation {
             Observed::Exit => write!(f, "{side} program"),
             Observed::Printed { line } => write!(f, "{side} printed {line:?}"),
             Observed::TracedErrno { call, errno } => {
-                write!(f, "{side} traced {call} returned {errno}")
+                write!(f, "{side} traced {call} returned {}", errno.name())
             }
+            Observed::Traced => write!(f, "{side} traced"),
             Observed::SentFlag { flag } => write!(f, "on the wire: {side} sent {flag}"),
             Observed::FirstFin => f.write_str("on the wire: first FIN"),
         }

@@ -242,7 +242,9 @@ pub struct Fault {
 }
 
 /// The segments a `sent` check counts.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Segments {
     /// Sent by this side.
     pub from: Side,
