@@ -446,7 +446,8 @@ fn observations(events: &[Event]) -> Vec<(Key, Seen)> {
             } => {
                 let mut states: Vec<&str> = sockets.iter().map(|s| s.state.name()).collect();
                 states.sort_unstable();
-                let waiting: u32 = queued.iter().map(|q| q.waiting).sum();
+                // u64: a report read from outside may hold any counts.
+                let waiting: u64 = queued.iter().map(|q| u64::from(q.waiting)).sum();
                 let mut value = if states.is_empty() {
                     "no connection".to_string()
                 } else {

@@ -53,8 +53,8 @@ impl Spread {
 pub struct StepFigures {
     /// Whose step.
     pub side: Side,
-    /// Its 1-based number in the side's script.
-    pub step: usize,
+    /// Which step: in a loop, the body's step, over all its rounds.
+    pub step: StepId,
     /// The call as the first run described it (`recv (timeout 200 ms)`).
     pub action: String,
     /// How many calls were measured (a step in a loop is called again).
@@ -99,7 +99,7 @@ pub fn figures(rounds: &[Vec<CaseReport>]) -> Vec<CaseFigures> {
 }
 
 fn case_figures(name: &str, runs: &[&CaseReport]) -> CaseFigures {
-    let mut calls: BTreeMap<(Side, usize), (String, Vec<Duration>)> = BTreeMap::new();
+    let mut calls: BTreeMap<(Side, StepId), (String, Vec<Duration>)> = BTreeMap::new();
     for report in runs {
         for event in &report.timeline.events {
             let (
@@ -115,11 +115,15 @@ fn case_figures(name: &str, runs: &[&CaseReport]) -> CaseFigures {
             else {
                 continue;
             };
-            // A loop's rounds are one step: described without the round.
-            let step_of_script = StepId::at(step.index);
+            // A loop's rounds are one step: each step of its body, keyed
+            // and described without the round.
+            let step = StepId {
+                round: None,
+                ..*step
+            };
             calls
-                .entry((side, step.index))
-                .or_insert_with(|| (describe_call(call, *on, step_of_script), Vec::new()))
+                .entry((side, step))
+                .or_insert_with(|| (describe_call(call, *on, step), Vec::new()))
                 .1
                 .push(*took);
         }
@@ -190,6 +194,70 @@ mod tests {
 
     fn ms(values: &[u64]) -> Vec<Duration> {
         values.iter().map(|&v| Duration::from_millis(v)).collect()
+    }
+
+    /// A loop's body steps are figures of their own, each over every
+    /// round: a connect's times are not a recv's.
+    #[test]
+    fn each_step_of_a_loop_body_has_its_own_figures() {
+        use crate::model::{CallResult, Outcome};
+        use crate::record::Timeline;
+        use crate::report::{CaseReport, CaseStatus};
+        use crate::suite::SocketCall;
+        let mut timeline = Timeline::default();
+        for round in 1..=3 {
+            for (body, call, took) in [
+                (1, SocketCall::SoError, 1),
+                (
+                    2,
+                    SocketCall::Recv {
+                        max: 10,
+                        timeout: None,
+                    },
+                    100,
+                ),
+            ] {
+                timeline.push(
+                    Duration::from_millis(1),
+                    Some(Side::Client),
+                    EventKind::Call {
+                        step: StepId {
+                            index: 2,
+                            body: Some(body),
+                            round: Some(round),
+                        },
+                        call,
+                        on: None,
+                        took: Duration::from_millis(took),
+                        result: CallResult {
+                            outcome: Outcome::Ok,
+                            bytes: 0,
+                            ready: None,
+                        },
+                    },
+                );
+            }
+        }
+        let report = CaseReport::new(
+            ("s::c".into(), "s".into(), "c".into(), "s.toml:1:1".into()),
+            CaseStatus::Passed,
+            Duration::from_millis(5),
+            timeline,
+            Duration::ZERO,
+        );
+        let figures = case_figures("s::c", &[&report]);
+        let steps: Vec<(String, usize, Duration)> = figures
+            .steps
+            .iter()
+            .map(|s| (s.step.to_string(), s.calls, s.took.max))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                ("2.1".to_string(), 3, Duration::from_millis(1)),
+                ("2.2".to_string(), 3, Duration::from_millis(100)),
+            ]
+        );
     }
 
     #[test]

@@ -506,7 +506,11 @@ impl Tolerance {
 
     /// The slack allowed around `expected`.
     pub fn slack(&self, expected: Duration) -> Duration {
-        let share = expected.mul_f64(f64::from(self.percent) / 100.0);
+        // Saturating: `hangup diff` hands it durations read from reports,
+        // which may be anything a Duration holds.
+        let share =
+            Duration::try_from_secs_f64(expected.as_secs_f64() * f64::from(self.percent) / 100.0)
+                .unwrap_or(Duration::MAX);
         share.max(self.floor)
     }
 
@@ -686,6 +690,18 @@ mod tests {
 
     fn names(files: &[SuiteFile]) -> Vec<&str> {
         files.iter().map(|f| f.name.as_str()).collect()
+    }
+
+    /// A duration read from a report may be as large as a Duration gets:
+    /// its slack saturates rather than panics.
+    #[test]
+    fn slack_saturates() {
+        let wide = Tolerance::DEFAULT.widened(None, Some(u32::MAX));
+        assert_eq!(wide.slack(Duration::MAX), Duration::MAX);
+        assert_eq!(
+            Tolerance::DEFAULT.slack(Duration::from_secs(1)),
+            Duration::from_millis(250)
+        );
     }
 
     #[test]

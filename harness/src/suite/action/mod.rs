@@ -466,7 +466,7 @@ impl From<Payload> for WrittenPayload {
 impl From<WrittenPayload> for Payload {
     fn from(written: WrittenPayload) -> Payload {
         match written.text {
-            Some(text) if !text.is_empty() => Payload::Text { text, repeat: 1 },
+            Some(text) => Payload::Text { text, repeat: 1 },
             _ => Payload::Size(usize::try_from(written.bytes).unwrap_or(usize::MAX)),
         }
     }
@@ -910,6 +910,30 @@ mod tests {
             }
             assert!(!def.sides.is_empty(), "{}", def.keyword);
         }
+    }
+
+    /// What a report keeps of a payload reads back as it was: short text
+    /// (the empty text too, which is not zero filler bytes), and the size
+    /// of filler or of text too long to keep.
+    #[test]
+    fn a_payload_reads_back_from_a_report_as_it_was_written() {
+        let text = |t: &str| Payload::Text {
+            text: t.into(),
+            repeat: 1,
+        };
+        for payload in [text(""), text("GET /\n"), Payload::Size(5_000_000)] {
+            let json = serde_json::to_string(&payload).expect("json");
+            let back: Payload = serde_json::from_str(&json).expect("reads");
+            assert_eq!(back, payload, "{json}");
+        }
+        // Text too long to keep reads back as its size.
+        let long = Payload::Text {
+            text: "x".repeat(100),
+            repeat: 2,
+        };
+        let back: Payload =
+            serde_json::from_str(&serde_json::to_string(&long).expect("json")).expect("reads");
+        assert_eq!(back, Payload::Size(200));
     }
 
     #[test]
