@@ -1,0 +1,283 @@
+//! The syscalls a step makes on one connection (send, recv, recv-until,
+//! shutdown, `SO_ERROR`, poll, a second connect) and how each is timed:
+//! the step's timeout is the kernel's (`SO_RCVTIMEO`, `SO_SNDTIMEO`), and
+//! a [`Call`] records when the syscall began and how long it took.
+
+use std::io::{self, Read};
+use std::net::SocketAddr;
+use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
+
+use socket2::Socket as Sock;
+
+use super::{Call, RECEIVED_KEPT};
+use crate::model::{CallResult, PollEvents};
+use crate::suite::{How, Payload, Until};
+
+/// `SO_RCVTIMEO`/`SO_SNDTIMEO` for a step's timeout: `None` blocks. A zero
+/// `timeval` would also mean "block", so the shortest timeout the kernel
+/// takes is one microsecond.
+pub(super) fn kernel_timeout(timeout: Option<Duration>) -> Option<Duration> {
+    timeout.map(|t| t.max(Duration::from_micros(1)))
+}
+
+/// `connect(2)` again on a socket that has already been asked to connect:
+/// the kernel answers with where that attempt is (EALREADY while pending
+/// and the call may not wait, its error once it failed, EISCONN or success
+/// once it connected).
+pub(super) fn connect_again(
+    conn: &Sock,
+    addr: SocketAddr,
+    timeout: Option<Duration>,
+    nonblocking: bool,
+) -> Call {
+    let prepared = conn
+        .set_write_timeout(kernel_timeout(timeout))
+        .and_then(|()| conn.set_nonblocking(nonblocking));
+    if let Err(err) = prepared {
+        return instant(CallResult::from_io(&err, 0));
+    }
+    let call = timed(|| match conn.connect(&addr.into()) {
+        Ok(()) => CallResult::ok(0),
+        Err(err) => CallResult::from_io(&err, 0),
+    });
+    if nonblocking {
+        let _ = conn.set_nonblocking(false);
+    }
+    call
+}
+
+/// `getsockopt(SO_ERROR)`: the pending error is the outcome, `ok` when
+/// there is none. The kernel clears it as it answers.
+pub(super) fn so_error(conn: &Sock) -> Call {
+    timed(|| match conn.take_error() {
+        Ok(None) => CallResult::ok(0),
+        Ok(Some(pending)) => CallResult::from_io(&pending, 0),
+        Err(err) => CallResult::from_io(&err, 0),
+    })
+}
+
+/// `poll(2)` on one fd: what the kernel reported ready, none when the
+/// timeout passed first.
+///
+/// Called through libc: nix's `PollFlags` has no `POLLRDHUP`, the event
+/// that tells a server its peer half-closed.
+pub(super) fn poll(fd: BorrowedFd<'_>, events: PollEvents, timeout: Option<Duration>) -> Call {
+    let wait_ms: nix::libc::c_int = match timeout {
+        None => -1,
+        // poll(2) counts whole milliseconds; round up so it never returns
+        // before the step's timeout.
+        Some(t) => t
+            .as_micros()
+            .div_ceil(1000)
+            .try_into()
+            .unwrap_or(nix::libc::c_int::MAX),
+    };
+    let mut fds = [nix::libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+        events: events.raw(),
+        revents: 0,
+    }];
+    timed(|| {
+        // SAFETY: `fds` is one initialised pollfd that outlives the call,
+        // and its fd is borrowed, so it stays open for the call's length.
+        let n = unsafe { nix::libc::poll(fds.as_mut_ptr(), 1, wait_ms) };
+        if n < 0 {
+            return CallResult::from_io(&io::Error::last_os_error(), 0);
+        }
+        let mut result = CallResult::ok(0);
+        result.ready = Some(PollEvents::from_raw(fds[0].revents));
+        result
+    })
+}
+
+/// A call that made no blocking syscall: its setup failed or it only set
+/// options.
+pub(super) fn instant(result: CallResult) -> Call {
+    Call {
+        result,
+        began: Instant::now(),
+        took: Duration::ZERO,
+        received: Vec::new(),
+    }
+}
+
+pub(super) fn timed(f: impl FnOnce() -> CallResult) -> Call {
+    let began = Instant::now();
+    let result = f();
+    Call {
+        result,
+        began,
+        took: began.elapsed(),
+        received: Vec::new(),
+    }
+}
+
+/// Writes the whole payload (see the [`peer` docs](super) for the timeout).
+pub(super) fn send(conn: &Sock, payload: &Payload, timeout: Option<Duration>) -> Call {
+    // Built before the clock starts: a 200 MB filler is this side's work,
+    // not part of the call.
+    let bytes = payload_bytes(payload);
+    let mut written = 0usize;
+    let began = Instant::now();
+    let budget_end = timeout.map(|t| began + t);
+    let result = loop {
+        if written == bytes.len() {
+            break CallResult::ok(written as u64);
+        }
+        let flags = match budget_end {
+            None => {
+                if let Err(err) = conn.set_write_timeout(None) {
+                    break CallResult::from_io(&err, written as u64);
+                }
+                0
+            }
+            Some(end) => {
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    // The step's time is spent after a partial write: the
+                    // kernel says whether there is room now.
+                    nix::libc::MSG_DONTWAIT
+                } else {
+                    if let Err(err) = conn.set_write_timeout(kernel_timeout(Some(left))) {
+                        break CallResult::from_io(&err, written as u64);
+                    }
+                    0
+                }
+            }
+        };
+        // MSG_NOSIGNAL: a write after the peer's RST returns EPIPE instead
+        // of raising SIGPIPE, as servers that ignore SIGPIPE see it.
+        match conn.send_with_flags(&bytes[written..], flags | nix::libc::MSG_NOSIGNAL) {
+            Ok(n) => {
+                written += n;
+                if flags & nix::libc::MSG_DONTWAIT != 0 && written < bytes.len() {
+                    // Room for some but not all: the kernel's next answer
+                    // decides, without blocking past the timeout.
+                    continue;
+                }
+            }
+            Err(err) => break CallResult::from_io(&err, written as u64),
+        }
+    };
+    Call {
+        result,
+        began,
+        took: began.elapsed(),
+        received: Vec::new(),
+    }
+}
+
+fn read_once(conn: &Sock, buf: &mut [u8]) -> io::Result<usize> {
+    let mut reader: &Sock = conn;
+    reader.read(buf)
+}
+
+/// One read under `SO_RCVTIMEO`.
+pub(super) fn recv(conn: &Sock, max: usize, timeout: Option<Duration>) -> Call {
+    let mut buf = vec![0u8; max];
+    if let Err(err) = conn.set_read_timeout(kernel_timeout(timeout)) {
+        return instant(CallResult::from_io(&err, 0));
+    }
+    let mut call = timed(|| match read_once(conn, &mut buf) {
+        Ok(0) => CallResult::eof(0),
+        Ok(n) => CallResult::ok(n as u64),
+        Err(err) => CallResult::from_io(&err, 0),
+    });
+    if matches!(call.result.outcome, crate::model::Outcome::Ok) {
+        buf.truncate((call.result.bytes as usize).min(RECEIVED_KEPT));
+        call.received = buf;
+    }
+    call
+}
+
+/// Reads until a byte count or a pattern; `timeout` is each read's
+/// `SO_RCVTIMEO`, the idle time a per-read socket timeout allows.
+pub(super) fn recv_until(conn: &Sock, until: &Until, timeout: Option<Duration>) -> Call {
+    let mut buf = vec![0u8; 64 * 1024];
+    if let Err(err) = conn.set_read_timeout(kernel_timeout(timeout)) {
+        return instant(CallResult::from_io(&err, 0));
+    }
+    // Only the tail that could hold a pattern split across reads is kept
+    // for the search; the start of what arrived, for a `matches` check.
+    let mut tail: Vec<u8> = Vec::new();
+    let mut kept: Vec<u8> = Vec::new();
+    let mut call = timed(|| {
+        let mut total = 0u64;
+        loop {
+            match read_once(conn, &mut buf) {
+                Err(err) => return CallResult::from_io(&err, total),
+                Ok(0) => return CallResult::eof(total),
+                Ok(n) => {
+                    total += n as u64;
+                    let room = RECEIVED_KEPT.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                    match until {
+                        Until::Bytes(want) if total >= *want => return CallResult::ok(total),
+                        Until::Pattern(pattern) => {
+                            tail.extend_from_slice(&buf[..n]);
+                            let needle = pattern.as_bytes();
+                            if tail.windows(needle.len()).any(|w| w == needle) {
+                                return CallResult::ok(total);
+                            }
+                            let keep = needle.len().saturating_sub(1);
+                            let drop = tail.len().saturating_sub(keep);
+                            tail.drain(..drop);
+                        }
+                        Until::Bytes(_) => {}
+                    }
+                }
+            }
+        }
+    });
+    call.received = kept;
+    call
+}
+
+pub(super) fn shutdown(conn: &Sock, how: How) -> Call {
+    let how = match how {
+        How::Read => std::net::Shutdown::Read,
+        How::Write => std::net::Shutdown::Write,
+        How::Both => std::net::Shutdown::Both,
+    };
+    timed(|| match conn.shutdown(how) {
+        Ok(()) => CallResult::ok(0),
+        Err(err) => CallResult::from_io(&err, 0),
+    })
+}
+
+/// A payload's bytes; filler is a repeating alphabet so captures stay legible.
+fn payload_bytes(payload: &Payload) -> Vec<u8> {
+    match payload {
+        Payload::Text { text, repeat } => text.repeat(*repeat).into_bytes(),
+        Payload::Size(n) => {
+            // Doubling copies, not a loop per byte: megabytes of filler in a
+            // debug build would otherwise take tens of milliseconds.
+            let mut bytes = b"abcdefghijklmnopqrstuvwxyz".to_vec();
+            while bytes.len() < *n {
+                bytes.extend_from_within(..bytes.len().min(*n - bytes.len()));
+            }
+            bytes.truncate(*n);
+            bytes
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filler_is_the_alphabet_repeated_to_the_exact_size() {
+        for n in [1, 25, 26, 27, 1000, 5_000_000] {
+            let bytes = payload_bytes(&Payload::Size(n));
+            assert_eq!(bytes.len(), n);
+            assert!(
+                bytes
+                    .iter()
+                    .enumerate()
+                    .all(|(i, b)| *b == b'a' + (i % 26) as u8)
+            );
+        }
+    }
+}
