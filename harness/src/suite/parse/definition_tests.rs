@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::model::Side;
 use crate::suite::action::{ActionDef, JUDGING, MODIFIERS, catalog};
 
 /// A suite with one case where `side` runs `step`, and what makes the step

@@ -1,11 +1,12 @@
 use std::path::Path;
+use std::time::Duration;
 
 use rstest::rstest;
 
 use super::*;
-use crate::model::Outcome;
+use crate::model::{Outcome, Side};
 use crate::suite::action::catalog;
-use crate::suite::{Control, SocketCall};
+use crate::suite::{Action, Check, Control, SocketCall};
 
 const PATH: &str = "suites/t.toml";
 

@@ -1,0 +1,311 @@
+//! Reading the top of a suite file and each case in it: their keys, the
+//! defaults a case inherits from the suite (deadline, tolerance, sysctls,
+//! program), case names (valid, unique), and the sysctl tables of both.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+use super::Reader;
+use super::program::versions_of;
+use super::raw::{RawTolerance, SysctlValue};
+use crate::model::Side;
+use crate::suite::action::values::DurationValue;
+use crate::suite::limits::MAX_CASES_PER_FILE;
+use crate::suite::{
+    Case, DEFAULT_DEADLINE, Location, Program, Scope, Script, Suite, Tolerance, Topology,
+};
+
+impl<'a> Reader<'a> {
+    pub(super) fn suite(&mut self) -> Suite {
+        let name = self
+            .path
+            .file_stem()
+            .map_or_else(|| "suite".to_string(), |s| s.to_string_lossy().into_owned());
+        let mut suite = Suite {
+            name,
+            path: self.path.to_path_buf(),
+            description: None,
+            cases: Vec::new(),
+        };
+        let (root, errors) = DeTable::parse_recoverable(self.text);
+        if !errors.is_empty() {
+            for err in errors {
+                self.toml_problem(err, 0..0);
+            }
+            return suite;
+        }
+        let mut defaults = Defaults {
+            deadline: DEFAULT_DEADLINE,
+            tolerance: Tolerance::DEFAULT,
+            sysctls: Vec::new(),
+            program: None,
+        };
+        let mut cases = None;
+        for (key, value) in root.get_ref() {
+            match key.get_ref().as_ref() {
+                "description" => suite.description = self.value(value),
+                "deadline" => {
+                    if let Some(d) = self.value::<DurationValue>(value) {
+                        defaults.deadline = d.0;
+                    }
+                }
+                "tolerance" => {
+                    if let Some(t) = self.value::<RawTolerance>(value) {
+                        defaults.tolerance = t.apply(Tolerance::DEFAULT);
+                    }
+                }
+                "case" => cases = Some(value),
+                "program" => defaults.program = self.program(value, true),
+                "sysctl" => defaults.sysctls = self.sysctls(value),
+                other => self.problem(
+                    key.span(),
+                    format!("unknown key `{other}` at the top of a suite, expected one of `description`, `deadline`, `tolerance`, `sysctl`, `program`, `case`"),
+                ),
+            }
+        }
+        let Some(cases) = cases else {
+            self.problem(0..0, "expected at least one `[[case]]` table, found none");
+            return suite;
+        };
+        let Some(array) = cases.get_ref().as_array() else {
+            self.problem(
+                cases.span(),
+                format!(
+                    "expected `case` to be an array of tables (`[[case]]`), found {}",
+                    cases.get_ref().type_str()
+                ),
+            );
+            return suite;
+        };
+        if array.is_empty() {
+            self.problem(
+                cases.span(),
+                "expected at least one `[[case]]` table, found none",
+            );
+            return suite;
+        }
+        if array.len() > MAX_CASES_PER_FILE {
+            self.problem(
+                cases.span(),
+                format!(
+                    "expected at most {MAX_CASES_PER_FILE} cases in a suite file, found {}: split it into several files",
+                    array.len()
+                ),
+            );
+            return suite;
+        }
+        let mut names = BTreeMap::new();
+        for item in array.iter() {
+            if let Some(case) = self.case(item, defaults.clone(), &mut names) {
+                suite.cases.extend(versions_of(case));
+            }
+        }
+        suite
+    }
+
+    /// `names` maps the case names seen so far to where each was written,
+    /// so a duplicate is found even when either case has other errors.
+    fn case(
+        &mut self,
+        item: &Spanned<DeValue<'a>>,
+        defaults: Defaults,
+        names: &mut BTreeMap<String, Location>,
+    ) -> Option<Case> {
+        let Some(table) = item.get_ref().as_table() else {
+            self.problem(
+                item.span(),
+                format!("expected a case table, found {}", item.get_ref().type_str()),
+            );
+            return None;
+        };
+        let before = self.count;
+        self.case_steps = 0;
+        let location = self.location(item.span().start);
+        let mut case = Case {
+            name: String::new(),
+            description: None,
+            location,
+            ignore: None,
+            deadline: defaults.deadline,
+            sysctls: defaults.sysctls.clone(),
+            tolerance: defaults.tolerance,
+            scripts: Vec::new(),
+            program: defaults.program.clone(),
+            version: None,
+            topology: Topology::Loopback,
+        };
+        let mut topology_key = None;
+        // Where the `client` and `server` scripts are, for a program that
+        // plays one of them.
+        let mut side_keys = [None, None];
+        // Where the case sets sysctls of its own, if it does.
+        let mut own_sysctl = None;
+        // `Some(None)`: a `name` is there but is not a string (already reported).
+        let mut name = None;
+        for (key, value) in table {
+            match key.get_ref().as_ref() {
+                "name" => name = Some(self.value::<Spanned<String>>(value)),
+                "description" => case.description = self.value(value),
+                "ignore" => case.ignore = self.value(value),
+                "deadline" => {
+                    if let Some(d) = self.value::<DurationValue>(value) {
+                        case.deadline = d.0;
+                    }
+                }
+                "tolerance" => {
+                    if let Some(t) = self.value::<RawTolerance>(value) {
+                        case.tolerance = t.apply(defaults.tolerance);
+                    }
+                }
+                "sysctl" => {
+                    own_sysctl = Some(key.span());
+                    // The case's own values win over the suite's, key by key.
+                    for (key, value) in self.sysctls(value) {
+                        case.sysctls.retain(|(k, _)| *k != key);
+                        case.sysctls.push((key, value));
+                    }
+                }
+                "client" => {
+                    side_keys[0] = Some(key.span());
+                    case.scripts.push(Script { side: Side::Client, steps: self.steps(Side::Client, value, false) })
+                }
+                "server" => {
+                    side_keys[1] = Some(key.span());
+                    case.scripts.push(Script { side: Side::Server, steps: self.steps(Side::Server, value, false) })
+                }
+                "program" => case.program = self.program(value, false),
+                "topology" => {
+                    topology_key = Some(value.span());
+                    match value.get_ref().as_str() {
+                        Some("loopback") => case.topology = Topology::Loopback,
+                        Some("two_hosts") => case.topology = Topology::TwoHosts,
+                        _ => self.problem(
+                            value.span(),
+                            "expected `topology` to be \"loopback\" (the default) or \"two_hosts\"",
+                        ),
+                    }
+                }
+                "proxy" => case.scripts.push(Script { side: Side::Proxy, steps: self.steps(Side::Proxy, value, false) }),
+                other => self.problem(
+                    key.span(),
+                    format!("unknown key `{other}` in a case, expected one of `name`, `description`, `ignore`, `deadline`, `tolerance`, `sysctl`, `topology`, `program`, `client`, `server`, `proxy`"),
+                ),
+            }
+        }
+        case.scripts.sort_by_key(|s| s.side);
+        if let (Topology::TwoHosts, Some(at)) = (case.topology, topology_key) {
+            self.two_hosts(&mut case, at);
+        }
+        match name {
+            Some(Some(name)) if valid_case_name(name.get_ref()) => {
+                let at = self.location(name.span().start);
+                if let Some(first) = names.get(name.get_ref()) {
+                    self.problem(
+                        name.span(),
+                        format!(
+                            "expected a case name unique in this suite, found `{}` again (first at line {}, column {}): test names must be unique",
+                            name.get_ref(),
+                            first.line,
+                            first.column
+                        ),
+                    );
+                } else {
+                    names.insert(name.get_ref().clone(), at);
+                }
+                case.name = name.into_inner();
+            }
+            Some(None) => {}
+            Some(Some(name)) => self.problem(
+                name.span(),
+                format!(
+                    "expected a case name of letters, digits, `_` and `-`, found `{}`",
+                    name.get_ref()
+                ),
+            ),
+            None => self.problem(
+                item.span().start..item.span().start,
+                "expected a `name` for this case, found none",
+            ),
+        }
+        if case.scripts.is_empty() {
+            self.problem(
+                item.span().start..item.span().start,
+                "expected a `client`, `server` or `proxy` script in this case, found none",
+            );
+        }
+        let role = case.program.as_ref().map(|p| p.role);
+        let played = match role {
+            Some(Side::Client) => side_keys[0].clone(),
+            Some(_) => side_keys[1].clone(),
+            None => None,
+        };
+        if let (Some(program), Some(at)) = (&case.program, played) {
+            self.problem(
+                at,
+                format!(
+                    "expected no `{0}` script in a case with a program (the program at line {1} plays the {0}), found one",
+                    program.role, program.location.line
+                ),
+            );
+        }
+        if let (Some(program), Some(at)) = (case.program.as_ref(), own_sysctl) {
+            if program.scope == Scope::Suite {
+                self.problem(
+                    at,
+                    format!(
+                        "expected no `sysctl` of its own in a case that shares the suite's program (`scope = \"suite\"` at line {}), found one: a sysctl applies to the whole namespace that program serves every case in; set it in the suite's `sysctl` table, or give this case a `program` of its own",
+                        program.location.line
+                    ),
+                );
+            }
+        }
+        self.across_scripts(&case.scripts, role);
+        self.faults(&case);
+        if case.shares_program() {
+            self.shared_program_steps(&case.scripts);
+        }
+        (self.count == before).then_some(case)
+    }
+
+    fn sysctls(&mut self, value: &Spanned<DeValue<'a>>) -> Vec<(String, String)> {
+        let Some(table) = value.get_ref().as_table() else {
+            self.problem(value.span(), format!("expected a table of sysctls like `{{ \"net.ipv4.tcp_fin_timeout\" = 5 }}`, found {}", value.get_ref().type_str()));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (key, v) in table {
+            let name = key.get_ref().to_string();
+            if let Err(why) = crate::sandbox::validate_sysctl_key(&name) {
+                self.problem(key.span(), why);
+                continue;
+            }
+            if let Some(SysctlValue(text)) = self.value(v) {
+                match crate::sandbox::validate_sysctl_value(&text) {
+                    Ok(()) => out.push((name, text)),
+                    Err(why) => self.problem(v.span(), why),
+                }
+            }
+        }
+        out
+    }
+}
+
+#[derive(Clone)]
+struct Defaults {
+    deadline: Duration,
+    tolerance: Tolerance,
+    /// The suite's `sysctl` table, every case's unless it sets a key itself.
+    sysctls: Vec<(String, String)>,
+    /// The suite's `[program]`, every case's unless it names its own.
+    program: Option<Program>,
+}
+
+fn valid_case_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
