@@ -1,0 +1,266 @@
+//! A `[program]` table (the suite's or a case's): what it must hold, the
+//! checks and steps that need one, the side it plays, a suite-scoped
+//! program shared by cases, and `compare`'s two versions of each case.
+
+use super::*;
+
+/// A suite whose `[program]` table has these lines, and one client case.
+fn with_program(table: &str) -> String {
+    format!("[program]\n{table}\n\n[[case]]\nname = \"a\"\nclient = [{{ connect = 8080 }}]\n")
+}
+
+#[rstest]
+#[case::no_command(
+    with_program("run = []\nport = 8080"),
+    "expected `run` to name a command"
+)]
+#[case::port_zero(
+    with_program("run = [\"./server\"]\nport = 0"),
+    "expected a `port` from 1 to 65535, found 0"
+)]
+#[case::no_port(with_program("run = [\"./server\"]"), "missing field `port`")]
+#[case::bad_pattern(
+    with_program("run = [\"./server\"]\nport = 8080\nready = \"(\""),
+    "expected `ready` to be a regular expression, found `(`"
+)]
+#[case::bad_signal(
+    with_program("run = [\"./server\"]\nport = 8080\nstop = \"SIGSTOPPLEASE\""),
+    "expected `stop` to be a signal name like \"SIGTERM\" or \"SIGINT\", found \"SIGSTOPPLEASE\""
+)]
+#[case::unknown_key(
+    with_program("run = [\"./server\"]\nport = 8080\nrestart = true"),
+    "unknown field `restart`"
+)]
+#[case::log_count_and_at_most(
+    "[program]\nrun = [\"./s\"]\nport = 8080\n\n[[case]]\nname = \"a\"\nclient = [{ log = \"x\", count = 0, at_most = 1 }]\n".to_string(),
+    "expected `count` or `at_most` with `log`, found both"
+)]
+#[case::log_bad_pattern(
+    "[program]\nrun = [\"./s\"]\nport = 8080\n\n[[case]]\nname = \"a\"\nclient = [{ log = \"(\" }]\n".to_string(),
+    "expected a regular expression, found `(`"
+)]
+#[case::log_pattern_too_large_to_compile_quickly(
+    "[program]\nrun = [\"./s\"]\nport = 8080\n\n[[case]]\nname = \"a\"\nclient = [{ log = \"\\\\w{90}\\\\w{90}\" }]\n".to_string(),
+    "expected a regular expression, found `\\w{90}\\w{90}`: Compiled regex exceeds size limit of 1048576 bytes"
+)]
+#[case::ready_pattern_too_large(
+    with_program("run = [\"./server\"]\nport = 8080\nready = \"\\\\w{90}\\\\w{90}\""),
+    "expected `ready` to be a regular expression, found `\\w{90}\\w{90}`: Compiled regex exceeds size limit"
+)]
+#[case::signal_without_a_program(
+    "[[case]]\nname = \"a\"\nclient = [{ signal = \"SIGTERM\" }]\n".to_string(),
+    "expected a program under test for `signal` to go to, found none"
+)]
+#[case::signal_not_a_signal(
+    "[program]\nrun = [\"./s\"]\nport = 8080\n\n[[case]]\nname = \"a\"\nclient = [{ signal = \"SIGNOPE\" }]\n".to_string(),
+    "expected a signal name like \"SIGTERM\" or \"SIGINT\", found \"SIGNOPE\""
+)]
+#[case::released_without_a_program(
+    "[[case]]\nname = \"a\"\nclient = [{ released = true }]\n".to_string(),
+    "expected a program under test for `released` to look into, found none"
+)]
+#[case::log_without_a_program(
+    "[[case]]\nname = \"a\"\nclient = [{ log = \"x\" }]\n".to_string(),
+    "expected a program under test for `log` to read, found none"
+)]
+#[case::server_script_beside_a_program(
+    "[program]\nrun = [\"./server\"]\nport = 8080\n\n[[case]]\nname = \"a\"\nserver = [{ listen = 8080 }]\n".to_string(),
+    "expected no `server` script in a case with a program (the program at line 1 plays the server), found one"
+)]
+#[case::client_script_beside_a_client_program(
+    "[program]\nrun = [\"./pool\"]\nport = 8080\nrole = \"client\"\n\n[[case]]\nname = \"a\"\nclient = [{ sleep = \"1ms\" }]\nserver = [{ listen = 8080 }]\n".to_string(),
+    "expected no `client` script in a case with a program (the program at line 1 plays the client), found one"
+)]
+#[case::unknown_role(
+    with_program("run = [\"./server\"]\nport = 8080\nrole = \"proxy\""),
+    "expected `role` to be \"server\" or \"client\", found \"proxy\""
+)]
+#[case::unknown_scope(
+    with_program("run = [\"./server\"]\nport = 8080\nscope = \"run\""),
+    "expected `scope` to be \"case\" or \"suite\", found \"run\""
+)]
+#[case::suite_scope_for_a_client(
+    "[program]\nrun = [\"./pool\"]\nport = 8080\nrole = \"client\"\nscope = \"suite\"\n\n[[case]]\nname = \"a\"\nserver = [{ listen = 8080 }]\n".to_string(),
+    "expected `scope = \"suite\"` only for a program that plays the server, found `role = \"client\"`"
+)]
+#[case::suite_scope_in_a_case(
+    "[[case]]\nname = \"a\"\nprogram = { run = [\"./s\"], port = 8080, scope = \"suite\" }\nclient = [{ connect = 8080 }]\n".to_string(),
+    "expected `scope = \"suite\"` only in the suite's `[program]`, found it in a case's"
+)]
+#[case::sysctl_beside_a_suite_program(
+    "[program]\nrun = [\"./s\"]\nport = 8080\nscope = \"suite\"\n\n[[case]]\nname = \"a\"\nsysctl = { \"net.ipv4.tcp_fin_timeout\" = 5 }\nclient = [{ connect = 8080 }]\n".to_string(),
+    "expected no `sysctl` of its own in a case that shares the suite's program (`scope = \"suite\"` at line 1), found one"
+)]
+#[case::signal_to_a_suite_program(
+    "[program]\nrun = [\"./s\"]\nport = 8080\nscope = \"suite\"\n\n[[case]]\nname = \"a\"\nclient = [{ signal = \"SIGTERM\" }]\n".to_string(),
+    "expected no `signal` in a case that shares the suite's program (`scope = \"suite\"`), found one"
+)]
+#[case::one_version(
+    with_program("run = [\"./s\"]\nport = 8080\ncompare = [{ name = \"a\" }]"),
+    "expected `compare` to name two versions (the one compared against first), found 1"
+)]
+#[case::version_name(
+    with_program("run = [\"./s\"]\nport = 8080\ncompare = [{ name = \"a b\" }, { name = \"c\" }]"),
+    "expected a version name of letters, digits, `.`, `_` and `-`, found `a b`"
+)]
+#[case::same_versions(
+    with_program("run = [\"./s\"]\nport = 8080\ncompare = [{ name = \"a\" }, { name = \"a\" }]"),
+    "expected two different version names, found `a` twice"
+)]
+#[case::versions_of_a_suite_program(
+    with_program(
+        "run = [\"./s\"]\nport = 8080\nscope = \"suite\"\ncompare = [{ name = \"a\" }, { name = \"b\" }]"
+    ),
+    "expected `compare` only for a program started per case"
+)]
+#[case::accept_queue_of_no_listener(
+    "[[case]]\nname = \"a\"\nclient = [{ accept_queue = { server = 1 } }]\n".to_string(),
+    "expected the accept queue of a side that listens, found `server`, and this case has no `server` script or program playing it"
+)]
+#[case::accept_queue_of_a_client(
+    "[[case]]\nname = \"a\"\nclient = [{ accept_queue = { client = 1 } }]\n".to_string(),
+    "unknown field `client`, expected `server` or `proxy`"
+)]
+fn a_program_table_is_checked(#[case] text: String, #[case] message: &str) {
+    let (_, _, found) = problem(&text);
+    assert!(found.starts_with(message), "{found}");
+}
+
+#[test]
+fn two_versions_make_each_case_a_pair() {
+    let text = r#"
+[program]
+run = ["./server", "--port", "{port}"]
+port = 8080
+env = { MODE = "test", LEVEL = "1" }
+compare = [
+  { name = "1.0", env = { LEVEL = "2" } },
+  { name = "1.1", run = ["./server-1.1", "--port", "{port}"] },
+]
+
+[[case]]
+name = "leaves"
+client = [{ connect = 8080 }]
+"#;
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).expect("valid suite");
+    let names: Vec<&str> = suite.cases.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["leaves@1.0", "leaves@1.1"]);
+    let program = |i: usize| suite.cases[i].program.as_ref().expect("a program");
+    assert_eq!(program(0).argv, ["./server", "--port", "{port}"]);
+    assert_eq!(
+        program(0).env,
+        [
+            ("MODE".to_string(), "test".to_string()),
+            ("LEVEL".to_string(), "2".to_string())
+        ]
+    );
+    assert_eq!(program(1).argv, ["./server-1.1", "--port", "{port}"]);
+    let version = suite.cases[0].version.as_ref().expect("a version");
+    assert_eq!(
+        (version.case.as_str(), version.name.as_str(), version.base),
+        ("leaves", "1.0", true)
+    );
+    assert!(!suite.cases[1].version.as_ref().expect("a version").base);
+}
+
+#[test]
+fn a_suite_scoped_program_is_shared_by_the_cases_without_their_own() {
+    let text = r#"
+sysctl = { "net.ipv4.tcp_rfc1337" = 1 }
+
+[program]
+run = ["./server"]
+port = 8080
+scope = "suite"
+
+[[case]]
+name = "shares"
+client = [{ connect = 8080 }, { released = true }]
+
+[[case]]
+name = "own"
+program = { run = ["./other"], port = 9000 }
+sysctl = { "net.ipv4.tcp_fin_timeout" = 5 }
+client = [{ connect = 9000 }, { signal = "SIGTERM" }]
+"#;
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).expect("valid suite");
+    assert!(suite.cases[0].shares_program());
+    assert_eq!(
+        suite.cases[0].sysctls,
+        [("net.ipv4.tcp_rfc1337".to_string(), "1".to_string())]
+    );
+    assert!(!suite.cases[1].shares_program());
+    assert_eq!(
+        suite.cases[1].program.as_ref().map(|p| p.scope),
+        Some(crate::suite::Scope::Case)
+    );
+}
+
+#[test]
+fn a_program_plays_the_server_for_state_checks_and_a_case_may_name_its_own() {
+    let text = r#"
+[program]
+run = ["{fixture:stream}", "--port", "{port}"]
+port = 8080
+ready = "^listening"
+stop = "SIGINT"
+grace = "1s"
+env = { MODE = "test" }
+
+[[case]]
+name = "suite_s"
+client = [{ connect = 8080 }, { state = { server = "ESTABLISHED" }, within = "1s" }]
+
+[[case]]
+name = "own"
+program = { run = ["./other"], port = 9000 }
+client = [{ connect = 9000 }]
+"#;
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).expect("valid suite");
+    let first = suite.cases[0]
+        .program
+        .as_ref()
+        .expect("the suite's program");
+    assert_eq!(first.port, 8080);
+    assert_eq!(first.stop, nix::sys::signal::Signal::SIGINT);
+    assert_eq!(first.grace, Duration::from_secs(1));
+    assert_eq!(first.env, [("MODE".to_string(), "test".to_string())]);
+    assert!(
+        first
+            .ready
+            .as_ref()
+            .is_some_and(|r| r.is_match("listening on 8080"))
+    );
+    let own = suite.cases[1].program.as_ref().expect("its own program");
+    assert_eq!(own.argv, ["./other"]);
+    assert_eq!(own.within, crate::suite::DEFAULT_READY_WITHIN);
+}
+
+#[test]
+fn a_program_that_plays_the_client_makes_the_client_s_sockets_checkable() {
+    let text = r#"
+[program]
+run = ["./pool"]
+port = 8080
+role = "client"
+
+[[case]]
+name = "a"
+server = [{ listen = 8080 }, "accept", { state = { client = "ESTABLISHED" }, within = "1s" }]
+"#;
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).expect("valid suite");
+    let program = suite.cases[0].program.as_ref().expect("program");
+    assert_eq!(program.role, Side::Client);
+    // As the server, it would clash with the server script, and `client`
+    // would be a side nobody plays.
+    let found = problems(
+        text.replace("role = \"client\"", "role = \"server\"")
+            .as_bytes(),
+    );
+    assert!(
+        found
+            .iter()
+            .any(|(_, _, m)| m.contains("this case has no `client` script")),
+        "{found:#?}"
+    );
+}
