@@ -19,8 +19,6 @@
 //! its steps and scripts, which no single step shows.
 
 mod case;
-#[cfg(test)]
-mod definition_tests;
 mod program;
 mod raw;
 mod step;

@@ -3,9 +3,11 @@
 //! and the limits on sizes and times, `programs.rs` a `[program]` table
 //! and the cases it makes, `network.rs` faults, cuts and two hosts, and
 //! `whole_file.rs` what is reported of a file as a whole (its order,
-//! encoding, rendering, size and cases). Each problem is asserted where
+//! encoding, rendering, size and cases), and `definitions.rs` every
+//! action's definition read back through what is derived from it. Each problem is asserted where
 //! it is, as `(line, column, message)`.
 
+mod definitions;
 mod network;
 mod programs;
 mod steps;
