@@ -1,8 +1,8 @@
 //! What a run tells people and machines. Everything here renders the typed
-//! record ([`crate::record`]) and the case reports of [`format`]; nothing
+//! record ([`crate::record`]) and the case reports of [`format`](mod@format); nothing
 //! here observes, and nothing reads a sentence back.
 //!
-//! - [`format`]: the JSON report's types (the record as it is written),
+//! - [`format`](mod@format): the JSON report's types (the record as it is written),
 //!   and its JSON Schema;
 //! - `timeline`: the terminal's ladder of calls, packets and states, two
 //!   columns (client left, server right, a proxy between);

@@ -4,7 +4,7 @@
 //! [`start`] spawns the program from the case's thread, so it inherits the
 //! case's namespace and talks only to the case's scripted peers. It runs in
 //! a session and a PID namespace of its own, and holds no copy of any other
-//! case's sockets ([`spawn`]): its process group is the unit that is
+//! case's sockets (`spawn`): its process group is the unit that is
 //! signalled, and everything it starts, even in a session of its own, ends
 //! with it, also when hangup is killed.
 //!
@@ -120,7 +120,7 @@ pub struct Stopped {
 /// namespace and live until the program is stopped (`PR_SET_PDEATHSIG` is
 /// tied to it). `on_exit` hears of an exit hangup did not ask for (a crash,
 /// or an exit while the case runs) with the program's last output. With
-/// `trace`, its socket calls are traced ([`trace`]).
+/// `trace`, its socket calls are traced (see the `trace` module).
 pub fn start(
     spec: &Program,
     places: &Places,

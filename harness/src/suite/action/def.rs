@@ -79,7 +79,7 @@ impl Uses {
     }
 }
 
-/// The one definition of an action (see the [module docs](self)).
+/// The one definition of an action (see the module docs).
 pub struct ActionDef {
     /// The key it is written with.
     pub keyword: &'static str,

@@ -1,7 +1,7 @@
 //! The values a step's keys take, as a suite writes them: each with its
 //! reading from TOML (a hand-written `Deserialize` where serde's derive
 //! would word its errors badly: no `untagged`, no `flatten`) and, in
-//! [`schema`], the JSON Schema fragment an editor checks it with. An
+//! `schema`, the JSON Schema fragment an editor checks it with. An
 //! action's or a modifier's definition names the value it takes; several
 //! share one (a port or an address, a duration, a side).
 
