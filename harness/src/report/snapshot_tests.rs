@@ -18,7 +18,7 @@ use crate::record::{
     EventKind, FaultSpec, HeldBy, HeldSocket, OpenFd, OutputLine, QueuedAt, SegmentSeen, Shortfall,
     StateSource, StepId, StopReason, Stream, Timeline, TracedSyscall,
 };
-use crate::suite::{Fault, HostCut, LineCount, Payload, Segments, SocketCall};
+use crate::suite::{Fault, HostCut, LineCount, Outgoing, Payload, Segments, SocketCall};
 use crate::verdict::{Mismatch, MismatchKind};
 
 fn addr(text: &str) -> SocketAddr {
@@ -49,10 +49,12 @@ fn timeline() -> Timeline {
     let server = Some(Side::Server);
     let (c, s) = (addr("127.0.0.1:41234"), addr("127.0.0.1:8080"));
     let drop_syn = Fault {
-        from: Side::Client,
-        to: None,
-        flags: Some(TcpFlags::SYN),
-        data: None,
+        outgoing: Outgoing {
+            from: Side::Client,
+            to: None,
+            flags: Some(TcpFlags::SYN),
+            data: None,
+        },
         probability: None,
         verdict: Verdict::Drop,
         name: Some("syn".into()),
@@ -62,9 +64,12 @@ fn timeline() -> Timeline {
             by: ms(300),
             jitter: ms(0),
         },
-        from: Side::Server,
-        flags: None,
-        data: Some(true),
+        outgoing: Outgoing {
+            from: Side::Server,
+            to: None,
+            flags: None,
+            data: Some(true),
+        },
         name: None,
         ..drop_syn.clone()
     };
@@ -342,10 +347,12 @@ fn timeline() -> Timeline {
             EventKind::SentCount {
                 step: step(11),
                 segments: Segments {
-                    from: Side::Server,
-                    to: None,
-                    flags: Some(TcpFlags::RST),
-                    data: None,
+                    outgoing: Outgoing {
+                        from: Side::Server,
+                        to: None,
+                        flags: Some(TcpFlags::RST),
+                        data: None,
+                    },
                     window: None,
                     since: None,
                 },

@@ -31,8 +31,8 @@ use std::collections::BTreeSet;
 use crate::model::{Link, Outcome, PollEvents, Port, Side};
 
 pub use action::{
-    Action, Check, Control, Fault, HostCut, How, Lift, LineCount, Loop, Pattern, Payload, Segments,
-    SocketCall, SocketOptions, StepKind, Until,
+    Action, Check, Control, Fault, HostCut, How, Lift, LineCount, Loop, Outgoing, Pattern, Payload,
+    Segments, SocketCall, SocketOptions, StepKind, Until,
 };
 pub use parse::{Diagnostic, SuiteError, parse_suite};
 
@@ -313,7 +313,7 @@ impl Case {
     /// connects to; with `to`, only those the other side connects to or
     /// listens on. Empty when the case gives the side no such port.
     pub fn fault_ports(&self, fault: &Fault) -> Vec<Port> {
-        self.ports_between(fault.from, fault.to)
+        self.ports_between(fault.outgoing.from, fault.outgoing.to)
     }
 
     /// What `from` sends (to `to`, when given), by port (see

@@ -176,8 +176,8 @@ pub(super) fn put_fault(
         .iter()
         .map(|&port| Filter {
             port,
-            flags: fault.flags,
-            data: fault.data,
+            flags: fault.outgoing.flags,
+            data: fault.outgoing.data,
             probability: fault.probability,
             verdict: fault.verdict,
             tag: 0,
@@ -187,7 +187,7 @@ pub(super) fn put_fault(
     let tag = faults.described.len() as u32;
     let filters: Vec<Filter> = filters.into_iter().map(|f| Filter { tag, ..f }).collect();
     let hosts = shared.hosts.get();
-    let host = FaultsInPlace::host(hosts.is_some(), fault.from);
+    let host = FaultsInPlace::host(hosts.is_some(), fault.outgoing.from);
     let kernel = match &mut faults.kernels[host] {
         Some(kernel) => kernel,
         empty => {

@@ -9,7 +9,7 @@ use crate::model::Side;
 use crate::observe::{self};
 use crate::record::{EventKind, SegmentSeen, Shortfall, StepId};
 use crate::report::FailureKind;
-use crate::suite::{Case, LineCount, Segments};
+use crate::suite::{Case, LineCount, Outgoing, Segments};
 use crate::verdict::{self, Mismatch};
 
 /// Starts capturing the case's packets, on its thread (so in its
@@ -205,16 +205,22 @@ pub(super) fn captured_segments(
 
 /// Whether `segment` is one `segments` names.
 pub(super) fn is_one_of(case: &Case, segment: &observe::Segment, segments: &Segments) -> bool {
-    let (from, to) = (segment.from.port(), segment.to.port());
-    case.side_sending(from, to) == Some(segments.from)
-        && segments
-            .to
-            .is_none_or(|side| case.side_sending(to, from) == Some(side))
-        && segments.flags.is_none_or(|f| f.matches(segment.flags))
-        && segments.data.is_none_or(|d| (segment.len > 0) == d)
+    sent_by(case, segment, &segments.outgoing)
         && segments.window.is_none_or(|w| {
             segment.window == w && !segment.flags.contains(crate::model::TcpFlags::RST)
         })
+}
+
+/// Whether `segment` is one of `outgoing`: sent by its side (to its `to`),
+/// with its flags and data.
+fn sent_by(case: &Case, segment: &observe::Segment, outgoing: &Outgoing) -> bool {
+    let (from, to) = (segment.from.port(), segment.to.port());
+    case.side_sending(from, to) == Some(outgoing.from)
+        && outgoing
+            .to
+            .is_none_or(|side| case.side_sending(to, from) == Some(side))
+        && outgoing.flags.is_none_or(|f| f.matches(segment.flags))
+        && outgoing.data.is_none_or(|d| (segment.len > 0) == d)
 }
 
 /// `RST seq 5 win 0 at 12.3 ms`, for reports.
@@ -280,26 +286,26 @@ pub(super) fn check_sent(
                 .take(3)
                 .map(|(at, s)| segment_at(shared, *at, s))
                 .collect();
-            let sender = Segments {
-                from: segments.from,
-                to: segments.to,
+            // Whatever else the side sent there.
+            let sender = Outgoing {
                 flags: None,
                 data: None,
-                window: None,
-                since: None,
+                ..segments.outgoing
             };
             let instead: Vec<String> = all
                 .iter()
                 .filter(|(at, _)| since.is_none_or(|since| *at >= since))
-                .filter(|(_, s)| is_one_of(&shared.case, s, &sender))
+                .filter(|(_, s)| sent_by(&shared.case, s, &sender))
                 .map(|(_, s)| s.flags.to_string())
                 .collect();
             let otherwise = match instead.len() {
-                0 => format!("the {} sent no segment", segments.from),
-                n if n <= 12 => format!("the {} sent {}", segments.from, instead.join(", ")),
+                0 => format!("the {} sent no segment", segments.outgoing.from),
+                n if n <= 12 => {
+                    format!("the {} sent {}", segments.outgoing.from, instead.join(", "))
+                }
                 n => format!(
                     "the {} sent {}, ... ({n} in all)",
-                    segments.from,
+                    segments.outgoing.from,
                     instead[..12].join(", ")
                 ),
             };

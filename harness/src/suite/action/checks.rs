@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::control::sender;
+use super::control::outgoing;
 use super::def::{ANY, ActionDef, Build, Described, StepKind, Uses};
 use super::modifiers::ModValue;
 use super::values::{self, Flag, RawPattern, RawQueues, RawStates, SideName, SyscallName};
@@ -220,12 +220,8 @@ pub(super) const DEFS: &[ActionDef] = &[
         step_rules: None,
         build: |b| {
             let SideName(from) = b.value()?;
-            let (to, flags, data) = sender(b, from);
             let segments = Segments {
-                from,
-                to,
-                flags,
-                data,
+                outgoing: outgoing(b, from),
                 window: b.number("window").and_then(|w| u16::try_from(w).ok()),
                 since: b.text("since").map(str::to_string),
             };

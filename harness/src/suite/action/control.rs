@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::def::{ANY, ActionDef, Build, Described, StepKind, Uses};
 use super::values::{self, DurationValue, SideName, SignalName};
-use super::{Action, Control, Fault, HostCut, Lift, Loop, ms};
+use super::{Action, Control, Fault, HostCut, Lift, Loop, Outgoing, ms};
 use crate::model::{Reject, Side, Verdict};
 use crate::sandbox::topology::Cut;
 use crate::suite::limits::MAX_DELAY;
@@ -333,7 +333,7 @@ pub(super) const DEFS: &[ActionDef] = &[
 /// keys.
 fn fault(b: &mut Build<'_, '_>, verdict: Verdict) -> Option<Action> {
     let SideName(from) = b.value()?;
-    let (to, flags, data) = sender(b, from);
+    let outgoing = outgoing(b, from);
     let mut probability = None;
     if let (Some(p), Some(at)) = (b.get("probability"), b.span("probability")) {
         let super::modifiers::ModValue::Fraction(p) = *p else {
@@ -350,22 +350,16 @@ fn fault(b: &mut Build<'_, '_>, verdict: Verdict) -> Option<Action> {
     }
     let name = fault_name(b);
     Some(Action::Control(Control::Fault(Fault {
-        from,
-        to,
-        flags,
-        data,
+        outgoing,
         probability,
         verdict,
         name,
     })))
 }
 
-/// The segments a fault (or a `sent` check) narrows to: `to`, `flags`,
-/// `data`; `to` naming the sender itself is reported.
-pub(super) fn sender(
-    b: &mut Build<'_, '_>,
-    from: Side,
-) -> (Option<Side>, Option<crate::model::TcpFlags>, Option<bool>) {
+/// The segments of `from` a fault (or a `sent` check) narrows to: `to`,
+/// `flags`, `data`; `to` naming the sender itself is reported.
+pub(super) fn outgoing(b: &mut Build<'_, '_>, from: Side) -> Outgoing {
     let to = match b.get("to") {
         Some(super::modifiers::ModValue::Side(to)) => Some(*to),
         _ => None,
@@ -384,7 +378,12 @@ pub(super) fn sender(
         Some(super::modifiers::ModValue::Flags(flags)) => Some(*flags),
         _ => None,
     };
-    (to, flags, b.bool("data"))
+    Outgoing {
+        from,
+        to,
+        flags,
+        data: b.bool("data"),
+    }
 }
 
 /// A fault's `name`: 1 to 64 characters, not "all" (which `lift` takes as

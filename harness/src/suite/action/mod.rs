@@ -215,11 +215,14 @@ pub struct HostCut {
     pub name: Option<String>,
 }
 
-/// Packets one side sends that the network of the case drops or rejects
-/// (see [`crate::fault`]).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-pub struct Fault {
-    /// The side whose packets it takes.
+/// The TCP segments one side sends, narrowed by whom to, their flags and
+/// whether they carry data: what a fault takes and a `sent` check counts
+/// (the modifiers `to`, `flags` and `data` of both).
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct Outgoing {
+    /// The side that sends them.
     pub from: Side,
     /// Only those on its connections with this side (the proxy talks to
     /// two).
@@ -228,9 +231,19 @@ pub struct Fault {
     /// Only segments with these flags (see [`TcpFlags::matches`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flags: Option<TcpFlags>,
-    /// Only segments without data (`false`: a bare ACK), or only with.
+    /// Only segments with data (`true`), or only without (`false`: a bare
+    /// ACK).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<bool>,
+}
+
+/// Packets one side sends that the network of the case drops or rejects
+/// (see [`crate::fault`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct Fault {
+    /// The packets it takes.
+    #[serde(flatten)]
+    pub outgoing: Outgoing,
     /// The chance each matching packet is taken (1 when not given).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probability: Option<f64>,
@@ -246,17 +259,9 @@ pub struct Fault {
     Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
 )]
 pub struct Segments {
-    /// Sent by this side.
-    pub from: Side,
-    /// To this side, when given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<Side>,
-    /// With these flags (see [`TcpFlags::matches`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flags: Option<TcpFlags>,
-    /// With data (`true`) or without.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<bool>,
+    /// Whose, to whom, which.
+    #[serde(flatten)]
+    pub outgoing: Outgoing,
     /// Advertising this window (unscaled), resets aside.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<u16>,
@@ -802,15 +807,21 @@ fn timeout_words(t: &Option<Duration>) -> String {
 impl fmt::Display for Fault {
     /// `drop what client sends to server: SYN, without data, 50%`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} what {} sends", self.verdict, self.from)?;
-        if let Some(to) = self.to {
+        let Outgoing {
+            from,
+            to,
+            flags,
+            data,
+        } = self.outgoing;
+        write!(f, "{} what {from} sends", self.verdict)?;
+        if let Some(to) = to {
             write!(f, " to {to}")?;
         }
         let mut only = Vec::new();
-        if let Some(flags) = self.flags {
+        if let Some(flags) = flags {
             only.push(format!("{flags} segments"));
         }
-        match self.data {
+        match data {
             Some(false) => only.push("without data".to_string()),
             Some(true) => only.push("with data".to_string()),
             None => {}
@@ -846,11 +857,17 @@ impl fmt::Display for HostCut {
 impl fmt::Display for Segments {
     /// `RST segments the server sent to the client`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.flags {
+        let Outgoing {
+            from,
+            to,
+            flags,
+            data,
+        } = self.outgoing;
+        match flags {
             Some(flags) => write!(f, "{flags} segments")?,
             None => f.write_str("segments")?,
         }
-        match self.data {
+        match data {
             Some(true) => f.write_str(" with data")?,
             Some(false) => f.write_str(" without data")?,
             None => {}
@@ -858,8 +875,8 @@ impl fmt::Display for Segments {
         if let Some(window) = self.window {
             write!(f, " advertising window {window}")?;
         }
-        write!(f, " the {} sent", self.from)?;
-        if let Some(to) = self.to {
+        write!(f, " the {from} sent")?;
+        if let Some(to) = to {
             write!(f, " to the {to}")?;
         }
         if let Some(label) = &self.since {

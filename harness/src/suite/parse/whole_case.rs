@@ -119,9 +119,11 @@ impl Reader<'_> {
         }
         for step in steps() {
             let (from, to, what) = match &step.action {
-                Action::Control(Control::Fault(fault)) => (fault.from, fault.to, "a fault on"),
+                Action::Control(Control::Fault(fault)) => {
+                    (fault.outgoing.from, fault.outgoing.to, "a fault on")
+                }
                 Action::Check(Check::Sent { segments, .. }) => {
-                    (segments.from, segments.to, "a count of")
+                    (segments.outgoing.from, segments.outgoing.to, "a count of")
                 }
                 _ => continue,
             };

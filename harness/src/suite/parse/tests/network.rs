@@ -229,10 +229,10 @@ fn a_fault_reads_every_modifier() {
     let Action::Control(Control::Fault(fault)) = &steps[1].action else {
         panic!("{:?}", steps[1].action);
     };
-    assert_eq!(fault.from, Side::Client);
-    assert_eq!(fault.to, Some(Side::Server));
-    assert_eq!(fault.flags, Some(crate::model::TcpFlags(0x11)));
-    assert_eq!(fault.data, Some(false));
+    assert_eq!(fault.outgoing.from, Side::Client);
+    assert_eq!(fault.outgoing.to, Some(Side::Server));
+    assert_eq!(fault.outgoing.flags, Some(crate::model::TcpFlags(0x11)));
+    assert_eq!(fault.outgoing.data, Some(false));
     assert_eq!(fault.probability, Some(0.5));
     assert_eq!(fault.name.as_deref(), Some("p"));
     assert_eq!(
