@@ -161,16 +161,38 @@ impl Stream {
 pub struct OutputLine {
     /// Which stream.
     pub stream: Stream,
-    /// The line.
+    /// The line, up to `sut::LINE_CAP` bytes of it.
     pub line: String,
+    /// How many bytes of the line were left out past the cap (0: none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cut: u64,
 }
 
-/// `out| the line`: how a program's line reads in every text report
-/// (`program.log`, the timeline, a failure's last output).
+/// `out| the line`, and for a line cut at the cap `out| the line… (1234
+/// more bytes left out)`: how a program's line reads in every text
+/// report (`program.log`, the timeline, a failure's last output).
 impl std::fmt::Display for OutputLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}| {}", self.stream.name(), self.line)
+        write_output(f, self.stream, &self.line, self.cut)
     }
+}
+
+/// Writes a program's line as [`OutputLine`]'s Display does.
+pub fn write_output(
+    f: &mut impl std::fmt::Write,
+    stream: Stream,
+    line: &str,
+    cut: u64,
+) -> std::fmt::Result {
+    write!(f, "{}| {line}", stream.name())?;
+    if cut > 0 {
+        write!(f, "… ({cut} more bytes left out)")?;
+    }
+    Ok(())
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A fault a step put on the network: packets dropped, rejected or
@@ -427,8 +449,13 @@ pub enum EventKind {
     Output {
         /// Which stream.
         stream: Stream,
-        /// The line, without its newline (invalid UTF-8 replaced).
+        /// The line, without its newline (invalid UTF-8 replaced), up to
+        /// `sut::LINE_CAP` bytes of it.
         line: String,
+        /// How many bytes of the line were left out past the cap (0:
+        /// none).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        cut: u64,
     },
     /// A TCP segment the case's capture saw arrive (the event's side is
     /// its sender's, when the case tells).
@@ -931,6 +958,7 @@ mod tests {
             EventKind::Output {
                 stream: Stream::Err,
                 line: "client gone".into(),
+                cut: 0,
             },
         );
         timeline.push(

@@ -113,6 +113,7 @@ fn timeline() -> Timeline {
             EventKind::Output {
                 stream: Stream::Out,
                 line: "listening on 127.0.0.1:8080".into(),
+                cut: 0,
             },
         ),
         (
@@ -318,6 +319,7 @@ fn timeline() -> Timeline {
             EventKind::Output {
                 stream: Stream::Err,
                 line: "client gone: Broken pipe".into(),
+                cut: 0,
             },
         ),
         (
@@ -584,10 +586,18 @@ fn case() -> CaseReport {
                 expected: "the program to hold none of the case's connections, none in CLOSE_WAIT or CLOSE, and none waiting to be accepted within 1000 ms".into(),
                 observed: "it holds fd 4: CLOSE; 8 fds (6 at ready; opened since: fd 4: socket TCP)".into(),
             }),
-            output: vec![OutputLine {
-                stream: Stream::Err,
-                line: "client gone: Broken pipe".into(),
-            }],
+            output: vec![
+                OutputLine {
+                    stream: Stream::Err,
+                    line: "x".repeat(40),
+                    cut: 70_000,
+                },
+                OutputLine {
+                    stream: Stream::Err,
+                    line: "client gone: Broken pipe".into(),
+                    cut: 0,
+                },
+            ],
             ..Failure::new(
                 FailureKind::Expectation,
                 "client step 15 `{ released = true, within = \"1s\" }` at suites/s02.toml:30:3: expected the program to hold none of the case's connections, none in CLOSE_WAIT or CLOSE, and none waiting to be accepted within 1000 ms, observed it holds fd 4: CLOSE; 8 fds (6 at ready; opened since: fd 4: socket TCP)".into(),

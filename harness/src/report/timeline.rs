@@ -404,7 +404,11 @@ impl Event {
                     }
                 }
             }
-            EventKind::Output { stream, line } => format!("{}| {line}", stream.name()),
+            EventKind::Output { stream, line, cut } => {
+                let mut text = String::new();
+                let _ = crate::record::write_output(&mut text, *stream, line, *cut);
+                text
+            }
             EventKind::Packet {
                 flags,
                 seq,

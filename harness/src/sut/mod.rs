@@ -33,6 +33,7 @@ mod spawn;
 mod trace;
 mod view;
 
+pub use output::LINE_CAP;
 pub use places::Places;
 pub use trace::{Calls, TracedCall};
 pub use view::{Held, ProgramView};

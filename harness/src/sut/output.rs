@@ -136,20 +136,20 @@ pub(super) fn read_lines(
             let mut reader = BufReader::new(from);
             let mut bytes = Vec::new();
             loop {
-                bytes.clear();
-                match reader.read_until(b'\n', &mut bytes) {
-                    Ok(0) | Err(_) => {
+                let cut = match read_line_capped(&mut reader, &mut bytes, LINE_CAP) {
+                    Ok(Some(cut)) => cut,
+                    Ok(None) | Err(_) => {
                         output.stream_ended();
                         return;
                     }
-                    Ok(_) => {}
-                }
+                };
                 let now = Instant::now();
                 let line = OutputLine {
                     stream,
                     line: String::from_utf8_lossy(&bytes)
-                        .trim_end_matches(['\n', '\r'])
+                        .trim_end_matches('\r')
                         .to_string(),
+                    cut,
                 };
                 let record = route.current();
                 let mut state = output.lock();
@@ -161,8 +161,107 @@ pub(super) fn read_lines(
                 state.lines.push(line.clone());
                 output.changed.notify_all();
                 drop(state);
-                let OutputLine { stream, line } = line;
-                record.push(now, Some(side), EventKind::Output { stream, line });
+                let OutputLine { stream, line, cut } = line;
+                record.push(now, Some(side), EventKind::Output { stream, line, cut });
             }
         });
+}
+
+/// The most of one line of a program's output that hangup keeps: a line
+/// that grows past it (a program that never writes a newline) is kept up
+/// to here and the rest counted, not held, however long it grows.
+pub const LINE_CAP: usize = 64 * 1024;
+
+/// Reads one line into `line` (without its newline), keeping at most
+/// `cap` bytes of it and counting the rest as it passes: `Some(bytes left
+/// out)`, or `None` at the end of the stream with nothing read. Memory
+/// stays at `cap` plus the reader's buffer whatever the program writes.
+pub(super) fn read_line_capped(
+    reader: &mut impl BufRead,
+    line: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<Option<u64>> {
+    line.clear();
+    let mut left_out = 0u64;
+    let mut read_any = false;
+    loop {
+        let buf = match reader.fill_buf() {
+            Ok(buf) => buf,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        if buf.is_empty() {
+            return Ok(read_any.then_some(left_out));
+        }
+        read_any = true;
+        let newline = buf.iter().position(|&b| b == b'\n');
+        let content = &buf[..newline.unwrap_or(buf.len())];
+        let kept = content.len().min(cap.saturating_sub(line.len()));
+        line.extend_from_slice(&content[..kept]);
+        left_out += (content.len() - kept) as u64;
+        let used = newline.map_or(buf.len(), |at| at + 1);
+        reader.consume(used);
+        if newline.is_some() {
+            return Ok(Some(left_out));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufReader, Read};
+
+    use super::*;
+
+    /// Every line of `input`, as the reader hands them out with `cap`.
+    fn lines(input: impl Read, cap: usize) -> Vec<(String, u64)> {
+        let mut reader = BufReader::new(input);
+        let mut line = Vec::new();
+        let mut out = Vec::new();
+        while let Some(cut) = read_line_capped(&mut reader, &mut line, cap).expect("read") {
+            out.push((String::from_utf8_lossy(&line).into_owned(), cut));
+        }
+        out
+    }
+
+    #[test]
+    fn lines_under_the_cap_are_whole_and_a_last_line_without_newline_counts() {
+        assert_eq!(
+            lines(&b"one\n\ntwo\r\nthree"[..], 8),
+            [
+                ("one".into(), 0),
+                (String::new(), 0),
+                ("two\r".into(), 0),
+                ("three".into(), 0)
+            ]
+        );
+        assert_eq!(lines(&b""[..], 8), []);
+    }
+
+    #[test]
+    fn a_line_past_the_cap_is_kept_to_it_and_the_rest_counted() {
+        assert_eq!(
+            lines(&b"0123456789\nok\n"[..], 4),
+            [("0123".into(), 6), ("ok".into(), 0)]
+        );
+    }
+
+    /// A 100 MB line without a newline, then a short one: the reader keeps
+    /// the cap's worth and never holds more, however long the line.
+    #[test]
+    fn an_endless_line_is_never_held_whole() {
+        let huge = std::io::repeat(b'x').take(100 << 20);
+        let mut reader = BufReader::new(huge.chain(&b"\nafter\n"[..]));
+        let mut line = Vec::new();
+        let cut = read_line_capped(&mut reader, &mut line, LINE_CAP).expect("read");
+        assert_eq!(line.len(), LINE_CAP);
+        assert_eq!(cut, Some((100 << 20) - LINE_CAP as u64));
+        assert!(line.capacity() <= 2 * LINE_CAP, "{}", line.capacity());
+        let next = read_line_capped(&mut reader, &mut line, LINE_CAP).expect("read");
+        assert_eq!((next, line.as_slice()), (Some(0), &b"after"[..]));
+        assert_eq!(
+            read_line_capped(&mut reader, &mut line, LINE_CAP).expect("read"),
+            None
+        );
+    }
 }

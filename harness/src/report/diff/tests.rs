@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::model::{Errno, Exit, Socket};
-use crate::record::{OutputLine, StateSource, Stream, Timeline, TracedSyscall};
+use crate::record::{StateSource, Stream, Timeline, TracedSyscall};
 use crate::report::{CaseStatus, Failure, FailureKind};
 use crate::suite::{LineCount, SocketCall};
 
@@ -66,11 +66,14 @@ fn state(step: usize, state: crate::model::TcpState) -> (Option<Side>, EventKind
 }
 
 fn output(line: &str) -> (Option<Side>, EventKind) {
-    let OutputLine { stream, line } = OutputLine {
-        stream: Stream::Err,
-        line: line.into(),
-    };
-    (Some(Side::Server), EventKind::Output { stream, line })
+    (
+        Some(Side::Server),
+        EventKind::Output {
+            stream: Stream::Err,
+            line: line.into(),
+            cut: 0,
+        },
+    )
 }
 
 fn packet(from: Side, to: Side, flags: &str) -> (Option<Side>, EventKind) {
