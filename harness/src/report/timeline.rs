@@ -409,6 +409,9 @@ impl Event {
                 let _ = crate::record::write_output(&mut text, *stream, line, *cut);
                 text
             }
+            EventKind::OutputLeftOut { lines, bytes } => format!(
+                "... {lines} lines of output ({bytes} bytes) left out here; program.log has them"
+            ),
             EventKind::Packet {
                 flags,
                 seq,

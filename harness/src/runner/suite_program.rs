@@ -104,7 +104,10 @@ impl SuiteProgram {
         // A case's own sysctls are refused beside a shared program, so the
         // first case's are the suite's.
         let sysctls = first.sysctls.clone();
-        let trace = sharing.iter().any(|c| c.traces_program());
+        let watching = sut::Watching {
+            calls: sharing.iter().any(|c| c.traces_program()),
+            log: crate::suite::Case::log_patterns_of(sharing.iter().copied()),
+        };
         let root = options
             .artifact_root
             .clone()
@@ -119,17 +122,18 @@ impl SuiteProgram {
         let (ready_tx, ready_rx) = mpsc::channel();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
         let host = {
-            let (spec, record, route, exits) = (
+            let (spec, record, route, exits, watching) = (
                 spec.clone(),
                 record.clone(),
                 route.clone(),
                 Arc::clone(&exits),
+                watching,
             );
             std::thread::Builder::new()
                 .name(format!("program of {}", suite.name))
                 .spawn(move || {
                     let started =
-                        host_start(&spec, &places, &sysctls, &record, &route, trace, exits);
+                        host_start(&spec, &places, &sysctls, &record, &route, watching, exits);
                     let running = match started {
                         Ok((handle, running)) => {
                             let _ = ready_tx.send(Ok((handle, running.view())));
@@ -245,7 +249,7 @@ fn host_start(
     sysctls: &[(String, String)],
     record: &Recorder,
     route: &Route,
-    trace: bool,
+    watching: sut::Watching,
     exits: Arc<Mutex<Exits>>,
 ) -> Result<(Arc<OwnedFd>, sut::Running), (String, Vec<OutputLine>)> {
     let setup = |e: crate::sandbox::SandboxError| {
@@ -267,7 +271,7 @@ fn host_start(
         }
         exits.exited = Some((exit, tail));
     };
-    let running = sut::start(spec, places, record, route, Side::Server, trace, on_exit)
+    let running = sut::start(spec, places, record, route, Side::Server, watching, on_exit)
         .map_err(|e| (e.to_string(), Vec::new()))?;
     let waited = SockDiag::open()
         .map_err(|e| format!("failed to open sock_diag: {e}"))

@@ -366,6 +366,31 @@ impl Case {
         self.scripts.iter().any(|script| any(&script.steps))
     }
 
+    /// The patterns of every `log` check of `cases` (loops' bodies too),
+    /// each once: what a program serving them counts on every line.
+    pub fn log_patterns_of<'a>(cases: impl IntoIterator<Item = &'a Case>) -> Vec<regex::Regex> {
+        fn gather(steps: &[Step], into: &mut Vec<regex::Regex>) {
+            for step in steps {
+                match &step.action {
+                    Action::Check(Check::Log { pattern, .. })
+                        if !into.iter().any(|p| p.as_str() == pattern.0.as_str()) =>
+                    {
+                        into.push(pattern.0.clone());
+                    }
+                    Action::Control(Control::Loop(looped)) => gather(&looped.body, into),
+                    _ => {}
+                }
+            }
+        }
+        let mut patterns = Vec::new();
+        for case in cases {
+            for script in &case.scripts {
+                gather(&script.steps, &mut patterns);
+            }
+        }
+        patterns
+    }
+
     /// A rough guess at how long the case takes, for scheduling the
     /// longest first: per side, its sleeps, the `after` its calls expect
     /// and the `within` of its state checks (loops times their rounds);

@@ -33,10 +33,10 @@ mod spawn;
 mod trace;
 mod view;
 
-pub use output::LINE_CAP;
+pub use output::{LINE_CAP, PROGRAM_LOG_CAP};
 pub use places::Places;
 pub use trace::{Calls, TracedCall};
-pub use view::{Held, ProgramView};
+pub use view::{Held, LineCounter, ProgramView};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
@@ -117,18 +117,29 @@ pub struct Stopped {
     pub tail: Vec<OutputLine>,
 }
 
+/// What the cases a program serves read of it beyond its output lines and
+/// its exit, known before it starts.
+#[derive(Debug, Clone, Default)]
+pub struct Watching {
+    /// Trace its socket calls (see the `trace` module): a `syscall` check
+    /// reads them.
+    pub calls: bool,
+    /// The patterns its `log` checks count: each line is counted against
+    /// them as it passes, so no line needs keeping for them.
+    pub log: Vec<regex::Regex>,
+}
+
 /// Starts `spec` from the calling thread, which must be in the case's
 /// namespace and live until the program is stopped (`PR_SET_PDEATHSIG` is
 /// tied to it). `on_exit` hears of an exit hangup did not ask for (a crash,
-/// or an exit while the case runs) with the program's last output. With
-/// `trace`, its socket calls are traced (see the `trace` module).
+/// or an exit while the case runs) with the program's last output.
 pub fn start(
     spec: &Program,
     places: &Places,
     record: &Recorder,
     route: &Route,
     side: Side,
-    trace: bool,
+    watching: Watching,
     on_exit: impl FnOnce(Exit, Vec<OutputLine>) + Send + 'static,
 ) -> Result<Running, SutError> {
     let argv: Vec<String> = spec
@@ -145,10 +156,11 @@ pub fn start(
         .iter()
         .map(|(key, value)| Ok((key.clone(), substitute(value, spec.port, places, record)?)))
         .collect::<Result<Vec<_>, SutError>>()?;
-    let spawned = spawn::spawn(&argv, &env, &cwd, trace).map_err(|source| SutError::Spawn {
-        command: argv.join(" "),
-        source,
-    })?;
+    let spawned =
+        spawn::spawn(&argv, &env, &cwd, watching.calls).map_err(|source| SutError::Spawn {
+            command: argv.join(" "),
+            source,
+        })?;
     // What it prints comes after this: its start is stamped here.
     let started = Instant::now();
     let (group, pid) = (spawned.relay, spawned.program);
@@ -160,7 +172,7 @@ pub fn start(
             .ok()
     });
     let streams = if spawned.trace.is_some() { 3 } else { 2 };
-    let output = Arc::new(Output::new(file, streams));
+    let output = Arc::new(Output::new(file, streams, watching.log));
     read_lines(
         spawned.stdout,
         Stream::Out,
@@ -277,7 +289,7 @@ impl Running {
             group: self.group,
             stopping: Arc::clone(&self.stopping),
             calls: self.calls.clone(),
-            from: 0,
+            from: Vec::new(),
         }
     }
 

@@ -1,8 +1,16 @@
 //! A program's output: each of its two streams read line by line on a
 //! thread of its own, every line stamped on the case's clock and written
-//! three places (`program.log`, the record, the lines `log` checks count),
+//! three places (`program.log`, the record, the counts `log` checks read),
 //! and the state the lifecycle waits on (ready, ended, drained).
+//!
+//! Nothing here grows with what the program prints: a line is kept up to
+//! [`LINE_CAP`], `log` checks read counters that every line updates as it
+//! passes (their patterns are known before the program starts), memory
+//! keeps only the last [`TAIL_LINES`] lines, and `program.log` stops at
+//! [`PROGRAM_LOG_CAP`] saying so. The record bounds its own share (see
+//! `record::OUTPUT_KEPT`).
 
+use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -13,14 +21,20 @@ use crate::record::{EventKind, OutputLine, Route, Stream};
 
 /// The output the program printed, and whether it said it is ready.
 pub(super) struct Output {
+    /// The patterns of the `log` checks that may read this program's
+    /// output, each counted on every line as it passes.
+    patterns: Vec<regex::Regex>,
     state: Mutex<OutputState>,
     /// Signalled on every line and when the program exits.
     pub(super) changed: Condvar,
 }
 
 pub(super) struct OutputState {
-    /// Every line, with its stream: `log` checks count over all of them.
-    pub(super) lines: Vec<OutputLine>,
+    /// Its last [`TAIL_LINES`] lines, with their streams, for failure
+    /// reports.
+    last: VecDeque<OutputLine>,
+    /// Per pattern of [`Output::patterns`], how many lines so far match it.
+    pub(super) counts: Vec<u64>,
     pub(super) ready: bool,
     pub(super) exit: Option<Exit>,
     /// How many of its pipes are still open (their readers have not met
@@ -28,22 +42,39 @@ pub(super) struct OutputState {
     open_streams: u8,
     /// `program.log`, when the artifact folder could be made.
     file: Option<std::fs::File>,
+    /// How many bytes went into `program.log`.
+    logged: u64,
 }
 
 impl Output {
-    /// Nothing printed yet, `streams` pipes open; lines are appended to
-    /// `file` (`program.log`) when there is one.
-    pub(super) fn new(file: Option<std::fs::File>, streams: u8) -> Output {
+    /// Nothing printed yet, `streams` pipes open, each line counted
+    /// against `patterns`; lines are appended to `file` (`program.log`)
+    /// when there is one.
+    pub(super) fn new(
+        file: Option<std::fs::File>,
+        streams: u8,
+        patterns: Vec<regex::Regex>,
+    ) -> Output {
         Output {
             state: Mutex::new(OutputState {
-                lines: Vec::new(),
+                last: VecDeque::with_capacity(TAIL_LINES),
+                counts: vec![0; patterns.len()],
                 ready: false,
                 exit: None,
                 open_streams: streams,
                 file,
+                logged: 0,
             }),
+            patterns,
             changed: Condvar::new(),
         }
+    }
+
+    /// Where `pattern` is among the counted patterns, if it is.
+    pub(super) fn counted(&self, pattern: &regex::Regex) -> Option<usize> {
+        self.patterns
+            .iter()
+            .position(|p| p.as_str() == pattern.as_str())
     }
 
     pub(super) fn lock(&self) -> MutexGuard<'_, OutputState> {
@@ -102,23 +133,56 @@ impl Output {
 impl OutputState {
     /// The last [`TAIL_LINES`] lines, oldest first.
     pub(super) fn tail(&self) -> Vec<OutputLine> {
-        let from = self.lines.len().saturating_sub(TAIL_LINES);
-        self.lines[from..].to_vec()
+        self.last.iter().cloned().collect()
     }
 
-    /// Appends `text` to `program.log`, if it is open: a full disk loses
-    /// log lines, not the case.
+    /// Keeps `line` among the last ones, and counts it against every
+    /// pattern in `matched` (one flag per pattern).
+    fn take(&mut self, line: OutputLine, matched: impl Iterator<Item = bool>) {
+        for (count, matched) in self.counts.iter_mut().zip(matched) {
+            *count += u64::from(matched);
+        }
+        if self.last.len() == TAIL_LINES {
+            self.last.pop_front();
+        }
+        self.last.push_back(line);
+    }
+
+    /// Appends `text` to `program.log`, if it is open and under its cap: a
+    /// full disk loses log lines, not the case. The line that would pass
+    /// the cap is replaced by one saying where the log stopped.
     pub(super) fn log(&mut self, text: std::fmt::Arguments<'_>) {
-        if let Some(file) = &mut self.file {
-            let _ = file.write_fmt(text);
+        let Some(file) = &mut self.file else {
+            return;
+        };
+        let text = text.to_string();
+        let after = self.logged + text.len() as u64;
+        if after <= PROGRAM_LOG_CAP {
+            let _ = file.write_all(text.as_bytes());
+            self.logged = after;
+        } else {
+            let _ = writeln!(
+                file,
+                "# program.log stops here: it reached its cap of {} MiB; \
+                 the case's report counts the lines left out",
+                PROGRAM_LOG_CAP >> 20
+            );
+            self.file = None;
         }
     }
 }
 
+/// The most `program.log` holds: a program that floods its output fills
+/// the disk no further than this (a day of a chatty server's log at 1 KiB
+/// a second fits).
+pub const PROGRAM_LOG_CAP: u64 = 64 << 20;
+
 /// A thread that reads one of the program's streams line by line. Each
 /// line is made once and goes three places: `program.log`, stamped on the
-/// clock of the record the route leads to (as the event is), the lines
-/// `log` checks count, and the record.
+/// clock of the record the route leads to (as the event is), the counts
+/// `log` checks read (and the last lines kept for failures), and the
+/// record. Patterns are matched before the lock is taken, so a slow
+/// pattern holds up no other thread.
 pub(super) fn read_lines(
     from: impl Read + Send + 'static,
     stream: Stream,
@@ -152,13 +216,17 @@ pub(super) fn read_lines(
                     cut,
                 };
                 let record = route.current();
+                let matched: Vec<bool> = output
+                    .patterns
+                    .iter()
+                    .map(|p| p.is_match(&line.line))
+                    .collect();
+                let is_ready = ready.as_ref().is_some_and(|r| r.is_match(&line.line));
                 let mut state = output.lock();
                 let ms = record.at(now).as_secs_f64() * 1000.0;
                 state.log(format_args!("{ms:>10.1} {line}\n"));
-                if ready.as_ref().is_some_and(|r| r.is_match(&line.line)) {
-                    state.ready = true;
-                }
-                state.lines.push(line.clone());
+                state.ready |= is_ready;
+                state.take(line.clone(), matched.into_iter());
                 output.changed.notify_all();
                 drop(state);
                 let OutputLine { stream, line, cut } = line;

@@ -34,9 +34,9 @@ pub struct ProgramView {
     pub(super) stopping: Arc<AtomicBool>,
     /// Its socket calls, when they are traced.
     pub(super) calls: Option<Arc<Calls>>,
-    /// The first output line `log` checks count: lines printed before the
-    /// case it serves began belong to earlier cases.
-    pub(super) from: usize,
+    /// What each counted pattern stood at when the case it serves began:
+    /// lines printed before belong to earlier cases (empty: all zero).
+    pub(super) from: Vec<u64>,
 }
 
 /// Lines in `program.log` are stamped on the clock of the case the program
@@ -297,17 +297,12 @@ impl ProgramView {
         self.calls.as_ref()
     }
 
-    /// How many lines so far, on either stream, match `pattern` (of the
-    /// lines since this view was made with [`from_now`](Self::from_now)).
-    pub fn count(&self, pattern: &regex::Regex) -> usize {
-        let state = self.output.lock();
-        state
-            .lines
-            .get(self.from..)
-            .unwrap_or_default()
-            .iter()
-            .filter(|output| pattern.is_match(&output.line))
-            .count()
+    /// The counter of lines that match `pattern`; `None` if the program
+    /// was started without counting it (it counts the patterns of the
+    /// `log` checks of the cases it serves, see [`Watching`](super::Watching)).
+    pub fn counter(&self, pattern: &regex::Regex) -> Option<LineCounter<'_>> {
+        let at = self.output.counted(pattern)?;
+        Some(LineCounter { view: self, at })
     }
 
     /// The same view, counting only the lines printed from now on: for a
@@ -315,9 +310,25 @@ impl ProgramView {
     /// output of its own time.
     pub fn from_now(&self) -> ProgramView {
         ProgramView {
-            from: self.output.lock().lines.len(),
+            from: self.output.lock().counts.clone(),
             ..self.clone()
         }
+    }
+}
+
+/// How many of a program's lines match one of its counted patterns.
+pub struct LineCounter<'a> {
+    view: &'a ProgramView,
+    /// The pattern's place among the counted ones.
+    at: usize,
+}
+
+impl LineCounter<'_> {
+    /// How many lines so far, on either stream, match (of the lines since
+    /// the view was made with [`ProgramView::from_now`]).
+    pub fn count(&self) -> u64 {
+        let now = self.view.output.lock().counts[self.at];
+        now - self.view.from.get(self.at).copied().unwrap_or(0)
     }
 }
 

@@ -33,12 +33,12 @@ pub fn judge_log(
     pattern: &str,
     wanted: LineCount,
     within: Option<Duration>,
-    seen: usize,
+    seen: u64,
 ) -> Result<(), Mismatch> {
-    if counted(wanted, seen as u64) {
+    if counted(wanted, seen) {
         return Ok(());
     }
-    let lines = |n: usize| {
+    let lines = |n: u64| {
         if n == 1 {
             "1 line".to_string()
         } else {
@@ -53,12 +53,12 @@ pub fn judge_log(
         LineCount::Exactly(n) => {
             format!(
                 "{} of the program's output matching `{pattern}`{when}",
-                lines(n as usize)
+                lines(u64::from(n))
             )
         }
         LineCount::AtMost(n) => format!(
             "at most {} of the program's output matching `{pattern}`{when}",
-            lines(n as usize)
+            lines(u64::from(n))
         ),
     };
     Err(Mismatch {

@@ -77,7 +77,17 @@ pub(super) fn run(
                     "there is no program under test whose output `log` could read".into(),
                 ));
             };
-            match check_log(shared, (side, id), reader, pattern, *lines, *within) {
+            let Some(counter) = reader.counter(&pattern.0) else {
+                return Err(fail(
+                    FailureKind::Harness,
+                    None,
+                    format!(
+                        "the program was started without counting `{}`: hangup gathers the patterns of every `log` check before it starts a program",
+                        pattern.0.as_str()
+                    ),
+                ));
+            };
+            match check_log(shared, (side, id), &counter, pattern, *lines, *within) {
                 Ok(()) => {}
                 Err(Some(m)) => {
                     let what = m.to_string();
@@ -169,14 +179,14 @@ pub(super) fn run(
 pub(super) fn check_log(
     shared: &Shared,
     (side, step): (Side, StepId),
-    reader: &sut::ProgramView,
+    counter: &sut::LineCounter<'_>,
     pattern: &Pattern,
     lines: LineCount,
     within: Option<Duration>,
 ) -> Result<(), Option<Mismatch>> {
     let until = later(within.unwrap_or_default());
     loop {
-        let seen = reader.count(&pattern.0);
+        let seen = counter.count();
         let now = Instant::now();
         if (lines == LineCount::AtLeastOne && seen > 0) || now >= until {
             shared.push(
@@ -185,7 +195,7 @@ pub(super) fn check_log(
                 EventKind::LogCount {
                     step,
                     pattern: pattern.0.as_str().to_string(),
-                    count: seen as u64,
+                    count: seen,
                     wanted: lines,
                 },
             );

@@ -93,7 +93,10 @@ pub(super) fn start_program(
     } else {
         shared.sockets.program_connects(spec.role, spec.port);
     }
-    let trace = shared.case.traces_program();
+    let watching = sut::Watching {
+        calls: shared.case.traces_program(),
+        log: crate::suite::Case::log_patterns_of([&shared.case]),
+    };
     let route = crate::record::Route::new(shared.record.clone());
     let running = sut::start(
         spec,
@@ -101,7 +104,7 @@ pub(super) fn start_program(
         &shared.record,
         &route,
         spec.role,
-        trace,
+        watching,
         on_exit,
     )
     .map_err(|err| Box::new(program_failure(shared, err.to_string(), Vec::new())))?;
