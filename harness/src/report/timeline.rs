@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::fault::DelayTrouble;
 use crate::model::{CallResult, Link, Outcome, Side, Socket, TcpFlags};
 use crate::record::{
-    Event, EventKind, FaultSpec, HeldSocket, QueuedAt, SegmentSeen, Shortfall, StateSource, StepId,
-    StopReason, Timeline, TracedSyscall,
+    Event, EventKind, FaultSpec, Flood, HeldSocket, QueuedAt, SegmentSeen, Shortfall, StateSource,
+    StepId, StopReason, Timeline, TracedSyscall,
 };
 use crate::suite::SocketCall;
 use crate::verdict::millis;
@@ -409,9 +409,13 @@ impl Event {
                 let _ = crate::record::write_output(&mut text, *stream, line, *cut);
                 text
             }
-            EventKind::OutputLeftOut { lines, bytes } => format!(
-                "... {lines} lines of output ({bytes} bytes) left out here; program.log has them"
-            ),
+            EventKind::LeftOut { of, events, bytes } => match of {
+                Flood::Output => format!(
+                    "... {events} lines of output ({bytes} bytes) left out here; program.log has them"
+                ),
+                Flood::Traced => format!("... {events} traced calls left out here"),
+                Flood::Rounds => format!("... {events} events of the loop's rounds left out here"),
+            },
             EventKind::Packet {
                 flags,
                 seq,

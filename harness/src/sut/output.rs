@@ -8,7 +8,7 @@
 //! passes (their patterns are known before the program starts), memory
 //! keeps only the last [`TAIL_LINES`] lines, and `program.log` stops at
 //! [`PROGRAM_LOG_CAP`] saying so. The record bounds its own share (see
-//! `record::OUTPUT_KEPT`).
+//! `record::Flood`).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};

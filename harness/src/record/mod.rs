@@ -25,6 +25,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+mod kept;
+
+use kept::Events;
+pub use kept::{Flood, Kept};
+
 use crate::fault::DelayTrouble;
 use crate::model::syscall::Which;
 use crate::model::units::{millis, millis_option};
@@ -457,14 +462,18 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "is_zero")]
         cut: u64,
     },
-    /// Lines of the program's output that the record left out here, past
-    /// what it keeps of each side's output (see [`OUTPUT_KEPT`]); they are
-    /// in `program.log`, up to its cap. Stamped when the first of them
-    /// was printed.
-    OutputLeftOut {
-        /// How many lines.
-        lines: u64,
-        /// How many bytes they held, newlines aside.
+    /// Events of a kind a case records without bound (a program's output
+    /// lines, its traced calls, a loop's rounds) that the record left out
+    /// here, past the first and the last it keeps of them (see
+    /// [`Flood`]); a program's lines are in `program.log`, up to its cap.
+    /// Stamped at the first of them.
+    LeftOut {
+        /// Which kind.
+        of: Flood,
+        /// How many events (for output, lines).
+        events: u64,
+        /// For output, how many bytes the lines held, newlines aside.
+        #[serde(default, skip_serializing_if = "is_zero")]
         bytes: u64,
     },
     /// A TCP segment the case's capture saw arrive (the event's side is
@@ -781,99 +790,12 @@ impl EventKind {
     }
 }
 
-/// How much of a program's output a case's record keeps, per side: the
-/// first lines and the last, each part up to a number of lines and of
-/// bytes; what lies between is counted in one
-/// [`EventKind::OutputLeftOut`]. This is what bounds the output's share of
-/// the reports (JUnit, JSON, the timeline) however much a program prints:
-/// at most 2 x 256 KiB of line text per side. `program.log` keeps more.
-pub const OUTPUT_KEPT: OutputKept = OutputKept {
-    lines: 100,
-    bytes: 256 << 10,
-};
-
-/// How much of a program's output each part (first, last) of a record
-/// keeps: see [`OUTPUT_KEPT`].
-#[derive(Debug, Clone, Copy)]
-pub struct OutputKept {
-    /// At most this many lines.
-    pub lines: usize,
-    /// Holding at most this many bytes of text.
-    pub bytes: usize,
-}
-
 /// A handle on a case's record; clones write to the same record.
 #[derive(Debug, Clone)]
 pub struct Recorder {
     start: Arc<OnceLock<Instant>>,
     events: Arc<Mutex<Events>>,
     artifacts: Arc<Artifacts>,
-}
-
-/// What a record holds: its events, and per side the last output lines
-/// past the first ones, which join the events when the record is read.
-#[derive(Debug, Default)]
-struct Events {
-    list: Vec<Event>,
-    output: Vec<(Option<Side>, OutputShare)>,
-}
-
-/// One side's output as a record keeps it (see [`OUTPUT_KEPT`]).
-#[derive(Debug, Default)]
-struct OutputShare {
-    /// Lines and bytes kept among the events from the first.
-    first: (usize, usize),
-    /// Whether the first part is full: every later line goes to `last`.
-    first_full: bool,
-    /// The latest lines past the first part, and the bytes they hold.
-    last: std::collections::VecDeque<Event>,
-    last_bytes: usize,
-    /// Lines pushed out of `last`: when the first was printed, how many,
-    /// how many bytes.
-    left_out: Option<(Duration, u64, u64)>,
-}
-
-impl OutputShare {
-    /// Takes an output line; `Some` when it belongs among the events (the
-    /// first part), `None` when the share keeps it.
-    fn take(&mut self, event: Event, kept: OutputKept) -> Option<Event> {
-        let EventKind::Output { line, .. } = &event.kind else {
-            return Some(event);
-        };
-        let len = line.len();
-        let (lines, bytes) = &mut self.first;
-        if !self.first_full && *lines < kept.lines && *bytes + len <= kept.bytes {
-            *lines += 1;
-            *bytes += len;
-            return Some(event);
-        }
-        self.first_full = true;
-        self.last.push_back(event);
-        self.last_bytes += len;
-        while self.last.len() > kept.lines || self.last_bytes > kept.bytes {
-            let Some(gone) = self.last.pop_front() else {
-                break;
-            };
-            if let EventKind::Output { line, cut, .. } = &gone.kind {
-                self.last_bytes -= line.len();
-                let left = self.left_out.get_or_insert((gone.at, 0, 0));
-                left.1 += 1;
-                left.2 += line.len() as u64 + cut;
-            }
-        }
-        None
-    }
-
-    /// The events the share holds: the last lines, and the count of those
-    /// left out before them.
-    fn events(&self, side: Option<Side>) -> impl Iterator<Item = Event> + '_ {
-        let left_out = self.left_out.map(|(at, lines, bytes)| Event {
-            at,
-            side,
-            kind: EventKind::OutputLeftOut { lines, bytes },
-        });
-        left_out.into_iter().chain(self.last.iter().cloned())
-    }
 }
 
 /// Where a case's artifact folder goes, and the folder once it is made.
@@ -959,31 +881,16 @@ impl Recorder {
             kind,
         };
         // A panic while holding the lock leaves a whole Vec behind.
-        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        let event = if matches!(event.kind, EventKind::Output { .. }) {
-            let share = match events.output.iter().position(|(s, _)| *s == side) {
-                Some(at) => &mut events.output[at].1,
-                None => {
-                    events.output.push((side, OutputShare::default()));
-                    &mut events.output.last_mut().expect("just pushed").1
-                }
-            };
-            share.take(event, OUTPUT_KEPT)
-        } else {
-            Some(event)
-        };
-        events.list.extend(event);
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event);
     }
 
     /// The record so far, oldest first (calls are recorded when they end
     /// but stamped when they began, so the order is by stamp).
     pub fn finish(&self) -> Timeline {
-        let held = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        let mut events = held.list.clone();
-        for (side, share) in &held.output {
-            events.extend(share.events(*side));
-        }
-        drop(held);
+        let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner()).all();
         events.sort_by_key(|e| e.at);
         Timeline { events }
     }
@@ -1083,91 +990,5 @@ mod tests {
         );
         let back: Timeline = serde_json::from_str(&json).expect("reads back");
         assert_eq!(back, timeline);
-    }
-
-    /// A record given 10,000 lines of one side keeps the first and the
-    /// last [`OUTPUT_KEPT`] lines and counts the rest in one event, where
-    /// the first of them was printed; another side's lines keep their own
-    /// share.
-    #[test]
-    fn a_flood_of_output_keeps_its_first_and_last_lines_and_counts_the_rest() {
-        let record = Recorder::new(std::env::temp_dir(), "unused-".into());
-        let start = Instant::now();
-        record.start_clock(start);
-        let line = |n: u64| EventKind::Output {
-            stream: Stream::Out,
-            line: format!("line {n:05}"),
-            cut: 0,
-        };
-        for n in 0..10_000u64 {
-            record.push(
-                start + Duration::from_millis(n),
-                Some(Side::Server),
-                line(n),
-            );
-        }
-        record.push(start, Some(Side::Client), line(7));
-        let events = record.finish().events;
-        let lines: Vec<_> = events
-            .iter()
-            .filter_map(|e| match &e.kind {
-                EventKind::Output { line, .. } if e.side == Some(Side::Server) => {
-                    Some(line.clone())
-                }
-                _ => None,
-            })
-            .collect();
-        assert_eq!(lines.len(), 2 * OUTPUT_KEPT.lines);
-        assert_eq!(lines[OUTPUT_KEPT.lines - 1], "line 00099");
-        assert_eq!(lines[OUTPUT_KEPT.lines], "line 09900");
-        let left: Vec<_> = events
-            .iter()
-            .filter(|e| matches!(e.kind, EventKind::OutputLeftOut { .. }))
-            .collect();
-        assert_eq!(left.len(), 1, "{left:?}");
-        assert_eq!(left[0].at, Duration::from_millis(100));
-        assert_eq!(
-            left[0].kind,
-            EventKind::OutputLeftOut {
-                lines: 9_800,
-                bytes: 9_800 * 10
-            }
-        );
-        assert!(events.iter().any(|e| e.side == Some(Side::Client)));
-    }
-
-    /// Lines of the cap's length fill each part by bytes long before its
-    /// line count: what the record holds of a side's output stays under
-    /// twice the part's bytes, and a cut line counts what it left out.
-    #[test]
-    fn long_lines_are_kept_by_bytes() {
-        let record = Recorder::new(std::env::temp_dir(), "unused-".into());
-        let start = Instant::now();
-        record.start_clock(start);
-        for n in 0..50u64 {
-            record.push(
-                start + Duration::from_millis(n),
-                Some(Side::Server),
-                EventKind::Output {
-                    stream: Stream::Err,
-                    line: "x".repeat(64 << 10),
-                    cut: 1000,
-                },
-            );
-        }
-        let events = record.finish().events;
-        let held: usize = events
-            .iter()
-            .map(|e| match &e.kind {
-                EventKind::Output { line, .. } => line.len(),
-                _ => 0,
-            })
-            .sum();
-        assert_eq!(held, 8 * (64 << 10));
-        let left = events.iter().find_map(|e| match e.kind {
-            EventKind::OutputLeftOut { lines, bytes } => Some((lines, bytes)),
-            _ => None,
-        });
-        assert_eq!(left, Some((42, 42 * ((64 << 10) + 1000))));
     }
 }
