@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 mod kept;
+pub mod leftovers;
 
 use kept::Events;
 pub use kept::{Flood, Kept};
@@ -846,6 +847,11 @@ impl Recorder {
                         .tempdir_in(&self.artifacts.root)
                 })
                 .map(tempfile::TempDir::keep)
+                .inspect(|dir| {
+                    // Unmarked, a folder a killed run left stays for good;
+                    // the case goes on either way.
+                    let _ = leftovers::mark(&self.artifacts.root, dir);
+                })
                 .map_err(|e| {
                     format!(
                         "failed to make an artifact folder in {}: {e}",

@@ -218,6 +218,7 @@ fn fill_artifacts(
     write("case.log", log.as_bytes())?;
     let json = serde_json::to_vec_pretty(report).map_err(|e| e.to_string())?;
     write("report.json", &json)?;
+    crate::record::leftovers::unmark(dir);
     Ok(Some(dir.to_path_buf()))
 }
 
@@ -380,6 +381,8 @@ pub fn run_all(
         *finished.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
         finished.1.notify_all();
     });
+    // Every folder of the run is kept or removed by now.
+    crate::record::leftovers::release();
     done.into_inner()
         .unwrap_or_else(|p| p.into_inner())
         .into_iter()
@@ -411,11 +414,14 @@ fn fail_for_stop(last: &mut CaseReport, case: &Case, tail: Vec<crate::record::Ou
 }
 
 /// Stops every program still serving a whole suite (`scope = "suite"`)
-/// that [`run_case`] started; for callers that run cases one by one
-/// ([`run_all`] and [`test_main`] stop theirs themselves). Says which had to
-/// be killed because they ignored their stop signal.
+/// that [`run_case`] started, and lets go of the run's hold on its artifact
+/// folder (see `record::leftovers`); for callers that run cases one by one
+/// ([`run_all`] and [`test_main`] do both themselves). Says which programs
+/// had to be killed because they ignored their stop signal.
 pub fn stop_suite_programs() -> Vec<String> {
-    suite_program::stop_all(false)
+    let killed = suite_program::stop_all(false);
+    crate::record::leftovers::release();
+    killed
 }
 
 /// Runs `run`, turning a panic in hangup's own code into the case's

@@ -233,6 +233,7 @@ impl SuiteProgram {
             if let Ok(dir) = self.record.artifacts() {
                 let timeline = self.record.finish().render();
                 let _ = std::fs::write(dir.join("timeline.txt"), timeline);
+                crate::record::leftovers::unmark(dir);
             }
         } else if let Some(dir) = self.record.artifacts_made() {
             let _ = std::fs::remove_dir_all(dir);

@@ -149,6 +149,7 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
         .map(|r| r.iter().any(|r| !r.passed()))
         .unwrap_or(true);
     let killed = super::suite_program::stop_all(options.keep_artifacts || failed);
+    crate::record::leftovers::release();
     for why in &killed {
         eprintln!("hangup: {why}");
     }
