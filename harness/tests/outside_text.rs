@@ -1,7 +1,8 @@
 //! Text from outside reaches the terminal escaped: a suite file's name, a
 //! case's name, a program's output and the strings of a report handed to
 //! `hangup diff` may hold newlines, ESC and BEL, and none of them reaches
-//! the terminal raw or prints a summary line of its own.
+//! the terminal raw or prints a summary line of its own. A file name that
+//! leaves no suite name is refused, naming the file.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -281,5 +282,40 @@ fn a_report_s_strings_cannot_forge_a_diff_line() {
         text(&out.stderr).contains(&format!("unknown variant `odd{SHOWN}`")),
         "{}",
         text(&out.stderr)
+    );
+}
+
+/// `...toml`, `.toml`: a file name with nothing before `.toml` names no
+/// suite (its tests would be `::case`). `check` and `run` refuse it as they
+/// refuse any bad suite, naming the file.
+#[test]
+fn a_file_name_that_leaves_no_suite_name_is_refused() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let case = TWO_CASES.split("\n\n").next().expect("first case");
+    for file in ["...toml", ".toml"] {
+        let path = dir.path().join(file);
+        std::fs::write(&path, case).expect("write");
+        for command in ["check", "run"] {
+            let out = hangup(&[command.as_ref(), path.as_os_str()]);
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{command} {file}: {stderr}");
+            assert!(
+                stderr.contains(&format!(
+                    "failed to read suite {}: expected a file name with a name before `.toml`, found `{file}`",
+                    path.display()
+                )),
+                "{command} {file}: {stderr}"
+            );
+        }
+    }
+    // Found in a folder, among valid suites: refused, and the rest is
+    // still checked.
+    std::fs::write(dir.path().join("fine.toml"), case).expect("write");
+    let out = hangup(&["check".as_ref(), dir.path().as_os_str()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stdout).contains("1 suite(s) valid with 1 case(s), 1 invalid"),
+        "{}",
+        text(&out.stdout)
     );
 }

@@ -119,7 +119,8 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
         let name = match &err {
             crate::suite::SuiteError::Invalid { path, .. }
             | crate::suite::SuiteError::Read { path, .. }
-            | crate::suite::SuiteError::NotAFile { path, .. } => {
+            | crate::suite::SuiteError::NotAFile { path, .. }
+            | crate::suite::SuiteError::Unnamed { path } => {
                 format!(
                     "{}::invalid_suite",
                     Escaped(path.file_stem().unwrap_or_default().to_string_lossy())

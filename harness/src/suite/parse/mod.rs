@@ -59,6 +59,18 @@ pub enum SuiteError {
         /// What it is instead ("a FIFO", "a character device", ...).
         kind: &'static str,
     },
+    /// The file's name leaves no suite name once `.toml` is taken off
+    /// (`...toml`, ` .toml`): its tests would be named `::case`, which
+    /// names no suite and reads as nothing on a terminal.
+    #[error(
+        "failed to read suite {}: expected a file name with a name before `.toml`, found `{}`: a suite is named after its file, and its tests `<suite>::<case>`",
+        Escaped(path.display()),
+        Escaped(path.file_name().unwrap_or_default().to_string_lossy())
+    )]
+    Unnamed {
+        /// The suite file.
+        path: PathBuf,
+    },
     /// The file was read but is not a valid suite; every problem is listed.
     #[error("{rendered}")]
     Invalid {
