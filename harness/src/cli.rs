@@ -120,7 +120,10 @@ fn at_least_one(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(0) => Err("expected at least 1, found 0".into()),
         Ok(n) => Ok(n),
-        Err(_) => Err(format!("expected a whole number, found \"{value}\"")),
+        Err(_) => Err(format!(
+            "expected a whole number, found \"{}\"",
+            Escaped(value)
+        )),
     }
 }
 

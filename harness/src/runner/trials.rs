@@ -107,7 +107,7 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
     let (suites, errors) = load_suites(paths);
     if let Some(why) = selects_nothing(&args, &suites, errors.is_empty()) {
         if std::env::var_os("HANGUP_ALLOW_EMPTY").is_none_or(|v| v.is_empty() || v == "0") {
-            // `why` is escaped where it is made.
+            // Its filter is escaped where it is made.
             eprintln!("hangup: {why}; set HANGUP_ALLOW_EMPTY=1 if that is expected");
             return ExitCode::from(2);
         }
@@ -165,7 +165,8 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
         .unwrap_or(true);
     let killed = super::suite_program::stop_all(options.keep_artifacts || failed);
     for why in &killed {
-        eprintln!("hangup: {why}");
+        // It names the suite's path.
+        eprintln!("hangup: {}", Escaped(why));
     }
     if let Some(path) = std::env::var_os("HANGUP_JUNIT").filter(|_| !args.list) {
         let reports = collected.lock().map(|r| r.clone()).unwrap_or_default();
