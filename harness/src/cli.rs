@@ -4,12 +4,17 @@
 //! the library's own types; `main.rs` only calls [`main`]. Exit codes: 0 when
 //! every case passed (or every suite is valid), 1 when a case failed, 2 when
 //! a suite is invalid or the harness could not run at all.
+//!
+//! Every name, path and message that holds text from outside (a file name,
+//! a case name, a string read from a report) is printed [`Escaped`], so no
+//! line this command prints can be forged, a summary line least of all.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use hangup::model::Escaped;
 use hangup::report::{self, CaseReport, CaseStatus};
 use hangup::runner::{self, RunOptions};
 
@@ -115,7 +120,10 @@ fn at_least_one(value: &str) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(0) => Err("expected at least 1, found 0".into()),
         Ok(n) => Ok(n),
-        Err(_) => Err(format!("expected a whole number, found \"{value}\"")),
+        Err(_) => Err(format!(
+            "expected a whole number, found \"{}\"",
+            Escaped(value)
+        )),
     }
 }
 
@@ -143,7 +151,7 @@ pub fn main() -> ExitCode {
                 Some(path) => match std::fs::read_to_string(path) {
                     Ok(text) => hangup::report::diff::accepted(&text),
                     Err(err) => {
-                        err!("hangup: failed to read {}: {err}", path.display());
+                        err!("hangup: failed to read {}: {err}", Escaped(path.display()));
                         return ExitCode::from(2);
                     }
                 },
@@ -151,7 +159,8 @@ pub fn main() -> ExitCode {
             let from_env = match RunOptions::from_env() {
                 Ok(options) => options,
                 Err(err) => {
-                    err!("hangup: {err}");
+                    // It quotes what the environment holds.
+                    err!("hangup: {}", Escaped(err));
                     return ExitCode::from(2);
                 }
             };
@@ -304,7 +313,7 @@ fn run(
         err!(
             "hangup: no case selected{}; pass --allow-empty if that is expected",
             plan.filter
-                .map(|f| format!(" (no case name contains \"{f}\")"))
+                .map(|f| format!(" (no case name contains \"{}\")", Escaped(f)))
                 .unwrap_or_default()
         );
         return ExitCode::from(2);
@@ -358,14 +367,14 @@ fn run(
             .as_ref()
             .map(|(cases, differences)| (cases.as_slice(), differences.as_slice(), &plan.accepted));
         if let Err(err) = report::write_junit(&path, last, compared) {
-            err!("hangup: failed to write {}: {err}", path.display());
+            err!("hangup: failed to write {}: {err}", Escaped(path.display()));
             code = ExitCode::from(2);
         }
     }
     if let Some(path) = json {
         let differences = versions.as_ref().map_or_else(Vec::new, |(_, d)| d.clone());
         if let Err(err) = report::write_json(&path, &rounds, differences) {
-            err!("hangup: failed to write {}: {err}", path.display());
+            err!("hangup: failed to write {}: {err}", Escaped(path.display()));
             code = ExitCode::from(2);
         }
     }
@@ -373,7 +382,7 @@ fn run(
         out!("\nfailing tests:");
         let mut named = std::collections::HashSet::new();
         for report in failed.iter().filter(|r| named.insert(&r.name)) {
-            out!("    {}", report.name);
+            out!("    {}", Escaped(&report.name));
         }
     }
     if let Some((_, differences)) = &versions {
@@ -480,33 +489,36 @@ impl runner::Progress for Console {
             CaseStatus::Passed => {
                 out!(
                     "case {} ... {} ({took})",
-                    report.name,
+                    Escaped(&report.name),
                     self.paint.word("ok", 32)
                 )
             }
             CaseStatus::Failed(_) => out!(
                 "case {} ... {} ({took})",
-                report.name,
+                Escaped(&report.name),
                 self.paint.word("FAILED", 31)
             ),
             CaseStatus::Ignored { reason } => out!(
-                "case {} ... {}, {reason}",
-                report.name,
-                self.paint.word("ignored", 33)
+                "case {} ... {}, {}",
+                Escaped(&report.name),
+                self.paint.word("ignored", 33),
+                Escaped(reason)
             ),
-            _ => out!("case {} ... ?", report.name),
+            _ => out!("case {} ... ?", Escaped(&report.name)),
         }
         if let Some(err) = &report.artifacts_error {
             err!(
-                "hangup: the artifacts of {} were not written: {err}",
-                report.name
+                "hangup: the artifacts of {} were not written: {}",
+                Escaped(&report.name),
+                Escaped(err)
             );
         }
     }
 
     fn slow(&self, name: &str, elapsed: std::time::Duration) {
         out!(
-            "case {name} ... {} (running for over {} s)",
+            "case {} ... {} (running for over {} s)",
+            Escaped(name),
             self.paint.word("SLOW", 33),
             elapsed.as_secs()
         );
@@ -551,7 +563,8 @@ fn diff(
     let (differences, accepted, compared) = match loaded {
         Ok(parts) => parts,
         Err(why) => {
-            err!("hangup: {why}");
+            // It names paths, and may quote what a report holds.
+            err!("hangup: {}", Escaped(why));
             return ExitCode::from(2);
         }
     };
@@ -568,7 +581,7 @@ fn diff(
         if let Err(err) =
             hangup::report::write_diff_junit(path, &cases_compared, &differences, &accepted)
         {
-            err!("hangup: failed to write {}: {err}", path.display());
+            err!("hangup: failed to write {}: {err}", Escaped(path.display()));
             code = ExitCode::from(2);
         }
     }

@@ -1,5 +1,6 @@
 //! The shared vocabulary below everything else: errno, TCP state, the sides
-//! and their sockets, and how a call ended.
+//! and their sockets, and how a call ended; and how text from outside is
+//! shown ([`Escaped`]).
 //!
 //! Every other module speaks these words; this one imports none of them.
 //! The names are the ones the kernel and the scenario catalog
@@ -7,6 +8,7 @@
 //! reports read the way the field's write-ups do.
 
 pub mod errno;
+pub mod escaped;
 mod exit;
 mod outcome;
 pub mod packet;
@@ -16,6 +18,7 @@ pub mod tcp_state;
 pub mod units;
 
 pub use errno::Errno;
+pub use escaped::Escaped;
 pub use exit::Exit;
 pub use outcome::{CallResult, Outcome, PollEvents};
 pub use packet::{Port, Reject, TcpFlags, Verdict};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::model::syscall::Which;
 use crate::model::units::millis as ms;
-use crate::model::{Errno, Link, Outcome, Side, Socket, TcpFlags};
+use crate::model::{Errno, Escaped, Link, Outcome, Side, Socket, TcpFlags};
 use crate::record::StepId;
 use crate::suite::Segments;
 use crate::verdict::millis;
@@ -255,12 +255,25 @@ impl fmt::Display for Observation {
     }
 }
 
-/// `case: what`, the form an accept file lists.
+/// `case: what`, the form an accept file lists: one line, whatever the
+/// strings it quotes hold (they may come from a report handed to `hangup
+/// diff`), so it is written [`Escaped`]; an accept file lists a difference
+/// as it is shown.
 impl fmt::Display for Difference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: ", self.case)?;
+        Escaped(Line(self)).fmt(f)
+    }
+}
+
+/// A [`Difference`] as it reads before it is escaped.
+struct Line<'a>(&'a Difference);
+
+impl fmt::Display for Line<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Line(difference) = self;
+        write!(f, "{}: ", difference.case)?;
         let seen = |value: &Option<String>| value.as_deref().unwrap_or("(not seen)").to_string();
-        match &self.change {
+        match &difference.change {
             Change::OnlyIn { run } => write!(f, "only in {}", run.name()),
             Change::Verdict { base, new } => write!(f, "verdict: {base} -> {new}"),
             Change::Observed {

@@ -15,6 +15,7 @@ use junit_report::{Duration, Report, TestCase, TestCaseBuilder, TestSuite};
 
 use super::diff::Difference;
 use super::{CaseReport, CaseStatus, write_atomically};
+use crate::model::escaped::write_escape;
 
 /// The case pairs a run compared between two versions of a program, the
 /// differences found, and those accepted.
@@ -95,8 +96,8 @@ fn test_case(case: &CaseReport) -> TestCase {
 
 /// Text for an attribute (or any XML text): the characters XML 1.0 cannot
 /// hold at all (controls other than tab, newline and carriage return;
-/// U+FFFE, U+FFFF) shown as escapes like `\u{7}`. The XML writer escapes
-/// `<`, `&` and quotes.
+/// U+FFFE, U+FFFF) shown as escapes like `\u{7}`, as the terminal shows
+/// them ([`write_escape`]). The XML writer escapes `<`, `&` and quotes.
 fn attribute(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -105,7 +106,8 @@ fn attribute(text: &str) -> String {
         if allowed {
             out.push(c);
         } else {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+            // Writing to a String cannot fail.
+            let _ = write_escape(&mut out, c);
         }
     }
     out

@@ -687,3 +687,128 @@ fn a_later_report_of_the_same_format_reads_and_its_unknown_events_are_skipped() 
     );
     assert!(differences.is_empty(), "{differences:#?}");
 }
+
+/// Newlines, carriage returns, ESC, BEL, a C1 control and a bidi override
+/// in every place outside text reaches a failure: the suite's name (from
+/// a file name), the step as written, what was expected and observed, the
+/// program's command and output, a path.
+const HOSTILE: &str = "\n1 passed, 0 failed\r\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}1m\u{202e}";
+
+/// A failed case whose every outside string holds [`HOSTILE`].
+fn hostile_case() -> CaseReport {
+    let server = Some(Side::Server);
+    let mut timeline = Timeline::default();
+    timeline.push(
+        ms(0),
+        server,
+        EventKind::ProgramStarted {
+            argv: vec!["/bin/sh".into(), "-c".into(), format!("printf '{HOSTILE}'")],
+            pid: 4242,
+        },
+    );
+    timeline.push(
+        ms(1),
+        server,
+        EventKind::Output {
+            stream: Stream::Out,
+            line: format!("ready{HOSTILE}"),
+            cut: 0,
+        },
+    );
+    timeline.push(
+        ms(2),
+        Some(Side::Client),
+        EventKind::Whereabouts {
+            step: StepId::at(1),
+            source: format!("{{ send = \"\"\"{HOSTILE}\"\"\" }}"),
+            location: format!("s{HOSTILE}.toml:3:1"),
+            in_flight: None,
+        },
+    );
+    let mut report = CaseReport::new(
+        (
+            format!("s{HOSTILE}::c"),
+            format!("s{HOSTILE}"),
+            "c".into(),
+            format!("s{HOSTILE}.toml:2:1"),
+        ),
+        CaseStatus::Failed(Failure {
+            step: Some(StepRef::new(
+                Side::Client,
+                StepId::at(1),
+                format!("s{HOSTILE}.toml:3:1"),
+                format!("{{ send = \"\"\"{HOSTILE}\"\"\" }}"),
+            )),
+            mismatch: Some(Mismatch {
+                kind: MismatchKind::Outcome,
+                expected: format!("ok{HOSTILE}"),
+                observed: format!("EPIPE{HOSTILE}"),
+            }),
+            output: vec![OutputLine {
+                stream: Stream::Err,
+                line: format!("last words{HOSTILE}"),
+                cut: 0,
+            }],
+            ..Failure::new(
+                FailureKind::Expectation,
+                format!("client step 1 at s{HOSTILE}.toml:3:1: expected ok"),
+                ms(2),
+            )
+        }),
+        ms(3),
+        timeline,
+        ms(0),
+    );
+    report.artifacts = Some(format!("/tmp/hangup-s{HOSTILE}-c-abc123").into());
+    report
+}
+
+/// What a terminal obeys rather than shows: the controls but newline and
+/// tab (C0, DEL, C1) and the bidi controls. Written out here, not taken
+/// from `model::escaped`, so a gap there is caught.
+fn obeyed(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{61c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
+/// Outside text in a failure is shown escaped, on the lines the failure
+/// has: none of it reaches the terminal raw or starts a line of its own.
+#[test]
+fn the_terminal_failure_shows_outside_text_escaped() {
+    let text = hostile_case().render_failure();
+    assert!(!text.chars().any(obeyed), "{text:?}");
+    assert!(
+        !text.lines().any(|line| line.starts_with("1 passed")),
+        "{text}"
+    );
+    insta::assert_snapshot!("terminal_escaped", text);
+}
+
+/// A difference is one line, whatever the report it was read from holds;
+/// an accept file lists it as it is shown.
+#[test]
+fn a_difference_is_one_line_whatever_its_strings_hold() {
+    let difference = Difference {
+        case: format!("s{HOSTILE}::c"),
+        change: Change::Observed {
+            observation: Observation {
+                side: Some(Side::Server),
+                step: None,
+                of: Observed::Call {
+                    action: format!("recv{HOSTILE}"),
+                    on: None,
+                },
+            },
+            base: Some(format!("EAGAIN{HOSTILE}")),
+            new: None,
+        },
+    };
+    let line = difference.to_string();
+    assert!(!line.chars().any(obeyed), "{line:?}");
+    assert_eq!(
+        line,
+        r"s\n1 passed, 0 failed\r\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}1m\u{202e}::c: server #0 recv\n1 passed, 0 failed\r\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}1m\u{202e}: EAGAIN\n1 passed, 0 failed\r\u{1b}]0;owned\u{7}\u{1b}[2J\u{9b}1m\u{202e} -> (not seen)"
+    );
+    let accepted = super::diff::accepted(&format!("{line}\n"));
+    assert!(accepted.contains(&line));
+}

@@ -13,7 +13,7 @@ use std::fmt::Write;
 use std::time::Duration;
 
 use super::{CaseReport, describe_call};
-use crate::model::Side;
+use crate::model::{Escaped, Side};
 use crate::record::{EventKind, StepId};
 use crate::verdict::millis;
 
@@ -150,14 +150,17 @@ fn case_figures(name: &str, runs: &[&CaseReport]) -> CaseFigures {
     }
 }
 
-/// The figures as text: a line per case, a line per step under it.
+/// The figures as text: a line per case, a line per step under it (the
+/// case's name [`Escaped`], so it cannot start a line of its own).
 pub fn render(figures: &[CaseFigures]) -> String {
     let mut out = String::from("soak figures (min / median / p99 / max):\n");
     for case in figures {
         let _ = write!(
             out,
             "{}: {} runs, {} failed",
-            case.name, case.runs, case.failures
+            Escaped(&case.name),
+            case.runs,
+            case.failures
         );
         if let Some(late) = case.lateness {
             let _ = write!(out, "; hangup's own lateness {}", spread(late));
@@ -169,7 +172,7 @@ pub fn render(figures: &[CaseFigures]) -> String {
                 "    {} step {} `{}`: {} over {} calls",
                 step.side,
                 step.step,
-                step.action,
+                Escaped(&step.action),
                 spread(step.took),
                 step.calls
             );

@@ -1,7 +1,13 @@
 //! A case's failure as people read it on a terminal (and in `case.log`
 //! and JUnit's failure text), and the closing line of a run.
+//!
+//! Every string in a failure came from outside or quotes what did (the
+//! case's name from a file name, the step as written, what the program
+//! printed), so each is written [`Escaped`]: the failure's lines are the
+//! ones written here, and none of its text can add one.
 
 use super::{CaseReport, CaseStatus};
+use crate::model::Escaped;
 use crate::verdict::millis;
 
 impl CaseReport {
@@ -12,17 +18,25 @@ impl CaseReport {
         let CaseStatus::Failed(failure) = &self.status else {
             return String::new();
         };
-        let mut out = format!("{} failed: {}\n", self.name, failure.summary);
+        let mut out = format!(
+            "{} failed: {}\n",
+            Escaped(&self.name),
+            Escaped(&failure.summary)
+        );
         if let Some(step) = &failure.step {
             out.push_str(&format!(
                 "  step:     {} step {} at {}: {}\n",
-                step.side, step.step.index, step.location, step.source
+                step.side,
+                step.step.index,
+                Escaped(&step.location),
+                Escaped(&step.source)
             ));
         }
         if let Some(mismatch) = &failure.mismatch {
             out.push_str(&format!(
                 "  expected: {}\n  observed: {}\n",
-                mismatch.expected, mismatch.observed
+                Escaped(&mismatch.expected),
+                Escaped(&mismatch.observed)
             ));
         }
         out.push_str(&format!(
@@ -32,13 +46,13 @@ impl CaseReport {
         if !failure.output.is_empty() {
             out.push_str("\nthe program's last output:\n");
             for line in &failure.output {
-                out.push_str(&format!("  {line}\n"));
+                out.push_str(&format!("  {}\n", Escaped(line)));
             }
         }
         out.push_str("\ntimeline:\n");
         out.push_str(&self.timeline.render());
         if let Some(dir) = &self.artifacts {
-            out.push_str(&format!("\nartifacts: {}\n", dir.display()));
+            out.push_str(&format!("\nartifacts: {}\n", Escaped(dir.display())));
         }
         out
     }

@@ -1,10 +1,15 @@
 //! The timeline of one case: calls and kernel states on both sides, in
 //! time order, rendered as two columns (client left, server right).
+//!
+//! Each event is one line of the ladder, and several quote text from
+//! outside (what the program printed, its command, a step as written, a
+//! path): every event's text is written [`Escaped`], so none can break
+//! the ladder or reach the terminal raw.
 
 use std::time::Duration;
 
 use crate::fault::DelayTrouble;
-use crate::model::{CallResult, Link, Outcome, Side, Socket, TcpFlags};
+use crate::model::{CallResult, Escaped, Link, Outcome, Side, Socket, TcpFlags};
 use crate::record::{
     Event, EventKind, FaultSpec, Flood, HeldSocket, QueuedAt, SegmentSeen, Shortfall, StateSource,
     StepId, StopReason, Timeline, TracedSyscall,
@@ -48,6 +53,7 @@ impl Timeline {
             let Some(text) = event.describe() else {
                 continue;
             };
+            let text = Escaped(&text).to_string();
             let ms = format!("{:.1}", event.at.as_secs_f64() * 1000.0);
             if let EventKind::Packet {
                 to_side,
@@ -225,12 +231,13 @@ fn outcome(result: &CallResult) -> String {
 }
 
 /// A program's command on one line: control characters escaped, each
-/// long argument cut short.
+/// long argument cut short (after the escape, so the cut is of what is
+/// shown).
 fn command_line(argv: &[String]) -> String {
     const LONGEST: usize = 48;
     argv.iter()
         .map(|arg| {
-            let escaped: String = arg.chars().flat_map(char::escape_default).collect();
+            let escaped = Escaped(arg).to_string();
             if escaped.chars().count() > LONGEST {
                 let cut: String = escaped.chars().take(LONGEST).collect();
                 format!("{cut}...")

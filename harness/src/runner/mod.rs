@@ -213,7 +213,7 @@ fn fill_artifacts(
     write("timeline.txt", report.timeline.render().as_bytes())?;
     let log = match report.failure() {
         Some(_) => report.render_failure(),
-        None => format!("{} passed\n", report.name),
+        None => format!("{} passed\n", crate::model::Escaped(&report.name)),
     };
     write("case.log", log.as_bytes())?;
     let json = serde_json::to_vec_pretty(report).map_err(|e| e.to_string())?;

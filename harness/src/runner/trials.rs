@@ -21,6 +21,11 @@
 //! per test) work as for any test. The folder is resolved against the
 //! working directory at run time (cargo runs tests from the package root);
 //! `HANGUP_SUITES` overrides it. `HANGUP_JUNIT=path` also writes JUnit XML.
+//!
+//! A trial's name is the case's test name [`Escaped`] (a suite's name is
+//! its file's, which may hold a newline or ESC): libtest-mimic prints it
+//! as it is, and `--list` must print one name a line for nextest. A filter
+//! matches the name as listed.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 use super::{RunOptions, load_suites, run_case};
+use crate::model::Escaped;
 use crate::report::{CaseReport, write_junit};
 
 /// The whole `main` of a suites test binary: runs the suites in `folder`.
@@ -38,7 +44,7 @@ pub fn test_main(folder: &str) -> ExitCode {
     match RunOptions::from_env() {
         Ok(options) => test_main_with(&[folder], options),
         Err(err) => {
-            eprintln!("hangup: {err}");
+            eprintln!("hangup: {}", Escaped(err));
             ExitCode::from(2)
         }
     }
@@ -59,7 +65,7 @@ fn selects_nothing(
     }
     let names: Vec<String> = suites
         .iter()
-        .flat_map(|s| s.cases.iter().map(move |c| c.test_name(s)))
+        .flat_map(|s| s.cases.iter().map(move |c| trial_name(s, c)))
         .collect();
     if names.is_empty() {
         return valid.then(|| "the suites folder holds no case".to_string());
@@ -75,10 +81,17 @@ fn selects_nothing(
     if names.iter().any(|name| matches(name)) {
         return None;
     }
-    let names_a_suite = suites
-        .iter()
-        .any(|suite| filter == suite.name || filter.starts_with(&format!("{}::", suite.name)));
-    names_a_suite.then(|| format!("no case matches `{filter}`"))
+    let names_a_suite = suites.iter().any(|suite| {
+        let name = Escaped(&suite.name).to_string();
+        filter == name || filter.starts_with(&format!("{name}::"))
+    });
+    names_a_suite.then(|| format!("no case matches `{}`", Escaped(filter)))
+}
+
+/// The name a case's trial is listed, filtered and reported by: its test
+/// name, [`Escaped`].
+fn trial_name(suite: &crate::suite::Suite, case: &crate::suite::Case) -> String {
+    Escaped(case.test_name(suite)).to_string()
 }
 
 /// Like [`test_main`], with explicit suite paths and options.
@@ -94,6 +107,7 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
     let (suites, errors) = load_suites(paths);
     if let Some(why) = selects_nothing(&args, &suites, errors.is_empty()) {
         if std::env::var_os("HANGUP_ALLOW_EMPTY").is_none_or(|v| v.is_empty() || v == "0") {
+            // Its filter is escaped where it is made.
             eprintln!("hangup: {why}; set HANGUP_ALLOW_EMPTY=1 if that is expected");
             return ExitCode::from(2);
         }
@@ -105,10 +119,11 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
         let name = match &err {
             crate::suite::SuiteError::Invalid { path, .. }
             | crate::suite::SuiteError::Read { path, .. }
-            | crate::suite::SuiteError::NotAFile { path, .. } => {
+            | crate::suite::SuiteError::NotAFile { path, .. }
+            | crate::suite::SuiteError::Unnamed { path } => {
                 format!(
                     "{}::invalid_suite",
-                    path.file_stem().unwrap_or_default().to_string_lossy()
+                    Escaped(path.file_stem().unwrap_or_default().to_string_lossy())
                 )
             }
         };
@@ -151,7 +166,8 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
     let killed = super::suite_program::stop_all(options.keep_artifacts || failed);
     crate::record::leftovers::release();
     for why in &killed {
-        eprintln!("hangup: {why}");
+        // It names the suite's path.
+        eprintln!("hangup: {}", Escaped(why));
     }
     if let Some(path) = std::env::var_os("HANGUP_JUNIT").filter(|_| !args.list) {
         let reports = collected.lock().map(|r| r.clone()).unwrap_or_default();
@@ -240,5 +256,32 @@ mod tests {
             ..Arguments::default()
         };
         assert_eq!(selects_nothing(&listing, &[], true), None);
+    }
+
+    /// A suite named by a file whose name holds a newline and ESC: its
+    /// trial is listed on one line, escaped, and is selected by that name.
+    #[test]
+    fn a_trial_is_named_escaped_and_selected_by_that_name() {
+        let suite = parse_suite(
+            Path::new("s\n1 passed\u{1b}[2J.toml"),
+            b"[[case]]\nname = \"c\"\nclient = [\"close\"]\n",
+        )
+        .expect("valid suite");
+        let name = trial_name(&suite, &suite.cases[0]);
+        assert_eq!(name, r"s\n1 passed\u{1b}[2J::c");
+        let suites = [suite];
+        assert_eq!(
+            selects_nothing(&filtered(Some(&name), true), &suites, true),
+            None
+        );
+        assert_eq!(
+            selects_nothing(
+                &filtered(Some(r"s\n1 passed\u{1b}[2J::d"), false),
+                &suites,
+                true
+            )
+            .as_deref(),
+            Some(r"no case matches `s\n1 passed\u{1b}[2J::d`")
+        );
     }
 }

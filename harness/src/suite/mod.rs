@@ -563,6 +563,11 @@ pub fn load_named(file: &SuiteFile) -> Result<Suite, SuiteError> {
 pub fn load(path: &Path) -> Result<Suite, SuiteError> {
     use std::io::Read;
     regular_file(path)?;
+    if !names_a_suite(path) {
+        return Err(SuiteError::Unnamed {
+            path: path.to_path_buf(),
+        });
+    }
     let failed = |source| SuiteError::Read {
         path: path.to_path_buf(),
         source,
@@ -577,6 +582,25 @@ pub fn load(path: &Path) -> Result<Suite, SuiteError> {
         })
         .map_err(failed)?;
     parse_suite(path, &bytes)
+}
+
+/// Whether `path`'s file name leaves a suite name once `.toml` (or, for a
+/// file given by itself, its extension) is taken off: `.toml` leaves
+/// nothing, and `...toml` leaves `..`, which a path's components drop, so
+/// its tests would be `::case` (or take the folder's name); a name of
+/// spaces reads as none.
+fn names_a_suite(path: &Path) -> bool {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy()) else {
+        return false;
+    };
+    let stem = match name.strip_suffix(".toml") {
+        Some(stem) => stem.to_string(),
+        None => Path::new(&*name)
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    !matches!(stem.trim(), "" | "." | "..")
 }
 
 /// Refuses `path` unless it is a regular file (or a symlink to one), before
@@ -784,5 +808,47 @@ mod tests {
         std::os::unix::fs::symlink(".", dir.path().join("more")).expect("symlink");
         let found = discover(&[dir.path().to_path_buf()]).expect("discover");
         assert_eq!(names(&found), ["a"]);
+    }
+
+    /// A file name with nothing before `.toml` names no suite: its tests
+    /// would be `::case`. It is refused, naming the file, however it is
+    /// reached; a name that is only odd is not.
+    #[test]
+    fn a_file_name_that_leaves_no_suite_name_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let suite = "[[case]]\nname = \"c\"\nclient = [\"close\"]\n";
+        for file in [
+            "...toml",
+            "..toml",
+            ".toml",
+            " .toml",
+            "in/...toml",
+            "..txt",
+        ] {
+            let path = dir.path().join(file);
+            std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&path, suite).expect("write");
+            let err = load(&path).expect_err(file);
+            assert!(matches!(err, SuiteError::Unnamed { .. }), "{file}: {err}");
+            let message = err.to_string();
+            assert!(
+                message.contains(&path.display().to_string())
+                    && message.contains("expected a file name with a name before `.toml`"),
+                "{message}"
+            );
+        }
+        // Found in a folder, `in/...toml` would have taken the name `in`.
+        let found = discover(&[dir.path().to_path_buf()]).expect("discover");
+        for file in &found {
+            assert!(
+                matches!(load_named(file), Err(SuiteError::Unnamed { .. })),
+                "{file:?}"
+            );
+        }
+        for file in ["....toml", ".a.toml", "a..toml"] {
+            let path = dir.path().join(file);
+            std::fs::write(&path, suite).expect("write");
+            assert!(load(&path).is_ok(), "{file}");
+        }
     }
 }

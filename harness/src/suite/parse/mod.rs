@@ -37,12 +37,13 @@ use toml::de::{DeValue, ValueDeserializer};
 
 use super::limits::{MAX_FILE_BYTES, MAX_PROBLEMS_SHOWN, bytes_in_words};
 use super::{Location, Suite};
+use crate::model::Escaped;
 
 /// What went wrong reading a suite.
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
     /// The file or folder could not be read at all.
-    #[error("failed to read suite {}: {source}", path.display())]
+    #[error("failed to read suite {}: {source}", Escaped(path.display()))]
     Read {
         /// What was being read.
         path: PathBuf,
@@ -51,12 +52,24 @@ pub enum SuiteError {
     },
     /// The path is a FIFO, a device or a socket: reading one could block
     /// forever or never end, so it is refused before it is opened.
-    #[error("failed to read suite {}: expected a regular file, found {kind}", path.display())]
+    #[error("failed to read suite {}: expected a regular file, found {kind}", Escaped(path.display()))]
     NotAFile {
         /// What was given or found.
         path: PathBuf,
         /// What it is instead ("a FIFO", "a character device", ...).
         kind: &'static str,
+    },
+    /// The file's name leaves no suite name once `.toml` is taken off
+    /// (`...toml`, ` .toml`): its tests would be named `::case`, which
+    /// names no suite and reads as nothing on a terminal.
+    #[error(
+        "failed to read suite {}: expected a file name with a name before `.toml`, found `{}`: a suite is named after its file, and its tests `<suite>::<case>`",
+        Escaped(path.display()),
+        Escaped(path.file_name().unwrap_or_default().to_string_lossy())
+    )]
+    Unnamed {
+        /// The suite file.
+        path: PathBuf,
     },
     /// The file was read but is not a valid suite; every problem is listed.
     #[error("{rendered}")]
@@ -236,12 +249,16 @@ impl<'a> Reader<'a> {
         problems.truncate(MAX_PROBLEMS_SHOWN);
         let unshown = distinct - problems.len();
         let renderer = Renderer::plain();
-        let path = self.path.display().to_string();
+        // The path and a message (which may quote the file: a bad case
+        // name) are shown escaped, so neither can add a line; the snippet
+        // renderer shows the file's own control characters as symbols.
+        let path = Escaped(self.path.display()).to_string();
         let mut rendered = String::new();
         let mut diagnostics = Vec::new();
         for (span, message) in problems {
             let location = self.location(span.start);
-            let report = &[Level::ERROR.primary_title(&message).element(
+            let title = Escaped(&message).to_string();
+            let report = &[Level::ERROR.primary_title(&title).element(
                 Snippet::source(self.text)
                     .path(&path)
                     .annotation(AnnotationKind::Primary.span(span.clone())),
