@@ -521,6 +521,29 @@ fn a_program_that_misbehaves_fails_its_case_with_the_reason(
     drop(dir);
 }
 
+/// A program that exits at once, before hangup could have found it in
+/// `/proc`, fails each case with its exit status and its last line.
+#[test]
+fn a_program_that_exits_at_once_fails_with_its_status_and_output() {
+    let (code, stdout, cases, dir) = run_broken("program_exits_at_once.toml");
+    assert_eq!(code, Some(1), "{stdout}");
+    let cases = cases.as_array().expect("cases");
+    assert_eq!(cases.len(), 10, "{stdout}");
+    for case in cases {
+        assert_eq!(
+            case["summary"], "the program exited with status 3 before it was ready",
+            "{stdout}"
+        );
+        assert!(
+            case["output"]
+                .as_array()
+                .is_some_and(|lines| lines.iter().any(|l| output_line(l) == "err| boom")),
+            "{case}"
+        );
+    }
+    drop(dir);
+}
+
 /// A program that serves the whole suite (`scope = "suite"`) and dies fails
 /// the case it served and every case after it, each with the reason and the
 /// program's last output; one that ignores its stop signal fails the

@@ -42,7 +42,8 @@ pub(super) fn errno() -> libc::c_int {
     unsafe { *libc::__errno_location() }
 }
 
-/// Reports `errno` on the `report` pipe and ends the process with `code`.
+/// Reports `errno` on the `report` pipe (tagged [`FAILED`]) and ends the
+/// process with `code`.
 ///
 /// # Safety
 ///
@@ -52,10 +53,56 @@ pub(super) unsafe fn fail(report: RawFd, code: libc::c_int) -> ! {
     // SAFETY: a write of 4 bytes from the stack, then _exit; the caller
     // is a process that may end this way.
     unsafe {
-        let bytes = errno().to_ne_bytes();
-        libc::write(report, bytes.as_ptr().cast(), bytes.len());
+        tell(report, FAILED, errno());
         libc::_exit(code);
     }
+}
+
+/// The tag of a report of the errno a child failed with.
+pub(super) const FAILED: u8 = b'E';
+
+/// The tag of the program's report of its own pid, as hangup's `/proc`
+/// numbers it.
+pub(super) const PID: u8 = b'P';
+
+/// Writes one report on the `report` pipe: a tag and a number, 5 bytes in
+/// one write (atomic on a pipe).
+///
+/// # Safety
+///
+/// Only in a process `spawn` made, with `report` its end of the pipe.
+pub(super) unsafe fn tell(report: RawFd, tag: u8, number: i32) {
+    let n = number.to_ne_bytes();
+    let bytes = [tag, n[0], n[1], n[2], n[3]];
+    // SAFETY: a write of 5 bytes from the stack.
+    unsafe {
+        libc::write(report, bytes.as_ptr().cast(), bytes.len());
+    }
+}
+
+/// The calling process's pid as hangup's `/proc` numbers it: the target
+/// of `/proc/self`, read with a raw `readlink` and parsed by hand. In the
+/// program's own PID namespace `getpid()` is 2; `/proc` is the host's.
+///
+/// # Safety
+///
+/// Async-signal-safe: for the children `spawn` makes.
+pub(super) unsafe fn host_pid() -> Option<i32> {
+    let mut link = [0u8; 16];
+    // SAFETY: readlink writes at most `link.len()` bytes into `link`.
+    let len =
+        unsafe { libc::readlink(c"/proc/self".as_ptr(), link.as_mut_ptr().cast(), link.len()) };
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&n| n > 0 && n < link.len())?;
+    let mut pid: i32 = 0;
+    for &digit in &link[..len] {
+        if !digit.is_ascii_digit() {
+            return None;
+        }
+        pid = pid.checked_mul(10)?.checked_add(i32::from(digit - b'0'))?;
+    }
+    Some(pid)
 }
 
 /// Blocks every signal that can be blocked: the group's signals are for

@@ -44,8 +44,14 @@
 //! it, init's kills init, and the namespace goes.
 //!
 //! Inside, the program's `getpid()` is 2; `/proc` is the host's, in which
-//! `/proc/self` still names it. hangup finds its host pid through `/proc`
-//! (this kernel has no `/proc/PID/task/TID/children`).
+//! `/proc/self` still names it: the program reads it before it execs and
+//! reports it on the report pipe, so hangup knows its pid even when it
+//! ends at once (looking for it in `/proc` afterwards found nothing then).
+//!
+//! The report pipe carries, after the relay's ready byte, 5-byte reports
+//! (a tag and a number): the program's pid, then at most one errno of a
+//! failure (an `execve` that failed, or the relay's or init's own); an
+//! `execve` that succeeds closes the program's end (`O_CLOEXEC`).
 //!
 //! # Only async-signal-safe calls in the children
 //!
@@ -189,26 +195,28 @@ pub(super) fn spawn(
         File::from(read)
     });
     drop((out_w, err_w, report_w));
-    let mut errno = [0u8; 4];
-    let got = if ready {
-        read_full(&mut report, &mut errno)?
+    let first = if ready {
+        next_report(&mut report)?
     } else {
-        0
+        None
     };
-    if !ready || got == errno.len() {
-        reap(relay);
-        return Err(if got == errno.len() {
-            io::Error::from_raw_os_error(i32::from_ne_bytes(errno))
-        } else {
-            io::Error::other("the program's process ended before it could start it")
-        });
-    }
-    let program = match program_pid(relay) {
-        Ok(pid) => pid,
-        Err(err) => {
-            let _ = nix::sys::signal::killpg(relay, nix::sys::signal::Signal::SIGKILL);
+    let program = match first {
+        Some((raw::PID, pid)) => match next_report(&mut report)? {
+            None => Pid::from_raw(pid),
+            Some((_, errno)) => {
+                reap(relay);
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+        },
+        Some((_, errno)) => {
             reap(relay);
-            return Err(err);
+            return Err(io::Error::from_raw_os_error(errno));
+        }
+        None => {
+            reap(relay);
+            return Err(io::Error::other(
+                "the program's process ended before it could start it",
+            ));
         }
     };
     Ok(Spawned {
@@ -227,6 +235,19 @@ fn reap(relay: Pid) {
 
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
+}
+
+/// The next report on the report pipe, a tag and a number; `None` at its
+/// end.
+fn next_report(from: &mut File) -> io::Result<Option<(u8, i32)>> {
+    let mut bytes = [0u8; 5];
+    Ok(match read_full(from, &mut bytes)? {
+        5 => Some((
+            bytes[0],
+            i32::from_ne_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]),
+        )),
+        _ => None,
+    })
 }
 
 /// Reads until `buf` is full or the end of the stream; how much it got.
@@ -350,9 +371,22 @@ unsafe fn relay(plan: &Plan, argv: &[*const libc::c_char], envp: &[*const libc::
         libc::prctl(libc::PR_SET_NAME, c"hangup init".as_ptr());
         let program = raw::fork();
         if program == 0 {
+            tell_pid(report);
             exec_program(plan, argv, envp, report);
         }
         reap_until(program, status[1]);
+    }
+}
+
+/// The program, first thing: reports its pid as hangup's `/proc` numbers
+/// it, or fails.
+unsafe fn tell_pid(report: RawFd) {
+    // SAFETY: raw syscalls on the stack; see the module docs.
+    unsafe {
+        match raw::host_pid() {
+            Some(pid) => raw::tell(report, raw::PID, pid),
+            None => raw::fail(report, 122),
+        }
     }
 }
 
@@ -398,6 +432,8 @@ unsafe fn trace_from_init(
         }
         let program = raw::fork();
         if program == 0 {
+            // Before the filter: this write is not the program's.
+            tell_pid(report);
             // Only init may hold the write end, so that init's end is EOF.
             libc::close(go[1]);
             let mut byte = 0u8;
@@ -502,57 +538,9 @@ unsafe fn reap_until(program: libc::pid_t, to_relay: RawFd) -> ! {
     }
 }
 
-/// The program's pid on the host: the child of the relay's child (init).
-/// Found through every process's parent in `/proc`, once the spawn is done
-/// (the program has exec'd by then, and init waits for it).
-fn program_pid(relay: Pid) -> io::Result<Pid> {
-    let mut parents = Vec::new();
-    for entry in std::fs::read_dir("/proc")? {
-        let Ok(entry) = entry else { continue };
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // Gone since the listing: not one of ours.
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        if let Some(parent) = parent_in_stat(&stat) {
-            parents.push((pid, parent));
-        }
-    }
-    let child_of = |parent: i32| {
-        parents
-            .iter()
-            .find(|(_, p)| *p == parent)
-            .map(|(pid, _)| *pid)
-    };
-    child_of(relay.as_raw())
-        .and_then(child_of)
-        .map(Pid::from_raw)
-        .ok_or_else(|| io::Error::other("the program's process was not found under its relay"))
-}
-
-/// The parent pid in a `/proc/PID/stat` line: the field after the state,
-/// which follows the command name in parentheses (a name may hold spaces
-/// and parentheses, so the last `)` ends it).
-fn parent_in_stat(stat: &str) -> Option<i32> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(1)?.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_parent_is_read_after_a_command_name_with_spaces_and_parentheses() {
-        assert_eq!(parent_in_stat("42 (a b) c)) S 7 42 42 0"), Some(7));
-        assert_eq!(parent_in_stat("42 (x"), None);
-    }
 
     fn fds(pid: Pid) -> Vec<String> {
         let mut fds: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
