@@ -33,7 +33,7 @@ pub fn write_junit(
 }
 
 /// The JUnit XML [`write_junit`] writes.
-pub(super) fn junit_xml(
+pub fn junit_xml(
     reports: &[CaseReport],
     compared: Option<Compared<'_>>,
 ) -> std::io::Result<Vec<u8>> {

@@ -26,7 +26,7 @@ use std::path::Path;
 
 pub use file::write_atomically;
 pub use format::{CaseReport, CaseStatus, Failure, FailureKind, Report, StepRef};
-pub use junit::{write_diff_junit, write_junit};
+pub use junit::{junit_xml, write_diff_junit, write_junit};
 pub use terminal::summary_line;
 pub use timeline::{describe_call, whereabouts};
 

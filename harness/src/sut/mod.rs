@@ -33,7 +33,7 @@ mod spawn;
 mod trace;
 mod view;
 
-pub use output::{LINE_CAP, PROGRAM_LOG_CAP};
+pub use output::{LINE_CAP, PROGRAM_LOG_CAP, next_line};
 pub use places::Places;
 pub use trace::{Calls, TracedCall};
 pub use view::{Held, LineCounter, ProgramView};

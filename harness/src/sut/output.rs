@@ -200,21 +200,11 @@ pub(super) fn read_lines(
             let mut reader = BufReader::new(from);
             let mut bytes = Vec::new();
             loop {
-                let cut = match read_line_capped(&mut reader, &mut bytes, LINE_CAP) {
-                    Ok(Some(cut)) => cut,
-                    Ok(None) | Err(_) => {
-                        output.stream_ended();
-                        return;
-                    }
+                let Ok(Some(line)) = next_line(&mut reader, stream, &mut bytes, LINE_CAP) else {
+                    output.stream_ended();
+                    return;
                 };
                 let now = Instant::now();
-                let line = OutputLine {
-                    stream,
-                    line: String::from_utf8_lossy(&bytes)
-                        .trim_end_matches('\r')
-                        .to_string(),
-                    cut,
-                };
                 let record = route.current();
                 let matched: Vec<bool> = output
                     .patterns
@@ -239,6 +229,29 @@ pub(super) fn read_lines(
 /// that grows past it (a program that never writes a newline) is kept up
 /// to here and the rest counted, not held, however long it grows.
 pub const LINE_CAP: usize = 64 * 1024;
+
+/// The next line of a program's `stream` as hangup keeps it: up to `cap`
+/// bytes (the rest counted in `cut`), without its newline or a CR before
+/// it, invalid UTF-8 replaced; `None` at the end of the stream. `bytes` is
+/// the reader's buffer, reused from line to line. Public for the fuzz
+/// target that feeds it arbitrary output.
+pub fn next_line(
+    reader: &mut impl BufRead,
+    stream: Stream,
+    bytes: &mut Vec<u8>,
+    cap: usize,
+) -> std::io::Result<Option<OutputLine>> {
+    let Some(cut) = read_line_capped(reader, bytes, cap)? else {
+        return Ok(None);
+    };
+    Ok(Some(OutputLine {
+        stream,
+        line: String::from_utf8_lossy(bytes)
+            .trim_end_matches('\r')
+            .to_string(),
+        cut,
+    }))
+}
 
 /// Reads one line into `line` (without its newline), keeping at most
 /// `cap` bytes of it and counting the rest as it passes: `Some(bytes left
