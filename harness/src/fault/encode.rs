@@ -166,6 +166,21 @@ pub(super) fn encode_control(message: ControlMessage, subsystem: u16, sequence: 
 
 pub(super) type Expression = ListAttribute<ExpressionAttribute>;
 
+/// A TCP header's lengths, in 32-bit words (its data offset).
+const TCP_HEADER_WORDS: std::ops::RangeInclusive<u16> = 5..=15;
+
+/// The rules of a filter that narrows by `data`: one per IP version and
+/// TCP header length (nf_tables cannot subtract the headers' lengths from
+/// the packet's, so each length is a rule of its own).
+pub const RULES_WITH_DATA: usize =
+    2 * (*TCP_HEADER_WORDS.end() - *TCP_HEADER_WORDS.start() + 1) as usize;
+
+/// How many nf_tables rules one [`Filter`] (one port) makes: so a suite
+/// can count what its faults will cost before any runs.
+pub fn rules_per_port(data: Option<bool>) -> usize {
+    if data.is_some() { RULES_WITH_DATA } else { 1 }
+}
+
 /// The rules for one filter: one, or, to tell segments with data from
 /// those without, one per IP version and TCP header length (nf_tables
 /// cannot subtract the header lengths from the packet's; it can compare
@@ -191,7 +206,10 @@ pub(super) fn rules(filter: &Filter) -> Vec<Vec<Expression>> {
     if let Some(p) = filter.probability.filter(|p| *p < 1.0) {
         // meta random is uniform over all 32 bits: its bytes, compared as
         // memcmp compares, are below the threshold's big-endian bytes with
-        // probability threshold / 2^32.
+        // probability threshold / 2^32. A suite's probability is at least
+        // 2^-32, whose threshold is 1 (`check` refuses less: a threshold
+        // of 0 would never fire); the clamp only keeps a smaller one from
+        // wrapping round.
         let threshold = (p * 4_294_967_296.0).round().clamp(1.0, 4_294_967_295.0) as u32;
         tail.push(load_meta(MetaKey::PseudoRandom));
         tail.push(compare(
@@ -229,7 +247,7 @@ pub(super) fn rules(filter: &Filter) -> Vec<Vec<Expression>> {
     let mut all = Vec::new();
     // A TCP header is 5 to 15 words (its data offset); a segment has no
     // data when the IP packet is exactly its headers long.
-    for words in 5u16..=15 {
+    for words in TCP_HEADER_WORDS {
         let tcp = words * 4;
         let doff = vec![
             load_payload(NFT_PAYLOAD_TRANSPORT_HEADER, 12, 1),
@@ -514,6 +532,44 @@ mod tests {
             ..filter
         };
         assert_eq!(super::rules(&with_data).len(), 2 * 11);
+        assert_eq!(RULES_WITH_DATA, 2 * 11);
+        for data in [None, Some(true), Some(false)] {
+            let filter = Filter {
+                data,
+                ..with_data.clone()
+            };
+            assert_eq!(super::rules(&filter).len(), rules_per_port(data));
+        }
+    }
+
+    /// The threshold `meta random` is compared with: probability × 2^32,
+    /// big-endian; 2^-32, the least a suite may ask for, is 1 (a
+    /// threshold of 0 would never fire).
+    #[test]
+    fn a_probability_is_a_threshold_of_the_32_bit_random_number() {
+        for (p, threshold) in [
+            (1.0 / 4_294_967_296.0, 1u32),
+            (0.25, 1 << 30),
+            (0.5, 1 << 31),
+            (1.0 - 1.0 / 4_294_967_296.0, u32::MAX),
+        ] {
+            let rules = super::rules(&Filter {
+                port: Port::Destination(8080),
+                flags: None,
+                data: None,
+                probability: Some(p),
+                verdict: Verdict::Drop,
+                tag: 3,
+            });
+            // After the 4 expressions that match the port: meta random,
+            // then the comparison, whose data (4 bytes, unpadded) ends it.
+            let compare = bytes(&rules[0][5]);
+            assert_eq!(
+                compare[compare.len() - 4..],
+                threshold.to_be_bytes(),
+                "{p:e}"
+            );
+        }
     }
 
     #[test]

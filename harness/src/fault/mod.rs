@@ -62,7 +62,7 @@ use std::io;
 use crate::model::{Port, TcpFlags, Verdict};
 
 pub use delay::{Delay, DelayTrouble, Held};
-pub use encode::{LOG_GROUP, QUEUE};
+pub use encode::{LOG_GROUP, QUEUE, RULES_WITH_DATA, rules_per_port};
 pub use nft::Faults;
 
 /// One rule: the packets it matches and what becomes of them.
