@@ -4,7 +4,7 @@
 //! is tested against byte arrays without a kernel (the round trip through
 //! the kernel is `nft`'s tests).
 
-use netlink_packet_core::{DefaultNla, NLM_F_REQUEST, NetlinkMessage, Nla as _};
+use netlink_packet_core::{DefaultNla, NLM_F_REQUEST, NetlinkMessage};
 use netlink_packet_netfilter::nftables::{
     Bitwise, Cmp, DataAttribute, ExpressionAttribute, Expressions, Immediate, ListAttribute, Meta,
     MetaKey, NfTablesMessage, Operator, Payload, Register, RuleAttribute, RuleMessage,
@@ -44,7 +44,6 @@ pub(super) const NFT_REJECT_ICMPX_UNREACH: u32 = 2;
 pub(super) const NFT_REJECT_ICMPX_PORT_UNREACH: u8 = 1;
 pub(super) const NFT_REJECT_ICMPX_HOST_UNREACH: u8 = 2;
 pub(super) const NFT_REJECT_ICMPX_ADMIN_PROHIBITED: u8 = 3;
-pub(super) const NFTA_COUNTER_PACKETS: u16 = 2;
 pub(super) const NFTA_LOG_GROUP: u16 = 1;
 pub(super) const NFTA_LOG_PREFIX: u16 = 2;
 pub(super) const NFTA_LOG_SNAPLEN: u16 = 3;
@@ -87,37 +86,6 @@ pub(super) fn handle(rule: &RuleMessage) -> Option<u64> {
         RuleAttribute::Handle(h) => Some(*h),
         _ => None,
     })
-}
-
-/// What a rule's counter expression counted, in packets.
-pub(super) fn counted_packets(rule: &RuleMessage) -> u64 {
-    let expressions = rule.attributes.iter().find_map(|a| match a {
-        RuleAttribute::Expressions(e) => Some(e),
-        _ => None,
-    });
-    expressions
-        .into_iter()
-        .flatten()
-        .filter_map(|list| match list {
-            ListAttribute::Element(attributes) => Some(attributes),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|attribute| match attribute {
-            ExpressionAttribute::Data(Expressions::Other {
-                expression_type,
-                attributes,
-            }) if expression_type == "counter" => Some(attributes),
-            _ => None,
-        })
-        .flatten()
-        .filter(|nla| nla.kind() == NFTA_COUNTER_PACKETS)
-        .map(|nla| {
-            let mut value = [0u8; 8];
-            nla.emit_value(&mut value);
-            u64::from_be_bytes(value)
-        })
-        .sum()
 }
 
 /// The chain a rule with this verdict goes in.

@@ -1,6 +1,7 @@
 //! The nf_tables messages for [`Filter`]s, and the netlink exchange that
 //! puts them in the kernel, counts what they took, and takes them away.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use netlink_packet_core::{
@@ -19,10 +20,11 @@ use netlink_packet_netfilter::{NetfilterMessage, NetfilterMessageInner, Netfilte
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_NETFILTER};
 use nix::libc;
 
+use super::answer::{Answer, Rule, Says, answers};
 use super::delay::{Delay, Delays, Held};
 use super::encode::{
-    CHAIN, DELAY_CHAIN, LOG_COPY, LOG_GROUP, NF_ACCEPT, TABLE, chain_of, counted_packets, encode,
-    encode_control, handle, messages, rules,
+    CHAIN, DELAY_CHAIN, LOG_COPY, LOG_GROUP, NF_ACCEPT, TABLE, chain_of, encode, encode_control,
+    handle, messages, rules,
 };
 use super::{FaultError, Filter, Taken};
 use crate::model::Verdict;
@@ -30,6 +32,54 @@ use crate::model::Verdict;
 /// How long the kernel may take to answer a batch: it answers at once, so
 /// this only keeps a lost answer from hanging the case.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most rules one transaction adds or removes. The kernel echoes each
+/// (with its expressions) into our socket's receive buffer at once,
+/// inside our `send`, and drops what does not fit: with the default
+/// buffer (`net.core.rmem_default`, 212,992 bytes) 176 rules of a `data`
+/// fault (the longest) fitted in one transaction, and 198 failed with
+/// ENOBUFS (measured here, by installing one fault on 8 and 9 ports).
+/// 64 leaves room on any host, and a fault is still one transaction up
+/// to 64 ports (two with `data`, 22 rules a port). More rules go in
+/// several transactions.
+const BATCH_RULES: usize = 64;
+
+/// One message of a batch: what it is (for a refusal), and its flags
+/// besides `NLM_F_REQUEST` and the acknowledgement.
+struct Request {
+    what: String,
+    message: NfTablesMessage,
+    flags: u16,
+}
+
+/// `requests` in batches of at most [`BATCH_RULES`].
+fn chunked(requests: Vec<Request>) -> impl Iterator<Item = Vec<Request>> {
+    let mut requests = requests.into_iter().peekable();
+    std::iter::from_fn(move || {
+        requests.peek()?;
+        Some(requests.by_ref().take(BATCH_RULES).collect())
+    })
+}
+
+/// What [`Faults::remove`] took away: the packets each removed rule had
+/// taken, by handle, and why it stopped before the rest, if it did.
+#[derive(Debug, Default)]
+pub struct Removed {
+    /// The removed rules' counts, by handle.
+    pub packets: HashMap<u64, u64>,
+    /// The refusal that left the rest in place.
+    pub error: Option<FaultError>,
+}
+
+impl Removed {
+    /// Every rule's count, or why some are still in place.
+    pub fn all(self) -> Result<HashMap<u64, u64>, FaultError> {
+        match self.error {
+            None => Ok(self.packets),
+            Some(error) => Err(error),
+        }
+    }
+}
 
 /// A case's faults: one nfnetlink socket in the case's namespace, and the
 /// table it owns (made at the first rule, gone when this is dropped).
@@ -142,8 +192,11 @@ impl Faults {
         self.delays.held()
     }
 
-    /// Puts `filters` in the kernel, after any rules already there, in one
-    /// batch (all or none); returns each rule's handle, in order.
+    /// Puts `filters` in the kernel, after any rules already there, all or
+    /// none; returns each rule's handle, in order, as the kernel echoed
+    /// it. One transaction when the rules fit one (64 rules); more
+    /// are sent in several, and when one is refused those before it are
+    /// taken away again.
     pub fn install(&mut self, filters: &[Filter]) -> Result<Vec<u64>, FaultError> {
         for filter in filters {
             if let Verdict::Delay { by, jitter } = filter.verdict {
@@ -152,22 +205,22 @@ impl Faults {
                 self.delays.set(filter.tag, Delay { by, jitter })?;
             }
         }
-        let mut batch = Vec::new();
+        let mut first = Vec::new();
         if !self.table_made {
-            batch.push((
-                "the table".to_string(),
-                NfTablesMessage::NewTable(TableMessage {
+            first.push(Request {
+                what: "the table".to_string(),
+                message: NfTablesMessage::NewTable(TableMessage {
                     attributes: vec![
                         TableAttribute::Name(TABLE.into()),
                         TableAttribute::Flags(TableFlags::Owner),
                     ],
                 }),
-                NLM_F_CREATE,
-            ));
+                flags: NLM_F_CREATE,
+            });
             for (chain, priority) in [(CHAIN, 0), (DELAY_CHAIN, 10)] {
-                batch.push((
-                    format!("the input chain {chain:?}"),
-                    NfTablesMessage::NewChain(ChainMessage {
+                first.push(Request {
+                    what: format!("the input chain {chain:?}"),
+                    message: NfTablesMessage::NewChain(ChainMessage {
                         attributes: vec![
                             ChainAttribute::Table(TABLE.into()),
                             ChainAttribute::Name(chain.into()),
@@ -179,78 +232,177 @@ impl Faults {
                             ChainAttribute::Policy(NF_ACCEPT),
                         ],
                     }),
-                    NLM_F_CREATE,
-                ));
+                    flags: NLM_F_CREATE,
+                });
             }
         }
+        let mut rules_to_add = Vec::new();
         for (i, filter) in filters.iter().enumerate() {
             let chain = chain_of(filter.verdict);
             for rule in rules(filter) {
-                batch.push((
-                    format!("rule {} ({filter:?})", i + 1),
-                    NfTablesMessage::NewRule(RuleMessage {
+                rules_to_add.push(Request {
+                    what: format!("rule {} ({filter:?})", i + 1),
+                    message: NfTablesMessage::NewRule(RuleMessage {
                         attributes: vec![
                             RuleAttribute::Table(TABLE.into()),
                             RuleAttribute::Chain(chain.into()),
                             RuleAttribute::Expressions(rule),
                         ],
                     }),
-                    NLM_F_CREATE | NLM_F_APPEND | NLM_F_ECHO,
-                ));
+                    flags: NLM_F_CREATE | NLM_F_APPEND | NLM_F_ECHO,
+                });
             }
         }
-        let echoed = self.batch(batch)?;
-        self.table_made = true;
         let mut handles = Vec::new();
-        for message in &echoed {
-            let NfTablesMessage::NewRule(rule) = message else {
-                continue;
+        let mut chunks = chunked(rules_to_add);
+        // The table and chains go with the first rules (or alone).
+        let mut next = Some(first).filter(|f| !f.is_empty());
+        loop {
+            let batch = match (next.take(), chunks.next()) {
+                (Some(mut first), Some(chunk)) => {
+                    first.extend(chunk);
+                    first
+                }
+                (Some(first), None) => first,
+                (None, Some(chunk)) => chunk,
+                (None, None) => break,
             };
-            let Some(h) = handle(rule) else {
-                continue;
-            };
-            let in_delays = rule
-                .attributes
+            let wanted = batch
                 .iter()
-                .any(|a| matches!(a, RuleAttribute::Chain(c) if c == DELAY_CHAIN));
-            if in_delays {
-                self.delay_rules.insert(h);
+                .filter(|r| matches!(r.message, NfTablesMessage::NewRule(_)))
+                .count();
+            let added = self.transaction(batch).and_then(|echoed| {
+                self.table_made = true;
+                let added = self.added_handles(echoed);
+                if added.len() == wanted {
+                    Ok(added)
+                } else {
+                    Err(FaultError::Malformed(format!(
+                        "the kernel echoed {} of the {wanted} rules it added",
+                        added.len()
+                    )))
+                }
+            });
+            match added {
+                Ok(added) => handles.extend(added),
+                Err(error) if handles.is_empty() => return Err(error),
+                Err(error) => {
+                    // All or none: take back what the earlier batches put.
+                    let taken_back = self.remove(&handles);
+                    return Err(match taken_back.error {
+                        None => error,
+                        Some(also) => FaultError::Malformed(format!(
+                            "{error}; and {} of its rules already put stay in place: {also}",
+                            handles.len() - taken_back.packets.len()
+                        )),
+                    });
+                }
             }
-            handles.push(h);
         }
         Ok(handles)
     }
 
-    /// Takes the rules with these handles out of the kernel, in one batch.
-    pub fn remove(&mut self, handles: &[u64]) -> Result<(), FaultError> {
-        let batch = handles
-            .iter()
-            .map(|&h| {
-                (
-                    format!("removing rule {h}"),
-                    NfTablesMessage::DeleteRule(RuleMessage {
-                        attributes: vec![
-                            RuleAttribute::Table(TABLE.into()),
-                            RuleAttribute::Chain(
-                                if self.delay_rules.contains(&h) {
-                                    DELAY_CHAIN
-                                } else {
-                                    CHAIN
-                                }
-                                .into(),
-                            ),
-                            RuleAttribute::Handle(h),
-                        ],
-                    }),
-                    0,
-                )
-            })
-            .collect();
-        self.batch(batch).map(drop)
+    /// The handles of the rules in `echoed`, the kernel's echo of a
+    /// batch that added them, in order; the delay chain's are noted.
+    fn added_handles(&mut self, echoed: Vec<Says>) -> Vec<u64> {
+        let mut handles = Vec::new();
+        for says in echoed {
+            let Says::Rule(Rule {
+                handle: Some(h),
+                chain,
+                ..
+            }) = says
+            else {
+                continue;
+            };
+            if chain.as_deref() == Some(DELAY_CHAIN) {
+                self.delay_rules.insert(h);
+            }
+            handles.push(h);
+        }
+        handles
+    }
+
+    /// Takes the rules with these handles out of the kernel, in as few
+    /// transactions as hold them (64 rules a transaction), and
+    /// returns how many packets each had taken, as the kernel echoed it
+    /// removed: read and removed at once, so no packet falls between the
+    /// count and the removal, and nothing installed is read back. Stops at
+    /// the first transaction refused: the rules before it are gone (and
+    /// counted), that one's and those after it are still in place.
+    pub fn remove(&mut self, handles: &[u64]) -> Removed {
+        let mut removed = Removed::default();
+        let requests = handles.iter().map(|&h| Request {
+            what: format!("removing rule {h}"),
+            message: NfTablesMessage::DeleteRule(RuleMessage {
+                attributes: vec![
+                    RuleAttribute::Table(TABLE.into()),
+                    RuleAttribute::Chain(self.chain_of_rule(h).into()),
+                    RuleAttribute::Handle(h),
+                ],
+            }),
+            flags: NLM_F_ECHO,
+        });
+        for chunk in chunked(requests.collect()) {
+            let wanted: Vec<u64> = chunk
+                .iter()
+                .filter_map(|r| match &r.message {
+                    NfTablesMessage::DeleteRule(rule) => handle(rule),
+                    _ => None,
+                })
+                .collect();
+            let echoed = match self.transaction(chunk) {
+                Ok(echoed) => echoed,
+                Err(error) => {
+                    removed.error = Some(error);
+                    return removed;
+                }
+            };
+            let mut counted = HashMap::new();
+            for says in echoed {
+                if let Says::Removed(Rule {
+                    handle: Some(h),
+                    packets: Some(packets),
+                    ..
+                }) = says
+                {
+                    counted.insert(h, packets);
+                }
+            }
+            let mut uncounted = Vec::new();
+            for h in wanted {
+                self.delay_rules.remove(&h);
+                match counted.get(&h) {
+                    Some(&packets) => {
+                        removed.packets.insert(h, packets);
+                    }
+                    None => uncounted.push(h),
+                }
+            }
+            if !uncounted.is_empty() {
+                // Gone, but their counts never came: not made up.
+                removed.error = Some(FaultError::Malformed(format!(
+                    "the kernel removed rules {uncounted:?} without echoing what they counted"
+                )));
+                return removed;
+            }
+        }
+        removed
+    }
+
+    /// The chain the rule with this handle is in.
+    fn chain_of_rule(&self, handle: u64) -> &'static str {
+        if self.delay_rules.contains(&handle) {
+            DELAY_CHAIN
+        } else {
+            CHAIN
+        }
     }
 
     /// Every rule in the case's chains (the faults', then the delays'), as
-    /// the kernel reads it back.
+    /// the kernel reads it back, whole: one dump, however many, each rule
+    /// parsed by netlink-packet-netfilter (slow: for tests that compare
+    /// what was sent; [`Faults::counts`] reads only the counts).
     pub fn rules(&mut self) -> Result<Vec<RuleMessage>, FaultError> {
         if !self.table_made {
             return Ok(Vec::new());
@@ -289,15 +441,98 @@ impl Faults {
         }
     }
 
+    /// How many packets each rule in place took so far, by handle, by the
+    /// kernel's counters: one dump, for the end of a case, where every
+    /// fault left is counted.
+    pub fn counts(&mut self) -> Result<HashMap<u64, u64>, FaultError> {
+        let mut counts = HashMap::new();
+        if !self.table_made {
+            return Ok(counts);
+        }
+        let request = RuleMessage {
+            attributes: vec![RuleAttribute::Table(TABLE.into())],
+        };
+        let sequence = self.next_sequence();
+        let bytes = encode(
+            NetfilterProtoFamily::Inet,
+            NfTablesMessage::GetRule(request),
+            NLM_F_REQUEST | NLM_F_DUMP,
+            sequence,
+        );
+        self.send(&bytes)?;
+        loop {
+            for answer in self.answers()? {
+                if answer.sequence != sequence {
+                    continue;
+                }
+                match answer.says {
+                    Says::Done => return Ok(counts),
+                    Says::Error(0) => {}
+                    Says::Error(code) => return Err(refused("the rule dump".into(), -code)),
+                    Says::Rule(rule) => {
+                        let (Some(h), Some(packets)) = (rule.handle, rule.packets) else {
+                            return Err(FaultError::Malformed(format!(
+                                "a rule without a handle or a counter in the dump: {rule:?}"
+                            )));
+                        };
+                        counts.insert(h, packets);
+                    }
+                    Says::Removed(_) | Says::Other => {}
+                }
+            }
+        }
+    }
+
     /// How many packets the rules with these handles took, by the kernel's
-    /// counters.
+    /// counters: each rule asked for by its handle (a `taken` check polls
+    /// this, so it costs what the fault has, not what the case has).
     pub fn packets(&mut self, handles: &[u64]) -> Result<u64, FaultError> {
-        Ok(self
-            .rules()?
-            .iter()
-            .filter(|rule| handle(rule).is_some_and(|h| handles.contains(&h)))
-            .map(counted_packets)
-            .sum())
+        let mut total = 0;
+        for chunk in handles.chunks(BATCH_RULES) {
+            let mut bytes = Vec::new();
+            let mut pending = HashMap::new();
+            for &h in chunk {
+                let sequence = self.next_sequence();
+                let request = RuleMessage {
+                    attributes: vec![
+                        RuleAttribute::Table(TABLE.into()),
+                        RuleAttribute::Chain(self.chain_of_rule(h).into()),
+                        RuleAttribute::Handle(h),
+                    ],
+                };
+                bytes.extend(encode(
+                    NetfilterProtoFamily::Inet,
+                    NfTablesMessage::GetRule(request),
+                    NLM_F_REQUEST,
+                    sequence,
+                ));
+                pending.insert(sequence, h);
+            }
+            self.send(&bytes)?;
+            while !pending.is_empty() {
+                for answer in self.answers()? {
+                    let Some(&h) = pending.get(&answer.sequence) else {
+                        continue;
+                    };
+                    match answer.says {
+                        Says::Error(0) => {}
+                        Says::Error(code) => {
+                            return Err(refused(format!("reading rule {h}'s counter"), -code));
+                        }
+                        Says::Rule(rule) => {
+                            pending.remove(&answer.sequence);
+                            total += rule.packets.ok_or_else(|| {
+                                FaultError::Malformed(format!(
+                                    "rule {h} came back without its counter"
+                                ))
+                            })?;
+                        }
+                        Says::Done | Says::Removed(_) | Says::Other => {}
+                    }
+                }
+            }
+        }
+        Ok(total)
     }
 
     fn next_sequence(&mut self) -> u32 {
@@ -305,29 +540,40 @@ impl Faults {
         self.sequence
     }
 
-    /// Sends `messages` as one nf_tables batch, each asking for an
-    /// acknowledgement, and reads every answer: the echoed messages, in
-    /// order, or the first refusal.
-    fn batch(
-        &mut self,
-        messages: Vec<(String, NfTablesMessage, u16)>,
-    ) -> Result<Vec<NfTablesMessage>, FaultError> {
-        if messages.is_empty() {
+    /// Sends `requests` as one nf_tables batch, one transaction of the
+    /// kernel's (all or none), and reads every answer: the messages it
+    /// echoed, in order, or the first refusal.
+    ///
+    /// Only the last request asks for an acknowledgement. The kernel
+    /// answers a batch inside our `send`, every answer at once: the
+    /// echoes when it commits, then, in the requests' order, an error for
+    /// each refused and the acknowledgements asked for. So the last one's
+    /// answer comes after all the others, and one per request (a
+    /// thousand, each a buffer of its own) cannot fill the socket's
+    /// receive buffer, where the kernel would drop what does not fit. A
+    /// commit the kernel refuses is answered at the batch's first
+    /// message.
+    fn transaction(&mut self, requests: Vec<Request>) -> Result<Vec<Says>, FaultError> {
+        if requests.is_empty() {
             return Ok(Vec::new());
         }
         let subsystem = libc::NFNL_SUBSYS_NFTABLES as u16;
         let begin = self.next_sequence();
         let mut bytes = encode_control(ControlMessage::BatchBegin, subsystem, begin);
-        let mut pending = Vec::new();
-        for (what, message, flags) in messages {
-            let sequence = self.next_sequence();
+        let mut named = HashMap::new();
+        named.insert(begin, "the batch's commit".to_string());
+        let count = requests.len();
+        let mut last = begin;
+        for (i, request) in requests.into_iter().enumerate() {
+            last = self.next_sequence();
+            let ack = if i + 1 == count { NLM_F_ACK } else { 0 };
             bytes.extend(encode(
                 NetfilterProtoFamily::Inet,
-                message,
-                NLM_F_REQUEST | NLM_F_ACK | flags,
-                sequence,
+                request.message,
+                NLM_F_REQUEST | ack | request.flags,
+                last,
             ));
-            pending.push((sequence, what));
+            named.insert(last, request.what);
         }
         let end = self.next_sequence();
         bytes.extend(encode_control(ControlMessage::BatchEnd, subsystem, end));
@@ -335,30 +581,30 @@ impl Faults {
 
         let mut echoed = Vec::new();
         let mut refusal = None;
-        while !pending.is_empty() {
-            for message in self.receive()? {
-                let sequence = message.header.sequence_number;
-                match message.payload {
-                    NetlinkPayload::Error(e) => {
-                        let Some(at) = pending.iter().position(|(s, _)| *s == sequence) else {
-                            continue;
-                        };
-                        let (_, what) = pending.remove(at);
-                        if let (Some(code), None) = (e.code, &refusal) {
-                            refusal = Some(refused(what, -code.get()));
+        loop {
+            for answer in self.answers()? {
+                let sequence = answer.sequence;
+                if !(begin..=end).contains(&sequence) {
+                    // An answer to an earlier exchange, late.
+                    continue;
+                }
+                match answer.says {
+                    Says::Error(code) => {
+                        if code != 0 && refusal.is_none() {
+                            let what = named.remove(&sequence).unwrap_or_default();
+                            refusal = Some(refused(what, -code));
+                        }
+                        if sequence == last {
+                            return match refusal {
+                                Some(error) => Err(error),
+                                None => Ok(echoed),
+                            };
                         }
                     }
-                    NetlinkPayload::InnerMessage(NetfilterMessage {
-                        inner: NetfilterMessageInner::NfTables(inner),
-                        ..
-                    }) => echoed.push(inner),
-                    _ => {}
+                    says @ (Says::Rule(_) | Says::Removed(_)) => echoed.push(says),
+                    Says::Done | Says::Other => {}
                 }
             }
-        }
-        match refusal {
-            Some(error) => Err(error),
-            None => Ok(echoed),
         }
     }
 
@@ -372,8 +618,20 @@ impl Faults {
             })
     }
 
-    /// One datagram's messages.
+    /// One datagram's answers, as [`answers`] reads them.
+    fn answers(&mut self) -> Result<Vec<Answer>, FaultError> {
+        let received = self.receive_bytes()?;
+        answers(&self.buffer[..received])
+    }
+
+    /// One datagram's messages, parsed whole.
     fn receive(&mut self) -> Result<Vec<NetlinkMessage<NetfilterMessage>>, FaultError> {
+        let received = self.receive_bytes()?;
+        messages(&self.buffer[..received])
+    }
+
+    /// Reads one datagram into the buffer; its length.
+    fn receive_bytes(&mut self) -> Result<usize, FaultError> {
         let received = loop {
             match self.socket.recv(&mut &mut self.buffer[..], 0) {
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -384,7 +642,7 @@ impl Faults {
             doing: "reading nf_tables' answer",
             source,
         })?;
-        messages(&self.buffer[..received.min(self.buffer.len())])
+        Ok(received.min(self.buffer.len()))
     }
 }
 
@@ -596,7 +854,8 @@ mod tests {
             let err = connect().unwrap_err();
             assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
             // The first SYN and none, one or two retransmissions.
-            assert!(faults.packets(&dropped).unwrap() >= 1);
+            let counted = faults.packets(&dropped).unwrap();
+            assert!(counted >= 1);
             // The kernel logged it as it dropped it: its head, from the
             // IP header, and the rule's tag.
             let taken = faults.taken().unwrap();
@@ -605,7 +864,9 @@ mod tests {
                 taken.iter().all(|t| t.tag == 3 && t.packet[0] >> 4 == 4),
                 "{taken:?}"
             );
-            faults.remove(&dropped).unwrap();
+            // Removed, the kernel echoes what it counted: the same.
+            let removed = faults.remove(&dropped).all().unwrap();
+            assert_eq!(removed, HashMap::from([(dropped[0], counted)]));
             assert!(connect().is_ok());
 
             let rejected = faults
@@ -619,7 +880,8 @@ mod tests {
             let err = connect().unwrap_err();
             assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err}");
             assert_eq!(faults.packets(&rejected).unwrap(), 1);
-            faults.remove(&rejected).unwrap();
+            let removed = faults.remove(&rejected).all().unwrap();
+            assert_eq!(removed.values().sum::<u64>(), 1);
             assert!(faults.rules().unwrap().is_empty());
             assert!(connect().is_ok());
         });
@@ -695,7 +957,7 @@ mod tests {
             assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
             let dropped = faults.packets(&drop_rule).unwrap();
             let (held, _) = faults.held();
-            faults.remove(&drop_rule).unwrap();
+            faults.remove(&drop_rule).all().unwrap();
             // Now held for 30 s; the faults go after 100 ms, and the SYN
             // with them, on its way.
             let connecting = std::thread::spawn(move || {
@@ -747,12 +1009,84 @@ mod tests {
         assert!((140..=260).contains(&share), "{share} of 400");
     }
 
+    /// More rules than one transaction holds ([`BATCH_RULES`]) go in and
+    /// come out in several, each read back once: 10 ports with `data`,
+    /// 220 rules, four transactions each way.
+    #[test]
+    fn rules_past_one_transaction_go_in_and_out_in_several() {
+        let (handles, read, removed, left) = in_fresh_netns(|| {
+            let mut faults = Faults::open().unwrap();
+            let filters: Vec<Filter> = (9000..9010)
+                .map(|port| Filter {
+                    data: Some(true),
+                    ..filter(Port::Destination(port), Verdict::Drop)
+                })
+                .collect();
+            let handles = faults.install(&filters).unwrap();
+            let read = faults.rules().unwrap().len();
+            let removed = faults.remove(&handles).all().unwrap();
+            let left = faults.rules().unwrap().len();
+            (handles, read, removed, left)
+        });
+        assert!(handles.len() > 3 * BATCH_RULES);
+        assert_eq!(handles.len(), 10 * crate::fault::RULES_WITH_DATA);
+        let distinct: std::collections::HashSet<_> = handles.iter().collect();
+        assert_eq!(distinct.len(), handles.len(), "a handle per rule");
+        assert_eq!(read, handles.len());
+        let mut removed: Vec<u64> = removed.into_keys().collect();
+        removed.sort_unstable();
+        let mut sorted = handles.clone();
+        sorted.sort_unstable();
+        assert_eq!(removed, sorted, "each rule removed and counted");
+        assert_eq!(left, 0);
+    }
+
+    /// A fault's count is read by its rules' handles alone, and every
+    /// rule's by one dump: both the kernel's counters, the same.
+    #[test]
+    fn counts_by_handle_and_by_dump_agree() {
+        let (one, all, third) = in_fresh_netns(|| {
+            let mut faults = Faults::open().unwrap();
+            let mut handles = Vec::new();
+            for port in [9, 10, 11] {
+                handles.extend(
+                    faults
+                        .install(&[filter(Port::Destination(port), Verdict::Drop)])
+                        .unwrap(),
+                );
+            }
+            // Two SYNs to port 11, dropped (and not retransmitted yet).
+            for _ in 0..2 {
+                let socket =
+                    socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                        .unwrap();
+                socket.set_nonblocking(true).unwrap();
+                let to: std::net::SocketAddr = "127.0.0.1:11".parse().unwrap();
+                let _ = socket.connect(&to.into());
+            }
+            // The SYNs reach the input hook in a softirq: wait for them
+            // (well before the first retransmission, at 1 s).
+            let start = std::time::Instant::now();
+            let mut one = faults.packets(&handles[2..]).unwrap();
+            while one < 2 && start.elapsed() < Duration::from_millis(500) {
+                std::thread::sleep(Duration::from_millis(2));
+                one = faults.packets(&handles[2..]).unwrap();
+            }
+            let all = faults.counts().unwrap();
+            (one, all, handles[2])
+        });
+        assert_eq!(one, 2);
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[&third], 2);
+        assert_eq!(all.values().sum::<u64>(), 2);
+    }
+
     #[test]
     fn a_refusal_names_the_message() {
         in_fresh_netns(|| {
             let mut faults = Faults::open().unwrap();
             faults.install(&[]).unwrap();
-            let err = faults.remove(&[12345]).unwrap_err();
+            let err = faults.remove(&[12345]).all().unwrap_err();
             assert!(err.to_string().contains("removing rule 12345"), "{err}");
         });
     }
