@@ -1,6 +1,7 @@
 //! `hangup check` through the real binary: a malformed suite is reported
 //! with file:line:col for every error and exit code 2, valid suites are
-//! counted, and `hangup run` refuses to start on an invalid suite.
+//! counted, and `hangup run` refuses to start on an invalid suite. The
+//! suites of `tests/invalid/` are each refused for one reason.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -161,6 +162,101 @@ fn check_reports_a_file_that_is_not_utf8() {
         "{stderr}"
     );
     assert!(stderr.contains("not valid UTF-8"), "{stderr}");
+}
+
+/// Each suite in `tests/invalid/`, where `check` must find its one
+/// problem (line, column) and what it says starts with.
+const INVALID: &[(&str, (usize, usize), &str)] = &[
+    (
+        "program_empty_run.toml",
+        (4, 7),
+        "expected `run` to name a command and its arguments",
+    ),
+    (
+        "program_empty_command.toml",
+        (4, 8),
+        "expected `run` to start with a command, found an empty string",
+    ),
+    (
+        "program_nul_in_run.toml",
+        (5, 40),
+        "expected `run`'s words without NUL bytes",
+    ),
+    (
+        "program_nul_in_env_name.toml",
+        (6, 9),
+        "expected an environment variable's name without NUL bytes",
+    ),
+    (
+        "program_nul_in_env_value.toml",
+        (6, 16),
+        "expected an environment variable's value without NUL bytes",
+    ),
+    (
+        "program_equals_in_env_name.toml",
+        (7, 9),
+        "expected an environment variable's name without `=`",
+    ),
+    (
+        "program_empty_env_name.toml",
+        (6, 9),
+        "expected an environment variable's name, found an empty one",
+    ),
+    (
+        "program_nul_in_cwd.toml",
+        (6, 7),
+        "expected `cwd` without NUL bytes",
+    ),
+];
+
+fn invalid_suites() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/invalid")
+}
+
+/// Every suite of `tests/invalid/` is refused by `check` and by `run`
+/// with its one problem at its file:line:col, and nothing runs.
+#[test]
+fn each_invalid_suite_is_refused_where_its_problem_is() {
+    let mut wrong = Vec::new();
+    for (file, (line, column), message) in INVALID {
+        let path = invalid_suites().join(file);
+        for command in ["check", "run"] {
+            let out = hangup(&[command.as_ref(), path.as_os_str()]);
+            let stderr = text(&out.stderr);
+            let at = format!("{}:{line}:{column}", path.display());
+            let error = format!("error: {message}");
+            if out.status.code() != Some(2)
+                || !stderr.contains(&at)
+                || !stderr.contains(&error)
+                || stderr.matches("error: ").count() != 1
+            {
+                wrong.push(format!(
+                    "{command} {file}: expected exit 2, one problem at {at}: {message:?}; found {:?}:\n{stderr}",
+                    out.status.code()
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A new file in `tests/invalid/` is not forgotten by the test above.
+#[test]
+fn every_invalid_suite_is_listed_with_its_problem() {
+    let mut files: Vec<String> = std::fs::read_dir(invalid_suites())
+        .expect("tests/invalid")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    files.sort();
+    let mut listed: Vec<String> = INVALID.iter().map(|(f, _, _)| f.to_string()).collect();
+    listed.sort();
+    assert_eq!(files, listed);
 }
 
 /// The README's annotated suite is a real one: it must parse, so the guide

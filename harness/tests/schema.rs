@@ -500,6 +500,31 @@ fn schema_checks_case_and_suite_keys() {
         &format!("[program]\nrun = [\"./s\"]\nport = 0\n[[case]]\nname = \"a\"\n{steps}\n"),
         false,
     );
+    // What `execve` and `chdir` cannot take: an empty command, NUL bytes,
+    // a variable's name that is empty or holds `=`.
+    for table in [
+        "run = [\"\", \"x\"]",
+        "run = [\"./s\\u0000\"]",
+        "run = [\"./s\", \"a\\u0000b\"]",
+        "run = [\"./s\"]\nenv = { \"A=B\" = \"1\" }",
+        "run = [\"./s\"]\nenv = { \"\" = \"1\" }",
+        "run = [\"./s\"]\nenv = { \"A\\u0000\" = \"1\" }",
+        "run = [\"./s\"]\nenv = { A = \"1\\u0000\" }",
+        "run = [\"./s\"]\ncwd = \"/tmp\\u0000\"",
+        "run = [\"./s\"]\ncwd = \"\"",
+        "run = [\"./s\"]\ncompare = [{ name = \"a\", run = [\"\"] }, { name = \"b\", env = { \"X=\" = \"1\" } }]",
+    ] {
+        check(
+            &format!("[program]\n{table}\nport = 1\n[[case]]\nname = \"a\"\n{steps}\n"),
+            false,
+        );
+    }
+    check(
+        &format!(
+            "[program]\nrun = [\"./s\", \"\", \"a=b\"]\nport = 1\nenv = {{ A_1 = \"x=y\", B = \"\" }}\n[[case]]\nname = \"a\"\n{steps}\n"
+        ),
+        true,
+    );
     check(
         &format!(
             "[program]\nrun = [\"./s\"]\nport = 1\nrestart = true\n[[case]]\nname = \"a\"\n{steps}\n"

@@ -4,7 +4,7 @@
 //! is tested against byte arrays without a kernel (the round trip through
 //! the kernel is `nft`'s tests).
 
-use netlink_packet_core::{DefaultNla, NLM_F_REQUEST, NetlinkMessage, Nla as _};
+use netlink_packet_core::{DefaultNla, NLM_F_REQUEST, NetlinkMessage};
 use netlink_packet_netfilter::nftables::{
     Bitwise, Cmp, DataAttribute, ExpressionAttribute, Expressions, Immediate, ListAttribute, Meta,
     MetaKey, NfTablesMessage, Operator, Payload, Register, RuleAttribute, RuleMessage,
@@ -44,7 +44,6 @@ pub(super) const NFT_REJECT_ICMPX_UNREACH: u32 = 2;
 pub(super) const NFT_REJECT_ICMPX_PORT_UNREACH: u8 = 1;
 pub(super) const NFT_REJECT_ICMPX_HOST_UNREACH: u8 = 2;
 pub(super) const NFT_REJECT_ICMPX_ADMIN_PROHIBITED: u8 = 3;
-pub(super) const NFTA_COUNTER_PACKETS: u16 = 2;
 pub(super) const NFTA_LOG_GROUP: u16 = 1;
 pub(super) const NFTA_LOG_PREFIX: u16 = 2;
 pub(super) const NFTA_LOG_SNAPLEN: u16 = 3;
@@ -87,37 +86,6 @@ pub(super) fn handle(rule: &RuleMessage) -> Option<u64> {
         RuleAttribute::Handle(h) => Some(*h),
         _ => None,
     })
-}
-
-/// What a rule's counter expression counted, in packets.
-pub(super) fn counted_packets(rule: &RuleMessage) -> u64 {
-    let expressions = rule.attributes.iter().find_map(|a| match a {
-        RuleAttribute::Expressions(e) => Some(e),
-        _ => None,
-    });
-    expressions
-        .into_iter()
-        .flatten()
-        .filter_map(|list| match list {
-            ListAttribute::Element(attributes) => Some(attributes),
-            _ => None,
-        })
-        .flatten()
-        .filter_map(|attribute| match attribute {
-            ExpressionAttribute::Data(Expressions::Other {
-                expression_type,
-                attributes,
-            }) if expression_type == "counter" => Some(attributes),
-            _ => None,
-        })
-        .flatten()
-        .filter(|nla| nla.kind() == NFTA_COUNTER_PACKETS)
-        .map(|nla| {
-            let mut value = [0u8; 8];
-            nla.emit_value(&mut value);
-            u64::from_be_bytes(value)
-        })
-        .sum()
 }
 
 /// The chain a rule with this verdict goes in.
@@ -166,6 +134,21 @@ pub(super) fn encode_control(message: ControlMessage, subsystem: u16, sequence: 
 
 pub(super) type Expression = ListAttribute<ExpressionAttribute>;
 
+/// A TCP header's lengths, in 32-bit words (its data offset).
+const TCP_HEADER_WORDS: std::ops::RangeInclusive<u16> = 5..=15;
+
+/// The rules of a filter that narrows by `data`: one per IP version and
+/// TCP header length (nf_tables cannot subtract the headers' lengths from
+/// the packet's, so each length is a rule of its own).
+pub const RULES_WITH_DATA: usize =
+    2 * (*TCP_HEADER_WORDS.end() - *TCP_HEADER_WORDS.start() + 1) as usize;
+
+/// How many nf_tables rules one [`Filter`] (one port) makes: so a suite
+/// can count what its faults will cost before any runs.
+pub fn rules_per_port(data: Option<bool>) -> usize {
+    if data.is_some() { RULES_WITH_DATA } else { 1 }
+}
+
 /// The rules for one filter: one, or, to tell segments with data from
 /// those without, one per IP version and TCP header length (nf_tables
 /// cannot subtract the header lengths from the packet's; it can compare
@@ -191,7 +174,10 @@ pub(super) fn rules(filter: &Filter) -> Vec<Vec<Expression>> {
     if let Some(p) = filter.probability.filter(|p| *p < 1.0) {
         // meta random is uniform over all 32 bits: its bytes, compared as
         // memcmp compares, are below the threshold's big-endian bytes with
-        // probability threshold / 2^32.
+        // probability threshold / 2^32. A suite's probability is at least
+        // 2^-32, whose threshold is 1 (`check` refuses less: a threshold
+        // of 0 would never fire); the clamp only keeps a smaller one from
+        // wrapping round.
         let threshold = (p * 4_294_967_296.0).round().clamp(1.0, 4_294_967_295.0) as u32;
         tail.push(load_meta(MetaKey::PseudoRandom));
         tail.push(compare(
@@ -229,7 +215,7 @@ pub(super) fn rules(filter: &Filter) -> Vec<Vec<Expression>> {
     let mut all = Vec::new();
     // A TCP header is 5 to 15 words (its data offset); a segment has no
     // data when the IP packet is exactly its headers long.
-    for words in 5u16..=15 {
+    for words in TCP_HEADER_WORDS {
         let tcp = words * 4;
         let doff = vec![
             load_payload(NFT_PAYLOAD_TRANSPORT_HEADER, 12, 1),
@@ -514,6 +500,44 @@ mod tests {
             ..filter
         };
         assert_eq!(super::rules(&with_data).len(), 2 * 11);
+        assert_eq!(RULES_WITH_DATA, 2 * 11);
+        for data in [None, Some(true), Some(false)] {
+            let filter = Filter {
+                data,
+                ..with_data.clone()
+            };
+            assert_eq!(super::rules(&filter).len(), rules_per_port(data));
+        }
+    }
+
+    /// The threshold `meta random` is compared with: probability × 2^32,
+    /// big-endian; 2^-32, the least a suite may ask for, is 1 (a
+    /// threshold of 0 would never fire).
+    #[test]
+    fn a_probability_is_a_threshold_of_the_32_bit_random_number() {
+        for (p, threshold) in [
+            (1.0 / 4_294_967_296.0, 1u32),
+            (0.25, 1 << 30),
+            (0.5, 1 << 31),
+            (1.0 - 1.0 / 4_294_967_296.0, u32::MAX),
+        ] {
+            let rules = super::rules(&Filter {
+                port: Port::Destination(8080),
+                flags: None,
+                data: None,
+                probability: Some(p),
+                verdict: Verdict::Drop,
+                tag: 3,
+            });
+            // After the 4 expressions that match the port: meta random,
+            // then the comparison, whose data (4 bytes, unpadded) ends it.
+            let compare = bytes(&rules[0][5]);
+            assert_eq!(
+                compare[compare.len() - 4..],
+                threshold.to_be_bytes(),
+                "{p:e}"
+            );
+        }
     }
 
     #[test]

@@ -40,8 +40,18 @@
 //!   byte by byte (`cmp` is a memcmp) with the threshold's big-endian bytes;
 //!   uniform bits make that true with exactly threshold / 2^32, whatever
 //!   the host's byte order, so no `byteorder` expression is needed.
-//! - **Every acknowledgement read** before the socket is used again or
-//!   closed: a batch's outcome is only known from them.
+//! - **One acknowledgement per transaction**, asked of its last message,
+//!   and read before the socket is used again or closed: the kernel
+//!   answers a batch at once, in order, so it comes after every echo and
+//!   refusal; one per message would fill the socket's receive buffer for
+//!   a large batch, and the kernel drops what does not fit.
+//! - **Linear in the faults**: each rule's handle is kept from the
+//!   kernel's echo when it is put; a lift removes rules by handle, many
+//!   faults' in one transaction, and takes each one's count from the
+//!   kernel's echo of its removal (counted and removed at once); a `taken`
+//!   check asks for its fault's rules by handle; only the case's end
+//!   reads the whole table, once. Nothing is read back per fault. The
+//!   answers are read by `answer`, not parsed whole (see there why).
 //!
 //! - **Delays through the netfilter queue** (`delay`): the kernel holds a
 //!   delayed packet until hangup's verdict lets it go; this kernel has no
@@ -53,6 +63,7 @@
 //! connects to" and "TCP from the port the server listens on" (see
 //! `runner`), and this module only knows ports.
 
+mod answer;
 mod delay;
 mod encode;
 mod nft;
@@ -62,8 +73,8 @@ use std::io;
 use crate::model::{Port, TcpFlags, Verdict};
 
 pub use delay::{Delay, DelayTrouble, Held};
-pub use encode::{LOG_GROUP, QUEUE};
-pub use nft::Faults;
+pub use encode::{LOG_GROUP, QUEUE, RULES_WITH_DATA, rules_per_port};
+pub use nft::{Faults, Removed};
 
 /// One rule: the packets it matches and what becomes of them.
 #[derive(Debug, Clone, PartialEq)]

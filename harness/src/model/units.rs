@@ -2,7 +2,8 @@
 //! microseconds as its fraction (`"took_ms": 200.412`), which is what
 //! people and scripts reading the JSON expect. Fields that use these carry
 //! `_ms` in their names, and `#[schemars(with = "f64")]` so that the
-//! report's JSON Schema says the same.
+//! report's JSON Schema says the same. And how a number or a chance is
+//! written for people ([`number`], [`percent`]): short, whatever its size.
 
 use std::time::Duration;
 
@@ -66,6 +67,60 @@ pub mod millis_option {
     }
 }
 
+/// `x` as a person reads it in a message or a timeline: four significant
+/// digits (a whole number under a million in full), without trailing
+/// zeros; positional from 0.001 to under a million, scientific beyond (`1e-300`, not 300 zeros). Rust's
+/// own `{}` never uses an exponent and shows every digit of a float's
+/// shortest form (`0.07 * 100.0` is `7.000000000000001`).
+pub fn number(x: f64) -> String {
+    significant(x, 4)
+}
+
+/// A probability as a percentage, as [`number`] writes it (`50%`,
+/// `12.35%`, `2.328e-8%`), with more digits where four would round a
+/// chance below 1 up to `100%`.
+pub fn percent(p: f64) -> String {
+    let mut digits = 4;
+    loop {
+        let text = significant(p * 100.0, digits);
+        if p >= 1.0 || text != "100" || digits >= 17 {
+            return format!("{text}%");
+        }
+        digits += 1;
+    }
+}
+
+/// `x` rounded to `digits` significant digits (1 to 17), as [`number`]
+/// describes.
+fn significant(x: f64, digits: usize) -> String {
+    if !x.is_finite() || x == 0.0 {
+        return format!("{x}");
+    }
+    let scientific = format!("{x:.*e}", digits - 1);
+    // `{:e}` always writes a mantissa, `e` and an integer exponent.
+    let (mantissa, exponent) = scientific
+        .split_once('e')
+        .unwrap_or((scientific.as_str(), "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    if (-3..6).contains(&exponent) {
+        let decimals = (digits as i32 - 1 - exponent).max(0) as usize;
+        without_trailing_zeros(format!("{x:.decimals$}"))
+    } else {
+        format!(
+            "{}e{exponent}",
+            without_trailing_zeros(mantissa.to_string())
+        )
+    }
+}
+
+/// `12.500` as `12.5`, `3.000` as `3`; a number without a point as it is.
+fn without_trailing_zeros(text: String) -> String {
+    if !text.contains('.') {
+        return text;
+    }
+    text.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 /// A JSON Schema for a type written as one of a fixed set of strings.
 pub(crate) fn string_schema(description: &str) -> schemars::Schema {
     schemars::json_schema!({ "type": "string", "description": description })
@@ -74,6 +129,45 @@ pub(crate) fn string_schema(description: &str) -> schemars::Schema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_read_short_whatever_their_size() {
+        for (x, text) in [
+            (0.5, "0.5"),
+            (7.000000000000001, "7"),
+            (12.3456, "12.35"),
+            (9.99996, "10"),
+            (0.001, "0.001"),
+            (0.000123, "1.23e-4"),
+            (123456.0, "123456"),
+            (123456.78, "123457"),
+            (999999.6, "1e6"),
+            (1e-300, "1e-300"),
+            (1e300, "1e300"),
+            (-2.5e-7, "-2.5e-7"),
+            (0.0, "0"),
+            (f64::NAN, "NaN"),
+        ] {
+            assert_eq!(number(x), text, "{x:e}");
+        }
+    }
+
+    #[test]
+    fn a_probability_is_a_short_percentage_that_never_rounds_up_to_certain() {
+        for (p, text) in [
+            (1.0, "100%"),
+            (0.5, "50%"),
+            (0.07, "7%"),
+            (0.123456, "12.35%"),
+            (0.999999, "99.9999%"),
+            (1.0 - 1e-15, "99.9999999999999%"),
+            (1e-5, "0.001%"),
+            (1.0 / 4_294_967_296.0, "2.328e-8%"),
+            (1e-300, "1e-298%"),
+        ] {
+            assert_eq!(percent(p), text, "{p:e}");
+        }
+    }
 
     #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
     struct Timed {

@@ -6,8 +6,10 @@
 //! show up at run time as an allocation that aborts the harness, or as
 //! `Duration` arithmetic that overflows and panics. Refusing it at parse
 //! time, with the limit in the message, keeps `check` the place where a
-//! suite's mistakes are found. The README's suite-format section lists
-//! these.
+//! suite's mistakes are found. Counts (cases, steps, faults) are bounded
+//! for the same reason: each costs memory, a trial, a kernel transaction
+//! or a report entry, and a generated suite can ask for millions. The
+//! README's suite-format section lists these.
 
 use std::time::Duration;
 
@@ -41,12 +43,63 @@ pub const MAX_PATTERN_SIZE: usize = 1 << 20;
 /// cases peaked at 433 MB in `hangup check`), so this also bounds memory.
 pub const MAX_FILE_BYTES: usize = 4 << 20;
 
-/// The most cases one suite file holds.
+/// The most `[[case]]` tables one suite file holds: checked before any is
+/// read. Each case is a trial `cargo test` lists and a namespace the run
+/// makes, and the reference suites hold 1 to 6; a file of more is a
+/// generator gone wrong, and a folder of files holds as many as needed.
 pub const MAX_CASES_PER_FILE: usize = 10_000;
 
+/// The most cases one suite file makes once each case is expanded: a
+/// program's `compare` makes two of it (`<case>@<version>`), and the
+/// sweeps still to come (one request script hung up at every phase in
+/// every way, expanded by `suite` into ordinary cases) will make one per
+/// cell; they are to count against this too. The same number as
+/// [`MAX_CASES_PER_FILE`]: what it bounds (trials listed, cases run,
+/// entries in each report) does not care whether a case was written out.
+pub const MAX_GENERATED_CASES: usize = 10_000;
+
 /// The most steps one case holds, over all its scripts, the steps inside
-/// loops included (a loop's repetitions are bounded by its `times`).
+/// loops included as written (a loop's repetitions are bounded by its
+/// `times`). The longest reference case has 40; each step is a line of
+/// the timeline and an entry of the report.
 pub const MAX_STEPS_PER_CASE: usize = 10_000;
+
+/// The most faults (`drop`, `reject`, `delay`, `cut`) one case puts in
+/// place, a fault inside a `loop` counted once per round it may run (its
+/// `times`), so no loop puts more. A thousand is far beyond any scenario
+/// (a link that flaps a thousand times in a loop); what they cost the
+/// kernel is bounded with their rules, by [`MAX_FAULT_RULES_PER_CASE`].
+/// Measured (`hangup run` of a generated case, release build, an idle
+/// 2-core machine): a thousand one-rule faults put in 0.23 s and all
+/// lifted in 0.01 s; a debug build takes 0.8 s for the whole case.
+/// Before lifts read the kernel's rules back once per fault, the same
+/// case had lifted 407 of them after 50 s.
+pub const MAX_FAULTS_PER_CASE: usize = 1_000;
+
+/// The most nf_tables rules a case's faults make: a fault makes one per
+/// port it matches, and [`RULES_WITH_DATA`](crate::fault::RULES_WITH_DATA)
+/// (22) of them when it narrows by `data`; 5,500 is 250 faults that
+/// narrow by `data` on one port each, or a thousand on five ports.
+///
+/// Each fault is put by a step of its own, so in a transaction of its
+/// own, and the kernel rebuilds the whole chain's rules at each commit
+/// (about 1.1 µs a rule on this machine): putting F faults costs the
+/// kernel about F × R / 2 rule copies, where R is the rules in place.
+/// Measured (release build, idle 2-core machine): at 22,000 rules (a
+/// thousand faults, each with `data`) putting them took 13 s of kernel
+/// time and lifting them 3.3 s, more than half the default deadline; at
+/// this limit, in the worst order (4,400 rules in the first 8 faults,
+/// then 992 of one rule), 2.7 s and 0.13 s (3.8 s for the whole case in
+/// a debug build). `tests/fault_limits.rs` runs a case at each limit.
+pub const MAX_FAULT_RULES_PER_CASE: usize = 250 * crate::fault::RULES_WITH_DATA;
+
+/// The least `probability` a fault may have: 2^-32. nf_tables draws one
+/// 32-bit random number per packet (`meta random`) and takes the packet
+/// when it is below the threshold `probability × 2^32`, so 2^-32 is the
+/// least chance the kernel can express. A smaller one would round to a
+/// rule that never fires (a fault that cannot take anything, so a check
+/// that cannot fail) or to 2^-32 instead of the chance written.
+pub const MIN_PROBABILITY: f64 = 1.0 / 4_294_967_296.0;
 
 /// The most problems `check` prints for one file, in file order; the rest
 /// are counted. A file of garbage has one problem per line, and a report

@@ -310,12 +310,7 @@ fn program(description: &str) -> Value {
                 "enum": ["server", "client"],
                 "description": "The side it plays: \"server\" (the default: it listens on `port` and the scripts connect) or \"client\" (it is started once a script listens on `port`, and connects there).",
             },
-            "run": {
-                "type": "array",
-                "minItems": 1,
-                "items": { "type": "string" },
-                "description": "The command and its arguments, e.g. [\"./server\", \"--port\", \"{port}\"].",
-            },
+            "run": command("The command and its arguments, e.g. [\"./server\", \"--port\", \"{port}\"]."),
             "port": {
                 "type": "integer",
                 "minimum": 1,
@@ -333,18 +328,16 @@ fn program(description: &str) -> Value {
                 "description": "The signal that asks it to stop when the case ends (SIGTERM by default).",
             },
             "grace": described(duration(), "How long it may take to stop before it is killed and the case fails (2s by default)."),
-            "env": {
-                "type": "object",
-                "additionalProperties": { "type": "string" },
-                "description": "Variables set for it, besides the environment it inherits.",
-            },
+            "env": environment("Variables set for it, besides the environment it inherits."),
             "cwd": {
                 "type": "string",
+                "minLength": 1,
+                "pattern": NO_NUL,
                 "description": "Where it runs (the suite file's folder by default).",
             },
             "requires": {
                 "type": "array",
-                "items": { "type": "string" },
+                "items": { "type": "string", "pattern": NO_NUL },
                 "description": "What it needs: commands on PATH (a runtime like `node`), or, for an entry with a space, a shell command line that must succeed (`python3 -c 'import aiohttp'`): where one is missing its cases are skipped, saying so, unless CI is set.",
             },
             "install": {
@@ -363,17 +356,8 @@ fn program(description: &str) -> Value {
                             "pattern": "^[A-Za-z0-9._-]+$",
                             "description": "The version's name: each case runs as `<case>@<name>`.",
                         },
-                        "run": {
-                            "type": "array",
-                            "minItems": 1,
-                            "items": { "type": "string" },
-                            "description": "This version's command, instead of the program's `run`.",
-                        },
-                        "env": {
-                            "type": "object",
-                            "additionalProperties": { "type": "string" },
-                            "description": "Variables set for this version, over the program's `env`.",
-                        },
+                        "run": command("This version's command, instead of the program's `run`."),
+                        "env": environment("Variables set for this version, over the program's `env`."),
                     },
                     "required": ["name"],
                     "additionalProperties": false,
@@ -387,6 +371,33 @@ fn program(description: &str) -> Value {
         },
         "required": ["run", "port"],
         "additionalProperties": false,
+    })
+}
+
+/// A string the kernel reads as a C string (a word of a command, a
+/// variable, a folder): no NUL byte, which would end it early.
+const NO_NUL: &str = "^[^\\u0000]*$";
+
+/// A command as `execve` takes it: a first word that is not empty, and
+/// no NUL byte in any word.
+fn command(description: &str) -> Value {
+    json!({
+        "type": "array",
+        "minItems": 1,
+        "prefixItems": [{ "type": "string", "minLength": 1, "pattern": NO_NUL }],
+        "items": { "type": "string", "pattern": NO_NUL },
+        "description": description,
+    })
+}
+
+/// An `env` table: `NAME=value` pairs as `execve` takes them, so a name
+/// that is not empty and has no `=`, and no NUL byte anywhere.
+fn environment(description: &str) -> Value {
+    json!({
+        "type": "object",
+        "propertyNames": { "pattern": "^[^=\\u0000]+$" },
+        "additionalProperties": { "type": "string", "pattern": NO_NUL },
+        "description": description,
     })
 }
 

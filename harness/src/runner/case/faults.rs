@@ -1,12 +1,13 @@
 //! The case's faults on the network: put in place by a step, lifted by
 //! another, counted by the kernel, and taken away at the scripts' end.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::hosts::in_host;
 use super::{POLL_INTERVAL, Shared, later};
-use crate::fault::{Faults, Filter};
+use crate::fault::{Faults, Filter, Removed};
 use crate::model::Side;
 use crate::record::{EventKind, FaultSpec, HeldBy, StepId};
 use crate::report::FailureKind;
@@ -109,6 +110,10 @@ pub(super) struct ActiveFault {
     pub(super) spec: FaultSpec,
     /// Its rules in the kernel.
     pub(super) handles: Vec<u64>,
+    /// The packets its rules no longer in the kernel took: a lift the
+    /// kernel refused part-way removed some (a fault of more rules than
+    /// one transaction holds).
+    pub(super) took: u64,
 }
 
 /// Notes what each fault still in place took, and takes them all away
@@ -123,6 +128,17 @@ pub(super) fn end_faults(shared: &Shared) {
     let FaultsInPlace {
         kernels, active, ..
     } = &mut *faults;
+    // What every rule took, one dump per host: reading each fault's
+    // rules on its own would read the whole table once per fault.
+    let counts: Vec<Result<HashMap<u64, u64>, String>> = kernels
+        .iter_mut()
+        .map(|kernel| match kernel {
+            Some(kernel) if active.iter().any(|f| !f.handles.is_empty()) => {
+                kernel.counts().map_err(|e| e.to_string())
+            }
+            _ => Ok(HashMap::new()),
+        })
+        .collect();
     let mut cuts_left = active.iter().filter(|f| f.cut.is_some()).count();
     for fault in active.drain(..) {
         if let Some((side, how)) = fault.cut {
@@ -140,12 +156,20 @@ pub(super) fn end_faults(shared: &Shared) {
             );
             continue;
         }
-        let Some(kernel) = kernels[fault.host].as_mut() else {
+        if kernels[fault.host].is_none() {
             continue;
-        };
-        let (took, error) = match kernel.packets(&fault.handles) {
-            Ok(took) => (Some(took), None),
-            Err(e) => (None, Some(e.to_string())),
+        }
+        let (took, error) = match &counts[fault.host] {
+            Ok(counts) => match total(&fault, counts) {
+                Ok(took) => (Some(took), None),
+                Err(missing) => (
+                    None,
+                    Some(format!(
+                        "its rule {missing} was no longer in the kernel to be counted"
+                    )),
+                ),
+            },
+            Err(e) => (None, Some(e.clone())),
         };
         shared.push(
             Instant::now(),
@@ -228,6 +252,7 @@ pub(super) fn put_fault(
         name: fault.name.clone(),
         spec,
         handles,
+        took: 0,
     });
     Ok(())
 }
@@ -266,6 +291,7 @@ pub(super) fn put_cut(
         cut: Some((cut.side, cut.how)),
         spec,
         handles: Vec::new(),
+        took: 0,
     });
     Ok(())
 }
@@ -326,49 +352,89 @@ pub(super) fn lift_faults(
             },
         ));
     }
-    let mut chosen = chosen.into_iter();
-    while let Some(fault) = chosen.next() {
-        let cuts_left = active
+    // Every chosen fault's rules first, in as few transactions as hold
+    // them (per host): lifting one at a time is a transaction per fault,
+    // each rebuilding the chain, and reads nothing back (the kernel
+    // echoes each rule's count as it removes it).
+    let mut removed: [Removed; 2] = Default::default();
+    for (host, kernel) in kernels.iter_mut().enumerate() {
+        let handles: Vec<u64> = chosen
             .iter()
-            .chain(chosen.as_slice())
-            .any(|f| f.cut.is_some());
-        let lifted_one = (|| -> Result<Option<u64>, String> {
-            if let Some((side, how)) = fault.cut {
-                restore_cut(shared, side, how, !cuts_left)?;
-                return Ok(None);
-            }
-            let Some(kernel) = kernels[fault.host].as_mut() else {
-                return Ok(None);
-            };
-            let took = kernel.packets(&fault.handles).map_err(|e| e.to_string())?;
-            kernel.remove(&fault.handles).map_err(|e| e.to_string())?;
-            Ok(Some(took))
-        })();
-        let took = match lifted_one {
-            Ok(took) => took,
-            Err(why) => {
-                let why = format!("{} could not be lifted: {why}", fault.spec);
+            .filter(|f| f.host == host && f.cut.is_none())
+            .flat_map(|f| f.handles.iter().copied())
+            .collect();
+        if let (Some(kernel), false) = (kernel.as_mut(), handles.is_empty()) {
+            removed[host] = kernel.remove(&handles);
+        }
+    }
+    let mut failure = None;
+    let mut chosen = chosen.into_iter();
+    while let Some(mut fault) = chosen.next() {
+        let took = if let Some((side, how)) = fault.cut {
+            let cuts_left = active
+                .iter()
+                .chain(chosen.as_slice())
+                .any(|f| f.cut.is_some());
+            if failure.is_some() {
+                // Cuts are restored one by one, in order: once a fault
+                // could not be lifted, the cuts after it stay in place, as
+                // they were.
                 active.push(fault);
-                active.extend(chosen);
-                return Err((FailureKind::Harness, why));
+                continue;
             }
+            if let Err(why) = restore_cut(shared, side, how, !cuts_left) {
+                failure = Some(format!("{} could not be lifted: {why}", fault.spec));
+                active.push(fault);
+                continue;
+            }
+            None
+        } else {
+            let gone = &removed[fault.host].packets;
+            let took = fault.took
+                + fault
+                    .handles
+                    .iter()
+                    .filter_map(|h| gone.get(h))
+                    .sum::<u64>();
+            fault.handles.retain(|h| !gone.contains_key(h));
+            if !fault.handles.is_empty() {
+                let why = removed[fault.host].error.as_ref().map_or_else(
+                    || "the kernel kept its rules".to_string(),
+                    |e| e.to_string(),
+                );
+                failure.get_or_insert(format!("{} could not be lifted: {why}", fault.spec));
+                fault.took = took;
+                active.push(fault);
+                continue;
+            }
+            Some(took)
         };
         if let (Some(name), Some(took)) = (&fault.name, took) {
             lifted.push((name.clone(), took));
         }
-        if took.is_some() || fault.cut.is_some() {
-            shared.push(
-                Instant::now(),
-                Some(side),
-                EventKind::FaultLifted {
-                    step,
-                    fault: fault.spec,
-                    took,
-                },
-            );
-        }
+        shared.push(
+            Instant::now(),
+            Some(side),
+            EventKind::FaultLifted {
+                step,
+                fault: fault.spec,
+                took,
+            },
+        );
     }
-    Ok(())
+    match failure {
+        Some(why) => Err((FailureKind::Harness, why)),
+        None => Ok(()),
+    }
+}
+
+/// The packets `fault` took: what its rules in the kernel counted
+/// (`counts`, by handle) and what those already removed took; `Err` with
+/// the handle of a rule that is not in `counts`.
+fn total(fault: &ActiveFault, counts: &HashMap<u64, u64>) -> Result<u64, u64> {
+    fault.handles.iter().try_fold(fault.took, |sum, h| {
+        counts.get(h).map(|packets| sum + packets).ok_or(*h)
+    })
 }
 
 /// The packets the fault `name` took so far (or in all, once lifted);
@@ -387,7 +453,10 @@ pub(super) fn packets_taken(shared: &Shared, name: &str) -> Result<u64, String> 
     }
     let fault = active.iter().find(|f| f.name.as_deref() == Some(name));
     match fault.and_then(|f| kernels[f.host].as_mut().map(|k| (f, k))) {
-        Some((fault, kernel)) => kernel.packets(&fault.handles).map_err(|e| e.to_string()),
+        Some((fault, kernel)) => kernel
+            .packets(&fault.handles)
+            .map(|packets| fault.took + packets)
+            .map_err(|e| e.to_string()),
         None => Err(format!("no fault named {name:?} was in place yet")),
     }
 }

@@ -8,9 +8,10 @@ use serde_json::json;
 use super::def::{ANY, ActionDef, Build, Described, StepKind, Uses};
 use super::values::{self, DurationValue, SideName, SignalName};
 use super::{Action, Control, Fault, HostCut, Lift, Loop, Outgoing, ms};
+use crate::model::units::number;
 use crate::model::{Reject, Side, Verdict};
 use crate::sandbox::topology::Cut;
-use crate::suite::limits::MAX_DELAY;
+use crate::suite::limits::{MAX_DELAY, MIN_PROBABILITY};
 
 /// The control step a definition built (its own variant; see `describe`).
 fn control(action: Described<'_>) -> &Control {
@@ -339,12 +340,17 @@ fn fault(b: &mut Build<'_, '_>, verdict: Verdict) -> Option<Action> {
         let super::modifiers::ModValue::Fraction(p) = *p else {
             unreachable!("`probability` is read as a fraction")
         };
-        if p > 0.0 && p <= 1.0 {
+        // NaN is neither.
+        if (MIN_PROBABILITY..=1.0).contains(&p) {
             probability = Some(p);
         } else {
             b.problem(
                 at,
-                format!("expected `probability` above 0 and at most 1, found {p}"),
+                format!(
+                    "expected `probability` from 2^-32 ({}, the least chance nf_tables' 32-bit random number can express) to 1, found {}",
+                    number(MIN_PROBABILITY),
+                    number(p)
+                ),
             );
         }
     }

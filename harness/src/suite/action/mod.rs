@@ -827,7 +827,7 @@ impl fmt::Display for Fault {
             None => {}
         }
         if let Some(p) = self.probability {
-            only.push(format!("{}%", p * 100.0));
+            only.push(crate::model::units::percent(p));
         }
         if !only.is_empty() {
             write!(f, " ({})", only.join(", "))?;

@@ -180,8 +180,8 @@ pub const MODIFIERS: &[ModifierDef] = &[
     },
     ModifierDef {
         keyword: "probability",
-        summary: "for `drop`, `reject` and `delay`: the chance, above 0 and at most 1, that each matching packet is taken",
-        schema: || json!({ "type": "number", "exclusiveMinimum": 0, "maximum": 1 }),
+        summary: "for `drop`, `reject` and `delay`: the chance that each matching packet is taken, from 2^-32 (about 2.3e-10, the least nf_tables can draw) to 1",
+        schema: || json!({ "type": "number", "minimum": crate::suite::limits::MIN_PROBABILITY, "maximum": 1 }),
         read: |v| Ok(ModValue::Fraction(read::<f64>(v)?)),
     },
     ModifierDef {

@@ -13,7 +13,7 @@ use super::program::versions_of;
 use super::raw::{RawTolerance, SysctlValue};
 use crate::model::Side;
 use crate::suite::action::values::DurationValue;
-use crate::suite::limits::MAX_CASES_PER_FILE;
+use crate::suite::limits::{MAX_CASES_PER_FILE, MAX_GENERATED_CASES};
 use crate::suite::{
     Case, DEFAULT_DEADLINE, Location, Program, Scope, Script, Suite, Tolerance, Topology,
 };
@@ -87,9 +87,11 @@ impl<'a> Reader<'a> {
             );
             return suite;
         }
-        if array.len() > MAX_CASES_PER_FILE {
+        // Counted before any is read; reported at the first case past
+        // the limit.
+        if let Some(first_past) = array.get(MAX_CASES_PER_FILE) {
             self.problem(
-                cases.span(),
+                first_past.span(),
                 format!(
                     "expected at most {MAX_CASES_PER_FILE} cases in a suite file, found {}: split it into several files",
                     array.len()
@@ -100,7 +102,19 @@ impl<'a> Reader<'a> {
         let mut names = BTreeMap::new();
         for item in array.iter() {
             if let Some(case) = self.case(item, defaults.clone(), &mut names) {
-                suite.cases.extend(versions_of(case));
+                let made = versions_of(case);
+                let before = suite.cases.len();
+                if before + made.len() > MAX_GENERATED_CASES {
+                    self.problem(
+                        item.span(),
+                        format!(
+                            "expected at most {MAX_GENERATED_CASES} cases made by a suite file (each version of a `compare` is a case), found {} by the end of this one: split it into several files",
+                            before + made.len()
+                        ),
+                    );
+                    return suite;
+                }
+                suite.cases.extend(made);
             }
         }
         suite
@@ -264,6 +278,7 @@ impl<'a> Reader<'a> {
         }
         self.across_scripts(&case.scripts, role);
         self.faults(&case);
+        self.fault_limits(&case);
         if case.shares_program() {
             self.shared_program_steps(&case.scripts);
         }

@@ -1,7 +1,9 @@
 //! Reading a `[program]` table (the suite's or a case's): what serde
-//! cannot check of it (an empty command, port 0, a pattern that does not
-//! compile, a signal, role and scope that are no such thing), and the two
-//! versions `compare` names, each of which makes a case of its own.
+//! cannot check of it (an empty command, a NUL byte in what reaches
+//! `execve` or `chdir`, an `=` in a variable's name, port 0, a pattern
+//! that does not compile, a signal, role and scope that are no such
+//! thing), and the two versions `compare` names, each of which makes a
+//! case of its own.
 
 use std::ops::Range;
 
@@ -9,7 +11,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::Reader;
-use super::raw::{self, RawProgram};
+use super::raw::{self, RawEnv, RawProgram};
 use crate::model::Side;
 use crate::suite::{
     Case, CaseVersion, DEFAULT_READY_WITHIN, DEFAULT_STOP_GRACE, Program, Scope, Version,
@@ -17,8 +19,8 @@ use crate::suite::{
 
 impl<'a> Reader<'a> {
     /// A `[program]` table: serde reads its shape, this checks the rest
-    /// (an empty command, port 0, a pattern that does not compile, a
-    /// signal that is not one).
+    /// (an empty command, what `execve` cannot take, port 0, a pattern
+    /// that does not compile, a signal that is not one).
     /// `suite_level`: the suite's own `[program]` (only it may serve the
     /// whole suite).
     pub(super) fn program(
@@ -29,11 +31,19 @@ impl<'a> Reader<'a> {
         let raw = self.value::<RawProgram>(value)?;
         let before = self.count;
         let at = value.span();
-        if raw.run.is_empty() || raw.run[0].is_empty() {
-            self.problem(
-                at.clone(),
-                "expected `run` to name a command and its arguments, like `run = [\"./server\", \"--port\", \"{port}\"]`, found none",
-            );
+        self.command(&raw.run, "`run`");
+        self.environment(&raw.env);
+        if let Some(cwd) = &raw.cwd {
+            if cwd.get_ref().is_empty() {
+                self.problem(
+                    cwd.span(),
+                    "expected `cwd` to name a folder, found an empty string",
+                );
+            }
+            self.no_nul(cwd, "`cwd`");
+        }
+        for command in &raw.requires {
+            self.no_nul(command, "`requires`'s commands");
         }
         if raw.port == 0 {
             self.problem(at.clone(), "expected a `port` from 1 to 65535, found 0");
@@ -103,16 +113,16 @@ impl<'a> Reader<'a> {
         (self.count == before).then(|| Program {
             versions,
             scope,
-            argv: raw.run,
-            env: raw.env.into_iter().collect(),
-            cwd: raw.cwd,
+            argv: words(raw.run),
+            env: variables(raw.env),
+            cwd: raw.cwd.map(Spanned::into_inner),
             role,
             port: raw.port,
             ready,
             within: raw.within.map_or(DEFAULT_READY_WITHIN, |d| d.0),
             stop,
             grace: raw.grace.map_or(DEFAULT_STOP_GRACE, |d| d.0),
-            requires: raw.requires,
+            requires: raw.requires.into_iter().map(Spanned::into_inner).collect(),
             install: raw.install,
             location: self.location(at.start),
         })
@@ -155,19 +165,10 @@ impl<'a> Reader<'a> {
                     ),
                 );
             }
-            if version
-                .run
-                .as_ref()
-                .is_some_and(|run| run.first().is_none_or(String::is_empty))
-            {
-                self.problem(
-                    at.clone(),
-                    format!(
-                        "expected version `{}`'s `run` to name a command, found none",
-                        version.name
-                    ),
-                );
+            if let Some(run) = &version.run {
+                self.command(run, &format!("version `{}`'s `run`", version.name));
             }
+            self.environment(&version.env);
         }
         if raw[0].name == raw[1].name {
             self.problem(
@@ -181,11 +182,84 @@ impl<'a> Reader<'a> {
         raw.into_iter()
             .map(|v| Version {
                 name: v.name,
-                argv: v.run,
-                env: v.env.into_iter().collect(),
+                argv: v.run.map(words),
+                env: variables(v.env),
             })
             .collect()
     }
+
+    /// A command as `execve` takes it: a first word that names a program,
+    /// and no NUL byte in any word (a C string ends at the first, so the
+    /// program would be given less than the suite says; Rust's `Command`
+    /// refuses it only when it spawns). `what` names it in messages.
+    fn command(&mut self, run: &Spanned<Vec<Spanned<String>>>, what: &str) {
+        match run.get_ref().first() {
+            None => self.problem(
+                run.span(),
+                format!(
+                    "expected {what} to name a command and its arguments, like `run = [\"./server\", \"--port\", \"{{port}}\"]`, found none"
+                ),
+            ),
+            Some(first) if first.get_ref().is_empty() => self.problem(
+                first.span(),
+                format!("expected {what} to start with a command, found an empty string"),
+            ),
+            Some(_) => {}
+        }
+        for word in run.get_ref() {
+            self.no_nul(word, &format!("{what}'s words"));
+        }
+    }
+
+    /// Variables as `execve`'s environment holds them, `NAME=value`: a
+    /// name that is not empty and has no `=` (the first `=` ends it, so
+    /// `A=B` would set `A` instead), and no NUL byte in either half.
+    fn environment(&mut self, env: &RawEnv) {
+        for (name, value) in env {
+            let text = name.get_ref();
+            if text.is_empty() {
+                self.problem(
+                    name.span(),
+                    "expected an environment variable's name, found an empty one",
+                );
+            } else if text.contains('=') {
+                self.problem(
+                    name.span(),
+                    "expected an environment variable's name without `=` (the first `=` in `NAME=value` ends the name), found one",
+                );
+            }
+            self.no_nul(name, "an environment variable's name");
+            self.no_nul(value, "an environment variable's value");
+        }
+    }
+
+    /// A string that reaches the kernel as a C string: a NUL byte would
+    /// silently end it there.
+    fn no_nul(&mut self, text: &Spanned<String>, what: &str) {
+        if text.get_ref().contains('\0') {
+            self.problem(
+                text.span(),
+                format!(
+                    "expected {what} without NUL bytes (the kernel reads C strings, which end at the first), found one"
+                ),
+            );
+        }
+    }
+}
+
+/// The words of a command as written, without their spans.
+fn words(run: Spanned<Vec<Spanned<String>>>) -> Vec<String> {
+    run.into_inner()
+        .into_iter()
+        .map(Spanned::into_inner)
+        .collect()
+}
+
+/// An `env` table's variables, without their spans, in name order.
+fn variables(env: RawEnv) -> Vec<(String, String)> {
+    env.into_iter()
+        .map(|(name, value)| (name.into_inner(), value.into_inner()))
+        .collect()
 }
 
 /// A version's name: what may follow `@` in a test name.

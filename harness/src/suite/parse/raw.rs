@@ -8,6 +8,7 @@ use std::fmt;
 
 use serde::Deserialize;
 use serde::de::{self, Deserializer, Visitor};
+use toml::Spanned;
 
 use crate::suite::Tolerance;
 use crate::suite::action::values::DurationValue;
@@ -51,11 +52,13 @@ impl RawTolerance {
 }
 
 /// A `[program]` table as written; [`Reader::program`](super::Reader)
-/// checks what serde cannot.
+/// checks what serde cannot. The strings that reach `execve` and `chdir`
+/// (`run`, `env`, `cwd`) keep their spans, so a NUL byte or an `=` in a
+/// variable's name is reported where it is written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawProgram {
-    pub(super) run: Vec<String>,
+    pub(super) run: Spanned<Vec<Spanned<String>>>,
     pub(super) role: Option<String>,
     pub(super) port: u16,
     pub(super) ready: Option<String>,
@@ -63,10 +66,10 @@ pub(super) struct RawProgram {
     pub(super) stop: Option<String>,
     pub(super) grace: Option<DurationValue>,
     #[serde(default)]
-    pub(super) env: std::collections::BTreeMap<String, String>,
-    pub(super) cwd: Option<String>,
+    pub(super) env: RawEnv,
+    pub(super) cwd: Option<Spanned<String>>,
     #[serde(default)]
-    pub(super) requires: Vec<String>,
+    pub(super) requires: Vec<Spanned<String>>,
     pub(super) install: Option<String>,
     pub(super) scope: Option<String>,
     #[serde(default)]
@@ -78,7 +81,10 @@ pub(super) struct RawProgram {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawVersion {
     pub(super) name: String,
-    pub(super) run: Option<Vec<String>>,
+    pub(super) run: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
-    pub(super) env: std::collections::BTreeMap<String, String>,
+    pub(super) env: RawEnv,
 }
+
+/// An `env` table as written: each name and value where it is.
+pub(super) type RawEnv = std::collections::BTreeMap<Spanned<String>, Spanned<String>>;

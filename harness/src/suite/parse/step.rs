@@ -73,14 +73,17 @@ impl<'a> Reader<'a> {
             );
         }
         // Counted before any is read, so a huge script is refused without
-        // building its steps, and reported once (where the case passes the
-        // limit).
+        // building its steps, and reported once: at the step that passes
+        // the limit.
         let before = self.case_steps;
         self.case_steps = before.saturating_add(array.len());
         if self.case_steps > MAX_STEPS_PER_CASE {
-            if before <= MAX_STEPS_PER_CASE {
+            if let Some(first_past) = MAX_STEPS_PER_CASE
+                .checked_sub(before)
+                .and_then(|i| array.get(i))
+            {
                 self.problem(
-                    value.span(),
+                    first_past.span(),
                     format!(
                         "expected at most {MAX_STEPS_PER_CASE} steps in a case (the steps inside loops included), found {} by the end of {what}",
                         self.case_steps

@@ -1,16 +1,36 @@
 //! What a case must hold across its steps and scripts, which no single
 //! step shows: a state check of a side that plays no part, a `wait` no
 //! other side marks, faults that cannot work (no port, two of one name, a
-//! `lift` of nothing), what a case sharing the suite's program may not do,
-//! and a two-host case's sides and addresses.
+//! `lift` of nothing) or are too many, what a case sharing the suite's
+//! program may not do, and a two-host case's sides and addresses.
 
 use std::ops::Range;
 
 use super::Reader;
+use crate::fault::{RULES_WITH_DATA, rules_per_port};
 use crate::model::Side;
+use crate::suite::limits::{MAX_FAULT_RULES_PER_CASE, MAX_FAULTS_PER_CASE};
 use crate::suite::{
-    Action, Case, Check, Control, Lift, Script, SocketCall, Topology, every_step, every_step_mut,
+    Action, Case, Check, Control, Lift, Script, SocketCall, Step, Topology, every_step,
+    every_step_mut,
 };
+
+/// Every step of a script with the most rounds it can run: once, or a
+/// loop's `times` for the steps of its body (loops do not nest). The
+/// loop's own step is not in it.
+fn steps_with_rounds(steps: &[Step]) -> Vec<(&Step, usize)> {
+    let mut all = Vec::new();
+    for step in steps {
+        match &step.action {
+            Action::Control(Control::Loop(looped)) => {
+                let rounds = looped.times as usize;
+                all.extend(looped.body.iter().map(|inner| (inner, rounds)));
+            }
+            _ => all.push((step, 1)),
+        }
+    }
+    all
+}
 
 impl Reader<'_> {
     /// Steps a case that shares the suite's program cannot have: a
@@ -80,6 +100,55 @@ impl Reader<'_> {
                     "expected a bare port (the server's host, {server}) in a `two_hosts` case, found {addr}"
                 ),
             );
+        }
+    }
+
+    /// The faults a case puts in place and the nf_tables rules they make,
+    /// against [`MAX_FAULTS_PER_CASE`] and [`MAX_FAULT_RULES_PER_CASE`]:
+    /// each fault step counted once per round it may run (a loop's
+    /// `times`), its rules as [`rules_per_port`] says for each port it
+    /// matches. Reported at the fault that passes a limit, once.
+    pub(super) fn fault_limits(&mut self, case: &Case) {
+        let (mut faults, mut rules) = (0usize, 0usize);
+        for script in &case.scripts {
+            for (step, rounds) in steps_with_rounds(&script.steps) {
+                let (made, what) = match &step.action {
+                    Action::Control(Control::Fault(fault)) => (
+                        case.fault_ports(fault).len() * rules_per_port(fault.outgoing.data),
+                        "fault",
+                    ),
+                    Action::Control(Control::Cut(_)) => (0, "cut"),
+                    _ => continue,
+                };
+                faults = faults.saturating_add(rounds);
+                rules = rules.saturating_add(made.saturating_mul(rounds));
+                let (in_loop, fewer) = if rounds > 1 {
+                    (
+                        format!(" (a {what} in a loop counts once per round: {rounds} here)"),
+                        "give the loop fewer rounds, or split the case",
+                    )
+                } else {
+                    (String::new(), "split the case")
+                };
+                if faults > MAX_FAULTS_PER_CASE {
+                    self.problem(
+                        step.span.clone(),
+                        format!(
+                            "expected at most {MAX_FAULTS_PER_CASE} faults put in place in a case, found {faults} by this {what}{in_loop}: {fewer}"
+                        ),
+                    );
+                    return;
+                }
+                if rules > MAX_FAULT_RULES_PER_CASE {
+                    self.problem(
+                        step.span.clone(),
+                        format!(
+                            "expected at most {MAX_FAULT_RULES_PER_CASE} nf_tables rules made by a case's faults, found {rules} by this {what}{in_loop}: a fault makes one rule per port it matches, {RULES_WITH_DATA} with `data`; narrow it with `to`, or {fewer}"
+                        ),
+                    );
+                    return;
+                }
+            }
         }
     }
 

@@ -51,13 +51,37 @@ use super::*;
     client("  { connect = 8080 },\n  { drop = \"client\", probability = 0.0 },"),
     5,
     36,
-    "expected `probability` above 0 and at most 1, found 0"
+    "expected `probability` from 2^-32 (2.328e-10, the least chance nf_tables' 32-bit random number can express) to 1, found 0"
 )]
 #[case::probability_over_one(
     client("  { connect = 8080 },\n  { drop = \"client\", probability = 1.5 },"),
     5,
     36,
-    "expected `probability` above 0 and at most 1, found 1.5"
+    "expected `probability` from 2^-32 (2.328e-10, the least chance nf_tables' 32-bit random number can express) to 1, found 1.5"
+)]
+#[case::probability_the_kernel_cannot_draw(
+    client("  { connect = 8080 },\n  { drop = \"client\", probability = 1e-300 },"),
+    5,
+    36,
+    "expected `probability` from 2^-32 (2.328e-10, the least chance nf_tables' 32-bit random number can express) to 1, found 1e-300"
+)]
+#[case::probability_just_under_the_least(
+    client("  { connect = 8080 },\n  { drop = \"client\", probability = 2.3e-10 },"),
+    5,
+    36,
+    "expected `probability` from 2^-32"
+)]
+#[case::probability_huge(
+    client("  { connect = 8080 },\n  { drop = \"client\", probability = 1e300 },"),
+    5,
+    36,
+    "expected `probability` from 2^-32 (2.328e-10, the least chance nf_tables' 32-bit random number can express) to 1, found 1e300"
+)]
+#[case::probability_nan(
+    client("  { connect = 8080 },\n  { drop = \"client\", probability = nan },"),
+    5,
+    36,
+    "expected `probability` from 2^-32 (2.328e-10, the least chance nf_tables' 32-bit random number can express) to 1, found NaN"
 )]
 #[case::fault_named_all(
     client("  { connect = 8080 },\n  { drop = \"client\", name = \"all\" },"),
@@ -218,6 +242,24 @@ fn a_delay_reads_by_and_jitter() {
     );
 }
 
+/// The least chance the kernel can draw, 2^-32, is accepted, and shown
+/// as a short percentage (not a decimal 300 digits long).
+#[test]
+fn the_least_probability_is_accepted_and_shown_short() {
+    let text = client(
+        "  { connect = 8080 },\n  { drop = \"client\", probability = 2.3283064365386963e-10 },",
+    );
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).expect("valid");
+    let Action::Control(Control::Fault(fault)) = &suite.cases[0].scripts[0].steps[1].action else {
+        panic!("a fault");
+    };
+    assert_eq!(
+        fault.probability,
+        Some(crate::suite::limits::MIN_PROBABILITY)
+    );
+    assert_eq!(fault.to_string(), "drop what client sends (2.328e-8%)");
+}
+
 #[test]
 fn a_fault_reads_every_modifier() {
     let text = client(
@@ -278,4 +320,127 @@ fn on_two_hosts_a_bare_port_is_the_server_s_host() {
         })
         .collect();
     assert_eq!(addresses, [server, server, server]);
+}
+
+/// A case whose client connects to `ports` ports the server listens on,
+/// then runs `steps`.
+fn faulty(ports: u16, steps: &str) -> String {
+    let listens: String = (0..ports)
+        .map(|i| format!("{{ listen = {} }}, ", 9000 + i))
+        .collect();
+    let connects: String = (0..ports)
+        .map(|i| format!("{{ connect = {} }}, ", 9000 + i))
+        .collect();
+    format!("[[case]]\nname = \"a\"\nserver = [{listens}]\nclient = [{connects}\n{steps}]\n")
+}
+
+/// The column of the last `pattern` on line 5 (the client's steps).
+fn last_on_line_5(text: &str, pattern: &str) -> usize {
+    text.lines()
+        .nth(4)
+        .and_then(|l| l.rfind(pattern))
+        .expect("on line 5")
+        + 1
+}
+
+#[test]
+fn a_case_puts_as_many_faults_as_the_limit_and_not_one_more() {
+    let limit = crate::suite::limits::MAX_FAULTS_PER_CASE;
+    let drop = "{ drop = \"client\" }, ";
+    let at_limit = faulty(1, &drop.repeat(limit));
+    parse_suite(Path::new(PATH), at_limit.as_bytes()).expect("at the limit");
+    let text = faulty(
+        1,
+        &format!("{}{{ reject = \"client\" }}", drop.repeat(limit)),
+    );
+    assert_one_problem(
+        &text,
+        5,
+        last_on_line_5(&text, "{ reject"),
+        "expected at most 1000 faults put in place in a case, found 1001 by this fault: split the case",
+    );
+    // A cut is a fault too.
+    let two_hosts = format!(
+        "[[case]]\nname = \"a\"\ntopology = \"two_hosts\"\nserver = [{{ listen = 9000 }}]\nclient = [{{ connect = 9000 }}, {}{{ cut = \"client\" }}]\n",
+        drop.repeat(limit)
+    );
+    assert_one_problem(
+        &two_hosts,
+        5,
+        last_on_line_5(&two_hosts, "{ cut"),
+        "expected at most 1000 faults put in place in a case, found 1001 by this cut: split the case",
+    );
+}
+
+/// A fault in a loop is put once per round: `times` counts.
+#[test]
+fn a_fault_in_a_loop_counts_once_per_round() {
+    let flap = |times: usize| {
+        faulty(
+            1,
+            &format!(
+                "{{ drop = \"client\" }}, {{ loop = [{{ sleep = \"1ms\" }}, {{ reject = \"client\", name = \"r\" }}, {{ lift = \"r\" }}], times = {times} }}"
+            ),
+        )
+    };
+    let limit = crate::suite::limits::MAX_FAULTS_PER_CASE;
+    parse_suite(Path::new(PATH), flap(limit - 1).as_bytes()).expect("at the limit");
+    let text = flap(limit);
+    assert_one_problem(
+        &text,
+        5,
+        last_on_line_5(&text, "{ reject"),
+        "expected at most 1000 faults put in place in a case, found 1001 by this fault (a fault in a loop counts once per round: 1000 here): give the loop fewer rounds, or split the case",
+    );
+}
+
+/// A fault makes a rule per port it matches, 22 with `data`: the rules are
+/// bounded too, so many ports cannot multiply the faults' cost.
+#[test]
+fn a_case_s_faults_make_as_many_rules_as_the_limit_and_not_one_more() {
+    let limit = crate::suite::limits::MAX_FAULT_RULES_PER_CASE;
+    let per_fault = 2 * crate::fault::RULES_WITH_DATA;
+    assert_eq!(limit % per_fault, 0, "the test fills the limit exactly");
+    let drop = "{ drop = \"client\", data = true }, ";
+    let at_limit = faulty(2, &drop.repeat(limit / per_fault));
+    parse_suite(Path::new(PATH), at_limit.as_bytes()).expect("at the limit");
+    let text = faulty(2, &drop.repeat(limit / per_fault + 1));
+    assert_one_problem(
+        &text,
+        5,
+        last_on_line_5(&text, "{ drop"),
+        "expected at most 5500 nf_tables rules made by a case's faults, found 5544 by this fault: a fault makes one rule per port it matches, 22 with `data`; narrow it with `to`, or split the case",
+    );
+}
+
+/// The suites of the issue that set the limit: two cases of 4,990 drops
+/// each (they overran their deadlines), and 10,000 faults, here put by a
+/// loop (as steps they would pass the steps' limit first).
+#[test]
+fn thousands_of_faults_are_refused_where_the_limit_is_passed() {
+    let drop = "{ drop = \"client\" }, ";
+    let case = faulty(1, &drop.repeat(4_990));
+    let text = format!("{case}{}", case.replace("name = \"a\"", "name = \"b\""));
+    let column = text
+        .lines()
+        .nth(4)
+        .and_then(|l| l.match_indices("{ drop").nth(1000))
+        .map(|(at, _)| at + 1)
+        .expect("the 1001st fault");
+    let found = problems(text.as_bytes());
+    let message = "expected at most 1000 faults put in place in a case, found 1001 by this fault: split the case";
+    assert_eq!(
+        found,
+        [
+            (5, column, message.to_string()),
+            (10, column, message.to_string())
+        ]
+    );
+    let text = faulty(1, "{ loop = [{ drop = \"client\" }], times = 10000 }");
+    assert_one_problem(
+        &text,
+        5,
+        last_on_line_5(&text, "{ drop"),
+        "expected at most 1000 faults put in place in a case, found 10000 by this fault (a fault in a loop counts once per round: 10000 here): give the loop fewer rounds, or split the case",
+    );
 }

@@ -126,6 +126,106 @@ fn a_program_table_is_checked(#[case] text: String, #[case] message: &str) {
     assert!(found.starts_with(message), "{found}");
 }
 
+/// What `execve` and `chdir` would not take as written is refused where
+/// it is written: the value, or the variable's name.
+#[rstest]
+#[case::no_command(
+    "run = []",
+    (2, 7),
+    "expected `run` to name a command and its arguments"
+)]
+#[case::empty_command(
+    "run = [\"\", \"--port\"]",
+    (2, 8),
+    "expected `run` to start with a command, found an empty string"
+)]
+#[case::nul_in_the_command(
+    "run = [\"./s\\u0000\"]",
+    (2, 8),
+    "expected `run`'s words without NUL bytes"
+)]
+#[case::nul_in_an_argument(
+    "run = [\"./s\", \"--name\", \"a\\u0000b\"]",
+    (2, 25),
+    "expected `run`'s words without NUL bytes"
+)]
+#[case::equals_in_a_name(
+    "run = [\"./s\"]\nenv = { OK = \"1\", \"A=B\" = \"1\" }",
+    (3, 19),
+    "expected an environment variable's name without `=`"
+)]
+#[case::empty_name(
+    "run = [\"./s\"]\nenv = { \"\" = \"1\" }",
+    (3, 9),
+    "expected an environment variable's name, found an empty one"
+)]
+#[case::nul_in_a_name(
+    "run = [\"./s\"]\nenv = { \"A\\u0000\" = \"1\" }",
+    (3, 9),
+    "expected an environment variable's name without NUL bytes"
+)]
+#[case::nul_in_a_value(
+    "run = [\"./s\"]\nenv = { A = \"1\\u0000\" }",
+    (3, 13),
+    "expected an environment variable's value without NUL bytes"
+)]
+#[case::nul_in_cwd(
+    "run = [\"./s\"]\ncwd = \"/tmp\\u0000\"",
+    (3, 7),
+    "expected `cwd` without NUL bytes"
+)]
+#[case::empty_cwd(
+    "run = [\"./s\"]\ncwd = \"\"",
+    (3, 7),
+    "expected `cwd` to name a folder, found an empty string"
+)]
+#[case::nul_in_requires(
+    "run = [\"./s\"]\nrequires = [\"node\\u0000\"]",
+    (3, 13),
+    "expected `requires`'s commands without NUL bytes"
+)]
+#[case::a_version_s_empty_command(
+    "run = [\"./s\"]\ncompare = [{ name = \"a\", run = [] }, { name = \"b\" }]",
+    (3, 32),
+    "expected version `a`'s `run` to name a command"
+)]
+#[case::a_version_s_name_with_equals(
+    "run = [\"./s\"]\ncompare = [{ name = \"a\" }, { name = \"b\", env = { \"X=\" = \"1\" } }]",
+    (3, 50),
+    "expected an environment variable's name without `=`"
+)]
+fn what_execve_cannot_take_is_refused_where_it_is_written(
+    #[case] table: &str,
+    #[case] (line, column): (usize, usize),
+    #[case] message: &str,
+) {
+    assert_one_problem(
+        &with_program(&format!("{table}\nport = 8080")),
+        line,
+        column,
+        message,
+    );
+}
+
+/// What a shell would quote but `execve` takes as it is: empty and `=`
+/// arguments, `=` and empty values.
+#[test]
+fn arguments_and_values_that_only_look_odd_are_accepted() {
+    let text = with_program(
+        "run = [\"./s\", \"\", \"a=b\", \"--x=\"]\nport = 8080\nenv = { A_1 = \"x=y\", B = \"\" }",
+    );
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).expect("valid");
+    let program = suite.cases[0].program.as_ref().expect("a program");
+    assert_eq!(program.argv, ["./s", "", "a=b", "--x="]);
+    assert_eq!(
+        program.env,
+        [
+            ("A_1".to_string(), "x=y".to_string()),
+            ("B".to_string(), String::new())
+        ]
+    );
+}
+
 #[test]
 fn two_versions_make_each_case_a_pair() {
     let text = r#"

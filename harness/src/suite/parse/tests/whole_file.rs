@@ -246,35 +246,79 @@ fn a_file_over_the_size_limit_is_refused_before_it_is_parsed() {
     assert!(message.contains("at most 4 MiB"), "{message}");
 }
 
+/// `n` cases named `c0`, `c1`, ...: three lines each.
+fn cases(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("[[case]]\nname = \"c{i}\"\nclient = [\"close\"]\n"))
+        .collect()
+}
+
 #[test]
-fn too_many_cases_in_a_file_is_one_problem_naming_the_limit() {
-    let case = "[[case]]\nname = \"a\"\nclient = [\"close\"]\n";
-    let text = case.repeat(crate::suite::limits::MAX_CASES_PER_FILE + 1);
-    let (_, _, message) = problem(&text);
-    assert!(
-        message.contains("at most 10000 cases") && message.contains("found 10001"),
-        "{message}"
+fn a_file_holds_as_many_cases_as_the_limit_and_not_one_more() {
+    let limit = crate::suite::limits::MAX_CASES_PER_FILE;
+    let suite = parse_suite(Path::new(PATH), cases(limit).as_bytes()).expect("at the limit");
+    assert_eq!(suite.cases.len(), limit);
+    let (line, column, message) = problem(&cases(limit + 1));
+    // At the first case past the limit: its `[[case]]` header.
+    assert_eq!((line, column), (3 * limit + 1, 1), "{message}");
+    assert_eq!(
+        message,
+        "expected at most 10000 cases in a suite file, found 10001: split it into several files"
+    );
+}
+
+/// `compare` makes two cases of each: the limit counts what is made.
+#[test]
+fn a_file_makes_as_many_cases_as_the_limit_and_not_one_more() {
+    let limit = crate::suite::limits::MAX_GENERATED_CASES;
+    let program = "[program]\nrun = [\"./s\"]\nport = 8080\ncompare = [{ name = \"a\" }, { name = \"b\" }]\n\n";
+    let written = |n: usize| {
+        format!(
+            "{program}{}",
+            cases(n).replace("[\"close\"]", "[{ connect = 8080 }]")
+        )
+    };
+    let suite = parse_suite(Path::new(PATH), written(limit / 2).as_bytes()).expect("at the limit");
+    assert_eq!(suite.cases.len(), limit);
+    let (line, column, message) = problem(&written(limit / 2 + 1));
+    // At the case that passes it: the first past half the limit.
+    assert_eq!((line, column), (5 + 3 * (limit / 2) + 1, 1), "{message}");
+    assert_eq!(
+        message,
+        "expected at most 10000 cases made by a suite file (each version of a `compare` is a case), found 10002 by the end of this one: split it into several files"
     );
 }
 
 #[test]
 fn too_many_steps_in_a_case_counting_loops_is_one_problem_naming_the_limit() {
     let half = crate::suite::limits::MAX_STEPS_PER_CASE / 2;
-    let body = "{ sleep = \"1ms\" }, ".repeat(half);
-    // The client's loop holds half, the server's script the other half and
-    // one more: over the limit only with the loop's steps counted.
-    let text = format!(
-        "[[case]]\nname = \"a\"\nclient = [{{ loop = [{body}], times = 1 }}]\nserver = [{body} {{ sleep = \"1ms\" }}]\n"
+    let step = "{ sleep = \"1ms\" }, ";
+    // The client's loop and its body, then the server's steps: the limit
+    // exactly, with the loop's steps counted.
+    let at_limit = |last: &str| {
+        format!(
+            "[[case]]\nname = \"a\"\nclient = [{{ loop = [{}], times = 1 }}]\nserver = [{}{last}]\n",
+            step.repeat(half),
+            step.repeat(half - 1)
+        )
+    };
+    parse_suite(Path::new(PATH), at_limit("").as_bytes()).expect("at the limit");
+    // One more, at the end of the server's script: refused there.
+    let text = at_limit("{ sleep = \"2ms\" }");
+    let (line, column, message) = problem(&text);
+    let past = text
+        .lines()
+        .nth(3)
+        .and_then(|l| l.find("{ sleep = \"2ms\" }"));
+    assert_eq!(
+        (line, Some(column)),
+        (4, past.map(|at| at + 1)),
+        "{message}"
     );
-    let (line, _, message) = problem(&text);
-    assert_eq!(line, 4, "{message}");
-    assert!(message.contains("at most 10000 steps"), "{message}");
-    // At the limit it parses.
-    let text = format!(
-        "[[case]]\nname = \"a\"\nclient = [{{ loop = [{body}], times = 1 }}]\nserver = [{body}]\n"
+    assert_eq!(
+        message,
+        "expected at most 10000 steps in a case (the steps inside loops included), found 10001 by the end of `server`"
     );
-    let text = text.replacen("{ sleep = \"1ms\" }, ", "", 1);
-    parse_suite(Path::new(PATH), text.as_bytes()).expect("at the limit");
 }
 
 #[test]
