@@ -302,6 +302,10 @@ impl Running {
         let mut state = self.output.lock();
         loop {
             if let Some(exit) = state.exit {
+                // Its last words may still be in the pipes: the readers
+                // take them before the caller takes its tail.
+                drop(state);
+                self.output.wait_drained(DRAIN_WAIT);
                 return Err(SutError::NotReady(format!("{exit} before it was ready")));
             }
             let ready = match &self.spec.ready {
