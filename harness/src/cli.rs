@@ -86,7 +86,9 @@ enum Command {
     },
     /// Compare two JSON reports (`run --json`) of the same suites, say
     /// against two versions of a program: every observation that changed,
-    /// per case. Exits 1 on a difference the accept file does not list.
+    /// per case. Exits 1 on a difference the accept file does not list, 2
+    /// when a report cannot be read: one over 256 MiB, or whose round holds
+    /// a case twice, is refused.
     Diff {
         /// The report of the version compared against.
         base: PathBuf,
