@@ -86,7 +86,9 @@ enum Command {
     },
     /// Compare two JSON reports (`run --json`) of the same suites, say
     /// against two versions of a program: every observation that changed,
-    /// per case. Exits 1 on a difference the accept file does not list.
+    /// per case. Exits 1 on a difference the accept file does not list, 2
+    /// when a report cannot be read: one over 256 MiB, or whose round holds
+    /// a case twice, is refused.
     Diff {
         /// The report of the version compared against.
         base: PathBuf,
@@ -443,15 +445,9 @@ fn print_differences(
     differences: &[hangup::report::diff::Difference],
     accepted: &std::collections::BTreeSet<String>,
 ) -> usize {
-    let mut open = 0;
-    for difference in differences {
-        let line = difference.to_string();
-        if accepted.contains(&line) {
-            out!("{line}  (accepted)");
-        } else {
-            open += 1;
-            out!("{line}");
-        }
+    let (lines, open) = hangup::report::diff::listed(differences, accepted);
+    for line in lines {
+        out!("{line}");
     }
     open
 }
@@ -527,40 +523,30 @@ impl runner::Progress for Console {
 
 /// `hangup diff`: prints every difference (accepted ones marked so) and a
 /// count; exit 0 when every one is accepted, 1 when one is not, 2 when the
-/// reports cannot be read or compared.
+/// reports cannot be read or compared. Each report is read bounded and
+/// streamed ([`hangup::report::diff::LastRound::open`]).
 fn diff(
     base: &std::path::Path,
     new: &std::path::Path,
     accept: Option<&std::path::Path>,
     junit: Option<&std::path::Path>,
 ) -> ExitCode {
-    use hangup::report::{Report, diff};
-    let read = |path: &std::path::Path| -> Result<Report<'static>, String> {
-        let bytes =
-            std::fs::read(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-        Report::read(&bytes).map_err(|e| format!("{}: {e}", path.display()))
-    };
-    let loaded = read(base)
-        .and_then(|b| read(new).map(|n| (b, n)))
-        .and_then(|(b, n)| {
-            let accepted = match accept {
-                Some(path) => std::fs::read_to_string(path)
-                    .map(|text| diff::accepted(&text))
-                    .map_err(|e| format!("failed to read {}: {e}", path.display()))?,
-                None => Default::default(),
-            };
-            let tolerance = RunOptions::from_env().map(|o| {
-                hangup::suite::Tolerance::DEFAULT.widened(o.tolerance_floor, o.tolerance_percent)
-            })?;
-            let differences = diff::diff(b.last_round(), n.last_round(), tolerance);
-            let cases: std::collections::BTreeSet<String> = [&b, &n]
-                .iter()
-                .flat_map(|r| r.last_round())
-                .map(|case| case.name.clone())
-                .collect();
-            Ok((differences, accepted, cases))
-        });
-    let (differences, accepted, compared) = match loaded {
+    use hangup::report::diff::{self, Comparison, LastRound};
+    let compared = (|| -> Result<_, String> {
+        let base = LastRound::open(base).map_err(|e| e.to_string())?;
+        let new = LastRound::open(new).map_err(|e| e.to_string())?;
+        let accepted = match accept {
+            Some(path) => std::fs::read_to_string(path)
+                .map(|text| diff::accepted(&text))
+                .map_err(|e| format!("failed to read {}: {e}", path.display()))?,
+            None => Default::default(),
+        };
+        let tolerance = RunOptions::from_env().map(|o| {
+            hangup::suite::Tolerance::DEFAULT.widened(o.tolerance_floor, o.tolerance_percent)
+        })?;
+        Ok((Comparison::of(&base, &new, tolerance), accepted))
+    })();
+    let (comparison, accepted) = match compared {
         Ok(parts) => parts,
         Err(why) => {
             // It names paths, and may quote what a report holds.
@@ -568,30 +554,23 @@ fn diff(
             return ExitCode::from(2);
         }
     };
-    let open = print_differences(&differences, &accepted);
-    let changed: std::collections::BTreeSet<&str> =
-        differences.iter().map(|d| d.case.as_str()).collect();
-    let mut code = if open == 0 {
+    let mut code = if comparison.open(&accepted) == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     };
-    let cases_compared: Vec<String> = compared.into_iter().collect();
     if let Some(path) = junit {
-        if let Err(err) =
-            hangup::report::write_diff_junit(path, &cases_compared, &differences, &accepted)
-        {
+        if let Err(err) = hangup::report::write_diff_junit(
+            path,
+            &comparison.cases,
+            &comparison.differences,
+            &accepted,
+        ) {
             err!("hangup: failed to write {}: {err}", Escaped(path.display()));
             code = ExitCode::from(2);
         }
     }
-    out!(
-        "\n{} differences in {} of {}, {} accepted",
-        differences.len(),
-        cases(changed.len()),
-        cases(cases_compared.len()),
-        differences.len() - open
-    );
+    out!("{}", comparison.render(&accepted));
     code
 }
 

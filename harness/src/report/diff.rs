@@ -4,10 +4,12 @@
 //! again with `--json new.json` against the next, then `hangup diff
 //! base.json new.json`: every observation that changed, per case, not just
 //! pass or fail. Both reports are read as their types
-//! ([`crate::report::format`]); a case's observations come from its
-//! events, each keyed by what it is an observation of ([`Observation`]:
-//! whose, which step, which action or check), never by how a writer words
-//! it:
+//! ([`crate::report::format`]), at most [`MAX_REPORT_BYTES`] each and a
+//! case at a time, each case kept only as what is compared of it
+//! ([`LastRound`], [`ComparedCase`]); a round that holds a case twice is
+//! refused. A case's observations come from its events, each keyed by
+//! what it is an observation of ([`Observation`]: whose, which step, which
+//! action or check), never by how a writer words it:
 //!
 //! - each call, by side, step and action: its outcome (ok, EOF, the
 //!   errno), the bytes it moved, the events a poll saw ready, and how
@@ -53,37 +55,125 @@ use crate::report::CaseReport;
 use crate::suite::{LineCount, Tolerance};
 
 pub use super::difference::{Change, Difference, Observation, Observed, Run};
+pub use input::{InputError, LastRound, MAX_REPORT_BYTES, read_and_compare};
+
+mod input;
+
+/// What `hangup diff` found between two reports' last rounds.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Comparison {
+    /// Every difference, case by case in the order of their names.
+    pub differences: Vec<Difference>,
+    /// The names of the cases compared: those in either report's last
+    /// round, in order.
+    pub cases: Vec<String>,
+}
+
+impl Comparison {
+    /// Compares the last rounds of two reports (see [`diff`]).
+    pub fn of(base: &LastRound, new: &LastRound, tolerance: Tolerance) -> Comparison {
+        let cases: BTreeSet<&str> = base.names().chain(new.names()).collect();
+        Comparison {
+            differences: differences(base.cases(), new.cases(), tolerance),
+            cases: cases.into_iter().map(str::to_string).collect(),
+        }
+    }
+
+    /// How many of the differences `accepted` does not list.
+    pub fn open(&self, accepted: &BTreeSet<String>) -> usize {
+        listed(&self.differences, accepted).1
+    }
+
+    /// What `hangup diff` prints: each difference on a line of its own as
+    /// an accept file lists it (`  (accepted)` after one that `accepted`
+    /// lists), a blank line, and the count, `6 differences in 1 case of 1
+    /// case, 0 accepted`. Every string a report gave is shown
+    /// [`Escaped`](crate::model::Escaped), so each difference is one line
+    /// and the count is the last, whatever the reports hold.
+    pub fn render(&self, accepted: &BTreeSet<String>) -> String {
+        let (lines, open) = listed(&self.differences, accepted);
+        let changed: BTreeSet<&str> = self.differences.iter().map(|d| d.case.as_str()).collect();
+        let mut out = String::new();
+        for line in lines {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "\n{} differences in {} of {}, {} accepted",
+            self.differences.len(),
+            cases(changed.len()),
+            cases(self.cases.len()),
+            self.differences.len() - open
+        ));
+        out
+    }
+}
+
+/// `1 case`, `2 cases`.
+fn cases(n: usize) -> String {
+    if n == 1 {
+        "1 case".into()
+    } else {
+        format!("{n} cases")
+    }
+}
+
+/// Each difference as it is shown, one a line as an accept file lists it,
+/// `  (accepted)` after those `accepted` lists; and how many it does not.
+pub fn listed(differences: &[Difference], accepted: &BTreeSet<String>) -> (Vec<String>, usize) {
+    let mut open = 0;
+    let lines = differences
+        .iter()
+        .map(|difference| {
+            let line = difference.to_string();
+            if accepted.contains(&line) {
+                format!("{line}  (accepted)")
+            } else {
+                open += 1;
+                line
+            }
+        })
+        .collect();
+    (lines, open)
+}
 
 /// Compares the last round of two reports; a call's duration counts as
 /// changed when the two differ by more than `tolerance` allows for the
-/// longer of them.
+/// longer of them. Cases are paired by name: a report holds each name
+/// once a round ([`LastRound::read`] refuses one that does not; here the
+/// last of a name is the one compared).
 pub fn diff(base: &[CaseReport], new: &[CaseReport], tolerance: Tolerance) -> Vec<Difference> {
-    let by_name = |cases: &[CaseReport]| -> BTreeMap<String, usize> {
-        cases
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.name.clone(), i))
-            .collect()
-    };
-    let (in_base, in_new) = (by_name(base), by_name(new));
-    let names: BTreeSet<&String> = in_base.keys().chain(in_new.keys()).collect();
+    let reduced = |cases: &[CaseReport]| cases.iter().map(ComparedCase::of).collect::<Vec<_>>();
+    differences(&reduced(base), &reduced(new), tolerance)
+}
+
+/// The differences between two runs' cases, paired by name.
+fn differences(
+    base: &[ComparedCase],
+    new: &[ComparedCase],
+    tolerance: Tolerance,
+) -> Vec<Difference> {
+    let in_base: BTreeMap<&str, &ComparedCase> = base.iter().map(|c| (c.name(), c)).collect();
+    let in_new: BTreeMap<&str, &ComparedCase> = new.iter().map(|c| (c.name(), c)).collect();
+    let names: BTreeSet<&str> = in_base.keys().chain(in_new.keys()).copied().collect();
     let mut out = Vec::new();
     for name in names {
         match (in_base.get(name), in_new.get(name)) {
             (Some(_), None) => out.push(Difference {
-                case: name.clone(),
+                case: name.to_string(),
                 change: Change::OnlyIn { run: Run::Base },
             }),
             (None, Some(_)) => out.push(Difference {
-                case: name.clone(),
+                case: name.to_string(),
                 change: Change::OnlyIn { run: Run::New },
             }),
-            (Some(&a), Some(&b)) => {
+            (Some(a), Some(b)) => {
                 out.extend(
-                    compare(&base[a], &new[b], tolerance)
+                    changes(a, b, tolerance)
                         .into_iter()
                         .map(|change| Difference {
-                            case: name.clone(),
+                            case: name.to_string(),
                             change,
                         }),
                 );
@@ -96,31 +186,63 @@ pub fn diff(base: &[CaseReport], new: &[CaseReport], tolerance: Tolerance) -> Ve
 
 /// The differences between two runs of one case.
 pub fn compare(a: &CaseReport, b: &CaseReport, tolerance: Tolerance) -> Vec<Change> {
-    let mut out = Vec::new();
-    let (verdict_a, verdict_b) = (verdict(a), verdict(b));
-    if verdict_a != verdict_b {
-        out.push(Change::Verdict {
-            base: verdict_a,
-            new: verdict_b,
-        });
-    }
-    let (mut obs_a, mut obs_b) = (
-        observations(&a.timeline.events),
-        observations(&b.timeline.events),
-    );
-    // What both runs could see, only: packets when both captured (and
-    // showed all), traced calls when both traced.
-    for only_if_both in [is_wire as fn(&Observed) -> bool, is_traced] {
-        let has = |obs: &[(Key, Seen)]| obs.iter().any(|(k, _)| only_if_both(&k.0.of));
-        if !(has(&obs_a) && has(&obs_b)) {
-            obs_a.retain(|(k, _)| !only_if_both(&k.0.of));
-            obs_b.retain(|(k, _)| !only_if_both(&k.0.of));
+    changes(&ComparedCase::of(a), &ComparedCase::of(b), tolerance)
+}
+
+/// A case as the diff compares it: its name, its verdict and its
+/// observations, and nothing else. A report's reader keeps this of each
+/// case and drops the case's events as soon as they are read
+/// ([`LastRound`]): what two runs' differences are computed from.
+#[derive(Debug)]
+pub struct ComparedCase {
+    name: String,
+    verdict: String,
+    observations: Vec<(Key, Seen)>,
+}
+
+impl ComparedCase {
+    /// What the diff compares of `case`.
+    pub fn of(case: &CaseReport) -> ComparedCase {
+        ComparedCase {
+            name: case.name.clone(),
+            verdict: verdict(case),
+            observations: observations(&case.timeline.events),
         }
     }
+
+    /// The case's test name (`<suite>::<case>`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The differences between two runs of one case, from what the diff
+/// keeps of each.
+fn changes(a: &ComparedCase, b: &ComparedCase, tolerance: Tolerance) -> Vec<Change> {
+    let mut out = Vec::new();
+    if a.verdict != b.verdict {
+        out.push(Change::Verdict {
+            base: a.verdict.clone(),
+            new: b.verdict.clone(),
+        });
+    }
+    // What both runs could see, only: packets when both captured (and
+    // showed all), traced calls when both traced.
+    let both = |only_if_both: fn(&Observed) -> bool| {
+        let has =
+            |case: &ComparedCase| case.observations.iter().any(|(k, _)| only_if_both(&k.0.of));
+        has(a) && has(b)
+    };
+    let (wire_in_both, traced_in_both) = (both(is_wire), both(is_traced));
+    let compared = |(key, _): &&(Key, Seen)| {
+        (wire_in_both || !is_wire(&key.0.of)) && (traced_in_both || !is_traced(&key.0.of))
+    };
+    let obs_a: Vec<&(Key, Seen)> = a.observations.iter().filter(compared).collect();
+    let obs_b: Vec<&(Key, Seen)> = b.observations.iter().filter(compared).collect();
     let in_b: BTreeMap<&Key, &Seen> = obs_b.iter().map(|(k, v)| (k, v)).collect();
     let in_a: BTreeMap<&Key, &Seen> = obs_a.iter().map(|(k, v)| (k, v)).collect();
     let mut unseen = [Vec::new(), Vec::new()];
-    for (key, x) in &obs_a {
+    for (key, x) in obs_a.iter().copied() {
         match in_b.get(key) {
             Some(y) if x.value != y.value => out.push(Change::Observed {
                 observation: key.0.clone(),
@@ -145,7 +267,7 @@ pub fn compare(a: &CaseReport, b: &CaseReport, tolerance: Tolerance) -> Vec<Chan
             }),
         }
     }
-    for (key, y) in &obs_b {
+    for (key, y) in obs_b.iter().copied() {
         if !in_a.contains_key(key) {
             unseen[0].push(Change::Observed {
                 observation: key.0.clone(),

@@ -24,8 +24,8 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::model::Side;
 use crate::model::units::millis;
+use crate::model::{Escaped, Side};
 use crate::record::{OutputLine, StepId, Timeline};
 use crate::verdict::Mismatch;
 
@@ -87,10 +87,28 @@ impl<'a> Report<'a> {
 }
 
 /// Why a file could not be read as a report.
+///
+/// Its text may quote what the report holds (a case's name, a value the
+/// report's types do not know), shown [`Escaped`]: it stays one line, and
+/// nothing in it reaches a terminal raw.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ReadError {
+    /// It could not be opened or read.
+    #[error("failed to read it: {0}")]
+    Unreadable(#[source] std::io::Error),
+    /// It is larger than a reader reads (`hangup diff`:
+    /// [`MAX_REPORT_BYTES`](crate::report::diff::MAX_REPORT_BYTES)).
+    #[error("{}", too_large(*.size, *.cap))]
+    TooLarge {
+        /// Its size, when its metadata told it before it was read; none
+        /// when the reading passed the cap (a pipe, a file that grew).
+        size: Option<u64>,
+        /// The most a reader reads.
+        cap: u64,
+    },
     /// Not JSON, or not a report at all.
-    #[error("it is not a hangup JSON report: {0}")]
+    #[error("it is not a hangup JSON report: {}", Escaped(.0))]
     NotAReport(String),
     /// A report of another format.
     #[error(
@@ -102,10 +120,58 @@ pub enum ReadError {
         /// What to do.
         hint: &'static str,
     },
+    /// A round holds two entries of one case: hangup runs each case once
+    /// a round, so the report was not written by hangup, and which entry
+    /// to compare cannot be told.
+    #[error(
+        "it holds case {} more than once in round {round}, and a round runs each case once",
+        Escaped(.case)
+    )]
+    DuplicateCase {
+        /// The case's test name.
+        case: String,
+        /// Which round, from 1.
+        round: usize,
+    },
+}
+
+impl ReadError {
+    /// A report of format `found`, which is not this hangup's.
+    pub(crate) fn other_format(found: u64) -> ReadError {
+        ReadError::OtherFormat {
+            found,
+            hint: if found < u64::from(FORMAT) {
+                " (it was written by an older hangup: run the suites again with this one to compare)"
+            } else {
+                " (it was written by a newer hangup)"
+            },
+        }
+    }
+}
+
+/// `it is 300 MiB (314572800 bytes), larger than the 256 MiB (268435456
+/// bytes) hangup diff reads of a report`.
+fn too_large(size: Option<u64>, cap: u64) -> String {
+    let bytes = |n: u64| {
+        const MIB: u64 = 1 << 20;
+        if n >= MIB && n % MIB == 0 {
+            format!("{} MiB ({n} bytes)", n / MIB)
+        } else if n >= MIB {
+            format!("{:.1} MiB ({n} bytes)", n as f64 / MIB as f64)
+        } else {
+            format!("{n} bytes")
+        }
+    };
+    let size = size.map_or_else(String::new, |size| format!(" {},", bytes(size)));
+    format!(
+        "it is{size} larger than the {} hangup diff reads of a report",
+        bytes(cap)
+    )
 }
 
 impl Report<'static> {
-    /// Reads a report `hangup run --json` wrote, of this format.
+    /// Reads a report `hangup run --json` wrote, of this format, whose
+    /// rounds each hold a case once.
     pub fn read(bytes: &[u8]) -> Result<Report<'static>, ReadError> {
         /// Only the format, first: a report of another one is named as
         /// such, not as a pile of missing fields.
@@ -118,18 +184,22 @@ impl Report<'static> {
         match head.format {
             None => return Err(ReadError::NotAReport("it has no `format`".into())),
             Some(found) if found != u64::from(FORMAT) => {
-                return Err(ReadError::OtherFormat {
-                    found,
-                    hint: if found < u64::from(FORMAT) {
-                        " (it was written by an older hangup: run the suites again with this one to compare)"
-                    } else {
-                        " (it was written by a newer hangup)"
-                    },
-                });
+                return Err(ReadError::other_format(found));
             }
             Some(_) => {}
         }
-        serde_json::from_slice(bytes).map_err(|e| ReadError::NotAReport(e.to_string()))
+        let report: Report<'static> =
+            serde_json::from_slice(bytes).map_err(|e| ReadError::NotAReport(e.to_string()))?;
+        for (i, round) in report.rounds.iter().enumerate() {
+            let mut names = std::collections::HashSet::new();
+            if let Some(twice) = round.cases.iter().find(|case| !names.insert(&case.name)) {
+                return Err(ReadError::DuplicateCase {
+                    case: twice.name.clone(),
+                    round: i + 1,
+                });
+            }
+        }
+        Ok(report)
     }
 }
 
