@@ -407,17 +407,7 @@ impl Faults {
         if !self.table_made {
             return Ok(Vec::new());
         }
-        let request = RuleMessage {
-            attributes: vec![RuleAttribute::Table(TABLE.into())],
-        };
-        let sequence = self.next_sequence();
-        let bytes = encode(
-            NetfilterProtoFamily::Inet,
-            NfTablesMessage::GetRule(request),
-            NLM_F_REQUEST | NLM_F_DUMP,
-            sequence,
-        );
-        self.send(&bytes)?;
+        let sequence = self.ask_for_rules()?;
         let mut rules = Vec::new();
         loop {
             for message in self.receive()? {
@@ -441,14 +431,9 @@ impl Faults {
         }
     }
 
-    /// How many packets each rule in place took so far, by handle, by the
-    /// kernel's counters: one dump, for the end of a case, where every
-    /// fault left is counted.
-    pub fn counts(&mut self) -> Result<HashMap<u64, u64>, FaultError> {
-        let mut counts = HashMap::new();
-        if !self.table_made {
-            return Ok(counts);
-        }
+    /// Asks the kernel for a dump of every rule of the table; the
+    /// sequence number its answers carry.
+    fn ask_for_rules(&mut self) -> Result<u32, FaultError> {
         let request = RuleMessage {
             attributes: vec![RuleAttribute::Table(TABLE.into())],
         };
@@ -460,6 +445,18 @@ impl Faults {
             sequence,
         );
         self.send(&bytes)?;
+        Ok(sequence)
+    }
+
+    /// How many packets each rule in place took so far, by handle, by the
+    /// kernel's counters: one dump, for the end of a case, where every
+    /// fault left is counted.
+    pub fn counts(&mut self) -> Result<HashMap<u64, u64>, FaultError> {
+        let mut counts = HashMap::new();
+        if !self.table_made {
+            return Ok(counts);
+        }
+        let sequence = self.ask_for_rules()?;
         loop {
             for answer in self.answers()? {
                 if answer.sequence != sequence {
