@@ -380,6 +380,9 @@ fn run(
             code = ExitCode::from(2);
         }
     }
+    for matrix in report::matrix::Matrix::of(last) {
+        out!("\n{}", matrix.render(terminal_width()));
+    }
     if !failed.is_empty() {
         out!("\nfailing tests:");
         let mut named = std::collections::HashSet::new();
@@ -418,6 +421,16 @@ fn run(
         out!("\n{}", report::summary_line(&all));
     }
     code
+}
+
+/// How wide the terminal is, as the shell says (`COLUMNS`), for a sweep's
+/// grid; 100 when it does not say (a pipe, CI's log).
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|&c: &usize| c >= 20)
+        .unwrap_or(100)
 }
 
 /// For suites that run each case against two versions of their program

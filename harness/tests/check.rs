@@ -207,6 +207,36 @@ const INVALID: &[(&str, (usize, usize), &str)] = &[
         (6, 7),
         "expected `cwd` without NUL bytes",
     ),
+    (
+        "sweep_bad_keep_step.toml",
+        (13, 37),
+        "expected a duration like",
+    ),
+    (
+        "sweep_kind_twice.toml",
+        (11, 28),
+        "expected each kind once, found \"close\" again",
+    ),
+    (
+        "sweep_no_cell_applies.toml",
+        (8, 1),
+        "expected at least one cell in this sweep, found none",
+    ),
+    (
+        "sweep_request_bytes_past_the_request.toml",
+        (10, 33),
+        "expected a byte count below the request's 6 bytes, found 6",
+    ),
+    (
+        "sweep_unknown_phase.toml",
+        (10, 24),
+        "expected a phase: one of \"syn_sent\"",
+    ),
+    (
+        "sweep_without_a_program.toml",
+        (4, 1),
+        "expected a `[program]` for this sweep, found none",
+    ),
 ];
 
 fn invalid_suites() -> PathBuf {

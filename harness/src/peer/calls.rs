@@ -193,6 +193,12 @@ pub(super) fn recv(conn: &Sock, max: usize, timeout: Option<Duration>) -> Call {
 
 /// Reads until a byte count or a pattern; `timeout` is each read's
 /// `SO_RCVTIMEO`, the idle time a per-read socket timeout allows.
+///
+/// A byte count is read exactly: no read asks for more than is still
+/// wanted, so what arrived beyond it stays in the socket's receive queue,
+/// as it would for a client that read that far. (Unread data decides what
+/// a close sends: a reset rather than a FIN. A sweep's phase "after k
+/// bytes of the response" depends on it.)
 pub(super) fn recv_until(conn: &Sock, until: &Until, timeout: Option<Duration>) -> Call {
     let mut buf = vec![0u8; 64 * 1024];
     if let Err(err) = conn.set_read_timeout(kernel_timeout(timeout)) {
@@ -205,7 +211,14 @@ pub(super) fn recv_until(conn: &Sock, until: &Until, timeout: Option<Duration>) 
     let mut call = timed(|| {
         let mut total = 0u64;
         loop {
-            match read_once(conn, &mut buf) {
+            let room = match until {
+                Until::Bytes(want) => {
+                    let left = usize::try_from(want.saturating_sub(total)).unwrap_or(usize::MAX);
+                    left.clamp(1, buf.len())
+                }
+                Until::Pattern(_) => buf.len(),
+            };
+            match read_once(conn, &mut buf[..room]) {
                 Err(err) => return CallResult::from_io(&err, total),
                 Ok(0) => return CallResult::eof(total),
                 Ok(n) => {

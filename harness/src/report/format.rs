@@ -27,9 +27,11 @@ use std::time::Duration;
 use crate::model::units::millis;
 use crate::model::{Escaped, Side};
 use crate::record::{OutputLine, StepId, Timeline};
+use crate::suite::sweep::Cell;
 use crate::verdict::Mismatch;
 
 use super::difference::Difference;
+use super::matrix::Matrix;
 
 /// The version of the JSON report's format (see the [module docs](self)).
 /// Format 1 (hangup before the typed record) wrote calls as text.
@@ -49,6 +51,10 @@ pub struct Report<'a> {
     /// changed between the versions in the last round, case by case.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<Difference>,
+    /// Each sweep's matrix of the last round (phases x kinds), built from
+    /// its cells' reports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sweeps: Vec<Matrix>,
 }
 
 /// One round of a run.
@@ -77,6 +83,9 @@ impl<'a> Report<'a> {
                 })
                 .collect(),
             versions,
+            sweeps: rounds
+                .last()
+                .map_or_else(Vec::new, |cases| Matrix::of(cases)),
         }
     }
 
@@ -215,6 +224,9 @@ pub struct CaseReport {
     pub case: String,
     /// Where the case is written (`file:line:col`).
     pub location: String,
+    /// Which cell of a sweep the case is, when a `[[sweep]]` made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell: Option<Cell>,
     /// How it ended.
     #[serde(flatten)]
     pub status: CaseStatus,
@@ -253,6 +265,7 @@ impl CaseReport {
             suite,
             case,
             location,
+            cell: None,
             status,
             duration,
             timeline,

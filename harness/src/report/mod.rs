@@ -18,6 +18,7 @@ mod difference;
 mod file;
 pub mod format;
 mod junit;
+pub mod matrix;
 pub mod soak;
 mod terminal;
 mod timeline;

@@ -150,7 +150,11 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
         .artifact_root
         .clone()
         .unwrap_or_else(std::env::temp_dir);
-    let prefix = format!("hangup-{}-{}-", suite.name.replace("::", "-"), case.name);
+    let prefix = format!(
+        "hangup-{}-{}-",
+        suite.name.replace("::", "-"),
+        case.name.replace("::", "-")
+    );
     let record = Recorder::new(root, prefix);
     // A case that shares its suite's program waits for its turn with it
     // (the program starts with the suite's first such case).
@@ -175,6 +179,7 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
         suite: suite.name.clone(),
         case: case.name.clone(),
         location: case.location.to_string(),
+        cell: case.cell.clone(),
         status,
         duration: started.elapsed(),
         timeline,
@@ -455,6 +460,7 @@ fn ignored(suite: &Suite, case: &Case, reason: &str) -> CaseReport {
         suite: suite.name.clone(),
         case: case.name.clone(),
         location: case.location.to_string(),
+        cell: case.cell.clone(),
         status: CaseStatus::Ignored {
             reason: reason.to_string(),
         },

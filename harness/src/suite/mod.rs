@@ -20,6 +20,7 @@ pub mod action;
 pub mod limits;
 mod parse;
 pub mod schema;
+pub mod sweep;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -77,6 +78,12 @@ pub struct Case {
     pub version: Option<CaseVersion>,
     /// Where its sides run: one namespace's loopback, or two hosts.
     pub topology: Topology,
+    /// Which cell of a sweep the case is, when a `[[sweep]]` made it.
+    pub cell: Option<sweep::Cell>,
+    /// Whether its program's socket calls are traced even when no
+    /// `syscall` check asks: a sweep's cells are (unless it says `trace =
+    /// false`), so each names the program's first call that failed.
+    pub trace: bool,
 }
 
 /// Where a case's sides run.
@@ -363,7 +370,7 @@ impl Case {
                 _ => false,
             })
         }
-        self.scripts.iter().any(|script| any(&script.steps))
+        self.trace || self.scripts.iter().any(|script| any(&script.steps))
     }
 
     /// The patterns of every `log` check of `cases` (loops' bodies too),

@@ -73,6 +73,7 @@ use super::action::values::schema::duration;
 use super::action::{ActionDef, MODIFIERS, catalog};
 use crate::model::Side;
 use crate::sandbox::ALLOWED_SYSCTLS;
+use crate::suite::sweep::{Kind, Phase};
 
 /// The JSON Schema (draft 2020-12) of a suite file, pretty-printed.
 pub fn json_schema() -> String {
@@ -103,11 +104,21 @@ fn schema() -> Value {
                 "description": "The cases (`[[case]]` tables), in the order they are listed; each is one test named `<suite file stem>::<case name>`.",
                 "items": { "$ref": "#/$defs/case" },
             },
+            "sweep": {
+                "type": "array",
+                "minItems": 1,
+                "description": "Sweeps (`[[sweep]]` tables): one request hung up at every phase in every way against the suite's program; each (phase, kind) cell is a case named `<suite>::<sweep>::<phase>::<kind>`.",
+                "items": { "$ref": "#/$defs/sweep" },
+            },
         },
-        "required": ["case"],
+        "anyOf": [
+            { "required": ["case"] },
+            { "required": ["sweep"] },
+        ],
         "additionalProperties": false,
         "$defs": {
             "case": case(),
+            "sweep": sweep(),
             "step": step(),
         },
     })
@@ -172,6 +183,104 @@ fn case() -> Value {
         ],
         "additionalProperties": false,
         "items": taplo_index("case"),
+    })
+}
+
+/// A `[[sweep]]` table.
+fn sweep() -> Value {
+    let named: Vec<&str> = Phase::NAMED.iter().map(|(name, _)| *name).collect();
+    let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+    let counts = json!({
+        "type": "array",
+        "minItems": 1,
+        "items": { "type": "integer", "minimum": 1 },
+    });
+    json!({
+        "type": "object",
+        "description": "One request, hung up at every phase in every way: a case per (phase, kind) cell, each keeping the checks of `keep`, against the suite's program (which plays the server).",
+        "properties": {
+            "name": {
+                "type": "string",
+                "pattern": "^[A-Za-z0-9_-]+$",
+                "description": "The sweep's name: letters, digits, `_` and `-`. Its cells are listed as `<suite>::<name>::<phase>::<kind>`.",
+            },
+            "description": {
+                "type": "string",
+                "description": "What the sweep shows; shown in reports.",
+            },
+            "request": {
+                "type": "string",
+                "minLength": 1,
+                "description": "The text the client sends (`\\r\\n` for HTTP's line ends).",
+            },
+            "phases": {
+                "type": "array",
+                "minItems": 1,
+                "description": "Where the client hangs up: `syn_sent` (its SYN answered by a lost SYN|ACK), `queued` (the program paused, the connection and request waiting in its accept queue), `connected`, `{ request_bytes = [k, ...] }` (or `\"every\"`), `request_sent`, `first_byte`, `headers` (read up to `\\r\\n\\r\\n`), `{ response_bytes = [k, ...] }`.",
+                "items": {
+                    "anyOf": [
+                        { "enum": named },
+                        {
+                            "type": "object",
+                            "properties": {
+                                "request_bytes": {
+                                    "description": "After these many bytes of the request (each below its length), or \"every\".",
+                                    "anyOf": [counts.clone(), { "const": "every" }],
+                                },
+                            },
+                            "required": ["request_bytes"],
+                            "additionalProperties": false,
+                        },
+                        {
+                            "type": "object",
+                            "properties": {
+                                "response_bytes": described(counts, "After these many bytes of the response, read exactly."),
+                            },
+                            "required": ["response_bytes"],
+                            "additionalProperties": false,
+                        },
+                    ],
+                },
+            },
+            "kinds": {
+                "description": "How the client hangs up, or \"all\": `close` (FIN, or RST with unread data), `abort` (SO_LINGER 0), `timeout` (reads with `hold` as the per-read timeout until one expires, then closes), `half_close` (shutdown write, reads for `hold`), `stop_reading` (for `hold`, then closes), `vanish` (its packets lost from then on), `vanish_then_reset` (lost, its socket gone, back after `hold` to answer with RST), `reject` (the network answers the program with a reset).",
+                "anyOf": [
+                    { "type": "array", "minItems": 1, "uniqueItems": true, "items": { "enum": kinds } },
+                    { "const": "all" },
+                ],
+            },
+            "hold": described(duration(), "How long a kind waits (300ms unless set)."),
+            "wait": described(duration(), "How long a phase's read may wait for the response to reach it (5s unless set)."),
+            "keep": {
+                "type": "array",
+                "minItems": 1,
+                "description": "The checks every cell must keep after its hang-up, as client steps: `released`, `log`, `syscall`, `state`...",
+                "items": { "$ref": "#/$defs/step" },
+            },
+            "serving": {
+                "type": "object",
+                "description": "After every cell, a fresh connection sends the request and reads the response up to `until`: the program still serves.",
+                "properties": {
+                    "until": {
+                        "description": "Where the fresh response ends: a byte count or text, as `recv_until` takes it.",
+                        "anyOf": [{ "type": "integer", "minimum": 1 }, { "type": "string", "minLength": 1 }],
+                    },
+                    "matches": { "type": "string", "description": "A regular expression the response must match." },
+                    "within": described(duration(), "How long each read may wait (5s unless set)."),
+                },
+                "required": ["until"],
+                "additionalProperties": false,
+            },
+            "trace": {
+                "type": "boolean",
+                "description": "Trace the program's socket calls in every cell, so each names the first that failed (true unless set).",
+            },
+            "deadline": described(duration(), "Each cell's deadline (the suite's unless set)."),
+            "sysctl": sysctls("Per-namespace sysctls of the cells that start a program of their own (faults, signals): a suite-scoped program's namespace has the suite's."),
+        },
+        "required": ["name", "request", "phases", "kinds"],
+        "additionalProperties": false,
+        "items": taplo_index("sweep"),
     })
 }
 

@@ -43,7 +43,7 @@ impl<'a> Reader<'a> {
             sysctls: Vec::new(),
             program: None,
         };
-        let mut cases = None;
+        let (mut cases, mut sweeps) = (None, None);
         for (key, value) in root.get_ref() {
             match key.get_ref().as_ref() {
                 "description" => suite.description = self.value(value),
@@ -58,64 +58,64 @@ impl<'a> Reader<'a> {
                     }
                 }
                 "case" => cases = Some(value),
+                "sweep" => sweeps = Some(value),
                 "program" => defaults.program = self.program(value, true),
                 "sysctl" => defaults.sysctls = self.sysctls(value),
                 other => self.problem(
                     key.span(),
-                    format!("unknown key `{other}` at the top of a suite, expected one of `description`, `deadline`, `tolerance`, `sysctl`, `program`, `case`"),
+                    format!("unknown key `{other}` at the top of a suite, expected one of `description`, `deadline`, `tolerance`, `sysctl`, `program`, `case`, `sweep`"),
                 ),
             }
         }
-        let Some(cases) = cases else {
-            self.problem(0..0, "expected at least one `[[case]]` table, found none");
+        let cases = self.tables(cases, "case");
+        let sweeps = self.tables(sweeps, "sweep");
+        let (Some(cases), Some(sweeps)) = (cases, sweeps) else {
             return suite;
         };
-        let Some(array) = cases.get_ref().as_array() else {
+        if cases.is_empty() && sweeps.is_empty() {
             self.problem(
-                cases.span(),
-                format!(
-                    "expected `case` to be an array of tables (`[[case]]`), found {}",
-                    cases.get_ref().type_str()
-                ),
-            );
-            return suite;
-        };
-        if array.is_empty() {
-            self.problem(
-                cases.span(),
-                "expected at least one `[[case]]` table, found none",
+                0..0,
+                "expected at least one `[[case]]` or `[[sweep]]` table, found none",
             );
             return suite;
         }
         // Counted before any is read; reported at the first case past
         // the limit.
-        if let Some(first_past) = array.get(MAX_CASES_PER_FILE) {
+        if let Some(first_past) = cases.get(MAX_CASES_PER_FILE) {
             self.problem(
                 first_past.span(),
                 format!(
                     "expected at most {MAX_CASES_PER_FILE} cases in a suite file, found {}: split it into several files",
-                    array.len()
+                    cases.len()
                 ),
             );
             return suite;
         }
         let mut names = BTreeMap::new();
-        for item in array.iter() {
-            if let Some(case) = self.case(item, defaults.clone(), &mut names) {
-                let made = versions_of(case);
-                let before = suite.cases.len();
-                if before + made.len() > MAX_GENERATED_CASES {
-                    self.problem(
-                        item.span(),
-                        format!(
-                            "expected at most {MAX_GENERATED_CASES} cases made by a suite file (each version of a `compare` is a case), found {} by the end of this one: split it into several files",
-                            before + made.len()
-                        ),
-                    );
-                    return suite;
-                }
-                suite.cases.extend(made);
+        let made_by_cases = cases
+            .iter()
+            .filter_map(|item| Some((item, self.case(item, defaults.clone(), &mut names)?)));
+        let made_by_cases: Vec<_> = made_by_cases
+            .map(|(item, case)| (item, vec![case]))
+            .collect();
+        let made_by_sweeps: Vec<_> = sweeps
+            .iter()
+            .map(|item| (item, self.sweep(item, &defaults, &mut names)))
+            .collect();
+        for (item, made) in made_by_cases.into_iter().chain(made_by_sweeps) {
+            let made: Vec<Case> = made.into_iter().flat_map(versions_of).collect();
+            let before = suite.cases.len();
+            if before + made.len() > MAX_GENERATED_CASES {
+                self.problem(
+                    item.span(),
+                    format!(
+                        "expected at most {MAX_GENERATED_CASES} cases made by a suite file (each version of a `compare` is a case, and each cell of a sweep), found {} by the end of this one: split it into several files",
+                        before + made.len()
+                    ),
+                );
+                return suite;
             }
+            suite.cases.extend(made);
         }
         suite
     }
@@ -150,6 +150,8 @@ impl<'a> Reader<'a> {
             program: defaults.program.clone(),
             version: None,
             topology: Topology::Loopback,
+            cell: None,
+            trace: false,
         };
         let mut topology_key = None;
         // Where the `client` and `server` scripts are, for a program that
@@ -285,7 +287,40 @@ impl<'a> Reader<'a> {
         (self.count == before).then_some(case)
     }
 
-    fn sysctls(&mut self, value: &Spanned<DeValue<'a>>) -> Vec<(String, String)> {
+    /// The tables of an array of tables (`[[case]]`, `[[sweep]]`): none
+    /// when the file has no such key; `None` when it has one that is not
+    /// such an array (reported).
+    fn tables<'v>(
+        &mut self,
+        value: Option<&'v Spanned<DeValue<'a>>>,
+        key: &str,
+    ) -> Option<&'v [Spanned<DeValue<'a>>]> {
+        let Some(value) = value else {
+            return Some(&[]);
+        };
+        match value.get_ref().as_array() {
+            Some(array) if !array.is_empty() => Some(array.as_ref()),
+            Some(_) => {
+                self.problem(
+                    value.span(),
+                    format!("expected at least one `[[{key}]]` table, found none"),
+                );
+                None
+            }
+            None => {
+                self.problem(
+                    value.span(),
+                    format!(
+                        "expected `{key}` to be an array of tables (`[[{key}]]`), found {}",
+                        value.get_ref().type_str()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn sysctls(&mut self, value: &Spanned<DeValue<'a>>) -> Vec<(String, String)> {
         let Some(table) = value.get_ref().as_table() else {
             self.problem(value.span(), format!("expected a table of sysctls like `{{ \"net.ipv4.tcp_fin_timeout\" = 5 }}`, found {}", value.get_ref().type_str()));
             return Vec::new();
@@ -309,16 +344,16 @@ impl<'a> Reader<'a> {
 }
 
 #[derive(Clone)]
-struct Defaults {
-    deadline: Duration,
-    tolerance: Tolerance,
+pub(super) struct Defaults {
+    pub(super) deadline: Duration,
+    pub(super) tolerance: Tolerance,
     /// The suite's `sysctl` table, every case's unless it sets a key itself.
-    sysctls: Vec<(String, String)>,
+    pub(super) sysctls: Vec<(String, String)>,
     /// The suite's `[program]`, every case's unless it names its own.
-    program: Option<Program>,
+    pub(super) program: Option<Program>,
 }
 
-fn valid_case_name(name: &str) -> bool {
+pub(super) fn valid_case_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()

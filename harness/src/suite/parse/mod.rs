@@ -22,6 +22,7 @@ mod case;
 mod program;
 mod raw;
 mod step;
+mod sweep;
 #[cfg(test)]
 mod tests;
 mod whole_case;

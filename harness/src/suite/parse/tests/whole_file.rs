@@ -25,7 +25,7 @@ use super::*;
     String::new(),
     1,
     1,
-    "expected at least one `[[case]]` table, found none"
+    "expected at least one `[[case]]` or `[[sweep]]` table, found none"
 )]
 #[case::case_not_an_array("case = 5\n".into(), 1, 8, "expected `case` to be an array of tables (`[[case]]`), found integer")]
 #[case::case_a_single_table("[case]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 1, "expected `case` to be an array of tables (`[[case]]`), found table")]
@@ -285,7 +285,7 @@ fn a_file_makes_as_many_cases_as_the_limit_and_not_one_more() {
     assert_eq!((line, column), (5 + 3 * (limit / 2) + 1, 1), "{message}");
     assert_eq!(
         message,
-        "expected at most 10000 cases made by a suite file (each version of a `compare` is a case), found 10002 by the end of this one: split it into several files"
+        "expected at most 10000 cases made by a suite file (each version of a `compare` is a case, and each cell of a sweep), found 10002 by the end of this one: split it into several files"
     );
 }
 

@@ -1,0 +1,378 @@
+//! A sweep's cells as a matrix: phases down, kinds across, each cell its
+//! verdict and the key evidence of what the program did.
+//!
+//! Built from the case reports alone (each cell is a case with a
+//! [`Cell`]), so the JSON report's matrix, the terminal's grid and `diff`
+//! of two matrices read the same facts. The evidence is typed: the
+//! program's first failed socket call and its errno, the states its end of
+//! the cell's connection was seen in, whether it sent a FIN or a reset on
+//! it, and what each `log` check counted.
+
+use std::fmt::Write as _;
+
+use crate::model::{Escaped, Outcome, Side, Socket, TcpFlags, TcpState};
+use crate::record::{EventKind, Timeline};
+use crate::suite::sweep::{Kind, Phase};
+
+use super::{CaseReport, StepRef};
+use crate::verdict::Mismatch;
+
+/// One sweep's matrix.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[non_exhaustive]
+pub struct Matrix {
+    /// The suite it is in.
+    pub suite: String,
+    /// The sweep's name.
+    pub sweep: String,
+    /// Its phases, in the order it names them (rows).
+    pub phases: Vec<Phase>,
+    /// Its kinds, in the order of [`Kind::ALL`] (columns).
+    pub kinds: Vec<Kind>,
+    /// One entry per cell that ran (or was skipped), in run order; a
+    /// (phase, kind) pair with none did not apply.
+    pub cells: Vec<CellReport>,
+}
+
+/// One cell: its verdict and its key evidence.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[non_exhaustive]
+pub struct CellReport {
+    /// Where the client hung up.
+    pub phase: Phase,
+    /// How.
+    pub kind: Kind,
+    /// The case's test name, `<suite>::<sweep>::<phase>::<kind>`.
+    pub case: String,
+    /// How it ended.
+    pub verdict: Verdict,
+    /// The step that failed, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_step: Option<StepRef>,
+    /// What it expected and observed, when an expectation failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mismatch: Option<Mismatch>,
+    /// What the program did.
+    pub evidence: Evidence,
+}
+
+/// A cell's verdict.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Every check held.
+    Passed,
+    /// A check did not hold, or the cell could not run.
+    Failed,
+    /// Not run.
+    Skipped,
+}
+
+impl Verdict {
+    /// As the grid shows it: a word, never a colour alone.
+    pub fn word(self) -> &'static str {
+        match self {
+            Verdict::Passed => "ok",
+            Verdict::Failed => "FAILED",
+            Verdict::Skipped => "skipped",
+        }
+    }
+}
+
+/// What the program did in a cell, on the cell's connection (the client's
+/// first: a `serving` check's fresh one is left out).
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[non_exhaustive]
+pub struct Evidence {
+    /// The program's first traced socket call on the connection that
+    /// failed: the call (`writev`) and its errno.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_failed_call: Option<FailedCall>,
+    /// The states its end of the connection was read in, in order, each
+    /// change once (only what a check read).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub states: Vec<TcpState>,
+    /// Whether the capture saw it send a FIN on the connection.
+    pub sent_fin: bool,
+    /// Whether the capture saw it send a reset on the connection.
+    pub sent_rst: bool,
+    /// Each `log` check's pattern and the lines it counted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub log: Vec<LogEvidence>,
+}
+
+/// A program's socket call that failed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct FailedCall {
+    /// The call, as strace names it.
+    pub syscall: String,
+    /// Its outcome (an errno).
+    pub outcome: Outcome,
+}
+
+/// What one `log` check counted.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct LogEvidence {
+    /// The regular expression.
+    pub pattern: String,
+    /// How many lines matched.
+    pub count: u64,
+}
+
+impl Evidence {
+    /// The evidence in `timeline`, on the client's first connection,
+    /// while the scripts ran: what the program's stop at the end of the
+    /// case does to the connection (a FIN as it exits) is not the cell's.
+    fn of(timeline: &Timeline) -> Evidence {
+        let mut evidence = Evidence::default();
+        let end = timeline
+            .events
+            .iter()
+            .filter(|e| e.kind.step().is_some())
+            .map(|e| e.at)
+            .max()
+            .unwrap_or_default();
+        // The cell's connection: the client's first SYN names its address.
+        let client = timeline.events.iter().find_map(|event| match &event.kind {
+            EventKind::Packet { from, flags, .. }
+                if event.side == Some(Side::Client) && *flags == TcpFlags::SYN =>
+            {
+                Some(*from)
+            }
+            _ => None,
+        });
+        // The program's fds for it: a call that failed once the kernel
+        // forgot the peer (after a reset) is told by its fd.
+        let mut fds = Vec::new();
+        for event in timeline.events.iter().take_while(|e| e.at <= end) {
+            match &event.kind {
+                EventKind::Traced { call } if evidence.first_failed_call.is_none() => {
+                    if let (Some(fd), true) = (call.accepted, call.peer == client) {
+                        fds.push(fd);
+                    }
+                    let on_it = client.is_none()
+                        || call.peer == client
+                        || (call.peer.is_none() && fds.contains(&call.fd));
+                    if let (true, Outcome::Errno(_)) = (on_it, call.result.outcome) {
+                        evidence.first_failed_call = Some(FailedCall {
+                            syscall: call.syscall.clone(),
+                            outcome: call.result.outcome,
+                        });
+                    }
+                }
+                EventKind::State {
+                    socket: Socket::Server,
+                    state,
+                    ..
+                } if evidence.states.last() != Some(state) => evidence.states.push(*state),
+                EventKind::Packet { to, flags, .. }
+                    if event.side == Some(Side::Server) && Some(*to) == client =>
+                {
+                    evidence.sent_fin |= flags.contains(TcpFlags::FIN);
+                    evidence.sent_rst |= flags.contains(TcpFlags::RST);
+                }
+                EventKind::LogCount { pattern, count, .. } => evidence.log.push(LogEvidence {
+                    pattern: pattern.clone(),
+                    count: *count,
+                }),
+                _ => {}
+            }
+        }
+        evidence
+    }
+
+    /// One line: `write EPIPE · CLOSE_WAIT -> gone · FIN · log "x": 1`.
+    fn line(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(call) = &self.first_failed_call {
+            parts.push(format!("{} {}", call.syscall, call.outcome));
+        }
+        if !self.states.is_empty() {
+            let states: Vec<String> = self.states.iter().map(|s| s.to_string()).collect();
+            parts.push(states.join(" -> "));
+        }
+        match (self.sent_fin, self.sent_rst) {
+            (true, true) => parts.push("sent FIN and RST".into()),
+            (true, false) => parts.push("sent FIN".into()),
+            (false, true) => parts.push("sent RST".into()),
+            (false, false) => {}
+        }
+        for log in &self.log {
+            parts.push(format!("log \"{}\": {}", Escaped(&log.pattern), log.count));
+        }
+        parts.join(" · ")
+    }
+}
+
+impl Matrix {
+    /// The matrices of every sweep among `reports`, in the order their
+    /// first cells come.
+    pub fn of(reports: &[CaseReport]) -> Vec<Matrix> {
+        let mut out: Vec<Matrix> = Vec::new();
+        for report in reports {
+            let Some(cell) = &report.cell else {
+                continue;
+            };
+            let at = out
+                .iter()
+                .position(|m| m.suite == report.suite && m.sweep == cell.sweep);
+            let matrix = match at {
+                Some(i) => &mut out[i],
+                None => {
+                    out.push(Matrix {
+                        suite: report.suite.clone(),
+                        sweep: cell.sweep.clone(),
+                        phases: Vec::new(),
+                        kinds: Vec::new(),
+                        cells: Vec::new(),
+                    });
+                    let last = out.len() - 1;
+                    &mut out[last]
+                }
+            };
+            if !matrix.phases.contains(&cell.phase) {
+                matrix.phases.push(cell.phase.clone());
+            }
+            if !matrix.kinds.contains(&cell.kind) {
+                matrix.kinds.push(cell.kind);
+            }
+            let verdict = if report.passed() {
+                Verdict::Passed
+            } else if report.skipped() {
+                Verdict::Skipped
+            } else {
+                Verdict::Failed
+            };
+            matrix.cells.push(CellReport {
+                phase: cell.phase.clone(),
+                kind: cell.kind,
+                case: report.name.clone(),
+                verdict,
+                failed_step: report.failure().and_then(|f| f.step.clone()),
+                mismatch: report.failure().and_then(|f| f.mismatch.clone()),
+                evidence: Evidence::of(&report.timeline),
+            });
+        }
+        for matrix in &mut out {
+            matrix
+                .kinds
+                .sort_by_key(|k| Kind::ALL.iter().position(|all| all == k));
+        }
+        out
+    }
+
+    /// The cell at (`phase`, `kind`), if it ran.
+    pub fn cell(&self, phase: &Phase, kind: Kind) -> Option<&CellReport> {
+        self.cells
+            .iter()
+            .find(|c| &c.phase == phase && c.kind == kind)
+    }
+
+    /// The matrix as the terminal shows it: a grid of verdicts (`-`: the
+    /// kind does not apply to the phase) when it fits in `width` columns,
+    /// else a line per cell; then a line per failed cell with its evidence.
+    pub fn render(&self, width: usize) -> String {
+        let failed = self
+            .cells
+            .iter()
+            .filter(|c| c.verdict == Verdict::Failed)
+            .count();
+        let mut out = format!(
+            "sweep {}::{}: {} cells, {} passed, {failed} failed\n",
+            Escaped(&self.suite),
+            Escaped(&self.sweep),
+            self.cells.len(),
+            self.cells
+                .iter()
+                .filter(|c| c.verdict == Verdict::Passed)
+                .count(),
+        );
+        let rows: Vec<String> = self.phases.iter().map(Phase::name).collect();
+        let first = rows.iter().map(String::len).max().unwrap_or(0).max(5);
+        // Long kind names take two header lines, split at an `_`.
+        let heads: Vec<(&str, &str)> = self.kinds.iter().map(|k| two_lines(k.name())).collect();
+        let columns: Vec<usize> = heads
+            .iter()
+            .map(|(a, b)| a.len().max(b.len()).max("FAILED".len()))
+            .collect();
+        let grid_width = 2 + first + columns.iter().map(|w| w + 2).sum::<usize>();
+        if grid_width <= width {
+            for line in 0..2 {
+                let _ = write!(out, "  {:first$}", "");
+                for ((a, b), w) in heads.iter().zip(&columns) {
+                    let _ = write!(out, "  {:w$}", if line == 0 { a } else { b });
+                }
+                out.truncate(out.trim_end().len());
+                out.push('\n');
+            }
+            for (phase, row) in self.phases.iter().zip(&rows) {
+                let _ = write!(out, "  {row:first$}");
+                for (kind, w) in self.kinds.iter().zip(&columns) {
+                    let word = self.cell(phase, *kind).map_or("-", |c| c.verdict.word());
+                    let _ = write!(out, "  {word:w$}");
+                }
+                out.truncate(out.trim_end().len());
+                out.push('\n');
+            }
+        } else {
+            for cell in &self.cells {
+                let _ = writeln!(
+                    out,
+                    "  {}::{}: {}",
+                    cell.phase.name(),
+                    cell.kind.name(),
+                    cell.verdict.word()
+                );
+            }
+        }
+        for cell in self.cells.iter().filter(|c| c.verdict == Verdict::Failed) {
+            let step = cell.failed_step.as_ref().map_or_else(String::new, |step| {
+                format!(" at `{}`", Escaped(&step.source))
+            });
+            let observed = cell.mismatch.as_ref().map_or_else(String::new, |m| {
+                format!(": observed {}", Escaped(&m.observed))
+            });
+            let _ = writeln!(
+                out,
+                "  FAILED {}::{}{step}{observed}",
+                cell.phase.name(),
+                cell.kind.name(),
+            );
+            let evidence = cell.evidence.line();
+            if !evidence.is_empty() {
+                let _ = writeln!(out, "         the program: {evidence}");
+            }
+        }
+        out
+    }
+}
+
+/// A kind's name as two header lines: names up to 7 characters on the
+/// second line alone; longer ones split at the `_` that leaves the shorter
+/// longest line (`vanish` over `then_reset`).
+fn two_lines(name: &str) -> (&str, &str) {
+    if name.len() <= 7 {
+        return ("", name);
+    }
+    name.match_indices('_')
+        .map(|(i, _)| (&name[..i], &name[i + 1..]))
+        .min_by_key(|(a, b)| a.len().max(b.len()))
+        .unwrap_or(("", name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_kind_names_split_at_the_best_underscore() {
+        assert_eq!(two_lines("close"), ("", "close"));
+        assert_eq!(two_lines("half_close"), ("half", "close"));
+        assert_eq!(two_lines("vanish_then_reset"), ("vanish", "then_reset"));
+        assert_eq!(two_lines("stop_reading"), ("stop", "reading"));
+    }
+}

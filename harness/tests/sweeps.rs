@@ -1,0 +1,255 @@
+//! Sweeps against the fixtures and their broken twins: the bundled sweeps
+//! (`fixtures/suites/sweep_*.toml`) pass every cell against the
+//! well-behaved programs, and the same sweeps against each twin fail
+//! exactly the cells where its bug shows, saying why, while the rest of
+//! the matrix still runs.
+//!
+//! Each run goes through the real `hangup` binary and reads its typed
+//! JSON report back: the matrix, its cells' verdicts and their evidence.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use hangup::report::format::Report;
+use hangup::report::matrix::{Matrix, Verdict};
+use hangup::suite::sweep::{Kind, Phase};
+
+fn fixture_suite(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures/suites")
+        .join(name)
+}
+
+/// Runs `suite`'s text (written into a temp folder as `<stem>.toml`, so
+/// its test names start with `stem`) and returns the report's matrices
+/// and the terminal's output.
+fn sweep(stem: &str, text: &str) -> (Vec<Matrix>, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suite = dir.path().join(format!("{stem}.toml"));
+    std::fs::write(&suite, text).expect("write suite");
+    let json = dir.path().join("report.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_hangup"))
+        .args(["run", "--json"])
+        .arg(&json)
+        .arg("--artifacts")
+        .arg(dir.path())
+        .arg(&suite)
+        .env("COLUMNS", "120")
+        .output()
+        .expect("run hangup");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let bytes =
+        std::fs::read(&json).unwrap_or_else(|e| panic!("no JSON report ({e}); stdout:\n{stdout}"));
+    let report = Report::read(&bytes).expect("a report of this format");
+    (report.sweeps, stdout)
+}
+
+/// The bundled suite's text with its program swapped: `from` for `to` in
+/// its `run`, and a program for each cell (`scope = "case"`), so a twin
+/// that crashes takes no other cell with it and the cells run in parallel.
+fn twin_of(file: &str, swaps: &[(&str, &str)]) -> String {
+    let mut text = std::fs::read_to_string(fixture_suite(file)).expect("read suite");
+    for (from, to) in swaps {
+        assert!(text.contains(from), "{file} has no `{from}`");
+        text = text.replace(from, to);
+    }
+    text.replace("scope = \"suite\"", "scope = \"case\"")
+}
+
+/// `phase::kind` of each cell with `verdict`.
+fn cells(matrices: &[Matrix], verdict: Verdict) -> BTreeSet<String> {
+    matrices
+        .iter()
+        .flat_map(|m| &m.cells)
+        .filter(|c| c.verdict == verdict)
+        .map(|c| format!("{}::{}", c.phase.name(), c.kind.name()))
+        .collect()
+}
+
+#[test]
+fn the_stream_sweeps_pass_every_cell_and_say_what_the_program_did() {
+    let text = std::fs::read_to_string(fixture_suite("sweep_stream.toml")).expect("read");
+    let (matrices, stdout) = sweep("sweep_stream", &text);
+    assert_eq!(matrices.len(), 2, "{stdout}");
+    let before = &matrices[0];
+    assert_eq!(before.sweep, "before_the_response");
+    assert_eq!(
+        before.phases,
+        [
+            Phase::SynSent,
+            Phase::Queued,
+            Phase::Connected,
+            Phase::RequestBytes(4),
+            Phase::RequestSent
+        ]
+    );
+    // A connection in SYN_SENT can only be closed or reset: 2 + 4 x 5.
+    assert_eq!(before.cells.len(), 22, "{stdout}");
+    assert!(before.cell(&Phase::SynSent, Kind::Timeout).is_none());
+    let during = &matrices[1];
+    assert_eq!(during.kinds, Kind::ALL);
+    assert_eq!(during.cells.len(), 24, "{stdout}");
+    assert!(
+        cells(&matrices, Verdict::Failed).is_empty(),
+        "failed: {:?}\n{stdout}",
+        cells(&matrices, Verdict::Failed)
+    );
+    // The evidence is the program's own: a client that resets mid-stream
+    // makes its next write fail with ECONNRESET, which it logs once.
+    let reset = during
+        .cell(&Phase::FirstByte, Kind::Abort)
+        .expect("first_byte::abort");
+    let failed = reset
+        .evidence
+        .first_failed_call
+        .as_ref()
+        .expect("a failed call");
+    assert_eq!(
+        failed.outcome.to_string(),
+        "ECONNRESET (Connection reset by peer)"
+    );
+    assert!(
+        reset
+            .evidence
+            .log
+            .iter()
+            .any(|l| l.pattern == "write failed" && l.count == 1),
+        "{reset:?}"
+    );
+    // The grid, on a terminal wide enough for it.
+    assert!(
+        stdout.contains("sweep sweep_stream::during_the_response: 24 cells, 24 passed, 0 failed"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  syn_sent         ok      ok      -"),
+        "{stdout}"
+    );
+}
+
+/// `leaky` forgets a connection once its response is out: every cell
+/// where the response ends before the client leaves, and only those,
+/// fails `released`, naming the socket it holds.
+#[test]
+fn the_stream_sweeps_against_leaky_fail_exactly_where_it_leaks() {
+    let text = twin_of(
+        "sweep_stream.toml",
+        &[("{fixture:stream}", "{fixture:leaky}")],
+    );
+    let (matrices, stdout) = sweep("sweep_leaky", &text);
+    let mut expected = BTreeSet::new();
+    // A client that reads on (or lingers) until the response is out.
+    for phase in ["request_sent", "first_byte", "response_bytes_2500"] {
+        for kind in ["timeout", "half_close", "stop_reading"] {
+            expected.insert(format!("{phase}::{kind}"));
+        }
+    }
+    // One that vanishes: `leaky` writes the rest into its buffer, then
+    // waits for a request that never comes.
+    for phase in ["first_byte", "response_bytes_2500"] {
+        for kind in ["vanish", "vanish_then_reset"] {
+            expected.insert(format!("{phase}::{kind}"));
+        }
+    }
+    // The whole response read: whatever the client does next.
+    for kind in Kind::ALL {
+        expected.insert(format!("response_bytes_5000::{}", kind.name()));
+    }
+    assert_eq!(cells(&matrices, Verdict::Failed), expected, "{stdout}");
+    for cell in matrices.iter().flat_map(|m| &m.cells) {
+        if cell.verdict != Verdict::Failed {
+            continue;
+        }
+        let step = cell.failed_step.as_ref().expect("the failing step");
+        assert!(step.source.contains("released"), "{cell:?}");
+        let observed = &cell.mismatch.as_ref().expect("a mismatch").observed;
+        assert!(observed.contains("it holds fd "), "{observed}");
+    }
+}
+
+/// `crashy` exits when a write fails, `noisy` logs a stack trace: each
+/// fails exactly the cells where `stream`, in the same sweep, logged a
+/// failed write; the other cells of the matrix still run and pass.
+#[test]
+fn the_stream_sweeps_against_crashy_and_noisy_fail_where_a_write_fails() {
+    let text = twin_of(
+        "sweep_stream.toml",
+        &[("{fixture:stream}", "{fixture:stream}")],
+    );
+    let (stream, stdout) = sweep("sweep_stream", &text);
+    let wrote_and_failed: BTreeSet<String> = stream
+        .iter()
+        .flat_map(|m| &m.cells)
+        .filter(|c| {
+            c.evidence
+                .log
+                .iter()
+                .any(|l| l.pattern == "write failed" && l.count > 0)
+        })
+        .map(|c| format!("{}::{}", c.phase.name(), c.kind.name()))
+        .collect();
+    assert!(
+        wrote_and_failed.len() >= 10,
+        "{wrote_and_failed:?}\n{stdout}"
+    );
+    assert!(cells(&stream, Verdict::Failed).is_empty(), "{stdout}");
+
+    let text = twin_of(
+        "sweep_stream.toml",
+        &[("{fixture:stream}", "{fixture:crashy}")],
+    );
+    let (crashy, stdout) = sweep("sweep_crashy", &text);
+    assert_eq!(
+        cells(&crashy, Verdict::Failed),
+        wrote_and_failed,
+        "{stdout}"
+    );
+    assert_eq!(
+        cells(&crashy, Verdict::Passed).len(),
+        46 - wrote_and_failed.len(),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("the program exited with status 3"),
+        "{stdout}"
+    );
+
+    let text = twin_of(
+        "sweep_stream.toml",
+        &[("{fixture:stream}", "{fixture:noisy}")],
+    );
+    let (noisy, stdout) = sweep("sweep_noisy", &text);
+    assert_eq!(cells(&noisy, Verdict::Failed), wrote_and_failed, "{stdout}");
+    for cell in noisy.iter().flat_map(|m| &m.cells) {
+        if cell.verdict == Verdict::Failed {
+            let step = cell.failed_step.as_ref().expect("the failing step");
+            assert!(step.source.contains(r#"\tat "#), "{cell:?}");
+        }
+    }
+}
+
+/// `deaf` works on for a client that left: the work-stops check fails in
+/// every cell, naming the writes it made after the hang-up.
+#[test]
+fn the_slow_sweep_against_deaf_fails_its_work_stops_check_in_every_cell() {
+    let text = std::fs::read_to_string(fixture_suite("sweep_slow.toml")).expect("read");
+    let (slow, stdout) = sweep("sweep_slow", &text);
+    assert_eq!(cells(&slow, Verdict::Passed).len(), 3, "{stdout}");
+
+    let text = twin_of(
+        "sweep_slow.toml",
+        &[
+            ("{fixture:slow}", "{fixture:deaf}"),
+            (r#", "--watch""#, r#", "--seconds", "2""#),
+        ],
+    );
+    let (deaf, stdout) = sweep("sweep_deaf", &text);
+    assert_eq!(cells(&deaf, Verdict::Failed).len(), 3, "{stdout}");
+    for cell in deaf.iter().flat_map(|m| &m.cells) {
+        let step = cell.failed_step.as_ref().expect("the failing step");
+        assert!(step.source.contains("syscall = \"write\""), "{cell:?}");
+        let observed = &cell.mismatch.as_ref().expect("a mismatch").observed;
+        assert!(observed.contains("write call"), "{observed}");
+    }
+}
