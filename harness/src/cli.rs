@@ -381,7 +381,7 @@ fn run(
         }
     }
     for matrix in report::matrix::Matrix::of(last) {
-        out!("\n{}", matrix.render(terminal_width()));
+        out!("\n{}", matrix.render(terminal_width()).trim_end());
     }
     if !failed.is_empty() {
         out!("\nfailing tests:");
