@@ -113,6 +113,51 @@ client = [
 ]
 "#;
 
+/// A sweep of 60 cells against the `stream` fixture, all served by one
+/// suite-scoped program: 12 phases by the 5 kinds that need no fault or
+/// signal. `{trace}` is replaced by `true` or `false`. The response is
+/// sent at once (`--gap 0`), and a kind waits 50 ms (`hold`).
+const SWEEP_SUITE: &str = r#"
+[program]
+run = ["{fixture:stream}", "--port", "{port}", "--chunks", "5", "--size", "1000", "--gap", "0"]
+port = 9000
+ready = "^listening on"
+scope = "suite"
+
+[[sweep]]
+name = "bench"
+request = "GET /stream\n"
+phases = [
+  "connected", { request_bytes = [1, 2, 4, 8] }, "request_sent", "first_byte",
+  { response_bytes = [500, 1000, 2000, 3000, 4000] },
+]
+kinds = ["close", "abort", "timeout", "half_close", "stop_reading"]
+hold = "50ms"
+trace = {trace}
+keep = [
+  { released = true, within = "2s" },
+  { log = "\tat ", count = 0 },
+]
+serving = { until = 5000, within = "5s" }
+
+[[case]]
+name = "written_by_hand"
+client = [
+  { connect = 9000 },
+  { send = "GET /stream\n" },
+  "close",
+  { released = true, within = "2s" },
+  { log = "\tat ", count = 0 },
+  { connect = 9000 },
+  { send = "GET /stream\n" },
+  { recv_until = 5000, timeout = "5s" },
+  "close",
+]
+"#;
+
+/// Target: the 60-cell sweep's wall time.
+const SWEEP_TARGET: Duration = Duration::from_secs(10);
+
 /// Samples of the no-wait case with capture on and off, and with a fault.
 const CAPTURE_SAMPLES: usize = 300;
 /// Target: capturing a case's packets costs it at most this factor.
@@ -222,6 +267,8 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
     let program = program_cost(&suite)?;
     err!("measuring syscall tracing on an echo loop ({ECHO_SAMPLES} samples each)...");
     let tracing = tracing_cost()?;
+    err!("running a sweep of 60 cells, traced and untraced...");
+    let sweeps = sweep_cost()?;
 
     out!(
         "{:<46} {:>6} {:>11} {:>11}",
@@ -397,7 +444,175 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
             "syscall tracing"
         ),
     }
+    match sweeps {
+        Some(costs) => print_sweeps(&costs, overhead),
+        None => out!(
+            "{:<46} skipped: no `stream` fixture beside this binary (cargo build --release -p hangup-fixtures)",
+            "a sweep"
+        ),
+    }
     Ok(())
+}
+
+/// A sweep's cost, traced and not.
+struct SweepCosts {
+    /// Wall time of the whole sweep (60 cells and the hand-written case),
+    /// traced and untraced.
+    wall: [Duration; 2],
+    /// Each cell's time, traced and untraced.
+    cells: [Stats; 2],
+    /// The cells that wait for nothing (`close`, `abort`), traced.
+    no_wait_cells: Stats,
+    /// The hand-written case that does what `request_sent::close` does.
+    by_hand: Stats,
+}
+
+fn print_sweeps(costs: &SweepCosts, no_wait: Stats) {
+    for (i, what) in ["traced", "untraced"].iter().enumerate() {
+        let wall = costs.wall[i];
+        out!(
+            "{:<46} {:>6} {:>11}  target < {} s: {}",
+            format!("sweep of 60 cells (stream, suite scope), {what}"),
+            1,
+            fmt_duration(wall),
+            SWEEP_TARGET.as_secs(),
+            if wall < SWEEP_TARGET { "PASS" } else { "FAIL" }
+        );
+        row(&format!("  a cell, {what}"), costs.cells[i]);
+    }
+    row(
+        "  a cell that waits for nothing, traced",
+        costs.no_wait_cells,
+    );
+    row(
+        "  the same written by hand as a case, traced",
+        costs.by_hand,
+    );
+    out!(
+        "  {:<44} {:>6} {:>10.2}× {:>10.2}×  (no target)",
+        "no-wait cell / hand-written case",
+        "",
+        ratio(costs.no_wait_cells.median, costs.by_hand.median),
+        ratio(costs.no_wait_cells.p90, costs.by_hand.p90),
+    );
+    out!(
+        "  {:<44} {:>6} {:>10.2}× {:>10.2}×  (program, request, released, serving; no target)",
+        "no-wait cell / no-wait case",
+        "",
+        ratio(costs.no_wait_cells.median, no_wait.median),
+        ratio(costs.no_wait_cells.p90, no_wait.p90),
+    );
+}
+
+/// Runs the bench sweep traced and untraced, its cells one at a time as a
+/// suite-scoped program serves them; `None` when `stream` is not built.
+fn sweep_cost() -> Result<Option<SweepCosts>, String> {
+    let places = hangup::sut::Places::for_suite(Path::new("bench.toml"));
+    if !places
+        .fixtures
+        .iter()
+        .any(|dir| dir.join("stream").is_file())
+    {
+        return Ok(None);
+    }
+    let mut wall = [Duration::ZERO; 2];
+    let mut cells: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+    let mut no_wait = Vec::new();
+    let mut by_hand = Vec::new();
+    for (i, trace) in ["true", "false"].iter().enumerate() {
+        let text = SWEEP_SUITE.replace("{trace}", trace);
+        let suite = hangup::suite::parse_suite(Path::new("bench_sweep.toml"), text.as_bytes())
+            .map_err(|e| format!("the embedded sweep is invalid: {e}"))?;
+        let cases = suite.cases.iter().filter(|c| c.cell.is_some()).count();
+        if cases != 60 {
+            return Err(format!("the bench sweep made {cases} cells, not 60"));
+        }
+        // The hand-written case, sampled on the same program before the
+        // traced sweep (the first run, which starts the program, left
+        // out); the program is stopped before the sweep, whose wall time
+        // includes its start.
+        if i == 0 {
+            let mut hand = suite.clone();
+            let written = hand
+                .cases
+                .iter()
+                .find(|c| c.cell.is_none())
+                .cloned()
+                .ok_or("the bench sweep has no hand-written case")?;
+            // One run, as the sweep is one: a run's own start (its temp
+            // folder's first use) is not a case's cost.
+            hand.cases = (0..21)
+                .map(|n| {
+                    let mut copy = written.clone();
+                    copy.name = format!("{}_{n}", written.name);
+                    // Traced as the cells are, as a `syscall` check would.
+                    copy.trace = true;
+                    copy
+                })
+                .collect();
+            let reports = runner::run_all(
+                std::slice::from_ref(&hand),
+                &RunOptions::default(),
+                1,
+                false,
+                &|_: &hangup::report::CaseReport| {},
+            );
+            for report in &reports {
+                passed(report)?;
+            }
+            by_hand.extend(reports.iter().skip(1).map(|r| r.duration));
+            if let Some(why) = runner::stop_suite_programs().into_iter().next() {
+                return Err(why);
+            }
+        }
+        let started = Instant::now();
+        let reports = runner::run_all(
+            std::slice::from_ref(&suite),
+            &RunOptions::default(),
+            runner::default_jobs(),
+            false,
+            &|_: &hangup::report::CaseReport| {},
+        );
+        wall[i] = started.elapsed();
+        if let Some(why) = runner::stop_suite_programs().into_iter().next() {
+            return Err(why);
+        }
+        for report in &reports {
+            passed(report)?;
+            let Some(cell) = &report.cell else { continue };
+            cells[i].push(report.duration);
+            if i == 0
+                && matches!(
+                    cell.kind,
+                    hangup::suite::sweep::Kind::Close | hangup::suite::sweep::Kind::Abort
+                )
+            {
+                no_wait.push(report.duration);
+            }
+        }
+    }
+    let [traced, untraced] = cells;
+    Ok(Some(SweepCosts {
+        wall,
+        cells: [
+            Stats::of(traced).ok_or("no samples")?,
+            Stats::of(untraced).ok_or("no samples")?,
+        ],
+        no_wait_cells: Stats::of(no_wait).ok_or("no samples")?,
+        by_hand: Stats::of(by_hand).ok_or("no samples")?,
+    }))
+}
+
+/// An error naming the case, unless it passed.
+fn passed(report: &hangup::report::CaseReport) -> Result<(), String> {
+    if report.passed() {
+        Ok(())
+    } else {
+        Err(format!(
+            "a bench case did not pass:\n{}",
+            report.render_failure()
+        ))
+    }
 }
 
 /// The echo loop case traced, untraced, and without its loop.
