@@ -37,8 +37,8 @@ use std::time::Duration;
 
 use super::Step;
 use crate::model::syscall::Which;
+use crate::model::{FlagMatch, Verdict};
 use crate::model::{Outcome, PollEvents, Side, Socket, TcpState};
-use crate::model::{TcpFlags, Verdict};
 
 /// What a side does in one step.
 #[derive(Debug, Clone, PartialEq)]
@@ -228,9 +228,9 @@ pub struct Outgoing {
     /// two).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<Side>,
-    /// Only segments with these flags (see [`TcpFlags::matches`]).
+    /// Only segments with these flags (see [`FlagMatch`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flags: Option<TcpFlags>,
+    pub flags: Option<FlagMatch>,
     /// Only segments with data (`true`), or only without (`false`: a bare
     /// ACK).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -357,7 +357,7 @@ pub enum Check {
         /// The side that must have sent it.
         from: Side,
         /// Its flags.
-        flags: TcpFlags,
+        flags: FlagMatch,
         /// Wait up to this long for one.
         within: Option<Duration>,
     },

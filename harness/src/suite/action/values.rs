@@ -478,13 +478,13 @@ impl<'de> Deserialize<'de> for SideName {
     }
 }
 
-/// TCP flags, `"SYN"` or `"FIN|ACK"`.
-pub(crate) struct FlagsValue(pub(crate) crate::model::TcpFlags);
+/// TCP flags, `"SYN"`, `"FIN|ACK"` or `"RST|!ACK"`.
+pub(crate) struct FlagsValue(pub(crate) crate::model::FlagMatch);
 
 impl<'de> Deserialize<'de> for FlagsValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        crate::model::TcpFlags::parse(&text)
+        crate::model::FlagMatch::parse(&text)
             .map(FlagsValue)
             .map_err(de::Error::custom)
     }
