@@ -334,7 +334,7 @@ impl<'de> Deserialize<'de> for CongestionName {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
         if !fits {
             return Err(de::Error::custom(format!(
-                "expected a congestion control algorithm's name like \"reno\" or \"cubic\": 1 to {MAX_CONGESTION_NAME} ASCII letters, digits, `_` or `-` (the kernel reads no more), found \"{}\"",
+                "expected a congestion control algorithm's name like \"reno\" or \"cubic\": 1 to {MAX_CONGESTION_NAME} ASCII letters, digits, `_` or `-` (the kernel reads 15 bytes at most), found \"{}\"",
                 crate::model::Escaped(&name)
             )));
         }

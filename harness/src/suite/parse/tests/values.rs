@@ -151,7 +151,7 @@ fn rejected_congestion_names(#[case] written: &str, #[case] shown: &str) {
             4,
             26,
             format!(
-                "expected a congestion control algorithm's name like \"reno\" or \"cubic\": 1 to 15 ASCII letters, digits, `_` or `-` (the kernel reads no more), found {shown}"
+                "expected a congestion control algorithm's name like \"reno\" or \"cubic\": 1 to 15 ASCII letters, digits, `_` or `-` (the kernel reads 15 bytes at most), found {shown}"
             )
         )
     );
