@@ -237,6 +237,21 @@ const INVALID: &[(&str, (usize, usize), &str)] = &[
         (4, 1),
         "expected a `[program]` for this sweep, found none",
     ),
+    (
+        "set_congestion_with_nul.toml",
+        (6, 34),
+        "expected a congestion control algorithm's name like \"reno\" or \"cubic\": 1 to 15 ASCII letters, digits, `_` or `-` (the kernel reads 15 bytes at most), found \"re\\u{0}no\"",
+    ),
+    (
+        "set_user_timeout_finer_than_a_millisecond.toml",
+        (8, 28),
+        "expected whole milliseconds like \"500ms\" or \"2s\" (TCP_USER_TIMEOUT counts milliseconds), found \"1.5ms\"",
+    ),
+    (
+        "flags_ack_set_and_clear.toml",
+        (8, 30),
+        "expected ACK set or clear (`!ACK`), not both, found `RST|ACK|!ACK`",
+    ),
 ];
 
 fn invalid_suites() -> PathBuf {

@@ -179,6 +179,36 @@ fn run_broken(file: &str) -> (Option<i32>, String, serde_json::Value, tempfile::
     "observed 0 (the client sent SYN, ACK, FIN|ACK)",
     "packets"
 )]
+#[case::sent_bare_reset(
+    "bare_reset.toml",
+    "expected one or more RST|!ACK segments the client sent within 200 ms",
+    "observed 0 (the client sent SYN, ACK, RST|ACK)",
+    "packets"
+)]
+#[case::first_bare_reset(
+    "first_bare_reset.toml",
+    "expected the first RST|!ACK segment to be the client's within 200 ms",
+    "observed no RST|!ACK segment",
+    "packets"
+)]
+#[case::taken_bare_reset(
+    "bare_reset_fault.toml",
+    "expected the fault \"bare\" to take a packet within 200 ms",
+    "observed it took 0 packets",
+    "taken"
+)]
+#[case::set_refused(
+    "set_refused.toml",
+    "expected ok, observed ENOENT",
+    "observed ENOENT (No such file or directory)",
+    "outcome"
+)]
+#[case::user_timeout(
+    "user_timeout.toml",
+    "expected ETIMEDOUT (Connection timed out), taking longer than 2000 ms",
+    "observed ETIMEDOUT (Connection timed out), 0 bytes after ",
+    "timing"
+)]
 #[case::first(
     "first.toml",
     "expected the first FIN segment to be the client's within 1000 ms",

@@ -116,7 +116,10 @@ fn schema_rejects_what_the_parser_rejects() {
         ("client", r#"{ recv = true, close = true }"#),
         // An unknown errno.
         ("client", r#"{ recv = true, expect = "ECONRESET" }"#),
-        ("client", r#"{ recv = true, expect = ["EPIPE", "ENOENT"] }"#),
+        (
+            "client",
+            r#"{ recv = true, expect = ["EPIPE", "ENOEXEC"] }"#,
+        ),
         // An unknown state.
         ("client", r#"{ state = { client = "TIME_WAITING" } }"#),
         // Bad durations.
@@ -207,6 +210,34 @@ const AGREED: &[(&str, &str, bool)] = &[
     ("client", "{ set = { rcvbuf = 8192, sndbuf = 8192 } }", true),
     ("client", "{ set = { keepalive = 1 } }", false),
     ("client", "{ set = { cork = true } }", false),
+    ("client", r#"{ set = { user_timeout = "2s" } }"#, true),
+    ("client", r#"{ set = { user_timeout = "0s" } }"#, true),
+    (
+        "client",
+        r#"{ set = { user_timeout = "1.5s 250ms" } }"#,
+        true,
+    ),
+    ("client", r#"{ set = { user_timeout = "1.5ms" } }"#, false),
+    ("client", r#"{ set = { user_timeout = "2" } }"#, false),
+    ("client", r#"{ set = { user_timeout = 2000 } }"#, false),
+    ("client", "{ set = { notsent_lowat = 16384 } }", true),
+    ("client", "{ set = { notsent_lowat = -1 } }", false),
+    ("client", "{ set = { notsent_lowat = 2147483648 } }", false),
+    ("client", r#"{ set = { congestion = "reno" } }"#, true),
+    ("client", r#"{ set = { congestion = "" } }"#, false),
+    (
+        "client",
+        r#"{ set = { congestion = "sixteen_letters_" } }"#,
+        false,
+    ),
+    ("client", r#"{ set = { congestion = "re no" } }"#, false),
+    ("client", "{ set = { nonblocking = true } }", true),
+    ("client", r#"{ set = { nonblocking = "yes" } }"#, false),
+    (
+        "client",
+        r#"{ set = { congestion = "no_such_cc" }, expect = "ENOENT" }"#,
+        true,
+    ),
     // States.
     (
         "client",

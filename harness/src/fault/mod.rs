@@ -70,7 +70,7 @@ mod nft;
 
 use std::io;
 
-use crate::model::{Port, TcpFlags, Verdict};
+use crate::model::{FlagMatch, Port, Verdict};
 
 pub use delay::{Delay, DelayTrouble, Held};
 pub use encode::{LOG_GROUP, QUEUE, RULES_WITH_DATA, rules_per_port};
@@ -81,8 +81,8 @@ pub use nft::{Faults, Removed};
 pub struct Filter {
     /// By port.
     pub port: Port,
-    /// These flags, as [`TcpFlags::matches`] reads them.
-    pub flags: Option<TcpFlags>,
+    /// These flags, as [`FlagMatch::matches`] reads them.
+    pub flags: Option<FlagMatch>,
     /// `Some(false)`: only segments without data (a bare ACK);
     /// `Some(true)`: only segments with data.
     pub data: Option<bool>,

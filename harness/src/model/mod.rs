@@ -21,6 +21,6 @@ pub use errno::Errno;
 pub use escaped::Escaped;
 pub use exit::Exit;
 pub use outcome::{CallResult, Outcome, PollEvents};
-pub use packet::{Port, Reject, TcpFlags, Verdict};
+pub use packet::{FlagMatch, Port, Reject, TcpFlags, Verdict};
 pub use side::{Link, Side, Socket};
 pub use tcp_state::TcpState;

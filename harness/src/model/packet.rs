@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-/// The TCP flags a fault matches on (and, later, a capture shows), as the
-/// bits of the header's flags byte.
+/// The TCP flags a segment carries, as the bits of the header's flags
+/// byte: what a capture saw (a suite's `flags` is a [`FlagMatch`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct TcpFlags(pub u8);
 
@@ -20,11 +20,6 @@ impl TcpFlags {
     /// ACK: the acknowledgement number is valid.
     pub const ACK: TcpFlags = TcpFlags(0x10);
 
-    /// The flags a suite names (FIN, SYN, RST, ACK): PSH is left out,
-    /// since whether a data segment carries it is the sender's choice, not
-    /// a difference a suite means.
-    pub const MATCHED: TcpFlags = TcpFlags(0x17);
-
     /// Each flag with its name, in the order `tcpdump` prints them.
     const NAMES: [(TcpFlags, &'static str); 5] = [
         (TcpFlags::SYN, "SYN"),
@@ -34,47 +29,9 @@ impl TcpFlags {
         (TcpFlags::ACK, "ACK"),
     ];
 
-    /// Reads `"SYN"`, `"ACK"`, `"FIN|ACK"`: the names of the flags that
-    /// must be set, all others of FIN, SYN, RST and ACK clear.
-    pub fn parse(text: &str) -> Result<TcpFlags, String> {
-        let mut flags = TcpFlags(0);
-        for name in text.split('|').map(str::trim) {
-            let Some((flag, _)) = TcpFlags::NAMES
-                .iter()
-                .filter(|(flag, _)| flag.0 & TcpFlags::MATCHED.0 != 0)
-                .find(|(_, n)| *n == name)
-            else {
-                return Err(format!(
-                    "expected TCP flags such as \"SYN\", \"ACK\" or \"FIN|ACK\" (of SYN, FIN, RST, ACK), found `{text}`"
-                ));
-            };
-            flags.0 |= flag.0;
-        }
-        Ok(flags)
-    }
-
     /// Whether every flag of `other` is set here.
     pub fn contains(self, other: TcpFlags) -> bool {
         self.0 & other.0 == other.0
-    }
-
-    /// What a segment's flags byte is masked with, and must then equal,
-    /// for it to match these flags as a suite names them: exactly these of
-    /// SYN, FIN and RST; ACK set when named, free when not (a FIN is nearly
-    /// always FIN|ACK, a reset RST or RST|ACK, as `tcpdump` prints `[F.]`,
-    /// `[R.]`). So `"ACK"` alone is a bare ACK (`[.]`), none of the others
-    /// set, and `"SYN|ACK"` needs the ACK.
-    pub fn mask_and_value(self) -> (u8, u8) {
-        const FIN_SYN_RST: u8 = 0x07;
-        let mask = FIN_SYN_RST | (self.0 & TcpFlags::ACK.0);
-        (mask, self.0 & mask)
-    }
-
-    /// Whether a segment with flags `seen` matches these (see
-    /// [`TcpFlags::mask_and_value`]).
-    pub fn matches(self, seen: TcpFlags) -> bool {
-        let (mask, value) = self.mask_and_value();
-        seen.0 & mask == value
     }
 }
 
@@ -87,7 +44,7 @@ impl serde::Serialize for TcpFlags {
 
 /// Read as it displays: any of SYN, FIN, RST, PSH, ACK joined by `|`, or
 /// `none` (what a capture saw, PSH included; a suite's flags are read by
-/// [`TcpFlags::parse`]).
+/// [`FlagMatch::parse`]).
 impl<'de> serde::Deserialize<'de> for TcpFlags {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = <String as serde::Deserialize>::deserialize(d)?;
@@ -134,6 +91,146 @@ impl fmt::Display for TcpFlags {
         } else {
             f.write_str(&names.join("|"))
         }
+    }
+}
+
+/// The segments a suite's `flags` names (`"FIN"`, `"SYN|ACK"`,
+/// `"RST|!ACK"`): exactly the named ones of SYN, FIN and RST set, the
+/// others clear; ACK set when named, clear when named `!ACK`, and either
+/// when not named at all. ACK is free by default because Linux sets it on
+/// nearly every segment (a FIN is FIN|ACK, most resets RST|ACK, as
+/// `tcpdump` prints `[F.]`, `[R.]`), so `"RST"` means any reset; `!ACK`
+/// picks out the segments that go without it: the bare RST a kernel
+/// answers a segment carrying an ACK with (RFC 793: its sequence number is
+/// that ACK, and it acknowledges nothing), as a SYN-ACK that reaches a
+/// socket closed in SYN_SENT is answered.
+///
+/// Reports write it as the suite does, `RST|!ACK`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlagMatch {
+    /// The flags that must be set (of SYN, FIN, RST and ACK).
+    set: TcpFlags,
+    /// Whether ACK must be clear (`!ACK`).
+    no_ack: bool,
+}
+
+impl FlagMatch {
+    /// The flags a suite names: FIN, SYN, RST and ACK, the only ones a
+    /// match looks at. PSH is left out, since whether a data segment
+    /// carries it is the sender's choice, not a difference a suite means.
+    const NAMED: TcpFlags = TcpFlags(0x17);
+
+    /// What the grammar is, for messages.
+    const EXPECTED: &'static str = "expected TCP flags such as \"SYN\", \"ACK\", \"FIN|ACK\" or \"RST|!ACK\" (of SYN, FIN, RST and ACK, joined by `|`; `!ACK`: ACK clear)";
+
+    /// Reads `"SYN"`, `"ACK"`, `"FIN|ACK"`, `"RST|!ACK"`: the names of
+    /// the flags that must be set, and `!ACK` when ACK must be clear.
+    /// `!` goes only before ACK: SYN, FIN and RST are clear unless named.
+    pub fn parse(text: &str) -> Result<FlagMatch, String> {
+        let mut set = TcpFlags(0);
+        let mut no_ack = false;
+        for word in text.split('|').map(str::trim) {
+            if let Some(negated) = word.strip_prefix('!') {
+                match negated.trim() {
+                    "ACK" => no_ack = true,
+                    "SYN" | "FIN" | "RST" => {
+                        return Err(format!(
+                            "expected `!` only before ACK (SYN, FIN and RST are clear unless named), found `{text}`"
+                        ));
+                    }
+                    _ => return Err(format!("{}, found `{text}`", FlagMatch::EXPECTED)),
+                }
+                continue;
+            }
+            let Some((flag, _)) = TcpFlags::NAMES
+                .iter()
+                .filter(|(flag, _)| FlagMatch::NAMED.contains(*flag))
+                .find(|(_, name)| *name == word)
+            else {
+                return Err(format!("{}, found `{text}`", FlagMatch::EXPECTED));
+            };
+            set.0 |= flag.0;
+        }
+        if no_ack && set.contains(TcpFlags::ACK) {
+            return Err(format!(
+                "expected ACK set or clear (`!ACK`), not both, found `{text}`"
+            ));
+        }
+        Ok(FlagMatch { set, no_ack })
+    }
+
+    /// Exactly `set` of SYN, FIN and RST, ACK as named in `set` (free
+    /// when not).
+    pub const fn named(set: TcpFlags) -> FlagMatch {
+        FlagMatch { set, no_ack: false }
+    }
+
+    /// What a segment's flags byte is masked with, and must then equal,
+    /// for it to match: SYN, FIN and RST always; ACK when it is named
+    /// either way (set or `!ACK`), so `"ACK"` alone is a bare ACK (`[.]`)
+    /// and `"RST|!ACK"` a reset without one (`[R]`).
+    pub fn mask_and_value(self) -> (u8, u8) {
+        const FIN_SYN_RST: u8 = 0x07;
+        let ack_named = self.no_ack || self.set.contains(TcpFlags::ACK);
+        let mask = FIN_SYN_RST | if ack_named { TcpFlags::ACK.0 } else { 0 };
+        (mask, self.set.0 & mask)
+    }
+
+    /// Whether a segment with flags `seen` matches (see
+    /// [`FlagMatch::mask_and_value`]).
+    pub fn matches(self, seen: TcpFlags) -> bool {
+        let (mask, value) = self.mask_and_value();
+        seen.0 & mask == value
+    }
+}
+
+impl From<TcpFlags> for FlagMatch {
+    fn from(set: TcpFlags) -> FlagMatch {
+        FlagMatch::named(set)
+    }
+}
+
+/// As a suite writes it: `SYN|ACK`, `RST|!ACK`.
+impl fmt::Display for FlagMatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut words: Vec<&str> = TcpFlags::NAMES
+            .iter()
+            .filter(|(flag, _)| self.set.contains(*flag))
+            .map(|(_, name)| *name)
+            .collect();
+        if self.no_ack {
+            words.push("!ACK");
+        }
+        if words.is_empty() {
+            // Never parsed (an empty text is refused), only made in code.
+            return f.write_str("none");
+        }
+        f.write_str(&words.join("|"))
+    }
+}
+
+impl serde::Serialize for FlagMatch {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for FlagMatch {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        FlagMatch::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl schemars::JsonSchema for FlagMatch {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "FlagMatch".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        super::units::string_schema(
+            "TCP flags as a suite's `flags` names them: any of SYN, FIN, RST and ACK joined by `|` in that order, then `!ACK` when ACK must be clear (`FIN`, `SYN|ACK`, `RST|!ACK`). SYN, FIN and RST are exactly as named; ACK, when not named, may be set or not.",
+        )
     }
 }
 
@@ -275,21 +372,35 @@ mod tests {
 
     #[test]
     fn flags_read_and_print_as_suites_write_them() {
-        assert_eq!(TcpFlags::parse("SYN"), Ok(TcpFlags::SYN));
-        let fin_ack = TcpFlags::parse("FIN|ACK").unwrap();
-        assert_eq!(fin_ack, TcpFlags(0x11));
-        assert_eq!(fin_ack.to_string(), "FIN|ACK");
+        let rule = |text| FlagMatch::parse(text).unwrap();
+        assert_eq!(rule("SYN"), FlagMatch::named(TcpFlags::SYN));
+        assert_eq!(rule("FIN|ACK"), FlagMatch::named(TcpFlags(0x11)));
+        assert_eq!(rule("ACK|FIN").to_string(), "FIN|ACK");
+        assert_eq!(rule("RST|!ACK").to_string(), "RST|!ACK");
+        assert_eq!(rule("!ACK|RST"), rule("RST|!ACK"));
+        assert_eq!(rule("RST | ! ACK"), rule("RST|!ACK"));
         assert_eq!(TcpFlags(0x12).to_string(), "SYN|ACK");
-        assert!(TcpFlags::parse("PSH").is_err(), "PSH is not matched");
-        assert!(TcpFlags::parse("syn").is_err());
-        assert!(TcpFlags::parse("").is_err());
+        assert!(FlagMatch::parse("PSH").is_err(), "PSH is not matched");
+        assert!(FlagMatch::parse("syn").is_err());
+        assert!(FlagMatch::parse("").is_err());
+        assert!(FlagMatch::parse("RST|").is_err());
+        assert!(FlagMatch::parse("!").is_err());
+        assert!(FlagMatch::parse("!PSH").is_err());
+    }
+
+    #[test]
+    fn not_is_only_for_ack_and_never_contradicts() {
+        let both = FlagMatch::parse("RST|ACK|!ACK").unwrap_err();
+        assert!(both.contains("not both"), "{both}");
+        let redundant = FlagMatch::parse("RST|!SYN").unwrap_err();
+        assert!(redundant.contains("only before ACK"), "{redundant}");
     }
 
     #[test]
     fn ack_is_free_but_a_bare_ack_is_bare() {
         let [syn, syn_ack, fin_ack, rst, rst_ack, ack, psh_ack] =
             [0x02, 0x12, 0x11, 0x04, 0x14, 0x10, 0x18].map(TcpFlags);
-        let rule = |text| TcpFlags::parse(text).unwrap();
+        let rule = |text| FlagMatch::parse(text).unwrap();
         assert!(rule("SYN").matches(syn) && rule("SYN").matches(syn_ack));
         assert!(rule("FIN").matches(fin_ack));
         assert!(rule("RST").matches(rst) && rule("RST").matches(rst_ack));
@@ -297,6 +408,31 @@ mod tests {
         assert!(!rule("ACK").matches(fin_ack) && !rule("ACK").matches(rst_ack));
         assert!(!rule("SYN").matches(rst) && !rule("FIN").matches(ack));
         assert!(!rule("SYN|ACK").matches(syn), "named ACK is required");
+    }
+
+    #[test]
+    fn not_ack_requires_the_ack_clear() {
+        let [syn, syn_ack, rst, rst_ack, psh_rst] = [0x02, 0x12, 0x04, 0x14, 0x0c].map(TcpFlags);
+        let rule = |text| FlagMatch::parse(text).unwrap();
+        assert!(rule("RST|!ACK").matches(rst) && rule("RST|!ACK").matches(psh_rst));
+        assert!(
+            !rule("RST|!ACK").matches(rst_ack),
+            "a reset with ACK is not bare"
+        );
+        assert!(rule("SYN|!ACK").matches(syn) && !rule("SYN|!ACK").matches(syn_ack));
+        assert_eq!(rule("RST|!ACK").mask_and_value(), (0x17, 0x04));
+        assert_eq!(rule("RST").mask_and_value(), (0x07, 0x04));
+        assert_eq!(rule("RST|ACK").mask_and_value(), (0x17, 0x14));
+    }
+
+    #[test]
+    fn flag_matches_round_trip_through_reports() {
+        for text in ["SYN", "FIN|ACK", "RST|!ACK", "ACK", "!ACK"] {
+            let rule = FlagMatch::parse(text).unwrap();
+            let json = serde_json::to_string(&rule).unwrap();
+            assert_eq!(json, format!("\"{text}\""));
+            assert_eq!(serde_json::from_str::<FlagMatch>(&json).unwrap(), rule);
+        }
     }
 
     #[test]

@@ -5,11 +5,12 @@
 
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use socket2::Socket as Sock;
 
+use super::options::{nonblocking_for_the_call, set_nonblocking};
 use super::{Call, RECEIVED_KEPT};
 use crate::model::{CallResult, PollEvents};
 use crate::suite::{How, Payload, Until};
@@ -33,16 +34,17 @@ pub(super) fn connect_again(
 ) -> Call {
     let prepared = conn
         .set_write_timeout(kernel_timeout(timeout))
-        .and_then(|()| conn.set_nonblocking(nonblocking));
-    if let Err(err) = prepared {
-        return instant(CallResult::from_io(&err, 0));
-    }
+        .and_then(|()| nonblocking_for_the_call(conn.as_fd(), nonblocking));
+    let restore = match prepared {
+        Ok(restore) => restore,
+        Err(err) => return instant(CallResult::from_io(&err, 0)),
+    };
     let call = timed(|| match conn.connect(&addr.into()) {
         Ok(()) => CallResult::ok(0),
         Err(err) => CallResult::from_io(&err, 0),
     });
-    if nonblocking {
-        let _ = conn.set_nonblocking(false);
+    if restore {
+        let _ = set_nonblocking(conn.as_fd(), false);
     }
     call
 }

@@ -18,6 +18,12 @@
 //! is spent after a partial write, one last `send(MSG_DONTWAIT)` asks the
 //! kernel whether there is room, and its EAGAIN ends the step.
 //!
+//! A socket a `set` made non-blocking (`O_NONBLOCK`) keeps its timeouts
+//! but the kernel no longer waits on them: its calls return EAGAIN (a
+//! connect EINPROGRESS) at once, as a program's event loop sees them. A
+//! `connect` with `nonblocking = true` makes only that call non-blocking,
+//! and leaves the socket as it found it.
+//!
 //! Nothing is made up: a step on a connection the side does not have is a
 //! script error ([`NoSocket`]), not an invented ENOTCONN or EBADF.
 //!
@@ -60,7 +66,7 @@ use crate::suite::{SocketCall, SocketOptions};
 use calls::{
     connect_again, instant, kernel_timeout, poll, recv, recv_until, send, shutdown, so_error, timed,
 };
-use options::{apply_options, merge_options};
+use options::{apply_options, merge_options, nonblocking_for_the_call};
 
 /// One call a script made: its result, when the syscall began and how long
 /// it took. Setup (building a payload, setting a timeout) happens before
@@ -312,11 +318,14 @@ impl Peer {
             let source = self.source.unwrap_or(addr.ip());
             socket.bind(&SocketAddr::new(source, from.unwrap_or(0)).into())?;
             socket.set_write_timeout(kernel_timeout(timeout))?;
-            socket.set_nonblocking(nonblocking)?;
             let local = socket.local_addr()?.as_socket();
             Ok((socket, local))
         });
-        let (socket, local) = match prepared {
+        let prepared = prepared.and_then(|(socket, local)| {
+            let restore = nonblocking_for_the_call(socket.as_fd(), nonblocking)?;
+            Ok((socket, local, restore))
+        });
+        let (socket, local, restore) = match prepared {
             Ok(prepared) => prepared,
             Err(err) => return instant(CallResult::from_io(&err, 0)),
         };
@@ -327,10 +336,11 @@ impl Peer {
         let began = Instant::now();
         let connected = socket.connect(&addr.into());
         let took = began.elapsed();
-        // Later calls on it block, as the steps that follow expect; the
-        // handshake goes on in the kernel either way.
-        if nonblocking {
-            let _ = socket.set_nonblocking(false);
+        // Later calls on it block (unless a `set` made the socket
+        // non-blocking), as the steps that follow expect; the handshake goes
+        // on in the kernel either way.
+        if restore {
+            let _ = options::set_nonblocking(socket.as_fd(), false);
         }
         self.hold(link, socket);
         let result = match connected {

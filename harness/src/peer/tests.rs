@@ -41,7 +41,11 @@ fn recv(timeout: Option<Duration>) -> SocketCall {
 }
 
 fn name(call: Result<Call, NoSocket>) -> String {
-    let result = call.expect("a socket to act on").result;
+    outcome(&call.expect("a socket to act on"))
+}
+
+fn outcome(call: &Call) -> String {
+    let result = call.result;
     match result.outcome {
         Outcome::Ok => format!("ok {}", result.bytes),
         Outcome::Eof => "EOF".into(),
@@ -293,5 +297,141 @@ fn options_set_before_a_socket_exists_apply_to_the_next_one() {
             sock::getsockopt(&fd, sockopt::RcvBuf).ok()
         });
         assert_eq!(size.flatten(), Some(8192));
+    });
+}
+
+fn set(options: SocketOptions) -> SocketCall {
+    SocketCall::Set(options)
+}
+
+#[test]
+fn a_listener_s_options_reach_what_it_accepts_but_o_nonblock_does_not() {
+    in_case(|| {
+        let sockets = Arc::new(Sockets::default());
+        let mut server = Peer::new(Side::Server, Arc::clone(&sockets));
+        let mut client = Peer::new(Side::Client, Arc::clone(&sockets));
+        let options = SocketOptions {
+            user_timeout: Some(Duration::from_millis(2500)),
+            notsent_lowat: Some(16384),
+            congestion: Some("reno".into()),
+            nonblocking: Some(true),
+            ..SocketOptions::default()
+        };
+        // Before the listener exists: kept for it.
+        assert_eq!(name(server.perform(&set(options), Link::Accepted)), "ok 0");
+        assert_eq!(
+            name(server.perform(&listen(8080, 8), Link::Accepted)),
+            "ok 0"
+        );
+        // A non-blocking listener with nobody waiting: EAGAIN at once.
+        let accept = SocketCall::Accept {
+            timeout: Some(Duration::from_secs(5)),
+        };
+        let call = server.perform(&accept, Link::Accepted).expect("listener");
+        assert_eq!(outcome(&call), "EAGAIN");
+        assert!(call.took < Duration::from_secs(1), "{:?}", call.took);
+        assert_eq!(
+            name(client.perform(&connect(8080, None), Link::Connected)),
+            "ok 0"
+        );
+        assert_eq!(name(server.perform(&accept, Link::Accepted)), "ok 0");
+        let seen = sockets.with_fd(Socket::Server, |fd| {
+            let socket = socket2::SockRef::from(&fd);
+            (
+                sock::getsockopt(&fd, sockopt::TcpUserTimeout).ok(),
+                socket.tcp_notsent_lowat().ok(),
+                socket.tcp_congestion().ok(),
+                nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_GETFL).ok(),
+            )
+        });
+        let (timeout, lowat, congestion, flags) = seen.expect("the accepted socket");
+        assert_eq!(timeout, Some(2500));
+        assert_eq!(lowat, Some(16384));
+        let congestion = congestion.expect("TCP_CONGESTION");
+        assert!(congestion.starts_with(b"reno\0"), "{congestion:?}");
+        let flags = nix::fcntl::OFlag::from_bits_truncate(flags.expect("F_GETFL"));
+        assert!(!flags.contains(nix::fcntl::OFlag::O_NONBLOCK));
+    });
+}
+
+#[test]
+fn a_non_blocking_read_is_the_kernel_s_eagain_at_once_whatever_its_timeout() {
+    in_case(|| {
+        let (mut client, _server, _sockets) = pair(8080);
+        let on = |on| {
+            set(SocketOptions {
+                nonblocking: Some(on),
+                ..SocketOptions::default()
+            })
+        };
+        assert_eq!(name(client.perform(&on(true), Link::Connected)), "ok 0");
+        let call = client
+            .perform(&recv(Some(Duration::from_secs(5))), Link::Connected)
+            .expect("connection");
+        assert_eq!(outcome(&call), "EAGAIN");
+        assert!(call.took < Duration::from_secs(1), "{:?}", call.took);
+        // Blocking again: the read waits out its timeout.
+        assert_eq!(name(client.perform(&on(false), Link::Connected)), "ok 0");
+        let call = client
+            .perform(&recv(Some(Duration::from_millis(50))), Link::Connected)
+            .expect("connection");
+        assert_eq!(outcome(&call), "EAGAIN");
+        assert!(call.took >= Duration::from_millis(50), "{:?}", call.took);
+    });
+}
+
+#[test]
+fn a_connect_a_set_made_non_blocking_is_einprogress_and_the_socket_stays_so() {
+    in_case(|| {
+        let (_server, _sockets) = listening(8080, 8);
+        let mut client = Peer::new(Side::Client, Arc::new(Sockets::default()));
+        let nonblocking = set(SocketOptions {
+            nonblocking: Some(true),
+            ..SocketOptions::default()
+        });
+        client.perform(&nonblocking, Link::Connected).expect("set");
+        assert_eq!(
+            name(client.perform(&connect(8080, None), Link::Connected)),
+            "EINPROGRESS"
+        );
+        // A `connect` asked to be non-blocking leaves it so too.
+        let again = SocketCall::Connect {
+            addr: addr(8080),
+            timeout: None,
+            from: None,
+            nonblocking: true,
+            again: true,
+        };
+        // Its handshake is done by now on loopback: connect(2) reports it
+        // once, then EISCONN.
+        let answer = name(client.perform(&again, Link::Connected));
+        assert!(["ok 0", "EALREADY"].contains(&answer.as_str()), "{answer}");
+        let call = client
+            .perform(&recv(Some(Duration::from_secs(5))), Link::Connected)
+            .expect("connection");
+        assert_eq!(outcome(&call), "EAGAIN");
+        assert!(call.took < Duration::from_secs(1), "{:?}", call.took);
+    });
+}
+
+#[test]
+fn congestion_control_the_kernel_lacks_is_its_enoent_and_reno_it_always_has() {
+    in_case(|| {
+        let (mut client, _server, _sockets) = pair(8080);
+        let congestion = |name: &str| {
+            set(SocketOptions {
+                congestion: Some(name.into()),
+                ..SocketOptions::default()
+            })
+        };
+        // No module has this name, so root's autoload finds none either.
+        assert_eq!(
+            name(client.perform(&congestion("no_such_cc"), Link::Connected)),
+            "ENOENT"
+        );
+        assert_eq!(
+            name(client.perform(&congestion("reno"), Link::Connected)),
+            "ok 0"
+        );
     });
 }

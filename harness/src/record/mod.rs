@@ -34,7 +34,9 @@ pub use kept::{Flood, Kept};
 use crate::fault::DelayTrouble;
 use crate::model::syscall::Which;
 use crate::model::units::{millis, millis_option};
-use crate::model::{CallResult, Exit, Link, Outcome, Port, Side, Socket, TcpFlags, TcpState};
+use crate::model::{
+    CallResult, Exit, FlagMatch, Link, Outcome, Port, Side, Socket, TcpFlags, TcpState,
+};
 use crate::suite::{Fault, HostCut, LineCount, Segments, SocketCall};
 
 /// Everything that happened in a case, in the order it happened.
@@ -624,7 +626,7 @@ pub enum EventKind {
         /// Its step.
         step: StepId,
         /// The flags it looked for.
-        flags: TcpFlags,
+        flags: FlagMatch,
         /// The first such segment, if one came.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         first: Option<SegmentSeen>,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::model::syscall::Which;
 use crate::model::units::millis as ms;
-use crate::model::{Errno, Escaped, Link, Outcome, Side, Socket, TcpFlags};
+use crate::model::{Errno, Escaped, FlagMatch, Link, Outcome, Side, Socket, TcpFlags};
 use crate::record::StepId;
 use crate::suite::Segments;
 use crate::verdict::millis;
@@ -160,7 +160,7 @@ pub enum Observed {
     /// Who sent the first segment with these flags (`first`).
     First {
         /// The flags.
-        flags: TcpFlags,
+        flags: FlagMatch,
     },
     /// A listener's accept queue (`accept_queue`).
     AcceptQueue {

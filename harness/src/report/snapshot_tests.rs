@@ -52,7 +52,7 @@ fn timeline() -> Timeline {
         outgoing: Outgoing {
             from: Side::Client,
             to: None,
-            flags: Some(TcpFlags::SYN),
+            flags: Some(TcpFlags::SYN.into()),
             data: None,
         },
         probability: None,
@@ -352,7 +352,7 @@ fn timeline() -> Timeline {
                     outgoing: Outgoing {
                         from: Side::Server,
                         to: None,
-                        flags: Some(TcpFlags::RST),
+                        flags: Some(TcpFlags::RST.into()),
                         data: None,
                     },
                     window: None,
@@ -367,7 +367,7 @@ fn timeline() -> Timeline {
             client,
             EventKind::FirstSegment {
                 step: step(12),
-                flags: TcpFlags::FIN,
+                flags: TcpFlags::FIN.into(),
                 first: Some(SegmentSeen {
                     at: ms(1212),
                     side: client,

@@ -122,3 +122,13 @@ pub(crate) fn bytes_in_words(limit: usize) -> String {
 /// is a cut (`cut`, `drop`), and the kernel holds every delayed packet
 /// meanwhile.
 pub const MAX_DELAY: Duration = Duration::from_secs(60);
+
+/// The longest congestion control algorithm name `set = { congestion }`
+/// takes: the kernel reads at most `TCP_CA_NAME_MAX - 1` (15) bytes of it
+/// and silently cuts the rest, so a longer name would ask for another
+/// algorithm than the one written.
+pub const MAX_CONGESTION_NAME: usize = 15;
+
+/// The largest `set = { notsent_lowat }`: the kernel reads the option as
+/// a C `int`, so a larger count would reach it as a negative number.
+pub const MAX_NOTSENT_LOWAT: u32 = i32::MAX as u32;

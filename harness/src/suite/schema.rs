@@ -38,7 +38,9 @@
 //!   reads `1 0s` as ten seconds and `1. 5s` as 1.5 seconds).
 //! - `linger` is written in whole numbers of seconds or longer units; the
 //!   parser takes any duration that adds up to whole seconds (`1000ms`,
-//!   `1.5m`).
+//!   `1.5m`). `user_timeout` likewise in whole milliseconds or longer
+//!   units, or seconds to three decimals (`1.5s`); the parser takes any
+//!   duration that adds up to whole milliseconds (`1.5m`).
 //! - an IPv6 loopback address is `::1` in its usual spellings, without a
 //!   zone and without an embedded IPv4 tail.
 //!

@@ -13,7 +13,7 @@ use netlink_packet_netfilter::nftables::{
 
 use super::*;
 use crate::fault::encode::{Expression, counter};
-use crate::model::{Port, Reject, TcpFlags};
+use crate::model::{FlagMatch, Port, Reject, TcpFlags};
 
 fn in_fresh_netns<T: Send + 'static>(test: impl FnOnce() -> T + Send + 'static) -> T {
     crate::sandbox::in_case_namespace(|_| test())
@@ -47,7 +47,7 @@ fn the_kernel_reads_back_each_rule_as_it_was_sent() {
     let filters = [
         Filter {
             port: Port::Destination(8080),
-            flags: Some(TcpFlags::SYN),
+            flags: Some(TcpFlags::SYN.into()),
             data: None,
             probability: Some(0.25),
             verdict: Verdict::Drop,
@@ -55,7 +55,7 @@ fn the_kernel_reads_back_each_rule_as_it_was_sent() {
         },
         Filter {
             port: Port::Source(8080),
-            flags: Some(TcpFlags::ACK),
+            flags: Some(TcpFlags::ACK.into()),
             data: Some(false),
             probability: None,
             verdict: Verdict::Reject {
@@ -69,6 +69,11 @@ fn the_kernel_reads_back_each_rule_as_it_was_sent() {
                 with: Reject::TcpReset,
             },
         ),
+        // A bare reset: ACK in the mask, clear in the value.
+        Filter {
+            flags: Some(FlagMatch::parse("RST|!ACK").unwrap()),
+            ..filter(Port::Destination(7), Verdict::Drop)
+        },
         filter(
             Port::Destination(9),
             Verdict::Delay {
@@ -85,7 +90,7 @@ fn the_kernel_reads_back_each_rule_as_it_was_sent() {
         let read: Vec<Vec<Expression>> = faults.rules().unwrap().iter().map(expressions).collect();
         (sent, read)
     });
-    assert_eq!(sent.len(), 1 + 22 + 1 + 1);
+    assert_eq!(sent.len(), 1 + 22 + 1 + 1 + 1);
     assert_eq!(read.len(), sent.len());
     for (sent, read) in sent.iter().zip(&read) {
         // The kernel adds the counter's zero counts, and bitwise's
@@ -144,7 +149,7 @@ fn a_dropped_syn_is_lost_and_a_rejected_one_refused_then_lifted() {
                 .map(|()| TcpStream::from(socket))
         };
         let syn = Filter {
-            flags: Some(TcpFlags::SYN),
+            flags: Some(TcpFlags::SYN.into()),
             ..filter(Port::Destination(port), Verdict::Drop)
         };
         let dropped = faults.install(&[syn]).unwrap();
@@ -191,7 +196,7 @@ fn a_delayed_syn_arrives_late_and_is_not_lost() {
         let port = listener.local_addr().unwrap().port();
         let mut faults = Faults::open().unwrap();
         let delay = Filter {
-            flags: Some(TcpFlags::SYN),
+            flags: Some(TcpFlags::SYN.into()),
             ..filter(
                 Port::Destination(port),
                 Verdict::Delay {
@@ -237,7 +242,7 @@ fn a_drop_beats_a_delay_and_the_held_go_on_at_the_end() {
         let port = to.port();
         let mut faults = Faults::open().unwrap();
         let syn = |verdict| Filter {
-            flags: Some(TcpFlags::SYN),
+            flags: Some(TcpFlags::SYN.into()),
             ..filter(Port::Destination(port), verdict)
         };
         let delay = Verdict::Delay {

@@ -335,7 +335,7 @@ pub(super) fn check_first(
     side: Side,
     step: StepId,
     from: Side,
-    flags: crate::model::TcpFlags,
+    flags: crate::model::FlagMatch,
     within: Option<Duration>,
 ) -> Result<(), CheckEnd> {
     let until = later(within.unwrap_or_default());

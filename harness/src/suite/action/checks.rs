@@ -8,7 +8,7 @@ use super::def::{ANY, ActionDef, Build, Described, StepKind, Uses};
 use super::modifiers::ModValue;
 use super::values::{self, Flag, RawPattern, RawQueues, RawStates, SideName, SyscallName};
 use super::{Action, Check, LineCount, Pattern, Segments, within_suffix};
-use crate::model::TcpFlags;
+use crate::model::{FlagMatch, TcpFlags};
 
 /// The check a definition built (its own variant; see `describe`).
 fn check(action: Described<'_>) -> &Check {
@@ -266,7 +266,7 @@ pub(super) const DEFS: &[ActionDef] = &[
             let SideName(from) = b.value()?;
             let flags = match b.get("flags") {
                 Some(ModValue::Flags(flags)) => *flags,
-                _ => TcpFlags(0),
+                _ => FlagMatch::named(TcpFlags(0)),
             };
             Some(Action::Check(Check::First {
                 from,

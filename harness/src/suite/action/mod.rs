@@ -37,8 +37,8 @@ use std::time::Duration;
 
 use super::Step;
 use crate::model::syscall::Which;
-use crate::model::{Outcome, PollEvents, Side, Socket, TcpState};
-use crate::model::{TcpFlags, Verdict};
+use crate::model::{Escaped, Outcome, PollEvents, Side, Socket, TcpState};
+use crate::model::{FlagMatch, Verdict};
 
 /// What a side does in one step.
 #[derive(Debug, Clone, PartialEq)]
@@ -228,9 +228,9 @@ pub struct Outgoing {
     /// two).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<Side>,
-    /// Only segments with these flags (see [`TcpFlags::matches`]).
+    /// Only segments with these flags (see [`FlagMatch`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flags: Option<TcpFlags>,
+    pub flags: Option<FlagMatch>,
     /// Only segments with data (`true`), or only without (`false`: a bare
     /// ACK).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -357,7 +357,7 @@ pub enum Check {
         /// The side that must have sent it.
         from: Side,
         /// Its flags.
-        flags: TcpFlags,
+        flags: FlagMatch,
         /// Wait up to this long for one.
         within: Option<Duration>,
     },
@@ -524,6 +524,31 @@ pub struct SocketOptions {
     /// `SO_SNDBUF`, in bytes (the kernel doubles it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sndbuf: Option<usize>,
+    /// `TCP_USER_TIMEOUT`: how long sent data may go unacknowledged
+    /// before the kernel gives the connection up (ETIMEDOUT), in whole
+    /// milliseconds (the parser refuses any other: the kernel counts
+    /// them); zero restores the kernel's default (`tcp_retries2`).
+    #[serde(
+        default,
+        rename = "user_timeout_ms",
+        with = "crate::model::units::millis_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(with = "Option<f64>")]
+    pub user_timeout: Option<Duration>,
+    /// `TCP_NOTSENT_LOWAT`, in bytes: the most data not yet sent that the
+    /// socket still counts as writable (poll's `out`, a blocking send's
+    /// wait); zero restores the namespace's `tcp_notsent_lowat`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notsent_lowat: Option<u32>,
+    /// `TCP_CONGESTION`: the congestion control algorithm by name, as the
+    /// kernel is handed it (the kernel says whether it has it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub congestion: Option<String>,
+    /// `O_NONBLOCK` on the side's socket (`fcntl(2)`): its calls then
+    /// return EAGAIN (EINPROGRESS for a connect) instead of waiting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonblocking: Option<bool>,
 }
 
 /// `SO_LINGER` as reports write it: `"off"`, or whole seconds.
@@ -770,6 +795,19 @@ impl fmt::Display for SocketOptions {
         }
         if let Some(n) = self.sndbuf {
             parts.push(format!("sndbuf={n}"));
+        }
+        if let Some(d) = self.user_timeout {
+            // Whole milliseconds, as the parser allows and the kernel counts.
+            parts.push(format!("user_timeout={}ms", d.as_millis()));
+        }
+        if let Some(n) = self.notsent_lowat {
+            parts.push(format!("notsent_lowat={n}"));
+        }
+        if let Some(name) = &self.congestion {
+            parts.push(format!("congestion={}", Escaped(name)));
+        }
+        if let Some(on) = self.nonblocking {
+            parts.push(format!("nonblocking={on}"));
         }
         f.write_str(&parts.join(" "))
     }

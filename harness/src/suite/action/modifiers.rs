@@ -12,7 +12,7 @@ use toml::Spanned;
 use toml::de::{DeValue, ValueDeserializer};
 
 use super::values::{self, RawExpect};
-use crate::model::{Link, PollEvents, Side, TcpFlags};
+use crate::model::{FlagMatch, Link, PollEvents, Side};
 use crate::suite::limits::{MAX_READ_BYTES, MAX_SEND_BYTES};
 
 /// A modifier's value, as its definition read it.
@@ -30,7 +30,7 @@ pub enum ModValue {
     /// A side (`to`).
     Side(Side),
     /// TCP flags (`flags`).
-    Flags(TcpFlags),
+    Flags(FlagMatch),
     /// A probability (`probability`).
     Fraction(f64),
     /// poll events (`revents`).
@@ -168,8 +168,8 @@ pub const MODIFIERS: &[ModifierDef] = &[
     },
     ModifierDef {
         keyword: "flags",
-        summary: "for `drop`, `reject`, `delay`, `sent` and `first`: only TCP segments with exactly these of SYN, FIN and RST set, and ACK when named: unnamed, ACK may be set or not (`\"SYN\"` is a SYN or a SYN|ACK, `\"RST\"` a reset with or without ACK, `\"FIN\"` the FIN|ACK Linux sends); `\"ACK\"` alone is a bare ACK; PSH is not looked at",
-        schema: || json!({ "type": "string", "pattern": "^(SYN|FIN|RST|ACK)(\\|(SYN|FIN|RST|ACK))*$" }),
+        summary: "for `drop`, `reject`, `delay`, `sent` and `first`: only TCP segments with exactly these of SYN, FIN and RST set, and ACK when named: unnamed, ACK may be set or not (`\"SYN\"` is a SYN or a SYN|ACK, `\"RST\"` a reset with or without ACK, `\"FIN\"` the FIN|ACK Linux sends); `\"ACK\"` alone is a bare ACK; `!ACK` requires it clear (`\"RST|!ACK\"`: a bare reset, as a kernel answers a segment that carries an ACK); PSH is not looked at",
+        schema: || json!({ "type": "string", "pattern": "^(SYN|FIN|RST|ACK|!ACK)(\\|(SYN|FIN|RST|ACK|!ACK))*$" }),
         read: |v| Ok(ModValue::Flags(read::<values::FlagsValue>(v)?.0)),
     },
     ModifierDef {

@@ -14,7 +14,10 @@ use serde::de::{self, Deserializer, Visitor};
 use toml::Spanned;
 
 use crate::model::{Errno, Link, Outcome, PollEvents, Socket, TcpState};
-use crate::suite::limits::{MAX_DURATION, MAX_DURATION_WORDS, MAX_SEND_BYTES, bytes_in_words};
+use crate::suite::limits::{
+    MAX_CONGESTION_NAME, MAX_DURATION, MAX_DURATION_WORDS, MAX_NOTSENT_LOWAT, MAX_SEND_BYTES,
+    bytes_in_words,
+};
 use crate::suite::{How, SocketOptions, Until};
 
 /// `poll = "in"` or `poll = ["in", "rdhup"]`; `revents = []` too.
@@ -257,6 +260,10 @@ pub(crate) struct RawOptions {
     keepalive: Option<bool>,
     rcvbuf: Option<usize>,
     sndbuf: Option<usize>,
+    user_timeout: Option<UserTimeoutValue>,
+    notsent_lowat: Option<LowatValue>,
+    congestion: Option<CongestionName>,
+    nonblocking: Option<bool>,
 }
 
 impl RawOptions {
@@ -267,7 +274,71 @@ impl RawOptions {
             keepalive: self.keepalive,
             rcvbuf: self.rcvbuf,
             sndbuf: self.sndbuf,
+            user_timeout: self.user_timeout.map(|t| t.0),
+            notsent_lowat: self.notsent_lowat.map(|l| l.0),
+            congestion: self.congestion.map(|c| c.0),
+            nonblocking: self.nonblocking,
         }
+    }
+}
+
+/// How long sent data may go unacknowledged (`TCP_USER_TIMEOUT`), in
+/// whole milliseconds: the kernel counts milliseconds, so "1.5ms" could
+/// only be rounded to a timeout the suite did not ask for. "0s" hands the
+/// kernel 0, its default.
+pub(crate) struct UserTimeoutValue(Duration);
+
+impl<'de> Deserialize<'de> for UserTimeoutValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let written = String::deserialize(d)?;
+        let duration = parse_duration(&written).map_err(de::Error::custom)?;
+        if duration.subsec_nanos() % 1_000_000 != 0 {
+            return Err(de::Error::custom(format!(
+                "expected whole milliseconds like \"500ms\" or \"2s\" (TCP_USER_TIMEOUT counts milliseconds), found \"{written}\""
+            )));
+        }
+        Ok(UserTimeoutValue(duration))
+    }
+}
+
+/// `TCP_NOTSENT_LOWAT` in bytes, at most what the kernel's `int` holds.
+pub(crate) struct LowatValue(u32);
+
+impl<'de> Deserialize<'de> for LowatValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        u32::try_from(n)
+            .ok()
+            .filter(|n| *n <= MAX_NOTSENT_LOWAT)
+            .map(LowatValue)
+            .ok_or_else(|| {
+                de::Error::custom(format!(
+                    "expected a byte count from 0 (the namespace's default) to {MAX_NOTSENT_LOWAT} (the kernel reads an int), found {n}"
+                ))
+            })
+    }
+}
+
+/// A congestion control algorithm's name as the kernel is handed it:
+/// ASCII letters, digits, `_` and `-` (the names of the kernel's modules,
+/// `tcp_<name>`), at most [`MAX_CONGESTION_NAME`] of them. Whether the
+/// kernel has it, and lets the side use it, is the kernel's answer.
+pub(crate) struct CongestionName(String);
+
+impl<'de> Deserialize<'de> for CongestionName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        let fits = (1..=MAX_CONGESTION_NAME).contains(&name.len())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !fits {
+            return Err(de::Error::custom(format!(
+                "expected a congestion control algorithm's name like \"reno\" or \"cubic\": 1 to {MAX_CONGESTION_NAME} ASCII letters, digits, `_` or `-` (the kernel reads 15 bytes at most), found \"{}\"",
+                crate::model::Escaped(&name)
+            )));
+        }
+        Ok(CongestionName(name))
     }
 }
 
@@ -478,13 +549,13 @@ impl<'de> Deserialize<'de> for SideName {
     }
 }
 
-/// TCP flags, `"SYN"` or `"FIN|ACK"`.
-pub(crate) struct FlagsValue(pub(crate) crate::model::TcpFlags);
+/// TCP flags, `"SYN"`, `"FIN|ACK"` or `"RST|!ACK"`.
+pub(crate) struct FlagsValue(pub(crate) crate::model::FlagMatch);
 
 impl<'de> Deserialize<'de> for FlagsValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let text = String::deserialize(d)?;
-        crate::model::TcpFlags::parse(&text)
+        crate::model::FlagMatch::parse(&text)
             .map(FlagsValue)
             .map_err(de::Error::custom)
     }
@@ -623,6 +694,26 @@ pub(crate) mod schema {
                     "minimum": 0,
                     "description": "SO_SNDBUF in bytes (the kernel doubles it).",
                 },
+                "user_timeout": {
+                    "type": "string",
+                    "pattern": user_timeout_pattern(),
+                    "description": "TCP_USER_TIMEOUT in whole milliseconds: how long sent data may go unacknowledged before the kernel gives the connection up with ETIMEDOUT (a server's answer to a client that vanished mid-write), long before tcp_retries2 would; \"0s\" restores the kernel's default.",
+                },
+                "notsent_lowat": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": crate::suite::limits::MAX_NOTSENT_LOWAT,
+                    "description": "TCP_NOTSENT_LOWAT in bytes: the socket is writable (poll's `out`, a blocking send goes on) only while less than this is queued unsent; 0 restores the namespace's tcp_notsent_lowat (no limit).",
+                },
+                "congestion": {
+                    "type": "string",
+                    "pattern": format!("^[A-Za-z0-9_-]{{1,{}}}$", crate::suite::limits::MAX_CONGESTION_NAME),
+                    "description": "TCP_CONGESTION: the congestion control algorithm by name (\"reno\" is always built in); one the kernel does not have is its errno (ENOENT), one it does not let the side use EPERM.",
+                },
+                "nonblocking": {
+                    "type": "boolean",
+                    "description": "O_NONBLOCK on the side's socket (fcntl): its calls return EAGAIN (a connect EINPROGRESS) instead of waiting, whatever their timeout; on a listener, accept does, and the connections it accepts block.",
+                },
             },
             "additionalProperties": false,
         })
@@ -690,6 +781,28 @@ pub(crate) mod schema {
             .collect();
         let span = format!("[0-9]+\\s*(?:{})", names.join("|"));
         format!("^(?:off|0|{span}(?:\\s*{span})*)$")
+    }
+
+    /// What `UserTimeoutValue` accepts: a duration of whole milliseconds.
+    /// The schema cannot add spans up, so it takes whole numbers of
+    /// milliseconds and longer units, and a fraction of a second to the
+    /// millisecond (`1.5s`, `2.125s`), and `"0"`.
+    pub(crate) fn user_timeout_pattern() -> String {
+        let span = |(names, _): &(&[&str], usize)| {
+            let fraction = if names.contains(&"s") {
+                "(?:\\.[0-9]{1,3})?"
+            } else {
+                ""
+            };
+            format!("[0-9]+{fraction}\\s*(?:{})", names.join("|"))
+        };
+        let spans: Vec<String> = UNITS
+            .iter()
+            .skip_while(|(names, _)| !names.contains(&"ms"))
+            .map(span)
+            .collect();
+        let span = spans.join("|");
+        format!("^(?:0|(?:{span})(?:\\s*(?:{span}))*)$")
     }
 
     /// A loopback socket address as `SocketAddr` parses it: 127.0.0.0/8, or

@@ -93,7 +93,19 @@ use super::*;
     client("  { connect = 8080 },\n  { drop = \"client\", flags = \"PSH\" },"),
     5,
     30,
-    "expected TCP flags such as \"SYN\", \"ACK\" or \"FIN|ACK\" (of SYN, FIN, RST, ACK), found `PSH`"
+    "expected TCP flags such as \"SYN\", \"ACK\", \"FIN|ACK\" or \"RST|!ACK\" (of SYN, FIN, RST and ACK, joined by `|`; `!ACK`: ACK clear), found `PSH`"
+)]
+#[case::flags_ack_set_and_clear(
+    client("  { connect = 8080 },\n  { sent = \"client\", flags = \"RST|ACK|!ACK\" },"),
+    5,
+    30,
+    "expected ACK set or clear (`!ACK`), not both, found `RST|ACK|!ACK`"
+)]
+#[case::flags_not_before_syn(
+    client("  { connect = 8080 },\n  { first = \"client\", flags = \"RST|!SYN\" },"),
+    5,
+    31,
+    "expected `!` only before ACK (SYN, FIN and RST are clear unless named), found `RST|!SYN`"
 )]
 #[case::reject_with_what(
     client("  { connect = 8080 },\n  { reject = \"client\", with = \"icmp\" },"),
@@ -261,6 +273,33 @@ fn the_least_probability_is_accepted_and_shown_short() {
 }
 
 #[test]
+fn a_bare_reset_is_named_with_not_ack() {
+    let text = client(
+        "  { connect = 8080 },\n  { drop = \"client\", flags = \"RST|!ACK\" },\n  { sent = \"client\", flags = \"RST|!ACK\", count = 1 },\n  { first = \"client\", flags = \"!ACK|RST\" },",
+    );
+    let suite = parse_suite(Path::new("bare.toml"), text.as_bytes()).expect("valid");
+    let steps = &suite.cases[0].scripts[0].steps;
+    let bare = crate::model::FlagMatch::parse("RST|!ACK").expect("valid");
+    let Action::Control(Control::Fault(fault)) = &steps[1].action else {
+        panic!("{:?}", steps[1].action);
+    };
+    assert_eq!(fault.outgoing.flags, Some(bare));
+    assert_eq!(
+        fault.to_string(),
+        "drop what client sends (RST|!ACK segments)"
+    );
+    let Action::Check(Check::Sent { segments, .. }) = &steps[2].action else {
+        panic!("{:?}", steps[2].action);
+    };
+    assert_eq!(segments.outgoing.flags, Some(bare));
+    let Action::Check(Check::First { flags, .. }) = &steps[3].action else {
+        panic!("{:?}", steps[3].action);
+    };
+    assert_eq!(*flags, bare);
+    assert_eq!(steps[3].action.to_string(), "first RST|!ACK from client");
+}
+
+#[test]
 fn a_fault_reads_every_modifier() {
     let text = client(
         "  { connect = 8080 },\n  { reject = \"client\", to = \"server\", flags = \"FIN|ACK\", data = false, probability = 0.5, name = \"p\", with = \"host-unreachable\" },\n  { taken = \"p\", at_most = 3, within = \"1s\" },\n  { lift = \"p\" },",
@@ -273,7 +312,10 @@ fn a_fault_reads_every_modifier() {
     };
     assert_eq!(fault.outgoing.from, Side::Client);
     assert_eq!(fault.outgoing.to, Some(Side::Server));
-    assert_eq!(fault.outgoing.flags, Some(crate::model::TcpFlags(0x11)));
+    assert_eq!(
+        fault.outgoing.flags,
+        Some(crate::model::TcpFlags(0x11).into())
+    );
     assert_eq!(fault.outgoing.data, Some(false));
     assert_eq!(fault.probability, Some(0.5));
     assert_eq!(fault.name.as_deref(), Some("p"));

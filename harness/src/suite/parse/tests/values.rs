@@ -74,6 +74,89 @@ fn lingers(#[case] written: &str, #[case] secs: Option<u64>) {
     assert_eq!(options.to_string(), shown);
 }
 
+#[test]
+fn the_options_real_servers_set_read_as_the_kernel_takes_them() {
+    let text = client(
+        "  { set = { user_timeout = \"2.5s\", notsent_lowat = 16384, congestion = \"reno\", nonblocking = true }, expect = \"ok\" },\n  { set = { user_timeout = \"0s\", notsent_lowat = 0, nonblocking = false } },",
+    );
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).unwrap();
+    let steps = &suite.cases[0].scripts[0].steps;
+    let Action::Socket(SocketCall::Set(options)) = &steps[0].action else {
+        panic!("expected a `set` step");
+    };
+    assert_eq!(options.user_timeout, Some(Duration::from_millis(2500)));
+    assert_eq!(options.notsent_lowat, Some(16384));
+    assert_eq!(options.congestion.as_deref(), Some("reno"));
+    assert_eq!(options.nonblocking, Some(true));
+    // What reports show is what the kernel is given.
+    assert_eq!(
+        options.to_string(),
+        "user_timeout=2500ms notsent_lowat=16384 congestion=reno nonblocking=true"
+    );
+    let Action::Socket(SocketCall::Set(defaults)) = &steps[1].action else {
+        panic!("expected a `set` step");
+    };
+    assert_eq!(
+        defaults.to_string(),
+        "user_timeout=0ms notsent_lowat=0 nonblocking=false"
+    );
+}
+
+#[rstest]
+#[case(
+    "1.5ms",
+    "expected whole milliseconds like \"500ms\" or \"2s\" (TCP_USER_TIMEOUT counts milliseconds), found \"1.5ms\""
+)]
+#[case(
+    "1s 1us",
+    "expected whole milliseconds like \"500ms\" or \"2s\" (TCP_USER_TIMEOUT counts milliseconds), found \"1s 1us\""
+)]
+#[case("25h", "expected a duration of at most \"24h\", found \"25h\"")]
+#[case(
+    "2",
+    "expected a duration like \"200ms\", \"1.5s\" or \"2m\", found \"2\""
+)]
+fn rejected_user_timeouts(#[case] written: &str, #[case] message: &str) {
+    let text = client(&format!(
+        "  {{ set = {{ user_timeout = \"{written}\" }} }},"
+    ));
+    assert_eq!(problem(&text), (4, 28, message.to_string()));
+}
+
+#[rstest]
+#[case(
+    "-1",
+    "expected a byte count from 0 (the namespace's default) to 2147483647 (the kernel reads an int), found -1"
+)]
+#[case(
+    "2147483648",
+    "expected a byte count from 0 (the namespace's default) to 2147483647 (the kernel reads an int), found 2147483648"
+)]
+fn rejected_lowats(#[case] written: &str, #[case] message: &str) {
+    let text = client(&format!("  {{ set = {{ notsent_lowat = {written} }} }},"));
+    assert_eq!(problem(&text), (4, 29, message.to_string()));
+}
+
+#[rstest]
+#[case("", "\"\"")]
+#[case("sixteen_letters_", "\"sixteen_letters_\"")]
+#[case("re no", "\"re no\"")]
+#[case("re\\u0000no", "\"re\\u{0}no\"")]
+#[case("rénø", "\"rénø\"")]
+fn rejected_congestion_names(#[case] written: &str, #[case] shown: &str) {
+    let text = client(&format!("  {{ set = {{ congestion = \"{written}\" }} }},"));
+    assert_eq!(
+        problem(&text),
+        (
+            4,
+            26,
+            format!(
+                "expected a congestion control algorithm's name like \"reno\" or \"cubic\": 1 to 15 ASCII letters, digits, `_` or `-` (the kernel reads 15 bytes at most), found {shown}"
+            )
+        )
+    );
+}
+
 #[rstest]
 #[case::send_size_over_the_limit(
     client("  { send = 1_000_000_000_000 },"),
