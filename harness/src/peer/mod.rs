@@ -101,6 +101,15 @@ pub enum NoSocket {
     /// `accept` without a listener.
     #[error("this side has no listener to accept from")]
     NoListener,
+    /// A `set` of a congestion control algorithm the kernel has not
+    /// loaded, while hangup runs as root of the machine: the kernel would
+    /// then run `modprobe tcp_<name>` on the host (its `capable()` check),
+    /// and hangup changes nothing outside its own namespaces. Rootless, the
+    /// kernel loads nothing and answers for itself (ENOENT).
+    #[error(
+        "the kernel has no such congestion control loaded (see /proc/sys/net/ipv4/tcp_available_congestion_control), and asked as root it would run modprobe on the host to find one: hangup loads no kernel module; load it first, or run rootless to see the kernel's ENOENT"
+    )]
+    CongestionNotLoaded,
 }
 
 /// One side's sockets and the options waiting for the next one.
@@ -210,7 +219,12 @@ impl Peer {
             }
             SocketCall::Close => self.close(link, false),
             SocketCall::Abort => self.close(link, true),
-            SocketCall::Set(options) => Ok(self.set(link, options)),
+            SocketCall::Set(options) => {
+                if let Some(name) = &options.congestion {
+                    options::may_ask_for_congestion(name)?;
+                }
+                Ok(self.set(link, options))
+            }
             SocketCall::SoError => {
                 let conn = self.conn(link)?;
                 Ok(so_error(&conn))

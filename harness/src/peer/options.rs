@@ -5,9 +5,12 @@
 //!
 //! Each is one call the kernel answers (`setsockopt(2)`, or `fcntl(2)` for
 //! `O_NONBLOCK`), made in the order below; the first it refuses ends the
-//! step with its errno, the ones before it stay set. Nothing is checked
-//! here beforehand: whether the kernel has a congestion control algorithm,
-//! or lets this side use it, is the kernel's to say (ENOENT, EPERM).
+//! step with its errno, the ones before it stay set. Whether the kernel
+//! has a congestion control algorithm, or lets this side use it, is the
+//! kernel's to say (ENOENT, EPERM), with one exception checked beforehand:
+//! as root of the machine, hangup does not ask for one the kernel has not
+//! loaded, since the kernel would load a module on the host to find it
+//! ([`may_ask_for_congestion`]).
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -75,6 +78,20 @@ pub(super) fn apply_options(fd: &impl AsFd, options: &SocketOptions) -> io::Resu
         set_nonblocking(fd, on)?;
     }
     Ok(())
+}
+
+/// Whether a `set` may ask the kernel for congestion control `name`: it
+/// may, unless the kernel has not loaded it and hangup is root of the
+/// machine, when the kernel would load a module on the host to find it
+/// (see [`super::NoSocket::CongestionNotLoaded`]).
+pub(super) fn may_ask_for_congestion(name: &str) -> Result<(), super::NoSocket> {
+    let loaded = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_congestion_control")
+        .is_ok_and(|list| list.split_whitespace().any(|n| n == name));
+    if loaded || !crate::sandbox::root_in_initial_user_namespace() {
+        Ok(())
+    } else {
+        Err(super::NoSocket::CongestionNotLoaded)
+    }
 }
 
 /// For a `connect` with `nonblocking = true`: sets `O_NONBLOCK` for that

@@ -52,7 +52,7 @@ pub use netns::CaseNamespace;
 pub use sysctl::{ALLOWED_SYSCTLS, validate_sysctl_key, validate_sysctl_value};
 pub use userns::{
     Privileges, UserNamespaceBlocker, UserNamespaceDiagnosis, diagnose_user_namespaces,
-    enter_user_namespace,
+    enter_user_namespace, root_in_initial_user_namespace,
 };
 
 /// Everything that can go wrong while setting up privileges and namespaces.

@@ -227,11 +227,16 @@ impl fmt::Display for UserNamespaceDiagnosis {
 /// when the kernel answers EPERM (or ENOSPC), so that an error never ends in
 /// a bare errno.
 pub fn diagnose_user_namespaces() -> UserNamespaceDiagnosis {
-    let root_in_initial_namespace = geteuid().is_root()
-        && read_trimmed("/proc/self/uid_map").is_some_and(|m| is_identity_map(&m));
-    diagnose_from(root_in_initial_namespace, |name| {
+    diagnose_from(root_in_initial_user_namespace(), |name| {
         read_trimmed(&format!("/proc/sys/{name}"))
     })
+}
+
+/// Whether this process is root of the machine (uid 0 in the initial
+/// user namespace), not root of a user namespace of its own: what the
+/// kernel's `capable()` asks, as opposed to `ns_capable()`.
+pub fn root_in_initial_user_namespace() -> bool {
+    geteuid().is_root() && read_trimmed("/proc/self/uid_map").is_some_and(|m| is_identity_map(&m))
 }
 
 fn read_trimmed(path: &str) -> Option<String> {

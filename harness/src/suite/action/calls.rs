@@ -294,7 +294,7 @@ pub(super) const DEFS: &[ActionDef] = &[
         keyword: "set",
         kind: StepKind::Socket,
         written: "set = { linger = \"0s\" }",
-        summary: "socket options: `linger` (`\"off\"` or whole seconds: SO_LINGER counts seconds), `nodelay`, `keepalive`, `rcvbuf`, `sndbuf`, `user_timeout` (TCP_USER_TIMEOUT, whole milliseconds; `\"0s\"`: the kernel's default), `notsent_lowat` (TCP_NOTSENT_LOWAT bytes; `0`: the default), `congestion` (TCP_CONGESTION, `\"reno\"`), `nonblocking` (O_NONBLOCK: calls return EAGAIN instead of waiting); before a socket exists, they apply to the next one; the outcome is the kernel's (ENOENT for a congestion control it lacks)",
+        summary: "socket options: `linger` (`\"off\"` or whole seconds: SO_LINGER counts seconds), `nodelay`, `keepalive`, `rcvbuf`, `sndbuf`, `user_timeout` (TCP_USER_TIMEOUT, whole milliseconds; `\"0s\"`: the kernel's default), `notsent_lowat` (TCP_NOTSENT_LOWAT bytes; `0`: the default), `congestion` (TCP_CONGESTION, `\"reno\"`), `nonblocking` (O_NONBLOCK: calls return EAGAIN instead of waiting); before a socket exists, they apply to the next one; the outcome is the kernel's (ENOENT for a congestion control it lacks; as root of the machine, hangup does not ask for one the kernel has not loaded, which would make it run modprobe on the host)",
         sides: ANY,
         on_connection: true,
         judged: true,
