@@ -557,9 +557,10 @@ fn diff(
         let tolerance = RunOptions::from_env().map(|o| {
             hangup::suite::Tolerance::DEFAULT.widened(o.tolerance_floor, o.tolerance_percent)
         })?;
-        Ok((Comparison::of(&base, &new, tolerance), accepted))
+        let sweeps = hangup::report::matrix::render_changes(base.sweeps(), new.sweeps());
+        Ok((Comparison::of(&base, &new, tolerance), accepted, sweeps))
     })();
-    let (comparison, accepted) = match compared {
+    let (comparison, accepted, sweeps) = match compared {
         Ok(parts) => parts,
         Err(why) => {
             // It names paths, and may quote what a report holds.
@@ -582,6 +583,9 @@ fn diff(
             err!("hangup: failed to write {}: {err}", Escaped(path.display()));
             code = ExitCode::from(2);
         }
+    }
+    if !sweeps.is_empty() {
+        out!("{sweeps}");
     }
     out!("{}", comparison.render(&accepted));
     code

@@ -778,7 +778,10 @@ fn a_congestion_control_the_kernel_lacks_is_never_loaded_for_it() {
     let summary = case["summary"].as_str().expect("summary");
     if hangup::sandbox::root_in_initial_user_namespace() {
         assert_eq!(case["kind"], "script", "{case}");
-        assert!(summary.contains("hangup loads no kernel module"), "{summary}");
+        assert!(
+            summary.contains("hangup loads no kernel module"),
+            "{summary}"
+        );
     } else {
         assert!(summary.contains("observed ENOENT"), "{summary}");
     }

@@ -351,6 +351,152 @@ impl Matrix {
     }
 }
 
+/// Two runs' sweeps cell by cell, as `hangup diff` shows them: for each
+/// sweep of either run, its grid with each cell's verdict, `base->new`
+/// where it changed (`ok->FAILED`; `+` a cell only the new run has, `-`
+/// one it lost), then a line per changed cell with what the program did
+/// in each run. Empty when neither run has a sweep.
+pub fn render_changes(base: &[Matrix], new: &[Matrix]) -> String {
+    let mut out = String::new();
+    let mut pairs: Vec<(Option<&Matrix>, Option<&Matrix>)> = new
+        .iter()
+        .map(|n| {
+            let b = base
+                .iter()
+                .find(|b| b.suite == n.suite && b.sweep == n.sweep);
+            (b, Some(n))
+        })
+        .collect();
+    pairs.extend(
+        base.iter()
+            .filter(|b| !new.iter().any(|n| n.suite == b.suite && n.sweep == b.sweep))
+            .map(|b| (Some(b), None)),
+    );
+    for (b, n) in pairs {
+        let Some(any) = n.or(b) else { continue };
+        let mut phases: Vec<Phase> = Vec::new();
+        let mut kinds: Vec<Kind> = Vec::new();
+        for m in [b, n].into_iter().flatten() {
+            for p in &m.phases {
+                if !phases.contains(p) {
+                    phases.push(p.clone());
+                }
+            }
+            for k in &m.kinds {
+                if !kinds.contains(k) {
+                    kinds.push(*k);
+                }
+            }
+        }
+        kinds.sort_by_key(|k| Kind::ALL.iter().position(|all| all == k));
+        // Each cell's word, and what changed: its verdict (or whether it
+        // ran), or only what the program did (marked `*`).
+        let word = |phase: &Phase, kind: Kind| -> (String, Change) {
+            let before = b.and_then(|m| m.cell(phase, kind));
+            let after = n.and_then(|m| m.cell(phase, kind));
+            match (before, after) {
+                (None, None) => ("-".into(), Change::None),
+                (Some(x), Some(y)) if x.verdict == y.verdict && x.evidence == y.evidence => {
+                    (y.verdict.word().into(), Change::None)
+                }
+                (Some(x), Some(y)) if x.verdict == y.verdict => {
+                    (format!("{}*", y.verdict.word()), Change::Evidence)
+                }
+                (Some(x), Some(y)) => (
+                    format!("{}->{}", x.verdict.word(), y.verdict.word()),
+                    Change::Verdict,
+                ),
+                (None, Some(y)) => (format!("+{}", y.verdict.word()), Change::Verdict),
+                (Some(x), None) => (format!("-{}", x.verdict.word()), Change::Verdict),
+            }
+        };
+        let rows: Vec<String> = phases.iter().map(Phase::name).collect();
+        let first = rows.iter().map(String::len).max().unwrap_or(0).max(5);
+        let columns: Vec<usize> = kinds
+            .iter()
+            .map(|k| {
+                let (a, b) = two_lines(k.name());
+                phases
+                    .iter()
+                    .map(|p| word(p, *k).0.len())
+                    .chain([a.len(), b.len(), "FAILED".len()])
+                    .max()
+                    .unwrap_or(6)
+            })
+            .collect();
+        let changed: Vec<(&Phase, Kind, Change)> = phases
+            .iter()
+            .flat_map(|p| kinds.iter().map(move |k| (p, *k)))
+            .map(|(p, k)| (p, k, word(p, k).1))
+            .filter(|(_, _, change)| *change != Change::None)
+            .collect();
+        let verdicts = changed
+            .iter()
+            .filter(|(_, _, c)| *c == Change::Verdict)
+            .count();
+        let _ = writeln!(
+            out,
+            "sweep {}::{}: {verdicts} cell(s) changed verdict, {} only what the program did (*)",
+            Escaped(&any.suite),
+            Escaped(&any.sweep),
+            changed.len() - verdicts
+        );
+        for line in 0..2 {
+            let _ = write!(out, "  {:first$}", "");
+            for (kind, w) in kinds.iter().zip(&columns) {
+                let (a, b) = two_lines(kind.name());
+                let _ = write!(out, "  {:w$}", if line == 0 { a } else { b });
+            }
+            out.truncate(out.trim_end().len());
+            out.push('\n');
+        }
+        for (phase, row) in phases.iter().zip(&rows) {
+            let _ = write!(out, "  {row:first$}");
+            for (kind, w) in kinds.iter().zip(&columns) {
+                let _ = write!(out, "  {:w$}", word(phase, *kind).0);
+            }
+            out.truncate(out.trim_end().len());
+            out.push('\n');
+        }
+        for (phase, kind, _) in changed {
+            let before = b.and_then(|m| m.cell(phase, kind));
+            let after = n.and_then(|m| m.cell(phase, kind));
+            let said = |c: Option<&CellReport>| {
+                c.map_or_else(
+                    || "(no such cell)".to_string(),
+                    |c| {
+                        let line = c.evidence.line();
+                        if line.is_empty() {
+                            c.verdict.word().to_string()
+                        } else {
+                            format!("{}: {line}", c.verdict.word())
+                        }
+                    },
+                )
+            };
+            let _ = writeln!(
+                out,
+                "  {}::{}: {} -> {}",
+                phase.name(),
+                kind.name(),
+                said(before),
+                said(after)
+            );
+        }
+    }
+    out
+}
+
+/// What changed in a cell between two runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    None,
+    /// Only its evidence: what the program did.
+    Evidence,
+    /// Its verdict, or whether it ran at all.
+    Verdict,
+}
+
 /// A kind's name as two header lines: names up to 7 characters on the
 /// second line alone; longer ones split at the `_` that leaves the shorter
 /// longest line (`vanish` over `then_reset`).
@@ -367,6 +513,81 @@ fn two_lines(name: &str) -> (&str, &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn matrix(cells: &[(Phase, Kind, Verdict, Option<&str>)]) -> Matrix {
+        let mut phases = Vec::new();
+        for (p, ..) in cells {
+            if !phases.contains(p) {
+                phases.push(p.clone());
+            }
+        }
+        Matrix {
+            suite: "s".into(),
+            sweep: "w".into(),
+            phases,
+            kinds: vec![Kind::Close, Kind::Abort],
+            cells: cells
+                .iter()
+                .map(|(phase, kind, verdict, failed)| CellReport {
+                    phase: phase.clone(),
+                    kind: *kind,
+                    case: format!("s::w::{}::{}", phase.name(), kind.name()),
+                    verdict: *verdict,
+                    failed_step: None,
+                    mismatch: None,
+                    evidence: Evidence {
+                        first_failed_call: failed.map(|errno| FailedCall {
+                            syscall: "write".into(),
+                            outcome: Outcome::Errno(
+                                errno.parse::<crate::model::Errno>().expect("errno"),
+                            ),
+                        }),
+                        ..Evidence::default()
+                    },
+                })
+                .collect(),
+        }
+    }
+
+    /// A diff of two matrices shows every cell, marks what changed, and
+    /// says what the program did in each run.
+    #[test]
+    fn two_runs_compare_cell_by_cell() {
+        use Kind::{Abort, Close};
+        use Phase::{Connected, FirstByte};
+        use Verdict::{Failed, Passed};
+        let base = matrix(&[
+            (Connected, Close, Passed, None),
+            (Connected, Abort, Passed, None),
+            (FirstByte, Close, Passed, Some("EPIPE")),
+            (FirstByte, Abort, Passed, Some("ECONNRESET")),
+        ]);
+        let new = matrix(&[
+            (Connected, Close, Passed, None),
+            (Connected, Abort, Passed, None),
+            (FirstByte, Close, Failed, Some("EPIPE")),
+            (FirstByte, Abort, Passed, Some("EPIPE")),
+        ]);
+        let shown = render_changes(&[base.clone()], &[new]);
+        assert!(
+            shown.starts_with(
+                "sweep s::w: 1 cell(s) changed verdict, 1 only what the program did (*)\n"
+            ),
+            "{shown}"
+        );
+        assert!(shown.contains("  first_byte  ok->FAILED  ok*\n"), "{shown}");
+        assert!(
+            shown.contains("  first_byte::abort: ok: write ECONNRESET (Connection reset by peer) -> ok: write EPIPE (Broken pipe)\n"),
+            "{shown}"
+        );
+        // Against itself: nothing changed, and the grid still shows.
+        let same = render_changes(std::slice::from_ref(&base), std::slice::from_ref(&base));
+        assert!(
+            same.starts_with("sweep s::w: 0 cell(s) changed verdict, 0 only"),
+            "{same}"
+        );
+        assert!(render_changes(&[], &[]).is_empty());
+    }
 
     #[test]
     fn long_kind_names_split_at_the_best_underscore() {

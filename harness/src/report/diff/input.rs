@@ -40,6 +40,7 @@ use super::{ComparedCase, Comparison, Difference};
 use crate::model::Escaped;
 use crate::report::CaseReport;
 use crate::report::format::{FORMAT, ReadError};
+use crate::report::matrix::Matrix;
 use crate::suite::Tolerance;
 
 /// The largest report `hangup diff` reads: 256 MiB.
@@ -67,6 +68,8 @@ pub struct InputError {
 #[derive(Debug, Default)]
 pub struct LastRound {
     cases: Vec<ComparedCase>,
+    /// The report's sweep matrices, for a diff cell by cell.
+    sweeps: Vec<Matrix>,
 }
 
 impl LastRound {
@@ -130,6 +133,11 @@ impl LastRound {
     pub fn cases(&self) -> &[ComparedCase] {
         &self.cases
     }
+
+    /// Its sweeps' matrices (of its last round).
+    pub fn sweeps(&self) -> &[Matrix] {
+        &self.sweeps
+    }
 }
 
 /// `hangup diff` of two reports held in memory, as the command reads and
@@ -166,6 +174,7 @@ enum ReportField {
     Tool,
     Rounds,
     Versions,
+    Sweeps,
     #[serde(other)]
     Other,
 }
@@ -192,6 +201,7 @@ impl<'de> Visitor<'de> for ReportSeed<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LastRound, A::Error> {
         let (mut format, mut tool, mut rounds, mut versions) = (None, None, None, false);
+        let mut sweeps: Option<Vec<Matrix>> = None;
         while let Some(field) = map.next_key::<ReportField>()? {
             match field {
                 ReportField::Format => {
@@ -235,6 +245,12 @@ impl<'de> Visitor<'de> for ReportSeed<'_> {
                     map.next_value_seed(EachSeed::<Difference>(std::marker::PhantomData))?;
                     versions = true;
                 }
+                ReportField::Sweeps => {
+                    if sweeps.is_some() {
+                        return Err(de::Error::duplicate_field("sweeps"));
+                    }
+                    sweeps = Some(map.next_value()?);
+                }
                 ReportField::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -252,7 +268,9 @@ impl<'de> Visitor<'de> for ReportSeed<'_> {
         let Some(last) = rounds else {
             return Err(de::Error::missing_field("rounds"));
         };
-        Ok(last.unwrap_or_default())
+        let mut last = last.unwrap_or_default();
+        last.sweeps = sweeps.unwrap_or_default();
+        Ok(last)
     }
 }
 
@@ -393,7 +411,10 @@ impl<'de> Visitor<'de> for CasesSeed<'_> {
             }
             cases.push(reduced);
         }
-        Ok(LastRound { cases })
+        Ok(LastRound {
+            cases,
+            sweeps: Vec::new(),
+        })
     }
 }
 
