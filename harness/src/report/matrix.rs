@@ -568,7 +568,7 @@ mod tests {
             (FirstByte, Close, Failed, Some("EPIPE")),
             (FirstByte, Abort, Passed, Some("EPIPE")),
         ]);
-        let shown = render_changes(&[base.clone()], &[new]);
+        let shown = render_changes(std::slice::from_ref(&base), &[new]);
         assert!(
             shown.starts_with(
                 "sweep s::w: 1 cell(s) changed verdict, 1 only what the program did (*)\n"
