@@ -253,3 +253,32 @@ fn the_slow_sweep_against_deaf_fails_its_work_stops_check_in_every_cell() {
         assert!(observed.contains("write call"), "{observed}");
     }
 }
+
+/// With one program for the suite's cells, a cell that crashes it fails,
+/// and the next cell gets a fresh program: the crash cells are the same
+/// as with a program per cell, and no cell fails for an earlier one.
+#[test]
+fn a_suite_scoped_program_a_cell_crashed_is_started_again_for_the_next() {
+    let text = std::fs::read_to_string(fixture_suite("sweep_stream.toml")).expect("read");
+    let (stream, stdout) = sweep("sweep_stream", &text);
+    assert!(cells(&stream, Verdict::Failed).is_empty(), "{stdout}");
+    let wrote_and_failed: BTreeSet<String> = stream
+        .iter()
+        .flat_map(|m| &m.cells)
+        .filter(|c| {
+            c.evidence
+                .log
+                .iter()
+                .any(|l| l.pattern == "write failed" && l.count > 0)
+        })
+        .map(|c| format!("{}::{}", c.phase.name(), c.kind.name()))
+        .collect();
+    let crashy = text.replace("{fixture:stream}", "{fixture:crashy}");
+    let (crashy, stdout) = sweep("sweep_crashy", &crashy);
+    assert_eq!(
+        cells(&crashy, Verdict::Failed),
+        wrote_and_failed,
+        "{stdout}"
+    );
+    assert!(!stdout.contains("before this case began"), "{stdout}");
+}

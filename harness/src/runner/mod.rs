@@ -158,22 +158,39 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
     let record = Recorder::new(root, prefix);
     // A case that shares its suite's program waits for its turn with it
     // (the program starts with the suite's first such case).
-    let program = case
+    let mut program = case
         .shares_program()
         .then(|| suite_program::for_suite(suite, options))
         .flatten();
-    let turn = program.as_ref().map(|p| p.turn());
-    let (status, timeline, lateness) = case::run(
-        owned,
-        record.clone(),
-        options.stop.clone(),
-        case::Artifacts {
-            keep: options.keep_artifacts,
-            capture: !options.no_capture || case.checks_packets(),
-        },
-        program.as_deref(),
-    );
-    drop(turn);
+    let (status, timeline, lateness) = loop {
+        let turn = program.as_ref().map(|p| p.turn());
+        // A sweep's cell that finds the program ended (an earlier cell
+        // crashed it) gets a fresh one, so the rest of the matrix still
+        // runs; any other case runs against the ended one and fails
+        // saying so. Checked holding the turn: no case runs in between.
+        if let Some(ended) = program
+            .as_ref()
+            .filter(|p| case.cell.is_some() && p.has_exited())
+        {
+            let ended = std::sync::Arc::clone(ended);
+            drop(turn);
+            suite_program::restart(suite, options, &ended);
+            program = suite_program::for_suite(suite, options);
+            continue;
+        }
+        let ran = case::run(
+            owned.clone(),
+            record.clone(),
+            options.stop.clone(),
+            case::Artifacts {
+                keep: options.keep_artifacts,
+                capture: !options.no_capture || case.checks_packets(),
+            },
+            program.as_deref(),
+        );
+        drop(turn);
+        break ran;
+    };
     let mut report = CaseReport {
         name,
         suite: suite.name.clone(),

@@ -214,6 +214,13 @@ impl SuiteProgram {
         })
     }
 
+    /// Whether it became ready and has exited since without being asked
+    /// (crashed, or ended). One that never became ready is not restarted
+    /// for a sweep's next cell: it would fail the same way again.
+    pub(crate) fn has_exited(&self) -> bool {
+        self.ready.is_ok() && lock(&self.exits).exited.is_some()
+    }
+
     /// The port it listens on.
     pub(crate) fn port(&self) -> u16 {
         self.spec.port
@@ -308,6 +315,29 @@ pub(crate) fn for_suite(suite: &Suite, options: &RunOptions) -> Option<Arc<Suite
     // Started outside the map's lock: other suites' cases go on meanwhile.
     slot.get_or_init(|| SuiteProgram::start(suite, options).map(Arc::new))
         .clone()
+}
+
+/// Starts `suite`'s program again when `ended`, the one that exited, is
+/// still the suite's: the next sweep cell then gets a fresh one (a cell
+/// that crashed the program failed for it; the rest of the matrix still
+/// runs). The ended one is collected, its artifact folder kept. Whoever
+/// finds `ended` replaced already does nothing.
+pub(crate) fn restart(suite: &Suite, options: &RunOptions, ended: &Arc<SuiteProgram>) {
+    let old = {
+        let mut programs = programs();
+        let current = programs
+            .get(&suite.path)
+            .and_then(|slot| slot.get().cloned().flatten());
+        if !current.is_some_and(|p| Arc::ptr_eq(&p, ended)) {
+            return;
+        }
+        programs.remove(&suite.path)
+    };
+    if let Some(Some(program)) = old.as_ref().and_then(|slot| slot.get()) {
+        program.stop(true);
+    }
+    // The next `for_suite` starts a fresh one in a fresh slot.
+    let _ = for_suite(suite, options);
 }
 
 /// Stops `suite`'s program, if one runs, keeping its artifact folder when
