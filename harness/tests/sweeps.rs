@@ -282,3 +282,45 @@ fn a_suite_scoped_program_a_cell_crashed_is_started_again_for_the_next() {
     );
     assert!(!stdout.contains("before this case began"), "{stdout}");
 }
+
+/// The shutdown phases: the program is told to stop (SIGTERM) with the
+/// cell's connection idle or mid-response, and the client hangs up in
+/// every way meanwhile. `stream` exits at once and closes the connection
+/// with a FIN in every cell; no fresh request follows (it is gone).
+#[test]
+fn shutdown_phases_signal_the_program_with_the_connection_open() {
+    let text = r#"
+[program]
+run = ["{fixture:stream}", "--port", "{port}", "--chunks", "5", "--size", "1000", "--gap", "50"]
+port = 8080
+ready = "^listening on"
+
+[[sweep]]
+name = "during_shutdown"
+request = "GET /stream\n"
+phases = ["shutdown_idle", "shutdown_streaming"]
+kinds = "all"
+hold = "1s"
+keep = [
+  { log = "SIGTERM", within = "2s" },
+  { log = "\tat ", count = 0 },
+]
+serving = { until = 5000 }
+"#;
+    let (matrices, stdout) = sweep("shutdown", text);
+    assert_eq!(matrices.len(), 1, "{stdout}");
+    assert_eq!(matrices[0].cells.len(), 16, "{stdout}");
+    assert!(cells(&matrices, Verdict::Failed).is_empty(), "{stdout}");
+    // No fresh request after a cell whose program was told to stop: each
+    // cell connects once, though the sweep asks for `serving`.
+    let suite = hangup::suite::parse_suite(Path::new("shutdown.toml"), text.as_bytes())
+        .expect("a valid suite");
+    for case in &suite.cases {
+        let connects = case.scripts[0]
+            .steps
+            .iter()
+            .filter(|s| s.source.contains("connect"))
+            .count();
+        assert_eq!(connects, 1, "{}", case.name);
+    }
+}

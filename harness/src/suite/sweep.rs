@@ -43,6 +43,13 @@ pub enum Phase {
     Headers,
     /// This many bytes of the response read.
     ResponseBytes(u64),
+    /// Connected, nothing sent, when the program is told to stop
+    /// (SIGTERM): an idle keep-alive connection during its graceful
+    /// shutdown.
+    ShutdownIdle,
+    /// The first byte of the response read when the program is told to
+    /// stop (SIGTERM): a response under way during its graceful shutdown.
+    ShutdownStreaming,
 }
 
 impl Phase {
@@ -57,24 +64,38 @@ impl Phase {
             Phase::FirstByte => "first_byte".into(),
             Phase::Headers => "headers".into(),
             Phase::ResponseBytes(n) => format!("response_bytes_{n}"),
+            Phase::ShutdownIdle => "shutdown_idle".into(),
+            Phase::ShutdownStreaming => "shutdown_streaming".into(),
         }
     }
 
     /// The phases written as a bare name in a sweep's `phases`.
-    pub const NAMED: [(&'static str, Phase); 6] = [
+    pub const NAMED: [(&'static str, Phase); 8] = [
         ("syn_sent", Phase::SynSent),
         ("queued", Phase::Queued),
         ("connected", Phase::Connected),
         ("request_sent", Phase::RequestSent),
         ("first_byte", Phase::FirstByte),
         ("headers", Phase::Headers),
+        ("shutdown_idle", Phase::ShutdownIdle),
+        ("shutdown_streaming", Phase::ShutdownStreaming),
     ];
 
     /// Whether the phase puts a fault on the network or signals the
     /// program: its cells then start a program of their own, in a
     /// namespace of their own, whatever the suite's program's scope.
     pub fn needs_own_program(&self) -> bool {
-        matches!(self, Phase::SynSent | Phase::Queued)
+        matches!(
+            self,
+            Phase::SynSent | Phase::Queued | Phase::ShutdownIdle | Phase::ShutdownStreaming
+        )
+    }
+
+    /// Whether the program is told to stop in this phase: it then serves
+    /// no fresh request after the cell (`serving` does not apply), and
+    /// its exit is its answer to the signal, not a crash.
+    pub fn stops_the_program(&self) -> bool {
+        matches!(self, Phase::ShutdownIdle | Phase::ShutdownStreaming)
     }
 
     /// Whether `kind` can hang up at this phase: a socket in SYN_SENT
@@ -141,6 +162,12 @@ impl Phase {
             Phase::ResponseBytes(n) => {
                 send(out, &sweep.request);
                 let _ = writeln!(out, "{{ recv_until = {n}, timeout = \"{wait}\" }},");
+            }
+            Phase::ShutdownIdle => out.push_str("{ signal = \"SIGTERM\" },\n"),
+            Phase::ShutdownStreaming => {
+                send(out, &sweep.request);
+                let _ = writeln!(out, "{{ recv_until = 1, timeout = \"{wait}\" }},");
+                out.push_str("{ signal = \"SIGTERM\" },\n");
             }
             Phase::SynSent | Phase::Queued => {}
         }

@@ -159,7 +159,9 @@ impl<'a> Reader<'a> {
                 steps.extend(read.keep.iter().cloned());
                 text.clear();
                 let faulted = kind.leaves_a_fault(phase);
-                plan.serving_steps(faulted, &mut text);
+                if !phase.stops_the_program() {
+                    plan.serving_steps(faulted, &mut text);
+                }
                 steps.extend(self.generated(&text, &case_name, kind_at.clone()));
                 if self.count > steps_before {
                     continue;
