@@ -218,7 +218,7 @@ fn sweep() -> Value {
             "phases": {
                 "type": "array",
                 "minItems": 1,
-                "description": "Where the client hangs up: `syn_sent` (its SYN answered by a lost SYN|ACK), `queued` (the program paused, the connection and request waiting in its accept queue), `connected`, `{ request_bytes = [k, ...] }` (or `\"every\"`), `request_sent`, `first_byte`, `headers` (read up to `\\r\\n\\r\\n`), `{ response_bytes = [k, ...] }`.",
+                "description": "Where the client hangs up: `syn_sent` (its SYN answered by a lost SYN|ACK), `queued` (the program paused, the connection and request waiting in its accept queue), `connected`, `{ request_bytes = [k, ...] }` (or `\"every\"`), `request_sent`, `first_byte`, `headers` (read up to `\\r\\n\\r\\n`), `{ response_bytes = [k, ...] }`, `shutdown_idle` and `shutdown_streaming` (the program told to stop with the connection idle, or mid-response).",
                 "items": {
                     "anyOf": [
                         { "enum": named },
