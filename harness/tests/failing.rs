@@ -787,3 +787,17 @@ fn a_congestion_control_the_kernel_lacks_is_never_loaded_for_it() {
     }
     drop(dir);
 }
+
+/// `released` after the program exited (a shutdown) cannot judge an fd
+/// table that went with it: it fails saying so, never passes on nothing.
+#[test]
+fn released_after_the_program_exited_says_it_cannot_judge() {
+    let (code, stdout, cases, dir) = run_broken("released_after_exit.toml");
+    assert_eq!(code, Some(1), "{stdout}");
+    let summary = cases[0]["summary"].as_str().expect("summary");
+    assert!(
+        summary.contains("the program exited with status 0 before this check: `released` judges a running program's fd table"),
+        "{summary}"
+    );
+    drop(dir);
+}

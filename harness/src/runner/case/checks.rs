@@ -292,8 +292,13 @@ pub(super) fn check_released(
 ) -> Result<(), Unsettled> {
     let until = later(within.unwrap_or_default());
     loop {
-        let unreadable = |e: std::io::Error| {
-            Unsettled::Unobservable(format!("failed to read the program's fd table: {e}"))
+        let unreadable = |e: std::io::Error| match view.exit() {
+            // Its fds went with it: there is no table to judge, and a
+            // pass would be a check of nothing.
+            Some(exit) => Unsettled::Unobservable(format!(
+                "the program {exit} before this check: `released` judges a running program's fd table (after a shutdown, check its end's `state` instead)"
+            )),
+            None => Unsettled::Unobservable(format!("failed to read the program's fd table: {e}")),
         };
         let held_sockets = view.held_sockets(diag).map_err(unreadable)?;
         let mut queued: Vec<QueuedAt> = Vec::new();
