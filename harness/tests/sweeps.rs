@@ -25,6 +25,14 @@ fn fixture_suite(name: &str) -> PathBuf {
 /// its test names start with `stem`) and returns the report's matrices
 /// and the terminal's output.
 fn sweep(stem: &str, text: &str) -> (Vec<Matrix>, String) {
+    let (bytes, stdout) = run(stem, text);
+    let report = Report::read(&bytes).expect("a report of this format");
+    (report.sweeps, stdout)
+}
+
+/// Runs `suite`'s text as [`sweep`] does and returns its JSON report, as
+/// bytes, and the terminal's output.
+fn run(stem: &str, text: &str) -> (Vec<u8>, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let suite = dir.path().join(format!("{stem}.toml"));
     std::fs::write(&suite, text).expect("write suite");
@@ -41,8 +49,7 @@ fn sweep(stem: &str, text: &str) -> (Vec<Matrix>, String) {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let bytes =
         std::fs::read(&json).unwrap_or_else(|e| panic!("no JSON report ({e}); stdout:\n{stdout}"));
-    let report = Report::read(&bytes).expect("a report of this format");
-    (report.sweeps, stdout)
+    (bytes, stdout)
 }
 
 /// The bundled suite's text with its program swapped: `from` for `to` in
@@ -251,5 +258,47 @@ fn the_slow_sweep_against_deaf_fails_its_work_stops_check_in_every_cell() {
         assert!(step.source.contains("syscall = \"write\""), "{cell:?}");
         let observed = &cell.mismatch.as_ref().expect("a mismatch").observed;
         assert!(observed.contains("write call"), "{observed}");
+    }
+}
+
+/// The `queued` phase pauses a traced program whose acceptor thread
+/// blocks in accept (as Java's do): every thread stops, so the connection
+/// and the hang-up behind it wait in the accept queue. The SIGSTOP once
+/// went to the program's process group, which holds its tracer too: the
+/// stopped tracer never let the group stop begin, the acceptor thread
+/// accepted the connection, and the cell failed its `accept_queue` check
+/// (9 runs in 10).
+#[test]
+fn the_queued_phase_stops_every_thread_of_a_traced_program() {
+    let text = r#"
+[program]
+run = ["{fixture:echo}", "--port", "{port}", "--acceptor-thread"]
+port = 8080
+ready = "^listening on"
+
+[[sweep]]
+name = "queued"
+request = "hello\n"
+phases = ["queued"]
+kinds = ["close", "abort", "half_close"]
+keep = [{ released = true, within = "2s" }]
+serving = { until = "hello\n", within = "2s" }
+"#;
+    let (bytes, stdout) = run("acceptor_thread", text);
+    let report: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+    let matrices = Report::read(&bytes).expect("a report").sweeps;
+    assert_eq!(cells(&matrices, Verdict::Passed).len(), 3, "{stdout}");
+    // Each cell's timeline says every thread stopped.
+    let cases = report["rounds"][0]["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), 3, "{stdout}");
+    for case in cases {
+        let paused: Vec<&serde_json::Value> = case["timeline"]["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["event"] == "program_paused")
+            .collect();
+        assert_eq!(paused.len(), 1, "{case}");
+        assert_eq!(paused[0]["stopped"], true, "{case}");
     }
 }
