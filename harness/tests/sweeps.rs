@@ -25,6 +25,14 @@ fn fixture_suite(name: &str) -> PathBuf {
 /// its test names start with `stem`) and returns the report's matrices
 /// and the terminal's output.
 fn sweep(stem: &str, text: &str) -> (Vec<Matrix>, String) {
+    let (bytes, stdout) = run(stem, text);
+    let report = Report::read(&bytes).expect("a report of this format");
+    (report.sweeps, stdout)
+}
+
+/// Runs `suite`'s text as [`sweep`] does and returns its JSON report, as
+/// bytes, and the terminal's output.
+fn run(stem: &str, text: &str) -> (Vec<u8>, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let suite = dir.path().join(format!("{stem}.toml"));
     std::fs::write(&suite, text).expect("write suite");
@@ -41,8 +49,7 @@ fn sweep(stem: &str, text: &str) -> (Vec<Matrix>, String) {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let bytes =
         std::fs::read(&json).unwrap_or_else(|e| panic!("no JSON report ({e}); stdout:\n{stdout}"));
-    let report = Report::read(&bytes).expect("a report of this format");
-    (report.sweeps, stdout)
+    (bytes, stdout)
 }
 
 /// The bundled suite's text with its program swapped: `from` for `to` in
@@ -285,8 +292,10 @@ fn a_suite_scoped_program_a_cell_crashed_is_started_again_for_the_next() {
 
 /// The shutdown phases: the program is told to stop (SIGTERM) with the
 /// cell's connection idle or mid-response, and the client hangs up in
-/// every way meanwhile. `stream` exits at once and closes the connection
-/// with a FIN in every cell; no fresh request follows (it is gone).
+/// every way right after, racing the program's own exit as a real client
+/// would (whose close or reset came first is the kernel's record, in the
+/// evidence). `stream` logs the signal and exits in every cell, never with
+/// a stack trace; no fresh request follows (it is gone).
 #[test]
 fn shutdown_phases_signal_the_program_with_the_connection_open() {
     let text = r#"
@@ -322,5 +331,47 @@ serving = { until = 5000 }
             .filter(|s| s.source.contains("connect"))
             .count();
         assert_eq!(connects, 1, "{}", case.name);
+    }
+}
+
+/// The `queued` phase pauses a traced program whose acceptor thread
+/// blocks in accept (as Java's do): every thread stops, so the connection
+/// and the hang-up behind it wait in the accept queue. The SIGSTOP once
+/// went to the program's process group, which holds its tracer too: the
+/// stopped tracer never let the group stop begin, the acceptor thread
+/// accepted the connection, and the cell failed its `accept_queue` check
+/// (9 runs in 10).
+#[test]
+fn the_queued_phase_stops_every_thread_of_a_traced_program() {
+    let text = r#"
+[program]
+run = ["{fixture:echo}", "--port", "{port}", "--acceptor-thread"]
+port = 8080
+ready = "^listening on"
+
+[[sweep]]
+name = "queued"
+request = "hello\n"
+phases = ["queued"]
+kinds = ["close", "abort", "half_close"]
+keep = [{ released = true, within = "2s" }]
+serving = { until = "hello\n", within = "2s" }
+"#;
+    let (bytes, stdout) = run("acceptor_thread", text);
+    let report: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+    let matrices = Report::read(&bytes).expect("a report").sweeps;
+    assert_eq!(cells(&matrices, Verdict::Passed).len(), 3, "{stdout}");
+    // Each cell's timeline says every thread stopped.
+    let cases = report["rounds"][0]["cases"].as_array().expect("cases");
+    assert_eq!(cases.len(), 3, "{stdout}");
+    for case in cases {
+        let paused: Vec<&serde_json::Value> = case["timeline"]["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| e["event"] == "program_paused")
+            .collect();
+        assert_eq!(paused.len(), 1, "{case}");
+        assert_eq!(paused[0]["stopped"], true, "{case}");
     }
 }

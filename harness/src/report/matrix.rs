@@ -145,14 +145,39 @@ impl Evidence {
             }
             _ => None,
         });
+        // When the client began its next connection (a `serving` check's):
+        // what the program accepts before then can only be the cell's.
+        let next = client.and_then(|first| {
+            timeline.events.iter().find_map(|event| match &event.kind {
+                EventKind::Packet { from, flags, .. }
+                    if event.side == Some(Side::Client)
+                        && *flags == TcpFlags::SYN
+                        && *from != first =>
+                {
+                    Some(event.at)
+                }
+                _ => None,
+            })
+        });
         // The program's fds for it: a call that failed once the kernel
-        // forgot the peer (after a reset) is told by its fd.
+        // forgot the peer (after a reset) is told by its fd. A connection
+        // the client reset before the program accepted it has no peer even
+        // at its accept: the first such accept before the client's next
+        // connection is the cell's. An fd accepted for another peer is no
+        // longer the cell's.
         let mut fds = Vec::new();
+        let mut claimed = false;
         for event in timeline.events.iter().take_while(|e| e.at <= end) {
             match &event.kind {
                 EventKind::Traced { call } if evidence.first_failed_call.is_none() => {
-                    if let (Some(fd), true) = (call.accepted, call.peer == client) {
-                        fds.push(fd);
+                    if let Some(fd) = call.accepted {
+                        let before_next = next.is_none_or(|next| event.at < next);
+                        if call.peer == client || (call.peer.is_none() && !claimed && before_next) {
+                            claimed = true;
+                            fds.push(fd);
+                        } else {
+                            fds.retain(|&f| f != fd);
+                        }
                     }
                     let on_it = client.is_none()
                         || call.peer == client
@@ -512,7 +537,120 @@ fn two_lines(name: &str) -> (&str, &str) {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
     use super::*;
+    use crate::model::CallResult;
+    use crate::record::{Event, StepId, TracedSyscall};
+
+    fn at(ms: u64, side: Side, kind: EventKind) -> Event {
+        Event {
+            at: Duration::from_millis(ms),
+            side: Some(side),
+            kind,
+        }
+    }
+
+    fn syn(from: SocketAddr, to: SocketAddr) -> EventKind {
+        EventKind::Packet {
+            from,
+            to,
+            to_side: Some(Side::Server),
+            flags: TcpFlags::SYN,
+            seq: 0,
+            ack: 0,
+            window: 65495,
+            len: 0,
+            lost_to: None,
+            held: None,
+        }
+    }
+
+    fn traced(
+        syscall: &str,
+        fd: i64,
+        accepted: Option<i64>,
+        outcome: Outcome,
+        peer: Option<SocketAddr>,
+    ) -> EventKind {
+        EventKind::Traced {
+            call: TracedSyscall {
+                syscall: syscall.into(),
+                tid: 2,
+                fd,
+                accepted,
+                result: CallResult {
+                    outcome,
+                    bytes: 0,
+                    ready: None,
+                },
+                took: Duration::ZERO,
+                local: None,
+                peer,
+            },
+        }
+    }
+
+    /// A client that reset its connection before the program accepted
+    /// it: the kernel has forgotten the peer by the accept, so neither the
+    /// accept nor the read that fails says whose connection it was. It is
+    /// still the cell's: the program accepted nothing else before the
+    /// client's next connection. The next one's calls on the same fd
+    /// number are not.
+    #[test]
+    fn a_call_on_a_connection_reset_before_its_accept_is_the_cells() {
+        let server: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        let first: SocketAddr = "127.0.0.1:40001".parse().expect("addr");
+        let next: SocketAddr = "127.0.0.1:40002".parse().expect("addr");
+        let reset = Outcome::Errno(crate::model::Errno::from_raw(nix::libc::ECONNRESET));
+        let mark = EventKind::Mark {
+            step: StepId {
+                index: 9,
+                body: None,
+                round: None,
+            },
+            label: "end".into(),
+        };
+        let timeline = |read: Outcome| Timeline {
+            events: vec![
+                at(1, Side::Client, syn(first, server)),
+                at(
+                    5,
+                    Side::Server,
+                    traced("accept4", 3, Some(19), Outcome::Ok, None),
+                ),
+                at(6, Side::Server, traced("read", 19, None, read, None)),
+                at(
+                    7,
+                    Side::Server,
+                    traced("close", 19, None, Outcome::Ok, None),
+                ),
+                at(10, Side::Client, syn(next, server)),
+                at(
+                    11,
+                    Side::Server,
+                    traced("accept4", 3, Some(19), Outcome::Ok, Some(next)),
+                ),
+                at(12, Side::Server, traced("writev", 19, None, reset, None)),
+                at(20, Side::Client, mark.clone()),
+            ],
+        };
+        let failed = Evidence::of(&timeline(reset)).first_failed_call;
+        assert_eq!(
+            failed,
+            Some(FailedCall {
+                syscall: "read".into(),
+                outcome: reset,
+            })
+        );
+        // Its read returned EOF: the next connection's failed writev on
+        // fd 19 is not the cell's.
+        assert_eq!(
+            Evidence::of(&timeline(Outcome::Eof)).first_failed_call,
+            None
+        );
+    }
 
     fn matrix(cells: &[(Phase, Kind, Verdict, Option<&str>)]) -> Matrix {
         let mut phases = Vec::new();

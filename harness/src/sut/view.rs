@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use nix::sys::signal::{Signal, killpg};
+use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 use super::Calls;
@@ -18,6 +18,10 @@ use super::output::Output;
 use crate::model::{Exit, TcpState};
 use crate::observe::SockDiag;
 use crate::record::OpenFd;
+
+/// How many times [`ProgramView::each_process`] lists the program's
+/// processes looking for one it has not signalled yet.
+const SIGNAL_ROUNDS: usize = 8;
 
 /// A view of a running program that any thread of the case may hold:
 /// `log` checks count its output lines, `released` checks read its fd
@@ -94,16 +98,57 @@ impl ProgramView {
     /// Sends the program's process group `signal`; an exit after it is the
     /// program's answer, not a crash. SIGSTOP and SIGCONT only pause and
     /// resume it (a suite fills its accept queue meanwhile): an exit after
-    /// those is still a crash.
+    /// those is still a crash, and they go to the program and each process
+    /// it started, one by one, not to the group (see [`Self::each_process`]).
     pub fn signal(&self, signal: Signal) -> nix::Result<()> {
-        if !matches!(signal, Signal::SIGSTOP | Signal::SIGCONT) {
+        let pause = matches!(signal, Signal::SIGSTOP | Signal::SIGCONT);
+        if !pause {
             self.stopping.store(true, Ordering::SeqCst);
         }
         // Once the relay is reaped its pid may name a stranger's group.
         if self.output.lock().exit.is_some() {
             return Err(nix::errno::Errno::ESRCH);
         }
+        if pause {
+            return self.each_process(signal);
+        }
         killpg(self.group, signal)
+    }
+
+    /// Sends `signal` to the program and to every process it started, each
+    /// once, listing them again until no new one appears (one may fork
+    /// until its own SIGSTOP lands), a few rounds at most.
+    ///
+    /// Not to the group: it also holds the relay and init (see
+    /// [`super::spawn`]), which block every signal but SIGSTOP. A stopped
+    /// init is a stopped tracer: the program's thread that took the
+    /// SIGSTOP then waits in its signal-delivery stop for init to let the
+    /// signal on, the group stop never begins, and the program's other
+    /// threads run on: an acceptor thread accepted the connections a
+    /// `queued` cell meant to leave in the accept queue.
+    fn each_process(&self, signal: Signal) -> nix::Result<()> {
+        let mut sent: Vec<Pid> = Vec::new();
+        for _ in 0..SIGNAL_ROUNDS {
+            let new: Vec<Pid> = self
+                .processes()
+                .into_iter()
+                .filter(|pid| !sent.contains(pid))
+                .collect();
+            if new.is_empty() {
+                break;
+            }
+            for pid in new {
+                match kill(pid, signal) {
+                    Ok(()) => {}
+                    // A process it started may have ended meanwhile; the
+                    // program itself may not.
+                    Err(nix::errno::Errno::ESRCH) if pid != self.pid => {}
+                    Err(errno) => return Err(errno),
+                }
+                sent.push(pid);
+            }
+        }
+        Ok(())
     }
 
     /// The program and every process it started that still runs, as the

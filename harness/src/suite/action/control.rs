@@ -107,7 +107,7 @@ pub(super) const DEFS: &[ActionDef] = &[
         keyword: "signal",
         kind: StepKind::Control,
         written: "signal = \"SIGTERM\"",
-        summary: "send the program under test (its process group) a signal, e.g. to shut it down mid-case (S14); an exit that follows is its answer, not a crash; `SIGSTOP` and `SIGCONT` pause and resume it (its accept queue fills meanwhile)",
+        summary: "send the program under test (its process group) a signal, e.g. to shut it down mid-case (S14); an exit that follows is its answer, not a crash; `SIGSTOP` and `SIGCONT` pause and resume it (its accept queue fills meanwhile), sent to the program and each process it started rather than the group, which holds hangup's init, a traced program's tracer",
         sides: ANY,
         on_connection: false,
         judged: false,
