@@ -752,7 +752,7 @@ pub fn version_pairs(suites: &[crate::suite::Suite]) -> Vec<String> {
     let mut out = Vec::new();
     for suite in suites {
         for case in &suite.cases {
-            let Some(version) = case.version.as_ref().filter(|v| v.base) else {
+            let Some(version) = case.version.as_ref().filter(|v| v.base && v.run == 1) else {
                 continue;
             };
             let new = suite.cases.iter().find_map(|other| {
@@ -784,7 +784,7 @@ pub fn between_versions(
     let mut out = Vec::new();
     for suite in suites {
         let pairs = suite.cases.iter().filter_map(|case| {
-            let version = case.version.as_ref().filter(|v| v.base)?;
+            let version = case.version.as_ref().filter(|v| v.base && v.run == 1)?;
             let new = suite.cases.iter().find(|other| {
                 other
                     .version
