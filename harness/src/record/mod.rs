@@ -407,6 +407,20 @@ pub enum EventKind {
         #[serde(rename = "took_ms", with = "millis")]
         #[schemars(with = "f64")]
         took: Duration,
+        /// How long, in all, the case's threads (the sides' and the
+        /// program's) waited for a CPU while it ran, as the kernel counts
+        /// it: the part of `took` a loaded machine may have added, which
+        /// `hangup diff` allows when it compares durations. Measured for
+        /// the calls whose durations are judged or compared: those outside
+        /// a loop, and those with a timing check.
+        #[serde(
+            rename = "queued_ms",
+            with = "millis",
+            default,
+            skip_serializing_if = "Duration::is_zero"
+        )]
+        #[schemars(with = "f64")]
+        queued: Duration,
         /// How it ended.
         result: CallResult,
     },
@@ -966,6 +980,7 @@ mod tests {
                 },
                 on: None,
                 took: Duration::from_micros(200_412),
+                queued: Duration::ZERO,
                 result: CallResult {
                     outcome: Outcome::Errno(Errno::from_raw(nix::libc::EAGAIN)),
                     bytes: 0,

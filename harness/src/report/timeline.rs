@@ -369,6 +369,7 @@ impl Event {
                 on,
                 took,
                 result,
+                ..
             } => format!(
                 "#{} {} -> {} ({})",
                 step.index,

@@ -159,6 +159,7 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
         .then(|| suite_program::for_suite(suite, options))
         .flatten();
     let turn = program.as_ref().map(|p| p.turn());
+    let owned_tolerance = owned.tolerance;
     let (status, timeline, lateness) = case::run(
         owned,
         record.clone(),
@@ -179,6 +180,12 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
         duration: started.elapsed(),
         timeline,
         lateness,
+        tolerance: Some(owned_tolerance),
+        masks: case
+            .program
+            .as_ref()
+            .map(|p| p.masks.clone())
+            .unwrap_or_default(),
         artifacts: None,
         artifacts_error: None,
     };
@@ -461,6 +468,8 @@ fn ignored(suite: &Suite, case: &Case, reason: &str) -> CaseReport {
         duration: Duration::ZERO,
         timeline: Timeline::default(),
         lateness: Duration::ZERO,
+        tolerance: None,
+        masks: Vec::new(),
         artifacts: None,
         artifacts_error: None,
     }

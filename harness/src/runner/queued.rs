@@ -49,17 +49,6 @@ pub(super) fn this_thread() -> i32 {
     nix::unistd::gettid().as_raw()
 }
 
-/// The threads of process `pid` (a program under test).
-pub(super) fn threads_of(pid: i32) -> Vec<i32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

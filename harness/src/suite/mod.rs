@@ -543,10 +543,16 @@ pub struct Expect {
 }
 
 /// How far a measured duration may be from the expected one:
-/// `max(floor, percent of the expected duration)`, either way.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// `max(floor, percent of the expected duration)`, either way. A case's
+/// report records it (`{ "floor_ms", "percent" }`): `hangup diff` judges
+/// the case's durations against it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Tolerance {
     /// The least slack, whatever the interval.
+    #[serde(rename = "floor_ms", with = "crate::model::units::millis")]
+    #[schemars(with = "f64")]
     pub floor: Duration,
     /// Slack as a share of the expected interval, in percent.
     pub percent: u32,

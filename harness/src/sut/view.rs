@@ -133,6 +133,22 @@ impl ProgramView {
         all
     }
 
+    /// Every thread of the program and of the processes it started (a
+    /// master's workers, a script's server), as the host numbers them:
+    /// whose waits for a CPU are the program's share of a call's duration.
+    pub fn threads(&self) -> Vec<i32> {
+        self.processes()
+            .iter()
+            .flat_map(|pid| {
+                std::fs::read_dir(format!("/proc/{pid}/task"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|task| task.file_name().to_str()?.parse().ok())
+            })
+            .collect()
+    }
+
     /// Whether every thread of the program and of the processes it started
     /// is stopped (`T`, or `t` under its tracer), as /proc says: a SIGSTOP
     /// is delivered when each thread next leaves the kernel, so a thread in

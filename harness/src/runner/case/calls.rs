@@ -37,9 +37,11 @@ pub(super) fn run(
     // The call's start is public before the call, so a deadline
     // that passes during it can say it is in flight.
     shared.set_step(side, Some((id, Some(Instant::now()))));
-    // Read only for a timing check: it costs a file read.
+    // Read for a timing check, and for a call outside a loop, whose
+    // duration a diff compares (it costs a file read a thread; a loop's
+    // calls are many, and their durations are not compared).
     let timing = step.expect.as_ref().is_some_and(|e| e.after.is_some());
-    let queued_before = if timing {
+    let queued_before = if timing || id.round.is_none() {
         shared.queue_snapshot()
     } else {
         Vec::new()
@@ -51,7 +53,9 @@ pub(super) fn run(
         }
     };
     let queued = queued::since(&queued_before);
-    {
+    // Only a timing check's wait is the case's lateness, which every later
+    // timing check allows: others are recorded with their call.
+    if timing {
         let mut control = shared.control();
         control.lateness = control.lateness.max(queued);
     }
@@ -78,6 +82,7 @@ pub(super) fn run(
             call: socket_call.clone(),
             on,
             took: call.took,
+            queued,
             result: call.result,
         },
     );

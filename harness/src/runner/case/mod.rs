@@ -227,7 +227,7 @@ impl Shared {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         if let Some((view, _)) = self.program.get() {
-            tids.extend(queued::threads_of(view.pid().as_raw()));
+            tids.extend(view.threads());
         }
         queued::snapshot(&tids)
     }
