@@ -186,13 +186,20 @@ impl Allowance {
     }
 }
 
-/// How many observations seen in one run only are listed one by one.
+/// How many observations seen in one run only are listed one by one: a
+/// case that stopped early misses everything after, which is one line
+/// and a count.
 const FOLD_AFTER: usize = 3;
+
+/// How many lines printed in one run only are listed one by one: a new
+/// error and its stack trace, named line by line as printed.
+const FOLD_PRINTED_AFTER: usize = 20;
 
 /// `changes` with the observations one run made and the other did not
 /// named one by one when few, else the first and a count, after the
-/// others. What a program printed is folded apart from the rest, so a new
-/// stack trace does not hide a call that went missing.
+/// others. What a program printed is folded apart from the rest, and
+/// later, so a new stack trace does not hide a call that went missing,
+/// and is named frame by frame.
 fn folded(changes: Vec<Change>) -> Vec<Change> {
     let unseen = |c: &Change, missing_in: Run| {
         matches!(
@@ -210,8 +217,8 @@ fn folded(changes: Vec<Change>) -> Vec<Change> {
         let (printed, others): (Vec<Change>, Vec<Change>) = group.into_iter().partition(|c| {
             matches!(c, Change::Observed { observation, .. } if matches!(observation.of, Observed::Printed { .. }))
         });
-        for group in [others, printed] {
-            if group.len() <= FOLD_AFTER {
+        for (group, fold_after) in [(others, FOLD_AFTER), (printed, FOLD_PRINTED_AFTER)] {
+            if group.len() <= fold_after {
                 out.extend(group);
             } else {
                 let count = group.len() - 1;

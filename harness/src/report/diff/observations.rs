@@ -22,7 +22,10 @@ pub(super) fn observations(events: &[Event], masks: &Masks) -> Vec<(Key, Seen)> 
         .iter()
         .any(|e| matches!(e.kind, EventKind::ProgramServes { .. }));
     let mut out: Vec<(Observation, Seen)> = Vec::new();
-    let mut printed: BTreeSet<(Option<Side>, String)> = BTreeSet::new();
+    // Each line once, in the order first printed: a stack trace reads as
+    // printed, its first line first.
+    let mut printed: Vec<(Option<Side>, String)> = Vec::new();
+    let mut printed_before: BTreeSet<(Option<Side>, String)> = BTreeSet::new();
     let mut errnos: BTreeSet<(Option<Side>, String, Errno)> = BTreeSet::new();
     let mut traced: BTreeSet<Option<Side>> = BTreeSet::new();
     for event in events {
@@ -190,7 +193,11 @@ pub(super) fn observations(events: &[Event], masks: &Masks) -> Vec<(Key, Seen)> 
                 Some((at(None, Observed::Exit), Seen::value(exit.to_string())))
             }
             EventKind::Output { line, .. } => {
-                printed.extend(masks.apply(line).map(|line| (side, line)));
+                if let Some(line) = masks.apply(line) {
+                    if printed_before.insert((side, line.clone())) {
+                        printed.push((side, line));
+                    }
+                }
                 None
             }
             EventKind::Traced { call } => {

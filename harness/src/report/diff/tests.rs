@@ -368,8 +368,8 @@ fn what_no_step_asserted_is_compared_too() {
             "s::c: server program: exited with status 0 -> exited with status 1",
             "s::c: server traced write returned EPIPE: yes -> (not seen)",
             "s::c: server traced write returned ECONNRESET: (not seen) -> yes",
-            "s::c: server printed \"  at frame# (app.js:#:#)\": (not seen) -> printed",
             "s::c: server printed \"ERROR: client gone (pid #)\": (not seen) -> printed",
+            "s::c: server printed \"  at frame# (app.js:#:#)\": (not seen) -> printed",
         ]
     );
 }
@@ -751,8 +751,8 @@ fn a_suite_s_masks_decide_what_of_a_line_is_compared() {
         )),
         [
             "s::c: server printed \"served req-abc\": printed -> (not seen)",
-            "s::c: server printed \"WARN random took # ms\": (not seen) -> printed",
             "s::c: server printed \"served req-xyz\": (not seen) -> printed",
+            "s::c: server printed \"WARN random took # ms\": (not seen) -> printed",
         ]
     );
     // A report from outside whose masks do not compile is refused.
