@@ -26,7 +26,7 @@
 //! - what each check counted (`log`, `syscall`, `taken`, `sent`), who sent
 //!   the first segment (`first`), the accept queues, and what the program
 //!   held at each `released` (the states of its connections, those
-//!   waiting to be accepted, and how many more or fewer fds it had than
+//!   waiting to be accepted, and how many more fds it had than
 //!   when it was ready);
 //! - how the program under test ended;
 //! - what the program printed that no step asked about: each line, masked

@@ -174,17 +174,16 @@ pub(super) fn observations(events: &[Event], masks: &Masks) -> Vec<(Key, Seen)> 
                 if waiting > 0 {
                     value.push_str(&format!("; {waiting} waiting to be accepted"));
                 }
-                // The fds it opened since it was ready and still holds (a
+                // The fds it holds beyond those it had when it was ready (a
                 // leak that is no socket: a file, a pipe); not how many it
-                // started with, which a version's start-up decides.
+                // started with, which a version's start-up decides, nor
+                // fewer: a runtime that was still busy with fds of its own
+                // at ready (a JVM's) had a few more then than once idle.
                 if let (Some(at_ready), false) = (fds_at_ready, shared_program) {
-                    match fds.abs_diff(*at_ready) {
+                    match fds.saturating_sub(*at_ready) {
                         0 => {}
-                        n => value.push_str(&format!(
-                            "; {n} {} fd{} than when ready",
-                            if fds > at_ready { "more" } else { "fewer" },
-                            if n == 1 { "" } else { "s" }
-                        )),
+                        1 => value.push_str("; 1 more fd than when ready"),
+                        n => value.push_str(&format!("; {n} more fds than when ready")),
                     }
                 }
                 Some((at(Some(*step), Observed::Held), Seen::value(value)))

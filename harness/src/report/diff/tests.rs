@@ -763,9 +763,9 @@ fn a_suite_s_masks_decide_what_of_a_line_is_compared() {
     ));
 }
 
-/// What `released` found, fds too: how many more (or fewer) than when
-/// the program was ready, not how many it started with; and not for a
-/// program that served the suite's earlier cases too.
+/// What `released` found, fds too: how many more than when the program
+/// was ready, not how many it started with; and not for a program that
+/// served the suite's earlier cases too.
 #[test]
 fn released_compares_the_fds_gained_since_ready() {
     let held = |fds: usize, at_ready: usize, shared: bool| {
