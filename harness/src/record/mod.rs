@@ -407,20 +407,22 @@ pub enum EventKind {
         #[serde(rename = "took_ms", with = "millis")]
         #[schemars(with = "f64")]
         took: Duration,
-        /// How long, in all, the case's threads (the sides' and the
-        /// program's) waited for a CPU while it ran, as the kernel counts
-        /// it: the part of `took` a loaded machine may have added, which
+        /// How long, in all, the case's threads (the sides', and every
+        /// process's of the program's) kept a CPU busy while the call ran,
+        /// or waited on a run queue for one, as the kernel counts it
+        /// (`/proc/<tid>/schedstat`): the part of `took` that was work and
+        /// the machine's load, not waiting for a peer or a timer, which
         /// `hangup diff` allows when it compares durations. Measured for
         /// the calls whose durations are judged or compared: those outside
         /// a loop, and those with a timing check.
         #[serde(
-            rename = "queued_ms",
+            rename = "busy_ms",
             with = "millis",
             default,
             skip_serializing_if = "Duration::is_zero"
         )]
         #[schemars(with = "f64")]
-        queued: Duration,
+        busy: Duration,
         /// How it ended.
         result: CallResult,
     },
@@ -980,7 +982,7 @@ mod tests {
                 },
                 on: None,
                 took: Duration::from_micros(200_412),
-                queued: Duration::ZERO,
+                busy: Duration::ZERO,
                 result: CallResult {
                     outcome: Outcome::Errno(Errno::from_raw(nix::libc::EAGAIN)),
                     bytes: 0,

@@ -26,8 +26,7 @@
 //! - what each check counted (`log`, `syscall`, `taken`, `sent`), who sent
 //!   the first segment (`first`), the accept queues, and what the program
 //!   held at each `released` (the states of its connections, those
-//!   waiting to be accepted, and how many more fds it had than
-//!   when it was ready);
+//!   waiting to be accepted, and how many fds it had);
 //! - how the program under test ended;
 //! - what the program printed that no step asked about: each line, masked
 //!   by the suite's `mask` and then its numbers (ports, pids, times, ids),
@@ -52,10 +51,13 @@
 //! A call's duration changed when the two runs' differ by more than the
 //! case's timing tolerance allows for the longer (its suite's, as its
 //! report records it, and at least the one the diff is given), widened by
-//! what each run measured of its own lateness: hangup's timers waking
-//! late (`lateness_ms`), and the case's threads, the program's among them,
-//! waiting for a CPU during the call (`queued_ms`). On a loaded machine
-//! that is what a duration is made of; on an idle one, next to nothing.
+//! what each run measured of the machine: hangup's timers waking late
+//! (`lateness_ms`), and the time the case's threads, the program's among
+//! them, were busy during the call, on a CPU or waiting on a run queue for
+//! one (`busy_ms`). What is left is the time everything waited for
+//! something else (a peer, a timer): what a program decides. On a loaded
+//! machine the rest is most of a duration; on an idle one, next to
+//! nothing.
 //!
 //! # Noise
 //!
@@ -356,12 +358,12 @@ impl Seen {
     }
 }
 
-/// How long a call took, and how much of that its case's threads waited
-/// for a CPU.
+/// How long a call took, and how long its case's threads were busy
+/// meanwhile (on a CPU, or waiting for one).
 #[derive(Debug, Clone, Copy)]
 struct Took {
     took: Duration,
-    queued: Duration,
+    busy: Duration,
 }
 
 /// The differences an accept file lists: one a line, exactly as

@@ -232,7 +232,7 @@ mod tests {
                         call,
                         on: None,
                         took: Duration::from_millis(took),
-                        queued: Duration::ZERO,
+                        busy: Duration::ZERO,
                         result: CallResult {
                             outcome: Outcome::Ok,
                             bytes: 0,

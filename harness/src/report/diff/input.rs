@@ -482,7 +482,7 @@ mod tests {
                 },
                 on: None,
                 took: Duration::from_millis(2),
-                queued: Duration::ZERO,
+                busy: Duration::ZERO,
                 result: CallResult {
                     outcome,
                     bytes: 0,

@@ -174,14 +174,15 @@ impl Allowance {
     }
 
     /// Whether `a` and `b` differ by more than this allows: the slack for
-    /// the longer, hangup's lateness in either run, and the longer of the
-    /// two calls' waits for a CPU (either run may have been the slow one).
+    /// the longer, hangup's lateness in either run, and the more the case's
+    /// threads were busy during either call (either run may have been the
+    /// slow one).
     fn exceeded_by(&self, a: Took, b: Took) -> bool {
         let allowed = self
             .tolerance
             .slack(a.took.max(b.took))
             .saturating_add(self.lateness)
-            .saturating_add(a.queued.max(b.queued));
+            .saturating_add(a.busy.max(b.busy));
         a.took.abs_diff(b.took) > allowed
     }
 }

@@ -52,7 +52,12 @@ pub(super) fn run(
             return Err(fail(FailureKind::Script, None, no_socket.to_string()));
         }
     };
-    let queued = queued::since(&queued_before);
+    let spent = if queued_before.is_empty() {
+        queued::Times::default()
+    } else {
+        queued::since(&queued_before, &shared.queue_snapshot())
+    };
+    let (queued, busy) = (spent.waited, spent.busy());
     // Only a timing check's wait is the case's lateness, which every later
     // timing check allows: others are recorded with their call.
     if timing {
@@ -82,7 +87,7 @@ pub(super) fn run(
             call: socket_call.clone(),
             on,
             took: call.took,
-            queued,
+            busy,
             result: call.result,
         },
     );

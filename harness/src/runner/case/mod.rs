@@ -220,7 +220,7 @@ impl Shared {
 
     /// The run-queue waits so far of every thread of the case: the sides'
     /// and the program's.
-    fn queue_snapshot(&self) -> Vec<(i32, Duration)> {
+    fn queue_snapshot(&self) -> Vec<(i32, queued::Times)> {
         let mut tids = self
             .threads
             .lock()
