@@ -62,7 +62,7 @@ impl Masks {
     }
 
     /// `line` as it is compared: each of these masks' matches as `#`,
-    /// then every number and id ([`masked`]); none when a mask matches
+    /// then every number and id (as every line is); none when a mask matches
     /// the whole line.
     pub fn apply(&self, line: &str) -> Option<String> {
         let mut text = std::borrow::Cow::Borrowed(line);
