@@ -52,12 +52,13 @@
 //! case's timing tolerance allows for the longer (its suite's, as its
 //! report records it, and at least the one the diff is given), widened by
 //! what each run measured of the machine: hangup's timers waking late
-//! (`lateness_ms`), and the time the case's threads, the program's among
-//! them, were busy during the call, on a CPU or waiting on a run queue for
-//! one (`busy_ms`). What is left is the time everything waited for
+//! (`lateness_ms`), how long the scripts' threads were busy during the
+//! call, on a CPU or waiting on a run queue for one (the call's
+//! `busy_ms`), and how long the program's were while the scripts ran
+//! (`program_busy`: read twice a case, not around each call, which under
+//! load delayed the scripts). What is left is time everything waited for
 //! something else (a peer, a timer): what a program decides. On a loaded
-//! machine the rest is most of a duration; on an idle one, next to
-//! nothing.
+//! machine the rest is most of a duration; on an idle one, little.
 //!
 //! # Noise
 //!
@@ -304,6 +305,8 @@ pub struct ComparedCase {
     tolerance: Option<Tolerance>,
     /// How late hangup's timers ran in it, at most.
     lateness: Duration,
+    /// How busy its program's threads were while the scripts ran.
+    program_busy: Duration,
 }
 
 impl ComparedCase {
@@ -322,6 +325,16 @@ impl ComparedCase {
             observations: observations(&case.timeline.events, masks),
             tolerance: case.tolerance,
             lateness: case.lateness,
+            program_busy: case
+                .timeline
+                .events
+                .iter()
+                .filter_map(|e| match e.kind {
+                    crate::record::EventKind::ProgramBusy { busy } => Some(busy),
+                    _ => None,
+                })
+                .max()
+                .unwrap_or_default(),
         }
     }
 

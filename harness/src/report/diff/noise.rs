@@ -152,8 +152,9 @@ fn changes(a: &ComparedCase, b: &ComparedCase, tolerance: Tolerance) -> Vec<(Cha
 
 /// What two runs of a case allow a call's duration to move: the case's
 /// tolerance (the larger of the two runs' records, at least the one the
-/// diff is given) for the longer duration, and on top the lateness each
-/// run measured.
+/// diff is given) for the longer duration, and on top what each run
+/// measured of the machine: hangup's lateness, and how busy the program
+/// was while the scripts ran.
 struct Allowance {
     tolerance: Tolerance,
     lateness: Duration,
@@ -169,12 +170,15 @@ impl Allowance {
             });
         Allowance {
             tolerance,
-            lateness: a.lateness.max(b.lateness),
+            lateness: a
+                .lateness
+                .max(b.lateness)
+                .saturating_add(a.program_busy.max(b.program_busy)),
         }
     }
 
     /// Whether `a` and `b` differ by more than this allows: the slack for
-    /// the longer, hangup's lateness in either run, and the more the case's
+    /// the longer, the case-wide allowance, and the more the scripts'
     /// threads were busy during either call (either run may have been the
     /// slow one).
     fn exceeded_by(&self, a: Took, b: Took) -> bool {

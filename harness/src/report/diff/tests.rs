@@ -678,9 +678,10 @@ fn timed(took_ms: u64, busy_ms: u64, late_ms: u64) -> CaseReport {
 
 /// A duration is judged against the case's own tolerance (as its report
 /// records it, at least the one given), widened by the lateness either
-/// run measured: hangup's timers, and how long the case's threads were
-/// busy (on a CPU, or waiting for one) during the call. Beyond all of that
-/// it is a difference.
+/// run measured: hangup's timers, how long the scripts' threads were busy
+/// (on a CPU, or waiting for one) during the call, and how long the
+/// program's were while the scripts ran. Beyond all of that it is a
+/// difference.
 #[test]
 fn a_duration_is_judged_against_the_suite_s_tolerance_and_the_measured_lateness() {
     let found = |a: CaseReport, b: CaseReport| whats(&diff(&one(a), &one(b), Tolerance::DEFAULT));
@@ -704,6 +705,16 @@ fn a_duration_is_judged_against_the_suite_s_tolerance_and_the_measured_lateness(
         found(timed(200, 100, 100), timed(700, 0, 100)),
         ["s::c: client #3 recv: took 200 ms -> 700 ms"]
     );
+    // The program was busy 400 ms while the scripts ran, in one run.
+    let mut busy_program = timed(700, 0, 0);
+    busy_program.timeline.push(
+        Duration::from_millis(9),
+        Some(Side::Server),
+        EventKind::ProgramBusy {
+            busy: Duration::from_millis(400),
+        },
+    );
+    assert_eq!(found(timed(200, 0, 0), busy_program), Vec::<String>::new());
     // A suite that allows 100 %.
     let mut wide = timed(700, 0, 0);
     wide.tolerance = Some(Tolerance {

@@ -40,9 +40,19 @@ pub(super) fn run(
     // Read for a timing check, and for a call outside a loop, whose
     // duration a diff compares (it costs a file read a thread; a loop's
     // calls are many, and their durations are not compared).
+    // A timing check's reads the program's threads too, as its lateness
+    // always did; another's only the sides' (a few files: the program's
+    // busy time is read twice a case, see `program_busy`).
     let timing = step.expect.as_ref().is_some_and(|e| e.after.is_some());
+    let snapshot = || {
+        if timing {
+            shared.queue_snapshot()
+        } else {
+            shared.sides_snapshot()
+        }
+    };
     let queued_before = if timing || id.round.is_none() {
-        shared.queue_snapshot()
+        snapshot()
     } else {
         Vec::new()
     };
@@ -55,7 +65,7 @@ pub(super) fn run(
     let spent = if queued_before.is_empty() {
         queued::Times::default()
     } else {
-        queued::since(&queued_before, &shared.queue_snapshot())
+        queued::since(&queued_before, &snapshot())
     };
     let (queued, busy) = (spent.waited, spent.busy());
     // Only a timing check's wait is the case's lateness, which every later
