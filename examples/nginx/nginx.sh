@@ -84,5 +84,9 @@ s.close()
 PY
 echo "nginx.sh: ready (a request went through the worker)" >&2
 # SIGTERM (hangup's stop) reaches nginx and this shell alike: they are one
-# process group.
+# process group. This shell ignores it and waits for nginx to finish
+# shutting down: its end ends the PID namespace, and with it whatever nginx
+# had still to do and to log (its worker's exit, the master's), which made
+# what nginx printed at its end a matter of timing.
+trap '' TERM
 wait "$nginx"

@@ -42,8 +42,11 @@ java.util.logging.ConsoleHandler.formatter = java.util.logging.SimpleFormatter
 java.util.logging.SimpleFormatter.format = %4\$s %3\$s %5\$s%6\$s%n
 PROPS
 
+# -XX:-UsePerfData: every case's JVM is pid 2 in its own PID namespace while
+# /tmp is shared, so cases at once fought over /tmp/hsperfdata_root/2 (and
+# the loser warned that it was locked by another process).
 exec java \
-  -Xshare:auto -XX:TieredStopAtLevel=1 -Xss512k \
+  -XX:-UsePerfData -Xshare:auto -XX:TieredStopAtLevel=1 -Xss512k \
   -Djava.util.logging.manager=org.apache.juli.ClassLoaderLogManager \
   -Djava.util.logging.config.file="$base/conf/logging.properties" \
   -Dcatalina.home="$home" -Dcatalina.base="$base" \

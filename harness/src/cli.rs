@@ -86,14 +86,24 @@ enum Command {
     },
     /// Compare two JSON reports (`run --json`) of the same suites, say
     /// against two versions of a program: every observation that changed,
-    /// per case. Exits 1 on a difference the accept file does not list, 2
-    /// when a report cannot be read: one over 256 MiB, or whose round holds
-    /// a case twice, is refused.
+    /// per case. With --base-again, another report of the base version:
+    /// what differs between the two base reports too is set aside as noise
+    /// (listed apart and counted, never failing). A call's duration is
+    /// judged against its suite's tolerance, widened by the lateness each
+    /// run measured. Exits 1 on a difference the accept file does not
+    /// list, 2 when a report cannot be read: one over 256 MiB, or whose
+    /// round holds a case twice, is refused.
     Diff {
         /// The report of the version compared against.
         base: PathBuf,
         /// The report of the new version.
         new: PathBuf,
+        /// Another report of the version compared against (repeat for
+        /// more): a difference the base's reports show between themselves
+        /// too, or one the new report does not show against each of them,
+        /// is noise.
+        #[arg(long, value_name = "FILE")]
+        base_again: Vec<PathBuf>,
         /// Differences to accept: one a line, as this command prints them.
         #[arg(long, value_name = "FILE")]
         accept: Option<PathBuf>,
@@ -209,9 +219,16 @@ pub fn main() -> ExitCode {
         Command::Diff {
             base,
             new,
+            base_again,
             accept,
             junit,
-        } => diff(&base, &new, accept.as_deref(), junit.as_deref()),
+        } => diff(
+            &base,
+            &base_again,
+            &new,
+            accept.as_deref(),
+            junit.as_deref(),
+        ),
         Command::Schema { report } => {
             if report {
                 out!("{}", hangup::report::format::json_schema().trim_end());
@@ -363,19 +380,28 @@ fn run(
     } else {
         ExitCode::from(1)
     };
-    let versions = compare_versions(&suites, last, options);
+    let versions = match compare_versions(&suites, last, options) {
+        Ok(versions) => versions,
+        Err(err) => {
+            err!("hangup: cannot compare the versions: {err}");
+            code = ExitCode::from(2);
+            None
+        }
+    };
     if let Some(path) = junit {
-        let compared = versions
-            .as_ref()
-            .map(|(cases, differences)| (cases.as_slice(), differences.as_slice(), &plan.accepted));
+        let compared = versions.as_ref().map(|v| report::Compared {
+            cases: &v.pairs,
+            differences: &v.differences,
+            noise: &v.noise,
+            accepted: &plan.accepted,
+        });
         if let Err(err) = report::write_junit(&path, last, compared) {
             err!("hangup: failed to write {}: {err}", Escaped(path.display()));
             code = ExitCode::from(2);
         }
     }
     if let Some(path) = json {
-        let differences = versions.as_ref().map_or_else(Vec::new, |(_, d)| d.clone());
-        if let Err(err) = report::write_json(&path, &rounds, differences) {
+        if let Err(err) = report::write_json(&path, &rounds, versions.clone().unwrap_or_default()) {
             err!("hangup: failed to write {}: {err}", Escaped(path.display()));
             code = ExitCode::from(2);
         }
@@ -390,13 +416,18 @@ fn run(
             out!("    {}", Escaped(&report.name));
         }
     }
-    if let Some((_, differences)) = &versions {
+    if let Some(versions) = &versions {
         out!("\nversions compared:");
-        let open = print_differences(differences, &plan.accepted);
+        let open = print_differences(&versions.differences, &plan.accepted);
+        let noise = hangup::report::diff::noise_listed(&versions.noise);
+        if !noise.is_empty() {
+            out!("{}", noise.trim_matches('\n'));
+        }
         out!(
-            "{} differences, {} accepted",
-            differences.len(),
-            differences.len() - open
+            "{} differences, {} accepted, {} set aside as noise",
+            versions.differences.len(),
+            versions.differences.len() - open,
+            versions.noise.len()
         );
         if open > 0 {
             code = ExitCode::from(1);
@@ -435,21 +466,20 @@ fn terminal_width() -> usize {
 
 /// For suites that run each case against two versions of their program
 /// (`compare`): what changed between the versions, case by case, as
-/// `hangup diff` would find between two runs, with the names of the pairs
-/// compared; none when no suite compares versions.
+/// `hangup diff` would find between two runs, the noise the runs of the
+/// version compared against show set aside; none when no suite compares
+/// versions.
 fn compare_versions(
     suites: &[hangup::suite::Suite],
     reports: &[CaseReport],
     options: &RunOptions,
-) -> Option<(Vec<String>, Vec<hangup::report::diff::Difference>)> {
-    let pairs = hangup::report::diff::version_pairs(suites);
-    if pairs.is_empty() {
-        return None;
+) -> Result<Option<hangup::report::diff::Versions>, hangup::report::diff::MaskError> {
+    if hangup::report::diff::version_pairs(suites).is_empty() {
+        return Ok(None);
     }
     let tolerance = hangup::suite::Tolerance::DEFAULT
         .widened(options.tolerance_floor, options.tolerance_percent);
-    let differences = hangup::report::diff::between_versions(suites, reports, tolerance);
-    Some((pairs, differences))
+    hangup::report::diff::between_versions(suites, reports, tolerance).map(Some)
 }
 
 /// Prints each difference, one a line as an accept file lists it, accepted
@@ -540,6 +570,7 @@ impl runner::Progress for Console {
 /// streamed ([`hangup::report::diff::LastRound::open`]).
 fn diff(
     base: &std::path::Path,
+    again: &[PathBuf],
     new: &std::path::Path,
     accept: Option<&std::path::Path>,
     junit: Option<&std::path::Path>,
@@ -547,6 +578,10 @@ fn diff(
     use hangup::report::diff::{self, Comparison, LastRound};
     let compared = (|| -> Result<_, String> {
         let base = LastRound::open(base).map_err(|e| e.to_string())?;
+        let again = again
+            .iter()
+            .map(|path| LastRound::open(path).map_err(|e| e.to_string()))
+            .collect::<Result<Vec<_>, _>>()?;
         let new = LastRound::open(new).map_err(|e| e.to_string())?;
         let accepted = match accept {
             Some(path) => std::fs::read_to_string(path)
@@ -558,7 +593,11 @@ fn diff(
             hangup::suite::Tolerance::DEFAULT.widened(o.tolerance_floor, o.tolerance_percent)
         })?;
         let sweeps = hangup::report::matrix::render_changes(base.sweeps(), new.sweeps());
-        Ok((Comparison::of(&base, &new, tolerance), accepted, sweeps))
+        Ok((
+            Comparison::with_noise(&base, &again, &new, tolerance),
+            accepted,
+            sweeps,
+        ))
     })();
     let (comparison, accepted, sweeps) = match compared {
         Ok(parts) => parts,
@@ -576,9 +615,12 @@ fn diff(
     if let Some(path) = junit {
         if let Err(err) = hangup::report::write_diff_junit(
             path,
-            &comparison.cases,
-            &comparison.differences,
-            &accepted,
+            report::Compared {
+                cases: &comparison.cases,
+                differences: &comparison.differences,
+                noise: &comparison.noise,
+                accepted: &accepted,
+            },
         ) {
             err!("hangup: failed to write {}: {err}", Escaped(path.display()));
             code = ExitCode::from(2);

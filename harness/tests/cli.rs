@@ -269,6 +269,31 @@ fn diff_names_what_changed_between_two_versions_of_a_program_and_accepts_what_is
     ]);
     assert_eq!(same.status.code(), Some(0));
     assert!(text(&same.stdout).contains("0 differences in 0 cases of 1 case"));
+    // With another run of the base: what leaky changed is no noise (the
+    // base's runs agree there), and the count says what was set aside.
+    let again = dir.path().join("base-again.json");
+    assert_eq!(run(&again, None).status.code(), Some(0));
+    let junit = dir.path().join("diff.xml");
+    let out = paths(&[
+        "--base-again",
+        again.to_str().expect("utf-8"),
+        "--junit",
+        junit.to_str().expect("utf-8"),
+    ]);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let line = format!("{case}: client #1.4 recv: eof -> EAGAIN");
+    assert!(stdout.lines().any(|l| l == line), "{stdout}");
+    assert!(
+        stdout
+            .lines()
+            .last()
+            .is_some_and(|l| l.contains(" accepted, ") && l.ends_with(" set aside as noise")),
+        "{stdout}"
+    );
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    assert!(xml.contains("hangup::difference"), "{xml}");
+    assert!(xml.contains(&line), "{xml}");
 }
 
 /// Starts `hangup run` on `suite` with JUnit and JSON reports in `dir`.
@@ -596,6 +621,122 @@ fn a_suite_compares_two_versions_of_its_program_in_one_run() {
         stdout.contains(&format!("{changed}  (accepted)")),
         "{stdout}"
     );
+}
+
+/// A version's suite, run with JSON and JUnit reports into a temporary
+/// folder: its output, its JSON report, and its JUnit.
+fn compare_run(suite: &str) -> (Output, serde_json::Value, String) {
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/versions")
+        .join(suite);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (json, junit) = (dir.path().join("r.json"), dir.path().join("r.xml"));
+    let out = hangup(&[
+        "run",
+        suite.to_str().expect("utf-8"),
+        "--json",
+        json.to_str().expect("utf-8"),
+        "--junit",
+        junit.to_str().expect("utf-8"),
+    ]);
+    let report = serde_json::from_slice(&std::fs::read(&json).expect("json")).expect("JSON");
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    (out, report, xml)
+}
+
+/// A version compared with itself (`compare` names `stream` twice) runs
+/// three times, and no observation differs: not a duration, a loop's
+/// rounds, what `released` found, a traced call, the wire, a line. The
+/// JUnit has a passing testcase per pair, named by its versions.
+#[test]
+fn a_version_compared_with_itself_differs_in_nothing() {
+    let (out, report, xml) = compare_run("stream_itself.toml");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for run in ["@stream ...", "@stream#2 ...", "@stream#3 ..."] {
+        assert!(
+            stdout.contains(&format!("stream_itself::client_reads_it_all{run} ok")),
+            "{stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("\nversions compared:\n0 differences, 0 accepted, "),
+        "{stdout}"
+    );
+    assert!(report.get("versions").is_none(), "{report:#}");
+    let pair = "stream_itself::client_reads_it_all (stream -&gt; stream)";
+    assert!(xml.contains(&format!("<testcase name=\"{pair}\"")), "{xml}");
+    assert!(!xml.contains("hangup::difference"), "{xml}");
+}
+
+/// Two versions that differ only in what they print (`stream` and its
+/// twin `noisy`, which logs a client that left as an ERROR with a stack
+/// trace) are different, and the difference names each new line, though
+/// no step mentions them: on the terminal, in the JSON report and in
+/// JUnit.
+#[test]
+fn versions_that_differ_only_in_what_they_print_are_different_line_by_line() {
+    let (out, report, xml) = compare_run("stream_or_noisy.toml");
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("\n3 passed, 0 failed"), "{stdout}");
+    let compared = stdout
+        .split("\nversions compared:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no comparison: {stdout}"));
+    let pair = "stream_or_noisy::client_times_out_mid_stream (stream -> noisy): ";
+    let differences: Vec<&str> = compared
+        .lines()
+        .take_while(|l| l.starts_with(pair))
+        .collect();
+    // Only what it printed differs, and each new line is named, the
+    // error first, then every frame of its trace.
+    assert!(
+        differences
+            .iter()
+            .all(|l| l.starts_with(&format!("{pair}server printed "))),
+        "{stdout}"
+    );
+    let new = |line: &&str| line.ends_with(": (not seen) -> printed");
+    let error = differences
+        .iter()
+        .position(|l| new(l) && l.contains("printed \"ERROR write failed: E"))
+        .unwrap_or_else(|| panic!("no ERROR line: {stdout}"));
+    let frames = differences
+        .iter()
+        .filter(|l| new(l) && l.contains("printed \"\\tat fixtures.noisy."))
+        .count();
+    assert_eq!(frames, 9, "{stdout}");
+    assert!(
+        differences[error..]
+            .iter()
+            .filter(|l| l.contains("\\tat "))
+            .count()
+            == 10,
+        "the trace follows its error: {stdout}"
+    );
+    // The JSON report: each line typed, its side and what it printed.
+    let versions = report["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), differences.len(), "{report:#}");
+    assert!(
+        versions
+            .iter()
+            .any(|d| d["change"]["observation"]["of"]["kind"] == "printed"
+                && d["change"]["observation"]["of"]["line"]
+                    .as_str()
+                    .is_some_and(|l| l.starts_with("ERROR write failed: "))
+                && d["change"]["new"] == "printed"),
+        "{report:#}"
+    );
+    // JUnit: the pair failed, listing them.
+    assert!(
+        xml.contains(&format!(
+            "<failure type=\"hangup::difference\" message=\"{} changed\">",
+            differences.len()
+        )),
+        "{xml}"
+    );
+    assert!(xml.contains("ERROR write failed: "), "{xml}");
 }
 
 /// A case's packets, written as its `capture.pcap`: tshark (Wireshark's

@@ -294,6 +294,7 @@ mod tests {
             call: SocketCall::Close,
             on: None,
             took: Duration::ZERO,
+            busy: Duration::ZERO,
             result: CallResult {
                 outcome: Outcome::Ok,
                 bytes: 0,

@@ -409,6 +409,22 @@ pub enum EventKind {
         #[serde(rename = "took_ms", with = "millis")]
         #[schemars(with = "f64")]
         took: Duration,
+        /// How long, in all, the threads of the scripts' sides ran on a
+        /// CPU or waited on a run queue for one while it ran, as the kernel
+        /// counts it (`/proc/<tid>/schedstat`): the part of `took` that was
+        /// work and the machine's load, which `hangup diff` allows when it
+        /// compares durations (with the program's, `program_busy`).
+        /// Measured for the calls whose durations are judged or compared:
+        /// those outside a loop, and those with a timing check (for which
+        /// the program's threads count too).
+        #[serde(
+            rename = "busy_ms",
+            with = "millis",
+            default,
+            skip_serializing_if = "Duration::is_zero"
+        )]
+        #[schemars(with = "f64")]
+        busy: Duration,
         /// How it ended.
         result: CallResult,
     },
@@ -534,6 +550,21 @@ pub enum EventKind {
         pid: i32,
         /// Its port.
         port: u16,
+    },
+    /// How long, in all, the threads of every process in the program's
+    /// PID namespace ran on a CPU or waited on a run queue for one, from
+    /// its being ready (or, serving the whole suite, from this case's
+    /// turn) to the scripts' end, as `/proc/<tid>/schedstat` counts it:
+    /// its work and the machine's load, which `hangup diff` allows when it
+    /// compares a call's duration (a call of the scripts waits on it). Read
+    /// twice a case, not per call: a runtime's threads are many (a JVM's,
+    /// fifty), and reading them all around each call delayed the scripts
+    /// by tens of milliseconds a step under load.
+    ProgramBusy {
+        /// That time.
+        #[serde(rename = "busy_ms", with = "millis")]
+        #[schemars(with = "f64")]
+        busy: Duration,
     },
     /// The program under test ended.
     ProgramExited {
@@ -968,6 +999,7 @@ mod tests {
                 },
                 on: None,
                 took: Duration::from_micros(200_412),
+                busy: Duration::ZERO,
                 result: CallResult {
                     outcome: Outcome::Errno(Errno::from_raw(nix::libc::EAGAIN)),
                     bytes: 0,

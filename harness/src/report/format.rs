@@ -27,6 +27,7 @@ use std::time::Duration;
 use crate::model::units::millis;
 use crate::model::{Escaped, Side};
 use crate::record::{OutputLine, StepId, Timeline};
+use crate::suite::Tolerance;
 use crate::suite::sweep::Cell;
 use crate::verdict::Mismatch;
 
@@ -51,6 +52,11 @@ pub struct Report<'a> {
     /// changed between the versions in the last round, case by case.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub versions: Vec<Difference>,
+    /// For the same suites: the differences between the versions set
+    /// aside as noise, because the runs of the version compared against
+    /// (`baseline_runs`) differ there too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub noise: Vec<Difference>,
     /// Each sweep's matrix of the last round (phases x kinds), built from
     /// its cells' reports.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -68,9 +74,13 @@ pub struct Round<'a> {
 }
 
 impl<'a> Report<'a> {
-    /// The report of `rounds`, with the differences between versions, as
-    /// this hangup writes it.
-    pub fn new(rounds: &'a [Vec<CaseReport>], versions: Vec<Difference>) -> Report<'a> {
+    /// The report of `rounds`, with the differences between versions and
+    /// the noise set aside, as this hangup writes it.
+    pub fn new(
+        rounds: &'a [Vec<CaseReport>],
+        versions: Vec<Difference>,
+        noise: Vec<Difference>,
+    ) -> Report<'a> {
         Report {
             format: FORMAT,
             tool: format!("hangup {}", env!("CARGO_PKG_VERSION")),
@@ -83,6 +93,7 @@ impl<'a> Report<'a> {
                 })
                 .collect(),
             versions,
+            noise,
             sweeps: rounds
                 .last()
                 .map_or_else(Vec::new, |cases| Matrix::of(cases)),
@@ -128,6 +139,16 @@ pub enum ReadError {
         found: u64,
         /// What to do.
         hint: &'static str,
+    },
+    /// A case's masks (`mask`) are more than a suite may list, or one
+    /// does not compile within the pattern limit: a suite's parser would
+    /// have refused them, so the report was not written by hangup.
+    #[error("its case {} cannot be compared: {why}", Escaped(.case))]
+    Masks {
+        /// The case's test name.
+        case: String,
+        /// Why.
+        why: crate::report::diff::MaskError,
     },
     /// A round holds two entries of one case: hangup runs each case once
     /// a round, so the report was not written by hangup, and which entry
@@ -242,6 +263,16 @@ pub struct CaseReport {
     #[serde(rename = "lateness_ms", with = "millis")]
     #[schemars(with = "f64")]
     pub lateness: Duration,
+    /// The case's timing tolerance, as its suite set it and the run
+    /// widened it (`HANGUP_TOLERANCE_*`): what `hangup diff` judges its
+    /// calls' durations against. Absent in a report of a case that did
+    /// not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerance: Option<Tolerance>,
+    /// The masks its program's output is compared through (the suite's
+    /// `mask`), as written: what `hangup diff` masks in both runs' lines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masks: Vec<String>,
     /// The case's artifact folder when it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifacts: Option<PathBuf>,
@@ -270,6 +301,8 @@ impl CaseReport {
             duration,
             timeline,
             lateness,
+            tolerance: None,
+            masks: Vec::new(),
             artifacts: None,
             artifacts_error: None,
         }

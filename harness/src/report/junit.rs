@@ -17,9 +17,20 @@ use super::diff::Difference;
 use super::{CaseReport, CaseStatus, write_atomically};
 use crate::model::escaped::write_escape;
 
-/// The case pairs a run compared between two versions of a program, the
-/// differences found, and those accepted.
-pub type Compared<'a> = (&'a [String], &'a [Difference], &'a BTreeSet<String>);
+/// What a comparison of two runs found, for JUnit: the cases compared
+/// (a run's version pairs, or `hangup diff`'s cases), the differences
+/// found, the noise set aside, and the differences accepted.
+#[derive(Debug, Clone, Copy)]
+pub struct Compared<'a> {
+    /// The names of the cases compared: one testcase each.
+    pub cases: &'a [String],
+    /// The differences, each named by its case.
+    pub differences: &'a [Difference],
+    /// The differences set aside as noise, each named by its case.
+    pub noise: &'a [Difference],
+    /// The differences that fail nothing.
+    pub accepted: &'a BTreeSet<String>,
+}
 
 /// Writes `reports` as JUnit XML to `path`, atomically; with `compared`,
 /// also a `<testsuite>` of the versions compared (see
@@ -49,13 +60,8 @@ pub fn junit_xml(
         };
         suites[index].add_testcase(test_case(case));
     }
-    if let Some((cases, differences, accepted)) = compared {
-        suites.push(differences_suite(
-            "hangup versions",
-            cases,
-            differences,
-            accepted,
-        ));
+    if let Some(compared) = compared {
+        suites.push(differences_suite("hangup versions", compared));
     }
     let mut report = Report::new();
     report.add_testsuites(suites);
@@ -122,41 +128,35 @@ fn cdata(text: &str) -> String {
 }
 
 /// Writes an upgrade diff as JUnit XML: one `<testcase>` per case of either
-/// report, failed when it has a difference not `accepted`, with the
+/// report, failed when it has a difference not accepted, with the
 /// differences as its text.
-pub fn write_diff_junit(
-    path: &Path,
-    cases: &[String],
-    differences: &[Difference],
-    accepted: &BTreeSet<String>,
-) -> std::io::Result<()> {
+pub fn write_diff_junit(path: &Path, compared: Compared<'_>) -> std::io::Result<()> {
     let mut report = Report::new();
-    report.add_testsuite(differences_suite(
-        "hangup diff",
-        cases,
-        differences,
-        accepted,
-    ));
+    report.add_testsuite(differences_suite("hangup diff", compared));
     let mut xml = Vec::new();
     report.write_xml(&mut xml).map_err(std::io::Error::other)?;
     write_atomically(path, &xml)
 }
 
 /// A `<testsuite>` named `title` of one `<testcase>` per compared case,
-/// failed when it has a difference not `accepted`.
-fn differences_suite(
-    title: &str,
-    cases: &[String],
-    differences: &[Difference],
-    accepted: &BTreeSet<String>,
-) -> TestSuite {
+/// failed (`hangup::difference`) when it has a difference not accepted,
+/// which its text lists; the noise set aside in it, if any, is its
+/// `system-out`.
+fn differences_suite(title: &str, compared: Compared<'_>) -> TestSuite {
     let mut suite = TestSuite::new(title);
-    for case in cases {
-        let open: Vec<String> = differences
+    for case in compared.cases {
+        let open: Vec<String> = compared
+            .differences
             .iter()
             .filter(|d| &d.case == case)
             .map(ToString::to_string)
-            .filter(|line| !accepted.contains(line))
+            .filter(|line| !compared.accepted.contains(line))
+            .collect();
+        let noise: Vec<String> = compared
+            .noise
+            .iter()
+            .filter(|d| &d.case == case)
+            .map(ToString::to_string)
             .collect();
         let name = attribute(case);
         let mut test = if open.is_empty() {
@@ -172,6 +172,12 @@ fn differences_suite(
             test
         };
         test.set_classname(title);
+        if !noise.is_empty() {
+            test.set_system_out(&cdata(&format!(
+                "set aside as noise (the base's own runs differ there too):\n{}",
+                noise.join("\n")
+            )));
+        }
         suite.add_testcase(test.build());
     }
     suite

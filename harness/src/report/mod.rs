@@ -27,21 +27,22 @@ use std::path::Path;
 
 pub use file::write_atomically;
 pub use format::{CaseReport, CaseStatus, Failure, FailureKind, Report, StepRef};
-pub use junit::{junit_xml, write_diff_junit, write_junit};
+pub use junit::{Compared, junit_xml, write_diff_junit, write_junit};
 pub use terminal::summary_line;
 pub use timeline::{describe_call, whereabouts};
 
 #[cfg(test)]
 mod snapshot_tests;
 
-/// Writes every round's reports, and the differences between versions,
-/// as one JSON document ([`Report`]), atomically.
+/// Writes every round's reports, and the differences between versions
+/// (with the noise set aside), as one JSON document ([`Report`]),
+/// atomically.
 pub fn write_json(
     path: &Path,
     rounds: &[Vec<CaseReport>],
-    versions: Vec<diff::Difference>,
+    versions: diff::Versions,
 ) -> std::io::Result<()> {
-    let report = Report::new(rounds, versions);
+    let report = Report::new(rounds, versions.differences, versions.noise);
     let json = serde_json::to_vec_pretty(&report).map_err(std::io::Error::other)?;
     write_atomically(path, &json)
 }

@@ -149,6 +149,7 @@ fn timeline() -> Timeline {
                 },
                 on: None,
                 took: ms(1003),
+                busy: Duration::ZERO,
                 result: result(Outcome::Ok, 0),
             },
         ),
@@ -214,6 +215,7 @@ fn timeline() -> Timeline {
                 },
                 on: None,
                 took: ms(0),
+                busy: Duration::ZERO,
                 result: result(Outcome::Ok, 12),
             },
         ),
@@ -247,6 +249,7 @@ fn timeline() -> Timeline {
                 },
                 on: None,
                 took: ms(200),
+                busy: Duration::ZERO,
                 result: result(errno(EAGAIN), 0),
             },
         ),
@@ -266,6 +269,7 @@ fn timeline() -> Timeline {
                 call: SocketCall::Close,
                 on: None,
                 took: ms(0),
+                busy: Duration::ZERO,
                 result: result(Outcome::Ok, 0),
             },
         ),
@@ -634,9 +638,30 @@ fn junit() {
             new: Some("eof".into()),
         },
     }];
+    // Noise: the base's own runs differ in how long its connect took.
+    let noise = vec![Difference {
+        case: "s02::client_times_out (1.0 -> 1.1)".into(),
+        change: Change::Took {
+            observation: Observation {
+                side: Some(Side::Client),
+                step: Some(StepId::at(1)),
+                of: Observed::Call {
+                    action: "connect".into(),
+                    on: None,
+                },
+            },
+            base: Duration::from_millis(1),
+            new: Duration::from_millis(240),
+        },
+    }];
     let pairs = ["s02::client_times_out (1.0 -> 1.1)".to_string()];
-    let xml = junit::junit_xml(&[case()], Some((&pairs, &differences, &Default::default())))
-        .expect("xml");
+    let compared = junit::Compared {
+        cases: &pairs,
+        differences: &differences,
+        noise: &noise,
+        accepted: &Default::default(),
+    };
+    let xml = junit::junit_xml(&[case()], Some(compared)).expect("xml");
     // The one attribute that changes from run to run.
     let stamp = regex::Regex::new(r#"timestamp="[^"]*""#).expect("regex");
     let xml = String::from_utf8(xml).expect("utf-8");
@@ -646,7 +671,7 @@ fn junit() {
 #[test]
 fn json() {
     let rounds = [vec![case()]];
-    let report = Report::new(&rounds, Vec::new());
+    let report = Report::new(&rounds, Vec::new(), Vec::new());
     let json = serde_json::to_string_pretty(&report).expect("json");
     let tool = format!("hangup {}", env!("CARGO_PKG_VERSION"));
     insta::assert_snapshot!("json", json.replace(&tool, "hangup (version)"));
@@ -661,7 +686,7 @@ fn json() {
 #[test]
 fn a_later_report_of_the_same_format_reads_and_its_unknown_events_are_skipped() {
     let rounds = [vec![case()]];
-    let report = Report::new(&rounds, Vec::new());
+    let report = Report::new(&rounds, Vec::new(), Vec::new());
     let mut json = serde_json::to_value(&report).expect("json");
     let events = json["rounds"][0]["cases"][0]["timeline"]["events"]
         .as_array_mut()
@@ -684,7 +709,8 @@ fn a_later_report_of_the_same_format_reads_and_its_unknown_events_are_skipped() 
         &rounds[0],
         later.last_round(),
         crate::suite::Tolerance::DEFAULT,
-    );
+    )
+    .expect("masks");
     assert!(differences.is_empty(), "{differences:#?}");
 }
 

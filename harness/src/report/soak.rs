@@ -232,6 +232,7 @@ mod tests {
                         call,
                         on: None,
                         took: Duration::from_millis(took),
+                        busy: Duration::ZERO,
                         result: CallResult {
                             outcome: Outcome::Ok,
                             bytes: 0,

@@ -138,6 +138,7 @@ mod tests {
                 },
                 on: None,
                 took: Duration::ZERO,
+                busy: Duration::ZERO,
                 result: CallResult {
                     outcome: Outcome::Ok,
                     bytes: 5,

@@ -369,6 +369,7 @@ impl Event {
                 on,
                 took,
                 result,
+                ..
             } => format!(
                 "#{} {} -> {} ({})",
                 step.index,
@@ -461,6 +462,10 @@ impl Event {
             EventKind::ProgramServes { pid, port } => {
                 format!("the suite's program (pid {pid}) serves this case on port {port}")
             }
+            EventKind::ProgramBusy { busy } => format!(
+                "program busy {} since ready (on a CPU, or waiting for one)",
+                millis(*busy)
+            ),
             EventKind::ProgramExited { exit } => format!("program {exit}"),
             EventKind::Signal { signal, .. } => format!("signal {signal} to the program"),
             EventKind::ProgramPaused {

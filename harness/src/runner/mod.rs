@@ -162,6 +162,7 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
         .shares_program()
         .then(|| suite_program::for_suite(suite, options))
         .flatten();
+    let owned_tolerance = owned.tolerance;
     let (status, timeline, lateness) = loop {
         let turn = program.as_ref().map(|p| p.turn());
         // A sweep's cell that finds the program ended (an earlier cell
@@ -201,6 +202,12 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
         duration: started.elapsed(),
         timeline,
         lateness,
+        tolerance: Some(owned_tolerance),
+        masks: case
+            .program
+            .as_ref()
+            .map(|p| p.masks.clone())
+            .unwrap_or_default(),
         artifacts: None,
         artifacts_error: None,
     };
@@ -484,6 +491,8 @@ fn ignored(suite: &Suite, case: &Case, reason: &str) -> CaseReport {
         duration: Duration::ZERO,
         timeline: Timeline::default(),
         lateness: Duration::ZERO,
+        tolerance: None,
+        masks: Vec::new(),
         artifacts: None,
         artifacts_error: None,
     }

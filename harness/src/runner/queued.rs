@@ -10,19 +10,42 @@
 //! the sum of those waits per thread (`run_delay`, the second field of
 //! `/proc/<pid>/task/<tid>/schedstat`, in nanoseconds); its growth across a
 //! call, summed over every thread of the case (the sides', and the program
-//! under test's), is the part of the call's duration that was the
-//! machine's, not the kernel's answer.
+//! under test's, those it started during the call among them), is the
+//! part of the call's duration that was the machine's, not the kernel's
+//! answer.
 
 use std::time::Duration;
 
-fn parse(schedstat: &str) -> Option<Duration> {
-    let nanos = schedstat.split_whitespace().nth(1)?.parse().ok()?;
-    Some(Duration::from_nanos(nanos))
+/// What the kernel counts of one thread's time: on a CPU, and runnable
+/// but waiting for one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Times {
+    /// On a CPU (`sum_exec_runtime`, the first field).
+    pub(super) ran: Duration,
+    /// Waiting on a run queue (`run_delay`, the second).
+    pub(super) waited: Duration,
 }
 
-/// Each listed thread's `run_delay`, by tid; threads that are gone (or a
+impl Times {
+    /// Both: the time the thread kept a CPU busy, or would have.
+    pub(super) fn busy(self) -> Duration {
+        self.ran.saturating_add(self.waited)
+    }
+}
+
+fn parse(schedstat: &str) -> Option<Times> {
+    let mut fields = schedstat.split_whitespace();
+    let mut next =
+        || -> Option<Duration> { Some(Duration::from_nanos(fields.next()?.parse().ok()?)) };
+    Some(Times {
+        ran: next()?,
+        waited: next()?,
+    })
+}
+
+/// Each listed thread's times, by tid; threads that are gone (or a
 /// kernel that keeps no count) are left out.
-pub(super) fn snapshot(tids: &[i32]) -> Vec<(i32, Duration)> {
+pub(super) fn snapshot(tids: &[i32]) -> Vec<(i32, Times)> {
     tids.iter()
         .filter_map(|tid| {
             let text = std::fs::read_to_string(format!("/proc/{tid}/schedstat")).ok()?;
@@ -31,33 +54,31 @@ pub(super) fn snapshot(tids: &[i32]) -> Vec<(i32, Duration)> {
         .collect()
 }
 
-/// How much longer, in all, the threads of `before` waited for a CPU
-/// since it was taken (threads gone since count for nothing).
-pub(super) fn since(before: &[(i32, Duration)]) -> Duration {
-    let now = snapshot(&before.iter().map(|(tid, _)| *tid).collect::<Vec<_>>());
-    before
-        .iter()
-        .filter_map(|(tid, then)| {
-            let (_, now) = now.iter().find(|(t, _)| t == tid)?;
-            Some(now.saturating_sub(*then))
+/// How much more, in all, the threads of `now` ran and waited for a CPU
+/// than `before` says they had: a thread `before` does not list was born
+/// since (a server's thread for a new connection), and all its time
+/// counts. Threads gone since count for nothing.
+pub(super) fn since(before: &[(i32, Times)], now: &[(i32, Times)]) -> Times {
+    now.iter()
+        .map(|(tid, now)| {
+            let then = before
+                .iter()
+                .find(|(t, _)| t == tid)
+                .map_or(Times::default(), |(_, then)| *then);
+            Times {
+                ran: now.ran.saturating_sub(then.ran),
+                waited: now.waited.saturating_sub(then.waited),
+            }
         })
-        .fold(Duration::ZERO, Duration::saturating_add)
+        .fold(Times::default(), |all, one| Times {
+            ran: all.ran.saturating_add(one.ran),
+            waited: all.waited.saturating_add(one.waited),
+        })
 }
 
 /// The calling thread's id, to be listed among the case's threads.
 pub(super) fn this_thread() -> i32 {
     nix::unistd::gettid().as_raw()
-}
-
-/// The threads of process `pid` (a program under test).
-pub(super) fn threads_of(pid: i32) -> Vec<i32> {
-    std::fs::read_dir(format!("/proc/{pid}/task"))
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -68,7 +89,10 @@ mod tests {
     fn the_second_field_is_the_run_queue_wait() {
         assert_eq!(
             parse("121902 3182619 2\n"),
-            Some(Duration::from_nanos(3_182_619))
+            Some(Times {
+                ran: Duration::from_nanos(121_902),
+                waited: Duration::from_nanos(3_182_619)
+            })
         );
         assert_eq!(parse("121902\n"), None);
         assert_eq!(parse(""), None);

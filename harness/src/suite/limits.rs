@@ -58,6 +58,16 @@ pub const MAX_CASES_PER_FILE: usize = 10_000;
 /// entries in each report) does not care whether a case was written out.
 pub const MAX_GENERATED_CASES: usize = 10_000;
 
+/// The most times `compare` runs the version compared against
+/// (`baseline_runs`): each run is a case of its own, and two already tell
+/// what differs between runs of one version by timing alone (noise).
+pub const MAX_BASELINE_RUNS: usize = 10;
+
+/// The most masks (`mask`) one program table lists: each is matched
+/// against every output line the diff compares, and a few describe every
+/// variable part of a program's output.
+pub const MAX_MASKS: usize = 64;
+
 /// The most steps one case holds, over all its scripts, the steps inside
 /// loops included as written (a loop's repetitions are bounded by its
 /// `times`). The longest reference case has 40; each step is a line of

@@ -99,8 +99,12 @@ pub enum Topology {
     TwoHosts,
 }
 
-/// One case of a pair that runs the same script against two versions of
-/// a program (`compare` in `[program]`), named `<case>@<version>`.
+/// One run of a case that runs the same script against two versions of
+/// a program (`compare` in `[program]`), named `<case>@<version>`, and
+/// `<case>@<version>#<run>` for the version's second run and on: the
+/// version compared against runs [`Program::baseline_runs`] times (its
+/// runs' own differences are noise), and a version compared with itself
+/// runs once more as the new one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseVersion {
     /// The case's name as written, without `@<version>`.
@@ -109,6 +113,20 @@ pub struct CaseVersion {
     pub name: String,
     /// Whether it is the version compared against (the first listed).
     pub base: bool,
+    /// Which run of this version's name it is, from 1.
+    pub run: usize,
+}
+
+impl CaseVersion {
+    /// What follows `<case>` in the case's name: `@<version>`, or
+    /// `@<version>#<run>` after the first run.
+    pub fn suffix(&self) -> String {
+        if self.run == 1 {
+            format!("@{}", self.name)
+        } else {
+            format!("@{}#{}", self.name, self.run)
+        }
+    }
 }
 
 /// A version of a program to compare (`compare` in `[program]`): its own
@@ -171,6 +189,14 @@ pub struct Program {
     /// Two versions to run every case against (`compare`); empty once the
     /// parser made each case a pair.
     pub versions: Vec<Version>,
+    /// How many times the version compared against runs (`baseline_runs`,
+    /// 2 by default): what differs between its own runs is noise, set
+    /// aside when the versions are compared.
+    pub baseline_runs: usize,
+    /// More of its output to mask before two runs' lines are compared
+    /// (`mask`): regular expressions, each checked by the parser, whose
+    /// matches read as `#`; a line one matches whole is not compared.
+    pub masks: Vec<String>,
     /// Where the program table is written.
     pub location: Location,
 }
@@ -230,6 +256,11 @@ impl Program {
 pub const DEFAULT_READY_WITHIN: Duration = Duration::from_secs(10);
 /// How long a program may take to stop, unless the suite says.
 pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// How many times `compare` runs the version compared against, unless
+/// `baseline_runs` says: twice, so that what differs between two runs of
+/// one version (timing) is told from what the new version changed.
+pub const DEFAULT_BASELINE_RUNS: usize = 2;
 
 /// Every step of a script, a loop's body after the loop (loops do not
 /// nest).
@@ -519,10 +550,16 @@ pub struct Expect {
 }
 
 /// How far a measured duration may be from the expected one:
-/// `max(floor, percent of the expected duration)`, either way.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// `max(floor, percent of the expected duration)`, either way. A case's
+/// report records it (`{ "floor_ms", "percent" }`): `hangup diff` judges
+/// the case's durations against it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
 pub struct Tolerance {
     /// The least slack, whatever the interval.
+    #[serde(rename = "floor_ms", with = "crate::model::units::millis")]
+    #[schemars(with = "f64")]
     pub floor: Duration,
     /// Slack as a share of the expected interval, in percent.
     pub percent: u32,

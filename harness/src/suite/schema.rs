@@ -473,7 +473,19 @@ fn program(description: &str) -> Value {
                     "required": ["name"],
                     "additionalProperties": false,
                 },
-                "description": "Two versions of the program (the one compared against first): every case runs against each, as `<case>@<name>`, and `hangup run` ends with what changed between them, case by case (as `hangup diff` would); a difference not listed in `--accept` fails the run.",
+                "description": "Two versions of the program (the one compared against first; the same name twice compares a version with itself): every case runs against each, as `<case>@<name>` (`#2`, `#3`... after a name's first run), the one compared against `baseline_runs` times, and `hangup run` ends with what changed between them, case by case (as `hangup diff` would), leaving out as noise what differs between the runs of the one compared against too; a difference not listed in `--accept` fails the run.",
+            },
+            "baseline_runs": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": crate::suite::limits::MAX_BASELINE_RUNS,
+                "description": "With `compare`: how many times the version compared against runs (2 by default). What differs between its own runs is noise: set aside, and counted, when the versions are compared.",
+            },
+            "mask": {
+                "type": "array",
+                "maxItems": crate::suite::limits::MAX_MASKS,
+                "items": { "type": "string", "minLength": 1 },
+                "description": "Regular expressions over the program's output lines, for comparing two runs (`compare`, `hangup diff`): what one matches reads as `#` (before numbers and ids are masked), and a line one matches whole is not compared. For what varies by design: a request id, a line printed or not by timing.",
             },
             "scope": {
                 "enum": ["case", "suite"],

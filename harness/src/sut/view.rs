@@ -156,26 +156,26 @@ impl ProgramView {
     /// each thread's `children` in /proc, so a process whose parent died
     /// (reparented to the namespace's init) is no longer among them.
     fn processes(&self) -> Vec<Pid> {
-        let mut all = vec![self.pid];
-        let mut next = 0;
-        while let Some(&pid) = all.get(next) {
-            next += 1;
-            let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-                continue;
-            };
-            for task in tasks.flatten() {
-                let children = std::fs::read_to_string(task.path().join("children"));
-                for child in children.iter().flat_map(|c| c.split_whitespace()) {
-                    if let Ok(child) = child.parse::<i32>() {
-                        let child = Pid::from_raw(child);
-                        if !all.contains(&child) {
-                            all.push(child);
-                        }
-                    }
-                }
-            }
-        }
-        all
+        descendants(self.pid)
+    }
+
+    /// Every thread of every process in the program's PID namespace (the
+    /// program, the processes it started, and those left to the
+    /// namespace's init when their parent ended: a script's server it
+    /// started in a subshell), as the host numbers them: whose waits for a
+    /// CPU are the program's share of a call's duration. Found from the
+    /// relay that leads its process group (its init's parent, idle).
+    pub fn threads(&self) -> Vec<i32> {
+        descendants(self.group)
+            .iter()
+            .flat_map(|pid| {
+                std::fs::read_dir(format!("/proc/{pid}/task"))
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .filter_map(|task| task.file_name().to_str()?.parse().ok())
+            })
+            .collect()
     }
 
     /// Whether every thread of the program and of the processes it started
@@ -359,6 +359,33 @@ impl ProgramView {
             ..self.clone()
         }
     }
+}
+
+/// `root` and every process it started that still runs, as the host
+/// numbers them, through each thread's `children` in /proc: a process
+/// whose parent died (reparented to the namespace's init) is among them
+/// only when `root` is that init or above it.
+fn descendants(root: Pid) -> Vec<Pid> {
+    let mut all = vec![root];
+    let mut next = 0;
+    while let Some(&pid) = all.get(next) {
+        next += 1;
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children = std::fs::read_to_string(task.path().join("children"));
+            for child in children.iter().flat_map(|c| c.split_whitespace()) {
+                if let Ok(child) = child.parse::<i32>() {
+                    let child = Pid::from_raw(child);
+                    if !all.contains(&child) {
+                        all.push(child);
+                    }
+                }
+            }
+        }
+    }
+    all
 }
 
 /// How many of a program's lines match one of its counted patterns.

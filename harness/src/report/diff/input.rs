@@ -36,7 +36,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::{ComparedCase, Comparison, Difference};
+use super::{ComparedCase, Comparison, Difference, Masks};
 use crate::model::Escaped;
 use crate::report::CaseReport;
 use crate::report::format::{FORMAT, ReadError};
@@ -124,6 +124,18 @@ impl LastRound {
         })
     }
 
+    /// What the diff keeps of `cases`, a round held in memory; refused
+    /// when a case's masks do not compile.
+    pub fn of(cases: &[CaseReport]) -> Result<LastRound, super::MaskError> {
+        Ok(LastRound {
+            cases: cases
+                .iter()
+                .map(ComparedCase::of)
+                .collect::<Result<_, _>>()?,
+            sweeps: crate::report::matrix::Matrix::of(cases),
+        })
+    }
+
     /// The names of its cases, in file order.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.cases.iter().map(ComparedCase::name)
@@ -175,6 +187,7 @@ enum ReportField {
     Rounds,
     Versions,
     Sweeps,
+    Noise,
     #[serde(other)]
     Other,
 }
@@ -200,7 +213,8 @@ impl<'de> Visitor<'de> for ReportSeed<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LastRound, A::Error> {
-        let (mut format, mut tool, mut rounds, mut versions) = (None, None, None, false);
+        let (mut format, mut tool, mut rounds) = (None, None, None);
+        let (mut versions, mut noise) = (false, false);
         let mut sweeps: Option<Vec<Matrix>> = None;
         while let Some(field) = map.next_key::<ReportField>()? {
             match field {
@@ -250,6 +264,13 @@ impl<'de> Visitor<'de> for ReportSeed<'_> {
                         return Err(de::Error::duplicate_field("sweeps"));
                     }
                     sweeps = Some(map.next_value()?);
+                }
+                ReportField::Noise => {
+                    if noise {
+                        return Err(de::Error::duplicate_field("noise"));
+                    }
+                    map.next_value_seed(EachSeed::<Difference>(std::marker::PhantomData))?;
+                    noise = true;
                 }
                 ReportField::Other => {
                     map.next_value::<IgnoredAny>()?;
@@ -397,8 +418,25 @@ impl<'de> Visitor<'de> for CasesSeed<'_> {
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LastRound, A::Error> {
         let mut names = HashSet::new();
         let mut cases = Vec::new();
+        // The cases of a suite share their masks: compiled once for each
+        // run of cases that do.
+        let mut masks = Masks::default();
         while let Some(case) = seq.next_element::<CaseReport>()? {
-            let reduced = ComparedCase::of(&case);
+            if masks.written() != case.masks.as_slice() {
+                masks = match Masks::compile(&case.masks) {
+                    Ok(masks) => masks,
+                    Err(why) => {
+                        return refuse(
+                            self.refused,
+                            ReadError::Masks {
+                                case: case.name,
+                                why,
+                            },
+                        );
+                    }
+                };
+            }
+            let reduced = ComparedCase::masked_by(&case, &masks);
             drop(case);
             if !names.insert(reduced.name.clone()) {
                 return refuse(
@@ -466,6 +504,7 @@ mod tests {
                 },
                 on: None,
                 took: Duration::from_millis(2),
+                busy: Duration::ZERO,
                 result: CallResult {
                     outcome,
                     bytes: 0,
@@ -484,7 +523,7 @@ mod tests {
 
     /// A report of these rounds, as `hangup run --json` writes it.
     fn report(rounds: &[Vec<CaseReport>]) -> Vec<u8> {
-        serde_json::to_vec_pretty(&Report::new(rounds, Vec::new())).expect("json")
+        serde_json::to_vec_pretty(&Report::new(rounds, Vec::new(), Vec::new())).expect("json")
     }
 
     fn names(last: &LastRound) -> Vec<&str> {
@@ -617,7 +656,8 @@ mod tests {
             vec![case("s::a", eagain), case("s::c", Outcome::Eof)],
         ]);
         let whole = |bytes: &[u8]| Report::read(bytes).expect("reads").last_round().to_vec();
-        let expected = super::super::diff(&whole(&base), &whole(&new), Tolerance::DEFAULT);
+        let expected =
+            super::super::diff(&whole(&base), &whole(&new), Tolerance::DEFAULT).expect("masks");
         let read = |bytes: &[u8]| LastRound::read(bytes, MAX_REPORT_BYTES).expect("reads");
         let found = Comparison::of(&read(&base), &read(&new), Tolerance::DEFAULT);
         assert_eq!(found.differences, expected);

@@ -1,8 +1,8 @@
 use std::time::Duration;
 
 use super::*;
-use crate::model::{Errno, Exit, Socket};
-use crate::record::{StateSource, Stream, Timeline, TracedSyscall};
+use crate::model::{CallResult, Errno, Exit, Outcome, Side, Socket};
+use crate::record::{EventKind, StateSource, StepId, Stream, Timeline, TracedSyscall};
 use crate::report::{CaseStatus, Failure, FailureKind};
 use crate::suite::{LineCount, SocketCall};
 
@@ -41,6 +41,7 @@ fn recv(step: usize, timeout_ms: u64, outcome: Outcome, took_ms: u64) -> (Option
             },
             on: None,
             took: Duration::from_millis(took_ms),
+            busy: Duration::ZERO,
             result: CallResult {
                 outcome,
                 bytes: 0,
@@ -104,6 +105,11 @@ fn whats(differences: &[Difference]) -> Vec<String> {
 
 fn one(case: CaseReport) -> Vec<CaseReport> {
     vec![case]
+}
+
+/// [`super::diff`] of cases whose masks compile.
+fn diff(base: &[CaseReport], new: &[CaseReport], tolerance: Tolerance) -> Vec<Difference> {
+    super::diff(base, new, tolerance).expect("masks compile")
 }
 
 #[test]
@@ -360,10 +366,10 @@ fn what_no_step_asserted_is_compared_too() {
         whats(&found),
         [
             "s::c: server program: exited with status 0 -> exited with status 1",
-            "s::c: server traced write returned EPIPE: yes -> (not seen)",
-            "s::c: server traced write returned ECONNRESET: (not seen) -> yes",
-            "s::c: server printed \"  at frame# (app.js:#:#)\": (not seen) -> printed",
+            "s::c: server traced read or write returned EPIPE: yes -> (not seen)",
+            "s::c: server traced read or write returned ECONNRESET: (not seen) -> yes",
             "s::c: server printed \"ERROR: client gone (pid #)\": (not seen) -> printed",
+            "s::c: server printed \"  at frame# (app.js:#:#)\": (not seen) -> printed",
         ]
     );
 }
@@ -561,5 +567,377 @@ fn a_loop_compares_the_outcomes_its_rounds_met_not_round_by_round() {
     assert_eq!(
         whats(&diff(&one(base), &one(new_outcome), Tolerance::DEFAULT)),
         ["s::c: client #1.2 recv: eof; ok -> EAGAIN; eof; ok"]
+    );
+}
+
+/// A loop of `recv` rounds on the client at step 1, its body's step 1,
+/// each round's outcome as given; `until` ends it at its last round.
+fn looped(outcomes: &[(Outcome, u64)], until: bool) -> CaseReport {
+    let mut events: Vec<(Option<Side>, EventKind)> = outcomes
+        .iter()
+        .enumerate()
+        .map(|(n, (outcome, bytes))| {
+            let (side, mut kind) = recv(1, 50, *outcome, 50);
+            if let EventKind::Call { step, result, .. } = &mut kind {
+                step.body = Some(1);
+                step.round = Some(n as u32 + 1);
+                result.bytes = *bytes;
+            }
+            (side, kind)
+        })
+        .collect();
+    if until {
+        events.push((
+            Some(Side::Client),
+            EventKind::LoopEnded {
+                step: StepId::at(1),
+                round: outcomes.len() as u32,
+            },
+        ));
+    }
+    case(CaseStatus::Passed, events)
+}
+
+/// A loop that ended on its `until` is compared by the round that ended
+/// it: a chunk a late thread found before its timeout, in the rounds
+/// before, is timing. What ended it, changed, is a difference; and a
+/// loop that ran all its rounds still compares them all.
+#[test]
+fn a_loop_that_met_its_until_is_compared_by_the_round_that_ended_it() {
+    let quiet = looped(&[(eagain(), 0)], true);
+    let late = looped(&[(Outcome::Ok, 1007), (eagain(), 0)], true);
+    assert_eq!(
+        whats(&diff(&one(quiet.clone()), &one(late), Tolerance::DEFAULT)),
+        Vec::<String>::new()
+    );
+    let reset = looped(
+        &[
+            (Outcome::Ok, 1007),
+            (Outcome::Errno(Errno::from_raw(nix::libc::ECONNRESET)), 0),
+        ],
+        true,
+    );
+    assert_eq!(
+        whats(&diff(&one(quiet), &one(reset), Tolerance::DEFAULT)),
+        ["s::c: client #1.1 recv: EAGAIN -> ECONNRESET"]
+    );
+    let all = looped(&[(Outcome::Ok, 10), (eagain(), 0)], false);
+    let fewer = looped(&[(eagain(), 0)], false);
+    assert_eq!(
+        whats(&diff(&one(all), &one(fewer), Tolerance::DEFAULT)),
+        ["s::c: client #1.1 recv: EAGAIN; ok, 10 B -> EAGAIN"]
+    );
+}
+
+/// A `recv_until` read in pieces as they came: how far past its mark the
+/// last piece went is timing, so a count shows only when it did not find
+/// it; a plain `recv`'s count is compared.
+#[test]
+fn a_recv_until_that_found_its_mark_compares_no_count() {
+    let until = |outcome: Outcome, bytes: u64| {
+        let (side, mut kind) = recv(3, 1000, outcome, 5);
+        if let EventKind::Call { call, result, .. } = &mut kind {
+            *call = SocketCall::RecvUntil {
+                until: crate::suite::Until::Pattern("\r\n\r\n".into()),
+                timeout: Some(Duration::from_secs(1)),
+            };
+            result.bytes = bytes;
+        }
+        case(CaseStatus::Passed, vec![(side, kind)])
+    };
+    assert_eq!(
+        whats(&diff(
+            &one(until(Outcome::Ok, 84)),
+            &one(until(Outcome::Ok, 1091)),
+            Tolerance::DEFAULT
+        )),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        whats(&diff(
+            &one(until(Outcome::Eof, 84)),
+            &one(until(Outcome::Eof, 1091)),
+            Tolerance::DEFAULT
+        )),
+        ["s::c: client #3 recv_until: eof, 84 B -> eof, 1091 B"]
+    );
+}
+
+/// `recv` at step 3 that took `took_ms` while the case's threads
+/// were busy `busy_ms` (on a CPU, or waiting for one), in a case whose
+/// hangup ran `late_ms` late.
+fn timed(took_ms: u64, busy_ms: u64, late_ms: u64) -> CaseReport {
+    let (side, mut kind) = recv(3, 5000, Outcome::Ok, took_ms);
+    if let EventKind::Call { busy, .. } = &mut kind {
+        *busy = Duration::from_millis(busy_ms);
+    }
+    let mut case = case(CaseStatus::Passed, vec![(side, kind)]);
+    case.lateness = Duration::from_millis(late_ms);
+    case
+}
+
+/// A duration is judged against the case's own tolerance (as its report
+/// records it, at least the one given), widened by the lateness either
+/// run measured: hangup's timers, how long the scripts' threads were busy
+/// (on a CPU, or waiting for one) during the call, and how long the
+/// program's were while the scripts ran. Beyond all of that it is a
+/// difference.
+#[test]
+fn a_duration_is_judged_against_the_suite_s_tolerance_and_the_measured_lateness() {
+    let found = |a: CaseReport, b: CaseReport| whats(&diff(&one(a), &one(b), Tolerance::DEFAULT));
+    // 200 -> 700 ms: far beyond 25 % of 700 ms.
+    assert_eq!(
+        found(timed(200, 0, 0), timed(700, 0, 0)),
+        ["s::c: client #3 recv: took 200 ms -> 700 ms"]
+    );
+    // The slow run's threads were busy 400 ms: 175 + 400 allowed.
+    assert_eq!(
+        found(timed(200, 0, 0), timed(700, 400, 0)),
+        Vec::<String>::new()
+    );
+    // The base ran 400 ms late somewhere.
+    assert_eq!(
+        found(timed(200, 0, 400), timed(700, 0, 0)),
+        Vec::<String>::new()
+    );
+    // Not enough of either.
+    assert_eq!(
+        found(timed(200, 100, 100), timed(700, 0, 100)),
+        ["s::c: client #3 recv: took 200 ms -> 700 ms"]
+    );
+    // The program was busy 400 ms while the scripts ran, in one run.
+    let mut busy_program = timed(700, 0, 0);
+    busy_program.timeline.push(
+        Duration::from_millis(9),
+        Some(Side::Server),
+        EventKind::ProgramBusy {
+            busy: Duration::from_millis(400),
+        },
+    );
+    assert_eq!(found(timed(200, 0, 0), busy_program), Vec::<String>::new());
+    // A suite that allows 100 %.
+    let mut wide = timed(700, 0, 0);
+    wide.tolerance = Some(Tolerance {
+        floor: Duration::from_millis(50),
+        percent: 100,
+    });
+    assert_eq!(found(timed(200, 0, 0), wide), Vec::<String>::new());
+    // A suite that asks for less than the tolerance given gets the one
+    // given: a comparison of two runs is no timing check.
+    let mut narrow = timed(260, 0, 0);
+    narrow.tolerance = Some(Tolerance {
+        floor: Duration::from_millis(1),
+        percent: 0,
+    });
+    assert_eq!(found(timed(200, 0, 0), narrow), Vec::<String>::new());
+}
+
+/// A suite's masks, recorded in the report, mask both runs' lines before
+/// numbers are; a line one matches whole is not compared. Without the
+/// masks the same runs differ.
+#[test]
+fn a_suite_s_masks_decide_what_of_a_line_is_compared() {
+    let printed = |lines: &[&str], masks: &[&str]| {
+        let mut case = case(
+            CaseStatus::Passed,
+            lines.iter().map(|l| output(l)).collect(),
+        );
+        case.masks = masks.iter().map(|m| m.to_string()).collect();
+        case
+    };
+    let masks = [r"req-[a-z]+", r"^WARN .* took \d+ ms$"];
+    let base = printed(&["served req-abc", "ERROR boom"], &masks);
+    let new = printed(
+        &["served req-xyz", "WARN random took 340 ms", "ERROR boom"],
+        &masks,
+    );
+    assert_eq!(
+        whats(&diff(&one(base), &one(new), Tolerance::DEFAULT)),
+        Vec::<String>::new()
+    );
+    let unmasked = |lines: &[&str]| printed(lines, &[]);
+    assert_eq!(
+        whats(&diff(
+            &one(unmasked(&["served req-abc"])),
+            &one(unmasked(&["served req-xyz", "WARN random took 340 ms"])),
+            Tolerance::DEFAULT
+        )),
+        [
+            "s::c: server printed \"served req-abc\": printed -> (not seen)",
+            "s::c: server printed \"served req-xyz\": (not seen) -> printed",
+            "s::c: server printed \"WARN random took # ms\": (not seen) -> printed",
+        ]
+    );
+    // A report from outside whose masks do not compile is refused.
+    let bad = printed(&["x"], &["("]);
+    assert!(matches!(
+        super::diff(&one(bad.clone()), &one(bad), Tolerance::DEFAULT),
+        Err(MaskError::Invalid { .. })
+    ));
+}
+
+/// What `released` found, fds too: how many the program held once the
+/// case's work was done (not compared with how many it had at ready, a
+/// runtime's start-up); and not for a program that served the suite's
+/// earlier cases too.
+#[test]
+fn released_compares_the_fds_held() {
+    let held = |fds: usize, at_ready: usize, shared: bool| {
+        let mut events = vec![(
+            Some(Side::Client),
+            EventKind::Held {
+                step: StepId::at(7),
+                sockets: Vec::new(),
+                queued: Vec::new(),
+                fds,
+                fds_at_ready: Some(at_ready),
+                new_fds: Vec::new(),
+            },
+        )];
+        if shared {
+            events.insert(
+                0,
+                (
+                    Some(Side::Server),
+                    EventKind::ProgramServes { pid: 1, port: 8080 },
+                ),
+            );
+        }
+        case(CaseStatus::Passed, events)
+    };
+    let found = |a, b| whats(&diff(&one(a), &one(b), Tolerance::DEFAULT));
+    assert_eq!(
+        found(held(9, 8, false), held(9, 9, false)),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        found(held(9, 9, false), held(10, 9, false)),
+        ["s::c: client released (step 7): no connection; 9 fds -> no connection; 10 fds"]
+    );
+    assert_eq!(
+        found(held(9, 9, true), held(10, 9, true)),
+        Vec::<String>::new()
+    );
+}
+
+/// The noise leg: with more runs of the base, a difference the base's own
+/// runs show too (a duration, a line printed by timing), or one the new
+/// run does not show against every run of the base, is set aside as
+/// noise; what only the new version does stays a difference.
+#[test]
+fn what_the_base_s_own_runs_differ_in_is_noise() {
+    let run = |took_ms: u64, outcome: Outcome, lines: &[&str]| {
+        let mut events = vec![
+            recv(3, 5000, outcome, 5),
+            recv(4, 5000, Outcome::Ok, took_ms),
+        ];
+        events.extend(lines.iter().map(|l| output(l)));
+        case(CaseStatus::Passed, events)
+    };
+    let base = run(100, Outcome::Eof, &["ready", "epoll_wait() failed"]);
+    let again = run(900, Outcome::Eof, &["ready"]);
+    let new = run(
+        900,
+        eagain(),
+        &["ready", "ERROR java.io.IOException: Broken pipe"],
+    );
+    let read = |case: &CaseReport| LastRound::of(std::slice::from_ref(case)).expect("masks");
+    let comparison = Comparison::with_noise(
+        &read(&base),
+        &[read(&again)],
+        &read(&new),
+        Tolerance::DEFAULT,
+    );
+    assert_eq!(
+        whats(&comparison.differences),
+        [
+            "s::c: client #3 recv: eof -> EAGAIN",
+            "s::c: server printed \"ERROR java.io.IOException: Broken pipe\": (not seen) -> printed",
+        ]
+    );
+    assert_eq!(
+        whats(&comparison.noise),
+        [
+            "s::c: client #4 recv: took 100 ms -> 900 ms",
+            "s::c: server printed \"epoll_wait() failed\": printed -> (not seen)",
+        ]
+    );
+    // Step 4 took as long in the new run as in the base's second: not a
+    // change the new version made, though the first run was quicker.
+    let rendered = comparison.render(&BTreeSet::new());
+    assert!(
+        rendered.ends_with("\n2 differences in 1 case of 1 case, 0 accepted, 2 set aside as noise"),
+        "{rendered}"
+    );
+    assert!(
+        rendered.contains("set aside as noise (the base's own runs differ there too):\n  s::c: client #4 recv: took 100 ms -> 900 ms\n  s::c: server printed \"epoll_wait() failed\""),
+        "{rendered}"
+    );
+    // Without the second run of the base, all of it is a difference.
+    let plain = Comparison::of(&read(&base), &read(&new), Tolerance::DEFAULT);
+    assert_eq!(
+        plain.differences.len(),
+        4,
+        "{:?}",
+        whats(&plain.differences)
+    );
+    assert!(plain.noise.is_empty());
+    // A verdict the base's runs disagree on is noise too.
+    let failing = case(failed(), vec![recv(3, 5000, Outcome::Eof, 100)]);
+    let passing = case(CaseStatus::Passed, vec![recv(3, 5000, Outcome::Eof, 100)]);
+    let comparison = Comparison::with_noise(
+        &read(&passing),
+        &[read(&failing)],
+        &read(&failing),
+        Tolerance::DEFAULT,
+    );
+    assert!(comparison.differences.is_empty());
+    assert_eq!(
+        whats(&comparison.noise),
+        ["s::c: verdict: passed -> failed (expectation)"]
+    );
+}
+
+/// Which of a program's reads and writes first met a peer's reset is its
+/// scheduling: a read's ECONNRESET and a write's are the same; a close's
+/// is not.
+#[test]
+fn a_reset_met_by_a_read_or_by_a_write_is_the_same() {
+    let met = |syscall: &str, errno: i32| {
+        case(
+            CaseStatus::Passed,
+            vec![(
+                Some(Side::Server),
+                EventKind::Traced {
+                    call: TracedSyscall {
+                        syscall: syscall.into(),
+                        tid: 9,
+                        fd: 7,
+                        accepted: None,
+                        result: CallResult {
+                            outcome: Outcome::Errno(Errno::from_raw(errno)),
+                            bytes: 0,
+                            ready: None,
+                        },
+                        took: Duration::ZERO,
+                        local: None,
+                        peer: None,
+                    },
+                },
+            )],
+        )
+    };
+    let reset = nix::libc::ECONNRESET;
+    let found = |a, b| whats(&diff(&one(a), &one(b), Tolerance::DEFAULT));
+    assert_eq!(
+        found(met("read", reset), met("sendto", reset)),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        found(met("read", reset), met("close", reset)),
+        [
+            "s::c: server traced read or write returned ECONNRESET: yes -> (not seen)",
+            "s::c: server traced close returned ECONNRESET: (not seen) -> yes",
+        ]
     );
 }

@@ -37,10 +37,22 @@ pub(super) fn run(
     // The call's start is public before the call, so a deadline
     // that passes during it can say it is in flight.
     shared.set_step(side, Some((id, Some(Instant::now()))));
-    // Read only for a timing check: it costs a file read.
+    // Read for a timing check, and for a call outside a loop, whose
+    // duration a diff compares (it costs a file read a thread; a loop's
+    // calls are many, and their durations are not compared).
+    // A timing check's reads the program's threads too, as its lateness
+    // always did; another's only the sides' (a few files: the program's
+    // busy time is read twice a case, see `program_busy`).
     let timing = step.expect.as_ref().is_some_and(|e| e.after.is_some());
-    let queued_before = if timing {
-        shared.queue_snapshot()
+    let snapshot = || {
+        if timing {
+            shared.queue_snapshot()
+        } else {
+            shared.sides_snapshot()
+        }
+    };
+    let queued_before = if timing || id.round.is_none() {
+        snapshot()
     } else {
         Vec::new()
     };
@@ -50,8 +62,15 @@ pub(super) fn run(
             return Err(fail(FailureKind::Script, None, no_socket.to_string()));
         }
     };
-    let queued = queued::since(&queued_before);
-    {
+    let spent = if queued_before.is_empty() {
+        queued::Times::default()
+    } else {
+        queued::since(&queued_before, &snapshot())
+    };
+    let (queued, busy) = (spent.waited, spent.busy());
+    // Only a timing check's wait is the case's lateness, which every later
+    // timing check allows: others are recorded with their call.
+    if timing {
         let mut control = shared.control();
         control.lateness = control.lateness.max(queued);
     }
@@ -78,6 +97,7 @@ pub(super) fn run(
             call: socket_call.clone(),
             on,
             took: call.took,
+            busy,
             result: call.result,
         },
     );

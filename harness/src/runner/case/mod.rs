@@ -117,6 +117,9 @@ struct Shared {
     /// The ids of the threads that run the sides, whose waits for a CPU
     /// are the machine's share of a timed call (see `queued`).
     threads: Mutex<Vec<i32>>,
+    /// The times of the program's threads when it became ready, until the
+    /// scripts are done (see [`EventKind::ProgramBusy`]).
+    program_busy_from: Mutex<Option<Vec<(i32, queued::Times)>>>,
     control: Mutex<Coordination>,
     /// Signalled on every change of `control`, for the sides.
     changed: Condvar,
@@ -220,14 +223,51 @@ impl Shared {
 
     /// The run-queue waits so far of every thread of the case: the sides'
     /// and the program's.
-    fn queue_snapshot(&self) -> Vec<(i32, Duration)> {
+    fn sides_snapshot(&self) -> Vec<(i32, queued::Times)> {
+        let tids = self
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        queued::snapshot(&tids)
+    }
+
+    /// The times so far of every thread of the program's PID namespace,
+    /// once it is ready; none before.
+    fn program_snapshot(&self) -> Option<Vec<(i32, queued::Times)>> {
+        let (view, _) = self.program.get()?;
+        Some(queued::snapshot(&view.threads()))
+    }
+
+    /// Records how busy the program's threads were since they were read
+    /// when it became ready ([`Shared::set_program`]): once the scripts are
+    /// done, before it is stopped.
+    fn record_program_busy(&self) {
+        let before = self
+            .program_busy_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let (Some(before), Some(now)) = (before, self.program_snapshot()) {
+            let side = self.case.program.as_ref().map(|p| p.role);
+            self.push(
+                Instant::now(),
+                side,
+                EventKind::ProgramBusy {
+                    busy: queued::since(&before, &now).busy(),
+                },
+            );
+        }
+    }
+
+    fn queue_snapshot(&self) -> Vec<(i32, queued::Times)> {
         let mut tids = self
             .threads
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         if let Some((view, _)) = self.program.get() {
-            tids.extend(queued::threads_of(view.pid().as_raw()));
+            tids.extend(view.threads());
         }
         queued::snapshot(&tids)
     }
@@ -267,6 +307,10 @@ impl Shared {
     /// Makes the program under test known to the steps, once it is ready.
     fn set_program(&self, view: sut::ProgramView, baseline: Baseline) {
         let _ = self.program.set((view, baseline));
+        *self
+            .program_busy_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = self.program_snapshot();
         let _control = self.control();
         self.changed.notify_all();
     }
@@ -362,6 +406,7 @@ pub(crate) fn run(
         record,
         program: std::sync::OnceLock::new(),
         threads: Mutex::default(),
+        program_busy_from: Mutex::default(),
         control: Mutex::default(),
         faults: Mutex::default(),
         capture: Mutex::default(),

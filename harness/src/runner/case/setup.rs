@@ -72,6 +72,7 @@ pub(super) fn prepare_and_run(
                 }
             }
             let peers = run_sides(shared, &mut program);
+            shared.record_program_busy();
             keep_kernel_counters(shared);
             end_faults(shared);
             // Sockets live until the case ends: every peer came back from

@@ -2,8 +2,8 @@
 //! cannot check of it (an empty command, a NUL byte in what reaches
 //! `execve` or `chdir`, an `=` in a variable's name, port 0, a pattern
 //! that does not compile, a signal, role and scope that are no such
-//! thing), and the two versions `compare` names, each of which makes a
-//! case of its own.
+//! thing), the masks its output is compared through, and the two
+//! versions `compare` names, each run of which makes a case of its own.
 
 use std::ops::Range;
 
@@ -13,8 +13,10 @@ use toml::de::DeValue;
 use super::Reader;
 use super::raw::{self, RawEnv, RawProgram};
 use crate::model::Side;
+use crate::suite::limits::{MAX_BASELINE_RUNS, MAX_MASKS};
 use crate::suite::{
-    Case, CaseVersion, DEFAULT_READY_WITHIN, DEFAULT_STOP_GRACE, Program, Scope, Version,
+    Case, CaseVersion, DEFAULT_BASELINE_RUNS, DEFAULT_READY_WITHIN, DEFAULT_STOP_GRACE, Program,
+    Scope, Version,
 };
 
 impl<'a> Reader<'a> {
@@ -109,9 +111,13 @@ impl<'a> Reader<'a> {
                 Scope::Case
             }
         };
+        let baseline_runs = self.baseline_runs(raw.baseline_runs, !raw.compare.is_empty());
+        let masks = self.masks(raw.mask);
         let versions = self.versions(raw.compare, scope, &at);
         (self.count == before).then(|| Program {
             versions,
+            baseline_runs,
+            masks,
             scope,
             argv: words(raw.run),
             env: variables(raw.env),
@@ -170,15 +176,8 @@ impl<'a> Reader<'a> {
             }
             self.environment(&version.env);
         }
-        if raw[0].name == raw[1].name {
-            self.problem(
-                at.clone(),
-                format!(
-                    "expected two different version names, found `{}` twice",
-                    raw[0].name
-                ),
-            );
-        }
+        // The same name twice is a version compared with itself: its runs
+        // are numbered on (`<case>@<name>#<run>`).
         raw.into_iter()
             .map(|v| Version {
                 name: v.name,
@@ -186,6 +185,67 @@ impl<'a> Reader<'a> {
                 env: variables(v.env),
             })
             .collect()
+    }
+
+    /// `baseline_runs`: how many times the version compared against runs,
+    /// from 1 (no noise leg) to [`MAX_BASELINE_RUNS`]; 2 by default.
+    /// Only beside `compare`.
+    fn baseline_runs(&mut self, raw: Option<Spanned<i64>>, compares: bool) -> usize {
+        let Some(raw) = raw else {
+            return DEFAULT_BASELINE_RUNS;
+        };
+        if !compares {
+            self.problem(
+                raw.span(),
+                "expected `baseline_runs` only beside `compare`, which names the version it runs",
+            );
+        }
+        match usize::try_from(*raw.get_ref()) {
+            Ok(runs @ 1..=MAX_BASELINE_RUNS) => runs,
+            _ => {
+                self.problem(
+                    raw.span(),
+                    format!(
+                        "expected `baseline_runs` from 1 to {MAX_BASELINE_RUNS}, found {}",
+                        raw.get_ref()
+                    ),
+                );
+                DEFAULT_BASELINE_RUNS
+            }
+        }
+    }
+
+    /// `mask`: regular expressions over the program's output lines, each
+    /// one that compiles within the pattern limit, at most [`MAX_MASKS`];
+    /// each refused where it is written.
+    fn masks(&mut self, raw: Vec<Spanned<String>>) -> Vec<String> {
+        if let Some(extra) = raw.get(MAX_MASKS) {
+            self.problem(
+                extra.span(),
+                format!(
+                    "expected at most {MAX_MASKS} masks in `mask`, found {}",
+                    raw.len()
+                ),
+            );
+        }
+        let mut out = Vec::with_capacity(raw.len());
+        for mask in raw {
+            match crate::suite::limits::pattern(mask.get_ref()) {
+                Ok(_) if mask.get_ref().is_empty() => self.problem(
+                    mask.span(),
+                    "expected a mask to be a regular expression that matches something, found an empty string",
+                ),
+                Ok(_) => out.push(mask.into_inner()),
+                Err(e) => self.problem(
+                    mask.span(),
+                    format!(
+                        "expected a mask to be a regular expression, found `{}`: {e}",
+                        mask.get_ref()
+                    ),
+                ),
+            }
+        }
+        out
     }
 
     /// A command as `execve` takes it: a first word that names a program,
@@ -271,23 +331,38 @@ fn valid_version_name(name: &str) -> bool {
 }
 
 /// The case itself, or, when its program names two versions to compare,
-/// one case per version: `<case>@<version>`, its program with that
-/// version's command and environment.
+/// one case per run of a version: the version compared against
+/// [`Program::baseline_runs`] times, then the new one, each named
+/// `<case>@<version>` (`#<run>` after a name's first run, so a version
+/// compared with itself runs on under its own name), its program with
+/// that version's command and environment.
 pub(super) fn versions_of(case: Case) -> Vec<Case> {
-    let Some(versions) = case
+    let Some((versions, baseline_runs)) = case
         .program
         .as_ref()
-        .map(|p| p.versions.clone())
-        .filter(|v| !v.is_empty())
+        .map(|p| (p.versions.clone(), p.baseline_runs))
+        .filter(|(v, _)| !v.is_empty())
     else {
         return vec![case];
     };
-    versions
-        .into_iter()
-        .enumerate()
-        .map(|(i, version)| {
+    let mut runs: Vec<(Version, bool, usize)> = Vec::new();
+    for (i, version) in versions.into_iter().enumerate() {
+        let times = if i == 0 { baseline_runs } else { 1 };
+        let before = runs.iter().filter(|(v, ..)| v.name == version.name).count();
+        for run in before + 1..=before + times {
+            runs.push((version.clone(), i == 0, run));
+        }
+    }
+    runs.into_iter()
+        .map(|(version, base, run)| {
             let mut one = case.clone();
-            one.name = format!("{}@{}", case.name, version.name);
+            let made = CaseVersion {
+                case: case.name.clone(),
+                name: version.name,
+                base,
+                run,
+            };
+            one.name = format!("{}{}", case.name, made.suffix());
             if let Some(program) = &mut one.program {
                 if let Some(argv) = version.argv {
                     program.argv = argv;
@@ -298,11 +373,7 @@ pub(super) fn versions_of(case: Case) -> Vec<Case> {
                 }
                 program.versions = Vec::new();
             }
-            one.version = Some(CaseVersion {
-                case: case.name.clone(),
-                name: version.name,
-                base: i == 0,
-            });
+            one.version = Some(made);
             one
         })
         .collect()

@@ -74,6 +74,9 @@ pub(super) struct RawProgram {
     pub(super) scope: Option<String>,
     #[serde(default)]
     pub(super) compare: Vec<RawVersion>,
+    pub(super) baseline_runs: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub(super) mask: Vec<Spanned<String>>,
 }
 
 /// One entry of `compare` in a `[program]` table.

@@ -103,9 +103,9 @@ fn with_program(table: &str) -> String {
     with_program("run = [\"./s\"]\nport = 8080\ncompare = [{ name = \"a b\" }, { name = \"c\" }]"),
     "expected a version name of letters, digits, `.`, `_` and `-`, found `a b`"
 )]
-#[case::same_versions(
-    with_program("run = [\"./s\"]\nport = 8080\ncompare = [{ name = \"a\" }, { name = \"a\" }]"),
-    "expected two different version names, found `a` twice"
+#[case::baseline_runs_without_compare(
+    with_program("run = [\"./s\"]\nport = 8080\nbaseline_runs = 2"),
+    "expected `baseline_runs` only beside `compare`"
 )]
 #[case::versions_of_a_suite_program(
     with_program(
@@ -189,6 +189,31 @@ fn a_program_table_is_checked(#[case] text: String, #[case] message: &str) {
     (3, 32),
     "expected version `a`'s `run` to name a command"
 )]
+#[case::no_baseline_run(
+    "run = [\"./s\"]\ncompare = [{ name = \"a\" }, { name = \"b\" }]\nbaseline_runs = 0",
+    (4, 17),
+    "expected `baseline_runs` from 1 to 10, found 0"
+)]
+#[case::too_many_baseline_runs(
+    "run = [\"./s\"]\ncompare = [{ name = \"a\" }, { name = \"b\" }]\nbaseline_runs = 11",
+    (4, 17),
+    "expected `baseline_runs` from 1 to 10, found 11"
+)]
+#[case::a_mask_that_does_not_compile(
+    "run = [\"./s\"]\nmask = [\"pid [0-9]+\", \"took (\"]",
+    (3, 23),
+    "expected a mask to be a regular expression, found `took (`: regex parse error"
+)]
+#[case::an_empty_mask(
+    "run = [\"./s\"]\nmask = [\"\"]",
+    (3, 9),
+    "expected a mask to be a regular expression that matches something, found an empty string"
+)]
+#[case::a_mask_too_large_to_compile(
+    "run = [\"./s\"]\nmask = [\"\\\\w{90}\\\\w{90}\\\\w{90}\"]",
+    (3, 9),
+    "expected a mask to be a regular expression, found `\\w{90}\\w{90}\\w{90}`: Compiled regex exceeds size limit"
+)]
 #[case::a_version_s_name_with_equals(
     "run = [\"./s\"]\ncompare = [{ name = \"a\" }, { name = \"b\", env = { \"X=\" = \"1\" } }]",
     (3, 50),
@@ -244,7 +269,7 @@ client = [{ connect = 8080 }]
 "#;
     let suite = parse_suite(Path::new(PATH), text.as_bytes()).expect("valid suite");
     let names: Vec<&str> = suite.cases.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["leaves@1.0", "leaves@1.1"]);
+    assert_eq!(names, ["leaves@1.0", "leaves@1.0#2", "leaves@1.1"]);
     let program = |i: usize| suite.cases[i].program.as_ref().expect("a program");
     assert_eq!(program(0).argv, ["./server", "--port", "{port}"]);
     assert_eq!(
@@ -254,13 +279,63 @@ client = [{ connect = 8080 }]
             ("LEVEL".to_string(), "2".to_string())
         ]
     );
-    assert_eq!(program(1).argv, ["./server-1.1", "--port", "{port}"]);
+    assert_eq!(program(1).argv, ["./server", "--port", "{port}"]);
+    assert_eq!(program(2).argv, ["./server-1.1", "--port", "{port}"]);
     let version = suite.cases[0].version.as_ref().expect("a version");
     assert_eq!(
         (version.case.as_str(), version.name.as_str(), version.base),
         ("leaves", "1.0", true)
     );
-    assert!(!suite.cases[1].version.as_ref().expect("a version").base);
+    assert!(suite.cases[1].version.as_ref().expect("a version").base);
+    assert!(!suite.cases[2].version.as_ref().expect("a version").base);
+}
+
+/// The version compared against runs twice unless `baseline_runs` says
+/// (its runs' own differences are noise); a version compared with itself
+/// runs on under its name, numbered.
+#[rstest]
+#[case::twice_by_default("", "\"a\"", "\"b\"", &["leaves@a", "leaves@a#2", "leaves@b"])]
+#[case::once("baseline_runs = 1\n", "\"a\"", "\"b\"", &["leaves@a", "leaves@b"])]
+#[case::three_times("baseline_runs = 3\n", "\"a\"", "\"b\"", &["leaves@a", "leaves@a#2", "leaves@a#3", "leaves@b"])]
+#[case::against_itself("", "\"0.27.1\"", "\"0.27.1\"", &["leaves@0.27.1", "leaves@0.27.1#2", "leaves@0.27.1#3"])]
+fn the_version_compared_against_runs_more_than_once(
+    #[case] runs: &str,
+    #[case] base: &str,
+    #[case] new: &str,
+    #[case] names: &[&str],
+) {
+    let text = format!(
+        "[program]\nrun = [\"./s\"]\nport = 8080\n{runs}compare = [{{ name = {base} }}, {{ name = {new} }}]\n\n[[case]]\nname = \"leaves\"\nclient = [{{ connect = 8080 }}]\n"
+    );
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).expect("valid suite");
+    let made: Vec<&str> = suite.cases.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(made, names);
+    let versions: Vec<(bool, usize)> = suite
+        .cases
+        .iter()
+        .map(|c| {
+            c.version
+                .as_ref()
+                .map(|v| (v.base, v.run))
+                .expect("a version")
+        })
+        .collect();
+    let last = versions.len() - 1;
+    assert!(
+        versions[..last].iter().all(|(base, _)| *base),
+        "{versions:?}"
+    );
+    assert!(!versions[last].0, "{versions:?}");
+}
+
+/// Masks are kept as written, for the report and the diff.
+#[test]
+fn masks_are_kept_as_written() {
+    let text =
+        with_program("run = [\"./s\"]\nport = 8080\nmask = [\"pid [0-9]+\", \"^WARN .*slow$\"]");
+    let suite = parse_suite(Path::new(PATH), text.as_bytes()).expect("valid suite");
+    let program = suite.cases[0].program.as_ref().expect("a program");
+    assert_eq!(program.masks, ["pid [0-9]+", "^WARN .*slow$"]);
 }
 
 #[test]

@@ -267,11 +267,12 @@ fn a_file_holds_as_many_cases_as_the_limit_and_not_one_more() {
     );
 }
 
-/// `compare` makes two cases of each: the limit counts what is made.
+/// `compare` makes a case of each run of each version (here one of
+/// each): the limit counts what is made.
 #[test]
 fn a_file_makes_as_many_cases_as_the_limit_and_not_one_more() {
     let limit = crate::suite::limits::MAX_GENERATED_CASES;
-    let program = "[program]\nrun = [\"./s\"]\nport = 8080\ncompare = [{ name = \"a\" }, { name = \"b\" }]\n\n";
+    let program = "[program]\nrun = [\"./s\"]\nport = 8080\ncompare = [{ name = \"a\" }, { name = \"b\" }]\nbaseline_runs = 1\n\n";
     let written = |n: usize| {
         format!(
             "{program}{}",
@@ -282,7 +283,7 @@ fn a_file_makes_as_many_cases_as_the_limit_and_not_one_more() {
     assert_eq!(suite.cases.len(), limit);
     let (line, column, message) = problem(&written(limit / 2 + 1));
     // At the case that passes it: the first past half the limit.
-    assert_eq!((line, column), (5 + 3 * (limit / 2) + 1, 1), "{message}");
+    assert_eq!((line, column), (6 + 3 * (limit / 2) + 1, 1), "{message}");
     assert_eq!(
         message,
         "expected at most 10000 cases made by a suite file (each version of a `compare` is a case, and each cell of a sweep), found 10002 by the end of this one: split it into several files"
