@@ -24,15 +24,16 @@ use std::borrow::Cow;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::model::Escaped;
 use crate::model::units::millis;
-use crate::model::{Escaped, Side};
-use crate::record::{OutputLine, StepId, Timeline};
+use crate::record::{OutputLine, Timeline};
 use crate::suite::Tolerance;
 use crate::suite::sweep::Cell;
 use crate::verdict::Mismatch;
 
 use super::difference::Difference;
 use super::matrix::Matrix;
+pub use super::step::StepRef;
 
 /// The version of the JSON report's format (see the [module docs](self)).
 /// Format 1 (hangup before the typed record) wrote calls as text.
@@ -425,32 +426,6 @@ impl Failure {
             mismatch: None,
             at,
             output: Vec::new(),
-        }
-    }
-}
-
-/// A step of a script, as reports name it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
-#[non_exhaustive]
-pub struct StepRef {
-    /// Whose script.
-    pub side: Side,
-    /// Which step.
-    pub step: StepId,
-    /// Where it is written (`file:line:col`).
-    pub location: String,
-    /// The step as written.
-    pub source: String,
-}
-
-impl StepRef {
-    /// The step `step` of `side`'s script, written `source` at `location`.
-    pub fn new(side: Side, step: StepId, location: String, source: String) -> StepRef {
-        StepRef {
-            side,
-            step,
-            location,
-            source,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::model::{Escaped, Outcome, Side, Socket, TcpFlags, TcpState};
 use crate::record::{EventKind, Timeline};
 use crate::suite::sweep::{Kind, Phase};
 
-use super::{CaseReport, StepRef};
+use super::step::StepRef;
 use crate::verdict::Mismatch;
 
 /// One sweep's matrix.
@@ -127,7 +127,7 @@ impl Evidence {
     /// The evidence in `timeline`, on the client's first connection,
     /// while the scripts ran: what the program's stop at the end of the
     /// case does to the connection (a FIN as it exits) is not the cell's.
-    fn of(timeline: &Timeline) -> Evidence {
+    pub(super) fn of(timeline: &Timeline) -> Evidence {
         let mut evidence = Evidence::default();
         let end = timeline
             .events
@@ -234,62 +234,6 @@ impl Evidence {
 }
 
 impl Matrix {
-    /// The matrices of every sweep among `reports`, in the order their
-    /// first cells come.
-    pub fn of(reports: &[CaseReport]) -> Vec<Matrix> {
-        let mut out: Vec<Matrix> = Vec::new();
-        for report in reports {
-            let Some(cell) = &report.cell else {
-                continue;
-            };
-            let at = out
-                .iter()
-                .position(|m| m.suite == report.suite && m.sweep == cell.sweep);
-            let matrix = match at {
-                Some(i) => &mut out[i],
-                None => {
-                    out.push(Matrix {
-                        suite: report.suite.clone(),
-                        sweep: cell.sweep.clone(),
-                        phases: Vec::new(),
-                        kinds: Vec::new(),
-                        cells: Vec::new(),
-                    });
-                    let last = out.len() - 1;
-                    &mut out[last]
-                }
-            };
-            if !matrix.phases.contains(&cell.phase) {
-                matrix.phases.push(cell.phase.clone());
-            }
-            if !matrix.kinds.contains(&cell.kind) {
-                matrix.kinds.push(cell.kind);
-            }
-            let verdict = if report.passed() {
-                Verdict::Passed
-            } else if report.skipped() {
-                Verdict::Skipped
-            } else {
-                Verdict::Failed
-            };
-            matrix.cells.push(CellReport {
-                phase: cell.phase.clone(),
-                kind: cell.kind,
-                case: report.name.clone(),
-                verdict,
-                failed_step: report.failure().and_then(|f| f.step.clone()),
-                mismatch: report.failure().and_then(|f| f.mismatch.clone()),
-                evidence: Evidence::of(&report.timeline),
-            });
-        }
-        for matrix in &mut out {
-            matrix
-                .kinds
-                .sort_by_key(|k| Kind::ALL.iter().position(|all| all == k));
-        }
-        out
-    }
-
     /// The cell at (`phase`, `kind`), if it ran.
     pub fn cell(&self, phase: &Phase, kind: Kind) -> Option<&CellReport> {
         self.cells

@@ -13,6 +13,7 @@
 //! - [`soak`]: the figures of many rounds;
 //! - `file`: every report file written whole or not at all.
 
+mod cells;
 pub mod diff;
 mod difference;
 mod file;
@@ -20,14 +21,16 @@ pub mod format;
 mod junit;
 pub mod matrix;
 pub mod soak;
+mod step;
 mod terminal;
 mod timeline;
 
 use std::path::Path;
 
 pub use file::write_atomically;
-pub use format::{CaseReport, CaseStatus, Failure, FailureKind, Report, StepRef};
+pub use format::{CaseReport, CaseStatus, Failure, FailureKind, Report};
 pub use junit::{Compared, junit_xml, write_diff_junit, write_junit};
+pub use step::StepRef;
 pub use terminal::summary_line;
 pub use timeline::{describe_call, whereabouts};
 
