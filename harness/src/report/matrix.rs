@@ -2,7 +2,7 @@
 //! verdict and the key evidence of what the program did.
 //!
 //! Built from the case reports alone (each cell is a case with a
-//! [`Cell`]), so the JSON report's matrix, the terminal's grid and `diff`
+//! [`Cell`](crate::suite::sweep::Cell)), so the JSON report's matrix, the terminal's grid and `diff`
 //! of two matrices read the same facts. The evidence is typed: the
 //! program's first failed socket call and its errno, the states its end of
 //! the cell's connection was seen in, whether it sent a FIN or a reset on

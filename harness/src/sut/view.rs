@@ -99,7 +99,7 @@ impl ProgramView {
     /// program's answer, not a crash. SIGSTOP and SIGCONT only pause and
     /// resume it (a suite fills its accept queue meanwhile): an exit after
     /// those is still a crash, and they go to the program and each process
-    /// it started, one by one, not to the group (see [`Self::each_process`]).
+    /// it started, one by one, not to the group (see `each_process`).
     pub fn signal(&self, signal: Signal) -> nix::Result<()> {
         let pause = matches!(signal, Signal::SIGSTOP | Signal::SIGCONT);
         if !pause {
