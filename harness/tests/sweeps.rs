@@ -74,6 +74,21 @@ fn cells(matrices: &[Matrix], verdict: Verdict) -> BTreeSet<String> {
         .collect()
 }
 
+/// `phase::kind` of each cell where the program logged a failed write.
+fn wrote_and_failed(matrices: &[Matrix]) -> BTreeSet<String> {
+    matrices
+        .iter()
+        .flat_map(|m| &m.cells)
+        .filter(|c| {
+            c.evidence
+                .log
+                .iter()
+                .any(|l| l.pattern == "write failed" && l.count > 0)
+        })
+        .map(|c| format!("{}::{}", c.phase.name(), c.kind.name()))
+        .collect()
+}
+
 #[test]
 fn the_stream_sweeps_pass_every_cell_and_say_what_the_program_did() {
     let text = std::fs::read_to_string(fixture_suite("sweep_stream.toml")).expect("read");
@@ -185,17 +200,7 @@ fn the_stream_sweeps_against_crashy_and_noisy_fail_where_a_write_fails() {
         &[("{fixture:stream}", "{fixture:stream}")],
     );
     let (stream, stdout) = sweep("sweep_stream", &text);
-    let wrote_and_failed: BTreeSet<String> = stream
-        .iter()
-        .flat_map(|m| &m.cells)
-        .filter(|c| {
-            c.evidence
-                .log
-                .iter()
-                .any(|l| l.pattern == "write failed" && l.count > 0)
-        })
-        .map(|c| format!("{}::{}", c.phase.name(), c.kind.name()))
-        .collect();
+    let wrote_and_failed = wrote_and_failed(&stream);
     assert!(
         wrote_and_failed.len() >= 10,
         "{wrote_and_failed:?}\n{stdout}"
@@ -269,17 +274,7 @@ fn a_suite_scoped_program_a_cell_crashed_is_started_again_for_the_next() {
     let text = std::fs::read_to_string(fixture_suite("sweep_stream.toml")).expect("read");
     let (stream, stdout) = sweep("sweep_stream", &text);
     assert!(cells(&stream, Verdict::Failed).is_empty(), "{stdout}");
-    let wrote_and_failed: BTreeSet<String> = stream
-        .iter()
-        .flat_map(|m| &m.cells)
-        .filter(|c| {
-            c.evidence
-                .log
-                .iter()
-                .any(|l| l.pattern == "write failed" && l.count > 0)
-        })
-        .map(|c| format!("{}::{}", c.phase.name(), c.kind.name()))
-        .collect();
+    let wrote_and_failed = wrote_and_failed(&stream);
     let crashy = text.replace("{fixture:stream}", "{fixture:crashy}");
     let (crashy, stdout) = sweep("sweep_crashy", &crashy);
     assert_eq!(
