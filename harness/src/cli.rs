@@ -89,8 +89,11 @@ enum Command {
     /// per case. With --base-again, another report of the base version:
     /// what differs between the two base reports too is set aside as noise
     /// (listed apart and counted, never failing). A call's duration is
-    /// judged against its suite's tolerance, widened by the lateness each
-    /// run measured. Exits 1 on a difference the accept file does not
+    /// judged against its suite's tolerance, widened by what each run
+    /// measured of the machine's load (hangup's lateness, and how busy the
+    /// scripts' and the program's threads were). Lines the program printed
+    /// are compared masked: numbers and ids, and the suite's `mask`s.
+    /// Exits 1 on a difference the accept file does not
     /// list, 2 when a report cannot be read: one over 256 MiB, or whose
     /// round holds a case twice, is refused.
     Diff {
@@ -107,7 +110,9 @@ enum Command {
         /// Differences to accept: one a line, as this command prints them.
         #[arg(long, value_name = "FILE")]
         accept: Option<PathBuf>,
-        /// Also write the comparison as JUnit XML (one testcase per case).
+        /// Also write the comparison as JUnit XML: one testcase per case,
+        /// failed (hangup::difference) by a difference not accepted, the
+        /// noise set aside in its system-out.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
     },

@@ -553,8 +553,9 @@ pub enum EventKind {
     },
     /// How long, in all, the threads of every process in the program's
     /// PID namespace ran on a CPU or waited on a run queue for one, from
-    /// its being ready (or, serving the whole suite, from this case's
-    /// turn) to the scripts' end, as `/proc/<tid>/schedstat` counts it:
+    /// its being ready (a client's from its start, which the scripts wait
+    /// for; serving the whole suite, from this case's turn) to the
+    /// scripts' end, as `/proc/<tid>/schedstat` counts it:
     /// its work and the machine's load, which `hangup diff` allows when it
     /// compares a call's duration (a call of the scripts waits on it). Read
     /// twice a case, not per call: a runtime's threads are many (a JVM's,

@@ -232,6 +232,19 @@ impl Shared {
         queued::snapshot(&tids)
     }
 
+    /// Counts the program's busy time from now (see
+    /// [`EventKind::ProgramBusy`]), unless it already counts: from its
+    /// start, for a client, which the scripts wait for.
+    fn program_busy_from_now(&self, view: &sut::ProgramView) {
+        let mut from = self
+            .program_busy_from
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if from.is_none() {
+            *from = Some(queued::snapshot(&view.threads()));
+        }
+    }
+
     /// The times so far of every thread of the program's PID namespace,
     /// once it is ready; none before.
     fn program_snapshot(&self) -> Option<Vec<(i32, queued::Times)>> {
@@ -240,8 +253,8 @@ impl Shared {
     }
 
     /// Records how busy the program's threads were since they were read
-    /// when it became ready ([`Shared::set_program`]): once the scripts are
-    /// done, before it is stopped.
+    /// when it became ready ([`Shared::set_program`]; a client's, when it
+    /// started): once the scripts are done, before it is stopped.
     fn record_program_busy(&self) {
         let before = self
             .program_busy_from
@@ -306,11 +319,8 @@ impl Shared {
 
     /// Makes the program under test known to the steps, once it is ready.
     fn set_program(&self, view: sut::ProgramView, baseline: Baseline) {
+        self.program_busy_from_now(&view);
         let _ = self.program.set((view, baseline));
-        *self
-            .program_busy_from
-            .lock()
-            .unwrap_or_else(|p| p.into_inner()) = self.program_snapshot();
         let _control = self.control();
         self.changed.notify_all();
     }

@@ -108,6 +108,11 @@ pub(super) fn start_program(
         on_exit,
     )
     .map_err(|err| Box::new(program_failure(shared, err.to_string(), Vec::new())))?;
+    // A client starts while the scripts wait for it (a server's `accept`):
+    // its busy time counts from its start, not from its being ready.
+    if spec.role == Side::Client {
+        shared.program_busy_from_now(&running.view());
+    }
     let waited = SockDiag::open()
         .map_err(|err| format!("failed to open sock_diag: {err}"))
         .and_then(|mut diag| running.wait_ready(&mut diag).map_err(|err| err.to_string()));

@@ -57,6 +57,17 @@ pub(super) fn run_sides(shared: &Arc<Shared>, program: &mut Option<sut::Running>
     // the first side runs on this, the case's, thread.
     let two_hosts = shared.hosts.get().is_some();
     let here = usize::from(client.is_none() && !two_hosts);
+    if client.is_some() {
+        // This thread starts the program while the scripts wait for it:
+        // how busy it was is the machine's share of their calls too.
+        // Listed before any side runs, so that every call's reading
+        // before it has this thread.
+        shared
+            .threads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(queued::this_thread());
+    }
     let mut threads = Vec::new();
     for (index, script) in shared.case.scripts.iter().enumerate().skip(here) {
         let shared_for_side = Arc::clone(shared);
