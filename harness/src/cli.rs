@@ -411,7 +411,8 @@ fn run(
             code = ExitCode::from(2);
         }
     }
-    for matrix in report::matrix::Matrix::of(last) {
+    let matrices = report::matrix::Matrix::of(last);
+    for matrix in &matrices {
         out!("\n{}", matrix.render(terminal_width()).trim_end());
     }
     if !failed.is_empty() {
@@ -422,6 +423,10 @@ fn run(
         }
     }
     if let Some(versions) = &versions {
+        let sweeps = report::matrix::render_version_changes(&matrices);
+        if !sweeps.is_empty() {
+            out!("\nsweeps in both versions:\n{}", sweeps.trim_end());
+        }
         out!("\nversions compared:");
         let open = print_differences(&versions.differences, &plan.accepted);
         let noise = hangup::report::diff::noise_listed(&versions.noise);

@@ -370,3 +370,67 @@ serving = { until = "hello\n", within = "2s" }
         assert_eq!(paused[0]["stopped"], true, "{case}");
     }
 }
+
+/// A sweep whose program names two versions (`compare`): each version's
+/// cells make a matrix of their own, and the run ends with the two
+/// matrices cell by cell, naming the cell `leaky` broke.
+#[test]
+fn a_sweep_in_two_versions_is_two_matrices_and_their_changes() {
+    let text = r#"
+[program]
+run = ["{fixture:stream}", "--port", "{port}", "--chunks", "5", "--size", "1000", "--gap", "50"]
+port = 8080
+ready = "^listening on"
+compare = [
+  { name = "stream" },
+  { name = "leaky", run = ["{fixture:leaky}", "--port", "{port}", "--chunks", "5", "--size", "1000", "--gap", "50"] },
+]
+baseline_runs = 1
+
+[[sweep]]
+name = "s"
+request = "GET /stream\n"
+phases = ["connected", "first_byte"]
+kinds = ["close", "timeout"]
+hold = "1s"
+keep = [{ released = true, within = "2s" }]
+"#;
+    let (matrices, stdout) = sweep("sweep_versions", text);
+    let versions: Vec<(&str, bool)> = matrices
+        .iter()
+        .map(|m| {
+            let v = m.version.as_ref().expect("each matrix names its version");
+            (v.name.as_str(), v.base)
+        })
+        .collect();
+    assert_eq!(versions, [("stream", true), ("leaky", false)], "{stdout}");
+    assert!(
+        cells(&matrices[..1], Verdict::Failed).is_empty(),
+        "{stdout}"
+    );
+    assert_eq!(
+        cells(&matrices[1..], Verdict::Failed),
+        BTreeSet::from(["first_byte::timeout".to_string()]),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("sweep sweep_versions::s@stream: 4 cells"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("sweep sweep_versions::s@leaky: 4 cells"),
+        "{stdout}"
+    );
+    let changes = stdout
+        .split("sweeps in both versions:\n")
+        .nth(1)
+        .expect("the matrices' changes");
+    assert!(
+        changes.starts_with("sweep sweep_versions::s (stream -> leaky): 1 cell(s) changed verdict"),
+        "{stdout}"
+    );
+    assert!(
+        changes.contains("  first_byte::timeout: ok") && changes.contains("-> FAILED"),
+        "{stdout}"
+    );
+}

@@ -9,22 +9,24 @@ use crate::suite::sweep::Kind;
 
 impl Matrix {
     /// The matrices of every sweep among `reports`, in the order their
-    /// first cells come.
+    /// first cells come: one per version and run of the program when the
+    /// suite compares two.
     pub fn of(reports: &[CaseReport]) -> Vec<Matrix> {
         let mut out: Vec<Matrix> = Vec::new();
         for report in reports {
             let Some(cell) = &report.cell else {
                 continue;
             };
-            let at = out
-                .iter()
-                .position(|m| m.suite == report.suite && m.sweep == cell.sweep);
+            let at = out.iter().position(|m| {
+                m.suite == report.suite && m.sweep == cell.sweep && m.version == report.version
+            });
             let matrix = match at {
                 Some(i) => &mut out[i],
                 None => {
                     out.push(Matrix {
                         suite: report.suite.clone(),
                         sweep: cell.sweep.clone(),
+                        version: report.version.clone(),
                         phases: Vec::new(),
                         kinds: Vec::new(),
                         cells: Vec::new(),

@@ -27,8 +27,8 @@ use std::time::Duration;
 use crate::model::Escaped;
 use crate::model::units::millis;
 use crate::record::{OutputLine, Timeline};
-use crate::suite::Tolerance;
 use crate::suite::sweep::Cell;
+use crate::suite::{Tolerance, VersionRun};
 use crate::verdict::Mismatch;
 
 use super::difference::Difference;
@@ -249,6 +249,11 @@ pub struct CaseReport {
     /// Which cell of a sweep the case is, when a `[[sweep]]` made it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cell: Option<Cell>,
+    /// Which version of its program it ran, and which run of it, when
+    /// its suite compares two (`compare`): what tells a sweep's matrix of
+    /// one version from the other's, and a base run from the new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<VersionRun>,
     /// How it ended.
     #[serde(flatten)]
     pub status: CaseStatus,
@@ -298,6 +303,7 @@ impl CaseReport {
             case,
             location,
             cell: None,
+            version: None,
             status,
             duration,
             timeline,

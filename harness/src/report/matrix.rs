@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 
 use crate::model::{Escaped, Outcome, Side, Socket, TcpFlags, TcpState};
 use crate::record::{EventKind, Timeline};
+use crate::suite::VersionRun;
 use crate::suite::sweep::{Kind, Phase};
 
 use super::step::StepRef;
@@ -25,6 +26,11 @@ pub struct Matrix {
     pub suite: String,
     /// The sweep's name.
     pub sweep: String,
+    /// The version of the program its cells ran, and which run of it,
+    /// when the suite compares two: each version's cells make a matrix
+    /// of their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<VersionRun>,
     /// Its phases, in the order it names them (rows).
     pub phases: Vec<Phase>,
     /// Its kinds, in the order of [`Kind::ALL`] (columns).
@@ -234,6 +240,19 @@ impl Evidence {
 }
 
 impl Matrix {
+    /// `<suite>::<sweep>`, with `@<version>` (and `#<run>`) when its
+    /// cells ran one version of two, escaped for the terminal.
+    pub fn title(&self) -> String {
+        let version = self.version.as_ref().map(VersionRun::suffix);
+        Escaped(&format!(
+            "{}::{}{}",
+            self.suite,
+            self.sweep,
+            version.unwrap_or_default()
+        ))
+        .to_string()
+    }
+
     /// The cell at (`phase`, `kind`), if it ran.
     pub fn cell(&self, phase: &Phase, kind: Kind) -> Option<&CellReport> {
         self.cells
@@ -251,9 +270,8 @@ impl Matrix {
             .filter(|c| c.verdict == Verdict::Failed)
             .count();
         let mut out = format!(
-            "sweep {}::{}: {} cells, {} passed, {failed} failed\n",
-            Escaped(&self.suite),
-            Escaped(&self.sweep),
+            "sweep {}: {} cells, {} passed, {failed} failed\n",
+            self.title(),
             self.cells.len(),
             self.cells
                 .iter()
@@ -326,19 +344,43 @@ impl Matrix {
 /// one it lost), then a line per changed cell with what the program did
 /// in each run. Empty when neither run has a sweep.
 pub fn render_changes(base: &[Matrix], new: &[Matrix]) -> String {
+    changes(base, new, |b, n| {
+        b.suite == n.suite && b.sweep == n.sweep && b.version == n.version
+    })
+}
+
+/// One run's sweeps of a program in two versions (`compare`), cell by
+/// cell as [`render_changes`] shows two runs: each sweep's matrix of the
+/// version compared against (its first run) beside the new version's.
+/// Empty when no sweep ran in two versions.
+pub fn render_version_changes(matrices: &[Matrix]) -> String {
+    let of = |base: bool| -> Vec<Matrix> {
+        matrices
+            .iter()
+            .filter(|m| {
+                m.version
+                    .as_ref()
+                    .is_some_and(|v| v.base == base && (!base || v.run == 1))
+            })
+            .cloned()
+            .collect()
+    };
+    changes(&of(true), &of(false), |b, n| {
+        b.suite == n.suite && b.sweep == n.sweep
+    })
+}
+
+/// Two sets of matrices cell by cell, pairing a matrix of `base` with one
+/// of `new` where `same` says they are the same sweep.
+fn changes(base: &[Matrix], new: &[Matrix], same: impl Fn(&Matrix, &Matrix) -> bool) -> String {
     let mut out = String::new();
     let mut pairs: Vec<(Option<&Matrix>, Option<&Matrix>)> = new
         .iter()
-        .map(|n| {
-            let b = base
-                .iter()
-                .find(|b| b.suite == n.suite && b.sweep == n.sweep);
-            (b, Some(n))
-        })
+        .map(|n| (base.iter().find(|b| same(b, n)), Some(n)))
         .collect();
     pairs.extend(
         base.iter()
-            .filter(|b| !new.iter().any(|n| n.suite == b.suite && n.sweep == b.sweep))
+            .filter(|b| !new.iter().any(|n| same(b, n)))
             .map(|b| (Some(b), None)),
     );
     for (b, n) in pairs {
@@ -403,11 +445,21 @@ pub fn render_changes(base: &[Matrix], new: &[Matrix]) -> String {
             .iter()
             .filter(|(_, _, c)| *c == Change::Verdict)
             .count();
+        // Two versions of one run: `<suite>::<sweep> (v1 -> v2)`.
+        let title = match (
+            b.and_then(|m| m.version.as_ref()),
+            n.and_then(|m| m.version.as_ref()),
+        ) {
+            (Some(x), Some(y)) if x != y => Escaped(&format!(
+                "{}::{} ({} -> {})",
+                any.suite, any.sweep, x.name, y.name
+            ))
+            .to_string(),
+            _ => any.title(),
+        };
         let _ = writeln!(
             out,
-            "sweep {}::{}: {verdicts} cell(s) changed verdict, {} only what the program did (*)",
-            Escaped(&any.suite),
-            Escaped(&any.sweep),
+            "sweep {title}: {verdicts} cell(s) changed verdict, {} only what the program did (*)",
             changed.len() - verdicts
         );
         for line in 0..2 {
@@ -606,6 +658,7 @@ mod tests {
         Matrix {
             suite: "s".into(),
             sweep: "w".into(),
+            version: None,
             phases,
             kinds: vec![Kind::Close, Kind::Abort],
             cells: cells

@@ -198,6 +198,7 @@ pub fn run_case(suite: &Suite, case: &Case, options: &RunOptions) -> CaseReport 
         case: case.name.clone(),
         location: case.location.to_string(),
         cell: case.cell.clone(),
+        version: case.version.as_ref().map(|v| v.of.clone()),
         status,
         duration: started.elapsed(),
         timeline,
@@ -485,6 +486,7 @@ fn ignored(suite: &Suite, case: &Case, reason: &str) -> CaseReport {
         case: case.name.clone(),
         location: case.location.to_string(),
         cell: case.cell.clone(),
+        version: case.version.as_ref().map(|v| v.of.clone()),
         status: CaseStatus::Ignored {
             reason: reason.to_string(),
         },

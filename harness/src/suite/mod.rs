@@ -109,6 +109,17 @@ pub enum Topology {
 pub struct CaseVersion {
     /// The case's name as written, without `@<version>`.
     pub case: String,
+    /// Which version, and which run of it.
+    pub of: VersionRun,
+}
+
+/// One run of one version of a program, in a suite that compares two:
+/// what every case of that run shares (a sweep's cells make one matrix per
+/// run).
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+pub struct VersionRun {
     /// The version's name.
     pub name: String,
     /// Whether it is the version compared against (the first listed).
@@ -117,7 +128,7 @@ pub struct CaseVersion {
     pub run: usize,
 }
 
-impl CaseVersion {
+impl VersionRun {
     /// What follows `<case>` in the case's name: `@<version>`, or
     /// `@<version>#<run>` after the first run.
     pub fn suffix(&self) -> String {

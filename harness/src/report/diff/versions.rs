@@ -29,7 +29,7 @@ pub fn version_pairs(suites: &[Suite]) -> Vec<Pair> {
     let mut out = Vec::new();
     for suite in suites {
         for case in &suite.cases {
-            let Some(first) = case.version.as_ref().filter(|v| v.base && v.run == 1) else {
+            let Some(first) = case.version.as_ref().filter(|v| v.of.base && v.of.run == 1) else {
                 continue;
             };
             let of_this = |base: bool| {
@@ -37,17 +37,17 @@ pub fn version_pairs(suites: &[Suite]) -> Vec<Pair> {
                     other
                         .version
                         .as_ref()
-                        .is_some_and(|v| v.base == base && v.case == first.case)
+                        .is_some_and(|v| v.of.base == base && v.case == first.case)
                 })
             };
             let Some(new) = of_this(false).next() else {
                 continue;
             };
-            let new_name = new.version.as_ref().map_or("", |v| v.name.as_str());
+            let new_name = new.version.as_ref().map_or("", |v| v.of.name.as_str());
             out.push(Pair {
                 label: format!(
                     "{}::{} ({} -> {new_name})",
-                    suite.name, first.case, first.name
+                    suite.name, first.case, first.of.name
                 ),
                 base: of_this(true).map(|c| c.test_name(suite)).collect(),
                 new: new.test_name(suite),

@@ -16,7 +16,7 @@ use crate::model::Side;
 use crate::suite::limits::{MAX_BASELINE_RUNS, MAX_MASKS};
 use crate::suite::{
     Case, CaseVersion, DEFAULT_BASELINE_RUNS, DEFAULT_READY_WITHIN, DEFAULT_STOP_GRACE, Program,
-    Scope, Version,
+    Scope, Version, VersionRun,
 };
 
 impl<'a> Reader<'a> {
@@ -358,11 +358,13 @@ pub(super) fn versions_of(case: Case) -> Vec<Case> {
             let mut one = case.clone();
             let made = CaseVersion {
                 case: case.name.clone(),
-                name: version.name,
-                base,
-                run,
+                of: VersionRun {
+                    name: version.name,
+                    base,
+                    run,
+                },
             };
-            one.name = format!("{}{}", case.name, made.suffix());
+            one.name = format!("{}{}", case.name, made.of.suffix());
             if let Some(program) = &mut one.program {
                 if let Some(argv) = version.argv {
                     program.argv = argv;

@@ -283,11 +283,15 @@ client = [{ connect = 8080 }]
     assert_eq!(program(2).argv, ["./server-1.1", "--port", "{port}"]);
     let version = suite.cases[0].version.as_ref().expect("a version");
     assert_eq!(
-        (version.case.as_str(), version.name.as_str(), version.base),
+        (
+            version.case.as_str(),
+            version.of.name.as_str(),
+            version.of.base
+        ),
         ("leaves", "1.0", true)
     );
-    assert!(suite.cases[1].version.as_ref().expect("a version").base);
-    assert!(!suite.cases[2].version.as_ref().expect("a version").base);
+    assert!(suite.cases[1].version.as_ref().expect("a version").of.base);
+    assert!(!suite.cases[2].version.as_ref().expect("a version").of.base);
 }
 
 /// The version compared against runs twice unless `baseline_runs` says
@@ -316,7 +320,7 @@ fn the_version_compared_against_runs_more_than_once(
         .map(|c| {
             c.version
                 .as_ref()
-                .map(|v| (v.base, v.run))
+                .map(|v| (v.of.base, v.of.run))
                 .expect("a version")
         })
         .collect();
