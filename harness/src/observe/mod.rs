@@ -61,6 +61,7 @@
 mod capture;
 mod counters;
 mod pcap;
+pub(crate) mod queued;
 mod sock_diag;
 mod tcp_info;
 

@@ -14,7 +14,6 @@
 
 mod case;
 mod interrupt;
-mod queued;
 mod reaper;
 mod suite_program;
 mod trials;

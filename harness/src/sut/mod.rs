@@ -48,7 +48,7 @@ use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
 use crate::model::{Side, TcpState};
-use crate::observe::SockDiag;
+use crate::observe::{SockDiag, queued};
 use crate::record::{EventKind, OutputLine, Recorder, Route, Stream};
 use crate::suite::Program;
 use output::{Output, read_lines};
@@ -66,6 +66,9 @@ const DRAIN_WAIT: Duration = Duration::from_secs(1);
 
 /// How long a program killed with SIGKILL may take to be reaped.
 const KILL_WAIT: Duration = Duration::from_secs(5);
+/// The most a stopping program is given past its grace for the time its
+/// threads waited for a CPU: a bound on a run whatever the load.
+pub const STARVED_CAP: Duration = Duration::from_secs(10);
 
 pub use crate::model::Exit;
 
@@ -113,6 +116,9 @@ pub struct Stopped {
     /// Whether it had to be killed because it ignored the stop signal for
     /// its whole grace period.
     pub killed: bool,
+    /// How long its threads waited for a CPU after the signal, at most
+    /// (given on top of the grace, up to [`STARVED_CAP`]).
+    pub starved: Duration,
     /// Its last output lines.
     pub tail: Vec<OutputLine>,
 }
@@ -356,11 +362,30 @@ impl Running {
     /// Asks the program to stop with its stop signal, gives it its grace
     /// period, then kills its process group. Either way every process it
     /// started ends with its PID namespace.
+    ///
+    /// The grace is the program's own time: what its threads spent waiting
+    /// for a CPU meanwhile (a machine loaded beyond its cores) is given on
+    /// top, up to [`STARVED_CAP`] more, so that a program busy shutting
+    /// down is not killed for the machine's load. A program that ignores
+    /// the signal sleeps, and gets nothing more.
     pub fn stop(self) -> Stopped {
         self.stopping.store(true, Ordering::SeqCst);
         let group = self.group;
+        let threads = || queued::snapshot(&self.view().threads());
+        let before = threads();
+        let asked = Instant::now();
         let _ = killpg(group, self.spec.stop);
-        let exit = self.wait_exit(self.spec.grace);
+        let mut exit = self.wait_exit(self.spec.grace);
+        let mut starved = Duration::ZERO;
+        while exit.is_none() {
+            starved = queued::longest_wait(&before, &threads()).min(STARVED_CAP);
+            let owed = self.spec.grace + starved;
+            let waited = asked.elapsed();
+            if owed <= waited {
+                break;
+            }
+            exit = self.wait_exit(owed - waited);
+        }
         let killed = exit.is_none();
         // The relay ends only after init, whose end kills everything left
         // in the namespace; so only a program still running needs the
@@ -376,6 +401,7 @@ impl Running {
         Stopped {
             exit,
             killed,
+            starved,
             tail: self.tail(),
         }
     }

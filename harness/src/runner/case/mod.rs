@@ -61,10 +61,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::interrupt::Waker;
-use super::queued;
 use super::suite_program::SuiteProgram;
 use crate::model::Side;
 use crate::observe;
+use crate::observe::queued;
 use crate::peer::Sockets;
 use crate::record::{EventKind, OpenFd, OutputLine, Recorder, StepId, Timeline};
 use crate::report::{CaseStatus, Failure, FailureKind};

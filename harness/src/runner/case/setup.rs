@@ -2,7 +2,7 @@
 //! program, the sides, and the teardown once every side is done.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::faults::end_faults;
 use super::hosts::make_hosts;
@@ -88,9 +88,10 @@ pub(super) fn prepare_and_run(
                 shared.fail(program_failure(
                     shared,
                     format!(
-                        "the program ignored {} for {} and was killed",
+                        "the program ignored {} for {}{} and was killed",
                         spec.stop,
-                        verdict::millis(spec.grace)
+                        verdict::millis(spec.grace),
+                        starved(stopped.starved)
                     ),
                     tail,
                 ));
@@ -121,4 +122,17 @@ pub(super) fn keep_kernel_counters(shared: &Shared) {
         Err(err) => format!("the kernel's counters could not be read: {err}\n"),
     };
     let _ = std::fs::write(dir.join("kernel-counters.txt"), text);
+}
+
+/// What a stopped program was given past its grace, in a failure's words:
+/// ` (and 850 ms more, as long as its threads waited for a CPU)`.
+pub(super) fn starved(starved: Duration) -> String {
+    if starved.is_zero() {
+        String::new()
+    } else {
+        format!(
+            " (and {} more, as long as its threads waited for a CPU)",
+            verdict::millis(starved)
+        )
+    }
 }

@@ -19,16 +19,16 @@ use std::time::Duration;
 /// What the kernel counts of one thread's time: on a CPU, and runnable
 /// but waiting for one.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(super) struct Times {
+pub(crate) struct Times {
     /// On a CPU (`sum_exec_runtime`, the first field).
-    pub(super) ran: Duration,
+    pub(crate) ran: Duration,
     /// Waiting on a run queue (`run_delay`, the second).
-    pub(super) waited: Duration,
+    pub(crate) waited: Duration,
 }
 
 impl Times {
     /// Both: the time the thread kept a CPU busy, or would have.
-    pub(super) fn busy(self) -> Duration {
+    pub(crate) fn busy(self) -> Duration {
         self.ran.saturating_add(self.waited)
     }
 }
@@ -45,7 +45,7 @@ fn parse(schedstat: &str) -> Option<Times> {
 
 /// Each listed thread's times, by tid; threads that are gone (or a
 /// kernel that keeps no count) are left out.
-pub(super) fn snapshot(tids: &[i32]) -> Vec<(i32, Times)> {
+pub(crate) fn snapshot(tids: &[i32]) -> Vec<(i32, Times)> {
     tids.iter()
         .filter_map(|tid| {
             let text = std::fs::read_to_string(format!("/proc/{tid}/schedstat")).ok()?;
@@ -58,7 +58,7 @@ pub(super) fn snapshot(tids: &[i32]) -> Vec<(i32, Times)> {
 /// than `before` says they had: a thread `before` does not list was born
 /// since (a server's thread for a new connection), and all its time
 /// counts. Threads gone since count for nothing.
-pub(super) fn since(before: &[(i32, Times)], now: &[(i32, Times)]) -> Times {
+pub(crate) fn since(before: &[(i32, Times)], now: &[(i32, Times)]) -> Times {
     now.iter()
         .map(|(tid, now)| {
             let then = before
@@ -76,8 +76,24 @@ pub(super) fn since(before: &[(i32, Times)], now: &[(i32, Times)]) -> Times {
         })
 }
 
+/// The longest any one thread of `now` waited for a CPU since `before`:
+/// how long a program was kept from running (the threads' waits overlap,
+/// so their sum would count one stall as many).
+pub(crate) fn longest_wait(before: &[(i32, Times)], now: &[(i32, Times)]) -> Duration {
+    now.iter()
+        .map(|(tid, now)| {
+            let then = before
+                .iter()
+                .find(|(t, _)| t == tid)
+                .map_or(Duration::ZERO, |(_, then)| then.waited);
+            now.waited.saturating_sub(then)
+        })
+        .max()
+        .unwrap_or_default()
+}
+
 /// The calling thread's id, to be listed among the case's threads.
-pub(super) fn this_thread() -> i32 {
+pub(crate) fn this_thread() -> i32 {
     nix::unistd::gettid().as_raw()
 }
 
@@ -106,5 +122,19 @@ mod tests {
             1,
             "no /proc/<tid>/schedstat"
         );
+    }
+
+    #[test]
+    fn a_program_was_kept_from_running_as_long_as_its_longest_waiting_thread() {
+        let t = |ran: u64, waited: u64| Times {
+            ran: Duration::from_millis(ran),
+            waited: Duration::from_millis(waited),
+        };
+        let before = [(1, t(5, 100)), (2, t(5, 50))];
+        // Thread 1 waited 300 ms more, thread 2 200 ms, thread 3 (born
+        // since) 250 ms: the waits overlap, the longest is the stall.
+        let now = [(1, t(9, 400)), (2, t(9, 250)), (3, t(1, 250))];
+        assert_eq!(longest_wait(&before, &now), Duration::from_millis(300));
+        assert_eq!(longest_wait(&before, &[]), Duration::ZERO);
     }
 }
