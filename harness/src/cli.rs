@@ -39,6 +39,11 @@ enum Command {
         /// Write every case's report as JSON here (atomically).
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Write one self-contained HTML page here (atomically): the run's
+        /// summary, its cases (filtered, sorted, failing first), each
+        /// sweep's matrix, and each case's ladder as SVG.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
         /// Run only cases whose `<suite>::<case>` name contains this.
         #[arg(long)]
         filter: Option<String>,
@@ -152,6 +157,7 @@ pub fn main() -> ExitCode {
             paths,
             junit,
             json,
+            html,
             filter,
             jobs,
             keep_artifacts,
@@ -218,7 +224,7 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            run(suites, junit, json, &plan, &options)
+            run(suites, Outputs { junit, json, html }, &plan, &options)
         }
         Command::Check { paths } => check(&paths),
         Command::Diff {
@@ -317,13 +323,21 @@ fn cases(n: usize) -> String {
     }
 }
 
-fn run(
-    mut suites: Vec<hangup::suite::Suite>,
+/// The report files a run writes, besides the terminal's.
+struct Outputs {
     junit: Option<PathBuf>,
     json: Option<PathBuf>,
+    html: Option<PathBuf>,
+}
+
+fn run(
+    mut suites: Vec<hangup::suite::Suite>,
+    outputs: Outputs,
     plan: &Plan<'_>,
     options: &RunOptions,
 ) -> ExitCode {
+    let started = std::time::Instant::now();
+    let Outputs { junit, json, html } = outputs;
     if let Some(filter) = plan.filter {
         for suite in &mut suites {
             let name = suite.name.clone();
@@ -412,6 +426,18 @@ fn run(
         }
     }
     let matrices = report::matrix::Matrix::of(last);
+    if let Some(path) = html {
+        let run = report::html::RunInfo::of_this_machine(
+            std::env::args().collect(),
+            started.elapsed(),
+            (rounds.len(), plan.repeat),
+        );
+        let page = report::html::page(last, &matrices, &run, &path);
+        if let Err(err) = report::write_atomically(&path, page.as_bytes()) {
+            err!("hangup: failed to write {}: {err}", Escaped(path.display()));
+            code = ExitCode::from(2);
+        }
+    }
     for matrix in &matrices {
         out!("\n{}", matrix.render(terminal_width()).trim_end());
     }

@@ -217,7 +217,7 @@ impl Evidence {
     }
 
     /// One line: `write EPIPE · CLOSE_WAIT -> gone · FIN · log "x": 1`.
-    fn line(&self) -> String {
+    pub fn line(&self) -> String {
         let mut parts = Vec::new();
         if let Some(call) = &self.first_failed_call {
             parts.push(format!("{} {}", call.syscall, call.outcome));

@@ -11,6 +11,7 @@
 //! - [`diff`]: what changed between two runs, or two versions, computed
 //!   into `difference`'s types;
 //! - [`soak`]: the figures of many rounds;
+//! - [`html`]: one self-contained page per run, a ladder per case as SVG;
 //! - `file`: every report file written whole or not at all.
 
 mod cells;
@@ -18,6 +19,7 @@ pub mod diff;
 mod difference;
 mod file;
 pub mod format;
+pub mod html;
 mod junit;
 pub mod matrix;
 pub mod soak;

@@ -570,7 +570,7 @@ fn timeline() -> Timeline {
 }
 
 /// The case: failed at its `released`, the program's last words kept.
-fn case() -> CaseReport {
+pub(super) fn case() -> CaseReport {
     let mut report = CaseReport::new(
         (
             "s02::client_times_out".into(),

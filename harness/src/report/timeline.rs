@@ -109,7 +109,7 @@ const FOLD_AFTER: usize = 8;
 const FOLD_KEEP: (usize, usize) = (4, 2);
 
 /// What the ladder does with an event of a long run of plain segments.
-enum Fold {
+pub(super) enum Fold {
     /// Not drawn.
     Hidden,
     /// Drawn as one line for the run's hidden middle.
@@ -118,7 +118,9 @@ enum Fold {
 
 /// The events of long runs of plain segments, by index, that the ladder
 /// folds: each run past [`FOLD_AFTER`] keeps its first and last few.
-fn fold_plain_segments(events: &[crate::record::Event]) -> std::collections::HashMap<usize, Fold> {
+pub(super) fn fold_plain_segments(
+    events: &[crate::record::Event],
+) -> std::collections::HashMap<usize, Fold> {
     let plain = |kind: &EventKind| match kind {
         EventKind::Packet {
             flags,

@@ -1,0 +1,229 @@
+//! One case's ladder as SVG: a column per side, time running down, each
+//! captured segment an arrow from its sender to its receiver, and each
+//! side's calls, states, traced syscalls and lines in its margin.
+//!
+//! The same events and the same folding as the terminal's ladder
+//! (`report::timeline`), drawn for a browser: every segment is an arrow
+//! element (`g.segment`), the ones a long run of plain segments folds
+//! included (drawn hidden, so that the page holds every one the JSON
+//! report does); a lost one stops half way at an X naming its fault; a
+//! gap in time longer than [`GAP`] is folded into one marked row.
+
+use std::time::Duration;
+
+use maud::{Markup, html};
+
+use crate::model::{Escaped, Outcome, Side};
+use crate::record::{Event, EventKind, Timeline};
+use crate::report::StepRef;
+use crate::report::timeline::{Fold, fold_plain_segments};
+
+/// A pause between two events longer than this is drawn as one folded row
+/// saying how long it was, not to scale.
+const GAP: Duration = Duration::from_millis(150);
+/// Height of one row, px.
+const ROW: u32 = 20;
+/// Width of the time column, px.
+const TIME: u32 = 64;
+/// Width of a side's margin (its calls' text), px.
+const MARGIN: u32 = 340;
+/// Distance between two sides' lifelines, px.
+const SPAN: u32 = 300;
+/// Characters of an event's text drawn; the rest is in its tooltip.
+const TEXT_CHARS: usize = 58;
+
+/// How an event is drawn.
+enum Row<'a> {
+    /// A segment between two sides' lifelines.
+    Segment {
+        from: usize,
+        to: usize,
+        label: String,
+        lost: Option<String>,
+        event: &'a Event,
+    },
+    /// Text in a side's margin (or across, for the case as a whole).
+    Text {
+        column: Option<usize>,
+        text: String,
+        class: &'static str,
+        event: &'a Event,
+    },
+}
+
+/// The ladder of `timeline`, the events of `failed` (a side's failed
+/// step) highlighted.
+pub(super) fn ladder(timeline: &Timeline, failed: Option<&StepRef>) -> Markup {
+    let columns: Vec<Side> = Side::ALL
+        .into_iter()
+        .filter(|side| {
+            *side != Side::Proxy || timeline.events.iter().any(|e| e.side == Some(Side::Proxy))
+        })
+        .collect();
+    let column_of = |side: Option<Side>| side.and_then(|s| columns.iter().position(|c| *c == s));
+    let x_of = |column: usize| TIME + MARGIN + SPAN * column as u32;
+    let width = x_of(columns.len() - 1) + MARGIN;
+    let folded = fold_plain_segments(&timeline.events);
+
+    // Lay the rows out first: each event one row (a folded segment shares
+    // its run's summary row), a long gap one more.
+    let mut rows: Vec<(u32, Row<'_>, bool)> = Vec::new();
+    let mut gaps: Vec<(u32, Duration)> = Vec::new();
+    let mut notes: Vec<(u32, String)> = Vec::new();
+    let mut y = ROW * 2;
+    let mut last_at: Option<Duration> = None;
+    let mut fold_row = 0;
+    for (i, event) in timeline.events.iter().enumerate() {
+        let fold = folded.get(&i);
+        let hidden = matches!(fold, Some(Fold::Hidden));
+        if !hidden {
+            if let Some(at) = last_at {
+                if event.at.saturating_sub(at) > GAP {
+                    y += ROW;
+                    gaps.push((y, event.at - at));
+                }
+            }
+            last_at = Some(event.at);
+            y += ROW;
+        }
+        if let Some(Fold::Summary { segments, bytes }) = fold {
+            fold_row = y;
+            notes.push((
+                y,
+                format!("… {segments} more segments without SYN, FIN, RST or a zero window ({bytes} B of data), folded"),
+            ));
+            y += ROW;
+        }
+        let at_y = if hidden { fold_row } else { y };
+        let Some(text) = event.describe() else {
+            continue;
+        };
+        let text = Escaped(&text).to_string();
+        let row = match &event.kind {
+            EventKind::Packet {
+                to_side, lost_to, ..
+            } => match (column_of(event.side), column_of(*to_side)) {
+                (Some(from), Some(to)) if from != to => Row::Segment {
+                    from,
+                    to,
+                    label: text,
+                    lost: lost_to
+                        .as_ref()
+                        .map(|f| Escaped(&f.to_string()).to_string()),
+                    event,
+                },
+                _ => Row::Text {
+                    column: None,
+                    text,
+                    class: "segment-text",
+                    event,
+                },
+            },
+            kind => Row::Text {
+                column: column_of(event.side),
+                text,
+                class: class_of(kind),
+                event,
+            },
+        };
+        rows.push((at_y, row, hidden));
+    }
+    let height = y + ROW * 2;
+    let failing_step = failed.map(|s| (s.side, s.step));
+
+    html! {
+        svg.ladder xmlns="http://www.w3.org/2000/svg" role="img"
+            width=(width) height=(height) viewBox={"0 0 " (width) " " (height)} {
+            title { "Ladder: each side's calls in its margin, segments as arrows, time running down" }
+            // Lifelines and their sides' names. SVG elements are written with
+            // an end tag, never as void: the HTML parser reads `<line>` in SVG
+            // as an open element that takes in what follows.
+            @for (column, side) in columns.iter().enumerate() {
+                text.side x=(x_of(column)) y=(ROW) text-anchor="middle" { (side.name()) }
+                line.lifeline x1=(x_of(column)) y1=(ROW + 6) x2=(x_of(column)) y2=(height - ROW) {}
+            }
+            text.time x=(TIME - 8) y=(ROW) text-anchor="end" { "ms" }
+            @for (gy, gap) in &gaps {
+                g.gap {
+                    line x1=(TIME) y1=(gy - 5) x2=(width) y2=(gy - 5) {}
+                    text x=(TIME + MARGIN + SPAN / 2) y=(gy) text-anchor="middle" {
+                        "⋯ " (crate::verdict::millis(*gap)) " later ⋯"
+                    }
+                }
+            }
+            @for (ny, note) in &notes {
+                text.fold x=(TIME + MARGIN + SPAN / 2) y=(ny) text-anchor="middle" { (note) }
+            }
+            @for (ry, row, hidden) in &rows {
+                @match row {
+                    Row::Segment { from, to, label, lost, event } => {
+                        @let (x1, x2) = (x_of(*from), x_of(*to));
+                        @let end = if lost.is_some() { (x1 + x2) / 2 } else { x2 };
+                        @let mid = (x1 + end) / 2;
+                        g.segment.lost[lost.is_some()].folded[*hidden] data-at=(ms(event.at)) {
+                            title { (ms(event.at)) " ms: " (label) @if let Some(f) = lost { " — lost: " (f) } }
+                            @if !*hidden {
+                                text.time x=(TIME - 8) y=(ry) text-anchor="end" { (ms(event.at)) }
+                            }
+                            text.label x=(mid) y=(ry - 3) text-anchor="middle" { (short(label, 44)) }
+                            @if let Some(fault) = lost {
+                                line x1=(x1) y1=(ry + 1) x2=(end) y2=(ry + 5) {}
+                                text.x x=(end) y=(ry + 10) text-anchor="middle" { "✕" }
+                                text.fault x=(end) y=(ry + 22) text-anchor="middle" { "lost: " (short(fault, 40)) }
+                            } @else {
+                                line marker-end="url(#arrowhead)" x1=(x1) y1=(ry + 1) x2=(end) y2=(ry + 5) {}
+                            }
+                        }
+                    }
+                    Row::Text { column, text, class, event } => {
+                        @let (x, anchor) = match column {
+                            Some(0) => (x_of(0) - 8, "end"),
+                            Some(c) => (x_of(*c) + 8, "start"),
+                            None => (TIME + 4, "start"),
+                        };
+                        @let errno = matches!(&event.kind, EventKind::Call { result, .. } if matches!(result.outcome, Outcome::Errno(_)))
+                            || matches!(&event.kind, EventKind::Traced { call } if matches!(call.result.outcome, Outcome::Errno(_)));
+                        @let step_failed = failing_step.is_some_and(|(side, step)| event.side == Some(side) && event.kind.step() == Some(step));
+                        g.event.(class).errno[errno].failing[step_failed] {
+                            title { (ms(event.at)) " ms: " (text) }
+                            text.time x=(TIME - 8) y=(ry) text-anchor="end" { (ms(event.at)) }
+                            text x=(x) y=(ry) text-anchor=(anchor) { (short(text, TEXT_CHARS)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The class of an event drawn as text: what kind of fact it is.
+fn class_of(kind: &EventKind) -> &'static str {
+    match kind {
+        EventKind::Call { .. } | EventKind::InFlight { .. } => "call",
+        EventKind::State { .. } => "state",
+        EventKind::Traced { .. } => "traced",
+        EventKind::Output { .. } | EventKind::LeftOut { .. } => "output",
+        EventKind::ProgramStarted { .. }
+        | EventKind::ProgramReady { .. }
+        | EventKind::ProgramExited { .. }
+        | EventKind::Signal { .. } => "program",
+        EventKind::FaultPut { .. } | EventKind::FaultLifted { .. } => "fault",
+        _ => "note",
+    }
+}
+
+/// Milliseconds, as the terminal's ladder writes them.
+fn ms(at: Duration) -> String {
+    format!("{:.1}", at.as_secs_f64() * 1000.0)
+}
+
+/// `text` cut to `chars` characters, with `…` when cut.
+fn short(text: &str, chars: usize) -> String {
+    if text.chars().count() <= chars {
+        text.to_string()
+    } else {
+        let mut out: String = text.chars().take(chars.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}

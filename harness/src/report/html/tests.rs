@@ -1,0 +1,78 @@
+//! The page's structure, from a case report: what a browser is given.
+//! (tests/html.rs opens pages in a real browser.)
+
+use std::path::Path;
+
+use super::*;
+use crate::record::EventKind;
+use crate::report::snapshot_tests::case;
+
+fn page_of(cases: &[CaseReport]) -> String {
+    page(cases, &[], &RunInfo::default(), Path::new("/tmp/page.html"))
+}
+
+#[test]
+fn every_captured_segment_is_an_arrow_in_its_case_ladder() {
+    let case = case();
+    let segments = case
+        .timeline
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::Packet { .. }))
+        .count();
+    assert!(segments > 0);
+    let html = page_of(std::slice::from_ref(&case));
+    assert_eq!(
+        html.matches("<g class=\"segment").count(),
+        segments,
+        "{html}"
+    );
+    // A lost one ends at an X naming its fault.
+    assert!(html.contains("segment lost"), "{html}");
+}
+
+#[test]
+fn text_from_outside_never_changes_the_page() {
+    let mut case = case();
+    case.name = "s</script><b>x</b>\n\u{1b}[2J::c\"'".into();
+    case.suite = "s</script>".into();
+    let html = page_of(&[case]);
+    assert!(!html.contains("<b>x"), "{html}");
+    assert!(!html.contains("</script><b>"), "{html}");
+    assert!(!html.contains('\u{1b}'), "an ESC reached the page");
+    // One script element, the page's own.
+    assert_eq!(html.matches("<script").count(), 1);
+    assert_eq!(html.matches("</script>").count(), 1);
+}
+
+#[test]
+fn distinct_names_keep_distinct_ids() {
+    let names = ["a b", "a~20~b", "a_b", "a.b", "a::b", "a/b", "ü"];
+    let ids: std::collections::BTreeSet<String> = names.iter().map(|n| anchor(n)).collect();
+    assert_eq!(ids.len(), names.len(), "{ids:?}");
+    for id in &ids {
+        assert!(
+            id.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_:.-~".contains(c)),
+            "{id}"
+        );
+    }
+}
+
+#[test]
+fn failing_cases_come_first_and_the_failure_is_shown() {
+    let failed = case();
+    let mut passed = case();
+    passed.name = "s02::passes".into();
+    passed.status = CaseStatus::Passed;
+    let html = page_of(&[passed, failed]);
+    let first = html
+        .find("s02::client_times_out")
+        .expect("the failing case");
+    let second = html.find("s02::passes").expect("the passing case");
+    assert!(first < second);
+    assert!(html.contains("<dt>expected</dt>"), "{html}");
+    assert!(html.contains("1 failed"), "{html}");
+    // The failing step's calls are marked in the ladder.
+    assert!(html.contains("failing"), "{html}");
+}
