@@ -213,6 +213,11 @@ const INVALID: &[(&str, (usize, usize), &str)] = &[
         "expected a duration like",
     ),
     (
+        "sweep_errnos_without_trace.toml",
+        (14, 10),
+        "expected `errnos` in a sweep whose program is traced, found `trace = false` (line 13, column 9)",
+    ),
+    (
         "sweep_kind_twice.toml",
         (11, 28),
         "expected each kind once, found \"close\" again",

@@ -370,3 +370,88 @@ serving = { until = "hello\n", within = "2s" }
         assert_eq!(paused[0]["stopped"], true, "{case}");
     }
 }
+
+/// The `errnos` invariant against `stream`: a client that closes right
+/// after its request (a FIN) has the program's second write fail with
+/// EPIPE (its first met the client's reset while in CLOSE_WAIT), one that
+/// closes with the response unread (a reset) or aborts, ECONNRESET.
+/// Allowing only ECONNRESET fails exactly the cell where the kernel said
+/// EPIPE, naming the call; allowing both passes every cell.
+#[test]
+fn errnos_fail_exactly_the_cells_whose_calls_failed_otherwise() {
+    let suite = |errnos: &str| {
+        format!(
+            r#"
+[program]
+run = ["{{fixture:stream}}", "--port", "{{port}}", "--chunks", "5", "--size", "1000", "--gap", "50"]
+port = 8080
+ready = "^listening on"
+scope = "suite"
+
+[[sweep]]
+name = "errnos"
+request = "GET /stream\n"
+phases = ["request_sent", "first_byte"]
+kinds = ["close", "abort"]
+keep = [{{ released = true, within = "2s" }}]
+errnos = {errnos}
+serving = {{ until = 5000, within = "5s" }}
+"#
+        )
+    };
+    let (matrices, stdout) = sweep("errnos_reset", &suite(r#"["ECONNRESET"]"#));
+    let failed = cells(&matrices, Verdict::Failed);
+    assert_eq!(
+        failed,
+        BTreeSet::from(["request_sent::close".to_string()]),
+        "{stdout}"
+    );
+    let cell = matrices[0]
+        .cell(&Phase::RequestSent, Kind::Close)
+        .expect("request_sent::close");
+    let step = cell.failed_step.as_ref().expect("the failing step");
+    assert_eq!(step.source, r#"{ errnos = ["ECONNRESET"] }"#, "{cell:?}");
+    let mismatch = cell.mismatch.as_ref().expect("a mismatch");
+    assert!(
+        mismatch.expected.contains(
+            "to fail with only ECONNRESET (Connection reset by peer) (EAGAIN and EINTR aside)"
+        ),
+        "{mismatch:?}"
+    );
+    assert!(
+        mismatch.observed.contains("failed otherwise: sendto(fd ")
+            && mismatch.observed.contains(") = EPIPE (Broken pipe) at +"),
+        "{mismatch:?}"
+    );
+    let outside: Vec<String> = cell
+        .evidence
+        .outside_errnos
+        .iter()
+        .map(|c| format!("{} {}", c.syscall, c.outcome))
+        .collect();
+    assert_eq!(outside, ["sendto EPIPE (Broken pipe)"], "{cell:?}");
+    assert!(
+        stdout.contains("failed outside `errnos`: sendto EPIPE (Broken pipe)"),
+        "{stdout}"
+    );
+    // The other cells' failed calls were ECONNRESET: allowed, no evidence.
+    for cell in matrices[0]
+        .cells
+        .iter()
+        .filter(|c| c.verdict == Verdict::Passed)
+    {
+        assert!(cell.evidence.outside_errnos.is_empty(), "{cell:?}");
+        let failed = cell
+            .evidence
+            .first_failed_call
+            .as_ref()
+            .expect("a failed call");
+        assert_eq!(
+            failed.outcome.to_string(),
+            "ECONNRESET (Connection reset by peer)"
+        );
+    }
+
+    let (matrices, stdout) = sweep("errnos_both", &suite(r#"["EPIPE", "ECONNRESET"]"#));
+    assert_eq!(cells(&matrices, Verdict::Passed).len(), 4, "{stdout}");
+}

@@ -73,6 +73,7 @@ use serde_json::{Map, Value, json};
 
 use super::action::values::schema::duration;
 use super::action::{ActionDef, MODIFIERS, catalog};
+use crate::model::Errno;
 use crate::model::Side;
 use crate::sandbox::ALLOWED_SYSCTLS;
 use crate::suite::sweep::{Kind, Phase};
@@ -258,6 +259,12 @@ fn sweep() -> Value {
                 "minItems": 1,
                 "description": "The checks every cell must keep after its hang-up, as client steps: `released`, `log`, `syscall`, `state`...",
                 "items": { "$ref": "#/$defs/step" },
+            },
+            "errnos": {
+                "type": "array",
+                "uniqueItems": true,
+                "description": "An invariant every cell keeps: the program's traced socket calls on the cell's connection fail only with these errnos (EAGAIN and EINTR always may), checked after `keep`; a call that failed otherwise fails the cell, named in its evidence. Needs `trace` (its default).",
+                "items": { "enum": Errno::known_names().collect::<Vec<_>>(), "description": "An errno name." },
             },
             "serving": {
                 "type": "object",

@@ -16,6 +16,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::model::Errno;
+
 /// Where in the exchange the client hangs up.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
@@ -356,6 +358,9 @@ pub struct SweepPlan {
     /// A fresh request after every cell, when the sweep asks whether the
     /// program still serves.
     pub serving: Option<Serving>,
+    /// The errnos the program's calls on the cell's connection may fail
+    /// with (`errnos`), when the sweep declares that invariant.
+    pub errnos: Option<Vec<Errno>>,
 }
 
 /// "It keeps serving": after the cell, a fresh connection sends the
@@ -371,6 +376,19 @@ pub struct Serving {
 }
 
 impl SweepPlan {
+    /// The sweep's `errnos` invariant as a step, after the user's checks
+    /// (`keep`, whose `released` lets the program's calls on the
+    /// connection end first) and before any fresh connection: an
+    /// `errnos` check judges every call the program made on the cell's
+    /// connection, from its accept on.
+    pub fn errnos_step(&self, out: &mut String) {
+        let Some(errnos) = &self.errnos else {
+            return;
+        };
+        let names: Vec<String> = errnos.iter().map(|e| format!("\"{}\"", e.name())).collect();
+        let _ = writeln!(out, "{{ errnos = [{}] }},", names.join(", "));
+    }
+
     /// The steps after the user's checks: every fault lifted (a fresh
     /// connection must reach the program), then the fresh request.
     pub fn serving_steps(&self, faulted: bool, out: &mut String) {

@@ -518,6 +518,53 @@ impl<'de> Deserialize<'de> for RawPattern {
     }
 }
 
+/// The errnos an `errnos` invariant allows, `["EPIPE", "ECONNRESET"]`,
+/// each name read by [`Errno`]'s own parser (a typo is reported at
+/// itself) through `problem`; `None` when the value is not a list of
+/// names. An empty list allows no errno but the routine ones.
+pub(crate) fn errno_list(
+    value: &Spanned<toml::de::DeValue<'_>>,
+    mut problem: impl FnMut(std::ops::Range<usize>, String),
+) -> Option<Vec<Errno>> {
+    let Some(items) = value.get_ref().as_array() else {
+        problem(
+            value.span(),
+            format!(
+                "expected a list of errno names like [\"EPIPE\", \"ECONNRESET\"], found {}",
+                value.get_ref().type_str()
+            ),
+        );
+        return None;
+    };
+    let mut out: Vec<Errno> = Vec::new();
+    for item in items {
+        let Some(name) = item.get_ref().as_str() else {
+            problem(
+                item.span(),
+                format!(
+                    "expected an errno name like \"EPIPE\", found {}",
+                    item.get_ref().type_str()
+                ),
+            );
+            continue;
+        };
+        match name.parse::<Errno>() {
+            Ok(errno) if out.contains(&errno) => {
+                problem(
+                    item.span(),
+                    format!("expected each errno once, found {name} again"),
+                );
+            }
+            Ok(errno) => out.push(errno),
+            Err(e) => problem(
+                item.span(),
+                format!("expected an errno name, found \"{name}\" ({e})"),
+            ),
+        }
+    }
+    Some(out)
+}
+
 /// Traced calls by name, `"write"` (every call that sends) or `"sendmsg"`.
 pub(crate) struct SyscallName(pub(crate) crate::model::syscall::Which);
 
@@ -623,6 +670,16 @@ pub(crate) mod schema {
                 "description": "\"ok\", \"EOF\" or an errno name.",
             },
             "minItems": 1,
+        })
+    }
+
+    /// A list of errno names, each once.
+    pub(crate) fn errnos() -> Value {
+        let names: Vec<&str> = Errno::known_names().collect();
+        json!({
+            "type": "array",
+            "uniqueItems": true,
+            "items": { "enum": names, "description": "An errno name." },
         })
     }
 

@@ -15,8 +15,9 @@ use toml::de::{DeTable, DeValue};
 
 use super::Reader;
 use super::case::{Defaults, valid_case_name};
+use crate::model::Errno;
 use crate::model::Side;
-use crate::suite::action::values::DurationValue;
+use crate::suite::action::values::{DurationValue, errno_list};
 use crate::suite::sweep::{Cell, Kind, Phase, Serving, SweepPlan};
 use crate::suite::{Case, Location, Scope, Script, Step, Topology};
 
@@ -27,7 +28,7 @@ const DEFAULT_HOLD: Duration = Duration::from_millis(300);
 const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
 /// The keys a `[[sweep]]` table takes.
-const SWEEP_KEYS: &str = "`name`, `description`, `request`, `phases`, `kinds`, `hold`, `wait`, `keep`, `serving`, `trace`, `deadline`, `sysctl`";
+const SWEEP_KEYS: &str = "`name`, `description`, `request`, `phases`, `kinds`, `hold`, `wait`, `keep`, `errnos`, `serving`, `trace`, `deadline`, `sysctl`";
 
 /// A sweep as read, before its cells are made.
 struct Read {
@@ -39,6 +40,9 @@ struct Read {
     hold: Duration,
     wait: Duration,
     keep: Vec<Step>,
+    /// The errnos the program's calls on a cell's connection may fail
+    /// with, and where the sweep says so.
+    errnos: Option<(Vec<Errno>, Range<usize>)>,
     serving: Option<Serving>,
     deadline: Duration,
     sysctls: Vec<(String, String)>,
@@ -110,6 +114,7 @@ impl<'a> Reader<'a> {
             hold: read.hold,
             wait: read.wait,
             serving: read.serving.clone(),
+            errnos: read.errnos.as_ref().map(|(errnos, _)| errnos.clone()),
         };
         let location = self.location(item.span().start);
         let mut cells = Vec::new();
@@ -157,6 +162,11 @@ impl<'a> Reader<'a> {
                 phase.suffix(&mut text);
                 steps.extend(self.generated(&text, &case_name, kind_at.clone()));
                 steps.extend(read.keep.iter().cloned());
+                if let Some((_, errnos_at)) = &read.errnos {
+                    text.clear();
+                    plan.errnos_step(&mut text);
+                    steps.extend(self.generated(&text, &case_name, errnos_at.clone()));
+                }
                 text.clear();
                 let faulted = kind.leaves_a_fault(phase);
                 if !phase.stops_the_program() {
@@ -216,12 +226,14 @@ impl<'a> Reader<'a> {
             hold: DEFAULT_HOLD,
             wait: DEFAULT_WAIT,
             keep: Vec::new(),
+            errnos: None,
             serving: None,
             deadline: defaults.deadline,
             sysctls: Vec::new(),
             trace: true,
         };
         let (mut phases, mut kinds) = (false, false);
+        let mut untraced = None;
         for (key, value) in table {
             match key.get_ref().as_ref() {
                 "name" => read.name = self.value(value),
@@ -262,14 +274,32 @@ impl<'a> Reader<'a> {
                     self.case_steps = 0;
                     read.keep = self.steps(Side::Client, value, false);
                 }
+                "errnos" => {
+                    let errnos = errno_list(value, |at, why| self.problem(at, why));
+                    read.errnos = errnos.map(|errnos| (errnos, value.span()));
+                }
                 "serving" => read.serving = self.serving(value),
-                "trace" => read.trace = self.value(value).unwrap_or(true),
+                "trace" => {
+                    read.trace = self.value(value).unwrap_or(true);
+                    if !read.trace {
+                        untraced = Some(self.location(value.span().start));
+                    }
+                }
                 "sysctl" => read.sysctls = self.sysctls(value),
                 other => self.problem(
                     key.span(),
                     format!("unknown key `{other}` in a sweep, expected one of {SWEEP_KEYS}"),
                 ),
             }
+        }
+        if let (Some((_, at)), Some(trace)) = (&read.errnos, untraced) {
+            self.problem(
+                at.clone(),
+                format!(
+                    "expected `errnos` in a sweep whose program is traced, found `trace = false` (line {}, column {}): which errnos its calls failed with is what the tracing of its socket calls sees",
+                    trace.line, trace.column
+                ),
+            );
         }
         if !phases {
             self.problem(
