@@ -1031,6 +1031,7 @@ mod tests {
                     outcome: Outcome::Errno(Errno::from_raw(nix::libc::EAGAIN)),
                     bytes: 0,
                     ready: None,
+                    short: None,
                 },
             },
         );

@@ -557,6 +557,7 @@ mod tests {
                     outcome,
                     bytes: 0,
                     ready: None,
+                    short: None,
                 },
                 took: Duration::ZERO,
                 local: None,

@@ -498,6 +498,20 @@ pub enum Until {
     Bytes(u64),
     /// Once this text has arrived.
     Pattern(String),
+    /// An HTTP response read from its first byte exactly through the end
+    /// of this chunk of its `Transfer-Encoding: chunked` body (its data's
+    /// closing CRLF): `{ chunks = 3 }`.
+    Chunks {
+        /// Which chunk, from 1.
+        chunks: u64,
+    },
+    /// An HTTP response read from its first byte exactly through its
+    /// headers' blank line and this many bytes after it, as they come
+    /// on the wire (a chunked body's framing counts): `{ body = 1000 }`.
+    Body {
+        /// Bytes of body.
+        body: u64,
+    },
 }
 
 /// Which direction `shutdown` closes, as a suite writes it.

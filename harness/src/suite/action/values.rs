@@ -162,10 +162,10 @@ impl<'de> Deserialize<'de> for RawPayload {
 impl<'de> Deserialize<'de> for Until {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
-        impl Visitor<'_> for V {
+        impl<'de> Visitor<'de> for V {
             type Value = Until;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a byte count to read, or text to read up to")
+                f.write_str("a byte count to read, text to read up to, or a mark of an HTTP response (`{ chunks = 3 }`, `{ body = 1000 }`)")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Until, E> {
                 u64::try_from(v)
@@ -188,6 +188,33 @@ impl<'de> Deserialize<'de> for Until {
                     ));
                 }
                 Ok(Until::Pattern(v.to_string()))
+            }
+            // `{ chunks = 3 }` or `{ body = 1000 }`: a mark of an HTTP
+            // response's framing.
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Until, A::Error> {
+                let expected = "expected `{ chunks = N }` (through the end of an HTTP response's Nth chunk) or `{ body = N }` (through its headers and N bytes of body)";
+                let Some(key) = map.next_key::<String>()? else {
+                    return Err(de::Error::custom(format!(
+                        "{expected}, found an empty table"
+                    )));
+                };
+                let n: u64 = map.next_value()?;
+                let until = match key.as_str() {
+                    "chunks" if n == 0 => {
+                        return Err(de::Error::custom(
+                            "expected `chunks` of at least 1 (the first chunk's end), found 0",
+                        ));
+                    }
+                    "chunks" => Until::Chunks { chunks: n },
+                    "body" => Until::Body { body: n },
+                    other => return Err(de::Error::custom(format!("{expected}, found `{other}`"))),
+                };
+                if map.next_key::<String>()?.is_some() {
+                    return Err(de::Error::custom(format!(
+                        "{expected}, found a table of more than one key"
+                    )));
+                }
+                Ok(until)
             }
         }
         d.deserialize_any(V)

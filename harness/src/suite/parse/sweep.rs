@@ -18,6 +18,7 @@ use super::case::{Defaults, valid_case_name};
 use crate::model::Errno;
 use crate::model::Side;
 use crate::suite::action::values::{DurationValue, errno_list};
+use crate::suite::limits::MAX_GENERATED_CASES;
 use crate::suite::sweep::{Cell, Kind, Phase, Serving, SweepPlan};
 use crate::suite::{Case, Location, Scope, Script, Step, Topology};
 
@@ -328,6 +329,9 @@ impl<'a> Reader<'a> {
             .chain([
                 "{ request_bytes = [...] }".into(),
                 "{ response_bytes = [...] }".into(),
+                "{ chunks = N }".into(),
+                "{ body_bytes = [...] }".into(),
+                "{ body_bytes = { count = N, of = BYTES } }".into(),
             ])
             .collect();
         let expected = format!("expected a phase: one of {}", named.join(", "));
@@ -365,6 +369,20 @@ impl<'a> Reader<'a> {
                         "response_bytes" => {
                             for (n, at) in self.byte_counts(counts, None) {
                                 out.push((Phase::ResponseBytes(n), at));
+                            }
+                        }
+                        "chunks" => {
+                            for (n, at) in self.chunks(counts) {
+                                out.push((Phase::Chunk(n), at));
+                            }
+                        }
+                        "body_bytes" => {
+                            let offsets = match counts.get_ref() {
+                                DeValue::Table(spaced) => self.evenly_spaced(spaced, counts.span()),
+                                _ => self.byte_counts(counts, None),
+                            };
+                            for (n, at) in offsets {
+                                out.push((Phase::BodyBytes(n), at));
                             }
                         }
                         other => self.problem(key.span(), format!("{expected}, found `{other}`")),
@@ -439,6 +457,82 @@ impl<'a> Reader<'a> {
             out.push((n, item.span()));
         }
         out
+    }
+
+    /// `{ chunks = N }`: one phase per chunk, 1 to N; N at least 1 and at
+    /// most the cases a file may make (each is a row of cells).
+    fn chunks(&mut self, value: &Spanned<DeValue<'a>>) -> Vec<(u64, Range<usize>)> {
+        let Some(n) = self.value::<u64>(value) else {
+            return Vec::new();
+        };
+        if n == 0 {
+            self.problem(
+                value.span(),
+                "expected `chunks` of at least 1 (a phase after each of the first N chunks), found 0",
+            );
+            return Vec::new();
+        }
+        if n > MAX_GENERATED_CASES as u64 {
+            self.problem(
+                value.span(),
+                format!(
+                    "expected `chunks` of at most {MAX_GENERATED_CASES} (the cases a file may make), found {n}"
+                ),
+            );
+            return Vec::new();
+        }
+        (1..=n).map(|k| (k, value.span())).collect()
+    }
+
+    /// `{ count = 4, of = 4000 }`: `count` body offsets evenly spaced up
+    /// to `of`, the i-th `of * i / count` rounded down (1000, 2000, 3000,
+    /// 4000); `count` at least 1, at most `of` (so that no two are the
+    /// same and none is 0) and at most the cases a file may make.
+    fn evenly_spaced(&mut self, table: &DeTable<'a>, at: Range<usize>) -> Vec<(u64, Range<usize>)> {
+        let (mut count, mut of) = (None, None);
+        for (key, v) in table {
+            match key.get_ref().as_ref() {
+                "count" => count = self.value::<u64>(v).map(|n| (n, v.span())),
+                "of" => of = self.value::<u64>(v).map(|n| (n, v.span())),
+                other => self.problem(
+                    key.span(),
+                    format!("unknown key `{other}` in evenly spaced `body_bytes`, expected `count` and `of`"),
+                ),
+            }
+        }
+        let (Some((count, count_at)), Some((of, of_at))) = (count, of) else {
+            self.problem(
+                at,
+                "expected `body_bytes = { count = N, of = BYTES }` (N offsets evenly spaced up to BYTES of body) with both keys",
+            );
+            return Vec::new();
+        };
+        if count == 0 {
+            self.problem(count_at, "expected `count` of at least 1, found 0");
+            return Vec::new();
+        }
+        if count > MAX_GENERATED_CASES as u64 {
+            self.problem(
+                count_at,
+                format!(
+                    "expected `count` of at most {MAX_GENERATED_CASES} (the cases a file may make), found {count}"
+                ),
+            );
+            return Vec::new();
+        }
+        if count > of {
+            self.problem(
+                of_at,
+                format!("expected `of` of at least `count` ({count}) bytes, so that each offset is a byte further, found {of}"),
+            );
+            return Vec::new();
+        }
+        (1..=count)
+            .map(|i| {
+                let offset = u128::from(of) * u128::from(i) / u128::from(count);
+                (u64::try_from(offset).unwrap_or(of), at.clone())
+            })
+            .collect()
     }
 
     /// `kinds = ["close", "abort", ...]`, or `"all"`.
