@@ -213,6 +213,26 @@ const INVALID: &[(&str, (usize, usize), &str)] = &[
         "expected a duration like",
     ),
     (
+        "sweep_body_bytes_count_zero.toml",
+        (10, 50),
+        "expected `count` of at least 1, found 0",
+    ),
+    (
+        "sweep_chunks_past_the_limit.toml",
+        (10, 36),
+        "expected `chunks` of at most 10000 (the cases a file may make), found 10001",
+    ),
+    (
+        "sweep_chunks_zero.toml",
+        (10, 36),
+        "expected `chunks` of at least 1 (a phase after each of the first N chunks), found 0",
+    ),
+    (
+        "sweep_errnos_without_trace.toml",
+        (14, 10),
+        "expected `errnos` in a sweep whose program is traced, found `trace = false` (line 13, column 9)",
+    ),
+    (
         "sweep_kind_twice.toml",
         (11, 28),
         "expected each kind once, found \"close\" again",

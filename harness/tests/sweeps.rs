@@ -433,4 +433,190 @@ keep = [{ released = true, within = "2s" }]
         changes.contains("  first_byte::timeout: ok") && changes.contains("-> FAILED"),
         "{stdout}"
     );
+
+/// The `errnos` invariant against `stream --http`, its chunks 300 ms
+/// apart. A client that closes at the end of the first chunk has read
+/// everything that came, so its close is a FIN: the program's next write
+/// meets the client's reset in CLOSE_WAIT, and the one after fails with
+/// EPIPE. One that closes after the first byte leaves the chunk's rest
+/// unread, so its close is a reset, as an abort is: the next write fails
+/// with ECONNRESET. (The 300 ms make the FIN certain on a loaded machine:
+/// a close right after the request, `request_sent`, races the program's
+/// first write and is a reset when it loses.) Allowing only ECONNRESET
+/// fails exactly the cell where the kernel said EPIPE, naming the call;
+/// allowing both passes every cell.
+#[test]
+fn errnos_fail_exactly_the_cells_whose_calls_failed_otherwise() {
+    let suite = |errnos: &str| {
+        format!(
+            r#"
+[program]
+run = ["{{fixture:stream}}", "--port", "{{port}}", "--chunks", "3", "--size", "1000", "--gap", "300", "--http"]
+port = 8080
+ready = "^listening on"
+scope = "suite"
+
+[[sweep]]
+name = "errnos"
+request = "GET /stream HTTP/1.1\r\nHost: hangup\r\n\r\n"
+phases = ["first_byte", {{ chunks = 1 }}]
+kinds = ["close", "abort"]
+keep = [{{ released = true, within = "2s" }}]
+errnos = {errnos}
+serving = {{ until = "\r\n0\r\n\r\n", within = "5s" }}
+"#
+        )
+    };
+    let (matrices, stdout) = sweep("errnos_reset", &suite(r#"["ECONNRESET"]"#));
+    let failed = cells(&matrices, Verdict::Failed);
+    assert_eq!(
+        failed,
+        BTreeSet::from(["chunk_1::close".to_string()]),
+        "{stdout}"
+    );
+    let cell = matrices[0]
+        .cell(&Phase::Chunk(1), Kind::Close)
+        .expect("chunk_1::close");
+    let step = cell.failed_step.as_ref().expect("the failing step");
+    assert_eq!(step.source, r#"{ errnos = ["ECONNRESET"] }"#, "{cell:?}");
+    let mismatch = cell.mismatch.as_ref().expect("a mismatch");
+    assert!(
+        mismatch.expected.contains(
+            "to fail with only ECONNRESET (Connection reset by peer) (EAGAIN and EINTR aside)"
+        ),
+        "{mismatch:?}"
+    );
+    assert!(
+        mismatch.observed.contains("failed otherwise: sendto(fd ")
+            && mismatch.observed.contains(") = EPIPE (Broken pipe) at +"),
+        "{mismatch:?}"
+    );
+    let outside: Vec<String> = cell
+        .evidence
+        .outside_errnos
+        .iter()
+        .map(|c| format!("{} {}", c.syscall, c.outcome))
+        .collect();
+    assert_eq!(outside, ["sendto EPIPE (Broken pipe)"], "{cell:?}");
+    assert!(
+        stdout.contains("failed outside `errnos`: sendto EPIPE (Broken pipe)"),
+        "{stdout}"
+    );
+    // The other cells' failed calls were ECONNRESET: allowed, no evidence.
+    for cell in matrices[0]
+        .cells
+        .iter()
+        .filter(|c| c.verdict == Verdict::Passed)
+    {
+        assert!(cell.evidence.outside_errnos.is_empty(), "{cell:?}");
+        let failed = cell
+            .evidence
+            .first_failed_call
+            .as_ref()
+            .expect("a failed call");
+        assert_eq!(
+            failed.outcome.to_string(),
+            "ECONNRESET (Connection reset by peer)"
+        );
+    }
+
+    let (matrices, stdout) = sweep("errnos_both", &suite(r#"["EPIPE", "ECONNRESET"]"#));
+    assert_eq!(cells(&matrices, Verdict::Passed).len(), 4, "{stdout}");
+}
+
+/// The chunk and body-offset phases against `stream --http`, whose body
+/// is 4 chunks of 1000 bytes (`3e8\r\n` + data + `\r\n` each) after 73
+/// bytes of headers, 200 ms apart. Each phase reads exactly to its mark: through chunk
+/// k is 73 + 1007 k bytes, so a close there leaves nothing unread and
+/// sends a FIN (the program's write after the next meets the reset:
+/// EPIPE), while a close 1000 bytes into the body leaves the rest of the
+/// first chunk unread and resets (ECONNRESET). A 5th chunk never comes:
+/// those cells fail, saying the body ended after 4.
+#[test]
+fn chunk_and_body_phases_read_exactly_to_their_mark() {
+    let text = r#"
+[program]
+run = ["{fixture:stream}", "--port", "{port}", "--chunks", "4", "--size", "1000", "--gap", "200", "--http"]
+port = 8080
+ready = "^listening on"
+scope = "suite"
+
+[[sweep]]
+name = "chunked"
+request = "GET /stream HTTP/1.1\r\nHost: hangup\r\n\r\n"
+phases = [{ chunks = 5 }, { body_bytes = { count = 2, of = 2000 } }]
+kinds = ["close", "abort"]
+keep = [{ released = true, within = "2s" }]
+errnos = ["EPIPE", "ECONNRESET"]
+serving = { until = "\r\n0\r\n\r\n", within = "5s" }
+"#;
+    let (bytes, stdout) = run("chunked", text);
+    let matrices = Report::read(&bytes).expect("a report").sweeps;
+    assert_eq!(
+        matrices[0].phases,
+        [
+            Phase::Chunk(1),
+            Phase::Chunk(2),
+            Phase::Chunk(3),
+            Phase::Chunk(4),
+            Phase::Chunk(5),
+            Phase::BodyBytes(1000),
+            Phase::BodyBytes(2000),
+        ],
+        "{stdout}"
+    );
+    assert_eq!(
+        cells(&matrices, Verdict::Failed),
+        BTreeSet::from(["chunk_5::close".to_string(), "chunk_5::abort".to_string()]),
+        "{stdout}"
+    );
+    for kind in [Kind::Close, Kind::Abort] {
+        let cell = matrices[0].cell(&Phase::Chunk(5), kind).expect("chunk_5");
+        let mismatch = cell.mismatch.as_ref().expect("a mismatch");
+        assert!(
+            mismatch.observed.ends_with(
+                "short of its mark: the body ended (its last chunk, of size 0) after 4 chunks"
+            ),
+            "{mismatch:?}"
+        );
+    }
+    // What each phase's read took, from the report's timeline.
+    let report: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+    let cases = report["rounds"][0]["cases"].as_array().expect("cases");
+    for case in cases {
+        let name = case["name"].as_str().expect("name");
+        let read = case["timeline"]["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .find(|e| e["event"] == "call" && e["call"]["action"] == "recv_until")
+            .unwrap_or_else(|| panic!("{name} read nothing"));
+        let want = match name.split("::").nth(2).expect("a phase") {
+            "chunk_1" => 1080,
+            "chunk_2" => 2087,
+            "chunk_3" => 3094,
+            "chunk_4" => 4101,
+            // The 4 chunks and the last chunk's `0\r\n`.
+            "chunk_5" => 4104,
+            "body_bytes_1000" => 1073,
+            "body_bytes_2000" => 2073,
+            other => panic!("{other}"),
+        };
+        assert_eq!(read["result"]["bytes"], want, "{name}: {read}");
+    }
+    // A close at a chunk's end is a FIN: the program's next write but one
+    // fails with EPIPE; one inside a chunk is a reset: ECONNRESET.
+    let errno = |phase: Phase| {
+        let cell = matrices[0].cell(&phase, Kind::Close).expect("a cell");
+        let failed = cell
+            .evidence
+            .first_failed_call
+            .as_ref()
+            .expect("a failed call");
+        failed.outcome.word()
+    };
+    for k in 1..=3 {
+        assert_eq!(errno(Phase::Chunk(k)), "EPIPE", "{stdout}");
+    }
+    assert_eq!(errno(Phase::BodyBytes(1000)), "ECONNRESET", "{stdout}");
 }

@@ -126,6 +126,16 @@ impl Errno {
             .filter_map(|raw| Errno(*raw as i32).known_name())
     }
 
+    /// Whether the errno is routine for a socket call rather than news of
+    /// its connection: EAGAIN (a non-blocking call, or a timeout, with
+    /// nothing to do yet) and EINTR (a signal came first). Event loops see
+    /// them on every connection, so what hangup says of a program's failed
+    /// calls (a sweep's evidence, an `errnos` check, `diff`) leaves them
+    /// aside.
+    pub fn is_routine(self) -> bool {
+        matches!(Raw::from_raw(self.0), Raw::EAGAIN | Raw::EINTR)
+    }
+
     /// The raw value, for comparing with what a syscall returned.
     pub fn raw(self) -> i32 {
         self.0

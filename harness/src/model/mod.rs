@@ -20,7 +20,7 @@ pub mod units;
 pub use errno::Errno;
 pub use escaped::Escaped;
 pub use exit::Exit;
-pub use outcome::{CallResult, Outcome, PollEvents};
+pub use outcome::{CallResult, Outcome, PollEvents, Short};
 pub use packet::{FlagMatch, Port, Reject, TcpFlags, Verdict};
 pub use side::{Link, Side, Socket};
 pub use tcp_state::TcpState;

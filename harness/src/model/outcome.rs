@@ -84,6 +84,63 @@ pub struct CallResult {
     /// timed out).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready: Option<PollEvents>,
+    /// For a `recv_until` that reads an HTTP response to a mark of its
+    /// framing (a chunk's end, a body offset): why it stopped short of the
+    /// mark although every read succeeded. The step then fails: hangup
+    /// reads no further than the response goes, and invents no errno.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub short: Option<Short>,
+}
+
+/// Why a read to a mark of an HTTP response's framing stopped short of it
+/// with every read a success: what the bytes said, not the kernel.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Short {
+    /// The body's last chunk (size 0) came after this many chunks.
+    BodyEnded {
+        /// The chunks before it.
+        chunks: u64,
+    },
+    /// What came where a chunk's size line (or the CRLF after its data)
+    /// belonged was something else: the body is not chunked, or its
+    /// framing is broken.
+    NotAChunk {
+        /// Where, in bytes from the response's start.
+        at: u64,
+    },
+    /// No blank line ended the headers within this many bytes.
+    NoHeaders {
+        /// How far it read.
+        read: u64,
+    },
+}
+
+impl fmt::Display for Short {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Short::BodyEnded { chunks: 1 } => {
+                f.write_str("the body ended (its last chunk, of size 0) after 1 chunk")
+            }
+            Short::BodyEnded { chunks } => write!(
+                f,
+                "the body ended (its last chunk, of size 0) after {chunks} chunks"
+            ),
+            Short::NotAChunk { at } => write!(
+                f,
+                "byte {at} of the response is not where a chunk's size line or its closing CRLF belongs: the body is not chunked, or its framing is broken"
+            ),
+            Short::NoHeaders { read } => {
+                write!(
+                    f,
+                    "no blank line ended the headers in its first {read} bytes"
+                )
+            }
+        }
+    }
 }
 
 impl CallResult {
@@ -92,6 +149,7 @@ impl CallResult {
             outcome: Outcome::Ok,
             bytes,
             ready: None,
+            short: None,
         }
     }
 
@@ -100,6 +158,7 @@ impl CallResult {
             outcome: Outcome::Eof,
             bytes,
             ready: None,
+            short: None,
         }
     }
 
@@ -112,6 +171,7 @@ impl CallResult {
             outcome: Outcome::Errno(errno),
             bytes,
             ready: None,
+            short: None,
         }
     }
 

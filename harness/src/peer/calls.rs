@@ -12,7 +12,7 @@ use socket2::Socket as Sock;
 
 use super::options::{nonblocking_for_the_call, set_nonblocking};
 use super::{Call, RECEIVED_KEPT};
-use crate::model::{CallResult, PollEvents};
+use crate::model::{CallResult, PollEvents, Short};
 use crate::suite::{How, Payload, Until};
 
 /// `SO_RCVTIMEO`/`SO_SNDTIMEO` for a step's timeout: `None` blocks. A zero
@@ -206,6 +206,28 @@ pub(super) fn recv_until(conn: &Sock, until: &Until, timeout: Option<Duration>) 
     if let Err(err) = conn.set_read_timeout(kernel_timeout(timeout)) {
         return instant(CallResult::from_io(&err, 0));
     }
+    let mark = match until {
+        Until::Chunks { chunks } => Some(Mark::Chunk(*chunks)),
+        Until::Body { body } => Some(Mark::Body(*body)),
+        Until::Bytes(_) | Until::Pattern(_) => None,
+    };
+    if let Some(mark) = mark {
+        let mut reader = Exact {
+            conn,
+            total: 0,
+            kept: Vec::new(),
+        };
+        let mut call = timed(|| match reader.to(mark) {
+            Ok(None) => CallResult::ok(reader.total),
+            Ok(Some(short)) => CallResult {
+                short: Some(short),
+                ..CallResult::ok(reader.total)
+            },
+            Err(result) => result,
+        });
+        call.received = reader.kept;
+        return call;
+    }
     // Only the tail that could hold a pattern split across reads is kept
     // for the search; the start of what arrived, for a `matches` check.
     let mut tail: Vec<u8> = Vec::new();
@@ -218,7 +240,7 @@ pub(super) fn recv_until(conn: &Sock, until: &Until, timeout: Option<Duration>) 
                     let left = usize::try_from(want.saturating_sub(total)).unwrap_or(usize::MAX);
                     left.clamp(1, buf.len())
                 }
-                Until::Pattern(_) => buf.len(),
+                Until::Pattern(_) | Until::Chunks { .. } | Until::Body { .. } => buf.len(),
             };
             match read_once(conn, &mut buf[..room]) {
                 Err(err) => return CallResult::from_io(&err, total),
@@ -239,7 +261,7 @@ pub(super) fn recv_until(conn: &Sock, until: &Until, timeout: Option<Duration>) 
                             let drop = tail.len().saturating_sub(keep);
                             tail.drain(..drop);
                         }
-                        Until::Bytes(_) => {}
+                        Until::Bytes(_) | Until::Chunks { .. } | Until::Body { .. } => {}
                     }
                 }
             }
@@ -247,6 +269,159 @@ pub(super) fn recv_until(conn: &Sock, until: &Until, timeout: Option<Duration>) 
     });
     call.received = kept;
     call
+}
+
+/// A mark of an HTTP response's framing that a read stops at exactly.
+#[derive(Debug, Clone, Copy)]
+enum Mark {
+    /// The end of this chunk of a chunked body (its data's CRLF).
+    Chunk(u64),
+    /// This many bytes after the headers' blank line.
+    Body(u64),
+}
+
+/// The most an HTTP response's headers may take before a read to a mark
+/// of its framing gives up on them ([`Short::NoHeaders`]); a chunk's size
+/// line may take [`MAX_SIZE_LINE`].
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_SIZE_LINE: usize = 1024;
+
+/// Reads a response exactly to a mark, never a byte past it: the kernel
+/// is asked (`MSG_PEEK`) what has arrived, and only the bytes up to the
+/// end of what is sought are taken from the receive queue. What follows
+/// stays there, so a later `close` sends the reset that unread data
+/// makes, as it would for a client that read that far. Every read is
+/// under the step's `SO_RCVTIMEO`; its errno, or EOF, ends the call.
+struct Exact<'a> {
+    conn: &'a Sock,
+    /// Bytes taken so far.
+    total: u64,
+    /// The first [`RECEIVED_KEPT`] of them, for a `matches` check.
+    kept: Vec<u8>,
+}
+
+impl Exact<'_> {
+    /// Reads through `mark`; `Ok(Some(..))` when the response's framing
+    /// ended the read short of it.
+    fn to(&mut self, mark: Mark) -> Result<Option<Short>, CallResult> {
+        let Some(_) = self.through(b"\r\n\r\n", MAX_HEAD)? else {
+            return Ok(Some(Short::NoHeaders { read: self.total }));
+        };
+        match mark {
+            Mark::Body(n) => {
+                self.take(n)?;
+                Ok(None)
+            }
+            Mark::Chunk(wanted) => {
+                for done in 0..wanted {
+                    let at = self.total;
+                    let Some(line) = self.through(b"\r\n", MAX_SIZE_LINE)? else {
+                        return Ok(Some(Short::NotAChunk { at }));
+                    };
+                    let Some(size) = chunk_size(&line) else {
+                        return Ok(Some(Short::NotAChunk { at }));
+                    };
+                    if size == 0 {
+                        return Ok(Some(Short::BodyEnded { chunks: done }));
+                    }
+                    self.take(size)?;
+                    let at = self.total;
+                    if self.take_bytes(2)? != b"\r\n" {
+                        return Ok(Some(Short::NotAChunk { at }));
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Takes bytes up to and including the first `needle`, and returns
+    /// them; `None` when `cap` bytes came without it (those are taken).
+    fn through(&mut self, needle: &[u8], cap: usize) -> Result<Option<Vec<u8>>, CallResult> {
+        let mut line: Vec<u8> = Vec::new();
+        let mut peeked = vec![0u8; cap];
+        loop {
+            let room = cap.saturating_sub(line.len());
+            if room == 0 {
+                return Ok(None);
+            }
+            let n = self.peek(&mut peeked[..room])?;
+            // Search what was taken of the needle's prefix and what waits.
+            let from = line.len().saturating_sub(needle.len() - 1);
+            let mut seen = line[from..].to_vec();
+            seen.extend_from_slice(&peeked[..n]);
+            let want = match seen.windows(needle.len()).position(|w| w == needle) {
+                Some(i) => (i + needle.len()) - (line.len() - from),
+                None => n,
+            };
+            line.extend_from_slice(&self.take_bytes(want as u64)?);
+            if line.ends_with(needle) {
+                return Ok(Some(line));
+            }
+        }
+    }
+
+    /// Waits for data and returns how much is there, taking none of it.
+    fn peek(&mut self, buf: &mut [u8]) -> Result<usize, CallResult> {
+        use std::os::fd::AsRawFd;
+        let flags = nix::sys::socket::MsgFlags::MSG_PEEK;
+        match nix::sys::socket::recv(self.conn.as_raw_fd(), buf, flags) {
+            Ok(0) => Err(CallResult::eof(self.total)),
+            Ok(n) => Ok(n),
+            Err(errno) => Err(CallResult::from_io(
+                &io::Error::from_raw_os_error(errno as i32),
+                self.total,
+            )),
+        }
+    }
+
+    /// Takes exactly `n` bytes (however many reads that is).
+    fn take(&mut self, n: u64) -> Result<(), CallResult> {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut left = n;
+        while left > 0 {
+            let room = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+            let got = self.read(&mut buf[..room])?;
+            left -= got as u64;
+        }
+        Ok(())
+    }
+
+    /// Takes exactly `n` bytes and returns them (`n` is small: a line).
+    fn take_bytes(&mut self, n: u64) -> Result<Vec<u8>, CallResult> {
+        let mut out = vec![0u8; usize::try_from(n).unwrap_or(usize::MAX)];
+        let mut filled = 0;
+        while filled < out.len() {
+            filled += self.read(&mut out[filled..])?;
+        }
+        Ok(out)
+    }
+
+    /// One read into `buf`, counted and kept.
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, CallResult> {
+        match read_once(self.conn, buf) {
+            Ok(0) => Err(CallResult::eof(self.total)),
+            Ok(n) => {
+                self.total += n as u64;
+                let room = RECEIVED_KEPT.saturating_sub(self.kept.len());
+                self.kept.extend_from_slice(&buf[..n.min(room)]);
+                Ok(n)
+            }
+            Err(err) => Err(CallResult::from_io(&err, self.total)),
+        }
+    }
+}
+
+/// A chunk's size from its size line (`1f4\r\n`, `1f4;name=value\r\n`):
+/// hexadecimal digits before any extension; `None` when it is none.
+fn chunk_size(line: &[u8]) -> Option<u64> {
+    let line = line.strip_suffix(b"\r\n")?;
+    let digits = line.split(|b| *b == b';').next()?;
+    let digits = std::str::from_utf8(digits).ok()?.trim_matches([' ', '\t']);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u64::from_str_radix(digits, 16).ok()
 }
 
 pub(super) fn shutdown(conn: &Sock, how: How) -> Call {
@@ -281,6 +456,17 @@ fn payload_bytes(payload: &Payload) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chunk_sizes_are_hex_before_any_extension() {
+        assert_eq!(chunk_size(b"3e8\r\n"), Some(1000));
+        assert_eq!(chunk_size(b"3E8;name=value\r\n"), Some(1000));
+        assert_eq!(chunk_size(b"0\r\n"), Some(0));
+        assert_eq!(chunk_size(b"\r\n"), None);
+        assert_eq!(chunk_size(b"xyz\r\n"), None);
+        assert_eq!(chunk_size(b"+3\r\n"), None);
+        assert_eq!(chunk_size(b"3e8"), None);
+    }
 
     #[test]
     fn filler_is_the_alphabet_repeated_to_the_exact_size() {

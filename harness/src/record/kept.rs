@@ -299,6 +299,7 @@ mod tests {
                 outcome: Outcome::Ok,
                 bytes: 0,
                 ready: None,
+                short: None,
             },
         };
         for index in [1, 3] {

@@ -35,7 +35,7 @@ use crate::fault::DelayTrouble;
 use crate::model::syscall::Which;
 use crate::model::units::{millis, millis_option};
 use crate::model::{
-    CallResult, Exit, FlagMatch, Link, Outcome, Port, Side, Socket, TcpFlags, TcpState,
+    CallResult, Errno, Exit, FlagMatch, Link, Outcome, Port, Side, Socket, TcpFlags, TcpState,
 };
 use crate::suite::{Fault, HostCut, LineCount, Segments, SocketCall};
 
@@ -362,6 +362,17 @@ pub struct TracedSyscall {
     pub peer: Option<SocketAddr>,
 }
 
+/// A program's traced socket call that failed, as a check names it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct FailedSyscall {
+    /// The call, as strace names it (`writev`).
+    pub syscall: String,
+    /// The socket's fd in the program.
+    pub fd: i64,
+    /// The errno it returned.
+    pub outcome: Outcome,
+}
+
 /// Why a case stopped before its scripts were done, other than a failed
 /// expectation.
 #[derive(
@@ -631,6 +642,20 @@ pub enum EventKind {
         /// How many the check asked for.
         wanted: LineCount,
     },
+    /// An `errnos` check's reading of the program's traced calls on its
+    /// end of the connection: the calls that failed with an errno outside
+    /// the allowed set (none: the invariant held).
+    Errnos {
+        /// Its step.
+        step: StepId,
+        /// The errnos the check allowed (EAGAIN and EINTR always are).
+        allowed: Vec<Errno>,
+        /// How many of the program's calls on the connection had returned.
+        calls: u64,
+        /// Those that failed with another errno, in the order they returned.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        outside: Vec<FailedSyscall>,
+    },
     /// A `taken` check's count of the packets a fault took.
     TakenCount {
         /// Its step.
@@ -811,6 +836,7 @@ impl EventKind {
             | EventKind::LoopEnded { step, .. }
             | EventKind::LogCount { step, .. }
             | EventKind::SyscallCount { step, .. }
+            | EventKind::Errnos { step, .. }
             | EventKind::TakenCount { step, .. }
             | EventKind::SentCount { step, .. }
             | EventKind::FirstSegment { step, .. }
@@ -1005,6 +1031,7 @@ mod tests {
                     outcome: Outcome::Errno(Errno::from_raw(nix::libc::EAGAIN)),
                     bytes: 0,
                     ready: None,
+                    short: None,
                 },
             },
         );

@@ -4,9 +4,10 @@
 //! Built from the case reports alone (each cell is a case with a
 //! [`Cell`](crate::suite::sweep::Cell)), so the JSON report's matrix, the terminal's grid and `diff`
 //! of two matrices read the same facts. The evidence is typed: the
-//! program's first failed socket call and its errno, the states its end of
-//! the cell's connection was seen in, whether it sent a FIN or a reset on
-//! it, and what each `log` check counted.
+//! program's first failed socket call and its errno (EAGAIN and EINTR
+//! aside), the calls that failed outside the sweep's `errnos`, the states
+//! its end of the cell's connection was seen in, whether it sent a FIN or
+//! a reset on it, and what each `log` check counted.
 
 use std::fmt::Write as _;
 
@@ -95,13 +96,20 @@ impl Verdict {
 #[non_exhaustive]
 pub struct Evidence {
     /// The program's first traced socket call on the connection that
-    /// failed: the call (`writev`) and its errno.
+    /// failed: the call (`writev`) and its errno. EAGAIN and EINTR are
+    /// left aside ([`Errno::is_routine`](crate::model::Errno::is_routine)):
+    /// an event loop meets them on every connection, and they say nothing
+    /// of the hang-up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_failed_call: Option<FailedCall>,
     /// The states its end of the connection was read in, in order, each
     /// change once (only what a check read).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub states: Vec<TcpState>,
+    /// The calls an `errnos` check (the sweep's `errnos`) found failing
+    /// on the connection with an errno outside its set, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outside_errnos: Vec<FailedCall>,
     /// Whether the capture saw it send a FIN on the connection.
     pub sent_fin: bool,
     /// Whether the capture saw it send a reset on the connection.
@@ -188,7 +196,11 @@ impl Evidence {
                     let on_it = client.is_none()
                         || call.peer == client
                         || (call.peer.is_none() && fds.contains(&call.fd));
-                    if let (true, Outcome::Errno(_)) = (on_it, call.result.outcome) {
+                    let failed = match call.result.outcome {
+                        Outcome::Errno(errno) => !errno.is_routine(),
+                        _ => false,
+                    };
+                    if on_it && failed {
                         evidence.first_failed_call = Some(FailedCall {
                             syscall: call.syscall.clone(),
                             outcome: call.result.outcome,
@@ -206,6 +218,14 @@ impl Evidence {
                     evidence.sent_fin |= flags.contains(TcpFlags::FIN);
                     evidence.sent_rst |= flags.contains(TcpFlags::RST);
                 }
+                EventKind::Errnos { outside, .. } => {
+                    evidence
+                        .outside_errnos
+                        .extend(outside.iter().map(|c| FailedCall {
+                            syscall: c.syscall.clone(),
+                            outcome: c.outcome,
+                        }));
+                }
                 EventKind::LogCount { pattern, count, .. } => evidence.log.push(LogEvidence {
                     pattern: pattern.clone(),
                     count: *count,
@@ -216,7 +236,8 @@ impl Evidence {
         evidence
     }
 
-    /// One line: `write EPIPE · CLOSE_WAIT -> gone · FIN · log "x": 1`.
+    /// One line: `write EPIPE · CLOSE_WAIT -> gone · failed outside
+    /// `errnos`: writev ETIMEDOUT · FIN · log "x": 1`.
     pub fn line(&self) -> String {
         let mut parts = Vec::new();
         if let Some(call) = &self.first_failed_call {
@@ -225,6 +246,14 @@ impl Evidence {
         if !self.states.is_empty() {
             let states: Vec<String> = self.states.iter().map(|s| s.to_string()).collect();
             parts.push(states.join(" -> "));
+        }
+        if !self.outside_errnos.is_empty() {
+            let calls: Vec<String> = self
+                .outside_errnos
+                .iter()
+                .map(|c| format!("{} {}", c.syscall, c.outcome))
+                .collect();
+            parts.push(format!("failed outside `errnos`: {}", calls.join(", ")));
         }
         match (self.sent_fin, self.sent_rst) {
             (true, true) => parts.push("sent FIN and RST".into()),
@@ -580,6 +609,7 @@ mod tests {
                     outcome,
                     bytes: 0,
                     ready: None,
+                    short: None,
                 },
                 took: Duration::ZERO,
                 local: None,
@@ -645,6 +675,66 @@ mod tests {
         assert_eq!(
             Evidence::of(&timeline(Outcome::Eof)).first_failed_call,
             None
+        );
+    }
+
+    /// An event loop's EAGAIN is no failure of the connection: the first
+    /// failed call is the EPIPE after it; an `errnos` check's calls
+    /// outside its set are the evidence's too, and its line names them.
+    #[test]
+    fn routine_errnos_are_no_failed_call_and_errnos_checks_are_evidence() {
+        let server: SocketAddr = "127.0.0.1:8080".parse().expect("addr");
+        let client: SocketAddr = "127.0.0.1:40001".parse().expect("addr");
+        let errno = |raw| Outcome::Errno(crate::model::Errno::from_raw(raw));
+        let step = StepId {
+            index: 4,
+            body: None,
+            round: None,
+        };
+        let timeline = Timeline {
+            events: vec![
+                at(1, Side::Client, syn(client, server)),
+                at(
+                    5,
+                    Side::Server,
+                    traced("read", 7, None, errno(nix::libc::EAGAIN), Some(client)),
+                ),
+                at(
+                    6,
+                    Side::Server,
+                    traced("read", 7, None, errno(nix::libc::EINTR), Some(client)),
+                ),
+                at(
+                    9,
+                    Side::Server,
+                    traced("writev", 7, None, errno(nix::libc::EPIPE), Some(client)),
+                ),
+                at(
+                    12,
+                    Side::Client,
+                    EventKind::Errnos {
+                        step,
+                        allowed: vec![crate::model::Errno::from_raw(nix::libc::ECONNRESET)],
+                        calls: 3,
+                        outside: vec![crate::record::FailedSyscall {
+                            syscall: "writev".into(),
+                            fd: 7,
+                            outcome: errno(nix::libc::EPIPE),
+                        }],
+                    },
+                ),
+            ],
+        };
+        let evidence = Evidence::of(&timeline);
+        let epipe = FailedCall {
+            syscall: "writev".into(),
+            outcome: errno(nix::libc::EPIPE),
+        };
+        assert_eq!(evidence.first_failed_call, Some(epipe.clone()));
+        assert_eq!(evidence.outside_errnos, [epipe]);
+        assert_eq!(
+            evidence.line(),
+            "writev EPIPE (Broken pipe) · failed outside `errnos`: writev EPIPE (Broken pipe)"
         );
     }
 

@@ -34,6 +34,7 @@ fn result(outcome: Outcome, bytes: u64) -> CallResult {
         outcome,
         bytes,
         ready: None,
+        short: None,
     }
 }
 

@@ -237,6 +237,7 @@ mod tests {
                             outcome: Outcome::Ok,
                             bytes: 0,
                             ready: None,
+                            short: None,
                         },
                     },
                 );

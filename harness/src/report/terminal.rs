@@ -143,6 +143,7 @@ mod tests {
                     outcome: Outcome::Ok,
                     bytes: 5,
                     ready: None,
+                    short: None,
                 },
             },
         );

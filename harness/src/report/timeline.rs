@@ -499,6 +499,25 @@ impl Event {
                 }
                 format!("{text}: {count} matching")
             }
+            EventKind::Errnos {
+                allowed,
+                calls,
+                outside,
+                ..
+            } => {
+                let names: Vec<String> = allowed.iter().map(|e| e.name()).collect();
+                let mut text = format!("errnos only [{}]: {calls} calls", names.join(", "));
+                if outside.is_empty() {
+                    text.push_str(", none failed otherwise");
+                } else {
+                    let failed: Vec<String> = outside
+                        .iter()
+                        .map(|c| format!("{}(fd {}) = {}", c.syscall, c.fd, c.outcome))
+                        .collect();
+                    text.push_str(&format!(", failed otherwise: {}", failed.join(", ")));
+                }
+                text
+            }
             EventKind::TakenCount { fault, count, .. } => {
                 format!("fault {fault:?}: {}", took_packets(*count))
             }

@@ -50,10 +50,12 @@ pub const MAX_FILE_BYTES: usize = 4 << 20;
 pub const MAX_CASES_PER_FILE: usize = 10_000;
 
 /// The most cases one suite file makes once each case is expanded: a
-/// program's `compare` makes two of it (`<case>@<version>`), and the
-/// sweeps still to come (one request script hung up at every phase in
-/// every way, expanded by `suite` into ordinary cases) will make one per
-/// cell; they are to count against this too. The same number as
+/// program's `compare` makes two of it (`<case>@<version>`), and a
+/// sweep (one request script hung up at every phase in every way,
+/// expanded by `suite` into ordinary cases) makes one per cell, which
+/// count against this too; a sweep's phase counts (`{ chunks = N }`,
+/// `{ body_bytes = { count = N, ... } }`) are refused above it before any
+/// phase is made. The same number as
 /// [`MAX_CASES_PER_FILE`]: what it bounds (trials listed, cases run,
 /// entries in each report) does not care whether a case was written out.
 pub const MAX_GENERATED_CASES: usize = 10_000;

@@ -407,7 +407,7 @@ impl Case {
     pub fn traces_program(&self) -> bool {
         fn any(steps: &[Step]) -> bool {
             steps.iter().any(|step| match &step.action {
-                Action::Check(Check::Syscall { .. }) => true,
+                Action::Check(Check::Syscall { .. } | Check::Errnos { .. }) => true,
                 Action::Control(Control::Loop(looped)) => any(&looped.body),
                 _ => false,
             })

@@ -73,8 +73,10 @@ use serde_json::{Map, Value, json};
 
 use super::action::values::schema::duration;
 use super::action::{ActionDef, MODIFIERS, catalog};
+use crate::model::Errno;
 use crate::model::Side;
 use crate::sandbox::ALLOWED_SYSCTLS;
+use crate::suite::limits::MAX_GENERATED_CASES;
 use crate::suite::sweep::{Kind, Phase};
 
 /// The JSON Schema (draft 2020-12) of a suite file, pretty-printed.
@@ -218,7 +220,7 @@ fn sweep() -> Value {
             "phases": {
                 "type": "array",
                 "minItems": 1,
-                "description": "Where the client hangs up: `syn_sent` (its SYN answered by a lost SYN|ACK), `queued` (the program paused, the connection and request waiting in its accept queue), `connected`, `{ request_bytes = [k, ...] }` (or `\"every\"`), `request_sent`, `first_byte`, `headers` (read up to `\\r\\n\\r\\n`), `{ response_bytes = [k, ...] }`, `shutdown_idle` and `shutdown_streaming` (the program told to stop with the connection idle, or mid-response).",
+                "description": "Where the client hangs up: `syn_sent` (its SYN answered by a lost SYN|ACK), `queued` (the program paused, the connection and request waiting in its accept queue), `connected`, `{ request_bytes = [k, ...] }` (or `\"every\"`), `request_sent`, `first_byte`, `headers` (read up to `\\r\\n\\r\\n`), `{ response_bytes = [k, ...] }`, `{ chunks = N }` (an HTTP response read through the end of each of its first N chunks: `chunk_1` ... `chunk_N`), `{ body_bytes = [k, ...] }` or `{ body_bytes = { count = N, of = BYTES } }` (through its headers and k bytes of body), `shutdown_idle` and `shutdown_streaming` (the program told to stop with the connection idle, or mid-response).",
                 "items": {
                     "anyOf": [
                         { "enum": named },
@@ -236,9 +238,44 @@ fn sweep() -> Value {
                         {
                             "type": "object",
                             "properties": {
-                                "response_bytes": described(counts, "After these many bytes of the response, read exactly."),
+                                "response_bytes": described(counts.clone(), "After these many bytes of the response, read exactly."),
                             },
                             "required": ["response_bytes"],
+                            "additionalProperties": false,
+                        },
+                        {
+                            "type": "object",
+                            "properties": {
+                                "chunks": {
+                                    "type": "integer",
+                                    "minimum": 1,
+                                    "maximum": MAX_GENERATED_CASES,
+                                    "description": "A phase after each of the first N chunks of the HTTP response's chunked body (`chunk_1` ... `chunk_N`), read exactly through each chunk's end.",
+                                },
+                            },
+                            "required": ["chunks"],
+                            "additionalProperties": false,
+                        },
+                        {
+                            "type": "object",
+                            "properties": {
+                                "body_bytes": {
+                                    "description": "After these many bytes of the HTTP response's body (after its headers' blank line, read exactly), or `{ count = N, of = BYTES }`: N offsets evenly spaced up to BYTES, the i-th BYTES * i / N rounded down.",
+                                    "anyOf": [
+                                        counts,
+                                        {
+                                            "type": "object",
+                                            "properties": {
+                                                "count": { "type": "integer", "minimum": 1, "maximum": MAX_GENERATED_CASES, "description": "How many offsets (at most `of`)." },
+                                                "of": { "type": "integer", "minimum": 1, "description": "The last offset, in bytes of body." },
+                                            },
+                                            "required": ["count", "of"],
+                                            "additionalProperties": false,
+                                        },
+                                    ],
+                                },
+                            },
+                            "required": ["body_bytes"],
                             "additionalProperties": false,
                         },
                     ],
@@ -258,6 +295,12 @@ fn sweep() -> Value {
                 "minItems": 1,
                 "description": "The checks every cell must keep after its hang-up, as client steps: `released`, `log`, `syscall`, `state`...",
                 "items": { "$ref": "#/$defs/step" },
+            },
+            "errnos": {
+                "type": "array",
+                "uniqueItems": true,
+                "description": "An invariant every cell keeps: the program's traced socket calls on the cell's connection fail only with these errnos (EAGAIN and EINTR always may), checked after `keep`; a call that failed otherwise fails the cell, named in its evidence. Needs `trace` (its default).",
+                "items": { "enum": Errno::known_names().collect::<Vec<_>>(), "description": "An errno name." },
             },
             "serving": {
                 "type": "object",

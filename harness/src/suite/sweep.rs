@@ -16,6 +16,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use crate::model::Errno;
+
 /// Where in the exchange the client hangs up.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
@@ -43,6 +45,14 @@ pub enum Phase {
     Headers,
     /// This many bytes of the response read.
     ResponseBytes(u64),
+    /// An HTTP response read exactly through the end of its k-th chunk
+    /// (`Transfer-Encoding: chunked`; its data's closing CRLF), from 1:
+    /// a client that leaves between two chunks of a stream.
+    Chunk(u64),
+    /// An HTTP response read exactly through its headers' blank line and
+    /// this many bytes after it (as they come on the wire: a chunked
+    /// body's framing counts).
+    BodyBytes(u64),
     /// Connected, nothing sent, when the program is told to stop
     /// (SIGTERM): an idle keep-alive connection during its graceful
     /// shutdown.
@@ -64,6 +74,8 @@ impl Phase {
             Phase::FirstByte => "first_byte".into(),
             Phase::Headers => "headers".into(),
             Phase::ResponseBytes(n) => format!("response_bytes_{n}"),
+            Phase::Chunk(n) => format!("chunk_{n}"),
+            Phase::BodyBytes(n) => format!("body_bytes_{n}"),
             Phase::ShutdownIdle => "shutdown_idle".into(),
             Phase::ShutdownStreaming => "shutdown_streaming".into(),
         }
@@ -162,6 +174,20 @@ impl Phase {
             Phase::ResponseBytes(n) => {
                 send(out, &sweep.request);
                 let _ = writeln!(out, "{{ recv_until = {n}, timeout = \"{wait}\" }},");
+            }
+            Phase::Chunk(n) => {
+                send(out, &sweep.request);
+                let _ = writeln!(
+                    out,
+                    "{{ recv_until = {{ chunks = {n} }}, timeout = \"{wait}\" }},"
+                );
+            }
+            Phase::BodyBytes(n) => {
+                send(out, &sweep.request);
+                let _ = writeln!(
+                    out,
+                    "{{ recv_until = {{ body = {n} }}, timeout = \"{wait}\" }},"
+                );
             }
             Phase::ShutdownIdle => out.push_str("{ signal = \"SIGTERM\" },\n"),
             Phase::ShutdownStreaming => {
@@ -356,6 +382,9 @@ pub struct SweepPlan {
     /// A fresh request after every cell, when the sweep asks whether the
     /// program still serves.
     pub serving: Option<Serving>,
+    /// The errnos the program's calls on the cell's connection may fail
+    /// with (`errnos`), when the sweep declares that invariant.
+    pub errnos: Option<Vec<Errno>>,
 }
 
 /// "It keeps serving": after the cell, a fresh connection sends the
@@ -371,6 +400,19 @@ pub struct Serving {
 }
 
 impl SweepPlan {
+    /// The sweep's `errnos` invariant as a step, after the user's checks
+    /// (`keep`, whose `released` lets the program's calls on the
+    /// connection end first) and before any fresh connection: an
+    /// `errnos` check judges every call the program made on the cell's
+    /// connection, from its accept on.
+    pub fn errnos_step(&self, out: &mut String) {
+        let Some(errnos) = &self.errnos else {
+            return;
+        };
+        let names: Vec<String> = errnos.iter().map(|e| format!("\"{}\"", e.name())).collect();
+        let _ = writeln!(out, "{{ errnos = [{}] }},", names.join(", "));
+    }
+
     /// The steps after the user's checks: every fault lifted (a fresh
     /// connection must reach the program), then the fresh request.
     pub fn serving_steps(&self, faulted: bool, out: &mut String) {
@@ -443,6 +485,8 @@ mod tests {
             kind: Kind::VanishThenReset,
         };
         assert_eq!(cell.case_name(), "get::request_bytes_5::vanish_then_reset");
+        assert_eq!(Phase::Chunk(2).name(), "chunk_2");
+        assert_eq!(Phase::BodyBytes(1000).name(), "body_bytes_1000");
         for kind in Kind::ALL {
             assert_eq!(Kind::named(kind.name()), Some(kind));
         }

@@ -495,6 +495,7 @@ impl TracedCall {
                 outcome: crate::model::Outcome::Errno(Errno::from_raw(-ret as i32)),
                 bytes: 0,
                 ready: None,
+                short: None,
             }
         } else if ret == 0 && self.class() == Class::Read {
             CallResult::eof(0)

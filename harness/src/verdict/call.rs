@@ -34,10 +34,16 @@ pub fn judge_call(
         .matches
         .as_ref()
         .is_none_or(|pattern| pattern.0.is_match(&String::from_utf8_lossy(received)));
-    if outcome_ok && bytes_ok && timing_ok && lower_ok && ready_ok && content_ok {
+    // A read to a mark of an HTTP response that its framing ended short
+    // of never reached what the step reads to, whatever it expected.
+    let framing_ok = result.short.is_none();
+    if outcome_ok && bytes_ok && timing_ok && lower_ok && ready_ok && content_ok && framing_ok {
         return Ok(());
     }
     let mut observed = describe_result(result, took);
+    if let Some(short) = result.short {
+        observed.push_str(&format!(", short of its mark: {short}"));
+    }
     if !content_ok {
         observed.push_str(&format!(", received {}", excerpt(received)));
     }
@@ -53,7 +59,7 @@ pub fn judge_call(
         MismatchKind::Bytes
     } else if !ready_ok {
         MismatchKind::Ready
-    } else if !content_ok {
+    } else if !content_ok || !framing_ok {
         MismatchKind::Content
     } else {
         MismatchKind::Timing
@@ -189,6 +195,7 @@ mod tests {
             outcome: Outcome::Ok,
             bytes: 1000,
             ready: None,
+            short: None,
         };
         let want = expect(vec![eagain()], None, Some(200));
         let err = judge_call(
@@ -209,6 +216,7 @@ mod tests {
             outcome: eagain(),
             bytes: 0,
             ready: None,
+            short: None,
         };
         assert_eq!(
             judge_call(
@@ -242,6 +250,7 @@ mod tests {
             outcome: Outcome::Ok,
             bytes: 0,
             ready: None,
+            short: None,
         };
         assert!(
             judge_call(
@@ -301,6 +310,7 @@ mod tests {
             outcome: Outcome::Ok,
             bytes: 0,
             ready: None,
+            short: None,
         };
         let took = Duration::from_millis(290);
         // 90 ms off, 50 ms allowed: fails, and the machine's jitter is not named.
@@ -358,6 +368,7 @@ mod tests {
             outcome: Outcome::Ok,
             bytes: 0,
             ready: Some(crate::model::PollEvents::from_names(["in"]).expect("names")),
+            short: None,
         };
         let err = judge_call(
             &want,
@@ -384,6 +395,33 @@ mod tests {
         );
     }
 
+    /// A read to an HTTP response's 3rd chunk that met its last chunk
+    /// after 2 fails though every read succeeded, saying why.
+    #[test]
+    fn a_read_its_response_ended_short_of_its_mark_fails() {
+        let want = expect(vec![Outcome::Ok], None, None);
+        let short = CallResult {
+            outcome: Outcome::Ok,
+            bytes: 2074,
+            ready: None,
+            short: Some(crate::model::Short::BodyEnded { chunks: 2 }),
+        };
+        let err = judge_call(
+            &want,
+            &short,
+            b"",
+            Duration::from_millis(3),
+            Tolerance::DEFAULT,
+            Duration::ZERO,
+        )
+        .unwrap_err();
+        assert_eq!(err.kind, MismatchKind::Content);
+        assert_eq!(
+            err.observed,
+            "ok, 2074 bytes after 3 ms, short of its mark: the body ended (its last chunk, of size 0) after 2 chunks"
+        );
+    }
+
     #[test]
     fn what_a_read_received_is_matched_and_shown_when_it_does_not() {
         let mut want = expect(vec![Outcome::Ok], None, None);
@@ -394,6 +432,7 @@ mod tests {
             outcome: Outcome::Ok,
             bytes: 30,
             ready: None,
+            short: None,
         };
         let bad_gateway = b"HTTP/1.1 502 Bad Gateway\r\n\r\n";
         let err = judge_call(
@@ -434,6 +473,7 @@ mod tests {
             outcome: Outcome::Ok,
             bytes: 4,
             ready: None,
+            short: None,
         };
         assert!(
             judge_call(
@@ -450,6 +490,7 @@ mod tests {
             outcome: Outcome::Eof,
             bytes: 0,
             ready: None,
+            short: None,
         };
         let err = judge_call(
             &expect(vec![Outcome::Ok], None, None),

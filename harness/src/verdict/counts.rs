@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::{Mismatch, MismatchKind, millis};
-use crate::model::Outcome;
+use crate::model::{Errno, Outcome};
 use crate::suite::LineCount;
 
 /// Whether `seen` is the count `wanted` asks for.
@@ -205,10 +205,49 @@ pub fn judge_syscall(
     })
 }
 
+/// Judges an `errnos` invariant: of the `calls` the program made on
+/// `connection` (its whole life so far), `outside` describe those that
+/// failed with an errno `allowed` does not hold (EAGAIN and EINTR aside).
+pub fn judge_errnos(
+    allowed: &[Errno],
+    within: Option<Duration>,
+    connection: &str,
+    calls: usize,
+    outside: &[String],
+) -> Result<(), Mismatch> {
+    if outside.is_empty() {
+        return Ok(());
+    }
+    let set = if allowed.is_empty() {
+        "no errno".to_string()
+    } else {
+        let names: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+        format!("only {}", names.join(" or "))
+    };
+    let over = within.map_or(String::new(), |d| format!(" over {}", millis(d)));
+    let expected = format!(
+        "the program's calls on {connection} to fail with {set} (EAGAIN and EINTR aside){over}"
+    );
+    const LISTED: usize = 8;
+    let listed: Vec<&str> = outside.iter().take(LISTED).map(String::as_str).collect();
+    let mut observed = format!(
+        "{} of its {calls} calls failed otherwise: {}",
+        outside.len(),
+        listed.join(", ")
+    );
+    if outside.len() > LISTED {
+        observed.push_str(&format!(", and {} more", outside.len() - LISTED));
+    }
+    Err(Mismatch {
+        kind: MismatchKind::Syscall,
+        expected,
+        observed,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Errno;
 
     #[test]
     fn syscall_counts_say_what_was_wanted_and_list_what_the_program_did() {
@@ -249,6 +288,32 @@ mod tests {
         assert_eq!(
             err.observed,
             "1 write call matching (of these: writev(fd 7) = 0 B)"
+        );
+    }
+
+    #[test]
+    fn errnos_name_each_call_outside_the_set() {
+        let epipe = Errno::from_raw(nix::libc::EPIPE);
+        let on = "its connection 127.0.0.1:8080 <- 127.0.0.1:4000";
+        assert!(judge_errnos(&[epipe], None, on, 3, &[]).is_ok());
+        let outside = ["writev(fd 5) = ETIMEDOUT (Connection timed out) at +3.1 s".to_string()];
+        let err = judge_errnos(&[epipe], None, on, 3, &outside).unwrap_err();
+        assert_eq!(err.kind, MismatchKind::Syscall);
+        assert_eq!(
+            err.expected,
+            "the program's calls on its connection 127.0.0.1:8080 <- 127.0.0.1:4000 to fail \
+             with only EPIPE (Broken pipe) (EAGAIN and EINTR aside)"
+        );
+        assert_eq!(
+            err.observed,
+            "1 of its 3 calls failed otherwise: writev(fd 5) = ETIMEDOUT (Connection timed out) at +3.1 s"
+        );
+        let err = judge_errnos(&[], Some(Duration::from_secs(1)), on, 1, &outside).unwrap_err();
+        assert!(
+            err.expected
+                .ends_with("to fail with no errno (EAGAIN and EINTR aside) over 1000 ms"),
+            "{}",
+            err.expected
         );
     }
 

@@ -16,7 +16,7 @@
 //!   waiting in an accept queue;
 //! - `counts.rs`: things counted over a window: a program's output lines,
 //!   packets a fault took, segments a side sent, a program's own socket
-//!   calls;
+//!   calls, and the errnos those calls may fail with;
 //! - `released.rs`: what a program still holds once it should have let go.
 
 mod call;
@@ -25,7 +25,7 @@ mod released;
 mod state;
 
 pub use call::{Lateness, describe_expect, describe_result, excerpt, judge_call};
-pub use counts::{SyscallAsk, judge_log, judge_sent, judge_syscall, judge_taken};
+pub use counts::{SyscallAsk, judge_errnos, judge_log, judge_sent, judge_syscall, judge_taken};
 pub use released::{fds_in_words, judge_released};
 pub use state::{judge_accept_queue, judge_states, waiting};
 

@@ -509,6 +509,7 @@ mod tests {
                     outcome,
                     bytes: 0,
                     ready: None,
+                    short: None,
                 },
             },
         );

@@ -198,8 +198,7 @@ pub(super) fn observations(events: &[Event], masks: &Masks) -> Vec<(Key, Seen)> 
             }
             EventKind::Traced { call } => {
                 if let Outcome::Errno(errno) = call.result.outcome {
-                    let routine = [nix::libc::EAGAIN, nix::libc::EINTR].contains(&errno.raw());
-                    if !routine {
+                    if !errno.is_routine() {
                         errnos.insert((side, traced_kind(&call.syscall), errno));
                     }
                 }

@@ -46,6 +46,7 @@ fn recv(step: usize, timeout_ms: u64, outcome: Outcome, took_ms: u64) -> (Option
                 outcome,
                 bytes: 0,
                 ready: None,
+                short: None,
             },
         },
     )
@@ -327,6 +328,7 @@ fn what_no_step_asserted_is_compared_too() {
                         outcome: Outcome::Errno(Errno::from_raw(errno)),
                         bytes: 0,
                         ready: None,
+                        short: None,
                     },
                     took: Duration::ZERO,
                     local: None,
@@ -918,6 +920,7 @@ fn a_reset_met_by_a_read_or_by_a_write_is_the_same() {
                             outcome: Outcome::Errno(Errno::from_raw(errno)),
                             bytes: 0,
                             ready: None,
+                            short: None,
                         },
                         took: Duration::ZERO,
                         local: None,

@@ -5,12 +5,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::model::TcpState;
 use crate::model::syscall::Which;
+use crate::model::{Errno, Outcome, TcpState};
 use crate::model::{Side, Socket};
 use crate::observe::{self, SockDiag};
 use crate::peer::Peer;
-use crate::record::{EventKind, HeldSocket, OpenFd, QueuedAt, StateSource, StepId};
+use crate::record::{EventKind, FailedSyscall, HeldSocket, OpenFd, QueuedAt, StateSource, StepId};
 use crate::report::{Failure, FailureKind};
 use crate::suite::{Check, LineCount, Pattern, Step};
 use crate::sut;
@@ -168,8 +168,110 @@ pub(super) fn run(
                 Err(None) => return Ok(Flow::CaseEnded),
             }
         }
+        Check::Errnos { allowed, within } => {
+            let traced = shared.program(side).and_then(|(view, _)| view.calls());
+            let (Some(traced), Some(spec)) = (traced, shared.case.program.as_ref()) else {
+                if shared.stopping() {
+                    return Ok(Flow::CaseEnded);
+                }
+                return Err(fail(
+                    FailureKind::Script,
+                    None,
+                    "there is no traced program under test whose calls `errnos` could judge".into(),
+                ));
+            };
+            let socket = match spec.role {
+                Side::Client => Socket::Client,
+                _ => Socket::Server,
+            };
+            match check_errnos(shared, (side, id), socket, traced, allowed, *within) {
+                Ok(()) => {}
+                Err(Some(m)) => {
+                    let what = m.to_string();
+                    return Err(fail(FailureKind::Expectation, Some(m), what));
+                }
+                Err(None) => return Ok(Flow::CaseEnded),
+            }
+        }
     }
     Ok(Flow::Next)
+}
+
+/// Judges the program's traced calls on its end of the connection, all
+/// of them since its accept, against the errnos `allowed` (EAGAIN and
+/// EINTR always are): at once, or watching until `within` passes, failing
+/// at the first call outside the set. The reading goes on the record.
+pub(super) fn check_errnos(
+    shared: &Shared,
+    (side, step): (Side, StepId),
+    socket: Socket,
+    traced: &sut::Calls,
+    allowed: &[Errno],
+    within: Option<Duration>,
+) -> Result<(), Option<Mismatch>> {
+    let until = later(within.unwrap_or_default());
+    loop {
+        let tuple = shared.sockets.locate(socket);
+        let cookie = shared.sockets.cookie(socket);
+        let on = tuple.map_or_else(Vec::new, |(local, peer)| traced.on(local, peer, cookie));
+        let mut returned: Vec<&sut::TracedCall> = on.iter().filter(|c| c.ended.is_some()).collect();
+        returned.sort_by_key(|c| c.ended.map(|(end, _)| end));
+        let outside: Vec<&sut::TracedCall> = returned
+            .iter()
+            .copied()
+            .filter(|c| {
+                c.result().is_some_and(|r| match r.outcome {
+                    Outcome::Errno(errno) => !errno.is_routine() && !allowed.contains(&errno),
+                    _ => false,
+                })
+            })
+            .collect();
+        let now = Instant::now();
+        if !outside.is_empty() || now >= until {
+            shared.push(
+                now,
+                Some(side),
+                EventKind::Errnos {
+                    step,
+                    allowed: allowed.to_vec(),
+                    calls: returned.len() as u64,
+                    outside: outside
+                        .iter()
+                        .filter_map(|c| {
+                            Some(FailedSyscall {
+                                syscall: c.call.name.to_string(),
+                                fd: c.fd,
+                                outcome: c.result()?.outcome,
+                            })
+                        })
+                        .collect(),
+                },
+            );
+            let connection = match tuple {
+                Some((local, peer)) => format!("its connection {local} <- {peer}"),
+                None => "its connection (which hangup never saw made)".to_string(),
+            };
+            let first = returned.first().map(|c| c.began);
+            let seen: Vec<String> = outside
+                .iter()
+                .map(|c| {
+                    let when = c.ended.map_or(c.began, |(end, _)| end);
+                    let at = first.map_or(String::new(), |f| {
+                        format!(
+                            " at +{} from its first call",
+                            verdict::millis(when.saturating_duration_since(f))
+                        )
+                    });
+                    format!("{}{at}", c.describe())
+                })
+                .collect();
+            return verdict::judge_errnos(allowed, within, &connection, returned.len(), &seen)
+                .map_err(Some);
+        }
+        if !shared.sleep_until((now + POLL_INTERVAL).min(until)) {
+            return Err(None);
+        }
+    }
 }
 
 /// Counts the program's output lines that match `pattern`: for one or

@@ -204,13 +204,26 @@ pub(super) const DEFS: &[ActionDef] = &[
         keyword: "recv_until",
         kind: StepKind::Socket,
         written: "recv_until = 1000` / `recv_until = \"\\r\\n\\r\\n\"",
-        summary: "read until that many bytes, or that text",
+        summary: "read until that many bytes, or that text; or an HTTP response from its first byte exactly to a mark of its framing, reading no byte past it: `{ chunks = 3 }` through the end of its chunked body's 3rd chunk, `{ body = 1000 }` through its headers' blank line and 1000 bytes after it; a response whose body ends first (its last chunk) or is not chunked fails the step, saying so",
         sides: ANY,
         on_connection: true,
         judged: true,
         bare: false,
         modifiers: &[Uses::key("timeout"), Uses::key("matches")],
-        value_schema: || json!({ "type": ["integer", "string"], "minimum": 1, "minLength": 1 }),
+        value_schema: || {
+            json!({
+                "type": ["integer", "string", "object"],
+                "minimum": 1,
+                "minLength": 1,
+                "properties": {
+                    "chunks": { "type": "integer", "minimum": 1, "description": "Through the end of this chunk of the response's chunked body." },
+                    "body": { "type": "integer", "minimum": 0, "description": "Through the headers' blank line and this many bytes after it." },
+                },
+                "minProperties": 1,
+                "maxProperties": 1,
+                "additionalProperties": false,
+            })
+        },
         step_rules: None,
         build: |b| {
             let until: Until = b.value()?;
@@ -228,6 +241,18 @@ pub(super) const DEFS: &[ActionDef] = &[
                 until: Until::Pattern(p),
                 timeout,
             } => write!(f, "recv_until {p:?}{}", timeout_words(timeout)),
+            SocketCall::RecvUntil {
+                until: Until::Chunks { chunks },
+                timeout,
+            } => write!(
+                f,
+                "recv_until the end of chunk {chunks}{}",
+                timeout_words(timeout)
+            ),
+            SocketCall::RecvUntil {
+                until: Until::Body { body },
+                timeout,
+            } => write!(f, "recv_until {body} B of body{}", timeout_words(timeout)),
             _ => unreachable!(),
         },
     },

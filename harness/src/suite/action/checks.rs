@@ -166,6 +166,36 @@ pub(super) const DEFS: &[ActionDef] = &[
         },
     },
     ActionDef {
+        keyword: "errnos",
+        kind: StepKind::Check,
+        written: "errnos = [\"EPIPE\", \"ECONNRESET\"]",
+        summary: "an invariant of the program under test's own socket calls on its end of the connection, over the connection's whole life: each that failed, failed with one of these errnos (EAGAIN and EINTR, routine for any event loop, always may); a call that failed otherwise fails the step, named with its errno; judged once, or watched for `within` (the program is traced, as for `syscall`)",
+        sides: ANY,
+        on_connection: false,
+        judged: false,
+        bare: false,
+        modifiers: &[Uses::key("within")],
+        value_schema: values::schema::errnos,
+        step_rules: None,
+        build: |b| {
+            let value = b.raw_value().clone();
+            let reader = &mut b.reader;
+            let allowed = values::errno_list(&value, |at, why| reader.problem(at, why))?;
+            Some(Action::Check(Check::Errnos {
+                allowed,
+                within: b.duration("within"),
+            }))
+        },
+        describe: |a, f| match check(a) {
+            Check::Errnos { allowed, within } => {
+                let names: Vec<String> = allowed.iter().map(|e| e.name()).collect();
+                write!(f, "errnos only [{}]", names.join(", "))?;
+                f.write_str(&within_suffix(*within))
+            }
+            _ => unreachable!(),
+        },
+    },
+    ActionDef {
         keyword: "taken",
         kind: StepKind::Check,
         written: "taken = \"pause\"",

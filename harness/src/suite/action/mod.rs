@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use super::Step;
 use crate::model::syscall::Which;
-use crate::model::{Escaped, Outcome, PollEvents, Side, Socket, TcpState};
+use crate::model::{Errno, Escaped, Outcome, PollEvents, Side, Socket, TcpState};
 use crate::model::{FlagMatch, Verdict};
 
 /// What a side does in one step.
@@ -376,6 +376,19 @@ pub enum Check {
         /// with a count, watch for this long before counting.
         within: Option<Duration>,
     },
+    /// An invariant of the program under test's traced socket calls on
+    /// its end of the connection, over the connection's whole life (from
+    /// its accept): each that failed, failed with one of these errnos.
+    /// EAGAIN and EINTR are always allowed ([`Errno::is_routine`]): they
+    /// say "not yet", not what became of the connection. A case with one
+    /// traces the program.
+    Errnos {
+        /// The errnos a call may fail with.
+        allowed: Vec<Errno>,
+        /// Watch this long (failing at the first call outside the set);
+        /// without it, judge the calls made so far.
+        within: Option<Duration>,
+    },
 }
 
 /// How many matching lines a `log` check wants, or matching calls a
@@ -485,6 +498,20 @@ pub enum Until {
     Bytes(u64),
     /// Once this text has arrived.
     Pattern(String),
+    /// An HTTP response read from its first byte exactly through the end
+    /// of this chunk of its `Transfer-Encoding: chunked` body (its data's
+    /// closing CRLF): `{ chunks = 3 }`.
+    Chunks {
+        /// Which chunk, from 1.
+        chunks: u64,
+    },
+    /// An HTTP response read from its first byte exactly through its
+    /// headers' blank line and this many bytes after it, as they come
+    /// on the wire (a chunked body's framing counts): `{ body = 1000 }`.
+    Body {
+        /// Bytes of body.
+        body: u64,
+    },
 }
 
 /// Which direction `shutdown` closes, as a suite writes it.
@@ -724,6 +751,7 @@ impl Action {
             Action::Check(Check::Released { .. }) => "released",
             Action::Check(Check::AcceptQueue { .. }) => "accept_queue",
             Action::Check(Check::Syscall { .. }) => "syscall",
+            Action::Check(Check::Errnos { .. }) => "errnos",
             Action::Check(Check::Taken { .. }) => "taken",
             Action::Check(Check::Sent { .. }) => "sent",
             Action::Check(Check::First { .. }) => "first",

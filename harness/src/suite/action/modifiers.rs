@@ -84,7 +84,7 @@ pub const MODIFIERS: &[ModifierDef] = &[
     },
     ModifierDef {
         keyword: "within",
-        summary: "for `state` and `released`: poll until it holds, failing after this long; without it, sample once; for `log`, `syscall`, `taken`, `sent` and `first`, see there",
+        summary: "for `state` and `released`: poll until it holds, failing after this long; without it, sample once; for `log`, `syscall`, `errnos`, `taken`, `sent` and `first`, see there",
         schema: || values::schema::duration(),
         read: |v| Ok(ModValue::Duration(read::<values::DurationValue>(v)?.0)),
     },

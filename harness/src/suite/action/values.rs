@@ -162,10 +162,10 @@ impl<'de> Deserialize<'de> for RawPayload {
 impl<'de> Deserialize<'de> for Until {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
-        impl Visitor<'_> for V {
+        impl<'de> Visitor<'de> for V {
             type Value = Until;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a byte count to read, or text to read up to")
+                f.write_str("a byte count to read, text to read up to, or a mark of an HTTP response (`{ chunks = 3 }`, `{ body = 1000 }`)")
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Until, E> {
                 u64::try_from(v)
@@ -188,6 +188,33 @@ impl<'de> Deserialize<'de> for Until {
                     ));
                 }
                 Ok(Until::Pattern(v.to_string()))
+            }
+            // `{ chunks = 3 }` or `{ body = 1000 }`: a mark of an HTTP
+            // response's framing.
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Until, A::Error> {
+                let expected = "expected `{ chunks = N }` (through the end of an HTTP response's Nth chunk) or `{ body = N }` (through its headers and N bytes of body)";
+                let Some(key) = map.next_key::<String>()? else {
+                    return Err(de::Error::custom(format!(
+                        "{expected}, found an empty table"
+                    )));
+                };
+                let n: u64 = map.next_value()?;
+                let until = match key.as_str() {
+                    "chunks" if n == 0 => {
+                        return Err(de::Error::custom(
+                            "expected `chunks` of at least 1 (the first chunk's end), found 0",
+                        ));
+                    }
+                    "chunks" => Until::Chunks { chunks: n },
+                    "body" => Until::Body { body: n },
+                    other => return Err(de::Error::custom(format!("{expected}, found `{other}`"))),
+                };
+                if map.next_key::<String>()?.is_some() {
+                    return Err(de::Error::custom(format!(
+                        "{expected}, found a table of more than one key"
+                    )));
+                }
+                Ok(until)
             }
         }
         d.deserialize_any(V)
@@ -518,6 +545,53 @@ impl<'de> Deserialize<'de> for RawPattern {
     }
 }
 
+/// The errnos an `errnos` invariant allows, `["EPIPE", "ECONNRESET"]`,
+/// each name read by [`Errno`]'s own parser (a typo is reported at
+/// itself) through `problem`; `None` when the value is not a list of
+/// names. An empty list allows no errno but the routine ones.
+pub(crate) fn errno_list(
+    value: &Spanned<toml::de::DeValue<'_>>,
+    mut problem: impl FnMut(std::ops::Range<usize>, String),
+) -> Option<Vec<Errno>> {
+    let Some(items) = value.get_ref().as_array() else {
+        problem(
+            value.span(),
+            format!(
+                "expected a list of errno names like [\"EPIPE\", \"ECONNRESET\"], found {}",
+                value.get_ref().type_str()
+            ),
+        );
+        return None;
+    };
+    let mut out: Vec<Errno> = Vec::new();
+    for item in items {
+        let Some(name) = item.get_ref().as_str() else {
+            problem(
+                item.span(),
+                format!(
+                    "expected an errno name like \"EPIPE\", found {}",
+                    item.get_ref().type_str()
+                ),
+            );
+            continue;
+        };
+        match name.parse::<Errno>() {
+            Ok(errno) if out.contains(&errno) => {
+                problem(
+                    item.span(),
+                    format!("expected each errno once, found {name} again"),
+                );
+            }
+            Ok(errno) => out.push(errno),
+            Err(e) => problem(
+                item.span(),
+                format!("expected an errno name, found \"{name}\" ({e})"),
+            ),
+        }
+    }
+    Some(out)
+}
+
 /// Traced calls by name, `"write"` (every call that sends) or `"sendmsg"`.
 pub(crate) struct SyscallName(pub(crate) crate::model::syscall::Which);
 
@@ -623,6 +697,16 @@ pub(crate) mod schema {
                 "description": "\"ok\", \"EOF\" or an errno name.",
             },
             "minItems": 1,
+        })
+    }
+
+    /// A list of errno names, each once.
+    pub(crate) fn errnos() -> Value {
+        let names: Vec<&str> = Errno::known_names().collect();
+        json!({
+            "type": "array",
+            "uniqueItems": true,
+            "items": { "enum": names, "description": "An errno name." },
         })
     }
 

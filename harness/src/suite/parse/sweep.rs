@@ -15,8 +15,10 @@ use toml::de::{DeTable, DeValue};
 
 use super::Reader;
 use super::case::{Defaults, valid_case_name};
+use crate::model::Errno;
 use crate::model::Side;
-use crate::suite::action::values::DurationValue;
+use crate::suite::action::values::{DurationValue, errno_list};
+use crate::suite::limits::MAX_GENERATED_CASES;
 use crate::suite::sweep::{Cell, Kind, Phase, Serving, SweepPlan};
 use crate::suite::{Case, Location, Scope, Script, Step, Topology};
 
@@ -27,7 +29,7 @@ const DEFAULT_HOLD: Duration = Duration::from_millis(300);
 const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
 /// The keys a `[[sweep]]` table takes.
-const SWEEP_KEYS: &str = "`name`, `description`, `request`, `phases`, `kinds`, `hold`, `wait`, `keep`, `serving`, `trace`, `deadline`, `sysctl`";
+const SWEEP_KEYS: &str = "`name`, `description`, `request`, `phases`, `kinds`, `hold`, `wait`, `keep`, `errnos`, `serving`, `trace`, `deadline`, `sysctl`";
 
 /// A sweep as read, before its cells are made.
 struct Read {
@@ -39,6 +41,9 @@ struct Read {
     hold: Duration,
     wait: Duration,
     keep: Vec<Step>,
+    /// The errnos the program's calls on a cell's connection may fail
+    /// with, and where the sweep says so.
+    errnos: Option<(Vec<Errno>, Range<usize>)>,
     serving: Option<Serving>,
     deadline: Duration,
     sysctls: Vec<(String, String)>,
@@ -110,6 +115,7 @@ impl<'a> Reader<'a> {
             hold: read.hold,
             wait: read.wait,
             serving: read.serving.clone(),
+            errnos: read.errnos.as_ref().map(|(errnos, _)| errnos.clone()),
         };
         let location = self.location(item.span().start);
         let mut cells = Vec::new();
@@ -157,6 +163,11 @@ impl<'a> Reader<'a> {
                 phase.suffix(&mut text);
                 steps.extend(self.generated(&text, &case_name, kind_at.clone()));
                 steps.extend(read.keep.iter().cloned());
+                if let Some((_, errnos_at)) = &read.errnos {
+                    text.clear();
+                    plan.errnos_step(&mut text);
+                    steps.extend(self.generated(&text, &case_name, errnos_at.clone()));
+                }
                 text.clear();
                 let faulted = kind.leaves_a_fault(phase);
                 if !phase.stops_the_program() {
@@ -216,12 +227,14 @@ impl<'a> Reader<'a> {
             hold: DEFAULT_HOLD,
             wait: DEFAULT_WAIT,
             keep: Vec::new(),
+            errnos: None,
             serving: None,
             deadline: defaults.deadline,
             sysctls: Vec::new(),
             trace: true,
         };
         let (mut phases, mut kinds) = (false, false);
+        let mut untraced = None;
         for (key, value) in table {
             match key.get_ref().as_ref() {
                 "name" => read.name = self.value(value),
@@ -262,14 +275,32 @@ impl<'a> Reader<'a> {
                     self.case_steps = 0;
                     read.keep = self.steps(Side::Client, value, false);
                 }
+                "errnos" => {
+                    let errnos = errno_list(value, |at, why| self.problem(at, why));
+                    read.errnos = errnos.map(|errnos| (errnos, value.span()));
+                }
                 "serving" => read.serving = self.serving(value),
-                "trace" => read.trace = self.value(value).unwrap_or(true),
+                "trace" => {
+                    read.trace = self.value(value).unwrap_or(true);
+                    if !read.trace {
+                        untraced = Some(self.location(value.span().start));
+                    }
+                }
                 "sysctl" => read.sysctls = self.sysctls(value),
                 other => self.problem(
                     key.span(),
                     format!("unknown key `{other}` in a sweep, expected one of {SWEEP_KEYS}"),
                 ),
             }
+        }
+        if let (Some((_, at)), Some(trace)) = (&read.errnos, untraced) {
+            self.problem(
+                at.clone(),
+                format!(
+                    "expected `errnos` in a sweep whose program is traced, found `trace = false` (line {}, column {}): which errnos its calls failed with is what the tracing of its socket calls sees",
+                    trace.line, trace.column
+                ),
+            );
         }
         if !phases {
             self.problem(
@@ -298,6 +329,9 @@ impl<'a> Reader<'a> {
             .chain([
                 "{ request_bytes = [...] }".into(),
                 "{ response_bytes = [...] }".into(),
+                "{ chunks = N }".into(),
+                "{ body_bytes = [...] }".into(),
+                "{ body_bytes = { count = N, of = BYTES } }".into(),
             ])
             .collect();
         let expected = format!("expected a phase: one of {}", named.join(", "));
@@ -335,6 +369,20 @@ impl<'a> Reader<'a> {
                         "response_bytes" => {
                             for (n, at) in self.byte_counts(counts, None) {
                                 out.push((Phase::ResponseBytes(n), at));
+                            }
+                        }
+                        "chunks" => {
+                            for (n, at) in self.chunks(counts) {
+                                out.push((Phase::Chunk(n), at));
+                            }
+                        }
+                        "body_bytes" => {
+                            let offsets = match counts.get_ref() {
+                                DeValue::Table(spaced) => self.evenly_spaced(spaced, counts.span()),
+                                _ => self.byte_counts(counts, None),
+                            };
+                            for (n, at) in offsets {
+                                out.push((Phase::BodyBytes(n), at));
                             }
                         }
                         other => self.problem(key.span(), format!("{expected}, found `{other}`")),
@@ -409,6 +457,82 @@ impl<'a> Reader<'a> {
             out.push((n, item.span()));
         }
         out
+    }
+
+    /// `{ chunks = N }`: one phase per chunk, 1 to N; N at least 1 and at
+    /// most the cases a file may make (each is a row of cells).
+    fn chunks(&mut self, value: &Spanned<DeValue<'a>>) -> Vec<(u64, Range<usize>)> {
+        let Some(n) = self.value::<u64>(value) else {
+            return Vec::new();
+        };
+        if n == 0 {
+            self.problem(
+                value.span(),
+                "expected `chunks` of at least 1 (a phase after each of the first N chunks), found 0",
+            );
+            return Vec::new();
+        }
+        if n > MAX_GENERATED_CASES as u64 {
+            self.problem(
+                value.span(),
+                format!(
+                    "expected `chunks` of at most {MAX_GENERATED_CASES} (the cases a file may make), found {n}"
+                ),
+            );
+            return Vec::new();
+        }
+        (1..=n).map(|k| (k, value.span())).collect()
+    }
+
+    /// `{ count = 4, of = 4000 }`: `count` body offsets evenly spaced up
+    /// to `of`, the i-th `of * i / count` rounded down (1000, 2000, 3000,
+    /// 4000); `count` at least 1, at most `of` (so that no two are the
+    /// same and none is 0) and at most the cases a file may make.
+    fn evenly_spaced(&mut self, table: &DeTable<'a>, at: Range<usize>) -> Vec<(u64, Range<usize>)> {
+        let (mut count, mut of) = (None, None);
+        for (key, v) in table {
+            match key.get_ref().as_ref() {
+                "count" => count = self.value::<u64>(v).map(|n| (n, v.span())),
+                "of" => of = self.value::<u64>(v).map(|n| (n, v.span())),
+                other => self.problem(
+                    key.span(),
+                    format!("unknown key `{other}` in evenly spaced `body_bytes`, expected `count` and `of`"),
+                ),
+            }
+        }
+        let (Some((count, count_at)), Some((of, of_at))) = (count, of) else {
+            self.problem(
+                at,
+                "expected `body_bytes = { count = N, of = BYTES }` (N offsets evenly spaced up to BYTES of body) with both keys",
+            );
+            return Vec::new();
+        };
+        if count == 0 {
+            self.problem(count_at, "expected `count` of at least 1, found 0");
+            return Vec::new();
+        }
+        if count > MAX_GENERATED_CASES as u64 {
+            self.problem(
+                count_at,
+                format!(
+                    "expected `count` of at most {MAX_GENERATED_CASES} (the cases a file may make), found {count}"
+                ),
+            );
+            return Vec::new();
+        }
+        if count > of {
+            self.problem(
+                of_at,
+                format!("expected `of` of at least `count` ({count}) bytes, so that each offset is a byte further, found {of}"),
+            );
+            return Vec::new();
+        }
+        (1..=count)
+            .map(|i| {
+                let offset = u128::from(of) * u128::from(i) / u128::from(count);
+                (u64::try_from(offset).unwrap_or(of), at.clone())
+            })
+            .collect()
     }
 
     /// `kinds = ["close", "abort", ...]`, or `"all"`.
