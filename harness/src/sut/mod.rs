@@ -129,6 +129,21 @@ pub struct Watching {
     pub log: Vec<regex::Regex>,
 }
 
+/// Whether programs whose calls no check reads are traced all the same by
+/// the floor tracer; see [`trace_as_floor`].
+static FLOOR_TRACER: AtomicBool = AtomicBool::new(false);
+
+/// For `hangup bench` only: while `on`, every program started for a case
+/// with no `syscall` check is traced all the same, under the seccomp filter
+/// hangup's tracer installs and with the same stops (each filtered call's
+/// entry and its exit), by a tracer that does nothing at them: the least
+/// that tracing a program's call results through ptrace can cost, measured
+/// on the very workload hangup's tracer is measured on.
+#[doc(hidden)]
+pub fn trace_as_floor(on: bool) {
+    FLOOR_TRACER.store(on, Ordering::Relaxed);
+}
+
 /// Starts `spec` from the calling thread, which must be in the case's
 /// namespace and live until the program is stopped (`PR_SET_PDEATHSIG` is
 /// tied to it). `on_exit` hears of an exit hangup did not ask for (a crash,
@@ -156,11 +171,17 @@ pub fn start(
         .iter()
         .map(|(key, value)| Ok((key.clone(), substitute(value, spec.port, places, record)?)))
         .collect::<Result<Vec<_>, SutError>>()?;
-    let spawned =
-        spawn::spawn(&argv, &env, &cwd, watching.calls).map_err(|source| SutError::Spawn {
-            command: argv.join(" "),
-            source,
-        })?;
+    let tracer = if watching.calls {
+        Some(spawn::Tracer::Calls)
+    } else if FLOOR_TRACER.load(Ordering::Relaxed) {
+        Some(spawn::Tracer::Floor)
+    } else {
+        None
+    };
+    let spawned = spawn::spawn(&argv, &env, &cwd, tracer).map_err(|source| SutError::Spawn {
+        command: argv.join(" "),
+        source,
+    })?;
     // What it prints comes after this: its start is stamped here.
     let started = Instant::now();
     let (group, pid) = (spawned.relay, spawned.program);

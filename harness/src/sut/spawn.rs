@@ -97,9 +97,21 @@ struct Plan {
     report: CString,
     /// hangup's pid, to notice that it died before `PR_SET_PDEATHSIG`.
     parent: libc::pid_t,
-    /// When the program's socket calls are traced: `/proc/<hangup>/fd/<n>`
-    /// of the write end of the records' pipe, and the seccomp filter.
-    trace: Option<(CString, Vec<libc::sock_filter>)>,
+    /// When the program is traced: `/proc/<hangup>/fd/<n>` of the write
+    /// end of the records' pipe (none for the [`Tracer::Floor`]), and the
+    /// seccomp filter.
+    trace: Option<(Option<CString>, Vec<libc::sock_filter>)>,
+}
+
+/// Which tracer init runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tracer {
+    /// hangup's: the program's socket calls, recorded (see
+    /// [`super::trace`]).
+    Calls,
+    /// The benchmark's floor: the same filter and stops, nothing recorded
+    /// (see [`super::trace::floor_until`]).
+    Floor,
 }
 
 /// The byte the relay writes once it holds its pipes; hangup may close its
@@ -107,12 +119,12 @@ struct Plan {
 const READY: u8 = b'R';
 
 /// Starts `argv` in `cwd` with hangup's environment and `env` on top;
-/// with `trace`, its socket calls are traced (see [`super::trace`]).
+/// with a `tracer`, init traces it (see [`super::trace`]).
 pub(super) fn spawn(
     argv: &[String],
     env: &[(String, String)],
     cwd: &Path,
-    trace: bool,
+    tracer: Option<Tracer>,
 ) -> io::Result<Spawned> {
     let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     for (key, value) in env {
@@ -134,7 +146,11 @@ pub(super) fn spawn(
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
-    let traced = if trace { Some(pipe()?) } else { None };
+    let traced = if tracer == Some(Tracer::Calls) {
+        Some(pipe()?)
+    } else {
+        None
+    };
     let me = std::process::id();
     let proc_fd = |fd: &OwnedFd| c(format!("/proc/{me}/fd/{}", fd.as_raw_fd()).as_bytes());
     let plan = Plan {
@@ -157,9 +173,10 @@ pub(super) fn spawn(
         stderr: proc_fd(&err_w)?,
         report: proc_fd(&report_w)?,
         parent: me as libc::pid_t,
-        trace: match &traced {
-            Some((_, write)) => Some((proc_fd(write)?, super::trace::filter())),
-            None => None,
+        trace: match (&traced, tracer) {
+            (Some((_, write)), _) => Some((Some(proc_fd(write)?), super::trace::filter())),
+            (None, Some(_)) => Some((None, super::trace::filter())),
+            (None, None) => None,
         },
     };
     let argv_ptrs = null_terminated(&plan.argv);
@@ -329,14 +346,14 @@ unsafe fn relay(plan: &Plan, argv: &[*const libc::c_char], envp: &[*const libc::
         }
         // Init's end of the trace records; never the program's (CLOEXEC).
         let trace = match &plan.trace {
-            Some((path, _)) => {
+            Some((Some(path), _)) => {
                 let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
                 if fd < 0 {
                     raw::fail(report, 122);
                 }
                 fd
             }
-            None => -1,
+            _ => -1,
         };
         libc::write(report, [READY].as_ptr().cast(), 1);
         if libc::chdir(plan.cwd.as_ptr()) != 0 {
@@ -410,7 +427,9 @@ unsafe fn exec_program(
 
 /// Init of a traced program: forks the program, which waits until init
 /// has seized it, installs the seccomp filter that stops it at its socket
-/// calls, and execs; init then traces it until it ends.
+/// calls, and execs; init then traces it until it ends, sending its calls
+/// on `records` (or, without that pipe, as the benchmark's floor: stops
+/// and nothing else).
 ///
 /// The filter is installed after the seize on purpose: a call the filter
 /// marks for tracing fails with ENOSYS when no tracer is attached.
@@ -472,6 +491,10 @@ unsafe fn trace_from_init(
         }
         libc::write(go[1], [b'g'].as_ptr().cast(), 1);
         libc::close(go[1]);
+        if records < 0 {
+            libc::prctl(libc::PR_SET_NAME, c"hangup floor".as_ptr());
+            super::trace::floor_until(program, to_relay);
+        }
         super::trace::trace_until(program, to_relay, records);
     }
 }
@@ -569,7 +592,7 @@ mod tests {
             .to_string_lossy()
             .into_owned();
         let started =
-            spawn(&["sleep".into(), "5".into()], &[], Path::new("/"), false).expect("spawn");
+            spawn(&["sleep".into(), "5".into()], &[], Path::new("/"), None).expect("spawn");
         // (The program may open files of its own while it starts; what
         // matters is that none of hangup's is among them.)
         let held = targets(started.program);
@@ -581,7 +604,7 @@ mod tests {
 
     #[test]
     fn a_program_that_cannot_be_run_is_an_error_with_the_kernel_s_errno() {
-        let failed = spawn(&["/".into()], &[], Path::new("/"), false);
+        let failed = spawn(&["/".into()], &[], Path::new("/"), None);
         assert_eq!(
             failed.err().and_then(|e| e.raw_os_error()),
             Some(libc::EACCES)

@@ -137,35 +137,93 @@ pub(super) unsafe fn trace_until(program: libc::pid_t, to_relay: RawFd, records:
         super::raw::block_signals();
         let (a, b) = (to_relay.min(records), to_relay.max(records));
         super::raw::close_all_but(&[a, b]);
-        let mut batch = Batch {
-            records: [std::mem::zeroed(); BATCH],
-            len: 0,
-            to: records,
+        let mut tracer = Recording {
+            batch: Batch {
+                records: [std::mem::zeroed(); BATCH],
+                len: 0,
+                to: records,
+            },
+            accepting: [0; ACCEPTING],
         };
-        // The threads inside an accept whose entry was sent: at its exit
-        // the new connection's socket is looked at too. A full table only
-        // loses that look (the accept is recorded all the same).
-        let mut accepting: [libc::pid_t; ACCEPTING] = [0; ACCEPTING];
+        resume_stops(program, to_relay, &mut tracer)
+    }
+}
+
+/// The benchmark's floor (`hangup bench`): init traces the program under
+/// the same filter, with the same options and the same stops as
+/// [`trace_until`] (each filtered call's seccomp stop, then its exit
+/// stop), and does nothing at them: no look at the call, no record. What
+/// hangup's tracer costs beyond this is its own.
+///
+/// # Safety
+///
+/// As [`trace_until`].
+pub(super) unsafe fn floor_until(program: libc::pid_t, to_relay: RawFd) -> ! {
+    // SAFETY: as trace_until.
+    unsafe {
+        super::raw::block_signals();
+        super::raw::close_all_but(&[to_relay]);
+        resume_stops(program, to_relay, &mut Floor)
+    }
+}
+
+/// What a tracer does at its program's stops; [`resume_stops`] waits for
+/// them and resumes them.
+trait AtStops {
+    /// At a call's seccomp stop: whether its exit stop is wanted.
+    ///
+    /// # Safety
+    ///
+    /// `tid` is a tracee in a seccomp stop.
+    unsafe fn entered(&mut self, tid: libc::pid_t) -> bool;
+
+    /// At the exit stop of a call `entered` wanted it of.
+    ///
+    /// # Safety
+    ///
+    /// `tid` is a tracee in a syscall-exit stop.
+    unsafe fn exited(&mut self, tid: libc::pid_t);
+
+    /// Whether anything waits to be sent before init blocks.
+    fn pending(&self) -> bool;
+
+    /// Sends what waits: init is about to block, or to exit.
+    fn flush(&mut self);
+}
+
+/// The loop both tracers share: waits for each stop of the program's
+/// threads and children, lets `at` look at the calls', resumes it, and
+/// once the program ended reports its wait status to the relay and exits.
+///
+/// # Safety
+///
+/// Only in init, under `spawn`'s rules: raw syscalls, no allocation.
+unsafe fn resume_stops(program: libc::pid_t, to_relay: RawFd, at: &mut impl AtStops) -> ! {
+    // SAFETY: syscalls on our own fds and on tracees we seized.
+    unsafe {
         loop {
             let mut status = 0;
-            // Records wait while more stops are pending, and go out in one
+            // What waits goes out while more stops are pending, in one
             // write before init blocks: one wake-up of hangup's reader for
             // a burst of calls, not one per record.
-            let mut tid = libc::waitpid(-1, &mut status, libc::__WALL | libc::WNOHANG);
+            let mut tid = 0;
+            if at.pending() {
+                tid = libc::waitpid(-1, &mut status, libc::__WALL | libc::WNOHANG);
+            }
             if tid == 0 {
-                batch.flush();
+                at.flush();
                 tid = libc::waitpid(-1, &mut status, libc::__WALL);
             }
             if tid < 0 {
                 if super::raw::errno() == libc::EINTR {
                     continue;
                 }
-                batch.flush();
+                at.flush();
                 libc::_exit(126);
             }
             if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
                 if tid == program {
-                    batch.flush();
+                    at.flush();
                     let raw = status.to_ne_bytes();
                     libc::write(to_relay, raw.as_ptr().cast(), raw.len());
                     libc::_exit(0);
@@ -178,25 +236,13 @@ pub(super) unsafe fn trace_until(program: libc::pid_t, to_relay: RawFd, records:
             let signal = libc::WSTOPSIG(status);
             let event = (status >> 16) & 0xffff;
             let (request, deliver) = if event == libc::PTRACE_EVENT_SECCOMP {
-                // Only a socket call needs its exit stop.
-                match entered(tid, &mut batch) {
-                    Some(call) => {
-                        if call.class == Some(Class::Accept) {
-                            if let Some(slot) = accepting.iter_mut().find(|t| **t == 0) {
-                                *slot = tid;
-                            }
-                        }
-                        (libc::PTRACE_SYSCALL, 0)
-                    }
-                    None => (libc::PTRACE_CONT, 0),
+                if at.entered(tid) {
+                    (libc::PTRACE_SYSCALL, 0)
+                } else {
+                    (libc::PTRACE_CONT, 0)
                 }
             } else if signal == libc::SIGTRAP | 0x80 {
-                let accepted = accepting.iter_mut().find(|t| **t == tid);
-                let accept = accepted.is_some();
-                if let Some(slot) = accepted {
-                    *slot = 0;
-                }
-                exited(tid, &mut batch, accept);
+                at.exited(tid);
                 (libc::PTRACE_CONT, 0)
             } else if event == libc::PTRACE_EVENT_STOP {
                 // A group stop (SIGSTOP and the like) stays a stop until a
@@ -215,6 +261,67 @@ pub(super) unsafe fn trace_until(program: libc::pid_t, to_relay: RawFd, records:
             };
             libc::ptrace(request, tid, NULL, deliver as libc::c_ulong);
         }
+    }
+}
+
+/// The floor's tracer: every exit stop, nothing looked at.
+struct Floor;
+
+impl AtStops for Floor {
+    unsafe fn entered(&mut self, _: libc::pid_t) -> bool {
+        true
+    }
+
+    unsafe fn exited(&mut self, _: libc::pid_t) {}
+
+    fn pending(&self) -> bool {
+        false
+    }
+
+    fn flush(&mut self) {}
+}
+
+/// hangup's tracer: records each socket call.
+struct Recording {
+    batch: Batch,
+    /// The threads inside an accept whose entry was sent: at its exit
+    /// the new connection's socket is looked at too. A full table only
+    /// loses that look (the accept is recorded all the same).
+    accepting: [libc::pid_t; ACCEPTING],
+}
+
+impl AtStops for Recording {
+    unsafe fn entered(&mut self, tid: libc::pid_t) -> bool {
+        // SAFETY: the caller's.
+        match unsafe { entered(tid, &mut self.batch) } {
+            Some(call) => {
+                if call.class == Some(Class::Accept) {
+                    if let Some(slot) = self.accepting.iter_mut().find(|t| **t == 0) {
+                        *slot = tid;
+                    }
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    unsafe fn exited(&mut self, tid: libc::pid_t) {
+        let accepted = self.accepting.iter_mut().find(|t| **t == tid);
+        let accept = accepted.is_some();
+        if let Some(slot) = accepted {
+            *slot = 0;
+        }
+        // SAFETY: the caller's.
+        unsafe { exited(tid, &mut self.batch, accept) };
+    }
+
+    fn pending(&self) -> bool {
+        self.batch.len > 0
+    }
+
+    fn flush(&mut self) {
+        self.batch.flush();
     }
 }
 
