@@ -379,13 +379,14 @@ unsafe fn relay(plan: &Plan, argv: &[*const libc::c_char], envp: &[*const libc::
             libc::prctl(libc::PR_SET_NAME, c"hangup relay".as_ptr());
             wait_and_end_alike(init, status[0]);
         }
+        // Init, pid 1 of the new namespace; if the relay dies, init goes
+        // too, and everything in the namespace with it. (A tracing init
+        // too: it once went on without either, under the case's name.)
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::prctl(libc::PR_SET_NAME, c"hangup init".as_ptr());
         if let Some((_, filter)) = &plan.trace {
             trace_from_init(plan, argv, envp, filter, report, status[1], trace);
         }
-        // Init, pid 1 of the new namespace; if the relay dies, init goes
-        // too, and everything in the namespace with it.
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        libc::prctl(libc::PR_SET_NAME, c"hangup init".as_ptr());
         let program = raw::fork();
         if program == 0 {
             tell_pid(report);
