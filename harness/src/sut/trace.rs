@@ -9,7 +9,8 @@
 //! of [`TRACED`] only; every other call runs at full speed. At such a stop
 //! init asks the kernel for the call (`PTRACE_GET_SYSCALL_INFO`), takes a
 //! brief copy of the fd it names (`pidfd_getfd`, on the stopped thread's
-//! pidfd) to learn whether it is a TCP socket and its addresses and inode,
+//! pidfd, which init keeps) to learn whether it is a TCP socket (known by
+//! its cookie after the first look, see [`Sockets`]) and its addresses,
 //! and drops the copy before the call runs, so that a `close` still
 //! releases the socket when the program says. A TCP call then goes on to
 //! its exit stop, where init reads its result. Both ends go to hangup as
@@ -144,6 +145,11 @@ pub(super) unsafe fn trace_until(program: libc::pid_t, to_relay: RawFd, records:
                 to: records,
             },
             accepting: [0; ACCEPTING],
+            sockets: Sockets {
+                pidfds: [(0, -1); PIDFDS],
+                next_pidfd: 0,
+                known: [Known::NONE; KNOWN],
+            },
         };
         resume_stops(program, to_relay, &mut tracer)
     }
@@ -184,6 +190,9 @@ trait AtStops {
     /// `tid` is a tracee in a syscall-exit stop.
     unsafe fn exited(&mut self, tid: libc::pid_t);
 
+    /// `tid` ended (or left: an exec's other threads).
+    fn gone(&mut self, tid: libc::pid_t);
+
     /// Whether anything waits to be sent before init blocks.
     fn pending(&self) -> bool;
 
@@ -222,6 +231,7 @@ unsafe fn resume_stops(program: libc::pid_t, to_relay: RawFd, at: &mut impl AtSt
                 libc::_exit(126);
             }
             if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+                at.gone(tid);
                 if tid == program {
                     at.flush();
                     let raw = status.to_ne_bytes();
@@ -274,6 +284,8 @@ impl AtStops for Floor {
 
     unsafe fn exited(&mut self, _: libc::pid_t) {}
 
+    fn gone(&mut self, _: libc::pid_t) {}
+
     fn pending(&self) -> bool {
         false
     }
@@ -288,12 +300,13 @@ struct Recording {
     /// the new connection's socket is looked at too. A full table only
     /// loses that look (the accept is recorded all the same).
     accepting: [libc::pid_t; ACCEPTING],
+    sockets: Sockets,
 }
 
 impl AtStops for Recording {
     unsafe fn entered(&mut self, tid: libc::pid_t) -> bool {
         // SAFETY: the caller's.
-        match unsafe { entered(tid, &mut self.batch) } {
+        match unsafe { entered(tid, &mut self.batch, &mut self.sockets) } {
             Some(call) => {
                 if call.class == Some(Class::Accept) {
                     if let Some(slot) = self.accepting.iter_mut().find(|t| **t == 0) {
@@ -313,7 +326,11 @@ impl AtStops for Recording {
             *slot = 0;
         }
         // SAFETY: the caller's.
-        unsafe { exited(tid, &mut self.batch, accept) };
+        unsafe { exited(tid, &mut self.batch, &mut self.sockets, accept) };
+    }
+
+    fn gone(&mut self, tid: libc::pid_t) {
+        self.sockets.forget(tid);
     }
 
     fn pending(&self) -> bool {
@@ -361,7 +378,11 @@ unsafe fn syscall_info(tid: libc::pid_t) -> Option<SyscallInfo> {
 
 /// At a seccomp stop: if the call is on a TCP socket, sends its entry
 /// record and says so (its exit is then wanted).
-unsafe fn entered(tid: libc::pid_t, batch: &mut Batch) -> Option<&'static Syscall> {
+unsafe fn entered(
+    tid: libc::pid_t,
+    batch: &mut Batch,
+    sockets: &mut Sockets,
+) -> Option<&'static Syscall> {
     // SAFETY: raw syscalls on a stopped tracee and our own stack.
     unsafe {
         let mono_ns = monotonic_ns();
@@ -377,7 +398,7 @@ unsafe fn entered(tid: libc::pid_t, batch: &mut Batch) -> Option<&'static Syscal
             }
             let fd = info.data[1 + arg as usize] as i64;
             let mut record: Record = std::mem::zeroed();
-            if socket_of(tid, fd, &mut record) {
+            if sockets.socket_of(tid, fd, &mut record) {
                 record.kind = ENTRY;
                 record.fd_arg = arg as u16;
                 record.tid = tid;
@@ -396,7 +417,7 @@ unsafe fn entered(tid: libc::pid_t, batch: &mut Batch) -> Option<&'static Syscal
 /// for an `accept` that returned a TCP connection, with that connection's
 /// socket (its peer is known now, and may not be at the program's next
 /// call, should the client reset it first).
-unsafe fn exited(tid: libc::pid_t, batch: &mut Batch, accept: bool) {
+unsafe fn exited(tid: libc::pid_t, batch: &mut Batch, sockets: &mut Sockets, accept: bool) {
     // SAFETY: raw syscalls on a stopped tracee and our own stack.
     unsafe {
         let mono_ns = monotonic_ns();
@@ -408,7 +429,7 @@ unsafe fn exited(tid: libc::pid_t, batch: &mut Batch, accept: bool) {
         }
         let mut record: Record = std::mem::zeroed();
         let ret = info.data[0] as i64;
-        if !(accept && ret >= 0 && socket_of(tid, ret, &mut record)) {
+        if !(accept && ret >= 0 && sockets.socket_of(tid, ret, &mut record)) {
             record = std::mem::zeroed();
         }
         record.kind = EXIT;
@@ -466,34 +487,194 @@ impl Batch {
     }
 }
 
-/// Whether `fd` of the stopped thread `tid` is a TCP socket; if so, fills
-/// in its inode and addresses. The copy of the fd this takes is closed
-/// before the thread goes on.
-unsafe fn socket_of(tid: libc::pid_t, fd: i64, record: &mut Record) -> bool {
-    // SAFETY: pidfd and socket syscalls on our own stack and fds.
-    unsafe {
+/// Thread pidfds init keeps open at once: more threads than this make it
+/// open one again now and then.
+const PIDFDS: usize = 64;
+
+/// Sockets init remembers: a program with more in use makes it look at
+/// some again.
+const KNOWN: usize = 256;
+
+/// What init keeps between stops to look at a call's fd in few syscalls:
+/// each thread's pidfd (opening one costs more than all the rest of a
+/// look), and what never changes of a socket it saw, by the socket's
+/// cookie.
+///
+/// Neither can name the wrong thing. A pidfd names one thread, never
+/// another that gets its number later: a call through a stale one fails
+/// (ESRCH) and a fresh one is opened. A cookie (`SO_COOKIE`) names one
+/// socket for the kernel's life, never reused, so what is kept by it
+/// (whether the socket is TCP, its inode) needs no invalidation: an fd
+/// closed and its number reused, dup'ed, shared by threads or copied
+/// into a child, is looked at anew at every call, and only its cookie
+/// leads to what is kept. What can change of a socket, its addresses
+/// (a connect binds it; a reset makes the kernel forget its peer), is
+/// asked at every call.
+struct Sockets {
+    /// (tid, pidfd); a tid of 0 is a free slot.
+    pidfds: [(libc::pid_t, libc::c_int); PIDFDS],
+    /// The slot the next pidfd evicts once all are taken.
+    next_pidfd: usize,
+    /// By cookie, modulo their number; a clash just forgets one.
+    known: [Known; KNOWN],
+}
+
+/// What never changes of one socket.
+#[derive(Clone, Copy)]
+struct Known {
+    /// Its cookie; 0 for a free slot (the kernel's cookies start at 1).
+    cookie: u64,
+    tcp: bool,
+    inode: u64,
+}
+
+impl Known {
+    const NONE: Known = Known {
+        cookie: 0,
+        tcp: false,
+        inode: 0,
+    };
+}
+
+impl Sockets {
+    /// `tid`'s pidfd, opened if init holds none.
+    unsafe fn pidfd(&mut self, tid: libc::pid_t) -> Option<libc::c_int> {
+        if let Some(&(_, pidfd)) = self.pidfds.iter().find(|(t, _)| *t == tid) {
+            return Some(pidfd);
+        }
+        // SAFETY: pidfd_open only makes an fd of ours.
+        let pidfd = unsafe {
+            // A thread's own pidfd (Linux 6.9); a thread group leader's
+            // without the flag on older kernels.
+            let pidfd = libc::syscall(libc::SYS_pidfd_open, tid, libc::PIDFD_THREAD);
+            if pidfd < 0 {
+                libc::syscall(libc::SYS_pidfd_open, tid, 0)
+            } else {
+                pidfd
+            }
+        };
+        if pidfd < 0 {
+            return None;
+        }
+        let pidfd = pidfd as libc::c_int;
+        let slot = match self.pidfds.iter().position(|(t, _)| *t == 0) {
+            Some(free) => free,
+            None => {
+                let slot = self.next_pidfd;
+                self.next_pidfd = (slot + 1) % PIDFDS;
+                // SAFETY: a pidfd of ours, in no other slot.
+                unsafe { libc::close(self.pidfds[slot].1) };
+                slot
+            }
+        };
+        self.pidfds[slot] = (tid, pidfd);
+        Some(pidfd)
+    }
+
+    /// Closes `tid`'s pidfd, if init holds one: the thread is gone.
+    fn forget(&mut self, tid: libc::pid_t) {
+        if let Some(slot) = self.pidfds.iter_mut().find(|(t, _)| *t == tid) {
+            // SAFETY: a pidfd of ours, in no other slot.
+            unsafe { libc::close(slot.1) };
+            *slot = (0, -1);
+        }
+    }
+
+    /// A copy of `fd` of the stopped thread `tid`, or `None` when it has
+    /// no such fd (or is gone).
+    unsafe fn copy_of(&mut self, tid: libc::pid_t, fd: libc::c_int) -> Option<libc::c_int> {
+        for _ in 0..2 {
+            let pidfd = unsafe { self.pidfd(tid)? };
+            // SAFETY: pidfd_getfd makes an fd of ours from the tracee's.
+            let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) };
+            if copy >= 0 {
+                return Some(copy as libc::c_int);
+            }
+            if super::raw::errno() != libc::ESRCH {
+                return None;
+            }
+            // The pidfd of a thread that ended, whose number is another's
+            // now: open this one's.
+            self.forget(tid);
+        }
+        None
+    }
+
+    /// Whether `fd` of the stopped thread `tid` is a TCP socket; if so,
+    /// fills in its inode, cookie and addresses. The copy of the fd this
+    /// takes is closed before the thread goes on.
+    unsafe fn socket_of(&mut self, tid: libc::pid_t, fd: i64, record: &mut Record) -> bool {
         let Ok(fd) = libc::c_int::try_from(fd) else {
             return false;
         };
-        // A thread's own pidfd (Linux 6.9); a thread group leader's
-        // without the flag on older kernels.
-        let mut pidfd = libc::syscall(libc::SYS_pidfd_open, tid, libc::PIDFD_THREAD);
-        if pidfd < 0 {
-            pidfd = libc::syscall(libc::SYS_pidfd_open, tid, 0);
+        // SAFETY: socket syscalls on our own stack and fds.
+        unsafe {
+            let Some(copy) = self.copy_of(tid, fd) else {
+                return false;
+            };
+            let mut cookie: u64 = 0;
+            let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+            let cookie = if libc::getsockopt(
+                copy,
+                libc::SOL_SOCKET,
+                libc::SO_COOKIE,
+                (&raw mut cookie).cast(),
+                &mut len,
+            ) == 0
+            {
+                Some(cookie)
+            } else if super::raw::errno() == libc::ENOTSOCK {
+                // A file or a pipe: the most common call on no socket.
+                libc::close(copy);
+                return false;
+            } else {
+                None
+            };
+            let slot = cookie.map(|c| (c % KNOWN as u64) as usize);
+            let known = match (cookie, slot) {
+                (Some(cookie), Some(slot)) if self.known[slot].cookie == cookie && cookie != 0 => {
+                    self.known[slot]
+                }
+                _ => {
+                    let known = Known {
+                        cookie: cookie.unwrap_or(0),
+                        tcp: false,
+                        inode: 0,
+                    };
+                    let known = looked_at(copy, known);
+                    if let Some(slot) = slot {
+                        self.known[slot] = known;
+                    }
+                    known
+                }
+            };
+            if known.tcp {
+                record.inode = known.inode;
+                record.cookie = known.cookie;
+                let mut len = record.local.len() as libc::socklen_t;
+                if libc::getsockname(copy, record.local.as_mut_ptr().cast(), &mut len) == 0 {
+                    record.local_len = len;
+                }
+                let mut len = record.peer.len() as libc::socklen_t;
+                if libc::getpeername(copy, record.peer.as_mut_ptr().cast(), &mut len) == 0 {
+                    record.peer_len = len;
+                }
+            }
+            libc::close(copy);
+            known.tcp
         }
-        if pidfd < 0 {
-            return false;
-        }
-        let copy = libc::syscall(libc::SYS_pidfd_getfd, pidfd as libc::c_int, fd, 0);
-        libc::close(pidfd as libc::c_int);
-        if copy < 0 {
-            return false;
-        }
-        let copy = copy as libc::c_int;
+    }
+}
+
+/// `known` with what `copy`, an fd of ours, is: whether a TCP socket, and
+/// its inode.
+unsafe fn looked_at(copy: libc::c_int, mut known: Known) -> Known {
+    // SAFETY: fstat and getsockopt on our own fd and stack.
+    unsafe {
         let mut stat: libc::stat = std::mem::zeroed();
         let mut protocol: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        let tcp = libc::fstat(copy, &mut stat) == 0
+        known.tcp = libc::fstat(copy, &mut stat) == 0
             && stat.st_mode & libc::S_IFMT == libc::S_IFSOCK
             && libc::getsockopt(
                 copy,
@@ -503,31 +684,8 @@ unsafe fn socket_of(tid: libc::pid_t, fd: i64, record: &mut Record) -> bool {
                 &mut len,
             ) == 0
             && protocol == libc::IPPROTO_TCP;
-        if tcp {
-            record.inode = stat.st_ino;
-            let mut cookie: u64 = 0;
-            let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
-            if libc::getsockopt(
-                copy,
-                libc::SOL_SOCKET,
-                libc::SO_COOKIE,
-                (&raw mut cookie).cast(),
-                &mut len,
-            ) == 0
-            {
-                record.cookie = cookie;
-            }
-            let mut len = record.local.len() as libc::socklen_t;
-            if libc::getsockname(copy, record.local.as_mut_ptr().cast(), &mut len) == 0 {
-                record.local_len = len;
-            }
-            let mut len = record.peer.len() as libc::socklen_t;
-            if libc::getpeername(copy, record.peer.as_mut_ptr().cast(), &mut len) == 0 {
-                record.peer_len = len;
-            }
-        }
-        libc::close(copy);
-        tcp
+        known.inode = stat.st_ino;
+        known
     }
 }
 
