@@ -210,10 +210,12 @@ pub fn start(
         route,
         &output,
     );
-    let calls = spawned.trace.map(|records| {
+    let calls = spawned.trace.map(|(doorbell, ring)| {
         let calls = Arc::new(Calls::default());
         let drained = Arc::clone(&output);
-        trace::read_records(records, side, route, &calls, move || drained.stream_ended());
+        trace::read_records(doorbell, ring, side, route, &calls, move || {
+            drained.stream_ended()
+        });
         calls
     });
     let stopping = Arc::new(AtomicBool::new(false));

@@ -79,8 +79,9 @@ pub(super) struct Spawned {
     pub program: Pid,
     pub stdout: File,
     pub stderr: File,
-    /// The read end of init's trace records, when the program is traced.
-    pub trace: Option<File>,
+    /// When the program's calls are traced: the read end of the doorbell
+    /// init rings, and the ring its records come on.
+    pub trace: Option<(File, super::trace::Ring)>,
 }
 
 /// What the children need, all made before the first `clone`.
@@ -101,6 +102,9 @@ struct Plan {
     /// end of the records' pipe (none for the [`Tracer::Floor`]), and the
     /// seccomp filter.
     trace: Option<(Option<CString>, Vec<libc::sock_filter>)>,
+    /// The ring init writes the records on, for the [`Tracer::Calls`]
+    /// (null otherwise).
+    ring: *mut super::trace::Shared,
 }
 
 /// Which tracer init runs.
@@ -147,7 +151,7 @@ pub(super) fn spawn(
     let (err_r, err_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
     let traced = if tracer == Some(Tracer::Calls) {
-        Some(pipe()?)
+        Some((pipe()?, super::trace::Ring::new()?))
     } else {
         None
     };
@@ -174,10 +178,13 @@ pub(super) fn spawn(
         report: proc_fd(&report_w)?,
         parent: me as libc::pid_t,
         trace: match (&traced, tracer) {
-            (Some((_, write)), _) => Some((Some(proc_fd(write)?), super::trace::filter())),
+            (Some(((_, write), _)), _) => Some((Some(proc_fd(write)?), super::trace::filter())),
             (None, Some(_)) => Some((None, super::trace::filter())),
             (None, None) => None,
         },
+        ring: traced
+            .as_ref()
+            .map_or(std::ptr::null_mut(), |(_, ring)| ring.as_ptr()),
     };
     let argv_ptrs = null_terminated(&plan.argv);
     let envp_ptrs = null_terminated(&plan.envp);
@@ -207,9 +214,9 @@ pub(super) fn spawn(
     let mut report = File::from(report_r);
     let mut first = [0u8; 1];
     let ready = read_full(&mut report, &mut first)? == 1 && first[0] == READY;
-    let trace = traced.map(|(read, write)| {
+    let trace = traced.map(|((read, write), ring)| {
         drop(write);
-        File::from(read)
+        (File::from(read), ring)
     });
     drop((out_w, err_w, report_w));
     let first = if ready {
@@ -496,7 +503,7 @@ unsafe fn trace_from_init(
             libc::prctl(libc::PR_SET_NAME, c"hangup floor".as_ptr());
             super::trace::floor_until(program, to_relay);
         }
-        super::trace::trace_until(program, to_relay, records);
+        super::trace::trace_until(program, to_relay, plan.ring, records);
     }
 }
 
