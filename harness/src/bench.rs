@@ -6,7 +6,7 @@
 //! measurement itself failed (a case that should pass did not, a netlink
 //! call failed), because then the numbers mean nothing.
 //!
-//! Three figures, each as the median and p90 of many repetitions
+//! Four figures, each as the median and p90 of many repetitions
 //! (nearest-rank percentiles, see [`percentile`]):
 //!
 //! 1. **Per-case overhead.** A case that waits for nothing (a client
@@ -26,6 +26,12 @@
 //!    cost; both are reported.
 //! 3. **Throughput.** `--cases` no-wait cases through [`runner::run_all`]
 //!    with the CLI's default job count: wall time and cases per second.
+//! 4. **Tracing.** A request loop against the `echo` fixture, interleaved
+//!    five ways: traced by hangup's tracer, under the ptrace floor (the
+//!    same filter and stops, a tracer that does nothing at them; see
+//!    [`hangup::sut::trace_as_floor`]), under entry stops only, untraced,
+//!    and without its loop. Target: hangup's tracer ≤ 1.25× the floor,
+//!    round by round (`--tracing` measures this alone).
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
@@ -37,6 +43,7 @@ use hangup::observe::SockDiag;
 use hangup::runner::{self, RunOptions};
 use hangup::sandbox::Privileges;
 use hangup::suite::{Case, Suite};
+use hangup::sut::Floor;
 
 /// The no-wait case: connect to a port nothing listens on (the kernel
 /// answers the SYN with RST on loopback at once), then one state check,
@@ -166,7 +173,7 @@ const CAPTURE_TARGET: f64 = 1.5;
 /// Round trips in the echo loop.
 const ECHO_ROUNDS: usize = 1000;
 /// Samples of each echo loop case.
-const ECHO_SAMPLES: usize = 30;
+const ECHO_SAMPLES: usize = 40;
 /// Target: hangup's tracer costs a request loop at most this factor of
 /// what the ptrace floor costs it.
 const TRACE_TARGET: f64 = 1.25;
@@ -438,8 +445,10 @@ fn print_tracing(tracing: Option<EchoLoops>) {
     let Some(EchoLoops {
         traced,
         floor,
+        entry_only,
         untraced,
         fixed,
+        paired,
     }) = tracing
     else {
         out!(
@@ -452,6 +461,10 @@ fn print_tracing(tracing: Option<EchoLoops>) {
     row(
         &format!("echo: {ECHO_ROUNDS} round trips, ptrace floor"),
         floor,
+    );
+    row(
+        &format!("echo: {ECHO_ROUNDS} round trips, entry stops only"),
+        entry_only,
     );
     row(
         &format!("echo: {ECHO_ROUNDS} round trips, untraced"),
@@ -489,13 +502,34 @@ fn print_tracing(tracing: Option<EchoLoops>) {
         median,
         p90
     );
+    let (median, p90) = loop_ratio(entry_only, untraced);
+    out!(
+        "  {:<44} {:>6} {:>10.1}× {:>10.1}×  (no results: one stop per call, as SECCOMP_RET_USER_NOTIF)",
+        "entry stops only / untraced loop",
+        "",
+        median,
+        p90
+    );
     let (median, p90) = loop_ratio(traced, floor);
-    ratio_line(
-        "tracer / floor (traced loop / floor loop)",
+    out!(
+        "  {:<44} {:>6} {:>10.2}× {:>10.2}×",
+        "tracer / floor loop, of the medians",
+        "",
+        median,
+        p90
+    );
+    let (median, p90) = paired;
+    out!(
+        "  {:<44} {:>6} {:>10.2}× {:>10.2}×  target ≤ {TRACE_TARGET}× (median): {}",
+        "tracer / floor loop, round by round",
+        "",
         median,
         p90,
-        format!("target ≤ {TRACE_TARGET}×"),
-        median <= TRACE_TARGET,
+        if median <= TRACE_TARGET {
+            "PASS"
+        } else {
+            "FAIL"
+        }
     );
     out!(
         "  {:<44} {:>6} {:>11} {:>11}",
@@ -672,8 +706,14 @@ fn passed(report: &hangup::report::CaseReport) -> Result<(), String> {
 struct EchoLoops {
     traced: Stats,
     floor: Stats,
+    /// Under the floor of one stop per call (entry stops only).
+    entry_only: Stats,
     untraced: Stats,
     fixed: Stats,
+    /// Each round's traced loop over the same round's floor loop (both
+    /// less the median fixed cost): median and p90. Side by side in time,
+    /// so that a machine whose load comes and goes weighs on both alike.
+    paired: (f64, f64),
 }
 
 /// Runs the echo loop case traced by hangup's tracer, traced by the
@@ -713,24 +753,46 @@ fn tracing_cost() -> Result<Option<EchoLoops>, String> {
         suite(false, false)?,
     );
     let options = RunOptions::default();
-    let mut samples = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+    let mut samples = [(); 5].map(|()| Vec::new());
     for _ in 0..ECHO_SAMPLES {
-        for (k, (suite, into)) in [&traced, &untraced, &untraced, &fixed]
+        for (k, (suite, into)) in [&traced, &untraced, &untraced, &untraced, &fixed]
             .into_iter()
             .zip(samples.iter_mut())
             .enumerate()
         {
-            // The second run of the untraced case is the floor's.
-            hangup::sut::trace_as_floor(k == 1);
+            // The second and third runs of the untraced case are the
+            // floors'.
+            hangup::sut::trace_as_floor(match k {
+                1 => Some(Floor::EntryAndExit),
+                2 => Some(Floor::EntryOnly),
+                _ => None,
+            });
             let took = timed_case(suite, &suite.cases[0], &options);
-            hangup::sut::trace_as_floor(false);
+            hangup::sut::trace_as_floor(None);
             into.push(took?);
         }
     }
-    let [traced, floor, untraced, fixed] = samples.map(Stats::of);
+    let fixed_median = Stats::of(samples[4].clone()).ok_or("no samples")?.median;
+    let mut paired: Vec<f64> = samples[0]
+        .iter()
+        .zip(&samples[1])
+        .map(|(traced, floor)| {
+            ratio(
+                traced.saturating_sub(fixed_median),
+                floor.saturating_sub(fixed_median),
+            )
+        })
+        .collect();
+    paired.sort_by(f64::total_cmp);
+    let at =
+        |p: f64| paired[((p * paired.len() as f64).ceil() as usize).clamp(1, paired.len()) - 1];
+    let paired = (at(0.5), at(0.9));
+    let [traced, floor, entry_only, untraced, fixed] = samples.map(Stats::of);
     Ok(Some(EchoLoops {
+        paired,
         traced: traced.ok_or("no samples")?,
         floor: floor.ok_or("no samples")?,
+        entry_only: entry_only.ok_or("no samples")?,
         untraced: untraced.ok_or("no samples")?,
         fixed: fixed.ok_or("no samples")?,
     }))

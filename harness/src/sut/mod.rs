@@ -41,7 +41,7 @@ pub use view::{Held, LineCounter, ProgramView};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
@@ -130,18 +130,37 @@ pub struct Watching {
 }
 
 /// Whether programs whose calls no check reads are traced all the same by
-/// the floor tracer; see [`trace_as_floor`].
-static FLOOR_TRACER: AtomicBool = AtomicBool::new(false);
+/// the floor tracer (0: no; 1: entry and exit stops; 2: entry stops
+/// only); see [`trace_as_floor`].
+static FLOOR_TRACER: AtomicU8 = AtomicU8::new(0);
 
-/// For `hangup bench` only: while `on`, every program started for a case
-/// with no `syscall` check is traced all the same, under the seccomp filter
-/// hangup's tracer installs and with the same stops (each filtered call's
-/// entry and its exit), by a tracer that does nothing at them: the least
-/// that tracing a program's call results through ptrace can cost, measured
-/// on the very workload hangup's tracer is measured on.
+/// Which stops the floor tracer of [`trace_as_floor`] makes.
 #[doc(hidden)]
-pub fn trace_as_floor(on: bool) {
-    FLOOR_TRACER.store(on, Ordering::Relaxed);
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Floor {
+    /// Each filtered call's seccomp stop and its exit stop: what hangup's
+    /// tracer makes of a socket call, and the least a ptrace tracer needs
+    /// to learn a call's result.
+    EntryAndExit,
+    /// The seccomp stop alone: one stop per call, as a mechanism that sees
+    /// calls but not their results makes (`SECCOMP_RET_USER_NOTIF`).
+    EntryOnly,
+}
+
+/// For `hangup bench` only: while `Some`, every program started for a
+/// case with no `syscall` check is traced all the same, under the seccomp
+/// filter hangup's tracer installs, by a tracer that does nothing at its
+/// stops. With [`Floor::EntryAndExit`] (hangup's stops) that is the least
+/// that tracing a program's call results through ptrace can cost,
+/// measured on the very workload hangup's tracer is measured on.
+#[doc(hidden)]
+pub fn trace_as_floor(floor: Option<Floor>) {
+    let value = match floor {
+        None => 0,
+        Some(Floor::EntryAndExit) => 1,
+        Some(Floor::EntryOnly) => 2,
+    };
+    FLOOR_TRACER.store(value, Ordering::Relaxed);
 }
 
 /// Starts `spec` from the calling thread, which must be in the case's
@@ -173,10 +192,12 @@ pub fn start(
         .collect::<Result<Vec<_>, SutError>>()?;
     let tracer = if watching.calls {
         Some(spawn::Tracer::Calls)
-    } else if FLOOR_TRACER.load(Ordering::Relaxed) {
-        Some(spawn::Tracer::Floor)
     } else {
-        None
+        match FLOOR_TRACER.load(Ordering::Relaxed) {
+            1 => Some(spawn::Tracer::Floor { exits: true }),
+            2 => Some(spawn::Tracer::Floor { exits: false }),
+            _ => None,
+        }
     };
     let spawned = spawn::spawn(&argv, &env, &cwd, tracer).map_err(|source| SutError::Spawn {
         command: argv.join(" "),

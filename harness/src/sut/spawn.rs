@@ -105,6 +105,8 @@ struct Plan {
     /// The ring init writes the records on, for the [`Tracer::Calls`]
     /// (null otherwise).
     ring: *mut super::trace::Shared,
+    /// For the [`Tracer::Floor`]: whether it makes exit stops.
+    floor_exits: bool,
 }
 
 /// Which tracer init runs.
@@ -113,9 +115,13 @@ pub(super) enum Tracer {
     /// hangup's: the program's socket calls, recorded (see
     /// [`super::trace`]).
     Calls,
-    /// The benchmark's floor: the same filter and stops, nothing recorded
-    /// (see [`super::trace::floor_until`]).
-    Floor,
+    /// The benchmark's floor: the same filter and stops (without the
+    /// exit stops unless `exits`), nothing recorded (see
+    /// [`super::trace::floor_until`]).
+    Floor {
+        /// Whether each filtered call's exit stop is made too.
+        exits: bool,
+    },
 }
 
 /// The byte the relay writes once it holds its pipes; hangup may close its
@@ -185,6 +191,7 @@ pub(super) fn spawn(
         ring: traced
             .as_ref()
             .map_or(std::ptr::null_mut(), |(_, ring)| ring.as_ptr()),
+        floor_exits: tracer == Some(Tracer::Floor { exits: true }),
     };
     let argv_ptrs = null_terminated(&plan.argv);
     let envp_ptrs = null_terminated(&plan.envp);
@@ -501,7 +508,7 @@ unsafe fn trace_from_init(
         libc::close(go[1]);
         if records < 0 {
             libc::prctl(libc::PR_SET_NAME, c"hangup floor".as_ptr());
-            super::trace::floor_until(program, to_relay);
+            super::trace::floor_until(program, to_relay, plan.floor_exits);
         }
         super::trace::trace_until(program, to_relay, plan.ring, records);
     }

@@ -170,12 +170,14 @@ pub(super) unsafe fn trace_until(
 /// # Safety
 ///
 /// As [`trace_until`].
-pub(super) unsafe fn floor_until(program: libc::pid_t, to_relay: RawFd) -> ! {
+/// Without `exits`, it makes the seccomp stops alone: the floor of a
+/// mechanism that sees each call but not its result.
+pub(super) unsafe fn floor_until(program: libc::pid_t, to_relay: RawFd, exits: bool) -> ! {
     // SAFETY: as trace_until.
     unsafe {
         super::raw::block_signals();
         super::raw::close_all_but(&[to_relay]);
-        resume_stops(program, to_relay, &mut Floor)
+        resume_stops(program, to_relay, &mut Floor { exits })
     }
 }
 
@@ -262,12 +264,14 @@ unsafe fn resume_stops(program: libc::pid_t, to_relay: RawFd, at: &mut impl AtSt
     }
 }
 
-/// The floor's tracer: every exit stop, nothing looked at.
-struct Floor;
+/// The floor's tracer: nothing looked at, every exit stop or none.
+struct Floor {
+    exits: bool,
+}
 
 impl AtStops for Floor {
     unsafe fn entered(&mut self, _: libc::pid_t) -> bool {
-        true
+        self.exits
     }
 
     unsafe fn exited(&mut self, _: libc::pid_t) {}
