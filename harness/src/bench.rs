@@ -6,7 +6,7 @@
 //! measurement itself failed (a case that should pass did not, a netlink
 //! call failed), because then the numbers mean nothing.
 //!
-//! Three figures, each as the median and p90 of many repetitions
+//! Four figures, each as the median and p90 of many repetitions
 //! (nearest-rank percentiles, see [`percentile`]):
 //!
 //! 1. **Per-case overhead.** A case that waits for nothing (a client
@@ -26,6 +26,12 @@
 //!    cost; both are reported.
 //! 3. **Throughput.** `--cases` no-wait cases through [`runner::run_all`]
 //!    with the CLI's default job count: wall time and cases per second.
+//! 4. **Tracing.** A request loop against the `echo` fixture, interleaved
+//!    five ways: traced by hangup's tracer, under the ptrace floor (the
+//!    same filter and stops, a tracer that does nothing at them; see
+//!    [`hangup::sut::trace_as_floor`]), under entry stops only, untraced,
+//!    and without its loop. Target: hangup's tracer ≤ 1.25× the floor,
+//!    round by round (`--tracing` measures this alone).
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::Path;
@@ -37,6 +43,7 @@ use hangup::observe::SockDiag;
 use hangup::runner::{self, RunOptions};
 use hangup::sandbox::Privileges;
 use hangup::suite::{Case, Suite};
+use hangup::sut::Floor;
 
 /// The no-wait case: connect to a port nothing listens on (the kernel
 /// answers the SYN with RST on loopback at once), then one state check,
@@ -166,9 +173,10 @@ const CAPTURE_TARGET: f64 = 1.5;
 /// Round trips in the echo loop.
 const ECHO_ROUNDS: usize = 1000;
 /// Samples of each echo loop case.
-const ECHO_SAMPLES: usize = 20;
-/// Target: tracing costs a request loop at most this factor.
-const TRACE_TARGET: f64 = 2.0;
+const ECHO_SAMPLES: usize = 40;
+/// Target: hangup's tracer costs a request loop at most this factor of
+/// what the ptrace floor costs it.
+const TRACE_TARGET: f64 = 1.25;
 
 /// Samples of a case with a program (a process start and stop each).
 const PROGRAM_SAMPLES: usize = 100;
@@ -222,8 +230,8 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
 }
 
 /// Runs the benchmark and prints its table; see the [module docs](self).
-pub fn run(cases: usize, privileges: Privileges) -> ExitCode {
-    match measure_and_print(cases, privileges) {
+pub fn run(cases: usize, tracing_only: bool, privileges: Privileges) -> ExitCode {
+    match measure_and_print(cases, tracing_only, privileges) {
         Ok(()) => ExitCode::SUCCESS,
         Err(why) => {
             err!("hangup bench: a measurement failed: {why}");
@@ -232,7 +240,11 @@ pub fn run(cases: usize, privileges: Privileges) -> ExitCode {
     }
 }
 
-fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String> {
+fn measure_and_print(
+    cases: usize,
+    tracing_only: bool,
+    privileges: Privileges,
+) -> Result<(), String> {
     let jobs = hangup::runner::default_jobs();
     let suite = no_wait_suite()?;
     let case = suite.cases[0].clone();
@@ -254,6 +266,19 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
         },
     );
     out!();
+    if tracing_only {
+        err!("measuring syscall tracing on an echo loop ({ECHO_SAMPLES} samples each)...");
+        let tracing = tracing_cost()?;
+        out!(
+            "{:<46} {:>6} {:>11} {:>11}",
+            "measurement",
+            "n",
+            "median",
+            "p90"
+        );
+        print_tracing(tracing);
+        return Ok(());
+    }
 
     err!("measuring per-case overhead ({OVERHEAD_SAMPLES} samples)...");
     let (overhead, bare) = overhead(&suite, &case)?;
@@ -403,47 +428,7 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
             "a per-case program"
         ),
     }
-    match tracing {
-        Some(EchoLoops {
-            traced,
-            untraced,
-            fixed,
-        }) => {
-            row(&format!("echo: {ECHO_ROUNDS} round trips, traced"), traced);
-            row(
-                &format!("echo: {ECHO_ROUNDS} round trips, untraced"),
-                untraced,
-            );
-            row("echo: the same case without the loop", fixed);
-            // The loop's own time: the case less its fixed cost (start,
-            // connect, stop), which the untraced case without a loop shows.
-            let looped = |d: Duration, f: Duration| d.saturating_sub(f);
-            let median = ratio(
-                looped(traced.median, fixed.median),
-                looped(untraced.median, fixed.median),
-            );
-            ratio_line(
-                "traced / untraced loop (less fixed cost)",
-                median,
-                ratio(
-                    looped(traced.p90, fixed.p90),
-                    looped(untraced.p90, fixed.p90),
-                ),
-                format!("target ≤ {TRACE_TARGET}×"),
-                median <= TRACE_TARGET,
-            );
-            out!(
-                "  {:<44} {:>6} {:>11}",
-                "added per round trip (median)",
-                "",
-                fmt_duration(looped(traced.median, untraced.median) / ECHO_ROUNDS as u32),
-            );
-        }
-        None => out!(
-            "{:<46} skipped: no `echo` fixture beside this binary (cargo build --release -p hangup-fixtures)",
-            "syscall tracing"
-        ),
-    }
+    print_tracing(tracing);
     match sweeps {
         Some(costs) => print_sweeps(&costs, overhead),
         None => out!(
@@ -452,6 +437,107 @@ fn measure_and_print(cases: usize, privileges: Privileges) -> Result<(), String>
         ),
     }
     Ok(())
+}
+
+/// The echo loops' rows and their ratios: hangup's tracer against the
+/// untraced loop and against the ptrace floor.
+fn print_tracing(tracing: Option<EchoLoops>) {
+    let Some(EchoLoops {
+        traced,
+        floor,
+        entry_only,
+        untraced,
+        fixed,
+        paired,
+    }) = tracing
+    else {
+        out!(
+            "{:<46} skipped: no `echo` fixture beside this binary (cargo build --release -p hangup-fixtures)",
+            "syscall tracing"
+        );
+        return;
+    };
+    row(&format!("echo: {ECHO_ROUNDS} round trips, traced"), traced);
+    row(
+        &format!("echo: {ECHO_ROUNDS} round trips, ptrace floor"),
+        floor,
+    );
+    row(
+        &format!("echo: {ECHO_ROUNDS} round trips, entry stops only"),
+        entry_only,
+    );
+    row(
+        &format!("echo: {ECHO_ROUNDS} round trips, untraced"),
+        untraced,
+    );
+    row("echo: the same case without the loop", fixed);
+    out!(
+        "  (floor: hangup's filter and stops, each filtered call's seccomp stop and exit stop, a tracer that does nothing)"
+    );
+    // The loop's own time: the case less its fixed cost (start, connect,
+    // stop), which the untraced case without a loop shows.
+    let looped = |d: Duration, f: Duration| d.saturating_sub(f);
+    let loop_ratio = |a: Stats, b: Stats| {
+        (
+            ratio(
+                looped(a.median, fixed.median),
+                looped(b.median, fixed.median),
+            ),
+            ratio(looped(a.p90, fixed.p90), looped(b.p90, fixed.p90)),
+        )
+    };
+    let (median, p90) = loop_ratio(traced, untraced);
+    out!(
+        "  {:<44} {:>6} {:>10.1}× {:>10.1}×",
+        "traced / untraced loop (less fixed cost)",
+        "",
+        median,
+        p90
+    );
+    let (median, p90) = loop_ratio(floor, untraced);
+    out!(
+        "  {:<44} {:>6} {:>10.1}× {:>10.1}×",
+        "floor / untraced loop (less fixed cost)",
+        "",
+        median,
+        p90
+    );
+    let (median, p90) = loop_ratio(entry_only, untraced);
+    out!(
+        "  {:<44} {:>6} {:>10.1}× {:>10.1}×  (no results: one stop per call, as SECCOMP_RET_USER_NOTIF)",
+        "entry stops only / untraced loop",
+        "",
+        median,
+        p90
+    );
+    let (median, p90) = loop_ratio(traced, floor);
+    out!(
+        "  {:<44} {:>6} {:>10.2}× {:>10.2}×",
+        "tracer / floor loop, of the medians",
+        "",
+        median,
+        p90
+    );
+    let (median, p90) = paired;
+    out!(
+        "  {:<44} {:>6} {:>10.2}× {:>10.2}×  target ≤ {TRACE_TARGET}× (median): {}",
+        "tracer / floor loop, round by round",
+        "",
+        median,
+        p90,
+        if median <= TRACE_TARGET {
+            "PASS"
+        } else {
+            "FAIL"
+        }
+    );
+    out!(
+        "  {:<44} {:>6} {:>11} {:>11}",
+        "added per round trip: tracer, floor (median)",
+        "",
+        fmt_duration(looped(traced.median, untraced.median) / ECHO_ROUNDS as u32),
+        fmt_duration(looped(floor.median, untraced.median) / ECHO_ROUNDS as u32),
+    );
 }
 
 /// A sweep's cost, traced and not.
@@ -615,16 +701,25 @@ fn passed(report: &hangup::report::CaseReport) -> Result<(), String> {
     }
 }
 
-/// The echo loop case traced, untraced, and without its loop.
+/// The echo loop case traced, under the ptrace floor, untraced, and
+/// without its loop.
 struct EchoLoops {
     traced: Stats,
+    floor: Stats,
+    /// Under the floor of one stop per call (entry stops only).
+    entry_only: Stats,
     untraced: Stats,
     fixed: Stats,
+    /// Each round's traced loop over the same round's floor loop (both
+    /// less the median fixed cost): median and p90. Side by side in time,
+    /// so that a machine whose load comes and goes weighs on both alike.
+    paired: (f64, f64),
 }
 
-/// Runs the echo loop case traced and untraced, and without its loop,
-/// in turn, so that the machine's drift touches all three alike. `None`
-/// when the fixture is not built.
+/// Runs the echo loop case traced by hangup's tracer, traced by the
+/// floor's (the untraced case with [`hangup::sut::trace_as_floor`] on),
+/// untraced, and without its loop, in turn, so that the machine's drift
+/// touches all four alike. `None` when the fixture is not built.
 fn tracing_cost() -> Result<Option<EchoLoops>, String> {
     let places = hangup::sut::Places::for_suite(Path::new("bench.toml"));
     if !places.fixtures.iter().any(|dir| dir.join("echo").is_file()) {
@@ -658,18 +753,46 @@ fn tracing_cost() -> Result<Option<EchoLoops>, String> {
         suite(false, false)?,
     );
     let options = RunOptions::default();
-    let mut samples = [Vec::new(), Vec::new(), Vec::new()];
+    let mut samples = [(); 5].map(|()| Vec::new());
     for _ in 0..ECHO_SAMPLES {
-        for (suite, into) in [&traced, &untraced, &fixed]
+        for (k, (suite, into)) in [&traced, &untraced, &untraced, &untraced, &fixed]
             .into_iter()
             .zip(samples.iter_mut())
+            .enumerate()
         {
-            into.push(timed_case(suite, &suite.cases[0], &options)?);
+            // The second and third runs of the untraced case are the
+            // floors'.
+            hangup::sut::trace_as_floor(match k {
+                1 => Some(Floor::EntryAndExit),
+                2 => Some(Floor::EntryOnly),
+                _ => None,
+            });
+            let took = timed_case(suite, &suite.cases[0], &options);
+            hangup::sut::trace_as_floor(None);
+            into.push(took?);
         }
     }
-    let [traced, untraced, fixed] = samples.map(Stats::of);
+    let fixed_median = Stats::of(samples[4].clone()).ok_or("no samples")?.median;
+    let mut paired: Vec<f64> = samples[0]
+        .iter()
+        .zip(&samples[1])
+        .map(|(traced, floor)| {
+            ratio(
+                traced.saturating_sub(fixed_median),
+                floor.saturating_sub(fixed_median),
+            )
+        })
+        .collect();
+    paired.sort_by(f64::total_cmp);
+    let at =
+        |p: f64| paired[((p * paired.len() as f64).ceil() as usize).clamp(1, paired.len()) - 1];
+    let paired = (at(0.5), at(0.9));
+    let [traced, floor, entry_only, untraced, fixed] = samples.map(Stats::of);
     Ok(Some(EchoLoops {
+        paired,
         traced: traced.ok_or("no samples")?,
+        floor: floor.ok_or("no samples")?,
+        entry_only: entry_only.ok_or("no samples")?,
         untraced: untraced.ok_or("no samples")?,
         fixed: fixed.ok_or("no samples")?,
     }))

@@ -134,6 +134,10 @@ enum Command {
         /// How many no-wait cases the throughput run takes.
         #[arg(long, default_value_t = 1000)]
         cases: usize,
+        /// Only the cost of tracing a program's socket calls: the echo
+        /// loop untraced, under hangup's tracer and under the ptrace floor.
+        #[arg(long)]
+        tracing: bool,
     },
 }
 
@@ -248,8 +252,8 @@ pub fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Command::Bench { cases } => match enter_user_namespace() {
-            Ok(privileges) => crate::bench::run(cases, privileges),
+        Command::Bench { cases, tracing } => match enter_user_namespace() {
+            Ok(privileges) => crate::bench::run(cases, tracing, privileges),
             Err(code) => code,
         },
     }

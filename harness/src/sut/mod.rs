@@ -41,7 +41,7 @@ pub use view::{Held, LineCounter, ProgramView};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
@@ -135,6 +135,40 @@ pub struct Watching {
     pub log: Vec<regex::Regex>,
 }
 
+/// Whether programs whose calls no check reads are traced all the same by
+/// the floor tracer (0: no; 1: entry and exit stops; 2: entry stops
+/// only); see [`trace_as_floor`].
+static FLOOR_TRACER: AtomicU8 = AtomicU8::new(0);
+
+/// Which stops the floor tracer of [`trace_as_floor`] makes.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Floor {
+    /// Each filtered call's seccomp stop and its exit stop: what hangup's
+    /// tracer makes of a socket call, and the least a ptrace tracer needs
+    /// to learn a call's result.
+    EntryAndExit,
+    /// The seccomp stop alone: one stop per call, as a mechanism that sees
+    /// calls but not their results makes (`SECCOMP_RET_USER_NOTIF`).
+    EntryOnly,
+}
+
+/// For `hangup bench` only: while `Some`, every program started for a
+/// case with no `syscall` check is traced all the same, under the seccomp
+/// filter hangup's tracer installs, by a tracer that does nothing at its
+/// stops. With [`Floor::EntryAndExit`] (hangup's stops) that is the least
+/// that tracing a program's call results through ptrace can cost,
+/// measured on the very workload hangup's tracer is measured on.
+#[doc(hidden)]
+pub fn trace_as_floor(floor: Option<Floor>) {
+    let value = match floor {
+        None => 0,
+        Some(Floor::EntryAndExit) => 1,
+        Some(Floor::EntryOnly) => 2,
+    };
+    FLOOR_TRACER.store(value, Ordering::Relaxed);
+}
+
 /// Starts `spec` from the calling thread, which must be in the case's
 /// namespace and live until the program is stopped (`PR_SET_PDEATHSIG` is
 /// tied to it). `on_exit` hears of an exit hangup did not ask for (a crash,
@@ -162,11 +196,19 @@ pub fn start(
         .iter()
         .map(|(key, value)| Ok((key.clone(), substitute(value, spec.port, places, record)?)))
         .collect::<Result<Vec<_>, SutError>>()?;
-    let spawned =
-        spawn::spawn(&argv, &env, &cwd, watching.calls).map_err(|source| SutError::Spawn {
-            command: argv.join(" "),
-            source,
-        })?;
+    let tracer = if watching.calls {
+        Some(spawn::Tracer::Calls)
+    } else {
+        match FLOOR_TRACER.load(Ordering::Relaxed) {
+            1 => Some(spawn::Tracer::Floor { exits: true }),
+            2 => Some(spawn::Tracer::Floor { exits: false }),
+            _ => None,
+        }
+    };
+    let spawned = spawn::spawn(&argv, &env, &cwd, tracer).map_err(|source| SutError::Spawn {
+        command: argv.join(" "),
+        source,
+    })?;
     // What it prints comes after this: its start is stamped here.
     let started = Instant::now();
     let (group, pid) = (spawned.relay, spawned.program);
@@ -195,10 +237,12 @@ pub fn start(
         route,
         &output,
     );
-    let calls = spawned.trace.map(|records| {
+    let calls = spawned.trace.map(|(doorbell, ring)| {
         let calls = Arc::new(Calls::default());
         let drained = Arc::clone(&output);
-        trace::read_records(records, side, route, &calls, move || drained.stream_ended());
+        trace::read_records(doorbell, ring, side, route, &calls, move || {
+            drained.stream_ended()
+        });
         calls
     });
     let stopping = Arc::new(AtomicBool::new(false));

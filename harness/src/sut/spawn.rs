@@ -79,8 +79,9 @@ pub(super) struct Spawned {
     pub program: Pid,
     pub stdout: File,
     pub stderr: File,
-    /// The read end of init's trace records, when the program is traced.
-    pub trace: Option<File>,
+    /// When the program's calls are traced: the read end of the doorbell
+    /// init rings, and the ring its records come on.
+    pub trace: Option<(File, super::trace::Ring)>,
 }
 
 /// What the children need, all made before the first `clone`.
@@ -97,9 +98,30 @@ struct Plan {
     report: CString,
     /// hangup's pid, to notice that it died before `PR_SET_PDEATHSIG`.
     parent: libc::pid_t,
-    /// When the program's socket calls are traced: `/proc/<hangup>/fd/<n>`
-    /// of the write end of the records' pipe, and the seccomp filter.
-    trace: Option<(CString, Vec<libc::sock_filter>)>,
+    /// When the program is traced: `/proc/<hangup>/fd/<n>` of the write
+    /// end of the records' pipe (none for the [`Tracer::Floor`]), and the
+    /// seccomp filter.
+    trace: Option<(Option<CString>, Vec<libc::sock_filter>)>,
+    /// The ring init writes the records on, for the [`Tracer::Calls`]
+    /// (null otherwise).
+    ring: *mut super::trace::Shared,
+    /// For the [`Tracer::Floor`]: whether it makes exit stops.
+    floor_exits: bool,
+}
+
+/// Which tracer init runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Tracer {
+    /// hangup's: the program's socket calls, recorded (see
+    /// [`super::trace`]).
+    Calls,
+    /// The benchmark's floor: the same filter and stops (without the
+    /// exit stops unless `exits`), nothing recorded (see
+    /// [`super::trace::floor_until`]).
+    Floor {
+        /// Whether each filtered call's exit stop is made too.
+        exits: bool,
+    },
 }
 
 /// The byte the relay writes once it holds its pipes; hangup may close its
@@ -107,12 +129,12 @@ struct Plan {
 const READY: u8 = b'R';
 
 /// Starts `argv` in `cwd` with hangup's environment and `env` on top;
-/// with `trace`, its socket calls are traced (see [`super::trace`]).
+/// with a `tracer`, init traces it (see [`super::trace`]).
 pub(super) fn spawn(
     argv: &[String],
     env: &[(String, String)],
     cwd: &Path,
-    trace: bool,
+    tracer: Option<Tracer>,
 ) -> io::Result<Spawned> {
     let mut vars: Vec<(OsString, OsString)> = std::env::vars_os().collect();
     for (key, value) in env {
@@ -134,7 +156,11 @@ pub(super) fn spawn(
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
     let (report_r, report_w) = pipe()?;
-    let traced = if trace { Some(pipe()?) } else { None };
+    let traced = if tracer == Some(Tracer::Calls) {
+        Some((pipe()?, super::trace::Ring::new()?))
+    } else {
+        None
+    };
     let me = std::process::id();
     let proc_fd = |fd: &OwnedFd| c(format!("/proc/{me}/fd/{}", fd.as_raw_fd()).as_bytes());
     let plan = Plan {
@@ -157,10 +183,15 @@ pub(super) fn spawn(
         stderr: proc_fd(&err_w)?,
         report: proc_fd(&report_w)?,
         parent: me as libc::pid_t,
-        trace: match &traced {
-            Some((_, write)) => Some((proc_fd(write)?, super::trace::filter())),
-            None => None,
+        trace: match (&traced, tracer) {
+            (Some(((_, write), _)), _) => Some((Some(proc_fd(write)?), super::trace::filter())),
+            (None, Some(_)) => Some((None, super::trace::filter())),
+            (None, None) => None,
         },
+        ring: traced
+            .as_ref()
+            .map_or(std::ptr::null_mut(), |(_, ring)| ring.as_ptr()),
+        floor_exits: tracer == Some(Tracer::Floor { exits: true }),
     };
     let argv_ptrs = null_terminated(&plan.argv);
     let envp_ptrs = null_terminated(&plan.envp);
@@ -190,9 +221,9 @@ pub(super) fn spawn(
     let mut report = File::from(report_r);
     let mut first = [0u8; 1];
     let ready = read_full(&mut report, &mut first)? == 1 && first[0] == READY;
-    let trace = traced.map(|(read, write)| {
+    let trace = traced.map(|((read, write), ring)| {
         drop(write);
-        File::from(read)
+        (File::from(read), ring)
     });
     drop((out_w, err_w, report_w));
     let first = if ready {
@@ -329,14 +360,14 @@ unsafe fn relay(plan: &Plan, argv: &[*const libc::c_char], envp: &[*const libc::
         }
         // Init's end of the trace records; never the program's (CLOEXEC).
         let trace = match &plan.trace {
-            Some((path, _)) => {
+            Some((Some(path), _)) => {
                 let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
                 if fd < 0 {
                     raw::fail(report, 122);
                 }
                 fd
             }
-            None => -1,
+            _ => -1,
         };
         libc::write(report, [READY].as_ptr().cast(), 1);
         if libc::chdir(plan.cwd.as_ptr()) != 0 {
@@ -362,13 +393,14 @@ unsafe fn relay(plan: &Plan, argv: &[*const libc::c_char], envp: &[*const libc::
             libc::prctl(libc::PR_SET_NAME, c"hangup relay".as_ptr());
             wait_and_end_alike(init, status[0]);
         }
+        // Init, pid 1 of the new namespace; if the relay dies, init goes
+        // too, and everything in the namespace with it. (A tracing init
+        // too: it once went on without either, under the case's name.)
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+        libc::prctl(libc::PR_SET_NAME, c"hangup init".as_ptr());
         if let Some((_, filter)) = &plan.trace {
             trace_from_init(plan, argv, envp, filter, report, status[1], trace);
         }
-        // Init, pid 1 of the new namespace; if the relay dies, init goes
-        // too, and everything in the namespace with it.
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-        libc::prctl(libc::PR_SET_NAME, c"hangup init".as_ptr());
         let program = raw::fork();
         if program == 0 {
             tell_pid(report);
@@ -410,7 +442,9 @@ unsafe fn exec_program(
 
 /// Init of a traced program: forks the program, which waits until init
 /// has seized it, installs the seccomp filter that stops it at its socket
-/// calls, and execs; init then traces it until it ends.
+/// calls, and execs; init then traces it until it ends, sending its calls
+/// on `records` (or, without that pipe, as the benchmark's floor: stops
+/// and nothing else).
 ///
 /// The filter is installed after the seize on purpose: a call the filter
 /// marks for tracing fails with ENOSYS when no tracer is attached.
@@ -472,7 +506,11 @@ unsafe fn trace_from_init(
         }
         libc::write(go[1], [b'g'].as_ptr().cast(), 1);
         libc::close(go[1]);
-        super::trace::trace_until(program, to_relay, records);
+        if records < 0 {
+            libc::prctl(libc::PR_SET_NAME, c"hangup floor".as_ptr());
+            super::trace::floor_until(program, to_relay, plan.floor_exits);
+        }
+        super::trace::trace_until(program, to_relay, plan.ring, records);
     }
 }
 
@@ -569,7 +607,7 @@ mod tests {
             .to_string_lossy()
             .into_owned();
         let started =
-            spawn(&["sleep".into(), "5".into()], &[], Path::new("/"), false).expect("spawn");
+            spawn(&["sleep".into(), "5".into()], &[], Path::new("/"), None).expect("spawn");
         // (The program may open files of its own while it starts; what
         // matters is that none of hangup's is among them.)
         let held = targets(started.program);
@@ -581,7 +619,7 @@ mod tests {
 
     #[test]
     fn a_program_that_cannot_be_run_is_an_error_with_the_kernel_s_errno() {
-        let failed = spawn(&["/".into()], &[], Path::new("/"), false);
+        let failed = spawn(&["/".into()], &[], Path::new("/"), None);
         assert_eq!(
             failed.err().and_then(|e| e.raw_os_error()),
             Some(libc::EACCES)

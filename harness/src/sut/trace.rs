@@ -9,12 +9,14 @@
 //! of [`TRACED`] only; every other call runs at full speed. At such a stop
 //! init asks the kernel for the call (`PTRACE_GET_SYSCALL_INFO`), takes a
 //! brief copy of the fd it names (`pidfd_getfd`, on the stopped thread's
-//! pidfd) to learn whether it is a TCP socket and its addresses and inode,
+//! pidfd, which init keeps) to learn whether it is a TCP socket (known by
+//! its cookie after the first look, see [`Sockets`]) and its addresses,
 //! and drops the copy before the call runs, so that a `close` still
 //! releases the socket when the program says. A TCP call then goes on to
 //! its exit stop, where init reads its result. Both ends go to hangup as
-//! fixed-size [`Record`]s on a pipe; a thread here pairs them per thread
-//! into [`TracedCall`]s and puts each on the case's timeline.
+//! fixed-size [`Record`]s on a [`Ring`] in shared memory; a thread here
+//! pairs them per thread into [`TracedCall`]s and puts each on the case's
+//! timeline.
 //!
 //! Threads and children are traced too (`PTRACE_O_TRACECLONE`, `FORK`,
 //! `VFORK`): a JVM's, Node's or uvicorn's worker threads alike. Init is the
@@ -25,14 +27,20 @@
 //!
 //! Two stops per traced socket call (entry and exit) and one per call on a
 //! file or pipe fd (entry only), and `no_new_privs`: a traced program
-//! cannot gain privileges through a setuid binary. The benchmark measures
-//! the slowdown on a request loop (`hangup bench`).
+//! cannot gain privileges through a setuid binary. At the entry stop init
+//! makes five syscalls (the call's info, the fd's copy, its cookie, its
+//! two addresses; three on no socket) and closes the copy; at the exit
+//! stop, one. The benchmark measures the slowdown on a request loop
+//! against the floor of any ptrace tracer of results, a tracer with the
+//! same stops that does nothing at them ([`floor_until`], `hangup
+//! bench`).
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -47,8 +55,7 @@ const ENTRY: u16 = 1;
 /// A record's kind: the call's result.
 const EXIT: u16 = 2;
 
-/// One message from init: a call's entry or its exit. Fixed-size and
-/// smaller than `PIPE_BUF`, so each `write` of one is atomic.
+/// One message from init: a call's entry or its exit, on the [`Ring`].
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub(super) struct Record {
@@ -76,10 +83,6 @@ pub(super) struct Record {
     /// `getpeername` (entry); none once the connection is reset.
     peer: [u8; 28],
 }
-
-const RECORD_SIZE: usize = std::mem::size_of::<Record>();
-const _: () = assert!(RECORD_SIZE <= libc::PIPE_BUF);
-const _: () = assert!(BATCH > 0);
 
 /// The seccomp filter: stop (`SECCOMP_RET_TRACE`) at each call of
 /// [`TRACED`] made through the native ABI, allow everything else.
@@ -131,41 +134,96 @@ struct SyscallInfo {
 /// # Safety
 ///
 /// Only in init, under `spawn`'s rules: raw syscalls, no allocation.
-pub(super) unsafe fn trace_until(program: libc::pid_t, to_relay: RawFd, records: RawFd) -> ! {
+pub(super) unsafe fn trace_until(
+    program: libc::pid_t,
+    to_relay: RawFd,
+    ring: *mut Shared,
+    doorbell: RawFd,
+) -> ! {
     // SAFETY: syscalls on our own fds and on tracees we seized.
     unsafe {
         super::raw::block_signals();
-        let (a, b) = (to_relay.min(records), to_relay.max(records));
+        let (a, b) = (to_relay.min(doorbell), to_relay.max(doorbell));
         super::raw::close_all_but(&[a, b]);
-        let mut batch = Batch {
-            records: [std::mem::zeroed(); BATCH],
-            len: 0,
-            to: records,
+        let mut tracer = Recording {
+            sender: Sender {
+                shared: ring,
+                doorbell,
+            },
+            accepting: [0; ACCEPTING],
+            sockets: Sockets {
+                pidfds: [(0, -1); PIDFDS],
+                next_pidfd: 0,
+                known: [Known::NONE; KNOWN],
+            },
         };
-        // The threads inside an accept whose entry was sent: at its exit
-        // the new connection's socket is looked at too. A full table only
-        // loses that look (the accept is recorded all the same).
-        let mut accepting: [libc::pid_t; ACCEPTING] = [0; ACCEPTING];
+        resume_stops(program, to_relay, &mut tracer)
+    }
+}
+
+/// The benchmark's floor (`hangup bench`): init traces the program under
+/// the same filter, with the same options and the same stops as
+/// [`trace_until`] (each filtered call's seccomp stop, then its exit
+/// stop), and does nothing at them: no look at the call, no record. What
+/// hangup's tracer costs beyond this is its own.
+///
+/// # Safety
+///
+/// As [`trace_until`].
+/// Without `exits`, it makes the seccomp stops alone: the floor of a
+/// mechanism that sees each call but not its result.
+pub(super) unsafe fn floor_until(program: libc::pid_t, to_relay: RawFd, exits: bool) -> ! {
+    // SAFETY: as trace_until.
+    unsafe {
+        super::raw::block_signals();
+        super::raw::close_all_but(&[to_relay]);
+        resume_stops(program, to_relay, &mut Floor { exits })
+    }
+}
+
+/// What a tracer does at its program's stops; [`resume_stops`] waits for
+/// them and resumes them.
+trait AtStops {
+    /// At a call's seccomp stop: whether its exit stop is wanted.
+    ///
+    /// # Safety
+    ///
+    /// `tid` is a tracee in a seccomp stop.
+    unsafe fn entered(&mut self, tid: libc::pid_t) -> bool;
+
+    /// At the exit stop of a call `entered` wanted it of.
+    ///
+    /// # Safety
+    ///
+    /// `tid` is a tracee in a syscall-exit stop.
+    unsafe fn exited(&mut self, tid: libc::pid_t);
+
+    /// `tid` ended (or left: an exec's other threads).
+    fn gone(&mut self, tid: libc::pid_t);
+}
+
+/// The loop both tracers share: waits for each stop of the program's
+/// threads and children, lets `at` look at the calls', resumes it, and
+/// once the program ended reports its wait status to the relay and exits.
+///
+/// # Safety
+///
+/// Only in init, under `spawn`'s rules: raw syscalls, no allocation.
+unsafe fn resume_stops(program: libc::pid_t, to_relay: RawFd, at: &mut impl AtStops) -> ! {
+    // SAFETY: syscalls on our own fds and on tracees we seized.
+    unsafe {
         loop {
             let mut status = 0;
-            // Records wait while more stops are pending, and go out in one
-            // write before init blocks: one wake-up of hangup's reader for
-            // a burst of calls, not one per record.
-            let mut tid = libc::waitpid(-1, &mut status, libc::__WALL | libc::WNOHANG);
-            if tid == 0 {
-                batch.flush();
-                tid = libc::waitpid(-1, &mut status, libc::__WALL);
-            }
+            let tid = libc::waitpid(-1, &mut status, libc::__WALL);
             if tid < 0 {
                 if super::raw::errno() == libc::EINTR {
                     continue;
                 }
-                batch.flush();
                 libc::_exit(126);
             }
             if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
+                at.gone(tid);
                 if tid == program {
-                    batch.flush();
                     let raw = status.to_ne_bytes();
                     libc::write(to_relay, raw.as_ptr().cast(), raw.len());
                     libc::_exit(0);
@@ -178,25 +236,13 @@ pub(super) unsafe fn trace_until(program: libc::pid_t, to_relay: RawFd, records:
             let signal = libc::WSTOPSIG(status);
             let event = (status >> 16) & 0xffff;
             let (request, deliver) = if event == libc::PTRACE_EVENT_SECCOMP {
-                // Only a socket call needs its exit stop.
-                match entered(tid, &mut batch) {
-                    Some(call) => {
-                        if call.class == Some(Class::Accept) {
-                            if let Some(slot) = accepting.iter_mut().find(|t| **t == 0) {
-                                *slot = tid;
-                            }
-                        }
-                        (libc::PTRACE_SYSCALL, 0)
-                    }
-                    None => (libc::PTRACE_CONT, 0),
+                if at.entered(tid) {
+                    (libc::PTRACE_SYSCALL, 0)
+                } else {
+                    (libc::PTRACE_CONT, 0)
                 }
             } else if signal == libc::SIGTRAP | 0x80 {
-                let accepted = accepting.iter_mut().find(|t| **t == tid);
-                let accept = accepted.is_some();
-                if let Some(slot) = accepted {
-                    *slot = 0;
-                }
-                exited(tid, &mut batch, accept);
+                at.exited(tid);
                 (libc::PTRACE_CONT, 0)
             } else if event == libc::PTRACE_EVENT_STOP {
                 // A group stop (SIGSTOP and the like) stays a stop until a
@@ -215,6 +261,62 @@ pub(super) unsafe fn trace_until(program: libc::pid_t, to_relay: RawFd, records:
             };
             libc::ptrace(request, tid, NULL, deliver as libc::c_ulong);
         }
+    }
+}
+
+/// The floor's tracer: nothing looked at, every exit stop or none.
+struct Floor {
+    exits: bool,
+}
+
+impl AtStops for Floor {
+    unsafe fn entered(&mut self, _: libc::pid_t) -> bool {
+        self.exits
+    }
+
+    unsafe fn exited(&mut self, _: libc::pid_t) {}
+
+    fn gone(&mut self, _: libc::pid_t) {}
+}
+
+/// hangup's tracer: records each socket call.
+struct Recording {
+    sender: Sender,
+    /// The threads inside an accept whose entry was sent: at its exit
+    /// the new connection's socket is looked at too. A full table only
+    /// loses that look (the accept is recorded all the same).
+    accepting: [libc::pid_t; ACCEPTING],
+    sockets: Sockets,
+}
+
+impl AtStops for Recording {
+    unsafe fn entered(&mut self, tid: libc::pid_t) -> bool {
+        // SAFETY: the caller's.
+        match unsafe { entered(tid, &mut self.sender, &mut self.sockets) } {
+            Some(call) => {
+                if call.class == Some(Class::Accept) {
+                    if let Some(slot) = self.accepting.iter_mut().find(|t| **t == 0) {
+                        *slot = tid;
+                    }
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    unsafe fn exited(&mut self, tid: libc::pid_t) {
+        let accepted = self.accepting.iter_mut().find(|t| **t == tid);
+        let accept = accepted.is_some();
+        if let Some(slot) = accepted {
+            *slot = 0;
+        }
+        // SAFETY: the caller's.
+        unsafe { exited(tid, &mut self.sender, &mut self.sockets, accept) };
+    }
+
+    fn gone(&mut self, tid: libc::pid_t) {
+        self.sockets.forget(tid);
     }
 }
 
@@ -254,7 +356,11 @@ unsafe fn syscall_info(tid: libc::pid_t) -> Option<SyscallInfo> {
 
 /// At a seccomp stop: if the call is on a TCP socket, sends its entry
 /// record and says so (its exit is then wanted).
-unsafe fn entered(tid: libc::pid_t, batch: &mut Batch) -> Option<&'static Syscall> {
+unsafe fn entered(
+    tid: libc::pid_t,
+    sender: &mut Sender,
+    sockets: &mut Sockets,
+) -> Option<&'static Syscall> {
     // SAFETY: raw syscalls on a stopped tracee and our own stack.
     unsafe {
         let mono_ns = monotonic_ns();
@@ -270,14 +376,14 @@ unsafe fn entered(tid: libc::pid_t, batch: &mut Batch) -> Option<&'static Syscal
             }
             let fd = info.data[1 + arg as usize] as i64;
             let mut record: Record = std::mem::zeroed();
-            if socket_of(tid, fd, &mut record) {
+            if sockets.socket_of(tid, fd, &mut record) {
                 record.kind = ENTRY;
                 record.fd_arg = arg as u16;
                 record.tid = tid;
                 record.nr = nr;
                 record.fd = fd;
                 record.mono_ns = mono_ns;
-                batch.push(record);
+                sender.push(record);
                 return Some(call);
             }
         }
@@ -289,7 +395,7 @@ unsafe fn entered(tid: libc::pid_t, batch: &mut Batch) -> Option<&'static Syscal
 /// for an `accept` that returned a TCP connection, with that connection's
 /// socket (its peer is known now, and may not be at the program's next
 /// call, should the client reset it first).
-unsafe fn exited(tid: libc::pid_t, batch: &mut Batch, accept: bool) {
+unsafe fn exited(tid: libc::pid_t, sender: &mut Sender, sockets: &mut Sockets, accept: bool) {
     // SAFETY: raw syscalls on a stopped tracee and our own stack.
     unsafe {
         let mono_ns = monotonic_ns();
@@ -301,7 +407,7 @@ unsafe fn exited(tid: libc::pid_t, batch: &mut Batch, accept: bool) {
         }
         let mut record: Record = std::mem::zeroed();
         let ret = info.data[0] as i64;
-        if !(accept && ret >= 0 && socket_of(tid, ret, &mut record)) {
+        if !(accept && ret >= 0 && sockets.socket_of(tid, ret, &mut record)) {
             record = std::mem::zeroed();
         }
         record.kind = EXIT;
@@ -309,84 +415,372 @@ unsafe fn exited(tid: libc::pid_t, batch: &mut Batch, accept: bool) {
         record.ret = ret;
         record.fd = ret;
         record.mono_ns = mono_ns;
-        batch.push(record);
+        sender.push(record);
     }
 }
 
-/// Records in one write at most: all of them fit `PIPE_BUF`, so the
-/// write is atomic.
-const BATCH: usize = libc::PIPE_BUF / RECORD_SIZE;
+/// Records the ring holds: hangup's reader empties it every
+/// [`GATHER`], and a busy program makes a traced call every few
+/// microseconds at most.
+const RING: usize = 2048;
 
-/// Records waiting to go to hangup, on init's stack.
-struct Batch {
-    records: [Record; BATCH],
-    len: usize,
-    to: RawFd,
+/// The records' way from init to hangup: a ring in memory that hangup
+/// maps shared before it forks the relay, so that init, a fork of a fork,
+/// writes where hangup reads. A record costs init no syscall, where a
+/// write on a pipe cost it one per stop and a `waitpid` to learn whether
+/// another stop was pending before it (four per traced call). The pipe
+/// stays, as a doorbell: init rings it (one byte) only when the reader
+/// said it would sleep until the next record, and its end (init's exit)
+/// is the reader's end.
+#[repr(C)]
+pub(super) struct Shared {
+    /// Records written, by init alone.
+    head: AtomicU64,
+    /// Records read, by hangup's reader alone.
+    tail: AtomicU64,
+    /// Set by the reader before it blocks on the doorbell; init clears it
+    /// when it rings.
+    asleep: AtomicU32,
+    records: [Record; RING],
 }
 
-impl Batch {
-    fn push(&mut self, record: Record) {
-        if self.len == BATCH {
-            self.flush();
+/// hangup's mapping of a [`Shared`] ring; unmapped when dropped (init's
+/// own mapping, in its own address space, stays until it exits).
+pub(super) struct Ring {
+    shared: std::ptr::NonNull<Shared>,
+}
+
+// SAFETY: the mapping belongs to the Ring alone in this process; what it
+// shares with init goes through the atomics (see `Shared`).
+unsafe impl Send for Ring {}
+
+impl Ring {
+    /// A fresh, empty ring.
+    pub(super) fn new() -> std::io::Result<Ring> {
+        // SAFETY: a new anonymous mapping, zeroed by the kernel: empty
+        // counters and zeroed records are a valid `Shared`.
+        let raw = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                std::mem::size_of::<Shared>(),
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if raw == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
         }
-        self.records[self.len] = record;
-        self.len += 1;
+        let shared = std::ptr::NonNull::new(raw.cast()).ok_or(std::io::ErrorKind::Other)?;
+        Ok(Ring { shared })
     }
 
-    /// Writes the waiting records; a full pipe blocks the tracer (and so
-    /// the program) until hangup reads: no record is dropped.
-    fn flush(&mut self) {
-        let bytes = self.len * RECORD_SIZE;
-        let mut done = 0;
-        while done < bytes {
-            // SAFETY: writes bytes of the records array, which is plain
-            // old data, from `done` to the end of the waiting ones.
-            let n = unsafe {
-                libc::write(
-                    self.to,
-                    self.records.as_ptr().cast::<u8>().add(done).cast(),
-                    bytes - done,
+    /// The mapping, for init (which inherits it at the fork).
+    pub(super) fn as_ptr(&self) -> *mut Shared {
+        self.shared.as_ptr()
+    }
+
+    fn shared(&self) -> &Shared {
+        // SAFETY: mapped for our life; the fields read through a shared
+        // reference are atomics (records are read by `take_records`
+        // through raw pointers).
+        unsafe { self.shared.as_ref() }
+    }
+
+    /// Hands each record init wrote since the last call to `each`, oldest
+    /// first; how many there were.
+    fn take_records(&self, mut each: impl FnMut(Record)) -> u64 {
+        let shared = self.shared();
+        let tail = shared.tail.load(Ordering::Relaxed);
+        let head = shared.head.load(Ordering::Acquire);
+        for at in tail..head {
+            // SAFETY: records from tail to head are written whole (init
+            // stores head after the record, with Release) and stay
+            // untouched until tail passes them.
+            let record = unsafe {
+                std::ptr::read(
+                    (&raw const (*self.shared.as_ptr()).records)
+                        .cast::<Record>()
+                        .add((at % RING as u64) as usize),
                 )
             };
-            if n > 0 {
-                done += n as usize;
-            } else if n == 0 || super::raw::errno() != libc::EINTR {
-                // hangup is gone: nobody to tell.
-                break;
-            }
+            each(record);
         }
-        self.len = 0;
+        shared.tail.store(head, Ordering::Release);
+        head - tail
+    }
+
+    /// Says the reader will sleep until init's next record rings the
+    /// doorbell; false (and awake) if one came meanwhile.
+    fn may_sleep(&self) -> bool {
+        let shared = self.shared();
+        shared.asleep.store(1, Ordering::SeqCst);
+        if shared.head.load(Ordering::SeqCst) != shared.tail.load(Ordering::Relaxed) {
+            shared.asleep.store(0, Ordering::SeqCst);
+            return false;
+        }
+        true
     }
 }
 
-/// Whether `fd` of the stopped thread `tid` is a TCP socket; if so, fills
-/// in its inode and addresses. The copy of the fd this takes is closed
-/// before the thread goes on.
-unsafe fn socket_of(tid: libc::pid_t, fd: i64, record: &mut Record) -> bool {
-    // SAFETY: pidfd and socket syscalls on our own stack and fds.
-    unsafe {
+impl Drop for Ring {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, of this size, unused from now on.
+        unsafe {
+            libc::munmap(self.shared.as_ptr().cast(), std::mem::size_of::<Shared>());
+        }
+    }
+}
+
+/// Init's end of the ring.
+struct Sender {
+    shared: *mut Shared,
+    doorbell: RawFd,
+}
+
+impl Sender {
+    /// Puts `record` on the ring, and rings the doorbell if the reader
+    /// sleeps. A full ring blocks the tracer (and so the program) until
+    /// hangup reads: no record is dropped, unless hangup is gone.
+    fn push(&mut self, record: Record) {
+        // SAFETY: the mapping lives as long as init; init alone writes
+        // head and the records past it (see `Shared`).
+        unsafe {
+            let shared = &*self.shared;
+            let head = shared.head.load(Ordering::Relaxed);
+            while head - shared.tail.load(Ordering::Acquire) >= RING as u64 {
+                // Full: wake the reader should it sleep, and wait for it.
+                if !self.ring_doorbell(true) {
+                    return;
+                }
+                let pause = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 200_000,
+                };
+                libc::nanosleep(&pause, std::ptr::null_mut());
+            }
+            std::ptr::write(
+                (&raw mut (*self.shared).records)
+                    .cast::<Record>()
+                    .add((head % RING as u64) as usize),
+                record,
+            );
+            shared.head.store(head + 1, Ordering::SeqCst);
+            self.ring_doorbell(false);
+        }
+    }
+
+    /// Writes a byte on the doorbell if the reader said it sleeps (or,
+    /// `always`, whatever it said); false once hangup is gone.
+    fn ring_doorbell(&mut self, always: bool) -> bool {
+        // SAFETY: as in `push`; a one-byte write from the stack.
+        unsafe {
+            let shared = &*self.shared;
+            if shared.asleep.swap(0, Ordering::SeqCst) == 0 && !always {
+                return true;
+            }
+            loop {
+                let n = libc::write(self.doorbell, [1u8].as_ptr().cast(), 1);
+                if n == 1 {
+                    return true;
+                }
+                if super::raw::errno() != libc::EINTR {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Thread pidfds init keeps open at once: more threads than this make it
+/// open one again now and then.
+const PIDFDS: usize = 64;
+
+/// Sockets init remembers: a program with more in use makes it look at
+/// some again.
+const KNOWN: usize = 256;
+
+/// What init keeps between stops to look at a call's fd in few syscalls:
+/// each thread's pidfd (opening one costs more than all the rest of a
+/// look), and what never changes of a socket it saw, by the socket's
+/// cookie.
+///
+/// Neither can name the wrong thing. A pidfd names one thread, never
+/// another that gets its number later: a call through a stale one fails
+/// (ESRCH) and a fresh one is opened. A cookie (`SO_COOKIE`) names one
+/// socket for the kernel's life, never reused, so what is kept by it
+/// (whether the socket is TCP, its inode) needs no invalidation: an fd
+/// closed and its number reused, dup'ed, shared by threads or copied
+/// into a child, is looked at anew at every call, and only its cookie
+/// leads to what is kept. What can change of a socket, its addresses
+/// (a connect binds it; a reset makes the kernel forget its peer), is
+/// asked at every call.
+struct Sockets {
+    /// (tid, pidfd); a tid of 0 is a free slot.
+    pidfds: [(libc::pid_t, libc::c_int); PIDFDS],
+    /// The slot the next pidfd evicts once all are taken.
+    next_pidfd: usize,
+    /// By cookie, modulo their number; a clash just forgets one.
+    known: [Known; KNOWN],
+}
+
+/// What never changes of one socket.
+#[derive(Clone, Copy)]
+struct Known {
+    /// Its cookie; 0 for a free slot (the kernel's cookies start at 1).
+    cookie: u64,
+    tcp: bool,
+    inode: u64,
+}
+
+impl Known {
+    const NONE: Known = Known {
+        cookie: 0,
+        tcp: false,
+        inode: 0,
+    };
+}
+
+impl Sockets {
+    /// `tid`'s pidfd, opened if init holds none.
+    unsafe fn pidfd(&mut self, tid: libc::pid_t) -> Option<libc::c_int> {
+        if let Some(&(_, pidfd)) = self.pidfds.iter().find(|(t, _)| *t == tid) {
+            return Some(pidfd);
+        }
+        // SAFETY: pidfd_open only makes an fd of ours.
+        let pidfd = unsafe {
+            // A thread's own pidfd (Linux 6.9); a thread group leader's
+            // without the flag on older kernels.
+            let pidfd = libc::syscall(libc::SYS_pidfd_open, tid, libc::PIDFD_THREAD);
+            if pidfd < 0 {
+                libc::syscall(libc::SYS_pidfd_open, tid, 0)
+            } else {
+                pidfd
+            }
+        };
+        if pidfd < 0 {
+            return None;
+        }
+        let pidfd = pidfd as libc::c_int;
+        let slot = match self.pidfds.iter().position(|(t, _)| *t == 0) {
+            Some(free) => free,
+            None => {
+                let slot = self.next_pidfd;
+                self.next_pidfd = (slot + 1) % PIDFDS;
+                // SAFETY: a pidfd of ours, in no other slot.
+                unsafe { libc::close(self.pidfds[slot].1) };
+                slot
+            }
+        };
+        self.pidfds[slot] = (tid, pidfd);
+        Some(pidfd)
+    }
+
+    /// Closes `tid`'s pidfd, if init holds one: the thread is gone.
+    fn forget(&mut self, tid: libc::pid_t) {
+        if let Some(slot) = self.pidfds.iter_mut().find(|(t, _)| *t == tid) {
+            // SAFETY: a pidfd of ours, in no other slot.
+            unsafe { libc::close(slot.1) };
+            *slot = (0, -1);
+        }
+    }
+
+    /// A copy of `fd` of the stopped thread `tid`, or `None` when it has
+    /// no such fd (or is gone).
+    unsafe fn copy_of(&mut self, tid: libc::pid_t, fd: libc::c_int) -> Option<libc::c_int> {
+        for _ in 0..2 {
+            let pidfd = unsafe { self.pidfd(tid)? };
+            // SAFETY: pidfd_getfd makes an fd of ours from the tracee's.
+            let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) };
+            if copy >= 0 {
+                return Some(copy as libc::c_int);
+            }
+            if super::raw::errno() != libc::ESRCH {
+                return None;
+            }
+            // The pidfd of a thread that ended, whose number is another's
+            // now: open this one's.
+            self.forget(tid);
+        }
+        None
+    }
+
+    /// Whether `fd` of the stopped thread `tid` is a TCP socket; if so,
+    /// fills in its inode, cookie and addresses. The copy of the fd this
+    /// takes is closed before the thread goes on.
+    unsafe fn socket_of(&mut self, tid: libc::pid_t, fd: i64, record: &mut Record) -> bool {
         let Ok(fd) = libc::c_int::try_from(fd) else {
             return false;
         };
-        // A thread's own pidfd (Linux 6.9); a thread group leader's
-        // without the flag on older kernels.
-        let mut pidfd = libc::syscall(libc::SYS_pidfd_open, tid, libc::PIDFD_THREAD);
-        if pidfd < 0 {
-            pidfd = libc::syscall(libc::SYS_pidfd_open, tid, 0);
+        // SAFETY: socket syscalls on our own stack and fds.
+        unsafe {
+            let Some(copy) = self.copy_of(tid, fd) else {
+                return false;
+            };
+            let mut cookie: u64 = 0;
+            let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+            let cookie = if libc::getsockopt(
+                copy,
+                libc::SOL_SOCKET,
+                libc::SO_COOKIE,
+                (&raw mut cookie).cast(),
+                &mut len,
+            ) == 0
+            {
+                Some(cookie)
+            } else if super::raw::errno() == libc::ENOTSOCK {
+                // A file or a pipe: the most common call on no socket.
+                libc::close(copy);
+                return false;
+            } else {
+                None
+            };
+            let slot = cookie.map(|c| (c % KNOWN as u64) as usize);
+            let known = match (cookie, slot) {
+                (Some(cookie), Some(slot)) if self.known[slot].cookie == cookie && cookie != 0 => {
+                    self.known[slot]
+                }
+                _ => {
+                    let known = Known {
+                        cookie: cookie.unwrap_or(0),
+                        tcp: false,
+                        inode: 0,
+                    };
+                    let known = looked_at(copy, known);
+                    if let Some(slot) = slot {
+                        self.known[slot] = known;
+                    }
+                    known
+                }
+            };
+            if known.tcp {
+                record.inode = known.inode;
+                record.cookie = known.cookie;
+                let mut len = record.local.len() as libc::socklen_t;
+                if libc::getsockname(copy, record.local.as_mut_ptr().cast(), &mut len) == 0 {
+                    record.local_len = len;
+                }
+                let mut len = record.peer.len() as libc::socklen_t;
+                if libc::getpeername(copy, record.peer.as_mut_ptr().cast(), &mut len) == 0 {
+                    record.peer_len = len;
+                }
+            }
+            libc::close(copy);
+            known.tcp
         }
-        if pidfd < 0 {
-            return false;
-        }
-        let copy = libc::syscall(libc::SYS_pidfd_getfd, pidfd as libc::c_int, fd, 0);
-        libc::close(pidfd as libc::c_int);
-        if copy < 0 {
-            return false;
-        }
-        let copy = copy as libc::c_int;
+    }
+}
+
+/// `known` with what `copy`, an fd of ours, is: whether a TCP socket, and
+/// its inode.
+unsafe fn looked_at(copy: libc::c_int, mut known: Known) -> Known {
+    // SAFETY: fstat and getsockopt on our own fd and stack.
+    unsafe {
         let mut stat: libc::stat = std::mem::zeroed();
         let mut protocol: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        let tcp = libc::fstat(copy, &mut stat) == 0
+        known.tcp = libc::fstat(copy, &mut stat) == 0
             && stat.st_mode & libc::S_IFMT == libc::S_IFSOCK
             && libc::getsockopt(
                 copy,
@@ -396,31 +790,8 @@ unsafe fn socket_of(tid: libc::pid_t, fd: i64, record: &mut Record) -> bool {
                 &mut len,
             ) == 0
             && protocol == libc::IPPROTO_TCP;
-        if tcp {
-            record.inode = stat.st_ino;
-            let mut cookie: u64 = 0;
-            let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
-            if libc::getsockopt(
-                copy,
-                libc::SOL_SOCKET,
-                libc::SO_COOKIE,
-                (&raw mut cookie).cast(),
-                &mut len,
-            ) == 0
-            {
-                record.cookie = cookie;
-            }
-            let mut len = record.local.len() as libc::socklen_t;
-            if libc::getsockname(copy, record.local.as_mut_ptr().cast(), &mut len) == 0 {
-                record.local_len = len;
-            }
-            let mut len = record.peer.len() as libc::socklen_t;
-            if libc::getpeername(copy, record.peer.as_mut_ptr().cast(), &mut len) == 0 {
-                record.peer_len = len;
-            }
-        }
-        libc::close(copy);
-        tcp
+        known.inode = stat.st_ino;
+        known
     }
 }
 
@@ -621,7 +992,8 @@ impl Calls {
 /// `ended` is called once the pipe is at its end (or broke), so that the
 /// program's stop can wait for its last calls to be on the record.
 pub(super) fn read_records(
-    mut from: File,
+    mut doorbell: File,
+    ring: Ring,
     side: Side,
     route: &Route,
     calls: &Arc<Calls>,
@@ -639,33 +1011,36 @@ pub(super) fn read_records(
                 .unwrap_or(then)
         }
     };
-    // Detached, like the output readers: the pipe ends with init.
+    // Detached, like the output readers: the doorbell ends with init.
     let _ = std::thread::Builder::new()
         .name("program trace".into())
         .spawn(move || {
             let mut open: HashMap<i32, usize> = HashMap::new();
-            let mut pending: Vec<u8> = Vec::new();
-            let mut chunk = vec![0u8; 64 * 1024];
+            let mut bytes = [0u8; 64];
             loop {
-                let n = match from.read(&mut chunk) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => break,
-                };
-                pending.extend_from_slice(&chunk[..n]);
-                let whole = pending.len() / RECORD_SIZE * RECORD_SIZE;
-                for bytes in pending[..whole].chunks_exact(RECORD_SIZE) {
-                    // SAFETY: `Record` is plain old data, written whole by init.
-                    let raw: Record = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+                let took = ring.take_records(|raw| {
                     take(raw, &mut open, &calls, &route, side, &instant);
+                });
+                if took > 0 {
+                    // Records gather in the ring meanwhile: one wake-up
+                    // for many, where one each would cost a busy program
+                    // a context switch per call. Checks poll no faster
+                    // than this anyway.
+                    std::thread::sleep(GATHER);
+                    continue;
                 }
-                pending.drain(..whole);
-                // Records gather in the pipe meanwhile: one wake-up for
-                // many, where one each would cost a busy program a context
-                // switch per call. Checks poll no faster than this anyway.
-                std::thread::sleep(GATHER);
+                if !ring.may_sleep() {
+                    continue;
+                }
+                match doorbell.read(&mut bytes) {
+                    Ok(0) => break,
+                    Ok(_) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
             }
+            // Init is gone: whatever it wrote before it went.
+            ring.take_records(|raw| take(raw, &mut open, &calls, &route, side, &instant));
             ended();
         });
 }
@@ -743,8 +1118,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_record_fits_a_pipe_write_whole() {
-        assert_eq!(RECORD_SIZE, 120);
+    fn a_record_is_as_small_as_it_was() {
+        assert_eq!(std::mem::size_of::<Record>(), 120);
     }
 
     #[test]
