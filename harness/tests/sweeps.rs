@@ -433,6 +433,7 @@ keep = [{ released = true, within = "2s" }]
         changes.contains("  first_byte::timeout: ok") && changes.contains("-> FAILED"),
         "{stdout}"
     );
+}
 
 /// The `errnos` invariant against `stream --http`, its chunks 300 ms
 /// apart. A client that closes at the end of the first chunk has read
