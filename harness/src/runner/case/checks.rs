@@ -247,24 +247,9 @@ pub(super) fn check_errnos(
                         .collect(),
                 },
             );
-            let connection = match tuple {
-                Some((local, peer)) => format!("its connection {local} <- {peer}"),
-                None => "its connection (which hangup never saw made)".to_string(),
-            };
+            let connection = connection_words(tuple);
             let first = returned.first().map(|c| c.began);
-            let seen: Vec<String> = outside
-                .iter()
-                .map(|c| {
-                    let when = c.ended.map_or(c.began, |(end, _)| end);
-                    let at = first.map_or(String::new(), |f| {
-                        format!(
-                            " at +{} from its first call",
-                            verdict::millis(when.saturating_duration_since(f))
-                        )
-                    });
-                    format!("{}{at}", c.describe())
-                })
-                .collect();
+            let seen = described_at(&outside, first, " from its first call");
             return verdict::judge_errnos(allowed, within, &connection, returned.len(), &seen)
                 .map_err(Some);
         }
@@ -272,6 +257,36 @@ pub(super) fn check_errnos(
             return Err(None);
         }
     }
+}
+
+/// The connection a traced-call check judged, in its failure's words.
+fn connection_words(tuple: Option<(std::net::SocketAddr, std::net::SocketAddr)>) -> String {
+    match tuple {
+        Some((local, peer)) => format!("its connection {local} <- {peer}"),
+        None => "its connection (which hangup never saw made)".to_string(),
+    }
+}
+
+/// Each call as a failure names it, with when it returned (or, in
+/// flight, began) after `from`: `writev(fd 7) = EPIPE at +12 ms<from_words>`.
+fn described_at(
+    calls: &[&sut::TracedCall],
+    from: Option<Instant>,
+    from_words: &str,
+) -> Vec<String> {
+    calls
+        .iter()
+        .map(|c| {
+            let when = c.ended.map_or(c.began, |(end, _)| end);
+            let at = from.map_or(String::new(), |f| {
+                format!(
+                    " at +{}{from_words}",
+                    verdict::millis(when.saturating_duration_since(f))
+                )
+            });
+            format!("{}{at}", c.describe())
+        })
+        .collect()
 }
 
 /// Counts the program's output lines that match `pattern`: for one or
@@ -353,25 +368,8 @@ pub(super) fn check_syscall(
                     wanted: ask.wanted,
                 },
             );
-            let connection = match tuple {
-                Some((local, peer)) => format!("its connection {local} <- {peer}"),
-                None => "its connection (which hangup never saw made)".to_string(),
-            };
-            let seen: Vec<String> = named
-                .iter()
-                .map(|c| {
-                    // When it returned (or, in flight, began), from the
-                    // window's start.
-                    let when = c.ended.map_or(c.began, |(end, _)| end);
-                    let at = since.map_or(String::new(), |s| {
-                        format!(
-                            " at +{}",
-                            verdict::millis(when.saturating_duration_since(s))
-                        )
-                    });
-                    format!("{}{at}", c.describe())
-                })
-                .collect();
+            let connection = connection_words(tuple);
+            let seen = described_at(&named, since, "");
             return verdict::judge_syscall(ask, &connection, counted, &seen).map_err(Some);
         }
         if !shared.sleep_until((now + POLL_INTERVAL).min(until)) {
