@@ -20,7 +20,8 @@
 //! `--list`, `--exact`, `--ignored` and cargo-nextest (which runs one process
 //! per test) work as for any test. The folder is resolved against the
 //! working directory at run time (cargo runs tests from the package root);
-//! `HANGUP_SUITES` overrides it. `HANGUP_JUNIT=path` also writes JUnit XML.
+//! `HANGUP_SUITES` overrides it. `HANGUP_JUNIT=path` also writes JUnit XML,
+//! and `HANGUP_HTML=path` the run's page (as `hangup run --html`).
 //!
 //! A trial's name is the case's test name [`Escaped`] (a suite's name is
 //! its file's, which may hold a newline or ESC): libtest-mimic prints it
@@ -112,6 +113,7 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    let started = std::time::Instant::now();
     let collected: Arc<Mutex<Vec<CaseReport>>> = Arc::default();
     let mut trials = Vec::new();
     for err in errors {
@@ -175,6 +177,24 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
             eprintln!(
                 "hangup: failed to write JUnit to {}: {err}",
                 PathBuf::from(path).display()
+            );
+            return ExitCode::from(2);
+        }
+    }
+    if let Some(path) = std::env::var_os("HANGUP_HTML").filter(|_| !args.list) {
+        let path = PathBuf::from(path);
+        let reports = collected.lock().map(|r| r.clone()).unwrap_or_default();
+        let run = crate::report::html::RunInfo::of_this_machine(
+            std::env::args().collect(),
+            started.elapsed(),
+            (1, 1),
+        );
+        let matrices = crate::report::matrix::Matrix::of(&reports);
+        let page = crate::report::html::page(&reports, &matrices, &run, &path);
+        if let Err(err) = crate::report::write_atomically(&path, page.as_bytes()) {
+            eprintln!(
+                "hangup: failed to write the HTML page to {}: {err}",
+                Escaped(path.display())
             );
             return ExitCode::from(2);
         }
