@@ -367,7 +367,7 @@ fn run(
     }
     out!("running {}", cases(total));
     let paint = Paint::for_stdout();
-    let progress = Console { paint };
+    let progress = Console::new(paint, total * plan.repeat);
     let mut rounds: Vec<Vec<CaseReport>> = Vec::new();
     for round in 1..=plan.repeat {
         if plan.repeat > 1 {
@@ -380,6 +380,7 @@ fn run(
             break;
         }
     }
+    progress.clear();
     let last = rounds.last().map(Vec::as_slice).unwrap_or_default();
     // A soak's failures may be in any round; otherwise only the last round
     // can have failed.
@@ -556,13 +557,81 @@ impl Paint {
     }
 }
 
-/// One line per finished case, and a notice for each case that runs long.
+/// One line per finished case, and a notice for each case that runs long;
+/// on a terminal, a status line below them as nextest shows: cases done of
+/// all, how many run, how many failed so far.
 struct Console {
     paint: Paint,
+    /// The status line's counts, when there is one.
+    counts: Option<Counts>,
+}
+
+/// What the status line counts.
+struct Counts {
+    total: usize,
+    done: std::sync::atomic::AtomicUsize,
+    running: std::sync::atomic::AtomicUsize,
+    failed: std::sync::atomic::AtomicUsize,
+}
+
+impl Console {
+    /// A console for `total` case runs: a status line only on a terminal,
+    /// never into a pipe, nor with `NO_COLOR` set or `TERM=dumb`.
+    fn new(paint: Paint, total: usize) -> Console {
+        use std::io::IsTerminal;
+        let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+        let counts = (paint.0 && !dumb && std::io::stdout().is_terminal()).then(|| Counts {
+            total,
+            done: Default::default(),
+            running: Default::default(),
+            failed: Default::default(),
+        });
+        Console { paint, counts }
+    }
+
+    /// Redraws the status line from the counts.
+    fn draw(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(c) = &self.counts {
+            crate::out::status(Some(format!(
+                "[{}/{}] {} running, {} failed",
+                c.done.load(Relaxed),
+                c.total,
+                c.running.load(Relaxed),
+                c.failed.load(Relaxed)
+            )));
+        }
+    }
+
+    /// Takes the status line away, before the run's summary.
+    fn clear(&self) {
+        if self.counts.is_some() {
+            crate::out::status(None);
+        }
+    }
 }
 
 impl runner::Progress for Console {
+    fn started(&self, _name: &str) {
+        if let Some(c) = &self.counts {
+            c.running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.draw();
+        }
+    }
+
     fn finished(&self, report: &CaseReport) {
+        if let Some(c) = &self.counts {
+            use std::sync::atomic::Ordering::Relaxed;
+            // A suite's last case is told after its program stopped, once
+            // the next case may have started: never below zero.
+            let _ = c
+                .running
+                .fetch_update(Relaxed, Relaxed, |n| Some(n.saturating_sub(1)));
+            c.done.fetch_add(1, Relaxed);
+            if report.failure().is_some() {
+                c.failed.fetch_add(1, Relaxed);
+            }
+        }
         let took = hangup::verdict::millis(report.duration);
         match &report.status {
             CaseStatus::Passed => {
@@ -592,6 +661,7 @@ impl runner::Progress for Console {
                 Escaped(err)
             );
         }
+        self.draw();
     }
 
     fn slow(&self, name: &str, elapsed: std::time::Duration) {

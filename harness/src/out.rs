@@ -14,20 +14,52 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Set by the first failed write: later lines would fail the same way.
 static GONE: AtomicBool = AtomicBool::new(false);
+
+/// The status line under the printed lines, on a terminal only ([`status`]):
+/// each line clears it, prints, and draws it again below.
+static STATUS: Mutex<Option<String>> = Mutex::new(None);
+
+/// Shows `text` as the status line below what is printed (on a terminal:
+/// the caller decides), or clears it (`None`). It is redrawn after each
+/// line, so it stays the last line until cleared.
+pub(crate) fn status(text: Option<String>) {
+    if GONE.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut shown = STATUS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut stdout = io::stdout().lock();
+    // `\r` and erase-line: the old status goes, the cursor stays on its line.
+    let mut bytes = b"\r\x1b[K".to_vec();
+    if let Some(text) = &text {
+        bytes.extend_from_slice(text.as_bytes());
+    }
+    let _ = stdout.write_all(&bytes).and_then(|()| stdout.flush());
+    *shown = text;
+}
 
 /// Prints `args` and a newline; never panics.
 pub(crate) fn line(args: fmt::Arguments<'_>) {
     if GONE.load(Ordering::Relaxed) {
         return;
     }
+    let shown = STATUS.lock().unwrap_or_else(|p| p.into_inner());
     let mut stdout = io::stdout().lock();
-    let written = stdout
-        .write_fmt(args)
+    let cleared = match shown.as_ref() {
+        Some(_) => stdout.write_all(b"\r\x1b[K"),
+        None => Ok(()),
+    };
+    let written = cleared
+        .and_then(|()| stdout.write_fmt(args))
         .and_then(|()| stdout.write_all(b"\n"))
+        .and_then(|()| match shown.as_ref() {
+            Some(text) => stdout.write_all(text.as_bytes()),
+            None => Ok(()),
+        })
         .and_then(|()| stdout.flush());
     if let Err(err) = written {
         GONE.store(true, Ordering::Relaxed);

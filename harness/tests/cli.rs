@@ -934,3 +934,41 @@ fn a_blocking_accept_is_beside_the_connection_it_returned() {
         );
     }
 }
+
+/// On a terminal a status line counts the run (done of all, running,
+/// failed so far) under the case lines, and goes before the summary;
+/// never into a pipe, nor with `NO_COLOR` or `TERM=dumb`. The terminal is
+/// a pseudo-terminal from util-linux's `script`.
+#[test]
+fn a_status_line_counts_the_run_on_a_terminal_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suite = quick_suite(dir.path());
+    let command = format!("{} run {}", env!("CARGO_BIN_EXE_hangup"), suite.display());
+    let on_terminal = |env: &[(&str, &str)]| -> Option<String> {
+        let out = Command::new("script")
+            .args(["-qec", &command, "/dev/null"])
+            .env_remove("NO_COLOR")
+            .env("TERM", "xterm")
+            .envs(env.iter().copied())
+            .output()
+            .ok()?;
+        Some(text(&out.stdout))
+    };
+    let Some(shown) = on_terminal(&[]) else {
+        assert!(std::env::var_os("CI").is_none(), "CI must have `script`");
+        eprintln!("no `script` here: the terminal half of this test did not run");
+        return;
+    };
+    assert!(shown.contains("[1/1] 0 running, 0 failed"), "{shown:?}");
+    // Cleared (carriage return, erase line) before the summary.
+    assert!(
+        shown.contains("\r\x1b[K\r\n1 passed, 0 failed"),
+        "{shown:?}"
+    );
+    for env in [[("NO_COLOR", "1")], [("TERM", "dumb")]] {
+        let shown = on_terminal(&env).expect("script ran before");
+        assert!(!shown.contains("running,"), "{env:?}: {shown:?}");
+    }
+    let piped = hangup(&["run", suite.to_str().expect("utf-8 path")]);
+    assert!(!text(&piped.stdout).contains("running,"));
+}

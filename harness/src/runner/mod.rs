@@ -254,6 +254,8 @@ fn fill_artifacts(
 /// What the caller of [`run_all`] hears while cases run. A closure over
 /// `&CaseReport` is one (it hears only finished cases).
 pub trait Progress: Sync {
+    /// A case begins (or is about to be skipped).
+    fn started(&self, _name: &str) {}
     /// A case finished (or was skipped).
     fn finished(&self, report: &CaseReport);
     /// A case has been running for `elapsed`: told once for every
@@ -337,8 +339,10 @@ pub fn run_all(
                         let mut reports = Vec::with_capacity(unit.len());
                         for &i in unit {
                             let (suite, case) = cases[i];
+                            let name = case.test_name(suite);
+                            progress.started(&name);
                             if let Ok(mut running) = running.lock() {
-                                running[worker] = Some((case.test_name(suite), Instant::now(), 0));
+                                running[worker] = Some((name, Instant::now(), 0));
                             }
                             let report = match (&case.ignore, include_ignored) {
                                 _ if options.stop.is_set() => {
