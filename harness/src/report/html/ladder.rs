@@ -75,8 +75,11 @@ pub(super) fn ladder(timeline: &Timeline, failed: Option<&StepRef>) -> Markup {
     let mut fold_row = 0;
     for (i, event) in timeline.events.iter().enumerate() {
         let fold = folded.get(&i);
-        let hidden = matches!(fold, Some(Fold::Hidden));
-        if !hidden {
+        // A folded run's first hidden segment carries its summary: the
+        // summary takes a row, the segments none (drawn hidden on it).
+        let summary = matches!(fold, Some(Fold::Summary { .. }));
+        let hidden = summary || matches!(fold, Some(Fold::Hidden));
+        if !hidden || summary {
             if let Some(at) = last_at {
                 if event.at.saturating_sub(at) > GAP {
                     y += ROW;
@@ -92,7 +95,6 @@ pub(super) fn ladder(timeline: &Timeline, failed: Option<&StepRef>) -> Markup {
                 y,
                 format!("… {segments} more segments without SYN, FIN, RST or a zero window ({bytes} B of data), folded"),
             ));
-            y += ROW;
         }
         let at_y = if hidden { fold_row } else { y };
         let Some(text) = event.describe() else {
@@ -160,18 +162,25 @@ pub(super) fn ladder(timeline: &Timeline, failed: Option<&StepRef>) -> Markup {
                         @let (x1, x2) = (x_of(*from), x_of(*to));
                         @let end = if lost.is_some() { (x1 + x2) / 2 } else { x2 };
                         @let mid = (x1 + end) / 2;
-                        g.segment.lost[lost.is_some()].folded[*hidden] data-at=(ms(event.at)) {
-                            title { (ms(event.at)) " ms: " (label) @if let Some(f) = lost { " — lost: " (f) } }
-                            @if !*hidden {
-                                text.time x=(TIME - 8) y=(ry) text-anchor="end" { (ms(event.at)) }
-                            }
-                            text.label x=(mid) y=(ry - 3) text-anchor="middle" { (short(label, 44)) }
-                            @if let Some(fault) = lost {
+                        // A folded one is kept small: its details and its
+                        // line, no text.
+                        @if *hidden {
+                            g.segment.folded {
+                                title { (ms(event.at)) " ms: " (label) }
                                 line x1=(x1) y1=(ry + 1) x2=(end) y2=(ry + 5) {}
-                                text.x x=(end) y=(ry + 10) text-anchor="middle" { "✕" }
-                                text.fault x=(end) y=(ry + 22) text-anchor="middle" { "lost: " (short(fault, 40)) }
-                            } @else {
-                                line marker-end="url(#arrowhead)" x1=(x1) y1=(ry + 1) x2=(end) y2=(ry + 5) {}
+                            }
+                        } @else {
+                            g.segment.lost[lost.is_some()] data-at=(ms(event.at)) {
+                                title { (ms(event.at)) " ms: " (label) @if let Some(f) = lost { " — lost: " (f) } }
+                                text.time x=(TIME - 8) y=(ry) text-anchor="end" { (ms(event.at)) }
+                                text.label x=(mid) y=(ry - 3) text-anchor="middle" { (short(label, 44)) }
+                                @if let Some(fault) = lost {
+                                    line x1=(x1) y1=(ry + 1) x2=(end) y2=(ry + 5) {}
+                                    text.x x=(end) y=(ry + 10) text-anchor="middle" { "✕" }
+                                    text.fault x=(end) y=(ry + 22) text-anchor="middle" { "lost: " (short(fault, 40)) }
+                                } @else {
+                                    line marker-end="url(#arrowhead)" x1=(x1) y1=(ry + 1) x2=(end) y2=(ry + 5) {}
+                                }
                             }
                         }
                     }
