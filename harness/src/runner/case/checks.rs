@@ -3,6 +3,7 @@
 //! until it holds or its `within` passes, and its last reading goes on the
 //! record.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::model::syscall::Which;
@@ -129,69 +130,40 @@ pub(super) fn run(
             calls,
             within,
         } => {
-            let traced = shared.program(side).and_then(|(view, _)| view.calls());
-            let (Some(traced), Some(spec)) = (traced, shared.case.program.as_ref()) else {
-                if shared.stopping() {
-                    return Ok(Flow::CaseEnded);
-                }
-                return Err(fail(
-                    FailureKind::Script,
-                    None,
-                    "there is no traced program under test whose calls `syscall` could count"
-                        .into(),
-                ));
-            };
+            let (traced, socket) =
+                match traced_program(shared, side, "`syscall` could count", &fail) {
+                    Ok(found) => found,
+                    Err(flow) => return flow,
+                };
             let ask = verdict::SyscallAsk {
                 which: &which.to_string(),
                 results,
                 wanted: *calls,
                 within: *within,
             };
-            let socket = match spec.role {
-                Side::Client => Socket::Client,
-                _ => Socket::Server,
-            };
-            match check_syscall(
-                shared,
-                (side, id),
-                socket,
-                traced,
-                *which,
-                &ask,
-                peer.last_call(),
-            ) {
-                Ok(()) => {}
-                Err(Some(m)) => {
-                    let what = m.to_string();
-                    return Err(fail(FailureKind::Expectation, Some(m), what));
-                }
-                Err(None) => return Ok(Flow::CaseEnded),
-            }
+            return judged(
+                check_syscall(
+                    shared,
+                    (side, id),
+                    socket,
+                    traced,
+                    *which,
+                    &ask,
+                    peer.last_call(),
+                ),
+                fail,
+            );
         }
         Check::Errnos { allowed, within } => {
-            let traced = shared.program(side).and_then(|(view, _)| view.calls());
-            let (Some(traced), Some(spec)) = (traced, shared.case.program.as_ref()) else {
-                if shared.stopping() {
-                    return Ok(Flow::CaseEnded);
-                }
-                return Err(fail(
-                    FailureKind::Script,
-                    None,
-                    "there is no traced program under test whose calls `errnos` could judge".into(),
-                ));
+            let (traced, socket) = match traced_program(shared, side, "`errnos` could judge", &fail)
+            {
+                Ok(found) => found,
+                Err(flow) => return flow,
             };
-            let socket = match spec.role {
-                Side::Client => Socket::Client,
-                _ => Socket::Server,
-            };
-            match check_errnos(shared, (side, id), socket, traced, allowed, *within) {
-                Ok(()) => {}
-                Err(Some(m)) => {
-                    let what = m.to_string();
-                    return Err(fail(FailureKind::Expectation, Some(m), what));
-                }
-                Err(None) => return Ok(Flow::CaseEnded),
-            }
+            return judged(
+                check_errnos(shared, (side, id), socket, traced, allowed, *within),
+                fail,
+            );
         }
     }
     Ok(Flow::Next)
@@ -256,6 +228,52 @@ pub(super) fn check_errnos(
         if !shared.sleep_until((now + POLL_INTERVAL).min(until)) {
             return Err(None);
         }
+    }
+}
+
+/// A traced program's calls, and the socket of its end.
+type Traced<'s> = (&'s Arc<sut::Calls>, Socket);
+
+/// The traced program's calls and the socket of its end, for a check that
+/// judges them (`what`: `\`syscall\` could count`); else the step's flow:
+/// the case ended, or a script error (no traced program).
+fn traced_program<'s>(
+    shared: &'s Shared,
+    side: Side,
+    what: &str,
+    fail: &impl Fn(FailureKind, Option<Mismatch>, String) -> Box<Failure>,
+) -> Result<Traced<'s>, Result<Flow, Box<Failure>>> {
+    let traced = shared.program(side).and_then(|(view, _)| view.calls());
+    let (Some(traced), Some(spec)) = (traced, shared.case.program.as_ref()) else {
+        if shared.stopping() {
+            return Err(Ok(Flow::CaseEnded));
+        }
+        return Err(Err(fail(
+            FailureKind::Script,
+            None,
+            format!("there is no traced program under test whose calls {what}"),
+        )));
+    };
+    let socket = match spec.role {
+        Side::Client => Socket::Client,
+        _ => Socket::Server,
+    };
+    Ok((traced, socket))
+}
+
+/// The step's flow after a check of traced calls: on, a failed
+/// expectation, or the case ended (`Err(None)`).
+fn judged(
+    checked: Result<(), Option<Mismatch>>,
+    fail: impl Fn(FailureKind, Option<Mismatch>, String) -> Box<Failure>,
+) -> Result<Flow, Box<Failure>> {
+    match checked {
+        Ok(()) => Ok(Flow::Next),
+        Err(Some(m)) => {
+            let what = m.to_string();
+            Err(fail(FailureKind::Expectation, Some(m), what))
+        }
+        Err(None) => Ok(Flow::CaseEnded),
     }
 }
 
