@@ -1,6 +1,10 @@
 //! `hangup run --html`: the page a run writes, read back beside the JSON
-//! report of the same run, and opened in a real headless Chromium when
-//! the machine has one (`chromium`; CI installs it).
+//! report of the same run, then clicked through in a real headless
+//! Chromium over WebDriver when the machine has one (`chromium` and
+//! `chromedriver`; CI installs both, and a run under `CI` requires them).
+
+#[path = "html/browser.rs"]
+mod browser;
 
 use std::path::Path;
 use std::process::Command;
@@ -88,59 +92,6 @@ fn the_page_draws_every_captured_segment_and_opens_a_failing_case_in_a_browser()
     assert!(failing < passing);
     assert!(page.len() < 2 << 20, "{} bytes", page.len());
 
-    // In a real browser: a link to the failing case opens it, its ladder
-    // and failure in place, with no error on the console.
-    let Some(chromium) = ["chromium", "chromium-browser"]
-        .into_iter()
-        .find(|c| Command::new(c).arg("--version").output().is_ok())
-    else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI must have chromium for this test"
-        );
-        eprintln!("no chromium here: the browser half of this test did not run");
-        return;
-    };
-    let profile = dir.path().join("profile");
-    let url = format!(
-        "file://{}#case-state_within::server_never_releases",
-        html.display()
-    );
-    let shown = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(&url)
-        .output()
-        .expect("run chromium");
-    let dom = String::from_utf8_lossy(&shown.stdout);
-    let console = String::from_utf8_lossy(&shown.stderr);
-    let opened = section(&dom, "case-state_within::server_never_releases");
-    assert!(
-        opened.contains(" open=\"\""),
-        "the case did not open: {opened:.2000}"
-    );
-    assert!(
-        opened.contains("<svg class=\"ladder\"") && !opened.contains("<template>"),
-        "its ladder was not put in place: {opened:.2000}"
-    );
-    assert!(opened.contains("expected server gone within 300 ms"));
-    // A passing case's ladder waits in its template.
-    let closed = section(
-        &dom,
-        "case-s02_read_timeout_mid_stream::client_times_out_then_server_write_fails",
-    );
-    assert!(closed.contains("<template>"), "{closed:.500}");
-    let errors: Vec<&str> = console
-        .lines()
-        .filter(|l| l.contains("CONSOLE") || l.contains("Uncaught"))
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
+    // In a real browser, driven as a person would: see `browser`.
+    browser::check_the_page(&html, &report, dir.path());
 }

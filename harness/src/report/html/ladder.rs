@@ -25,12 +25,15 @@ const GAP: Duration = Duration::from_millis(150);
 const ROW: u32 = 20;
 /// Width of the time column, px.
 const TIME: u32 = 64;
-/// Width of a side's margin (its calls' text), px.
-const MARGIN: u32 = 340;
+/// Characters of an event's text drawn; the rest is in its tooltip.
+const TEXT_CHARS: usize = 52;
+/// Width of a side's margin (its calls' text), px: [`TEXT_CHARS`] of the
+/// 12 px monospace font (0.6 em a character, 7.2 px; 7.5 leaves room for
+/// fonts a little wider) and the 8 px between the text and its lifeline,
+/// so that no text runs into the time column or off the picture.
+const MARGIN: u32 = 8 + TEXT_CHARS as u32 * 15 / 2;
 /// Distance between two sides' lifelines, px.
 const SPAN: u32 = 300;
-/// Characters of an event's text drawn; the rest is in its tooltip.
-const TEXT_CHARS: usize = 58;
 
 /// How an event is drawn.
 enum Row<'a> {
