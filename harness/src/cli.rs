@@ -120,6 +120,11 @@ enum Command {
         /// noise set aside in its system-out.
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// Also write the comparison as one self-contained HTML page: each
+        /// sweep cell by cell, each changed case's differences and its two
+        /// runs' ladders side by side, the noise apart.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Print the JSON Schema of the suite format (or, with --report, of
     /// the JSON report `run --json` writes).
@@ -237,12 +242,16 @@ pub fn main() -> ExitCode {
             base_again,
             accept,
             junit,
+            html,
         } => diff(
             &base,
             &base_again,
             &new,
             accept.as_deref(),
-            junit.as_deref(),
+            Written {
+                junit: junit.as_deref(),
+                html: html.as_deref(),
+            },
         ),
         Command::Schema { report } => {
             if report {
@@ -437,7 +446,27 @@ fn run(
             started.elapsed(),
             (rounds.len(), plan.repeat),
         );
-        let page = report::html::page(last, &matrices, &run, &path);
+        let pairs = hangup::report::diff::version_pairs(&suites);
+        let view = versions.as_ref().map(|v| {
+            let find = |name: &str| last.iter().find(|c| c.name == name);
+            let cases = pairs
+                .iter()
+                .filter(|p| v.differences.iter().any(|d| d.case == p.label))
+                .map(|p| report::html::ChangedCase {
+                    name: &p.label,
+                    base: p.base.first().and_then(|n| find(n)),
+                    new: find(&p.new),
+                })
+                .collect();
+            report::html::DiffView::of_versions(
+                &v.differences,
+                &v.noise,
+                &plan.accepted,
+                cases,
+                report::matrix::version_sweep_changes(&matrices),
+            )
+        });
+        let page = report::html::page(last, &matrices, view.as_ref(), &run, &path);
         if let Err(err) = report::write_atomically(&path, page.as_bytes()) {
             err!("hangup: failed to write {}: {err}", Escaped(path.display()));
             code = ExitCode::from(2);
@@ -678,21 +707,27 @@ impl runner::Progress for Console {
 /// count; exit 0 when every one is accepted, 1 when one is not, 2 when the
 /// reports cannot be read or compared. Each report is read bounded and
 /// streamed ([`hangup::report::diff::LastRound::open`]).
+/// The reports `hangup diff` writes besides what it prints.
+struct Written<'a> {
+    junit: Option<&'a std::path::Path>,
+    html: Option<&'a std::path::Path>,
+}
+
 fn diff(
-    base: &std::path::Path,
-    again: &[PathBuf],
-    new: &std::path::Path,
+    base_path: &std::path::Path,
+    again_paths: &[PathBuf],
+    new_path: &std::path::Path,
     accept: Option<&std::path::Path>,
-    junit: Option<&std::path::Path>,
+    Written { junit, html }: Written<'_>,
 ) -> ExitCode {
     use hangup::report::diff::{self, Comparison, LastRound};
     let compared = (|| -> Result<_, String> {
-        let base = LastRound::open(base).map_err(|e| e.to_string())?;
-        let again = again
+        let base = LastRound::open(base_path).map_err(|e| e.to_string())?;
+        let again = again_paths
             .iter()
             .map(|path| LastRound::open(path).map_err(|e| e.to_string()))
             .collect::<Result<Vec<_>, _>>()?;
-        let new = LastRound::open(new).map_err(|e| e.to_string())?;
+        let new = LastRound::open(new_path).map_err(|e| e.to_string())?;
         let accepted = match accept {
             Some(path) => std::fs::read_to_string(path)
                 .map(|text| diff::accepted(&text))
@@ -703,13 +738,26 @@ fn diff(
             hangup::suite::Tolerance::DEFAULT.widened(o.tolerance_floor, o.tolerance_percent)
         })?;
         let sweeps = hangup::report::matrix::render_changes(base.sweeps(), new.sweeps());
-        Ok((
-            Comparison::with_noise(&base, &again, &new, tolerance),
-            accepted,
-            sweeps,
-        ))
+        let comparison = Comparison::with_noise(&base, &again, &new, tolerance);
+        // The page's ladders: the changed cases whole, read again (the
+        // first reading kept only what is compared of each case).
+        let page = match html {
+            None => None,
+            Some(_) => {
+                let changed: std::collections::BTreeSet<String> = comparison
+                    .differences
+                    .iter()
+                    .map(|d| d.case.clone())
+                    .collect();
+                let reread = |path: &std::path::Path| {
+                    LastRound::open_keeping(path, &changed).map_err(|e| e.to_string())
+                };
+                Some((reread(base_path)?, reread(new_path)?))
+            }
+        };
+        Ok((comparison, accepted, sweeps, page))
     })();
-    let (comparison, accepted, sweeps) = match compared {
+    let (comparison, accepted, sweeps, page) = match compared {
         Ok(parts) => parts,
         Err(why) => {
             // It names paths, and may quote what a report holds.
@@ -732,6 +780,23 @@ fn diff(
                 accepted: &accepted,
             },
         ) {
+            err!("hangup: failed to write {}: {err}", Escaped(path.display()));
+            code = ExitCode::from(2);
+        }
+    }
+    if let (Some(path), Some((base, new))) = (html, &page) {
+        let shown = |p: &std::path::Path| p.display().to_string();
+        let view = report::html::DiffView::of_two_runs(
+            (shown(base_path), shown(new_path)),
+            again_paths.iter().map(|p| shown(p)).collect(),
+            &comparison.differences,
+            &comparison.noise,
+            &accepted,
+            (base.kept(), new.kept()),
+            hangup::report::matrix::sweep_changes(base.sweeps(), new.sweeps()),
+        );
+        let text = report::html::diff_page(&view, &std::env::args().collect::<Vec<_>>(), path);
+        if let Err(err) = report::write_atomically(path, text.as_bytes()) {
             err!("hangup: failed to write {}: {err}", Escaped(path.display()));
             code = ExitCode::from(2);
         }

@@ -274,11 +274,14 @@ fn diff_names_what_changed_between_two_versions_of_a_program_and_accepts_what_is
     let again = dir.path().join("base-again.json");
     assert_eq!(run(&again, None).status.code(), Some(0));
     let junit = dir.path().join("diff.xml");
+    let page = dir.path().join("diff.html");
     let out = paths(&[
         "--base-again",
         again.to_str().expect("utf-8"),
         "--junit",
         junit.to_str().expect("utf-8"),
+        "--html",
+        page.to_str().expect("utf-8"),
     ]);
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
@@ -294,6 +297,20 @@ fn diff_names_what_changed_between_two_versions_of_a_program_and_accepts_what_is
     let xml = std::fs::read_to_string(&junit).expect("junit");
     assert!(xml.contains("hangup::difference"), "{xml}");
     assert!(xml.contains(&line), "{xml}");
+    // The page: the changed case, its differences in a table, both runs'
+    // ladders side by side (tests/html.rs clicks through such a page).
+    let html = std::fs::read_to_string(&page).expect("the diff page");
+    assert_eq!(
+        html.matches("<details class=\"case\"").count(),
+        1,
+        "one changed case"
+    );
+    assert!(
+        html.contains(&format!("id=\"case-{case}\"")),
+        "{html:.3000}"
+    );
+    assert!(html.contains("<td><code>eof</code></td><td><code>EAGAIN</code></td>"));
+    assert_eq!(html.matches("<svg class=\"ladder\"").count(), 2);
 }
 
 /// Starts `hangup run` on `suite` with JUnit and JSON reports in `dir`.

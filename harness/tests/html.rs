@@ -93,5 +93,38 @@ fn the_page_draws_every_captured_segment_and_opens_a_failing_case_in_a_browser()
     assert!(page.len() < 2 << 20, "{} bytes", page.len());
 
     // In a real browser, driven as a person would: see `browser`.
-    browser::check_the_page(&html, &report, dir.path());
+    browser::check_the_page(&html, browser::Page::Run(&report), dir.path());
+}
+
+/// A sweep against two versions of its program (`compare`): the run's
+/// page shows the two matrices cell by cell, and the cell that changed
+/// opens to its differences and its two ladders side by side.
+#[test]
+fn the_page_of_two_versions_shows_the_changed_cell_side_by_side() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let html = dir.path().join("run.html");
+    let json = dir.path().join("run.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_hangup"))
+        .arg("run")
+        .arg(repo("harness/tests/versions/sweep_stream_or_leaky.toml"))
+        .arg("--html")
+        .arg(&html)
+        .arg("--json")
+        .arg(&json)
+        .arg("--artifacts")
+        .arg(dir.path())
+        .output()
+        .expect("run hangup");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "leaky fails a cell: {stdout}");
+    let bytes = std::fs::read(&json).expect("the JSON report");
+    let report = Report::read(&bytes).expect("a report");
+    let differences = report.versions.len();
+    assert!(differences > 0, "{stdout}");
+    let page = std::fs::read_to_string(&html).expect("the page");
+    assert!(
+        page.contains("<section id=\"versions\">"),
+        "no versions' section"
+    );
+    browser::check_the_page(&html, browser::Page::Versions { differences }, dir.path());
 }

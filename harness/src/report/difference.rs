@@ -255,6 +255,54 @@ impl fmt::Display for Observation {
     }
 }
 
+impl Difference {
+    /// The difference in three parts, for a table: what changed, what the
+    /// base run saw, what the new run saw. Not escaped: each writer
+    /// escapes for where it writes.
+    pub fn parts(&self) -> [String; 3] {
+        let seen = |value: &Option<String>| value.as_deref().unwrap_or("(not seen)").to_string();
+        match &self.change {
+            Change::OnlyIn { run } => {
+                let (ran, not) = ("ran".to_string(), "(not in this run)".to_string());
+                match run {
+                    Run::Base => ["the case".into(), ran, not],
+                    Run::New => ["the case".into(), not, ran],
+                }
+            }
+            Change::Verdict { base, new } => ["verdict".into(), base.clone(), new.clone()],
+            Change::Observed {
+                observation,
+                base,
+                new,
+            } => [observation.to_string(), seen(base), seen(new)],
+            Change::Took {
+                observation,
+                base,
+                new,
+            } => [format!("{observation}: took"), millis(*base), millis(*new)],
+            Change::More { count, missing_in } => {
+                let (made, not) = ("made".to_string(), "(not seen)".to_string());
+                let what = format!("{count} more observations");
+                match missing_in {
+                    Run::Base => [what, not, made],
+                    Run::New => [what, made, not],
+                }
+            }
+        }
+    }
+
+    /// The side and step of what changed, when a step's observation did
+    /// (a writer highlights that step's events).
+    pub fn step(&self) -> Option<(Side, StepId)> {
+        match &self.change {
+            Change::Observed { observation, .. } | Change::Took { observation, .. } => {
+                observation.side.zip(observation.step)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// `case: what`, the form an accept file lists: one line, whatever the
 /// strings it quotes hold (they may come from a report handed to `hangup
 /// diff`), so it is written [`Escaped`]; an accept file lists a difference

@@ -367,23 +367,127 @@ impl Matrix {
     }
 }
 
-/// Two runs' sweeps cell by cell, as `hangup diff` shows them: for each
-/// sweep of either run, its grid with each cell's verdict, `base->new`
-/// where it changed (`ok->FAILED`; `+` a cell only the new run has, `-`
-/// one it lost), then a line per changed cell with what the program did
-/// in each run. Empty when neither run has a sweep.
-pub fn render_changes(base: &[Matrix], new: &[Matrix]) -> String {
-    changes(base, new, |b, n| {
+/// One sweep in two runs, cell by cell: the typed comparison that the
+/// terminal ([`render_changes`]) and the HTML page write.
+#[derive(Debug, Clone)]
+pub struct SweepChange<'a> {
+    /// The base run's matrix (none: only the new run has the sweep).
+    pub base: Option<&'a Matrix>,
+    /// The new run's (none: it lost the sweep).
+    pub new: Option<&'a Matrix>,
+    /// Every phase either has, in order.
+    pub phases: Vec<Phase>,
+    /// Every kind either has, in [`Kind::ALL`]'s order.
+    pub kinds: Vec<Kind>,
+}
+
+/// What changed in a cell between two runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellChange {
+    /// Nothing.
+    None,
+    /// Only its evidence: what the program did.
+    Evidence,
+    /// Its verdict, or whether it ran at all.
+    Verdict,
+}
+
+impl<'a> SweepChange<'a> {
+    /// The cell at `phase` and `kind` in each run.
+    pub fn cells(
+        &self,
+        phase: &Phase,
+        kind: Kind,
+    ) -> (Option<&'a CellReport>, Option<&'a CellReport>) {
+        (
+            self.base.and_then(|m| m.cell(phase, kind)),
+            self.new.and_then(|m| m.cell(phase, kind)),
+        )
+    }
+
+    /// What changed at `phase` and `kind`, and the cell's word: its
+    /// verdict, `base->new` where it changed (`ok->FAILED`; `+` a cell
+    /// only the new run has, `-` one it lost), `*` after it where only
+    /// the evidence did, `-` where neither run has the cell.
+    pub fn cell(&self, phase: &Phase, kind: Kind) -> (String, CellChange) {
+        match self.cells(phase, kind) {
+            (None, None) => ("-".into(), CellChange::None),
+            (Some(x), Some(y)) if x.verdict == y.verdict && x.evidence == y.evidence => {
+                (y.verdict.word().into(), CellChange::None)
+            }
+            (Some(x), Some(y)) if x.verdict == y.verdict => {
+                (format!("{}*", y.verdict.word()), CellChange::Evidence)
+            }
+            (Some(x), Some(y)) => (
+                format!("{}->{}", x.verdict.word(), y.verdict.word()),
+                CellChange::Verdict,
+            ),
+            (None, Some(y)) => (format!("+{}", y.verdict.word()), CellChange::Verdict),
+            (Some(x), None) => (format!("-{}", x.verdict.word()), CellChange::Verdict),
+        }
+    }
+
+    /// The cells that changed, row by row.
+    pub fn changed(&self) -> Vec<(&Phase, Kind, CellChange)> {
+        self.phases
+            .iter()
+            .flat_map(|p| self.kinds.iter().map(move |k| (p, *k)))
+            .map(|(p, k)| (p, k, self.cell(p, k).1))
+            .filter(|(_, _, change)| *change != CellChange::None)
+            .collect()
+    }
+
+    /// `<suite>::<sweep>`, and `(v1 -> v2)` after it when the two are two
+    /// versions of one run; escaped for the terminal.
+    pub fn title(&self) -> String {
+        let Some(any) = self.new.or(self.base) else {
+            return String::new();
+        };
+        match (
+            self.base.and_then(|m| m.version.as_ref()),
+            self.new.and_then(|m| m.version.as_ref()),
+        ) {
+            (Some(x), Some(y)) if x != y => Escaped(&format!(
+                "{}::{} ({} -> {})",
+                any.suite, any.sweep, x.name, y.name
+            ))
+            .to_string(),
+            _ => any.title(),
+        }
+    }
+}
+
+/// A cell as one run saw it: its verdict and what the program did, or
+/// `(no such cell)`.
+pub fn cell_said(cell: Option<&CellReport>) -> String {
+    cell.map_or_else(
+        || "(no such cell)".to_string(),
+        |c| {
+            let line = c.evidence.line();
+            if line.is_empty() {
+                c.verdict.word().to_string()
+            } else {
+                format!("{}: {line}", c.verdict.word())
+            }
+        },
+    )
+}
+
+/// Two runs' sweeps paired, sweep by sweep: each of the new run's with
+/// the base's of the same suite, sweep and version, then the sweeps only
+/// the base has.
+pub fn sweep_changes<'a>(base: &'a [Matrix], new: &'a [Matrix]) -> Vec<SweepChange<'a>> {
+    let base: Vec<&Matrix> = base.iter().collect();
+    let new: Vec<&Matrix> = new.iter().collect();
+    paired(&base, &new, |b, n| {
         b.suite == n.suite && b.sweep == n.sweep && b.version == n.version
     })
 }
 
-/// One run's sweeps of a program in two versions (`compare`), cell by
-/// cell as [`render_changes`] shows two runs: each sweep's matrix of the
-/// version compared against (its first run) beside the new version's.
-/// Empty when no sweep ran in two versions.
-pub fn render_version_changes(matrices: &[Matrix]) -> String {
-    let of = |base: bool| -> Vec<Matrix> {
+/// One run's sweeps of a program in two versions (`compare`), paired: the
+/// version compared against (its first run) with the new version.
+pub fn version_sweep_changes(matrices: &[Matrix]) -> Vec<SweepChange<'_>> {
+    let of = |base: bool| -> Vec<&Matrix> {
         matrices
             .iter()
             .filter(|m| {
@@ -391,65 +495,78 @@ pub fn render_version_changes(matrices: &[Matrix]) -> String {
                     .as_ref()
                     .is_some_and(|v| v.base == base && (!base || v.run == 1))
             })
-            .cloned()
             .collect()
     };
-    changes(&of(true), &of(false), |b, n| {
+    paired(&of(true), &of(false), |b, n| {
         b.suite == n.suite && b.sweep == n.sweep
     })
 }
 
-/// Two sets of matrices cell by cell, pairing a matrix of `base` with one
-/// of `new` where `same` says they are the same sweep.
-fn changes(base: &[Matrix], new: &[Matrix], same: impl Fn(&Matrix, &Matrix) -> bool) -> String {
-    let mut out = String::new();
+/// Pairs a matrix of `base` with one of `new` where `same` says they are
+/// the same sweep.
+fn paired<'a>(
+    base: &[&'a Matrix],
+    new: &[&'a Matrix],
+    same: impl Fn(&Matrix, &Matrix) -> bool,
+) -> Vec<SweepChange<'a>> {
     let mut pairs: Vec<(Option<&Matrix>, Option<&Matrix>)> = new
         .iter()
-        .map(|n| (base.iter().find(|b| same(b, n)), Some(n)))
+        .map(|n| (base.iter().copied().find(|b| same(b, n)), Some(*n)))
         .collect();
     pairs.extend(
         base.iter()
             .filter(|b| !new.iter().any(|n| same(b, n)))
-            .map(|b| (Some(b), None)),
+            .map(|b| (Some(*b), None)),
     );
-    for (b, n) in pairs {
-        let Some(any) = n.or(b) else { continue };
-        let mut phases: Vec<Phase> = Vec::new();
-        let mut kinds: Vec<Kind> = Vec::new();
-        for m in [b, n].into_iter().flatten() {
-            for p in &m.phases {
-                if !phases.contains(p) {
-                    phases.push(p.clone());
+    pairs
+        .into_iter()
+        .map(|(b, n)| {
+            let mut phases: Vec<Phase> = Vec::new();
+            let mut kinds: Vec<Kind> = Vec::new();
+            for m in [b, n].into_iter().flatten() {
+                for p in &m.phases {
+                    if !phases.contains(p) {
+                        phases.push(p.clone());
+                    }
+                }
+                for k in &m.kinds {
+                    if !kinds.contains(k) {
+                        kinds.push(*k);
+                    }
                 }
             }
-            for k in &m.kinds {
-                if !kinds.contains(k) {
-                    kinds.push(*k);
-                }
+            kinds.sort_by_key(|k| Kind::ALL.iter().position(|all| all == k));
+            SweepChange {
+                base: b,
+                new: n,
+                phases,
+                kinds,
             }
-        }
-        kinds.sort_by_key(|k| Kind::ALL.iter().position(|all| all == k));
-        // Each cell's word, and what changed: its verdict (or whether it
-        // ran), or only what the program did (marked `*`).
-        let word = |phase: &Phase, kind: Kind| -> (String, Change) {
-            let before = b.and_then(|m| m.cell(phase, kind));
-            let after = n.and_then(|m| m.cell(phase, kind));
-            match (before, after) {
-                (None, None) => ("-".into(), Change::None),
-                (Some(x), Some(y)) if x.verdict == y.verdict && x.evidence == y.evidence => {
-                    (y.verdict.word().into(), Change::None)
-                }
-                (Some(x), Some(y)) if x.verdict == y.verdict => {
-                    (format!("{}*", y.verdict.word()), Change::Evidence)
-                }
-                (Some(x), Some(y)) => (
-                    format!("{}->{}", x.verdict.word(), y.verdict.word()),
-                    Change::Verdict,
-                ),
-                (None, Some(y)) => (format!("+{}", y.verdict.word()), Change::Verdict),
-                (Some(x), None) => (format!("-{}", x.verdict.word()), Change::Verdict),
-            }
-        };
+        })
+        .collect()
+}
+
+/// Two runs' sweeps cell by cell, as `hangup diff` shows them: for each
+/// sweep of either run, its grid with each cell's word
+/// ([`SweepChange::cell`]), then a line per changed cell with what the
+/// program did in each run. Empty when neither run has a sweep.
+pub fn render_changes(base: &[Matrix], new: &[Matrix]) -> String {
+    render(&sweep_changes(base, new))
+}
+
+/// One run's sweeps of a program in two versions (`compare`), cell by
+/// cell as [`render_changes`] shows two runs: each sweep's matrix of the
+/// version compared against (its first run) beside the new version's.
+/// Empty when no sweep ran in two versions.
+pub fn render_version_changes(matrices: &[Matrix]) -> String {
+    render(&version_sweep_changes(matrices))
+}
+
+/// Sweeps in two runs, for the terminal.
+fn render(sweeps: &[SweepChange<'_>]) -> String {
+    let mut out = String::new();
+    for sweep in sweeps {
+        let (phases, kinds) = (&sweep.phases, &sweep.kinds);
         let rows: Vec<String> = phases.iter().map(Phase::name).collect();
         let first = rows.iter().map(String::len).max().unwrap_or(0).max(5);
         let columns: Vec<usize> = kinds
@@ -458,37 +575,21 @@ fn changes(base: &[Matrix], new: &[Matrix], same: impl Fn(&Matrix, &Matrix) -> b
                 let (a, b) = two_lines(k.name());
                 phases
                     .iter()
-                    .map(|p| word(p, *k).0.len())
+                    .map(|p| sweep.cell(p, *k).0.len())
                     .chain([a.len(), b.len(), "FAILED".len()])
                     .max()
                     .unwrap_or(6)
             })
             .collect();
-        let changed: Vec<(&Phase, Kind, Change)> = phases
-            .iter()
-            .flat_map(|p| kinds.iter().map(move |k| (p, *k)))
-            .map(|(p, k)| (p, k, word(p, k).1))
-            .filter(|(_, _, change)| *change != Change::None)
-            .collect();
+        let changed = sweep.changed();
         let verdicts = changed
             .iter()
-            .filter(|(_, _, c)| *c == Change::Verdict)
+            .filter(|(_, _, c)| *c == CellChange::Verdict)
             .count();
-        // Two versions of one run: `<suite>::<sweep> (v1 -> v2)`.
-        let title = match (
-            b.and_then(|m| m.version.as_ref()),
-            n.and_then(|m| m.version.as_ref()),
-        ) {
-            (Some(x), Some(y)) if x != y => Escaped(&format!(
-                "{}::{} ({} -> {})",
-                any.suite, any.sweep, x.name, y.name
-            ))
-            .to_string(),
-            _ => any.title(),
-        };
         let _ = writeln!(
             out,
-            "sweep {title}: {verdicts} cell(s) changed verdict, {} only what the program did (*)",
+            "sweep {}: {verdicts} cell(s) changed verdict, {} only what the program did (*)",
+            sweep.title(),
             changed.len() - verdicts
         );
         for line in 0..2 {
@@ -503,48 +604,24 @@ fn changes(base: &[Matrix], new: &[Matrix], same: impl Fn(&Matrix, &Matrix) -> b
         for (phase, row) in phases.iter().zip(&rows) {
             let _ = write!(out, "  {row:first$}");
             for (kind, w) in kinds.iter().zip(&columns) {
-                let _ = write!(out, "  {:w$}", word(phase, *kind).0);
+                let _ = write!(out, "  {:w$}", sweep.cell(phase, *kind).0);
             }
             out.truncate(out.trim_end().len());
             out.push('\n');
         }
         for (phase, kind, _) in changed {
-            let before = b.and_then(|m| m.cell(phase, kind));
-            let after = n.and_then(|m| m.cell(phase, kind));
-            let said = |c: Option<&CellReport>| {
-                c.map_or_else(
-                    || "(no such cell)".to_string(),
-                    |c| {
-                        let line = c.evidence.line();
-                        if line.is_empty() {
-                            c.verdict.word().to_string()
-                        } else {
-                            format!("{}: {line}", c.verdict.word())
-                        }
-                    },
-                )
-            };
+            let (before, after) = sweep.cells(phase, kind);
             let _ = writeln!(
                 out,
                 "  {}::{}: {} -> {}",
                 phase.name(),
                 kind.name(),
-                said(before),
-                said(after)
+                cell_said(before),
+                cell_said(after)
             );
         }
     }
     out
-}
-
-/// What changed in a cell between two runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Change {
-    None,
-    /// Only its evidence: what the program did.
-    Evidence,
-    /// Its verdict, or whether it ran at all.
-    Verdict,
 }
 
 /// A kind's name as two header lines: names up to 7 characters on the

@@ -190,7 +190,7 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
             (1, 1),
         );
         let matrices = crate::report::matrix::Matrix::of(&reports);
-        let page = crate::report::html::page(&reports, &matrices, &run, &path);
+        let page = crate::report::html::page(&reports, &matrices, None, &run, &path);
         if let Err(err) = crate::report::write_atomically(&path, page.as_bytes()) {
             eprintln!(
                 "hangup: failed to write the HTML page to {}: {err}",

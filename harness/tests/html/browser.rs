@@ -101,10 +101,19 @@ impl WebDriverCompatibleCommand for BrowserLog {
     }
 }
 
-/// Drives `page` (written by a run whose JSON report is `report`) in
-/// Chromium. Without chromium and chromedriver it says so and returns,
-/// except under `CI`, which must have them.
-pub fn check_the_page(page: &Path, report: &Report<'_>, scratch: &Path) {
+/// What to check of a page.
+pub enum Page<'a> {
+    /// A run's page, against the run's JSON report.
+    Run(&'a Report<'a>),
+    /// A run that compared two versions of a sweep's program, which found
+    /// `differences` in one cell.
+    Versions { differences: usize },
+}
+
+/// Drives `page` in Chromium, checking what `what` says it shows.
+/// Without chromium and chromedriver it says so and returns, except
+/// under `CI`, which must have them.
+pub fn check_the_page(page: &Path, what: Page<'_>, scratch: &Path) {
     let browser = browser();
     let driver = if browser.is_some() {
         Driver::start()
@@ -150,7 +159,12 @@ pub fn check_the_page(page: &Path, report: &Report<'_>, scratch: &Path) {
             .connect(&format!("http://127.0.0.1:{}", driver.port))
             .await
             .expect("a WebDriver session");
-        let outcome = drive(&client, page, report, &shots).await;
+        let outcome = match what {
+            Page::Run(report) => drive(&client, page, report, &shots).await,
+            Page::Versions { differences } => {
+                drive_versions(&client, page, differences, &shots).await
+            }
+        };
         let _ = client.close().await;
         if let Err(e) = outcome {
             panic!("{e}");
@@ -274,11 +288,15 @@ async fn drive(
     assert_eq!(said, format!("1 of {} cases shown", rows.len()));
     shot(client, shots, "5-filtered.png").await?;
 
-    // Nothing went wrong on the console on the way.
+    console_is_clean(client).await
+}
+
+/// Nothing went wrong on the console so far: no error, no warning.
+async fn console_is_clean(client: &Client) -> Result<(), String> {
     let log = client
         .issue_cmd(BrowserLog)
         .await
-        .map_err(fail("the console's log"))?;
+        .map_err(|e| format!("the console's log: {e}"))?;
     let errors: Vec<&serde_json::Value> = log
         .as_array()
         .map(|entries| {
@@ -290,6 +308,67 @@ async fn drive(
         .unwrap_or_default();
     assert!(errors.is_empty(), "the console: {errors:#?}");
     Ok(())
+}
+
+/// The versions' section: the changed sweep cell links to its case,
+/// which opens to its differences and its two versions' ladders side by
+/// side, the steps whose observations changed highlighted in each.
+async fn drive_versions(
+    client: &Client,
+    page: &Path,
+    differences: usize,
+    shots: &Path,
+) -> Result<(), String> {
+    let fail = |what: &'static str| move |e: fantoccini::error::CmdError| format!("{what}: {e}");
+    client
+        .goto(&format!("file://{}", page.display()))
+        .await
+        .map_err(fail("open the page"))?;
+    let changed = client
+        .find_all(Locator::Css("#versions table.matrix.changes td.verdict a"))
+        .await
+        .map_err(fail("the changed cells"))?;
+    assert_eq!(changed.len(), 1, "one cell changed verdict");
+    assert_eq!(
+        changed[0].text().await.map_err(fail("its word"))?,
+        "ok->FAILED"
+    );
+    let target = changed[0]
+        .attr("href")
+        .await
+        .map_err(fail("its link"))?
+        .and_then(|h| h.strip_prefix("#case-").map(str::to_string))
+        .ok_or("the cell links nowhere")?;
+    let table = client
+        .find(Locator::Css("#versions table.matrix.changes"))
+        .await
+        .map_err(fail("the matrix"))?;
+    shot_of(&table, shots, "6-versions-matrix.png").await?;
+    changed[0].click().await.map_err(fail("click the cell"))?;
+    let case = opened(client, &target).await?;
+    let rows = case
+        .find_all(Locator::Css("table.differences tbody tr"))
+        .await
+        .map_err(fail("the differences"))?;
+    assert_eq!(rows.len(), differences, "a row per difference");
+    let sides = case
+        .find_all(Locator::Css(".versions .version"))
+        .await
+        .map_err(fail("the two versions"))?;
+    assert_eq!(sides.len(), 2);
+    // Side by side: the new version's column right of the base's.
+    let (bx, by, bw, _) = sides[0].rectangle().await.map_err(fail("base's box"))?;
+    let (nx, ny, _, _) = sides[1].rectangle().await.map_err(fail("new's box"))?;
+    assert!(nx >= bx + bw && (ny - by).abs() < 1.0, "not side by side");
+    for side in &sides {
+        let marked = side
+            .find_all(Locator::Css("svg.ladder g.changed"))
+            .await
+            .map_err(fail("the changed steps"))?;
+        assert!(!marked.is_empty(), "no changed step highlighted");
+    }
+    shot_of(&case, shots, "7-versions-side-by-side.png").await?;
+    console_is_clean(client).await
 }
 
 /// The case `name`'s section once it is open and its ladder in place.

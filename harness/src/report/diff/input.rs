@@ -70,6 +70,8 @@ pub struct LastRound {
     cases: Vec<ComparedCase>,
     /// The report's sweep matrices, for a diff cell by cell.
     sweeps: Vec<Matrix>,
+    /// The cases asked for whole ([`LastRound::open_keeping`]).
+    kept: Vec<CaseReport>,
 }
 
 impl LastRound {
@@ -78,6 +80,13 @@ impl LastRound {
     /// one that turns out larger as it is read (a pipe, a file that grows)
     /// when the reading passes the cap.
     pub fn open(path: &Path) -> Result<LastRound, InputError> {
+        LastRound::open_keeping(path, &BTreeSet::new())
+    }
+
+    /// Reads the report at `path` as [`LastRound::open`] does, and keeps
+    /// the last round's cases named in `keep` whole ([`LastRound::kept`]):
+    /// the ladders of the cases a diff found changed.
+    pub fn open_keeping(path: &Path, keep: &BTreeSet<String>) -> Result<LastRound, InputError> {
         let named = |source| InputError {
             report: path.to_path_buf(),
             source,
@@ -92,20 +101,33 @@ impl LastRound {
                 cap: MAX_REPORT_BYTES,
             }));
         }
-        LastRound::read(file, MAX_REPORT_BYTES).map_err(named)
+        LastRound::read_keeping(file, MAX_REPORT_BYTES, keep).map_err(named)
     }
 
     /// Reads a report from `reader`, refusing it once more than `cap`
     /// bytes come (at most `cap + 1` are read), or when a round holds a
     /// case twice.
     pub fn read(reader: impl Read, cap: u64) -> Result<LastRound, ReadError> {
+        LastRound::read_keeping(reader, cap, &BTreeSet::new())
+    }
+
+    /// [`LastRound::read`], keeping the last round's cases named in
+    /// `keep` whole.
+    fn read_keeping(
+        reader: impl Read,
+        cap: u64,
+        keep: &BTreeSet<String>,
+    ) -> Result<LastRound, ReadError> {
         let mut limited = reader.take(cap.saturating_add(1));
         let refused = RefCell::new(None);
         let parsed = {
             let mut json = serde_json::Deserializer::from_reader(BufReader::new(&mut limited));
-            ReportSeed { refused: &refused }
-                .deserialize(&mut json)
-                .and_then(|last| json.end().map(|()| last))
+            ReportSeed {
+                refused: &refused,
+                keep,
+            }
+            .deserialize(&mut json)
+            .and_then(|last| json.end().map(|()| last))
         };
         // Past the cap, whatever the parser made of the bytes it got: the
         // report was cut there.
@@ -133,6 +155,7 @@ impl LastRound {
                 .map(ComparedCase::of)
                 .collect::<Result<_, _>>()?,
             sweeps: crate::report::matrix::Matrix::of(cases),
+            kept: Vec::new(),
         })
     }
 
@@ -144,6 +167,12 @@ impl LastRound {
     /// Its cases as the diff compares them.
     pub fn cases(&self) -> &[ComparedCase] {
         &self.cases
+    }
+
+    /// The cases of its last round it was asked to keep whole, in file
+    /// order.
+    pub fn kept(&self) -> &[CaseReport] {
+        &self.kept
     }
 
     /// Its sweeps' matrices (of its last round).
@@ -195,6 +224,8 @@ enum ReportField {
 /// The whole report, kept as its last round.
 struct ReportSeed<'a> {
     refused: &'a Refused,
+    /// The cases kept whole, by name (for the HTML diff's ladders).
+    keep: &'a BTreeSet<String>,
 }
 
 impl<'de> DeserializeSeed<'de> for ReportSeed<'_> {
@@ -248,6 +279,7 @@ impl<'de> Visitor<'de> for ReportSeed<'_> {
                     }
                     rounds = Some(map.next_value_seed(RoundsSeed {
                         refused: self.refused,
+                        keep: self.keep,
                     })?);
                 }
                 ReportField::Versions => {
@@ -299,6 +331,8 @@ impl<'de> Visitor<'de> for ReportSeed<'_> {
 /// no round).
 struct RoundsSeed<'a> {
     refused: &'a Refused,
+    /// The cases kept whole, by name (for the HTML diff's ladders).
+    keep: &'a BTreeSet<String>,
 }
 
 impl<'de> DeserializeSeed<'de> for RoundsSeed<'_> {
@@ -321,6 +355,7 @@ impl<'de> Visitor<'de> for RoundsSeed<'_> {
         let mut number = 1;
         while let Some(round) = seq.next_element_seed(RoundSeed {
             refused: self.refused,
+            keep: self.keep,
             number,
         })? {
             last = Some(round);
@@ -343,6 +378,8 @@ enum RoundField {
 /// One round: its cases, each reduced as it is read.
 struct RoundSeed<'a> {
     refused: &'a Refused,
+    /// The cases kept whole, by name (for the HTML diff's ladders).
+    keep: &'a BTreeSet<String>,
     /// The round's place in `rounds`, from 1 (as hangup numbers them).
     number: usize,
 }
@@ -378,6 +415,7 @@ impl<'de> Visitor<'de> for RoundSeed<'_> {
                     }
                     cases = Some(map.next_value_seed(CasesSeed {
                         refused: self.refused,
+                        keep: self.keep,
                         round: self.number,
                     })?);
                 }
@@ -397,6 +435,8 @@ impl<'de> Visitor<'de> for RoundSeed<'_> {
 /// before in the round, and reduced to what the diff compares.
 struct CasesSeed<'a> {
     refused: &'a Refused,
+    /// The cases kept whole, by name (for the HTML diff's ladders).
+    keep: &'a BTreeSet<String>,
     round: usize,
 }
 
@@ -417,7 +457,7 @@ impl<'de> Visitor<'de> for CasesSeed<'_> {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LastRound, A::Error> {
         let mut names = HashSet::new();
-        let mut cases = Vec::new();
+        let (mut cases, mut kept) = (Vec::new(), Vec::new());
         // The cases of a suite share their masks: compiled once for each
         // run of cases that do.
         let mut masks = Masks::default();
@@ -437,7 +477,9 @@ impl<'de> Visitor<'de> for CasesSeed<'_> {
                 };
             }
             let reduced = ComparedCase::masked_by(&case, &masks);
-            drop(case);
+            if self.keep.contains(&case.name) {
+                kept.push(case);
+            }
             if !names.insert(reduced.name.clone()) {
                 return refuse(
                     self.refused,
@@ -452,6 +494,7 @@ impl<'de> Visitor<'de> for CasesSeed<'_> {
         Ok(LastRound {
             cases,
             sweeps: Vec::new(),
+            kept,
         })
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use maud::{Markup, html};
 
 use crate::model::{Escaped, Outcome, Side};
-use crate::record::{Event, EventKind, Timeline};
+use crate::record::{Event, EventKind, StepId, Timeline};
 use crate::report::StepRef;
 use crate::report::timeline::{Fold, fold_plain_segments};
 
@@ -54,9 +54,20 @@ enum Row<'a> {
     },
 }
 
-/// The ladder of `timeline`, the events of `failed` (a side's failed
-/// step) highlighted.
-pub(super) fn ladder(timeline: &Timeline, failed: Option<&StepRef>) -> Markup {
+/// Which steps' events a ladder highlights: the failed step's, and the
+/// steps whose observations changed between two runs (a diff).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Marks<'a> {
+    /// The failed step (`.failing`).
+    pub(super) failed: Option<&'a StepRef>,
+    /// The steps an observation of changed at (`.changed`).
+    pub(super) changed: &'a [(Side, StepId)],
+}
+
+/// The ladder of `timeline`, the events of the steps in `marks`
+/// highlighted.
+pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
+    let failed = marks.failed;
     let columns: Vec<Side> = Side::ALL
         .into_iter()
         .filter(|side| {
@@ -196,7 +207,8 @@ pub(super) fn ladder(timeline: &Timeline, failed: Option<&StepRef>) -> Markup {
                         @let errno = matches!(&event.kind, EventKind::Call { result, .. } if matches!(result.outcome, Outcome::Errno(_)))
                             || matches!(&event.kind, EventKind::Traced { call } if matches!(call.result.outcome, Outcome::Errno(_)));
                         @let step_failed = failing_step.is_some_and(|(side, step)| event.side == Some(side) && event.kind.step() == Some(step));
-                        g.event.(class).errno[errno].failing[step_failed] {
+                        @let step_changed = marks.changed.iter().any(|(side, step)| event.side == Some(*side) && event.kind.step() == Some(*step));
+                        g.event.(class).errno[errno].failing[step_failed].changed[step_changed] {
                             title { (ms(event.at)) " ms: " (text) }
                             text.time x=(TIME - 8) y=(ry) text-anchor="end" { (ms(event.at)) }
                             text x=(x) y=(ry) text-anchor=(anchor) { (short(text, TEXT_CHARS)) }

@@ -13,7 +13,10 @@
 //! script puts it in place when the case is opened (a click, or a link to
 //! `#case-...`).
 
+mod diff;
 mod ladder;
+
+pub use diff::{ChangedCase, DiffView, diff_page};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -66,10 +69,17 @@ impl RunInfo {
     }
 }
 
-/// The page for `cases` (one round's) and their sweeps' `matrices`; the
-/// artifact links are written relative to `page`'s folder when the
+/// The page for `cases` (one round's), their sweeps' `matrices`, and
+/// the differences between a program's two versions when the run
+/// compared them (`versions`); the artifact links are written relative to `page`'s folder when the
 /// artifacts sit below it.
-pub fn page(cases: &[CaseReport], matrices: &[Matrix], run: &RunInfo, page: &Path) -> String {
+pub fn page(
+    cases: &[CaseReport],
+    matrices: &[Matrix],
+    versions: Option<&DiffView<'_>>,
+    run: &RunInfo,
+    page: &Path,
+) -> String {
     let here = page.parent().map(Path::to_path_buf).unwrap_or_default();
     let count = |f: fn(&CaseReport) -> bool| cases.iter().filter(|c| f(c)).count();
     let passed = count(CaseReport::passed);
@@ -83,25 +93,8 @@ pub fn page(cases: &[CaseReport], matrices: &[Matrix], run: &RunInfo, page: &Pat
     suites.dedup();
     suites.sort_unstable();
     suites.dedup();
-    let markup = html! {
-        (DOCTYPE)
-        html lang="en" {
-            head {
-                meta charset="utf-8";
-                meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "hangup: " (passed) " passed, " (failed) " failed, " (errors) " errors" }
-                style { (PreEscaped(STYLE)) }
-            }
-            body {
-                // The arrowhead every ladder's segments end with, defined
-                // once for the page.
-                svg.defs width="0" height="0" aria-hidden="true" {
-                    defs {
-                        marker #arrowhead viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse" {
-                            path d="M 0 0 L 10 5 L 0 10 z" {}
-                        }
-                    }
-                }
+    let title = format!("hangup: {passed} passed, {failed} failed, {errors} errors");
+    let content = html! {
                 header {
                     h1 { "hangup run" }
                     p.summary {
@@ -124,6 +117,13 @@ pub fn page(cases: &[CaseReport], matrices: &[Matrix], run: &RunInfo, page: &Pat
                         section #sweeps {
                             h2 { "Sweeps" }
                             @for matrix in matrices { (matrix_table(matrix)) }
+                        }
+                    }
+                    @if let Some(view) = versions {
+                        section #versions {
+                            h2 { "Versions compared" }
+                            (diff::summary(view))
+                            (diff::sections(view, &here))
                         }
                     }
                     section #cases {
@@ -168,11 +168,38 @@ pub fn page(cases: &[CaseReport], matrices: &[Matrix], run: &RunInfo, page: &Pat
                         @for case in &order { (case_details(case, &here)) }
                     }
                 }
+    };
+    document(&title, content)
+}
+
+/// A whole page: `title`, the style, the arrowhead every ladder uses,
+/// `content` (its header and main), the script.
+fn document(title: &str, content: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                // The arrowhead every ladder's segments end with, defined
+                // once for the page.
+                svg.defs width="0" height="0" aria-hidden="true" {
+                    defs {
+                        marker #arrowhead viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse" {
+                            path d="M 0 0 L 10 5 L 0 10 z" {}
+                        }
+                    }
+                }
+                (content)
                 script { (PreEscaped(SCRIPT)) }
             }
         }
-    };
-    markup.into_string()
+    }
+    .into_string()
 }
 
 /// A case's `status` word: `passed`, `failed` (an expectation did not
@@ -229,18 +256,25 @@ fn case_details(case: &CaseReport, here: &Path) -> Markup {
             template {
                 @if let Some(failure) = failure { (failure_box(failure)) }
                 @if let CaseStatus::Ignored { reason } = &case.status { p { "Skipped: " (Escaped(reason)) } }
-                @if let Some(dir) = &case.artifacts {
-                    p.artifacts {
-                        "Artifacts: "
-                        @for file in ["capture.pcap", "program.log", "timeline.txt", "case.log"] {
-                            a href=(link(&dir.join(file), here)) { (file) } " "
-                        }
-                        a href=(link(dir, here)) { "folder" }
-                    }
-                }
+                (artifacts(case, here))
                 div.ladder-box {
-                    (ladder::ladder(&case.timeline, failure.and_then(|f| f.step.as_ref())))
+                    (ladder::ladder(&case.timeline, ladder::Marks { failed: failure.and_then(|f| f.step.as_ref()), changed: &[] }))
                 }
+            }
+        }
+    }
+}
+
+/// Links to a case's artifacts, when it kept them.
+fn artifacts(case: &CaseReport, here: &Path) -> Markup {
+    html! {
+        @if let Some(dir) = &case.artifacts {
+            p.artifacts {
+                "Artifacts: "
+                @for file in ["capture.pcap", "program.log", "timeline.txt", "case.log"] {
+                    a href=(link(&dir.join(file), here)) { (file) } " "
+                }
+                a href=(link(dir, here)) { "folder" }
             }
         }
     }

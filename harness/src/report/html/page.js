@@ -3,14 +3,16 @@
 // out only what is looked at. No library, nothing fetched.
 'use strict';
 (function () {
+  // The case table and its filters (a run's page; a diff page has none).
   const body = document.querySelector('#case-table tbody');
-  const rows = Array.from(body.rows);
+  const rows = body ? Array.from(body.rows) : [];
   const status = document.getElementById('filter-status');
   const suite = document.getElementById('filter-suite');
   const text = document.getElementById('filter-text');
   const shown = document.getElementById('shown');
 
   function filter() {
+    if (!body) return;
     const q = text.value.trim().toLowerCase();
     let n = 0;
     for (const row of rows) {
@@ -22,9 +24,11 @@
     }
     shown.textContent = n + ' of ' + rows.length + ' cases shown';
   }
-  status.addEventListener('change', filter);
-  suite.addEventListener('change', filter);
-  text.addEventListener('input', filter);
+  if (body) {
+    status.addEventListener('change', filter);
+    suite.addEventListener('change', filter);
+    text.addEventListener('input', filter);
+  }
 
   const order = { name: 1, duration: 1 };
   for (const button of document.querySelectorAll('#case-table th button[data-sort]')) {

@@ -8,7 +8,13 @@ use crate::record::EventKind;
 use crate::report::snapshot_tests::case;
 
 fn page_of(cases: &[CaseReport]) -> String {
-    page(cases, &[], &RunInfo::default(), Path::new("/tmp/page.html"))
+    page(
+        cases,
+        &[],
+        None,
+        &RunInfo::default(),
+        Path::new("/tmp/page.html"),
+    )
 }
 
 #[test]
@@ -75,4 +81,48 @@ fn failing_cases_come_first_and_the_failure_is_shown() {
     assert!(html.contains("1 failed"), "{html}");
     // The failing step's calls are marked in the ladder.
     assert!(html.contains("failing"), "{html}");
+}
+
+#[test]
+fn a_diff_page_shows_each_changed_case_s_differences_and_both_ladders() {
+    let base = case();
+    let mut new = case();
+    new.status = CaseStatus::Passed;
+    let differences = crate::report::diff::diff(
+        std::slice::from_ref(&base),
+        std::slice::from_ref(&new),
+        crate::suite::Tolerance::DEFAULT,
+    )
+    .expect("compared");
+    assert!(!differences.is_empty());
+    let accepted = std::collections::BTreeSet::from([differences[0].to_string()]);
+    let (bases, news) = (vec![base], vec![new]);
+    let view = DiffView::of_two_runs(
+        ("base</b>.json".into(), "new.json".into()),
+        Vec::new(),
+        &differences,
+        &[],
+        &accepted,
+        (&bases, &news),
+        Vec::new(),
+    );
+    let html = diff_page(
+        &view,
+        &["hangup".into(), "diff".into()],
+        Path::new("/tmp/d.html"),
+    );
+    // The case once, with a row per difference, the accepted one said so.
+    assert_eq!(html.matches("<details class=\"case\"").count(), 1, "{html}");
+    assert!(html.contains(&format!("id=\"{}\"", anchor(&bases[0].name))));
+    assert_eq!(html.matches("<tr class=\"accepted\"").count(), 1, "{html}");
+    assert_eq!(
+        html.matches("<tbody>").count(),
+        1,
+        "one table of differences: {html}"
+    );
+    // Both runs' ladders, side by side.
+    assert_eq!(html.matches("<div class=\"version\"").count(), 2);
+    assert_eq!(html.matches("<svg class=\"ladder\"").count(), 2);
+    assert!(!html.contains("base</b>"), "a path changed the page");
+    assert!(html.contains(&format!("{} differences", differences.len())));
 }
