@@ -2,7 +2,7 @@
 // compiled.sh compiles it with javac and runs the class, as a deployed
 // application runs.
 //
-//   GET /stream  streams 5 chunks of 1000 bytes, 100 ms apart: the headers
+//   GET /stream  streams 20 chunks of 1000 bytes, 100 ms apart: the headers
 //                with sendResponseHeaders(200, 0) (chunked), then each chunk
 //                written and flushed; a write that fails is logged as
 //                "client gone: <exception>", and the exchange closed.
@@ -23,7 +23,9 @@ import java.util.Arrays;
 import java.util.concurrent.Executors;
 
 public class Server {
-    static final int CHUNKS = 5;
+    // 2 s of stream: a client hanging up mid-stream whose thread waits
+    // for a CPU on a loaded machine still finds it running.
+    static final int CHUNKS = 20;
     static final int SIZE = 1000;
     static final long GAP_MS = 100;
 

@@ -791,6 +791,22 @@ fn a_congestion_control_the_kernel_lacks_is_never_loaded_for_it() {
 /// `released` after the program exited (a shutdown) cannot judge an fd
 /// table that went with it: it fails saying so, never passes on nothing.
 #[test]
+fn a_program_that_gives_up_after_a_failed_step_does_not_take_its_place() {
+    let (code, stdout, cases, dir) = run_broken("program_gives_up_after_a_failed_step.toml");
+    assert_eq!(code, Some(1), "{stdout}");
+    let case = &cases[0];
+    assert_eq!(case["kind"], "expectation", "{case}");
+    let summary = case["summary"].as_str().expect("summary");
+    assert!(
+        summary.contains("expected server CLOSE_WAIT, observed server ESTABLISHED"),
+        "{summary}"
+    );
+    // It was running when the check failed: nothing says its exit came first.
+    assert!(!summary.contains("before this"), "{summary}");
+    drop(dir);
+}
+
+#[test]
 fn released_after_the_program_exited_says_it_cannot_judge() {
     let (code, stdout, cases, dir) = run_broken("released_after_exit.toml");
     assert_eq!(code, Some(1), "{stdout}");

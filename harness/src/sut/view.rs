@@ -23,6 +23,10 @@ use crate::record::OpenFd;
 /// processes looking for one it has not signalled yet.
 const SIGNAL_ROUNDS: usize = 8;
 
+/// A task's flag, in /proc's `stat`, from the start of its exit
+/// (`include/linux/sched.h`).
+const PF_EXITING: u64 = 0x4;
+
 /// A view of a running program that any thread of the case may hold:
 /// `log` checks count its output lines, `released` checks read its fd
 /// table.
@@ -176,6 +180,28 @@ impl ProgramView {
                     .filter_map(|task| task.file_name().to_str()?.parse().ok())
             })
             .collect()
+    }
+
+    /// Whether the program and every process it started runs now, none of
+    /// them ending, as /proc says: none gone, a zombie, or in its exit
+    /// (`PF_EXITING` among its flags, set before the exit closes its
+    /// sockets). `false` when in doubt (a process whose first thread left
+    /// before the others looks like one ending).
+    pub fn running(&self) -> bool {
+        self.processes().iter().all(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    // After the name, which may hold spaces and parentheses:
+                    // the state, then ppid, pgrp, session, tty_nr, tpgid,
+                    // flags.
+                    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+                    let state = fields.next()?;
+                    let flags: u64 = fields.nth(5)?.parse().ok()?;
+                    Some(!matches!(state, "Z" | "X" | "x") && flags & PF_EXITING == 0)
+                })
+                .unwrap_or(false)
+        })
     }
 
     /// Whether every thread of the program and of the processes it started

@@ -328,9 +328,18 @@ impl Shared {
     /// Records the case's first failure and stops it. A failure while the
     /// program under test had already ended on its own says so: its exit
     /// is likely the cause (a refused connect, a reset).
+    ///
+    /// A failure while the program runs, none of its processes ending, is
+    /// not its exit's doing: it does not wait to learn of an exit. Waiting
+    /// let an exit the failure itself provoked take its place: a script
+    /// stuck on a failing check kept a client program waiting for its
+    /// answer, the client gave up and exited 1 during the wait, and the
+    /// case was reported as the program's exit, its cause unsaid.
     fn fail(&self, mut failure: Failure) {
         let ended = match (self.program.get().map(|(view, _)| view), failure.kind) {
-            (Some(program), kind) if kind != FailureKind::Program && !self.stopping() => {
+            (Some(program), kind)
+                if kind != FailureKind::Program && !self.stopping() && !program.running() =>
+            {
                 program.exit_within(PROGRAM_EXIT_GRACE)
             }
             _ => None,
