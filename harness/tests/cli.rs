@@ -377,7 +377,7 @@ fn sigint_stops_the_run_and_still_writes_complete_reports() {
     let suite = dir.path().join("long.toml");
     std::fs::write(
         &suite,
-        format!("[[case]]\nname = \"sleeps\"\ndeadline = \"60s\"\n{WAITING_PROGRAM}client = [{{ connect = 8080 }}, {{ sleep = \"30s\" }}]\n\n\
+        format!("[[case]]\nname = \"sleeps\"\ndeadline = \"60s\"\n{WAITING_PROGRAM}client = [{{ connect = 8080, expect = \"ECONNREFUSED\" }}, {{ sleep = \"30s\" }}]\n\n\
          [[case]]\nname = \"quick_a\"\nclient = [{{ connect = 8080, expect = \"ECONNREFUSED\" }}]\n\n\
          [[case]]\nname = \"quick_b\"\nclient = [{{ connect = 8080, expect = \"ECONNREFUSED\" }}]\n"),
     )
