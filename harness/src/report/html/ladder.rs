@@ -9,6 +9,7 @@
 //! report does); a lost one stops half way at an X naming its fault; a
 //! gap in time longer than [`GAP`] is folded into one marked row.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use maud::{Markup, html};
@@ -84,7 +85,23 @@ pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
     let mut rows: Vec<(u32, Row<'_>, bool)> = Vec::new();
     let mut gaps: Vec<(u32, Duration)> = Vec::new();
     let mut notes: Vec<(u32, String)> = Vec::new();
-    let mut y = ROW * 2;
+    // Each side's host, by the address its segments came from: named
+    // under the side when the sides are on different hosts (a case with
+    // a second host joined by a veth pair), so two hosts read as two.
+    let hosts: Vec<Option<IpAddr>> = columns
+        .iter()
+        .map(|side| {
+            timeline.events.iter().find_map(|e| match e.kind {
+                EventKind::Packet { from, .. } if e.side == Some(*side) => Some(from.ip()),
+                _ => None,
+            })
+        })
+        .collect();
+    let known: Vec<IpAddr> = hosts.iter().flatten().copied().collect();
+    let two_hosts = known.windows(2).any(|w| w[0] != w[1]);
+    // The header: the sides' names, and their hosts under them.
+    let top = if two_hosts { ROW + 12 } else { ROW };
+    let mut y = top + ROW;
     let mut last_at: Option<Duration> = None;
     let mut fold_row = 0;
     for (i, event) in timeline.events.iter().enumerate() {
@@ -156,7 +173,12 @@ pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
             // as an open element that takes in what follows.
             @for (column, side) in columns.iter().enumerate() {
                 text.side x=(x_of(column)) y=(ROW) text-anchor="middle" { (side.name()) }
-                line.lifeline x1=(x_of(column)) y1=(ROW + 6) x2=(x_of(column)) y2=(height - ROW) {}
+                @if two_hosts {
+                    text.host x=(x_of(column)) y=(ROW + 13) text-anchor="middle" {
+                        @match hosts[column] { Some(ip) => { "host " (ip) }, None => "host ?" }
+                    }
+                }
+                line.lifeline x1=(x_of(column)) y1=(top + 6) x2=(x_of(column)) y2=(height - ROW) {}
             }
             text.time x=(TIME - 8) y=(ROW) text-anchor="end" { "ms" }
             @for (gy, gap) in &gaps {

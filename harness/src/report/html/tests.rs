@@ -126,3 +126,24 @@ fn a_diff_page_shows_each_changed_case_s_differences_and_both_ladders() {
     assert!(!html.contains("base</b>"), "a path changed the page");
     assert!(html.contains(&format!("{} differences", differences.len())));
 }
+
+#[test]
+fn sides_on_two_hosts_are_named_by_their_hosts() {
+    let one = page_of(&[case()]);
+    assert!(!one.contains("class=\"host\""), "one host named as two");
+    let mut two = case();
+    for event in &mut two.timeline.events {
+        if let EventKind::Packet { from, to, .. } = &mut event.kind {
+            let client = event.side == Some(crate::model::Side::Client);
+            let (a, b): (std::net::IpAddr, std::net::IpAddr) = (
+                "198.18.0.1".parse().expect("ip"),
+                "198.18.0.2".parse().expect("ip"),
+            );
+            from.set_ip(if client { a } else { b });
+            to.set_ip(if client { b } else { a });
+        }
+    }
+    let html = page_of(&[two]);
+    assert!(html.contains(">host 198.18.0.1<"), "{html}");
+    assert!(html.contains(">host 198.18.0.2<"), "{html}");
+}
