@@ -1,10 +1,10 @@
 //! The page in a real headless Chromium, driven over WebDriver
 //! (chromedriver): it loads with no console error, a click on the failing
 //! case shows its ladder and its failing step, a sweep cell opens its
-//! case's ladder with one arrow per captured segment, and the status
-//! filter hides the passing cases. Screenshots of each view are written to
-//! `HANGUP_SCREENSHOTS` (a folder; CI keeps it as an artifact), else to
-//! the test's temp folder.
+//! case's ladder with one arrow per captured segment, the status filter
+//! hides the passing cases, and a case opens by keyboard. Screenshots of
+//! each view are written to `HANGUP_SCREENSHOTS` (a folder; CI keeps it
+//! as an artifact), else to the test's temp folder.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
@@ -25,6 +25,8 @@ use serde_json::json;
 /// The failing case of the run, and one sweep cell, as the page names them.
 const FAILING: &str = "state_within::server_never_releases";
 const CELL: &str = "sweep_slow::while_it_works::request_sent::abort";
+/// A case opened by keyboard.
+const KEYBOARD: &str = "s02_read_timeout_mid_stream::client_times_out_then_server_write_fails";
 
 /// A chromedriver of our own, on a port of the host's loopback it picked,
 /// in a process group of its own with the browsers it starts: dropped,
@@ -287,6 +289,20 @@ async fn drive(
         .map_err(fail("its text"))?;
     assert_eq!(said, format!("1 of {} cases shown", rows.len()));
     shot(client, shots, "5-filtered.png").await?;
+
+    // By keyboard alone: Enter on a closed case's summary opens it, its
+    // ladder put in place.
+    let closed = client
+        .find(Locator::Css(&format!(
+            "details.case[id=\"case-{KEYBOARD}\"] > summary"
+        )))
+        .await
+        .map_err(fail("a closed case's summary"))?;
+    closed
+        .send_keys(&char::from(fantoccini::key::Key::Enter).to_string())
+        .await
+        .map_err(fail("Enter on it"))?;
+    opened(client, KEYBOARD).await?;
 
     console_is_clean(client).await
 }
