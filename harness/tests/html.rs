@@ -39,16 +39,23 @@ fn id(name: &str) -> String {
     format!("case-{name}")
 }
 
-#[test]
-fn the_page_draws_every_captured_segment_and_opens_a_failing_case_in_a_browser() {
+/// A run of `suites` (paths from the repository's root) with its page
+/// and its JSON report, and its artifacts, in a temp folder: the folder,
+/// the page's path, the JSON's and the run's output.
+fn run_with_page(
+    suites: &[&str],
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    std::process::Output,
+) {
     let dir = tempfile::tempdir().expect("temp dir");
     let html = dir.path().join("run.html");
     let json = dir.path().join("run.json");
     let out = Command::new(env!("CARGO_BIN_EXE_hangup"))
         .arg("run")
-        .arg(repo("suites/s02_read_timeout_mid_stream.toml"))
-        .arg(repo("harness/tests/broken/state_within.toml"))
-        .arg(repo("fixtures/suites/sweep_slow.toml"))
+        .args(suites.iter().map(|s| repo(s)))
         .arg("--html")
         .arg(&html)
         .arg("--json")
@@ -57,6 +64,16 @@ fn the_page_draws_every_captured_segment_and_opens_a_failing_case_in_a_browser()
         .arg(dir.path())
         .output()
         .expect("run hangup");
+    (dir, html, json, out)
+}
+
+#[test]
+fn the_page_draws_every_captured_segment_and_opens_a_failing_case_in_a_browser() {
+    let (dir, html, json, out) = run_with_page(&[
+        "suites/s02_read_timeout_mid_stream.toml",
+        "harness/tests/broken/state_within.toml",
+        "fixtures/suites/sweep_slow.toml",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "one broken case: {stdout}");
     let page = std::fs::read_to_string(&html).expect("the page");
@@ -101,20 +118,8 @@ fn the_page_draws_every_captured_segment_and_opens_a_failing_case_in_a_browser()
 /// opens to its differences and its two ladders side by side.
 #[test]
 fn the_page_of_two_versions_shows_the_changed_cell_side_by_side() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let html = dir.path().join("run.html");
-    let json = dir.path().join("run.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_hangup"))
-        .arg("run")
-        .arg(repo("harness/tests/versions/sweep_stream_or_leaky.toml"))
-        .arg("--html")
-        .arg(&html)
-        .arg("--json")
-        .arg(&json)
-        .arg("--artifacts")
-        .arg(dir.path())
-        .output()
-        .expect("run hangup");
+    let (dir, html, json, out) =
+        run_with_page(&["harness/tests/versions/sweep_stream_or_leaky.toml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "leaky fails a cell: {stdout}");
     let bytes = std::fs::read(&json).expect("the JSON report");

@@ -290,6 +290,8 @@ async fn drive(
     assert_eq!(said, format!("1 of {} cases shown", rows.len()));
     shot(client, shots, "5-filtered.png").await?;
 
+    contrast_suffices(client).await?;
+
     // By keyboard alone: Enter on a closed case's summary opens it, its
     // ladder put in place.
     let closed = client
@@ -305,6 +307,51 @@ async fn drive(
     opened(client, KEYBOARD).await?;
 
     console_is_clean(client).await
+}
+
+/// Every status word, count, matrix cell and ladder text shown has a
+/// contrast of at least 4.5:1 (WCAG AA for text) against the background
+/// it is drawn on, as the browser computes their colours.
+async fn contrast_suffices(client: &Client) -> Result<(), String> {
+    let script = r#"
+        function rgb(c) { return (c.match(/[\d.]+/g) || []).map(Number); }
+        function lum(c) {
+            const [r, g, b] = rgb(c).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+            return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+        }
+        function background(el) {
+            for (let e = el; e; e = e.parentElement) {
+                const c = getComputedStyle(e).backgroundColor;
+                const parts = rgb(c);
+                if (parts.length === 3 || (parts.length === 4 && parts[3] > 0)) return c;
+            }
+            return 'rgb(255, 255, 255)';
+        }
+        const out = [];
+        let checked = 0;
+        const items = document.querySelectorAll(
+            '.status, .count, table.matrix td a, details.case[open] svg.ladder text, .muted');
+        for (const el of items) {
+            if (!el.getClientRects().length) continue;
+            const style = getComputedStyle(el);
+            const fg = el instanceof SVGElement ? style.fill : style.color;
+            const a = lum(fg), b = lum(background(el));
+            const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+            checked += 1;
+            if (ratio < 4.5) out.push(el.textContent.slice(0, 40) + ': ' + fg + ' on ' + background(el) + ' = ' + ratio.toFixed(2));
+        }
+        return { checked: checked, low: out };
+    "#;
+    let found = client
+        .execute(script, vec![])
+        .await
+        .map_err(|e| format!("the contrast: {e}"))?;
+    assert!(
+        found["checked"].as_u64().is_some_and(|n| n > 20),
+        "too few texts checked: {found}"
+    );
+    assert_eq!(found["low"], json!([]), "texts below 4.5:1");
+    Ok(())
 }
 
 /// Nothing went wrong on the console so far: no error, no warning.
