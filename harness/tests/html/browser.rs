@@ -39,10 +39,14 @@ struct Driver {
 
 impl Driver {
     /// Starts chromedriver and waits for the line that names its port;
-    /// `None` when the machine has none.
-    fn start() -> Option<Driver> {
+    /// `None` when the machine has none. It and the browsers it starts
+    /// keep their temporary files in `tmp` (`TMPDIR`): a browser killed
+    /// mid-cleanup leaves its scratch folders there, not in the machine's
+    /// temp folder.
+    fn start(tmp: &Path) -> Option<Driver> {
         let mut child = Command::new("chromedriver")
             .arg("--port=0")
+            .env("TMPDIR", tmp)
             .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -117,8 +121,10 @@ pub enum Page<'a> {
 /// under `CI`, which must have them.
 pub fn check_the_page(page: &Path, what: Page<'_>, scratch: &Path) {
     let browser = browser();
+    let tmp = scratch.join("browser-tmp");
+    std::fs::create_dir_all(&tmp).expect("the browser's temp folder");
     let driver = if browser.is_some() {
-        Driver::start()
+        Driver::start(&tmp)
     } else {
         None
     };
