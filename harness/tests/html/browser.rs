@@ -296,6 +296,23 @@ async fn drive(
     assert_eq!(said, format!("1 of {} cases shown", rows.len()));
     shot(client, shots, "5-filtered.png").await?;
 
+    // The key to the ladder's notation opens, and says what a call's
+    // number is (the first thing a reader new to hangup asked).
+    client
+        .find(Locator::Css("details.legend > summary"))
+        .await
+        .map_err(fail("the ladder's key"))?
+        .click()
+        .await
+        .map_err(fail("open it"))?;
+    let key = client
+        .find(Locator::Css("details.legend dl"))
+        .await
+        .map_err(fail("its list"))?;
+    assert!(key.is_displayed().await.map_err(fail("shown"))?);
+    let said = key.text().await.map_err(fail("its text"))?;
+    assert!(said.contains("counted in that side's list"), "{said}");
+
     contrast_suffices(client).await?;
 
     // By keyboard alone: Enter on a closed case's summary opens it, its

@@ -15,6 +15,7 @@
 
 mod diff;
 mod ladder;
+mod legend;
 
 pub use diff::{ChangedCase, DiffView, diff_page};
 
@@ -165,6 +166,7 @@ pub fn page(
                     }
                     section #details {
                         h2 { "Each case" }
+                        (legend::legend())
                         @for case in &order { (case_details(case, &here)) }
                     }
                 }
