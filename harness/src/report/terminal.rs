@@ -11,6 +11,35 @@ use crate::model::Escaped;
 use crate::verdict::millis;
 
 impl CaseReport {
+    /// The failure in one line, for test runners that show one line per
+    /// failing test (cargo-nextest's JUnit `message`): the case, its
+    /// failed step and where it is written, expected and observed; the
+    /// summary where no step or no comparison failed. `None` for a case
+    /// that did not fail. Escaped, so it stays one line.
+    pub fn headline(&self) -> Option<String> {
+        let CaseStatus::Failed(failure) = &self.status else {
+            return None;
+        };
+        let mut line = format!("{}: ", Escaped(&self.name));
+        if let Some(step) = &failure.step {
+            line.push_str(&format!(
+                "{} step {} at {}: ",
+                step.side,
+                step.step.index,
+                Escaped(&step.location)
+            ));
+        }
+        match &failure.mismatch {
+            Some(mismatch) => line.push_str(&format!(
+                "expected {}, observed {}",
+                Escaped(&mismatch.expected),
+                Escaped(&mismatch.observed)
+            )),
+            None => line.push_str(&Escaped(&failure.summary).to_string()),
+        }
+        Some(line)
+    }
+
     /// The failure as people read it: what, expected, observed, the
     /// program's last output, the timeline; empty for a case that did not
     /// fail.
@@ -157,5 +186,18 @@ mod tests {
             assert!(text.contains(part), "{part:?} missing from:\n{text}");
         }
         assert_eq!(report(CaseStatus::Passed).render_failure(), "");
+    }
+
+    #[test]
+    fn a_failure_in_one_line_says_expected_and_observed() {
+        assert_eq!(
+            report(failed()).headline().as_deref(),
+            Some("s::c: expected EOF, observed ok, 5 bytes")
+        );
+        let mut odd = report(failed());
+        odd.name = "s::c\nforged".into();
+        let line = odd.headline().unwrap_or_default();
+        assert_eq!(line.lines().count(), 1, "{line:?}");
+        assert_eq!(report(CaseStatus::Passed).headline(), None);
     }
 }

@@ -23,6 +23,16 @@
 //! `HANGUP_SUITES` overrides it. `HANGUP_JUNIT=path` also writes JUnit XML,
 //! and `HANGUP_HTML=path` the run's page (as `hangup run --html`).
 //!
+//! Under cargo-nextest a failing case also writes its [headline] to
+//! stderr as `Error: <headline>`: nextest fills a JUnit `<failure>`'s
+//! `message` only from a line it recognises on stderr (a panic's
+//! `thread '...' panicked at`, or a line starting `Error: `, as a test
+//! returning `Err` prints), and libtest-mimic writes a failure to stdout.
+//! Under plain `cargo test` nothing more is written: the failure is
+//! already shown whole.
+//!
+//! [headline]: crate::report::CaseReport::headline
+//!
 //! A trial's name is the case's test name [`Escaped`] (a suite's name is
 //! its file's, which may hold a newline or ESC): libtest-mimic prints it
 //! as it is, and `--list` must print one name a line for nextest. A filter
@@ -148,6 +158,7 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
                 let outcome = if report.passed() {
                     Ok(())
                 } else {
+                    tell_nextest(&report);
                     Err(Failed::from(report.render_failure()))
                 };
                 if let Ok(mut all) = collected.lock() {
@@ -203,6 +214,17 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
         conclusion.exit_code()
     } else {
         ExitCode::from(101)
+    }
+}
+
+/// Writes a failed case's one line for cargo-nextest (see the module's
+/// docs), when nextest runs this process: it sets `NEXTEST=1` in every test
+/// process it starts.
+fn tell_nextest(report: &crate::report::CaseReport) {
+    if std::env::var_os("NEXTEST").is_some_and(|v| v == "1") {
+        if let Some(line) = report.headline() {
+            eprintln!("Error: {line}");
+        }
     }
 }
 
