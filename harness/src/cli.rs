@@ -82,6 +82,11 @@ enum Command {
         /// prints them; any other fails the run.
         #[arg(long, value_name = "FILE")]
         accept: Option<PathBuf>,
+        /// Run the cases whose program needs a command this machine does
+        /// not have (its `requires`), so that they fail, instead of
+        /// skipping them; also under `CI` or with `HANGUP_REQUIRE=1`.
+        #[arg(long)]
+        require: bool,
     },
     /// Validate suites without running them.
     Check {
@@ -177,6 +182,7 @@ pub fn main() -> ExitCode {
             soak,
             allow_empty,
             accept,
+            require,
         } => {
             let accepted = match accept.as_deref() {
                 None => Default::default(),
@@ -213,7 +219,7 @@ pub fn main() -> ExitCode {
             };
             // Suites are read first (no threads needed), so an invalid one is
             // reported as such even where namespaces cannot be had.
-            let suites = match load_valid(&paths) {
+            let suites = match load_valid(&paths, runner::Requirements::from_env(require)) {
                 Ok(suites) => suites,
                 Err(code) => return code,
             };
@@ -302,8 +308,11 @@ fn enter_user_namespace() -> Result<hangup::sandbox::Privileges, ExitCode> {
 }
 
 /// Every suite under `paths`, or exit code 2 after printing every error.
-fn load_valid(paths: &[PathBuf]) -> Result<Vec<hangup::suite::Suite>, ExitCode> {
-    let (suites, errors) = runner::load_suites(paths);
+fn load_valid(
+    paths: &[PathBuf],
+    requirements: runner::Requirements,
+) -> Result<Vec<hangup::suite::Suite>, ExitCode> {
+    let (suites, errors) = runner::load_suites(paths, requirements);
     if errors.is_empty() {
         return Ok(suites);
     }
@@ -512,6 +521,9 @@ fn run(
             "\n{}",
             report::soak::render(&report::soak::figures(&rounds))
         );
+    }
+    if let Some(skipped) = report::skipped_lines(last) {
+        out!("\n{}", skipped.trim_end());
     }
     let all: Vec<CaseReport> = rounds.into_iter().flatten().collect();
     if plan.repeat > 1 {
@@ -809,7 +821,8 @@ fn diff(
 }
 
 fn check(paths: &[PathBuf]) -> ExitCode {
-    let (suites, errors) = runner::load_suites(paths);
+    // Validation only: nothing is run, so nothing is skipped either.
+    let (suites, errors) = runner::load_suites(paths, runner::Requirements::Enforced);
     for err in &errors {
         err!("{err}");
     }

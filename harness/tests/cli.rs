@@ -989,3 +989,47 @@ fn a_status_line_counts_the_run_on_a_terminal_only() {
     let piped = hangup(&["run", suite.to_str().expect("utf-8 path")]);
     assert!(!text(&piped.stdout).contains("running,"));
 }
+
+/// A case whose program needs a command this machine lacks is skipped and
+/// named at the end with what to install, so "0 failed" cannot hide it;
+/// `--require` (as `CI` and `HANGUP_REQUIRE=1`) runs it, and it fails.
+#[test]
+fn a_case_missing_its_requirement_is_named_or_with_require_fails() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let suite = dir.path().join("needs.toml");
+    std::fs::write(
+        &suite,
+        "[program]\nrun = [\"hangup-no-such-command\"]\nport = 8080\n\
+         requires = [\"hangup-no-such-command\"]\ninstall = \"apt-get install nothing\"\n\n\
+         [[case]]\nname = \"c\"\nclient = [{ connect = 8080 }]\n",
+    )
+    .expect("write suite");
+    let run = |extra: &[&str], require_env: bool| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hangup"));
+        cmd.arg("run").args(extra).arg(&suite);
+        cmd.env_remove("CI").env_remove("HANGUP_REQUIRE");
+        if require_env {
+            cmd.env("HANGUP_REQUIRE", "1");
+        }
+        cmd.output().expect("run hangup")
+    };
+    let out = run(&[], false);
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(
+            "skipped (not run, so not tested):\n  needs::c: needs `hangup-no-such-command`, which is not installed here; install it with `apt-get install nothing`"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("0 passed, 0 failed, 1 skipped\n"),
+        "{stdout}"
+    );
+    for out in [run(&["--require"], false), run(&[], true)] {
+        let stdout = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{stdout}");
+        assert!(stdout.ends_with("0 passed, 1 failed\n"), "{stdout}");
+        assert!(!stdout.contains("skipped"), "{stdout}");
+    }
+}

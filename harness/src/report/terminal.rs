@@ -100,6 +100,38 @@ pub fn summary_line(reports: &[CaseReport]) -> String {
     }
 }
 
+/// How many skipped cases [`skipped_lines`] names before it counts the
+/// rest: a folder of examples skipped on a bare machine stays one screen.
+const SKIPPED_NAMED: usize = 20;
+
+/// The skipped cases, each named with why (a missing requirement says
+/// what to install), so that a run ending in "0 failed" cannot hide that
+/// its suites did not run; `None` when none was skipped.
+pub fn skipped_lines(reports: &[CaseReport]) -> Option<String> {
+    let skipped: Vec<(&CaseReport, &str)> = reports
+        .iter()
+        .filter_map(|r| match &r.status {
+            CaseStatus::Ignored { reason } => Some((r, reason.as_str())),
+            _ => None,
+        })
+        .collect();
+    if skipped.is_empty() {
+        return None;
+    }
+    let mut out = String::from("skipped (not run, so not tested):\n");
+    for (report, reason) in skipped.iter().take(SKIPPED_NAMED) {
+        out.push_str(&format!(
+            "  {}: {}\n",
+            Escaped(&report.name),
+            Escaped(reason)
+        ));
+    }
+    if skipped.len() > SKIPPED_NAMED {
+        out.push_str(&format!("  and {} more\n", skipped.len() - SKIPPED_NAMED));
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -186,6 +218,28 @@ mod tests {
             assert!(text.contains(part), "{part:?} missing from:\n{text}");
         }
         assert_eq!(report(CaseStatus::Passed).render_failure(), "");
+    }
+
+    #[test]
+    fn skipped_cases_are_named_with_why_up_to_a_bound() {
+        assert_eq!(skipped_lines(&[report(CaseStatus::Passed)]), None);
+        let one = skipped_lines(&[report(CaseStatus::Ignored {
+            reason: "needs `uvicorn`\x1b[2J".into(),
+        })]);
+        assert_eq!(
+            one.as_deref(),
+            Some("skipped (not run, so not tested):\n  s::c: needs `uvicorn`\\u{1b}[2J\n")
+        );
+        let many: Vec<CaseReport> = (0..SKIPPED_NAMED + 3)
+            .map(|_| {
+                report(CaseStatus::Ignored {
+                    reason: "slow".into(),
+                })
+            })
+            .collect();
+        let text = skipped_lines(&many).unwrap_or_default();
+        assert_eq!(text.lines().count(), 1 + SKIPPED_NAMED + 1, "{text}");
+        assert!(text.ends_with("  and 3 more\n"), "{text}");
     }
 
     #[test]

@@ -542,20 +542,48 @@ pub fn ensure_file_descriptors(jobs: usize) -> Result<(), String> {
     ))
 }
 
+/// What a run does with a case whose program needs a command this machine
+/// does not have (its `requires`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requirements {
+    /// Skip it, saying what is missing and how to install it: a newcomer
+    /// runs the bundled suites on a bare machine and sees what runs.
+    SkipMissing,
+    /// Run it, so that it fails when its program cannot start: where a
+    /// skipped case would pass a run that tested nothing (CI).
+    Enforced,
+}
+
+impl Requirements {
+    /// [`Requirements::Enforced`] when asked (`hangup run --require`), under
+    /// `CI` (CI installs what the suites need), or with `HANGUP_REQUIRE=1`
+    /// (the same for `cargo test`); else skipping.
+    pub fn from_env(require: bool) -> Requirements {
+        let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty() && v != "0");
+        if require || set("CI") || set("HANGUP_REQUIRE") {
+            Requirements::Enforced
+        } else {
+            Requirements::SkipMissing
+        }
+    }
+}
+
 /// Loads every suite under `paths`; returns the suites that are valid and
 /// the errors of the rest, each already rendered with file:line:col.
-pub fn load_suites(paths: &[PathBuf]) -> (Vec<Suite>, Vec<crate::suite::SuiteError>) {
+pub fn load_suites(
+    paths: &[PathBuf],
+    requirements: Requirements,
+) -> (Vec<Suite>, Vec<crate::suite::SuiteError>) {
     let files = match crate::suite::discover(paths) {
         Ok(files) => files,
         Err(err) => return (Vec::new(), vec![err]),
     };
     let mut suites = Vec::new();
     let mut errors = Vec::new();
-    let in_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty());
     for file in files {
         match crate::suite::load_named(&file) {
             Ok(mut suite) => {
-                if !in_ci {
+                if requirements == Requirements::SkipMissing {
                     skip_what_cannot_run_here(&mut suite);
                 }
                 suites.push(suite)
@@ -567,9 +595,9 @@ pub fn load_suites(paths: &[PathBuf]) -> (Vec<Suite>, Vec<crate::suite::SuiteErr
 }
 
 /// Marks ignored the cases whose program needs a command this machine does
-/// not have, saying which and how to install it. (Under `CI` nothing is
-/// skipped: CI installs what the suites need, and a missing command fails
-/// the case when the program cannot start.)
+/// not have, saying which and how to install it. (When
+/// [`Requirements::Enforced`] nothing is skipped, and a missing command
+/// fails the case when the program cannot start.)
 fn skip_what_cannot_run_here(suite: &mut Suite) {
     for case in &mut suite.cases {
         let Some(program) = &case.program else {

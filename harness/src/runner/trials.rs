@@ -44,7 +44,7 @@ use std::sync::{Arc, Mutex};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
-use super::{RunOptions, load_suites, run_case};
+use super::{Requirements, RunOptions, load_suites, run_case};
 use crate::model::Escaped;
 use crate::report::{CaseReport, write_junit};
 
@@ -115,7 +115,7 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
             return ExitCode::from(2);
         }
     }
-    let (suites, errors) = load_suites(paths);
+    let (suites, errors) = load_suites(paths, Requirements::from_env(false));
     if let Some(why) = selects_nothing(&args, &suites, errors.is_empty()) {
         if std::env::var_os("HANGUP_ALLOW_EMPTY").is_none_or(|v| v.is_empty() || v == "0") {
             // Its filter is escaped where it is made.
