@@ -154,9 +154,25 @@ impl fmt::Display for Errno {
 }
 
 /// A name that is not an errno a socket call returns.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown errno `{0}`, expected one of {names}", names = Errno::known_names().collect::<Vec<_>>().join(", "))]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownErrno(pub String);
+
+/// The name meant when it is near one (`ECONRESET`), else every name.
+impl fmt::Display for UnknownErrno {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match super::nearest::nearest(&self.0, Errno::known_names()) {
+            Some(meant) => write!(f, "unknown errno `{}`: did you mean {meant}?", self.0),
+            None => write!(
+                f,
+                "unknown errno `{}`, expected one of {}",
+                self.0,
+                Errno::known_names().collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+}
+
+impl std::error::Error for UnknownErrno {}
 
 impl FromStr for Errno {
     type Err = UnknownErrno;
@@ -248,10 +264,16 @@ mod tests {
     }
 
     #[test]
-    fn a_typo_lists_the_names_it_could_be() {
+    fn a_typo_is_told_the_name_it_meant() {
         let err = "ECONRESET".parse::<Errno>().unwrap_err().to_string();
+        assert_eq!(err, "unknown errno `ECONRESET`: did you mean ECONNRESET?");
+    }
+
+    #[test]
+    fn a_name_near_none_lists_the_names_it_could_be() {
+        let err = "EFOO".parse::<Errno>().unwrap_err().to_string();
         assert!(
-            err.starts_with("unknown errno `ECONRESET`, expected one of EPIPE, ECONNRESET"),
+            err.starts_with("unknown errno `EFOO`, expected one of EPIPE, ECONNRESET"),
             "{err}"
         );
     }

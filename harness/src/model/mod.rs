@@ -1,6 +1,7 @@
 //! The shared vocabulary below everything else: errno, TCP state, the sides
 //! and their sockets, and how a call ended; and how text from outside is
-//! shown ([`Escaped`]).
+//! shown ([`Escaped`]), and which known name a mistyped one meant
+//! ([`nearest`]).
 //!
 //! Every other module speaks these words; this one imports none of them.
 //! The names are the ones the kernel and the scenario catalog
@@ -10,6 +11,7 @@
 pub mod errno;
 pub mod escaped;
 mod exit;
+pub mod nearest;
 mod outcome;
 pub mod packet;
 pub mod side;

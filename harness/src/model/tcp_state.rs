@@ -127,6 +127,10 @@ pub struct UnknownTcpState(pub String);
 
 impl fmt::Display for UnknownTcpState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names = TcpState::ALL.iter().map(|s| s.name());
+        if let Some(meant) = super::nearest::nearest(&self.0, names) {
+            return write!(f, "unknown TCP state `{}`: did you mean {meant}?", self.0);
+        }
         write!(f, "unknown TCP state `{}`, expected one of ", self.0)?;
         for (i, state) in TcpState::ALL.iter().enumerate() {
             if i > 0 {
@@ -250,10 +254,21 @@ mod tests {
     }
 
     #[rstest]
+    #[case("TIME-WAIT", "TIME_WAIT")]
+    #[case(" LISTEN", "LISTEN")]
+    #[case("ESTABLISHD", "ESTABLISHED")]
+    fn a_typo_is_told_the_state_it_meant(#[case] input: &str, #[case] meant: &str) {
+        let err = input.parse::<TcpState>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("unknown TCP state `{input}`: did you mean {meant}?")
+        );
+    }
+
+    #[rstest]
     #[case("")]
-    #[case("TIME-WAIT")]
-    #[case("NEW_SYN_RECV")]
-    #[case(" LISTEN")]
+    #[case("HALF_OPEN")]
+    #[case("nope")]
     fn unknown_names_list_the_known_ones(#[case] input: &str) {
         let err = input.parse::<TcpState>().unwrap_err();
         assert_eq!(err, UnknownTcpState(input.to_owned()));

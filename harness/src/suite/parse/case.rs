@@ -61,9 +61,19 @@ impl<'a> Reader<'a> {
                 "sweep" => sweeps = Some(value),
                 "program" => defaults.program = self.program(value, true),
                 "sysctl" => defaults.sysctls = self.sysctls(value),
-                other => self.problem(
+                other => self.unknown_key(
                     key.span(),
-                    format!("unknown key `{other}` at the top of a suite, expected one of `description`, `deadline`, `tolerance`, `sysctl`, `program`, `case`, `sweep`"),
+                    other,
+                    "at the top of a suite",
+                    &[
+                        "description",
+                        "deadline",
+                        "tolerance",
+                        "sysctl",
+                        "program",
+                        "case",
+                        "sweep",
+                    ],
                 ),
             }
         }
@@ -186,11 +196,17 @@ impl<'a> Reader<'a> {
                 }
                 "client" => {
                     side_keys[0] = Some(key.span());
-                    case.scripts.push(Script { side: Side::Client, steps: self.steps(Side::Client, value, false) })
+                    case.scripts.push(Script {
+                        side: Side::Client,
+                        steps: self.steps(Side::Client, value, false),
+                    })
                 }
                 "server" => {
                     side_keys[1] = Some(key.span());
-                    case.scripts.push(Script { side: Side::Server, steps: self.steps(Side::Server, value, false) })
+                    case.scripts.push(Script {
+                        side: Side::Server,
+                        steps: self.steps(Side::Server, value, false),
+                    })
                 }
                 "program" => case.program = self.program(value, false),
                 "topology" => {
@@ -204,10 +220,27 @@ impl<'a> Reader<'a> {
                         ),
                     }
                 }
-                "proxy" => case.scripts.push(Script { side: Side::Proxy, steps: self.steps(Side::Proxy, value, false) }),
-                other => self.problem(
+                "proxy" => case.scripts.push(Script {
+                    side: Side::Proxy,
+                    steps: self.steps(Side::Proxy, value, false),
+                }),
+                other => self.unknown_key(
                     key.span(),
-                    format!("unknown key `{other}` in a case, expected one of `name`, `description`, `ignore`, `deadline`, `tolerance`, `sysctl`, `topology`, `program`, `client`, `server`, `proxy`"),
+                    other,
+                    "in a case",
+                    &[
+                        "name",
+                        "description",
+                        "ignore",
+                        "deadline",
+                        "tolerance",
+                        "sysctl",
+                        "topology",
+                        "program",
+                        "client",
+                        "server",
+                        "proxy",
+                    ],
                 ),
             }
         }

@@ -224,6 +224,22 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// A key a table does not take: the one meant, when it is near one
+    /// (`nmae` in a case is `name`), else every key `in_what` takes.
+    fn unknown_key(&mut self, span: Range<usize>, key: &str, in_what: &str, keys: &[&str]) {
+        let message = match crate::model::nearest::nearest(key, keys.iter().copied()) {
+            Some(meant) => format!("unknown key `{key}` {in_what}: did you mean `{meant}`?"),
+            None => {
+                let all: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+                format!(
+                    "unknown key `{key}` {in_what}, expected one of {}",
+                    all.join(", ")
+                )
+            }
+        };
+        self.problem(span, message);
+    }
+
     fn toml_problem(&mut self, err: toml::de::Error, fallback: Range<usize>) {
         let span = err.span().unwrap_or(fallback);
         self.problem(span, expected_first(err.message().trim_end()));

@@ -9,6 +9,7 @@ use toml::Spanned;
 use toml::de::DeValue;
 
 use super::Reader;
+use crate::model::nearest::nearest;
 use crate::model::{Link, Side};
 use crate::suite::action::values::outcomes;
 use crate::suite::action::{
@@ -238,10 +239,13 @@ impl<'a> Reader<'a> {
                     }
                     _ => names.join(""),
                 };
+                let bare = action::catalog().filter(|d| d.bare).map(|d| d.keyword);
                 let takes_argument = if action::definition(name).is_some() {
-                    " (it takes an argument: write it as a table)"
+                    " (it takes an argument: write it as a table)".to_string()
+                } else if let Some(meant) = nearest(name, bare) {
+                    format!(" (did you mean \"{meant}\"?)")
                 } else {
-                    ""
+                    String::new()
                 };
                 self.problem(
                     span,
@@ -425,13 +429,18 @@ fn bare_actions() -> Vec<String> {
         .collect()
 }
 
-/// A key that is neither an action nor a modifier, with every key there is.
+/// A key that is neither an action nor a modifier: the one meant, when it
+/// is near one, else every key there is.
 fn unknown_key(name: &str) -> String {
-    let keys: Vec<String> = action::catalog()
-        .map(|d| d.keyword)
-        .chain(MODIFIERS.iter().map(|m| m.keyword))
-        .map(|k| format!("`{k}`"))
-        .collect();
+    let known = || {
+        action::catalog()
+            .map(|d| d.keyword)
+            .chain(MODIFIERS.iter().map(|m| m.keyword))
+    };
+    if let Some(meant) = nearest(name, known()) {
+        return format!("unknown field `{name}`: did you mean `{meant}`?");
+    }
+    let keys: Vec<String> = known().map(|k| format!("`{k}`")).collect();
     format!(
         "unknown field `{name}`, expected one of {}",
         keys.join(", ")

@@ -29,7 +29,21 @@ const DEFAULT_HOLD: Duration = Duration::from_millis(300);
 const DEFAULT_WAIT: Duration = Duration::from_secs(5);
 
 /// The keys a `[[sweep]]` table takes.
-const SWEEP_KEYS: &str = "`name`, `description`, `request`, `phases`, `kinds`, `hold`, `wait`, `keep`, `errnos`, `serving`, `trace`, `deadline`, `sysctl`";
+const SWEEP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "request",
+    "phases",
+    "kinds",
+    "hold",
+    "wait",
+    "keep",
+    "errnos",
+    "serving",
+    "trace",
+    "deadline",
+    "sysctl",
+];
 
 /// A sweep as read, before its cells are made.
 struct Read {
@@ -287,10 +301,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 "sysctl" => read.sysctls = self.sysctls(value),
-                other => self.problem(
-                    key.span(),
-                    format!("unknown key `{other}` in a sweep, expected one of {SWEEP_KEYS}"),
-                ),
+                other => self.unknown_key(key.span(), other, "in a sweep", SWEEP_KEYS),
             }
         }
         if let (Some((_, at)), Some(trace)) = (&read.errnos, untraced) {

@@ -8,7 +8,13 @@ use super::*;
     client("  { conect = 8080 },"),
     4,
     5,
-    "unknown field `conect`, expected one of `listen`, `accept`, `connect`,"
+    "unknown field `conect`: did you mean `connect`?"
+)]
+#[case::unknown_action_near_none(
+    client("  { frobnicate = 8080 },"),
+    4,
+    5,
+    "unknown field `frobnicate`, expected one of `listen`, `accept`, `connect`,"
 )]
 #[case::unknown_bare_action(
     client("  \"closee\","),
@@ -26,7 +32,7 @@ use super::*;
     client("  { connect = 8080, expect = \"ECONRESET\" },"),
     4,
     30,
-    "expected \"ok\", \"EOF\" or an errno name, found \"ECONRESET\" (unknown errno `ECONRESET`, expected one of EPIPE, ECONNRESET,"
+    "expected \"ok\", \"EOF\" or an errno name, found \"ECONRESET\" (unknown errno `ECONRESET`: did you mean ECONNRESET?)"
 )]
 #[case::unknown_errno_in_a_list(
     client("  { connect = 8080, expect = [\"EPIPE\", \"EFOO\"] },"),
@@ -50,7 +56,7 @@ use super::*;
     client("  { state = { client = \"ESTABLISHD\" } },"),
     4,
     24,
-    "unknown TCP state `ESTABLISHD`, expected one of ESTABLISHED, SYN_SENT,"
+    "unknown TCP state `ESTABLISHD`: did you mean ESTABLISHED?"
 )]
 #[case::unknown_state_side(
     client("  { state = { client = \"CLOSE\", serve = \"CLOSE\" } },"),
@@ -330,7 +336,7 @@ fn one_problem_in_a_step(
 
 #[test]
 fn unknown_action_lists_every_action_and_modifier() {
-    let (_, _, message) = problem(&client("  { conect = 8080 },"));
+    let (_, _, message) = problem(&client("  { frobnicate = 8080 },"));
     for name in catalog()
         .map(|d| d.keyword)
         .chain(["timeout", "within", "expect", "longer_than"])
@@ -363,7 +369,7 @@ fn expect_lists_parse() {
 
 #[test]
 fn unknown_errno_lists_the_known_names() {
-    let (_, _, message) = problem(&client("  { connect = 8080, expect = \"ECONRESET\" },"));
+    let (_, _, message) = problem(&client("  { connect = 8080, expect = \"EFOO\" },"));
     for name in crate::model::Errno::known_names() {
         assert!(message.contains(name), "{name} missing from {message:?}");
     }

@@ -12,8 +12,9 @@ use super::*;
 #[case::bad_name("[[case]]\nname = \"a b\"\nclient = [\"close\"]\n".into(), 2, 8, "expected a case name of letters, digits, `_` and `-`, found `a b`")]
 #[case::no_script("[[case]]\nname = \"a\"\n".into(), 1, 1, "expected a `client`, `server` or `proxy` script in this case, found none")]
 #[case::script_not_an_array("[[case]]\nname = \"a\"\nclient = \"close\"\n".into(), 3, 10, "expected `client` to be an array of steps, found string")]
-#[case::unknown_case_key("[[case]]\nname = \"a\"\nclient = [\"close\"]\nsevrer = []\n".into(), 4, 1, "unknown key `sevrer` in a case, expected one of `name`, `description`,")]
-#[case::unknown_top_key("descripton = \"x\"\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 1, "unknown key `descripton` at the top of a suite, expected one of `description`,")]
+#[case::unknown_case_key("[[case]]\nname = \"a\"\nclient = [\"close\"]\nsevrer = []\n".into(), 4, 1, "unknown key `sevrer` in a case: did you mean `server`?")]
+#[case::unknown_case_key_near_none("[[case]]\nname = \"a\"\nclient = [\"close\"]\nfrobnicate = []\n".into(), 4, 1, "unknown key `frobnicate` in a case, expected one of `name`, `description`,")]
+#[case::unknown_top_key("descripton = \"x\"\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n".into(), 1, 1, "unknown key `descripton` at the top of a suite: did you mean `description`?")]
 #[case::sysctl_outside_net("[[case]]\nname = \"a\"\nsysctl = { \"kernel.pid_max\" = 5 }\nclient = [\"close\"]\n".into(), 3, 12, "`kernel.pid_max` may not be set: it is host-wide (the sysctls a suite may set are net.ipv4.tcp_fin_timeout, ")]
 #[case::sysctl_unlisted("[[case]]\nname = \"a\"\nsysctl = { \"net.netfilter.nf_hooks_lwtunnel\" = 1 }\nclient = [\"close\"]\n".into(), 3, 12, "`net.netfilter.nf_hooks_lwtunnel` may not be set: it is not one hangup knows to be per network namespace")]
 #[case::sysctl_value_not_plain("[[case]]\nname = \"a\"\nsysctl = { \"net.ipv4.tcp_fin_timeout\" = \"5 6\" }\nclient = [\"close\"]\n".into(), 3, 41, "expected a sysctl value that is a plain number or word, found `5 6`")]
@@ -139,7 +140,7 @@ server = [{ connect = 8080, close = true }]
         found,
         [
             (1, 12, "expected a duration like \"200ms\""),
-            (6, 5, "unknown field `conect`"),
+            (6, 5, "unknown field `conect`: did you mean `connect`?"),
             (7, 3, "expected \"accept\""),
             (8, 13, "expected a duration like \"200ms\""),
             (11, 14, "expected a loopback address"),
@@ -147,7 +148,11 @@ server = [{ connect = 8080, close = true }]
             (15, 1, "expected a `name` for this case"),
             (16, 12, "`kernel.pid_max` may not be set: it is host-wide"),
             (18, 30, "expected \"ok\""),
-            (19, 24, "unknown TCP state `ESTABLISHD`"),
+            (
+                19,
+                24,
+                "unknown TCP state `ESTABLISHD`: did you mean ESTABLISHED?"
+            ),
             (20, 12, "expected text to send"),
             (21, 14, "`listen` is for the server or proxy side"),
             (25, 8, "expected a case name unique in this suite"),
