@@ -53,13 +53,16 @@ impl<'a> Reader<'a> {
                     }
                 }
                 "tolerance" => {
-                    if let Some(t) = self.value::<RawTolerance>(value) {
+                    if let Some(t) = self.table_value::<RawTolerance>(value, "in `tolerance`") {
                         defaults.tolerance = t.apply(Tolerance::DEFAULT);
                     }
                 }
                 "case" => cases = Some(value),
                 "sweep" => sweeps = Some(value),
-                "program" => defaults.program = self.program(value, true),
+                "program" => {
+                    defaults.program = self.program(value, true);
+                    self.suite_program_refused = defaults.program.is_none();
+                }
                 "sysctl" => defaults.sysctls = self.sysctls(value),
                 other => self.unknown_key(
                     key.span(),
@@ -147,6 +150,7 @@ impl<'a> Reader<'a> {
         };
         let before = self.count;
         self.case_steps = 0;
+        self.program_refused = self.suite_program_refused;
         let location = self.location(item.span().start);
         let mut case = Case {
             name: String::new(),
@@ -182,7 +186,7 @@ impl<'a> Reader<'a> {
                     }
                 }
                 "tolerance" => {
-                    if let Some(t) = self.value::<RawTolerance>(value) {
+                    if let Some(t) = self.table_value::<RawTolerance>(value, "in `tolerance`") {
                         case.tolerance = t.apply(defaults.tolerance);
                     }
                 }
@@ -208,7 +212,10 @@ impl<'a> Reader<'a> {
                         steps: self.steps(Side::Server, value, false),
                     })
                 }
-                "program" => case.program = self.program(value, false),
+                "program" => {
+                    case.program = self.program(value, false);
+                    self.program_refused = case.program.is_none();
+                }
                 "topology" => {
                     topology_key = Some(value.span());
                     match value.get_ref().as_str() {

@@ -179,6 +179,12 @@ struct Reader<'a> {
     /// The steps of the case being read so far, loops' steps included,
     /// against [`MAX_STEPS_PER_CASE`].
     case_steps: usize,
+    /// Whether the suite's `[program]` table was written but refused (its
+    /// problems reported): the steps that need a program are then not
+    /// also reported as having none. One mistake, one error.
+    suite_program_refused: bool,
+    /// The same for the case being read: its own table's, or the suite's.
+    program_refused: bool,
 }
 
 /// How many problems are kept to be sorted before the first
@@ -201,6 +207,8 @@ impl<'a> Reader<'a> {
             problems: Vec::new(),
             count: 0,
             case_steps: 0,
+            suite_program_refused: false,
+            program_refused: false,
         }
     }
 
@@ -254,6 +262,41 @@ impl<'a> Reader<'a> {
                 None
             }
         }
+    }
+
+    /// Like [`Reader::value`] for a table of a derived type: each key it
+    /// does not take is reported as [`Reader::unknown_key`] does (the key
+    /// meant, when it is near one), then left out, so that serde reports
+    /// only the table's other problems. One mistake, one error.
+    fn table_value<T: de::DeserializeOwned>(
+        &mut self,
+        value: &Spanned<DeValue<'a>>,
+        in_what: &str,
+    ) -> Option<T> {
+        let DeValue::Table(table) = value.get_ref() else {
+            return self.value(value);
+        };
+        let fields = raw::fields_of::<T>();
+        let unknown: Vec<(Range<usize>, String)> = table
+            .iter()
+            .filter(|(key, _)| !fields.contains(&key.get_ref().as_ref()))
+            .map(|(key, _)| (key.span(), key.get_ref().to_string()))
+            .collect();
+        if unknown.is_empty() {
+            return self.value(value);
+        }
+        for (span, key) in &unknown {
+            self.unknown_key(span.clone(), key, in_what, fields);
+        }
+        let known = table
+            .iter()
+            .filter(|(key, _)| fields.contains(&key.get_ref().as_ref()))
+            .map(|(key, value)| (key.clone(), value.clone()))
+            .collect();
+        let known = Spanned::new(value.span(), DeValue::Table(known));
+        // The table is refused whatever the rest says.
+        let _ = self.value::<T>(&known);
+        None
     }
 
     fn into_error(mut self) -> SuiteError {

@@ -30,7 +30,7 @@ impl<'a> Reader<'a> {
         value: &Spanned<DeValue<'a>>,
         suite_level: bool,
     ) -> Option<Program> {
-        let raw = self.value::<RawProgram>(value)?;
+        let raw = self.table_value::<RawProgram>(value, "in `[program]`")?;
         let before = self.count;
         let at = value.span();
         self.command(&raw.run, "`run`");

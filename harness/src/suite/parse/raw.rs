@@ -91,3 +91,59 @@ pub(super) struct RawVersion {
 
 /// An `env` table as written: each name and value where it is.
 pub(super) type RawEnv = std::collections::BTreeMap<Spanned<String>, Spanned<String>>;
+
+/// The keys a derived table type takes, as its `Deserialize` names them to
+/// the deserializer (`deserialize_struct`'s `fields`): so that a key it does
+/// not take is reported with the one meant ([`Reader::table_value`]) from
+/// the same list serde checks, not a copy of it.
+///
+/// [`Reader::table_value`]: super::Reader
+pub(super) fn fields_of<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    /// A deserializer that answers only `deserialize_struct`, keeping its
+    /// field names, and fails every call: nothing is deserialized.
+    struct Fields(&'static [&'static str]);
+
+    impl<'de> Deserializer<'de> for &mut Fields {
+        type Error = de::value::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("not a struct"))
+        }
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = fields;
+            Err(de::Error::custom("fields read"))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+            bytes byte_buf option unit unit_struct newtype_struct seq tuple
+            tuple_struct map enum identifier ignored_any
+        }
+    }
+
+    let mut fields = Fields(&[]);
+    // The error is the point: the fields were read on the way.
+    let _ = T::deserialize(&mut fields);
+    fields.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_derived_table_names_the_keys_it_takes() {
+        assert_eq!(fields_of::<RawTolerance>(), ["floor", "percent"]);
+        let program = fields_of::<RawProgram>();
+        assert!(
+            program.contains(&"run") && program.contains(&"mask"),
+            "{program:?}"
+        );
+    }
+}

@@ -86,6 +86,10 @@ impl<'a> Reader<'a> {
         let at = item.span().start..item.span().start;
         let read = self.sweep_keys(table, defaults, at.clone());
         let Some(program) = defaults.program.clone() else {
+            if self.suite_program_refused {
+                // Reported where the `[program]` is written.
+                return Vec::new();
+            }
             self.problem(
                 at,
                 "expected a `[program]` for this sweep, found none: a sweep hangs up on a program under test, which plays the server",

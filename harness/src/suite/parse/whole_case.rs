@@ -286,7 +286,8 @@ impl Reader<'_> {
     /// (it could only ever time out).
     pub(super) fn across_scripts(&mut self, scripts: &[Script], role: Option<Side>) {
         // A program plays its side: its sockets can be checked.
-        let program = role.is_some();
+        // A refused `[program]` was reported where it is written.
+        let program = role.is_some() || self.program_refused;
         let has = |side: Side| scripts.iter().any(|s| s.side == side) || role == Some(side);
         let marks = |side: Side, label: &str| {
             scripts.iter().filter(|s| s.side != side).any(|s| {

@@ -29,7 +29,11 @@ fn with_program(table: &str) -> String {
 )]
 #[case::unknown_key(
     with_program("run = [\"./server\"]\nport = 8080\nrestart = true"),
-    "unknown field `restart`"
+    "unknown key `restart` in `[program]`, expected one of `run`, `role`, `port`,"
+)]
+#[case::mistyped_key(
+    with_program("run = [\"./server\"]\nport = 8080\nredy = \"^up\""),
+    "unknown key `redy` in `[program]`: did you mean `ready`?"
 )]
 #[case::log_count_and_at_most(
     "[program]\nrun = [\"./s\"]\nport = 8080\n\n[[case]]\nname = \"a\"\nclient = [{ log = \"x\", count = 0, at_most = 1 }]\n".to_string(),
@@ -234,6 +238,30 @@ fn what_execve_cannot_take_is_refused_where_it_is_written(
 
 /// What a shell would quote but `execve` takes as it is: empty and `=`
 /// arguments, `=` and empty values.
+/// A mistyped key in a `[program]` is one mistake: the steps that need a
+/// program are not also told there is none, nor a sweep.
+#[test]
+fn a_refused_program_table_is_one_error_not_more() {
+    let text = "[program]\nrun = [\"./s\"]\nport = 8080\nredy = \"^up\"\n\n\
+                [[case]]\nname = \"a\"\nclient = [{ connect = 8080 }, { released = true }, { log = \"x\" }]\n\n\
+                [[sweep]]\nname = \"s\"\nrequest = \"GET / HTTP/1.1\\r\\n\\r\\n\"\nphases = [\"connected\"]\nkinds = [\"close\"]\n";
+    let all = problems(text.as_bytes());
+    let messages: Vec<&str> = all.iter().map(|(_, _, m)| m.as_str()).collect();
+    assert_eq!(
+        messages,
+        ["unknown key `redy` in `[program]`: did you mean `ready`?"],
+        "{all:#?}"
+    );
+    // A tolerance's too.
+    let text = "tolerance = { flor = \"5ms\" }\n[[case]]\nname = \"a\"\nclient = [\"close\"]\n";
+    let all = problems(text.as_bytes());
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(
+        all[0].2,
+        "unknown key `flor` in `tolerance`: did you mean `floor`?"
+    );
+}
+
 #[test]
 fn arguments_and_values_that_only_look_odd_are_accepted() {
     let text = with_program(
