@@ -515,7 +515,12 @@ fn hangup_tolerance_floor_widens_every_timing_check() {
 )]
 #[case::never_ready(
     "program_never_ready.toml",
-    "the program did not listen on port 9000 within 300 ms",
+    "the program did not listen on port 9000 within 300 ms (nothing in its namespace listens on a TCP port)",
+    None
+)]
+#[case::listens_elsewhere(
+    "program_listens_elsewhere.toml",
+    "the program did not listen on port 9000 within 3000 ms (its namespace listens on 127.0.0.1:9001)",
     None
 )]
 #[case::ignores_stop(

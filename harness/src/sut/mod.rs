@@ -370,10 +370,16 @@ impl Running {
             let now = Instant::now();
             if now >= until {
                 let what = match &self.spec.ready {
-                    Some(pattern) => format!("printed no line matching `{pattern}`"),
-                    None => format!("did not listen on port {}", self.spec.port),
+                    Some(pattern) => {
+                        format!("printed no line matching `{pattern}` within {within}")
+                    }
+                    None => format!(
+                        "did not listen on port {} within {within} ({})",
+                        self.spec.port,
+                        listeners_said(diag)
+                    ),
                 };
-                return Err(SutError::NotReady(format!("{what} within {within}")));
+                return Err(SutError::NotReady(what));
             }
             let wait = match &self.spec.ready {
                 Some(_) => until - now,
@@ -452,6 +458,28 @@ impl Running {
 
     fn wait_exit(&self, limit: Duration) -> Option<Exit> {
         self.output.wait_exit(limit)
+    }
+}
+
+/// Where the namespace's listeners are, for a program that did not listen
+/// on its port: "it listens on 127.0.0.1:8081" says a wrong port at once,
+/// where "did not listen" alone sends a user looking at timeouts. What the
+/// kernel lists, as the kernel lists it.
+fn listeners_said(diag: &mut SockDiag) -> String {
+    let Ok(sockets) = diag.tcp_sockets() else {
+        return "the kernel's list of listeners could not be read".to_string();
+    };
+    let mut listening: Vec<String> = sockets
+        .iter()
+        .filter(|s| s.state == TcpState::Listen)
+        .map(|s| s.local.to_string())
+        .collect();
+    listening.sort();
+    listening.dedup();
+    if listening.is_empty() {
+        "nothing in its namespace listens on a TCP port".to_string()
+    } else {
+        format!("its namespace listens on {}", listening.join(", "))
     }
 }
 
