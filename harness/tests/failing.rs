@@ -832,3 +832,36 @@ fn released_after_the_program_exited_says_it_cannot_judge() {
     );
     drop(dir);
 }
+
+/// A command the kernel cannot find fails its case saying where it was
+/// looked for, and how hangup names a binary cargo built.
+#[test]
+fn a_program_that_is_not_there_says_where_it_was_looked_for() {
+    let (code, stdout, cases, _dir) = run_broken("program_not_found.toml");
+    assert_eq!(code, Some(1), "{stdout}");
+    let summary = |name: &str| {
+        cases
+            .as_array()
+            .and_then(|all| all.iter().find(|c| c["name"] == name))
+            .and_then(|c| c["summary"].as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let bare = summary("program_not_found::not_on_path");
+    assert!(
+        bare.starts_with(
+            "failed to start the program: `hangup-no-such-server` is not a command on PATH ("
+        ) && bare.ends_with(
+            "); a binary of the package under test is written `{bin:hangup-no-such-server}` (cargo builds it), one of hangup's own fixtures `{fixture:hangup-no-such-server}`"
+        ),
+        "{bare}"
+    );
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/broken");
+    assert_eq!(
+        summary("program_not_found::no_such_file"),
+        format!(
+            "failed to start the program: `./no-such-dir/server` names no file: there is no {}/./no-such-dir/server",
+            folder.display()
+        )
+    );
+}

@@ -89,6 +89,46 @@ pub enum SutError {
     /// It did not become ready in time, or ended first.
     #[error("the program {0}")]
     NotReady(String),
+    /// The kernel found no file to run (ENOENT from `execve`, or no file
+    /// of that name on `PATH`).
+    #[error("failed to start the program: {0}")]
+    NotFound(NotFound),
+}
+
+/// A command the kernel could not find, said with where it was looked
+/// for: "No such file or directory (os error 2)" alone does not say
+/// whether `PATH` or the folder was wrong, nor how hangup names a binary
+/// cargo built.
+#[derive(Debug)]
+pub struct NotFound {
+    /// The command's first word, as resolved.
+    pub program: String,
+    /// The folder it runs in.
+    pub cwd: PathBuf,
+    /// The `PATH` it was looked for on.
+    pub path: String,
+}
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let program = crate::model::Escaped(&self.program);
+        if self.program.contains('/') {
+            let file = self.cwd.join(&self.program);
+            let shown = crate::model::Escaped(file.display());
+            if file.exists() {
+                return write!(
+                    f,
+                    "`{program}` is at {shown}, but the kernel found no interpreter for it (is its `#!` line right?)"
+                );
+            }
+            return write!(f, "`{program}` names no file: there is no {shown}");
+        }
+        write!(
+            f,
+            "`{program}` is not a command on PATH ({}); a binary of the package under test is written `{{bin:{program}}}` (cargo builds it), one of hangup's own fixtures `{{fixture:{program}}}`",
+            crate::model::Escaped(&self.path)
+        )
+    }
 }
 
 /// A running program.
@@ -205,9 +245,24 @@ pub fn start(
             _ => None,
         }
     };
-    let spawned = spawn::spawn(&argv, &env, &cwd, tracer).map_err(|source| SutError::Spawn {
-        command: argv.join(" "),
-        source,
+    let spawned = spawn::spawn(&argv, &env, &cwd, tracer).map_err(|source| {
+        if source.raw_os_error() == Some(nix::libc::ENOENT) {
+            let path = env
+                .iter()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var("PATH").ok())
+                .unwrap_or_default();
+            return SutError::NotFound(NotFound {
+                program: argv.first().cloned().unwrap_or_default(),
+                cwd: cwd.clone(),
+                path,
+            });
+        }
+        SutError::Spawn {
+            command: argv.join(" "),
+            source,
+        }
     })?;
     // What it prints comes after this: its start is stamped here.
     let started = Instant::now();
