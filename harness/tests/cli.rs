@@ -1033,3 +1033,58 @@ fn a_case_missing_its_requirement_is_named_or_with_require_fails() {
         assert!(!stdout.contains("skipped"), "{stdout}");
     }
 }
+
+/// `{bin:NAME}` under an installed `hangup run` (a copy of the binary
+/// beside no build, as `cargo install` leaves it): found in the target
+/// folder of the package the suite belongs to, or in `HANGUP_BIN_DIR`.
+#[test]
+fn bin_names_the_package_build_for_an_installed_hangup() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let installed = dir.path().join("installed");
+    std::fs::create_dir(&installed).expect("mkdir");
+    let hangup = installed.join("hangup");
+    std::fs::copy(env!("CARGO_BIN_EXE_hangup"), &hangup).expect("install a copy");
+    // A downstream package: its Cargo.toml, its build, its suite.
+    let package = dir.path().join("package");
+    let debug = package.join("target/debug");
+    std::fs::create_dir_all(&debug).expect("mkdir");
+    std::fs::create_dir_all(package.join("suites")).expect("mkdir");
+    std::fs::write(package.join("Cargo.toml"), "[package]\nname = \"p\"\n").expect("write");
+    let built = Path::new(env!("CARGO_BIN_EXE_hangup"))
+        .parent()
+        .expect("target/debug")
+        .join("stream");
+    std::fs::copy(&built, debug.join("myserver")).expect("copy the stream fixture as myserver");
+    let suite = package.join("suites/mine.toml");
+    std::fs::write(
+        &suite,
+        "[program]\nrun = [\"{bin:myserver}\", \"--port\", \"{port}\"]\nport = 8080\n\n\
+         [[case]]\nname = \"c\"\nclient = [{ connect = 8080 }, \"close\"]\n",
+    )
+    .expect("write suite");
+    let run = |bin_dir: Option<&Path>| {
+        let mut cmd = Command::new(&hangup);
+        cmd.arg("run").arg(&suite).current_dir(dir.path());
+        cmd.env_remove("HANGUP_FIXTURES")
+            .env_remove("HANGUP_BIN_DIR")
+            .env_remove("CARGO_TARGET_DIR");
+        if let Some(d) = bin_dir {
+            cmd.env("HANGUP_BIN_DIR", d);
+        }
+        cmd.output().expect("run the installed hangup")
+    };
+    let out = run(None);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    // Elsewhere, named by HANGUP_BIN_DIR (the package's build gone).
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::rename(&debug, &elsewhere).expect("move the build");
+    let out = run(None);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("no binary `myserver` in"),
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(Some(&elsewhere));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+}

@@ -49,12 +49,36 @@ impl Places {
             }
             fixtures.push(dir);
         }
+        fixtures.extend(package_builds(&suite_dir));
         Places {
             suite_dir,
             fixtures,
             host: IpAddr::V4(Ipv4Addr::LOCALHOST),
         }
     }
+}
+
+/// Where cargo put the binaries of the package the suite belongs to, for an
+/// installed `hangup run` (which runs from `~/.cargo/bin`, beside no build):
+/// `HANGUP_BIN_DIR` when set; else, from the suite's folder up, the first
+/// folder with a `Cargo.toml` and a build (`$CARGO_TARGET_DIR` when set,
+/// else its `target/`), its `debug/` then `release/`. A workspace's member
+/// finds the workspace's `target/` the same way, further up.
+fn package_builds(suite_dir: &Path) -> Vec<PathBuf> {
+    if let Some(dir) = std::env::var_os("HANGUP_BIN_DIR").filter(|d| !d.is_empty()) {
+        return vec![PathBuf::from(dir)];
+    }
+    let target_of = |package: &Path| match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => package.join(dir),
+        _ => package.join("target"),
+    };
+    suite_dir
+        .ancestors()
+        .filter(|dir| dir.join("Cargo.toml").is_file())
+        .map(target_of)
+        .find(|target| target.is_dir())
+        .map(|target| vec![target.join("debug"), target.join("release")])
+        .unwrap_or_default()
 }
 
 /// Fills in `{port}`, `{host}`, `{artifacts}`, `{suite_dir}`, `{bin:NAME}` (a binary
@@ -122,7 +146,7 @@ fn find_fixture(name: &str, places: &Places) -> Result<PathBuf, SutError> {
                 .map(|d| d.display().to_string())
                 .collect();
             SutError::Substitution(format!(
-                "no binary `{name}` in {} (cargo builds a package's binaries for its integration tests; hangup's fixtures with `cargo build -p hangup-fixtures`, and `cargo test --workspace` builds them too)",
+                "no binary `{name}` in {} (cargo builds a package's binaries for its integration tests, or `cargo build`; hangup's fixtures with `cargo build -p hangup-fixtures`, and `cargo test --workspace` builds them too; `HANGUP_BIN_DIR` names another folder)",
                 searched.join(" or ")
             ))
         })
