@@ -36,6 +36,10 @@ enum Command {
         /// Write JUnit XML here (atomically).
         #[arg(long, value_name = "FILE")]
         junit: Option<PathBuf>,
+        /// In the JUnit XML, passing cases without their timeline (2 to 4
+        /// KB each); failing ones keep theirs. Also `HANGUP_JUNIT_BRIEF=1`.
+        #[arg(long, requires = "junit")]
+        junit_brief: bool,
         /// Write every case's report as JSON here (atomically).
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
@@ -183,6 +187,7 @@ pub fn main() -> ExitCode {
             allow_empty,
             accept,
             require,
+            junit_brief,
         } => {
             let accepted = match accept.as_deref() {
                 None => Default::default(),
@@ -239,7 +244,21 @@ pub fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            run(suites, Outputs { junit, json, html }, &plan, &options)
+            let brief = junit_brief
+                || std::env::var_os("HANGUP_JUNIT_BRIEF")
+                    .is_some_and(|v| !v.is_empty() && v != "0");
+            let passing = if brief {
+                report::Passing::Brief
+            } else {
+                report::Passing::Timeline
+            };
+            let outputs = Outputs {
+                junit,
+                passing,
+                json,
+                html,
+            };
+            run(suites, outputs, &plan, &options)
         }
         Command::Check { paths } => check(&paths),
         Command::Diff {
@@ -348,6 +367,8 @@ fn cases(n: usize) -> String {
 /// The report files a run writes, besides the terminal's.
 struct Outputs {
     junit: Option<PathBuf>,
+    /// What a passing case's `<testcase>` carries.
+    passing: report::Passing,
     json: Option<PathBuf>,
     html: Option<PathBuf>,
 }
@@ -359,7 +380,12 @@ fn run(
     options: &RunOptions,
 ) -> ExitCode {
     let started = std::time::Instant::now();
-    let Outputs { junit, json, html } = outputs;
+    let Outputs {
+        junit,
+        passing,
+        json,
+        html,
+    } = outputs;
     if let Some(filter) = plan.filter {
         for suite in &mut suites {
             let name = suite.name.clone();
@@ -437,7 +463,7 @@ fn run(
             noise: &v.noise,
             accepted: &plan.accepted,
         });
-        if let Err(err) = report::write_junit(&path, last, compared) {
+        if let Err(err) = report::write_junit(&path, last, compared, passing) {
             err!("hangup: failed to write {}: {err}", Escaped(path.display()));
             code = ExitCode::from(2);
         }

@@ -1088,3 +1088,41 @@ fn bin_names_the_package_build_for_an_installed_hangup() {
     let out = run(Some(&elsewhere));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
 }
+
+/// `--junit-brief` leaves a passing case's timeline out of the JUnit XML,
+/// and keeps a failing case's failure and timeline.
+#[test]
+fn junit_brief_leaves_passing_timelines_out() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let passing = quick_suite(dir.path());
+    let junit = |brief: bool| {
+        let xml = dir
+            .path()
+            .join(if brief { "brief.xml" } else { "full.xml" });
+        let mut args = vec!["run".to_string(), passing.display().to_string()];
+        args.push(broken("errno.toml").display().to_string());
+        args.extend(["--junit".to_string(), xml.display().to_string()]);
+        if brief {
+            args.push("--junit-brief".into());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = hangup(&args);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+        std::fs::read_to_string(&xml).expect("JUnit written")
+    };
+    let full = junit(false);
+    let brief = junit(true);
+    // The passing case, up to the next element of its suite.
+    let passing_case = |xml: &str| {
+        let at = xml.find("name=\"refused\"").expect("the passing case");
+        let end = xml[at..].find("</testsuite>").map_or(xml.len(), |e| at + e);
+        xml[at..end].to_string()
+    };
+    assert!(passing_case(&full).contains("<system-out>"), "{full}");
+    assert!(!passing_case(&brief).contains("<system-out>"), "{brief}");
+    // The failing case: the same in both.
+    for (xml, outs) in [(&full, 2), (&brief, 1)] {
+        assert!(xml.contains("expected EPIPE (Broken pipe)"), "{xml}");
+        assert_eq!(xml.matches("<system-out>").count(), outs, "{xml}");
+    }
+}

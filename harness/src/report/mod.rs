@@ -31,7 +31,7 @@ use std::path::Path;
 
 pub use file::write_atomically;
 pub use format::{CaseReport, CaseStatus, Failure, FailureKind, Report};
-pub use junit::{Compared, junit_xml, write_diff_junit, write_junit};
+pub use junit::{Compared, Passing, junit_xml, write_diff_junit, write_junit};
 pub use step::StepRef;
 pub use terminal::{skipped_lines, summary_line};
 pub use timeline::{describe_call, whereabouts};

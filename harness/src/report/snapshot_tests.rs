@@ -662,7 +662,7 @@ fn junit() {
         noise: &noise,
         accepted: &Default::default(),
     };
-    let xml = junit::junit_xml(&[case()], Some(compared)).expect("xml");
+    let xml = junit::junit_xml(&[case()], Some(compared), junit::Passing::Timeline).expect("xml");
     // The one attribute that changes from run to run.
     let stamp = regex::Regex::new(r#"timestamp="[^"]*""#).expect("regex");
     let xml = String::from_utf8(xml).expect("utf-8");

@@ -81,7 +81,7 @@ impl CaseReport {
         out.push_str("\ntimeline:\n");
         out.push_str(&self.timeline.render());
         if let Some(dir) = &self.artifacts {
-            out.push_str(&format!("\nartifacts: {}\n", Escaped(dir.display())));
+            out.push_str(&format!("\nartifacts: {}\n", Escaped(shown(dir).display())));
         }
         out
     }
@@ -98,6 +98,21 @@ pub fn summary_line(reports: &[CaseReport]) -> String {
     } else {
         format!("{passed} passed, {failed} failed")
     }
+}
+
+/// A path as people are shown it: relative to the working directory when
+/// it lies below it (`target/hangup/s02::c`, which a CI job's artifact
+/// upload and a person in the checkout both find), else whole.
+fn shown(path: &std::path::Path) -> std::path::PathBuf {
+    std::env::current_dir()
+        .ok()
+        .and_then(|cwd| {
+            path.strip_prefix(cwd)
+                .ok()
+                .map(std::path::Path::to_path_buf)
+        })
+        .filter(|rel| !rel.as_os_str().is_empty())
+        .unwrap_or_else(|| path.to_path_buf())
 }
 
 /// How many skipped cases [`skipped_lines`] names before it counts the

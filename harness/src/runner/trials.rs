@@ -46,7 +46,7 @@ use libtest_mimic::{Arguments, Failed, Trial};
 
 use super::{Requirements, RunOptions, load_suites, run_case};
 use crate::model::Escaped;
-use crate::report::{CaseReport, write_junit};
+use crate::report::{CaseReport, Passing, write_junit};
 
 /// The whole `main` of a suites test binary: runs the suites in `folder`.
 pub fn test_main(folder: &str) -> ExitCode {
@@ -184,7 +184,14 @@ pub fn test_main_with(paths: &[PathBuf], options: RunOptions) -> ExitCode {
     }
     if let Some(path) = std::env::var_os("HANGUP_JUNIT").filter(|_| !args.list) {
         let reports = collected.lock().map(|r| r.clone()).unwrap_or_default();
-        if let Err(err) = write_junit(PathBuf::from(&path).as_path(), &reports, None) {
+        let brief =
+            std::env::var_os("HANGUP_JUNIT_BRIEF").is_some_and(|v| !v.is_empty() && v != "0");
+        let passing = if brief {
+            Passing::Brief
+        } else {
+            Passing::Timeline
+        };
+        if let Err(err) = write_junit(PathBuf::from(&path).as_path(), &reports, None, passing) {
             eprintln!(
                 "hangup: failed to write JUnit to {}: {err}",
                 PathBuf::from(path).display()
