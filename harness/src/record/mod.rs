@@ -379,9 +379,10 @@ pub struct FailedSyscall {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(tag = "on", rename_all = "snake_case")]
 pub enum Unsettled {
-    /// Its end of a connection a script closed was still ESTABLISHED: the
-    /// kernel had not yet processed the script's FIN or RST (a fault took
-    /// it, or it waits for a retransmission).
+    /// Its end of a connection a script closed was still ESTABLISHED,
+    /// the script's end still in the kernel: the script's FIN had not
+    /// reached it yet (a fault took it, and it waits for a
+    /// retransmission).
     Connection {
         /// The program's end.
         local: SocketAddr,

@@ -14,7 +14,9 @@
 //!
 //! So the case waits, bounded by [`SETTLE_LIMIT`], for two things in turn:
 //! the kernel shows the program's end of every connection of the case past
-//! ESTABLISHED (the FIN or RST processed, so the program was woken), then
+//! ESTABLISHED (the FIN or RST processed, so the program was woken; one
+//! whose script end is gone, its RST taken by a fault, is never told and
+//! not waited for), then
 //! every thread of the program asleep, and what it wrote read, in two
 //! samples [`ASLEEP_GAP`] apart: it has nothing left to run, so its
 //! callbacks have run and printed. The wait is on the timeline as a typed
@@ -30,7 +32,7 @@ use std::time::{Duration, Instant};
 use super::Shared;
 use super::checks::opened;
 use crate::model::TcpState;
-use crate::observe::SockDiag;
+use crate::observe::{SockDiag, SocketSnapshot};
 use crate::record::{EventKind, Unsettled};
 use crate::report::FailureKind;
 use crate::sut::ProgramView;
@@ -121,9 +123,9 @@ fn program_side(shared: &Shared) -> crate::model::Side {
 }
 
 /// Waits until the kernel lists no socket of the case's namespace in
-/// ESTABLISHED whose peer is a script's end: every script socket is closed
-/// by now, so such a socket is the program's end of a connection whose FIN
-/// or RST the kernel has not yet processed.
+/// ESTABLISHED whose peer is a script's end still in the kernel: every
+/// script socket is closed by now, so such a socket is the program's end
+/// of a connection whose FIN the kernel has not yet processed.
 fn connections_released(shared: &Shared, diag: &mut SockDiag, until: Instant) -> Result<(), Stop> {
     loop {
         if shared.stop.is_set() {
@@ -133,9 +135,11 @@ fn connections_released(shared: &Shared, diag: &mut SockDiag, until: Instant) ->
         let Ok(table) = diag.tcp_sockets() else {
             return Ok(());
         };
-        let open = table
-            .iter()
-            .find(|s| s.state == TcpState::Established && is_script_end(shared, s.remote));
+        let open = table.iter().find(|s| {
+            s.state == TcpState::Established
+                && is_script_end(shared, s.remote)
+                && still_sending(&table, s)
+        });
         let Some(open) = open else {
             return Ok(());
         };
@@ -147,6 +151,19 @@ fn connections_released(shared: &Shared, diag: &mut SockDiag, until: Instant) ->
         }
         std::thread::sleep(CONNECTION_POLL);
     }
+}
+
+/// Whether the other end of the program's `end` is still in the kernel
+/// (in FIN_WAIT1, LAST_ACK, ...): its FIN is on its way, retransmitted if
+/// it was lost. One whose script end is gone (its RST taken by a fault
+/// before the fault was lifted) will never be told: no use waiting.
+fn still_sending(table: &[SocketSnapshot], end: &SocketSnapshot) -> bool {
+    let same = |a: SocketAddr, b: SocketAddr| {
+        a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
+    };
+    table
+        .iter()
+        .any(|other| same(other.local, end.remote) && same(other.remote, end.local))
 }
 
 /// Whether `peer` is an address a script's socket had, as the kernel gives
@@ -179,5 +196,40 @@ fn asleep(shared: &Shared, view: &ProgramView, until: Instant) -> Result<(), Sto
         // Past the limit by one gap at most: a first sample that found it
         // settled gets its second.
         std::thread::sleep(ASLEEP_GAP);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn socket(local: &str, remote: &str, state: TcpState) -> SocketSnapshot {
+        SocketSnapshot {
+            local: local.parse().expect("address"),
+            remote: remote.parse().expect("address"),
+            state,
+            inode: 0,
+            recv_q: 0,
+            send_q: 0,
+            cookie: 0,
+        }
+    }
+
+    /// A program's end whose script end is in FIN_WAIT1 (its FIN lost, to
+    /// be retransmitted) is waited for, a dual-stack listener's
+    /// IPv4-mapped addresses matching; one whose script end is gone (its
+    /// RST taken by a fault) is not: nothing more will reach it.
+    #[test]
+    fn only_a_connection_whose_script_end_remains_is_waited_for() {
+        let program = socket(
+            "[::ffff:127.0.0.1]:8080",
+            "[::ffff:127.0.0.1]:41234",
+            TcpState::Established,
+        );
+        let script = socket("127.0.0.1:41234", "127.0.0.1:8080", TcpState::FinWait1);
+        assert!(still_sending(&[program.clone(), script], &program));
+        let other = socket("127.0.0.1:41235", "127.0.0.1:8080", TcpState::FinWait1);
+        assert!(!still_sending(&[program.clone(), other], &program));
+        assert!(!still_sending(std::slice::from_ref(&program), &program));
     }
 }
