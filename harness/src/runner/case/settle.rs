@@ -15,8 +15,9 @@
 //! So the case waits, bounded by [`SETTLE_LIMIT`], for two things in turn:
 //! the kernel shows the program's end of every connection of the case past
 //! ESTABLISHED (the FIN or RST processed, so the program was woken; one
-//! whose script end is gone, its RST taken by a fault, is never told and
-//! not waited for), then
+//! whose script end is gone, its RST taken by a fault, is never told, and
+//! one the script left open is closed only after the program's stop: neither
+//! is waited for), then
 //! every thread of the program asleep, and what it wrote read, in two
 //! samples [`ASLEEP_GAP`] apart: it has nothing left to run, so its
 //! callbacks have run and printed. The wait is on the timeline as a typed
@@ -123,9 +124,9 @@ fn program_side(shared: &Shared) -> crate::model::Side {
 }
 
 /// Waits until the kernel lists no socket of the case's namespace in
-/// ESTABLISHED whose peer is a script's end still in the kernel: every
-/// script socket is closed by now, so such a socket is the program's end
-/// of a connection whose FIN the kernel has not yet processed.
+/// ESTABLISHED whose peer is a script's end that the script closed: the
+/// program's end of a connection whose FIN the kernel has not yet
+/// processed.
 fn connections_released(shared: &Shared, diag: &mut SockDiag, until: Instant) -> Result<(), Stop> {
     loop {
         if shared.stop.is_set() {
@@ -138,7 +139,7 @@ fn connections_released(shared: &Shared, diag: &mut SockDiag, until: Instant) ->
         let open = table.iter().find(|s| {
             s.state == TcpState::Established
                 && is_script_end(shared, s.remote)
-                && still_sending(&table, s)
+                && closed_by_the_script(&table, s)
         });
         let Some(open) = open else {
             return Ok(());
@@ -153,17 +154,22 @@ fn connections_released(shared: &Shared, diag: &mut SockDiag, until: Instant) ->
     }
 }
 
-/// Whether the other end of the program's `end` is still in the kernel
-/// (in FIN_WAIT1, LAST_ACK, ...): its FIN is on its way, retransmitted if
-/// it was lost. One whose script end is gone (its RST taken by a fault
-/// before the fault was lifted) will never be told: no use waiting.
-fn still_sending(table: &[SocketSnapshot], end: &SocketSnapshot) -> bool {
+/// Whether the script's end of the program's `end` is closed and still in
+/// the kernel (FIN_WAIT1, LAST_ACK, ...): its FIN is on its way,
+/// retransmitted if it was lost. One whose script end is gone (its RST
+/// taken by a fault before the fault was lifted) will never be told, and
+/// one whose script end is still open (a connection the script left open,
+/// closed only once the case is over) is not closed yet: no use waiting
+/// for either.
+fn closed_by_the_script(table: &[SocketSnapshot], end: &SocketSnapshot) -> bool {
     let same = |a: SocketAddr, b: SocketAddr| {
         a.port() == b.port() && a.ip().to_canonical() == b.ip().to_canonical()
     };
-    table
-        .iter()
-        .any(|other| same(other.local, end.remote) && same(other.remote, end.local))
+    table.iter().any(|other| {
+        same(other.local, end.remote)
+            && same(other.remote, end.local)
+            && other.state != TcpState::Established
+    })
 }
 
 /// Whether `peer` is an address a script's socket had, as the kernel gives
@@ -218,18 +224,23 @@ mod tests {
     /// A program's end whose script end is in FIN_WAIT1 (its FIN lost, to
     /// be retransmitted) is waited for, a dual-stack listener's
     /// IPv4-mapped addresses matching; one whose script end is gone (its
-    /// RST taken by a fault) is not: nothing more will reach it.
+    /// RST taken by a fault) is not, nor one the script left open.
     #[test]
-    fn only_a_connection_whose_script_end_remains_is_waited_for() {
+    fn only_a_connection_the_script_closed_and_still_holds_is_waited_for() {
         let program = socket(
             "[::ffff:127.0.0.1]:8080",
             "[::ffff:127.0.0.1]:41234",
             TcpState::Established,
         );
         let script = socket("127.0.0.1:41234", "127.0.0.1:8080", TcpState::FinWait1);
-        assert!(still_sending(&[program.clone(), script], &program));
+        assert!(closed_by_the_script(&[program.clone(), script], &program));
         let other = socket("127.0.0.1:41235", "127.0.0.1:8080", TcpState::FinWait1);
-        assert!(!still_sending(&[program.clone(), other], &program));
-        assert!(!still_sending(std::slice::from_ref(&program), &program));
+        assert!(!closed_by_the_script(&[program.clone(), other], &program));
+        assert!(!closed_by_the_script(
+            std::slice::from_ref(&program),
+            &program
+        ));
+        let open = socket("127.0.0.1:41234", "127.0.0.1:8080", TcpState::Established);
+        assert!(!closed_by_the_script(&[program.clone(), open], &program));
     }
 }
