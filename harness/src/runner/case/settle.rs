@@ -2,8 +2,8 @@
 //! what it does about the scripts' hang-ups is on the record, not left to
 //! a race with its stop signal.
 //!
-//! When the scripts are done, every socket of theirs is closed together,
-//! and then the program is asked to stop. A program that logs a
+//! When the scripts are done, the program is asked to stop. A program
+//! that logs a
 //! connection's end (Node's `req aborted`, `res close`) does so a moment
 //! after the kernel handed it the FIN or RST: it closes its socket first,
 //! and only then runs the callbacks that print. Stopped at once, it printed
@@ -13,14 +13,13 @@
 //! enough: the socket is closed before the lines are printed.
 //!
 //! So the case waits, bounded by [`SETTLE_LIMIT`], for two things in turn:
-//! the kernel shows the program's end of every connection of the case past
-//! ESTABLISHED (the FIN or RST processed, so the program was woken; one
-//! whose script end is gone, its RST taken by a fault, is never told, and
-//! one the script left open is closed only after the program's stop: neither
-//! is waited for), then
-//! every thread of the program asleep, and what it wrote read, in two
-//! samples [`ASLEEP_GAP`] apart: it has nothing left to run, so its
-//! callbacks have run and printed. The wait is on the timeline as a typed
+//! the kernel shows the program's end of every connection the scripts
+//! closed past ESTABLISHED (the FIN or RST processed, so the program was
+//! woken; one whose script end is gone, its RST taken by a fault, is never
+//! told, and one a script left open is closed only once the case is over:
+//! neither is waited for), then every thread of the program asleep, and
+//! what it wrote read, in two samples [`ASLEEP_GAP`] apart: it has nothing
+//! left to run, so its callbacks have run and printed. The wait is on the timeline as a typed
 //! event ([`EventKind::ProgramSettle`]); it never changes a verdict.
 //!
 //! A program that plays the client settles the same way: it too may log
