@@ -9,9 +9,23 @@
 
 use std::process::Command;
 
-/// Runs the suite `text` (written as `<stem>.toml` in a temp folder) and
-/// returns the events of its one case, and the terminal's output.
+/// Runs the suite `text` (written as `<stem>.toml` in a temp folder),
+/// whose one case must pass, and returns its events and the terminal's
+/// output.
 fn events_of_the_case(stem: &str, text: &str) -> (Vec<serde_json::Value>, String) {
+    let (case, stdout) = the_case(stem, text);
+    assert_eq!(case["status"], "passed", "{stdout}");
+    let events = case["timeline"]["events"]
+        .as_array()
+        .expect("events")
+        .clone();
+    (events, stdout)
+}
+
+/// Runs the suite `text` (written as `<stem>.toml` in a temp folder) and
+/// returns its one case, as the JSON report has it, and the terminal's
+/// output.
+fn the_case(stem: &str, text: &str) -> (serde_json::Value, String) {
     let dir = tempfile::tempdir().expect("temp dir");
     let suite = dir.path().join(format!("{stem}.toml"));
     std::fs::write(&suite, text).expect("write suite");
@@ -31,12 +45,7 @@ fn events_of_the_case(stem: &str, text: &str) -> (Vec<serde_json::Value>, String
     let report: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
     let cases = report["rounds"][0]["cases"].as_array().expect("cases");
     assert_eq!(cases.len(), 1, "{stdout}");
-    assert_eq!(cases[0]["status"], "passed", "{stdout}");
-    let events = cases[0]["timeline"]["events"]
-        .as_array()
-        .expect("events")
-        .clone();
-    (events, stdout)
+    (cases[0].clone(), stdout)
 }
 
 /// The one `program_settle` event among `events`.
@@ -143,4 +152,46 @@ client = [
     assert_eq!(settle["gave_up_on"]["on"], "thread", "{settle}\n{stdout}");
     let waited = settle["waited_ms"].as_f64().expect("waited_ms");
     assert!((500.0..1500.0).contains(&waited), "{settle}");
+}
+
+/// A case stopped by its deadline stops its program at once: no settle,
+/// however busy the program (Ctrl-C takes the same path, and must stay
+/// fast).
+#[test]
+fn a_case_that_overran_its_deadline_does_not_wait_for_its_program() {
+    let text = r#"
+[program]
+run = ["python3", "-u", "-c", """
+import socket, threading
+def spin():
+    while True:
+        pass
+threading.Thread(target=spin, daemon=True).start()
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', 9000))
+s.listen()
+print('listening', flush=True)
+while True:
+    c, _ = s.accept()
+"""]
+port = 9000
+ready = "^listening"
+
+[[case]]
+name = "overruns"
+deadline = "300ms"
+client = [
+  { connect = 9000 },
+  "recv",
+]
+"#;
+    let (case, stdout) = the_case("overruns", text);
+    assert_eq!(case["status"], "failed", "{stdout}");
+    assert_eq!(case["kind"], "deadline", "{stdout}");
+    let events = case["timeline"]["events"].as_array().expect("events");
+    assert!(
+        !events.iter().any(|e| e["event"] == "program_settle"),
+        "{events:#?}"
+    );
 }
