@@ -373,6 +373,34 @@ pub struct FailedSyscall {
     pub outcome: Outcome,
 }
 
+/// What a program under test had not done yet when hangup gave up
+/// waiting for it to settle before stopping it (see
+/// [`EventKind::ProgramSettle`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(tag = "on", rename_all = "snake_case")]
+pub enum Unsettled {
+    /// Its end of a connection a script closed was still ESTABLISHED,
+    /// the script's end still in the kernel: the script's FIN had not
+    /// reached it yet (a fault took it, and it waits for a
+    /// retransmission).
+    Connection {
+        /// The program's end.
+        local: SocketAddr,
+        /// The script's end.
+        remote: SocketAddr,
+    },
+    /// A thread of it (or of a process it started) was not asleep.
+    Thread {
+        /// Its id, as the host numbers it.
+        tid: i32,
+        /// Its state, as `/proc/<pid>/task/<tid>/stat` gives it (`R`,
+        /// `D`, ...).
+        state: String,
+    },
+    /// What it wrote to its stdout or stderr was not yet all read.
+    Output,
+}
+
 /// Why a case stopped before its scripts were done, other than a failed
 /// expectation.
 #[derive(
@@ -577,6 +605,22 @@ pub enum EventKind {
         #[serde(rename = "busy_ms", with = "millis")]
         #[schemars(with = "f64")]
         busy: Duration,
+    },
+    /// Before the case stopped the program under test: how long hangup
+    /// waited for it to settle (the kernel had shown it the end of every
+    /// connection the scripts closed, and every thread of it was asleep,
+    /// so what it does about those ends it has done and printed), or
+    /// that it gave up waiting, and on what. Judges nothing: it says why
+    /// a line the program prints about a hang-up is on the record.
+    ProgramSettle {
+        /// How long hangup waited.
+        #[serde(rename = "waited_ms", with = "millis")]
+        #[schemars(with = "f64")]
+        waited: Duration,
+        /// What it still waited on when its limit passed; absent when the
+        /// program settled.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        gave_up_on: Option<Unsettled>,
     },
     /// The program under test ended.
     ProgramExited {

@@ -16,7 +16,7 @@ use crate::model::{
 };
 use crate::record::{
     EventKind, FaultSpec, HeldBy, HeldSocket, OpenFd, OutputLine, QueuedAt, SegmentSeen, Shortfall,
-    StateSource, StepId, StopReason, Stream, Timeline, TracedSyscall,
+    StateSource, StepId, StopReason, Stream, Timeline, TracedSyscall, Unsettled,
 };
 use crate::suite::{Fault, HostCut, LineCount, Outgoing, Payload, Segments, SocketCall};
 use crate::verdict::{Mismatch, MismatchKind};
@@ -553,6 +553,36 @@ fn timeline() -> Timeline {
             EventKind::Shortfall {
                 what: Shortfall::PcapNotWritten,
                 error: "No space left on device (os error 28)".into(),
+            },
+        ),
+        (
+            1230,
+            server,
+            EventKind::ProgramSettle {
+                waited: ms(12),
+                gave_up_on: None,
+            },
+        ),
+        (
+            1230,
+            server,
+            EventKind::ProgramSettle {
+                waited: ms(500),
+                gave_up_on: Some(Unsettled::Thread {
+                    tid: 4242,
+                    state: "R".into(),
+                }),
+            },
+        ),
+        (
+            1230,
+            server,
+            EventKind::ProgramSettle {
+                waited: ms(500),
+                gave_up_on: Some(Unsettled::Connection {
+                    local: "127.0.0.1:8080".parse().expect("address"),
+                    remote: "127.0.0.1:41234".parse().expect("address"),
+                }),
             },
         ),
         (

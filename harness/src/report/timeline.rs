@@ -12,7 +12,7 @@ use crate::fault::DelayTrouble;
 use crate::model::{CallResult, Escaped, Link, Outcome, Side, Socket, TcpFlags};
 use crate::record::{
     Event, EventKind, FaultSpec, Flood, HeldSocket, QueuedAt, SegmentSeen, Shortfall, StateSource,
-    StepId, StopReason, Timeline, TracedSyscall,
+    StepId, StopReason, Timeline, TracedSyscall, Unsettled,
 };
 use crate::suite::SocketCall;
 use crate::verdict::millis;
@@ -229,6 +229,19 @@ fn outcome(result: &CallResult) -> String {
             format!("{} after {} B", errno.name(), result.bytes)
         }
         Outcome::Errno(errno) => errno.name(),
+    }
+}
+
+/// What a program had not done when hangup gave up waiting for it to
+/// settle: `its end of 127.0.0.1:8080 <- 127.0.0.1:41234 still
+/// ESTABLISHED`, `thread 4242 still running (R)`.
+fn unsettled(on: &Unsettled) -> String {
+    match on {
+        Unsettled::Connection { local, remote } => {
+            format!("its end of {local} <- {remote} still ESTABLISHED")
+        }
+        Unsettled::Thread { tid, state } => format!("thread {tid} still running ({state})"),
+        Unsettled::Output => "its output not all read yet".into(),
     }
 }
 
@@ -467,6 +480,21 @@ impl Event {
             EventKind::ProgramBusy { busy } => format!(
                 "program busy {} since ready (on a CPU, or waiting for one)",
                 millis(*busy)
+            ),
+            EventKind::ProgramSettle {
+                waited,
+                gave_up_on: None,
+            } => format!(
+                "program settled after {}, before its stop",
+                millis(*waited)
+            ),
+            EventKind::ProgramSettle {
+                waited,
+                gave_up_on: Some(on),
+            } => format!(
+                "gave up after {} waiting for the program to settle before its stop: {}",
+                millis(*waited),
+                unsettled(on)
             ),
             EventKind::ProgramExited { exit } => format!("program {exit}"),
             EventKind::Signal { signal, .. } => format!("signal {signal} to the program"),

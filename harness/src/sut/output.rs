@@ -12,6 +12,8 @@
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,77 @@ pub(super) struct Output {
     state: Mutex<OutputState>,
     /// Signalled on every line and when the program exits.
     pub(super) changed: Condvar,
+    /// Its stdout and stderr as their readers go through them, so that
+    /// [`Output::drained`] can tell whether all it wrote is read.
+    pipes: Mutex<Vec<Arc<Pipe>>>,
+}
+
+/// One of the program's output pipes, as its reader goes through it.
+struct Pipe {
+    /// A second handle on the pipe's read end, never read: only asked how
+    /// many bytes wait in it (a read end held open changes nothing for
+    /// the writers, which still meet EOF's counterpart only when every
+    /// reader is gone; the reader thread holds one anyway).
+    queue: OwnedFd,
+    /// [`BUSY`], [`IN_READ`] or [`ENDED`].
+    reader: AtomicU8,
+}
+
+/// The reader is taking lines out of what it read.
+const BUSY: u8 = 0;
+/// The reader is in `read(2)` on the pipe, or about to be: every line it
+/// read before is on the record.
+const IN_READ: u8 = 1;
+/// The reader met the pipe's end.
+const ENDED: u8 = 2;
+
+impl Pipe {
+    /// Whether everything written to the pipe is on the record: its reader
+    /// met its end, or waits in `read(2)` with nothing queued.
+    ///
+    /// A reader whose `read(2)` has just returned but which has not yet
+    /// said so looks drained for that instant; the case's settle asks
+    /// twice, a few milliseconds apart, and a line read that late still
+    /// reaches the record of a case that stops its own program (the stop
+    /// waits for the readers' EOF).
+    fn drained(&self) -> bool {
+        match self.reader.load(Ordering::SeqCst) {
+            ENDED => true,
+            IN_READ => queued_bytes(self.queue.as_fd().as_raw_fd()) == 0,
+            _ => false,
+        }
+    }
+}
+
+/// How many bytes wait in the pipe whose read end is `fd` (`FIONREAD`); 0
+/// when the kernel will not say, so that a settle never waits on it.
+fn queued_bytes(fd: std::os::fd::RawFd) -> nix::libc::c_int {
+    let mut queued: nix::libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which points
+    // at `queued`; `fd` is open for the length of the call (its `OwnedFd`
+    // is borrowed by the caller).
+    let done = unsafe { nix::libc::ioctl(fd, nix::libc::FIONREAD, &mut queued) };
+    if done < 0 { 0 } else { queued }
+}
+
+/// The reader's side of a [`Pipe`]: says when it enters `read(2)` and
+/// when it met the end.
+struct Watched {
+    file: std::fs::File,
+    pipe: Arc<Pipe>,
+}
+
+impl Read for Watched {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.pipe.reader.store(IN_READ, Ordering::SeqCst);
+        let read = self.file.read(buf);
+        let now = match read {
+            Ok(0) => ENDED,
+            _ => BUSY,
+        };
+        self.pipe.reader.store(now, Ordering::SeqCst);
+        read
+    }
 }
 
 pub(super) struct OutputState {
@@ -67,7 +140,36 @@ impl Output {
             }),
             patterns,
             changed: Condvar::new(),
+            pipes: Mutex::default(),
         }
+    }
+
+    /// Whether every line the program wrote so far is on the record (see
+    /// [`Pipe::drained`]).
+    pub(super) fn drained(&self) -> bool {
+        self.pipes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .all(|pipe| pipe.drained())
+    }
+
+    /// `file`, read through a [`Pipe`] that [`Output::drained`] asks
+    /// about; `file` alone when its read end cannot be duplicated (then
+    /// nothing waits on it).
+    fn watch(&self, file: std::fs::File) -> Box<dyn Read + Send> {
+        let Ok(queue) = file.as_fd().try_clone_to_owned() else {
+            return Box::new(file);
+        };
+        let pipe = Arc::new(Pipe {
+            queue,
+            reader: AtomicU8::new(BUSY),
+        });
+        self.pipes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::clone(&pipe));
+        Box::new(Watched { file, pipe })
     }
 
     /// Where `pattern` is among the counted patterns, if it is.
@@ -184,7 +286,7 @@ pub const PROGRAM_LOG_CAP: u64 = 64 << 20;
 /// record. Patterns are matched before the lock is taken, so a slow
 /// pattern holds up no other thread.
 pub(super) fn read_lines(
-    from: impl Read + Send + 'static,
+    from: std::fs::File,
     stream: Stream,
     side: Side,
     ready: Option<regex::Regex>,
@@ -192,6 +294,7 @@ pub(super) fn read_lines(
     output: &Arc<Output>,
 ) {
     let (route, output) = (route.clone(), Arc::clone(output));
+    let from = output.watch(from);
     // Detached: a process the program started may hold the pipe open after
     // the program is gone; nothing waits for this thread.
     let _ = std::thread::Builder::new()

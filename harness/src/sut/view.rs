@@ -228,6 +228,34 @@ impl ProgramView {
         })
     }
 
+    /// A thread of the program (of any process in its PID namespace) that
+    /// is not asleep, as /proc says, with its state (`R`, `D`, ...); or
+    /// `None` when every one sleeps (`S`), is stopped (`T`, or `t` under
+    /// its tracer) or has ended (`Z`, `X`, or gone): it has nothing left
+    /// to run until something wakes it, so whatever it was woken for
+    /// before it has done, and printed. A thread in `D` waits on the
+    /// kernel to go on with its work: awake.
+    pub fn awake_thread(&self) -> Option<(i32, String)> {
+        descendants(self.group).iter().find_map(|pid| {
+            let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+            tasks.flatten().find_map(|task| {
+                let tid: i32 = task.file_name().to_str()?.parse().ok()?;
+                let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+                // The state follows the name, which may hold spaces and
+                // parentheses: after the last ')'.
+                let state = stat.rsplit_once(')')?.1.split_whitespace().next()?;
+                let asleep = matches!(state, "S" | "T" | "t" | "Z" | "X" | "x");
+                (!asleep).then(|| (tid, state.to_string()))
+            })
+        })
+    }
+
+    /// Whether every line the program wrote so far is read and on the
+    /// record: each output reader waits on an empty pipe, or met its end.
+    pub fn output_drained(&self) -> bool {
+        self.output.drained()
+    }
+
     /// Every fd the program and the processes it started have open, with
     /// what each is (read from /proc without touching it), by process and
     /// fd number.

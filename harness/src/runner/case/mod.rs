@@ -17,8 +17,9 @@
 //!    each runs its script: sides::run_step hands a step to
 //!      calls (a socket call) | control (sleep, mark, wait, signal,
 //!      faults) | checks (states, queues, fd table, output, traced calls)
-//!    when every side is done: the faults' end (faults), the program's
-//!    stop, the capture's end, and every socket closed together
+//!    when every side is done: the faults' end (faults), every socket
+//!    closed together, the program left to settle (settle) and then
+//!    stopped, the capture's end
 //!
 //!  meanwhile the calling thread supervises .......... deadline::supervise
 //!    it sleeps on `Shared::supervisor` until a verdict, the deadline or
@@ -51,6 +52,7 @@ mod deadline;
 mod faults;
 mod hosts;
 mod program;
+mod settle;
 mod setup;
 mod sides;
 mod step;

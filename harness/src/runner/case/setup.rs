@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::faults::end_faults;
 use super::hosts::make_hosts;
 use super::program::start_program;
+use super::settle::settle;
 use super::sides::run_sides;
 use super::wire::{end_capture, start_capture};
 use super::{Shared, harness_failure, program_failure};
@@ -80,6 +81,9 @@ pub(super) fn prepare_and_run(
             // is done, before the program is asked to stop (a server that
             // drains its connections on SIGTERM finds none left).
             drop(peers);
+            // What the program does about those ends goes on the record
+            // before it is asked to stop (see `settle`).
+            settle(shared);
         }
         if let Some((running, spec)) = program.zip(shared.case.program.as_ref()) {
             let stopped = running.stop();
