@@ -3,8 +3,8 @@
 //! a race with its stop signal.
 //!
 //! When the scripts are done, the program is asked to stop. A program
-//! that logs a
-//! connection's end (Node's `req aborted`, `res close`) does so a moment
+//! that logs a connection's end (Node's `req aborted`, `res close`) does
+//! so a moment
 //! after the kernel handed it the FIN or RST: it closes its socket first,
 //! and only then runs the callbacks that print. Stopped at once, it printed
 //! those lines in one run and not the next, and `hangup diff` of a version
@@ -19,8 +19,9 @@
 //! told, and one a script left open is closed only once the case is over:
 //! neither is waited for), then every thread of the program asleep, and
 //! what it wrote read, in two samples [`ASLEEP_GAP`] apart: it has nothing
-//! left to run, so its callbacks have run and printed. The wait is on the timeline as a typed
-//! event ([`EventKind::ProgramSettle`]); it never changes a verdict.
+//! left to run, so its callbacks have run and printed. The wait is on the
+//! timeline as a typed event ([`EventKind::ProgramSettle`]); it never
+//! changes a verdict.
 //!
 //! A program that plays the client settles the same way: it too may log
 //! the end of its connection (a script server's close) a moment after the
