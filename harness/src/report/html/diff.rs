@@ -288,12 +288,10 @@ fn one_side(
                 Some(case) => {
                     p { span.status.(status_word(case)) { (status_word(case)) } " " (Escaped(&case.name)) }
                     (artifacts(case, here))
-                    div.ladder-box {
-                        (ladder::ladder(&case.timeline, ladder::Marks {
-                            failed: case.failure().and_then(|f| f.step.as_ref()),
-                            changed: steps,
-                        }))
-                    }
+                    (ladder::ladder(&case.timeline, ladder::Marks {
+                        failed: case.failure().and_then(|f| f.step.as_ref()),
+                        changed: steps,
+                    }))
                 }
                 None => p.muted { "Not in this run's report." },
             }
