@@ -38,7 +38,7 @@ use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use maud::{Escaper, Markup, PreEscaped, html};
+use maud::{Escaper, Markup, PreEscaped};
 
 use crate::model::{Escaped, Outcome, Side};
 use crate::record::{Event, EventKind, StepId, Timeline};
@@ -131,7 +131,11 @@ pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
     let mut last_at: Option<Duration> = None;
     let mut fold_row = 0;
     for (i, event) in timeline.events.iter().enumerate() {
-        let fold = folded.get(&i);
+        let fold = if folded.is_empty() {
+            None
+        } else {
+            folded.get(&i)
+        };
         // A folded run's first hidden segment carries its summary: the
         // summary takes a row, the segments none (drawn hidden on it).
         let summary = matches!(fold, Some(Fold::Summary { .. }));
@@ -190,6 +194,7 @@ pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
     // Written as rows the page's script draws (see the module's doc);
     // `fmt::Write` into a `String` cannot fail.
     let mut out = String::with_capacity(96 * (rows.len() + columns.len() + 2));
+    out.push_str("<div class=\"ladder-box rows\">");
     let _ = writeln!(
         out,
         "L {width} {height} {top} {TIME} {ROW} {} {TEXT_CHARS}",
@@ -200,8 +205,8 @@ pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
         if two_hosts {
             let _ = writeln!(out, "H {}", x_of(column));
             match hosts[column] {
-                Some(ip) => line(&mut out, format_args!("host {ip}")),
-                None => line(&mut out, format_args!("host ?")),
+                Some(ip) => line(&mut out, &format!("host {ip}")),
+                None => line(&mut out, "host ?"),
             }
         }
     }
@@ -209,12 +214,12 @@ pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
         let _ = writeln!(out, "G {gy}");
         line(
             &mut out,
-            format_args!("⋯ {} later ⋯", crate::verdict::millis(*gap)),
+            &format!("⋯ {} later ⋯", crate::verdict::millis(*gap)),
         );
     }
     for (ny, note) in &notes {
         let _ = writeln!(out, "N {ny}");
-        line(&mut out, format_args!("{note}"));
+        line(&mut out, note);
     }
     for (ry, row, hidden) in &rows {
         match row {
@@ -233,9 +238,9 @@ pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
                     (false, None) => 'S',
                 };
                 let _ = writeln!(out, "{kind} {ry} {x1} {end} {}", Ms(event.at));
-                line(&mut out, format_args!("{}", Escaped(label)));
+                line(&mut out, label);
                 if let (false, Some(fault)) = (hidden, lost) {
-                    line(&mut out, format_args!("{}", Escaped(fault)));
+                    line(&mut out, fault);
                 }
             }
             Row::Text {
@@ -268,20 +273,41 @@ pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
                     }
                 }
                 let _ = writeln!(out, " {}", Ms(event.at));
-                line(&mut out, format_args!("{}", Escaped(text)));
+                line(&mut out, text);
             }
         }
     }
-    html! {
-        div.ladder-box.rows { (PreEscaped(out)) }
-    }
+    out.push_str("</div>");
+    PreEscaped(out)
 }
 
-/// One text line of a ladder's rows: `|` and the text, escaped for HTML
-/// (its controls were escaped before: it holds no line break).
-fn line(out: &mut String, text: fmt::Arguments<'_>) {
+/// One text line of a ladder's rows: `|` and `text`, its controls
+/// escaped by [`Escaped`] (so that it holds no line break), then for HTML.
+fn line(out: &mut String, text: &str) {
     out.push('|');
-    let _ = Escaper::new(out).write_fmt(text);
+    if text
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        // Nothing for `Escaped` to do (the common case): HTML's own
+        // characters only, the plain runs between them copied whole.
+        let mut plain = 0;
+        for (at, b) in text.bytes().enumerate() {
+            let escape = match b {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' => "&gt;",
+                b'"' => "&quot;",
+                _ => continue,
+            };
+            out.push_str(&text[plain..at]);
+            out.push_str(escape);
+            plain = at + 1;
+        }
+        out.push_str(&text[plain..]);
+    } else {
+        let _ = write!(Escaper::new(out), "{}", Escaped(text));
+    }
     out.push('\n');
 }
 
@@ -306,6 +332,54 @@ struct Ms(Duration);
 
 impl fmt::Display for Ms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:.1}", self.0.as_secs_f64() * 1000.0)
+        // `{:.1}` of the float, from the whole nanoseconds (a float's
+        // formatting was a good part of a ladder's time): the float is
+        // off by far less than a nanosecond below 10^5 s, so it rounds
+        // as the nanoseconds do, but at exactly half a tenth, where it
+        // may round either way: that, and longer times, as the float.
+        let nanos = self.0.as_nanos();
+        let (tenths, rest) = (nanos / 100_000, nanos % 100_000);
+        if rest != 50_000 && self.0.as_secs() < 100_000 {
+            let tenths = tenths + u128::from(rest > 50_000);
+            write!(f, "{}.{}", tenths / 10, tenths % 10)
+        } else {
+            write!(f, "{:.1}", self.0.as_secs_f64() * 1000.0)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milliseconds_read_as_the_float_writes_them() {
+        let float = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
+        let mut nanos: Vec<u64> = Vec::new();
+        for base in [
+            0,
+            1_000_000,
+            7_300_000,
+            999_950_000,
+            12_345_678_900_000,
+            99_999_999_950_000,
+        ] {
+            for near in [0u64, 1, 2, 49_999, 50_000, 50_001, 99_999, 100_000, 100_001] {
+                nanos.push(base + near);
+                nanos.push(base.saturating_sub(near));
+            }
+        }
+        // A spread of others, deterministic.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            nanos.push(x % 200_000_000_000_000);
+        }
+        for n in nanos {
+            let d = Duration::from_nanos(n);
+            assert_eq!(Ms(d).to_string(), float(d), "{n} ns");
+        }
     }
 }

@@ -220,3 +220,76 @@ fn sides_on_two_hosts_are_named_by_their_hosts() {
     assert!(hosts.iter().any(|h| h == "host 198.18.0.1"), "{hosts:?}");
     assert!(hosts.iter().any(|h| h == "host 198.18.0.2"), "{hosts:?}");
 }
+
+/// How long the page of 1,000 cases takes to write, and its parts
+/// (`cargo test --release -p hangup --lib html::tests::time_ -- --ignored --nocapture`).
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn time_the_page_of_1000_cases() {
+    let mut cases = Vec::new();
+    for i in 0..1000 {
+        let mut c = case();
+        c.name = format!("s::case_{i}");
+        c.status = CaseStatus::Passed;
+        cases.push(c);
+    }
+    let events: usize = cases.iter().map(|c| c.timeline.events.len()).sum();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let html = page_of(&cases);
+        let all = t.elapsed();
+        let t = std::time::Instant::now();
+        let mut n = 0;
+        for c in &cases {
+            for e in &c.timeline.events {
+                n += e.describe().map_or(0, |d| d.len());
+            }
+        }
+        let describe = t.elapsed();
+        let t = std::time::Instant::now();
+        let mut m = 0;
+        for c in &cases {
+            m += ladder::ladder(&c.timeline, ladder::Marks::default())
+                .0
+                .len();
+        }
+        let ladders = t.elapsed();
+        eprintln!(
+            "page {all:?} ({} bytes, {events} events); describe alone {describe:?} ({n}); ladders alone {ladders:?} ({m})",
+            html.len()
+        );
+    }
+}
+
+#[test]
+fn artifact_links_are_relative_below_the_page_and_file_urls_elsewhere() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let kept = dir.path().join("kept one");
+    std::fs::create_dir(&kept).expect("the artifacts' folder");
+    std::fs::write(kept.join("capture.pcap"), b"").expect("a file");
+    let mut case = case();
+    case.artifacts = Some(kept.clone());
+    let below = page(
+        std::slice::from_ref(&case),
+        &[],
+        None,
+        &RunInfo::default(),
+        &dir.path().join("page.html"),
+    );
+    assert!(
+        below.contains("href=\"kept%20one/capture.pcap\""),
+        "{below}"
+    );
+    assert!(below.contains("href=\"kept%20one/case.log\""), "{below}");
+    assert!(below.contains("href=\"kept%20one\""), "{below}");
+    let other = tempfile::tempdir().expect("another temp dir");
+    let elsewhere = page(
+        &[case],
+        &[],
+        None,
+        &RunInfo::default(),
+        &other.path().join("page.html"),
+    );
+    let url = format!("href=\"file://{}/capture.pcap\"", kept.display()).replace(' ', "%20");
+    assert!(elsewhere.contains(&url), "{elsewhere}");
+}
