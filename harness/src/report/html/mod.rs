@@ -12,8 +12,9 @@
 //! `<template>`, which the browser parses but does not lay out, and the
 //! script puts it in place when the case is opened (a click, or a link to
 //! `#case-...`). The ladder is laid out here but written as rows, one
-//! line each (see `ladder`), that the script draws as SVG then: a
-//! quarter of the SVG's bytes, and of the time to write them.
+//! line each (see `ladder`), that the script draws as SVG then: for a
+//! tiny case a fifth of the SVG's bytes, and the page writer's time
+//! halved (bench/html-cost).
 
 mod diff;
 mod ladder;
