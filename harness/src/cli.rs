@@ -476,6 +476,7 @@ fn run(
     }
     let matrices = report::matrix::Matrix::of(last);
     if let Some(path) = html {
+        let built = std::time::Instant::now();
         let run = report::html::RunInfo::of_this_machine(
             std::env::args().collect(),
             started.elapsed(),
@@ -502,9 +503,22 @@ fn run(
             )
         });
         let page = report::html::page(last, &matrices, view.as_ref(), &run, &path);
+        let build = built.elapsed();
         if let Err(err) = report::write_atomically(&path, page.as_bytes()) {
             err!("hangup: failed to write {}: {err}", Escaped(path.display()));
             code = ExitCode::from(2);
+        }
+        // What the page cost this run (bench/html-cost/run.sh reads it).
+        if std::env::var_os("HANGUP_HTML_TIMING").is_some_and(|v| v == "1") {
+            let all = built.elapsed();
+            err!(
+                "html page: built in {:.1} ms, written in {:.1} ms, {:.1} ms in all ({} bytes, {} cases)",
+                build.as_secs_f64() * 1000.0,
+                (all - build).as_secs_f64() * 1000.0,
+                all.as_secs_f64() * 1000.0,
+                page.len(),
+                last.len()
+            );
         }
     }
     for matrix in &matrices {

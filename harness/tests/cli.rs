@@ -310,7 +310,8 @@ fn diff_names_what_changed_between_two_versions_of_a_program_and_accepts_what_is
         "{html:.3000}"
     );
     assert!(html.contains("<td><code>eof</code></td><td><code>EAGAIN</code></td>"));
-    assert_eq!(html.matches("<svg class=\"ladder\"").count(), 2);
+    // Each ladder is written as rows the page's script draws as SVG.
+    assert_eq!(html.matches("<div class=\"ladder-box rows\">").count(), 2);
 }
 
 /// Starts `hangup run` on `suite` with JUnit and JSON reports in `dir`.

@@ -6,6 +6,7 @@
 //! path): every event's text is written [`Escaped`], so none can break
 //! the ladder or reach the terminal raw.
 
+use std::fmt::Write as _;
 use std::time::Duration;
 
 use crate::fault::DelayTrouble;
@@ -447,16 +448,19 @@ impl Event {
                 len,
                 ..
             } => {
-                let mut text = format!("{flags} seq {seq}");
+                // One String, written into (a page describes every
+                // segment of every case).
+                let mut text = String::with_capacity(64);
+                let _ = write!(text, "{flags} seq {seq}");
                 if *len > 0 {
-                    text = format!("{flags} seq {seq}:{}", seq.wrapping_add(*len));
+                    let _ = write!(text, ":{}", seq.wrapping_add(*len));
                 }
                 if flags.contains(TcpFlags::ACK) {
-                    text.push_str(&format!(" ack {ack}"));
+                    let _ = write!(text, " ack {ack}");
                 }
-                text.push_str(&format!(" win {window}"));
+                let _ = write!(text, " win {window}");
                 if *len > 0 {
-                    text.push_str(&format!(" ({len} B)"));
+                    let _ = write!(text, " ({len} B)");
                 }
                 text
             }

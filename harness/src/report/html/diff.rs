@@ -129,7 +129,9 @@ impl<'a> DiffView<'a> {
 /// The page of `view` (`hangup diff --html`); artifact links relative to
 /// `page`'s folder when they sit below it.
 pub fn diff_page(view: &DiffView<'_>, command: &[String], page: &Path) -> String {
-    let here = page.parent().map(Path::to_path_buf).unwrap_or_default();
+    // Canonical once for the page, for the artifact links (None where it
+    // cannot be: then they are `file:` URLs).
+    let here = page.parent().and_then(|dir| dir.canonicalize().ok());
     let open = view.open();
     let title = format!(
         "hangup diff: {} differences, {} not accepted",
@@ -148,7 +150,7 @@ pub fn diff_page(view: &DiffView<'_>, command: &[String], page: &Path) -> String
                 dt { "command" } dd { code { (Escaped(&command.join(" "))) } }
             }
         }
-        main { (sections(view, &here)) }
+        main { (sections(view, here.as_deref())) }
     };
     document(&title, content)
 }
@@ -169,7 +171,7 @@ pub(super) fn summary(view: &DiffView<'_>) -> Markup {
 
 /// The sweeps cell by cell, each changed case side by side, the noise:
 /// the diff page's body, and the versions' section of a run page.
-pub(super) fn sections(view: &DiffView<'_>, here: &Path) -> Markup {
+pub(super) fn sections(view: &DiffView<'_>, here: Option<&Path>) -> Markup {
     html! {
         @if !view.sweeps.is_empty() {
             section #sweep-changes {
@@ -247,7 +249,7 @@ fn sweep_table(sweep: &SweepChange<'_>, view: &DiffView<'_>) -> Markup {
 
 /// A changed case: its differences, then its two ladders side by side
 /// (in a template until it opens, as on the run page).
-fn changed_case(case: &ChangedCase<'_>, view: &DiffView<'_>, here: &Path) -> Markup {
+fn changed_case(case: &ChangedCase<'_>, view: &DiffView<'_>, here: Option<&Path>) -> Markup {
     let differences: Vec<Difference> = view
         .differences
         .iter()
@@ -279,7 +281,7 @@ fn one_side(
     what: &str,
     case: Option<&CaseReport>,
     steps: &[(Side, StepId)],
-    here: &Path,
+    here: Option<&Path>,
 ) -> Markup {
     html! {
         div.version {
@@ -288,12 +290,10 @@ fn one_side(
                 Some(case) => {
                     p { span.status.(status_word(case)) { (status_word(case)) } " " (Escaped(&case.name)) }
                     (artifacts(case, here))
-                    div.ladder-box {
-                        (ladder::ladder(&case.timeline, ladder::Marks {
-                            failed: case.failure().and_then(|f| f.step.as_ref()),
-                            changed: steps,
-                        }))
-                    }
+                    (ladder::ladder(&case.timeline, ladder::Marks {
+                        failed: case.failure().and_then(|f| f.step.as_ref()),
+                        changed: steps,
+                    }))
                 }
                 None => p.muted { "Not in this run's report." },
             }

@@ -1,4 +1,4 @@
-//! One case's ladder as SVG: a column per side, time running down, each
+//! One case's ladder: a column per side, time running down, each
 //! captured segment an arrow from its sender to its receiver, and each
 //! side's calls, states, traced syscalls and lines in its margin.
 //!
@@ -8,11 +8,37 @@
 //! included (drawn hidden, so that the page holds every one the JSON
 //! report does); a lost one stops half way at an X naming its fault; a
 //! gap in time longer than [`GAP`] is folded into one marked row.
+//!
+//! Laid out here, drawn by the page's script: a page of 1,000 cases
+//! holds 1,000 ladders nobody opens, and their SVG was most of the page
+//! and of the time it took to write. So a ladder is written as rows, one
+//! line each, in a `div.ladder-box.rows` that the script (`page.js`,
+//! `draw`) turns into the SVG when its case opens, every position
+//! computed here. A row is a letter and numbers, then its texts, each on
+//! a line of its own starting with `|` (so no text reads as a row: texts
+//! went through [`Escaped`], which holds no line break):
+//!
+//! - `L width height top time row middle chars`: the picture, where its
+//!   header ends, the time column's right edge, a row's height, the
+//!   middle of the first span (where gap and fold notes are centred),
+//!   the characters of a margin's text drawn (the rest in its tooltip);
+//! - `C x side`: a side's name and lifeline; `H x` + text: its host;
+//! - `G y` + text: a folded gap in time; `N y` + text: a fold's note;
+//! - `S y x1 x2 ms` + label: a segment; `X y x1 x2 ms` + label + fault:
+//!   a lost one, ending half way at `x2`; `F y x1 x2 ms` + label: a
+//!   folded one (`g.segment.folded`, hidden);
+//! - `T y x anchor classes ms` + text: an event in a margin, its classes
+//!   joined by `.` (`event.call.errno.failing`).
+//!
+//! The texts are escaped for HTML as any other text of the page, and
+//! the script puts them in text nodes: a suite's text never becomes
+//! markup.
 
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::time::Duration;
 
-use maud::{Markup, html};
+use maud::{Escaper, Markup, PreEscaped};
 
 use crate::model::{Escaped, Outcome, Side};
 use crate::record::{Event, EventKind, StepId, Timeline};
@@ -105,7 +131,11 @@ pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
     let mut last_at: Option<Duration> = None;
     let mut fold_row = 0;
     for (i, event) in timeline.events.iter().enumerate() {
-        let fold = folded.get(&i);
+        let fold = if folded.is_empty() {
+            None
+        } else {
+            folded.get(&i)
+        };
         // A folded run's first hidden segment carries its summary: the
         // summary takes a row, the segments none (drawn hidden on it).
         let summary = matches!(fold, Some(Fold::Summary { .. }));
@@ -131,7 +161,6 @@ pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
         let Some(text) = event.describe() else {
             continue;
         };
-        let text = Escaped(&text).to_string();
         let row = match &event.kind {
             EventKind::Packet {
                 to_side, lost_to, ..
@@ -140,9 +169,7 @@ pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
                     from,
                     to,
                     label: text,
-                    lost: lost_to
-                        .as_ref()
-                        .map(|f| Escaped(&f.to_string()).to_string()),
+                    lost: lost_to.as_ref().map(ToString::to_string),
                     event,
                 },
                 _ => Row::Text {
@@ -164,82 +191,124 @@ pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
     let height = y + ROW * 2;
     let failing_step = failed.map(|s| (s.side, s.step));
 
-    html! {
-        svg.ladder xmlns="http://www.w3.org/2000/svg" role="img"
-            width=(width) height=(height) viewBox={"0 0 " (width) " " (height)} {
-            title { "Ladder: each side's calls in its margin, segments as arrows, time running down" }
-            // Lifelines and their sides' names. SVG elements are written with
-            // an end tag, never as void: the HTML parser reads `<line>` in SVG
-            // as an open element that takes in what follows.
-            @for (column, side) in columns.iter().enumerate() {
-                text.side x=(x_of(column)) y=(ROW) text-anchor="middle" { (side.name()) }
-                @if two_hosts {
-                    text.host x=(x_of(column)) y=(ROW + 13) text-anchor="middle" {
-                        @match hosts[column] { Some(ip) => { "host " (ip) }, None => "host ?" }
-                    }
-                }
-                line.lifeline x1=(x_of(column)) y1=(top + 6) x2=(x_of(column)) y2=(height - ROW) {}
-            }
-            text.time x=(TIME - 8) y=(ROW) text-anchor="end" { "ms" }
-            @for (gy, gap) in &gaps {
-                g.gap {
-                    line x1=(TIME) y1=(gy - 5) x2=(width) y2=(gy - 5) {}
-                    text x=(TIME + MARGIN + SPAN / 2) y=(gy) text-anchor="middle" {
-                        "⋯ " (crate::verdict::millis(*gap)) " later ⋯"
-                    }
-                }
-            }
-            @for (ny, note) in &notes {
-                text.fold x=(TIME + MARGIN + SPAN / 2) y=(ny) text-anchor="middle" { (note) }
-            }
-            @for (ry, row, hidden) in &rows {
-                @match row {
-                    Row::Segment { from, to, label, lost, event } => {
-                        @let (x1, x2) = (x_of(*from), x_of(*to));
-                        @let end = if lost.is_some() { (x1 + x2) / 2 } else { x2 };
-                        @let mid = (x1 + end) / 2;
-                        // A folded one is kept small: its details and its
-                        // line, no text.
-                        @if *hidden {
-                            g.segment.folded {
-                                title { (ms(event.at)) " ms: " (label) }
-                                line x1=(x1) y1=(ry + 1) x2=(end) y2=(ry + 5) {}
-                            }
-                        } @else {
-                            g.segment.lost[lost.is_some()] data-at=(ms(event.at)) {
-                                title { (ms(event.at)) " ms: " (label) @if let Some(f) = lost { " — lost: " (f) } }
-                                text.time x=(TIME - 8) y=(ry) text-anchor="end" { (ms(event.at)) }
-                                text.label x=(mid) y=(ry - 3) text-anchor="middle" { (short(label, 44)) }
-                                @if let Some(fault) = lost {
-                                    line x1=(x1) y1=(ry + 1) x2=(end) y2=(ry + 5) {}
-                                    text.x x=(end) y=(ry + 10) text-anchor="middle" { "✕" }
-                                    text.fault x=(end) y=(ry + 22) text-anchor="middle" { "lost: " (short(fault, 40)) }
-                                } @else {
-                                    line marker-end="url(#arrowhead)" x1=(x1) y1=(ry + 1) x2=(end) y2=(ry + 5) {}
-                                }
-                            }
-                        }
-                    }
-                    Row::Text { column, text, class, event } => {
-                        @let (x, anchor) = match column {
-                            Some(0) => (x_of(0) - 8, "end"),
-                            Some(c) => (x_of(*c) + 8, "start"),
-                            None => (TIME + 4, "start"),
-                        };
-                        @let errno = matches!(&event.kind, EventKind::Call { result, .. } if matches!(result.outcome, Outcome::Errno(_)))
-                            || matches!(&event.kind, EventKind::Traced { call } if matches!(call.result.outcome, Outcome::Errno(_)));
-                        @let step_failed = failing_step.is_some_and(|(side, step)| event.side == Some(side) && event.kind.step() == Some(step));
-                        @let step_changed = marks.changed.iter().any(|(side, step)| event.side == Some(*side) && event.kind.step() == Some(*step));
-                        g.event.(class).errno[errno].failing[step_failed].changed[step_changed] {
-                            title { (ms(event.at)) " ms: " (text) }
-                            text.time x=(TIME - 8) y=(ry) text-anchor="end" { (ms(event.at)) }
-                            text x=(x) y=(ry) text-anchor=(anchor) { (short(text, TEXT_CHARS)) }
-                        }
-                    }
-                }
+    // Written as rows the page's script draws (see the module's doc);
+    // `fmt::Write` into a `String` cannot fail.
+    let mut out = String::with_capacity(96 * (rows.len() + columns.len() + 2));
+    out.push_str("<div class=\"ladder-box rows\">");
+    let _ = writeln!(
+        out,
+        "L {width} {height} {top} {TIME} {ROW} {} {TEXT_CHARS}",
+        TIME + MARGIN + SPAN / 2
+    );
+    for (column, side) in columns.iter().enumerate() {
+        let _ = writeln!(out, "C {} {}", x_of(column), side.name());
+        if two_hosts {
+            let _ = writeln!(out, "H {}", x_of(column));
+            match hosts[column] {
+                Some(ip) => line(&mut out, &format!("host {ip}")),
+                None => line(&mut out, "host ?"),
             }
         }
     }
+    for (gy, gap) in &gaps {
+        let _ = writeln!(out, "G {gy}");
+        line(
+            &mut out,
+            &format!("⋯ {} later ⋯", crate::verdict::millis(*gap)),
+        );
+    }
+    for (ny, note) in &notes {
+        let _ = writeln!(out, "N {ny}");
+        line(&mut out, note);
+    }
+    for (ry, row, hidden) in &rows {
+        match row {
+            Row::Segment {
+                from,
+                to,
+                label,
+                lost,
+                event,
+            } => {
+                let (x1, x2) = (x_of(*from), x_of(*to));
+                let end = if lost.is_some() { (x1 + x2) / 2 } else { x2 };
+                let kind = match (hidden, lost) {
+                    (true, _) => 'F',
+                    (false, Some(_)) => 'X',
+                    (false, None) => 'S',
+                };
+                let _ = writeln!(out, "{kind} {ry} {x1} {end} {}", Ms(event.at));
+                line(&mut out, label);
+                if let (false, Some(fault)) = (hidden, lost) {
+                    line(&mut out, fault);
+                }
+            }
+            Row::Text {
+                column,
+                text,
+                class,
+                event,
+            } => {
+                let (x, anchor) = match column {
+                    Some(0) => (x_of(0) - 8, "end"),
+                    Some(c) => (x_of(*c) + 8, "start"),
+                    None => (TIME + 4, "start"),
+                };
+                let errno = matches!(&event.kind, EventKind::Call { result, .. } if matches!(result.outcome, Outcome::Errno(_)))
+                    || matches!(&event.kind, EventKind::Traced { call } if matches!(call.result.outcome, Outcome::Errno(_)));
+                let step_failed = failing_step.is_some_and(|(side, step)| {
+                    event.side == Some(side) && event.kind.step() == Some(step)
+                });
+                let step_changed = marks.changed.iter().any(|(side, step)| {
+                    event.side == Some(*side) && event.kind.step() == Some(*step)
+                });
+                let _ = write!(out, "T {ry} {x} {anchor} event.{class}");
+                for (on, name) in [
+                    (errno, ".errno"),
+                    (step_failed, ".failing"),
+                    (step_changed, ".changed"),
+                ] {
+                    if on {
+                        out.push_str(name);
+                    }
+                }
+                let _ = writeln!(out, " {}", Ms(event.at));
+                line(&mut out, text);
+            }
+        }
+    }
+    out.push_str("</div>");
+    PreEscaped(out)
+}
+
+/// One text line of a ladder's rows: `|` and `text`, its controls
+/// escaped by [`Escaped`] (so that it holds no line break), then for HTML.
+fn line(out: &mut String, text: &str) {
+    out.push('|');
+    if text
+        .bytes()
+        .all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+    {
+        // Nothing for `Escaped` to do (the common case): HTML's own
+        // characters only, the plain runs between them copied whole.
+        let mut plain = 0;
+        for (at, b) in text.bytes().enumerate() {
+            let escape = match b {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' => "&gt;",
+                b'"' => "&quot;",
+                _ => continue,
+            };
+            out.push_str(&text[plain..at]);
+            out.push_str(escape);
+            plain = at + 1;
+        }
+        out.push_str(&text[plain..]);
+    } else {
+        let _ = write!(Escaper::new(out), "{}", Escaped(text));
+    }
+    out.push('\n');
 }
 
 /// The class of an event drawn as text: what kind of fact it is.
@@ -259,17 +328,58 @@ fn class_of(kind: &EventKind) -> &'static str {
 }
 
 /// Milliseconds, as the terminal's ladder writes them.
-fn ms(at: Duration) -> String {
-    format!("{:.1}", at.as_secs_f64() * 1000.0)
+struct Ms(Duration);
+
+impl fmt::Display for Ms {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // `{:.1}` of the float, from the whole nanoseconds (a float's
+        // formatting was a good part of a ladder's time): the float is
+        // off by far less than a nanosecond below 10^5 s, so it rounds
+        // as the nanoseconds do, but at exactly half a tenth, where it
+        // may round either way: that, and longer times, as the float.
+        let nanos = self.0.as_nanos();
+        let (tenths, rest) = (nanos / 100_000, nanos % 100_000);
+        if rest != 50_000 && self.0.as_secs() < 100_000 {
+            let tenths = tenths + u128::from(rest > 50_000);
+            write!(f, "{}.{}", tenths / 10, tenths % 10)
+        } else {
+            write!(f, "{:.1}", self.0.as_secs_f64() * 1000.0)
+        }
+    }
 }
 
-/// `text` cut to `chars` characters, with `…` when cut.
-fn short(text: &str, chars: usize) -> String {
-    if text.chars().count() <= chars {
-        text.to_string()
-    } else {
-        let mut out: String = text.chars().take(chars.saturating_sub(1)).collect();
-        out.push('…');
-        out
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milliseconds_read_as_the_float_writes_them() {
+        let float = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
+        let mut nanos: Vec<u64> = Vec::new();
+        for base in [
+            0,
+            1_000_000,
+            7_300_000,
+            999_950_000,
+            12_345_678_900_000,
+            99_999_999_950_000,
+        ] {
+            for near in [0u64, 1, 2, 49_999, 50_000, 50_001, 99_999, 100_000, 100_001] {
+                nanos.push(base + near);
+                nanos.push(base.saturating_sub(near));
+            }
+        }
+        // A spread of others, deterministic.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            nanos.push(x % 200_000_000_000_000);
+        }
+        for n in nanos {
+            let d = Duration::from_nanos(n);
+            assert_eq!(Ms(d).to_string(), float(d), "{n} ns");
+        }
     }
 }
