@@ -241,6 +241,23 @@ async fn drive(
         .map_err(fail("the failing step on the ladder"))?;
     assert!(!failing.is_empty(), "no step highlighted on the ladder");
     assert!(failing[0].is_displayed().await.map_err(fail("shown"))?);
+    // Beside the failing step, what it expected and what it observed.
+    let mut said = Vec::new();
+    for row in case
+        .find_all(Locator::Css("svg.ladder g.verdict"))
+        .await
+        .map_err(fail("the failing step's verdict rows"))?
+    {
+        assert!(row.is_displayed().await.map_err(fail("shown"))?);
+        said.push(row.text().await.map_err(fail("its text"))?);
+    }
+    assert_eq!(
+        said,
+        [
+            "expected server gone within 300 ms",
+            "observed server CLOSE_WAIT"
+        ]
+    );
     arrows_match(&case, report, FAILING).await?;
     text_fits(client, FAILING).await?;
     shot_of(&case, shots, "2-failing-case.png").await?;

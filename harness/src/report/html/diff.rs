@@ -292,6 +292,7 @@ fn one_side(
                     (artifacts(case, here))
                     (ladder::ladder(&case.timeline, ladder::Marks {
                         failed: case.failure().and_then(|f| f.step.as_ref()),
+                        mismatch: case.failure().and_then(|f| f.mismatch.as_ref()),
                         changed: steps,
                     }))
                 }

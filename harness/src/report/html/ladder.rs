@@ -28,7 +28,9 @@
 //!   a lost one, ending half way at `x2`; `F y x1 x2 ms` + label: a
 //!   folded one (`g.segment.folded`, hidden);
 //! - `T y x anchor classes ms` + text: an event in a margin, its classes
-//!   joined by `.` (`event.call.errno.failing`).
+//!   joined by `.` (`event.call.errno.failing`); the failed step's
+//!   expected and observed are two such rows under its last event, of
+//!   class `verdict`, drawn without their time.
 //!
 //! The texts are escaped for HTML as any other text of the page, and
 //! the script puts them in text nodes: a suite's text never becomes
@@ -44,6 +46,7 @@ use crate::model::{Escaped, Outcome, Side};
 use crate::record::{Event, EventKind, StepId, Timeline};
 use crate::report::StepRef;
 use crate::report::timeline::{Fold, fold_plain_segments};
+use crate::verdict::Mismatch;
 
 /// A pause between two events longer than this is drawn as one folded row
 /// saying how long it was, not to scale.
@@ -87,6 +90,10 @@ enum Row<'a> {
 pub(super) struct Marks<'a> {
     /// The failed step (`.failing`).
     pub(super) failed: Option<&'a StepRef>,
+    /// What it expected and observed, written on two rows under its last
+    /// event (`.verdict`): the reader sees why the step failed where it
+    /// failed, not only in the box above the picture.
+    pub(super) mismatch: Option<&'a Mismatch>,
     /// The steps an observation of changed at (`.changed`).
     pub(super) changed: &'a [(Side, StepId)],
 }
@@ -130,6 +137,17 @@ pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
     let mut y = top + ROW;
     let mut last_at: Option<Duration> = None;
     let mut fold_row = 0;
+    // The failed step's last event drawn: its expected and observed go
+    // under it.
+    let verdict_after = failed.and(marks.mismatch).and_then(|_| {
+        let step = failed?;
+        timeline.events.iter().rposition(|e| {
+            e.side == Some(step.side)
+                && e.kind.step() == Some(step.step)
+                && !matches!(e.kind, EventKind::Packet { .. })
+                && e.describe().is_some()
+        })
+    });
     for (i, event) in timeline.events.iter().enumerate() {
         let fold = if folded.is_empty() {
             None
@@ -187,6 +205,24 @@ pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
             },
         };
         rows.push((at_y, row, hidden));
+        if let (Some(true), Some(m)) = (verdict_after.map(|v| v == i), marks.mismatch) {
+            for said in [
+                format!("expected {}", m.expected),
+                format!("observed {}", m.observed),
+            ] {
+                y += ROW;
+                rows.push((
+                    y,
+                    Row::Text {
+                        column: column_of(event.side),
+                        text: said,
+                        class: "verdict",
+                        event,
+                    },
+                    false,
+                ));
+            }
+        }
     }
     let height = y + ROW * 2;
     let failing_step = failed.map(|s| (s.side, s.step));

@@ -265,7 +265,7 @@ fn case_details(case: &CaseReport, here: Option<&Path>) -> Markup {
                 @if let Some(failure) = failure { (failure_box(failure)) }
                 @if let CaseStatus::Ignored { reason } = &case.status { p { "Skipped: " (Escaped(reason)) } }
                 (artifacts(case, here))
-                (ladder::ladder(&case.timeline, ladder::Marks { failed: failure.and_then(|f| f.step.as_ref()), changed: &[] }))
+                (ladder::ladder(&case.timeline, ladder::Marks { failed: failure.and_then(|f| f.step.as_ref()), mismatch: failure.and_then(|f| f.mismatch.as_ref()), changed: &[] }))
             }
         }
     }

@@ -116,7 +116,9 @@
         const words = text();
         const g = add(svg, 'g', { class: f[4].split('.').join(' ') });
         add(g, 'title', {}, f[5] + ' ms: ' + words);
-        at(g, y, f[5]);
+        // A failed step's expected and observed are read beside its event,
+        // whose time they would only repeat.
+        if (!g.classList.contains('verdict')) at(g, y, f[5]);
         add(g, 'text', { x: f[2], y: y, 'text-anchor': f[3] }, short(words, chars));
       }
     }
