@@ -69,8 +69,11 @@ fn run_with_page(
 
 #[test]
 fn the_page_draws_every_captured_segment_and_opens_a_failing_case_in_a_browser() {
+    // Every reference suite, one failing broken suite and a sweep: the
+    // page the docs show (docs/images), and every ladder of suites/ held
+    // to the JSON report's segments.
     let (dir, html, json, out) = run_with_page(&[
-        "suites/s02_read_timeout_mid_stream.toml",
+        "suites",
         "harness/tests/broken/state_within.toml",
         "fixtures/suites/sweep_slow.toml",
     ]);

@@ -109,6 +109,21 @@ pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
         })
         .collect();
     let column_of = |side: Option<Side>| side.and_then(|s| columns.iter().position(|c| *c == s));
+    // A segment whose one end the case does not tell (a client's SYN to a
+    // port nobody listens on, and the RST the kernel answers it with) is
+    // drawn to the column that end plays for the other: the side a client
+    // connects to (the proxy when there is one, else the server), or the
+    // side that connects to a server. The record keeps it untold.
+    let peer = |column: usize| match columns.get(column) {
+        Some(Side::Client) => column_of(Some(Side::Proxy)).or(column_of(Some(Side::Server))),
+        Some(Side::Server) => column_of(Some(Side::Proxy)).or(column_of(Some(Side::Client))),
+        _ => None,
+    };
+    let ends = |from: Option<usize>, to: Option<usize>| match (from, to) {
+        (Some(from), None) => (Some(from), peer(from)),
+        (None, Some(to)) => (peer(to), Some(to)),
+        both => both,
+    };
     let x_of = |column: usize| TIME + MARGIN + SPAN * column as u32;
     let width = x_of(columns.len() - 1) + MARGIN;
     let folded = fold_plain_segments(&timeline.events);
@@ -182,7 +197,7 @@ pub(super) fn ladder(timeline: &Timeline, marks: Marks<'_>) -> Markup {
         let row = match &event.kind {
             EventKind::Packet {
                 to_side, lost_to, ..
-            } => match (column_of(event.side), column_of(*to_side)) {
+            } => match ends(column_of(event.side), column_of(*to_side)) {
                 (Some(from), Some(to)) if from != to => Row::Segment {
                     from,
                     to,
