@@ -29,7 +29,7 @@ pub(super) fn legend() -> Markup {
                 dt { code { "stdout| ..." } ", " code { "traced writev(fd 7) = EPIPE" } }
                 dd { "A line the program under test printed, and a system call it made (when the case traces it), with the kernel's answer." }
                 dt { "Other lines" }
-                dd { "What a check observed, e.g. " code { "first FIN: the client's ..." } " or " code { "sent: 1 RST segments ..." } ". The failing step, when there is one, is outlined and its expected and observed values are in the box above the ladder. A line cut with … is whole in its tooltip: hover it, or read it in timeline.txt." }
+                dd { "What a check observed, e.g. " code { "first FIN: the client's ..." } " or " code { "sent: 1 RST segments ..." } ". The failing step, when there is one, is underlined in red, with what it expected and what it observed written under it (and in the box above the ladder). A line cut with … is whole in its tooltip: hover it, or read it in timeline.txt." }
             }
         }
     }
