@@ -1008,6 +1008,7 @@ fn a_case_missing_its_requirement_is_named_or_with_require_fails() {
     let run = |extra: &[&str], require_env: bool| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hangup"));
         cmd.arg("run").args(extra).arg(&suite);
+        cmd.arg("--artifacts").arg(dir.path());
         cmd.env_remove("CI").env_remove("HANGUP_REQUIRE");
         if require_env {
             cmd.env("HANGUP_REQUIRE", "1");
@@ -1066,6 +1067,7 @@ fn bin_names_the_package_build_for_an_installed_hangup() {
     let run = |bin_dir: Option<&Path>| {
         let mut cmd = Command::new(&hangup);
         cmd.arg("run").arg(&suite).current_dir(dir.path());
+        cmd.arg("--artifacts").arg(dir.path());
         cmd.env_remove("HANGUP_FIXTURES")
             .env_remove("HANGUP_BIN_DIR")
             .env_remove("CARGO_TARGET_DIR");
@@ -1103,6 +1105,7 @@ fn junit_brief_leaves_passing_timelines_out() {
         let mut args = vec!["run".to_string(), passing.display().to_string()];
         args.push(broken("errno.toml").display().to_string());
         args.extend(["--junit".to_string(), xml.display().to_string()]);
+        args.extend(["--artifacts".to_string(), dir.path().display().to_string()]);
         if brief {
             args.push("--junit-brief".into());
         }

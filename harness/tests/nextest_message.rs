@@ -44,10 +44,13 @@ fn main() -> ExitCode {
 /// `nextest`. Returns its exit code and stderr.
 fn run_case(nextest: bool) -> Result<(Option<i32>, String), Failed> {
     let exe = std::env::current_exe().map_err(|e| format!("this test binary: {e}"))?;
+    // The failing case keeps its artifact folder: in a folder of ours.
+    let artifacts = tempfile::tempdir().map_err(|e| format!("temp dir: {e}"))?;
     let mut cmd = Command::new(exe);
     cmd.args([CASE, "--exact"])
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
         .env(RUNNER, "1")
+        .env("HANGUP_ARTIFACTS", artifacts.path())
         .env_remove("HANGUP_SUITES")
         .env_remove("NEXTEST");
     if nextest {
