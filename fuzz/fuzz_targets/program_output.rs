@@ -94,11 +94,19 @@ fuzz_target!(|data: &[u8]| {
     );
 
     let terminal = report.render_failure();
-    if let Some(raw) = terminal.chars().find(|&c| c.is_control() && c != '\n' && c != '\t') {
+    if let Some(raw) = terminal
+        .chars()
+        .find(|&c| c.is_control() && c != '\n' && c != '\t')
+    {
         panic!("a raw control character {raw:?} on the terminal:\n{terminal}");
     }
 
-    let xml = hangup::report::junit_xml(std::slice::from_ref(&report), None).expect("junit");
+    let xml = hangup::report::junit_xml(
+        std::slice::from_ref(&report),
+        None,
+        hangup::report::Passing::Timeline,
+    )
+    .expect("junit");
     let xml = String::from_utf8(xml).expect("JUnit is UTF-8");
     if let Err(err) = roxmltree::Document::parse(&xml) {
         panic!("malformed JUnit ({err}):\n{xml}");
